@@ -1,0 +1,243 @@
+//! Commands: everything that can change the engine's state.
+//!
+//! Amounts arrive as `Decimal` (already parsed from the wire's decimal strings)
+//! and are validated by the engine against the asset's configured scale and
+//! maximum, so one place decides what a valid amount is.
+//!
+//! Role checks (is the caller CS? admin? a merchant?) happen in the API shell
+//! from the token; the engine checks *ownership*: that the acting user is the
+//! seller, buyer or owner of what it names.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{BuyOrderId, ListingId, MethodId, TradeId, UserId};
+use crate::money::{Asset, Fiat};
+use crate::users::{MethodDetails, MethodKind};
+
+/// Proof that the caller typed the right fund password.
+///
+/// Hashing (argon2id) is slow on purpose, so it never runs on the single
+/// writer. The shell reads the user's hash and its `version`, verifies the
+/// password off the writer, and sends this proof. The engine accepts it only
+/// if the version is still current and the user is not locked out. A wrong
+/// password is reported with [`Command::RecordFundPasswordFailure`] instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundPasswordProof {
+    /// The version of the hash the password was checked against.
+    pub version: u32,
+}
+
+/// What a listing offers (SPEC §7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListingSpec {
+    /// The coin sold.
+    pub asset: Asset,
+    /// The fiat paid.
+    pub fiat: Fiat,
+    /// Fiat per coin.
+    pub price: Decimal,
+    /// Coin escrowed for this listing.
+    pub total: Decimal,
+    /// Smallest trade, in fiat.
+    pub min_fiat: Decimal,
+    /// Largest trade, in fiat.
+    pub max_fiat: Decimal,
+    /// Seller's bound methods the buyer may pay to.
+    pub methods: Vec<MethodId>,
+    /// Payment window; `None` for the configured default.
+    pub payment_window_ms: Option<i64>,
+    /// Free text shown to buyers.
+    pub terms: String,
+}
+
+/// How much a buyer wants: in coin, or in fiat to spend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BuyAmount {
+    /// This much coin.
+    Coin(Decimal),
+    /// Coin worth this much fiat, rounded down to the coin scale.
+    Fiat(Decimal),
+}
+
+/// A buy order (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuyRequest {
+    /// The coin wanted.
+    pub asset: Asset,
+    /// The fiat the buyer pays in.
+    pub fiat: Fiat,
+    /// How much.
+    pub amount: BuyAmount,
+    /// Highest acceptable price, if any.
+    pub max_price: Option<Decimal>,
+    /// Accepted payment kinds; empty means any.
+    pub methods: Vec<MethodKind>,
+    /// Rest in the book when nothing fills it now; `Some(None)` rests for the
+    /// default time, `Some(Some(ms))` for `ms`.
+    pub rest: Option<Option<i64>>,
+}
+
+/// One price a merchant bids for a coin (SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MerchantQuote {
+    /// The coin bought.
+    pub asset: Asset,
+    /// The fiat paid.
+    pub fiat: Fiat,
+    /// Fiat per coin the merchant pays.
+    pub bid: Decimal,
+    /// Smallest trade, in fiat.
+    pub min_fiat: Decimal,
+    /// Largest trade, in fiat.
+    pub max_fiat: Decimal,
+}
+
+/// A merchant's declared capacity (SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapacityRequest {
+    /// Prices per coin.
+    pub quotes: Vec<MerchantQuote>,
+    /// Payment kinds the merchant can pay with.
+    pub methods: Vec<MethodKind>,
+    /// Most fiat the merchant may owe across open trades.
+    pub max_outstanding_fiat: Decimal,
+}
+
+/// A fast sell to a partner merchant (SPEC §9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FastSellRequest {
+    /// The coin sold.
+    pub asset: Asset,
+    /// The fiat wanted.
+    pub fiat: Fiat,
+    /// Coin to sell.
+    pub amount: Decimal,
+    /// The seller's bound method the merchant pays to.
+    pub method: MethodId,
+}
+
+/// A stored file attached to evidence; the bytes live in storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRef {
+    /// Storage's key for the bytes.
+    pub blob_id: String,
+    /// Declared type (image/png, image/jpeg, application/pdf).
+    pub content_type: String,
+    /// Size of the bytes.
+    pub size_bytes: u64,
+    /// File name as uploaded.
+    pub file_name: String,
+}
+
+/// Who decides an appeal, and how (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Resolution {
+    /// Release the escrow to the buyer.
+    Release,
+    /// Refund the escrow to the seller.
+    Refund,
+}
+
+/// Every state-changing request. One `match` in `Engine::apply` dispatches it.
+///
+/// Field names say what they hold: `user`/`seller`/`buyer`/`merchant`/`agent`
+/// is the acting user from the token; ids name what is acted on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[allow(missing_docs)]
+pub enum Command {
+    /// Back office credits coin (idempotent on `external_ref`).
+    Deposit { user: UserId, asset: Asset, amount: Decimal, external_ref: String },
+    /// Back office debits available coin (idempotent on `external_ref`).
+    Withdraw { user: UserId, asset: Asset, amount: Decimal, external_ref: String },
+    /// Admin makes a user a partner merchant.
+    RegisterMerchant { user: UserId },
+    /// Bind a receiving method (SPEC §5).
+    BindMethod { user: UserId, details: MethodDetails },
+    /// Remove a method no open trade or live listing uses.
+    RemoveMethod { user: UserId, method: MethodId },
+    /// Set (or, with proof of the current one, change) the fund password hash.
+    SetFundPassword { user: UserId, hash: String, current: Option<FundPasswordProof> },
+    /// A wrong fund password was typed (verified off the writer).
+    RecordFundPasswordFailure { user: UserId },
+    /// Never match with `target` again.
+    Block { user: UserId, target: UserId },
+    /// Lift a block.
+    Unblock { user: UserId, target: UserId },
+    /// Publish a listing, escrowing its total.
+    PublishListing { seller: UserId, proof: FundPasswordProof, spec: ListingSpec },
+    /// Take a listing out of matching.
+    PauseListing { seller: UserId, listing: ListingId },
+    /// Put a paused listing back.
+    ResumeListing { seller: UserId, listing: ListingId },
+    /// End a listing; its unmatched remainder returns to `available`.
+    CancelListing { seller: UserId, listing: ListingId },
+    /// Buy now, or rest in the book.
+    PlaceBuy { buyer: UserId, request: BuyRequest },
+    /// Withdraw a resting buy.
+    CancelBuyOrder { buyer: UserId, order: BuyOrderId },
+    /// A merchant declares its capacity.
+    SetMerchantCapacity { merchant: UserId, capacity: CapacityRequest },
+    /// A merchant goes on- or offline.
+    SetMerchantOnline { merchant: UserId, online: bool },
+    /// Sell at once to the best fitting merchant.
+    FastSell { seller: UserId, proof: FundPasswordProof, request: FastSellRequest },
+    /// Buyer says the fiat is sent.
+    MarkPaid { buyer: UserId, trade: TradeId },
+    /// Buyer cancels (before paying, or withdrawing an appeal).
+    CancelTrade { buyer: UserId, trade: TradeId },
+    /// Seller confirms the fiat arrived and releases the coin.
+    Release { seller: UserId, trade: TradeId, proof: FundPasswordProof },
+    /// Seller or buyer disputes a paid trade.
+    OpenAppeal { user: UserId, trade: TradeId, reason: String },
+    /// A party adds evidence to an open appeal.
+    AddEvidence {
+        user: UserId,
+        trade: TradeId,
+        description: String,
+        attachment: Option<AttachmentRef>,
+    },
+    /// A CS agent takes an appeal.
+    ClaimAppeal { agent: UserId, trade: TradeId },
+    /// A CS agent hands an appeal back.
+    UnclaimAppeal { agent: UserId, trade: TradeId },
+    /// A CS agent decides an appeal.
+    ResolveAppeal { agent: UserId, trade: TradeId, resolution: Resolution, note: String },
+    /// Fire every deadline due at `now`.
+    FireDue,
+}
+
+impl Command {
+    /// A short name for logs, metrics and error messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Deposit { .. } => "deposit",
+            Command::Withdraw { .. } => "withdraw",
+            Command::RegisterMerchant { .. } => "register merchant",
+            Command::BindMethod { .. } => "bind method",
+            Command::RemoveMethod { .. } => "remove method",
+            Command::SetFundPassword { .. } => "set fund password",
+            Command::RecordFundPasswordFailure { .. } => "record fund password failure",
+            Command::Block { .. } => "block",
+            Command::Unblock { .. } => "unblock",
+            Command::PublishListing { .. } => "publish listing",
+            Command::PauseListing { .. } => "pause listing",
+            Command::ResumeListing { .. } => "resume listing",
+            Command::CancelListing { .. } => "cancel listing",
+            Command::PlaceBuy { .. } => "buy",
+            Command::CancelBuyOrder { .. } => "cancel buy order",
+            Command::SetMerchantCapacity { .. } => "set merchant capacity",
+            Command::SetMerchantOnline { .. } => "set merchant online",
+            Command::FastSell { .. } => "fast sell",
+            Command::MarkPaid { .. } => "mark paid",
+            Command::CancelTrade { .. } => "cancel trade",
+            Command::Release { .. } => "release",
+            Command::OpenAppeal { .. } => "open appeal",
+            Command::AddEvidence { .. } => "add evidence",
+            Command::ClaimAppeal { .. } => "claim appeal",
+            Command::UnclaimAppeal { .. } => "unclaim appeal",
+            Command::ResolveAppeal { .. } => "resolve appeal",
+            Command::FireDue => "fire due deadlines",
+        }
+    }
+}

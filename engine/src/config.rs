@@ -1,0 +1,163 @@
+//! Engine configuration: windows, limits and the traded assets.
+//!
+//! Every limit is a named field with its unit last (`payment_window_ms_max`).
+//! Windows are configurable so a demo or test can use seconds (SPEC §12).
+
+use std::collections::BTreeMap;
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MS_PER_DAY, MS_PER_HOUR, MS_PER_MIN};
+use crate::money::{Asset, AssetSpec, Fiat, FiatSpec};
+
+/// All tunables of the engine. Part of the persisted state, so a restart
+/// keeps the rules trades were opened under.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineConfig {
+    /// Tradeable coins and their scale and maximum.
+    pub assets: BTreeMap<Asset, AssetSpec>,
+    /// Accepted fiat currencies.
+    pub fiats: BTreeMap<Fiat, FiatSpec>,
+    /// Time after `PAID` before either side may appeal (SPEC §10: 30 min).
+    pub appeal_after_ms: i64,
+    /// Time after `PAID` when an unreleased, unappealed trade is appealed by
+    /// the system (SPEC §10: 24 h).
+    pub auto_appeal_after_ms: i64,
+    /// Payment window of fast-match trades (SPEC §9: 10 min).
+    pub merchant_window_ms: i64,
+    /// Payment window of a listing that names none (SPEC §7: 15 min).
+    pub payment_window_ms_default: i64,
+    /// Shortest payment window a listing may set (SPEC §7: 5 min).
+    pub payment_window_ms_min: i64,
+    /// Longest payment window a listing may set (SPEC §7: 60 min).
+    pub payment_window_ms_max: i64,
+    /// Life of a resting buy that names none (SPEC §8: 10 min).
+    pub resting_buy_ms_default: i64,
+    /// Longest life a resting buy may ask for.
+    pub resting_buy_ms_max: i64,
+    /// Merchants tried for one fast sell before the coin goes back (SPEC §9: 3).
+    pub fast_match_tries_max: u32,
+    /// Buyer cancels (own and timeouts) in one UTC day before buying stops
+    /// until the next day (SPEC §8: 3).
+    pub buyer_cancels_per_day_max: u32,
+    /// Wrong fund passwords in a row before a lockout (SPEC §6: 5).
+    pub fund_password_attempts_max: u32,
+    /// How long a fund-password lockout lasts (SPEC §6: 15 min).
+    pub fund_password_lock_ms: i64,
+    /// Live (active or paused) listings per user (SPEC §18: 20).
+    pub live_listings_per_user_max: u32,
+    /// Resting buys per user (SPEC §18: 5).
+    pub resting_buys_per_user_max: u32,
+    /// Bound payment methods per user (SPEC §18: 10).
+    pub methods_per_user_max: u32,
+    /// Longest text (appeal reason, evidence description, terms), in characters.
+    pub text_chars_max: usize,
+    /// Attachments per appeal (SPEC §11: 10).
+    pub attachments_per_appeal_max: u32,
+    /// Largest attachment (SPEC §11: 5 MiB).
+    pub attachment_bytes_max: u64,
+    /// Evidence items (text or file) per appeal; bounds the appeal's size.
+    pub evidence_per_appeal_max: u32,
+    /// Window over which the seller record is computed (SPEC §8: 30 days).
+    pub seller_record_window_ms: i64,
+    /// Ended trades remembered per seller for the record.
+    pub seller_record_entries_max: usize,
+    /// Users one user may block.
+    pub blocks_per_user_max: u32,
+    /// Payment methods one listing may name.
+    pub methods_per_listing_max: usize,
+    /// Price quotes one merchant may declare.
+    pub quotes_per_merchant_max: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let mut assets = BTreeMap::new();
+        for code in ["EB", "USDT"] {
+            let asset = Asset::new(code).unwrap_or_else(|e| panic!("built-in asset: {e}"));
+            assets.insert(asset, AssetSpec { scale: 8, amount_max: Decimal::from(100_000_000u64) });
+        }
+        let mut fiats = BTreeMap::new();
+        let cny = Fiat::new("CNY").unwrap_or_else(|e| panic!("built-in fiat: {e}"));
+        fiats.insert(
+            cny,
+            FiatSpec { amount_max: Decimal::from(100_000_000u64), price_max: Decimal::from(1_000_000u64) },
+        );
+        Self {
+            assets,
+            fiats,
+            appeal_after_ms: 30 * MS_PER_MIN,
+            auto_appeal_after_ms: 24 * MS_PER_HOUR,
+            merchant_window_ms: 10 * MS_PER_MIN,
+            payment_window_ms_default: 15 * MS_PER_MIN,
+            payment_window_ms_min: 5 * MS_PER_MIN,
+            payment_window_ms_max: 60 * MS_PER_MIN,
+            resting_buy_ms_default: 10 * MS_PER_MIN,
+            resting_buy_ms_max: 24 * MS_PER_HOUR,
+            fast_match_tries_max: 3,
+            buyer_cancels_per_day_max: 3,
+            fund_password_attempts_max: 5,
+            fund_password_lock_ms: 15 * MS_PER_MIN,
+            live_listings_per_user_max: 20,
+            resting_buys_per_user_max: 5,
+            methods_per_user_max: 10,
+            text_chars_max: 2_000,
+            attachments_per_appeal_max: 10,
+            attachment_bytes_max: 5 * 1024 * 1024,
+            evidence_per_appeal_max: 50,
+            seller_record_window_ms: 30 * MS_PER_DAY,
+            seller_record_entries_max: 10_000,
+            blocks_per_user_max: 1_000,
+            methods_per_listing_max: 10,
+            quotes_per_merchant_max: 20,
+        }
+    }
+}
+
+impl EngineConfig {
+    /// Checks the configuration is coherent (positive windows, min ≤ max).
+    ///
+    /// # Errors
+    /// A sentence naming the first setting that is wrong.
+    pub fn validate(&self) -> Result<(), String> {
+        let windows = [
+            ("appeal_after", self.appeal_after_ms),
+            ("auto_appeal_after", self.auto_appeal_after_ms),
+            ("merchant_window", self.merchant_window_ms),
+            ("payment_window_default", self.payment_window_ms_default),
+            ("payment_window_min", self.payment_window_ms_min),
+            ("payment_window_max", self.payment_window_ms_max),
+            ("resting_buy_default", self.resting_buy_ms_default),
+            ("resting_buy_max", self.resting_buy_ms_max),
+            ("fund_password_lock", self.fund_password_lock_ms),
+            ("seller_record_window", self.seller_record_window_ms),
+        ];
+        if let Some((name, _)) = windows.iter().find(|(_, ms)| *ms <= 0) {
+            return Err(format!("{name} must be longer than zero"));
+        }
+        if self.payment_window_ms_min > self.payment_window_ms_max {
+            return Err("payment_window_min must not exceed payment_window_max".into());
+        }
+        let default_window = self.payment_window_ms_default;
+        if default_window < self.payment_window_ms_min || default_window > self.payment_window_ms_max {
+            return Err("payment_window_default must lie between the min and max windows".into());
+        }
+        if self.resting_buy_ms_default > self.resting_buy_ms_max {
+            return Err("resting_buy_default must not exceed resting_buy_max".into());
+        }
+        if self.appeal_after_ms > self.auto_appeal_after_ms {
+            return Err("appeal_after must not exceed auto_appeal_after".into());
+        }
+        if self.assets.is_empty() || self.fiats.is_empty() {
+            return Err("at least one asset and one fiat currency must be configured".into());
+        }
+        if self.assets.values().any(|a| a.scale > 18 || a.amount_max <= Decimal::ZERO) {
+            return Err("every asset needs a scale of at most 18 and a positive maximum".into());
+        }
+        if self.fast_match_tries_max == 0 || self.fund_password_attempts_max == 0 {
+            return Err("fast_match_tries_max and fund_password_attempts_max must be at least 1".into());
+        }
+        Ok(())
+    }
+}

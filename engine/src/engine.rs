@@ -1,0 +1,482 @@
+//! The engine: state, the one `apply` entry point, and the shared helpers the
+//! `ops_*` modules use to move money and emit events.
+//!
+//! Every command is validated completely before anything changes; once a
+//! handler starts mutating it cannot fail. So a rejected command changes
+//! nothing, and an accepted one applies whole — the atomicity storage relies
+//! on (SPEC §10: "either all of it is durable, or none of it is").
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::appeal::Appeal;
+use crate::buy::BuyOrder;
+use crate::command::{Command, FundPasswordProof};
+use crate::config::EngineConfig;
+use crate::event::{Event, EventKind};
+use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
+use crate::listing::{Book, Listing};
+use crate::merchant::Merchant;
+use crate::money::{Asset, AssetSpec, CoinAmount, Fiat, FiatAmount, FiatSpec, Price};
+use crate::record::SellerHistory;
+use crate::rejection::Rejection;
+use crate::timers::Deadlines;
+use crate::trade::Trade;
+use crate::users::UserState;
+
+/// Above this many entries, debug builds skip the full invariant check after
+/// each command (it is O(state)); tests call [`Engine::check_invariants`].
+pub const DEBUG_FULL_CHECK_ENTRIES_MAX: usize = 2_000;
+
+/// One account's coin of one asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Balance {
+    /// Spendable.
+    pub available: CoinAmount,
+    /// Locked for live listings and open trades as seller.
+    pub escrowed: CoinAmount,
+}
+
+/// Back-office money in and out of the platform, per asset (for L1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Σ deposits.
+    pub deposited: CoinAmount,
+    /// Σ withdrawals.
+    pub withdrawn: CoinAmount,
+}
+
+/// Whether an external reference was a deposit or a withdrawal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TransferKind {
+    /// Coin in.
+    Deposit,
+    /// Coin out.
+    Withdraw,
+}
+
+/// What an external reference was used for, to answer repeats.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExternalRecord {
+    /// Deposit or withdrawal.
+    pub kind: TransferKind,
+    /// Whose account.
+    pub user: UserId,
+    /// Which asset.
+    pub asset: Asset,
+    /// How much.
+    pub amount: CoinAmount,
+}
+
+/// The engine's whole state. Serializable, so storage can snapshot it and
+/// tests can compare digests before a crash and after recovery.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// Latest `now` applied; time never runs backwards inside the engine.
+    pub clock: Timestamp,
+    /// Sequence number the next event gets (the first is 1).
+    pub next_seq: u64,
+    /// Next id for listings, trades, buy orders, methods and evidence.
+    pub next_id: u64,
+    /// Balances per (user, asset).
+    pub balances: BTreeMap<(UserId, Asset), Balance>,
+    /// Deposits and withdrawals per asset.
+    pub totals: BTreeMap<Asset, Totals>,
+    /// Used external references (deposit/withdraw idempotency).
+    pub external_refs: BTreeMap<String, ExternalRecord>,
+    /// Non-money user state.
+    pub users: BTreeMap<UserId, UserState>,
+    /// `(blocker, blocked)` pairs.
+    pub blocks: BTreeSet<(UserId, UserId)>,
+    /// Every listing ever published.
+    pub listings: BTreeMap<ListingId, Listing>,
+    /// Active listings in matching order.
+    pub book: Book,
+    /// Every buy order that rested.
+    pub buy_orders: BTreeMap<BuyOrderId, BuyOrder>,
+    /// Resting buy orders per market, oldest first.
+    pub resting: BTreeMap<(Asset, Fiat), BTreeSet<BuyOrderId>>,
+    /// Every trade.
+    pub trades: BTreeMap<TradeId, Trade>,
+    /// Appeals by trade.
+    pub appeals: BTreeMap<TradeId, Appeal>,
+    /// Open appeals, oldest first: the CS queue.
+    pub appeal_queue: BTreeSet<(Timestamp, TradeId)>,
+    /// Partner merchants.
+    pub merchants: BTreeMap<UserId, Merchant>,
+    /// Pending deadlines.
+    pub deadlines: Deadlines,
+    /// Paid trades' outcomes per seller, for the seller record.
+    pub seller_history: BTreeMap<UserId, SellerHistory>,
+    /// Each user's trades (as either party), for listing them.
+    pub user_trades: BTreeSet<(UserId, TradeId)>,
+    /// Each user's listings.
+    pub user_listings: BTreeSet<(UserId, ListingId)>,
+    /// Each user's buy orders.
+    pub user_buy_orders: BTreeSet<(UserId, BuyOrderId)>,
+}
+
+/// The deterministic P2P OTC engine.
+///
+/// Drive it with [`Engine::apply`]; ask [`Engine::next_deadline`] when to
+/// call it with [`Command::FireDue`] next. It never reads a clock, spawns,
+/// locks or touches disk.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    pub(crate) config: EngineConfig,
+    pub(crate) state: State,
+    /// Events of the command being applied.
+    pub(crate) events: Vec<Event>,
+    /// Balances touched by the command being applied, in first-touch order.
+    touched: Vec<(UserId, Asset)>,
+}
+
+/// Panics with a clear message: a broken engine invariant is a bug, and
+/// continuing would risk money (TIGER_STYLE: programmer errors crash).
+#[track_caller]
+pub(crate) fn invariant<T>(value: Option<T>, what: &str) -> T {
+    match value {
+        Some(v) => v,
+        None => panic!("engine invariant broken: {what}"),
+    }
+}
+
+impl Engine {
+    /// A fresh engine.
+    ///
+    /// # Errors
+    /// The configuration is incoherent (see [`EngineConfig::validate`]).
+    pub fn new(config: EngineConfig) -> Result<Self, String> {
+        config.validate()?;
+        let state = State { next_seq: 1, next_id: 1, ..State::default() };
+        Ok(Self { config, state, events: Vec::new(), touched: Vec::new() })
+    }
+
+    /// Rebuilds an engine from a persisted state, checking it first.
+    ///
+    /// # Errors
+    /// The configuration is incoherent or the state breaks an invariant;
+    /// the message names what is wrong.
+    pub fn from_state(config: EngineConfig, state: State) -> Result<Self, String> {
+        config.validate()?;
+        let engine = Self { config, state, events: Vec::new(), touched: Vec::new() };
+        engine.check_invariants()?;
+        Ok(engine)
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The whole state (read-only).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// Consumes the engine, returning its state (for snapshots).
+    pub fn into_state(self) -> State {
+        self.state
+    }
+
+    /// The sequence number of the last event emitted (0 if none).
+    pub fn last_seq(&self) -> u64 {
+        self.state.next_seq - 1
+    }
+
+    /// Applies one command at `now`.
+    ///
+    /// `now` earlier than the engine's clock is treated as the clock, so time
+    /// never runs backwards. On success, returns the events it caused (maybe
+    /// none, for an idempotent repeat); on rejection nothing changed.
+    ///
+    /// # Errors
+    /// A [`Rejection`] saying what was wrong, in words a user can act on.
+    pub fn apply(&mut self, command: &Command, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+        let now = now.max(self.state.clock);
+        let seq_before = self.state.next_seq;
+        debug_assert!(self.events.is_empty() && self.touched.is_empty());
+        match self.dispatch(command, now) {
+            Ok(()) => {
+                self.state.clock = now;
+                self.emit_balances(now);
+                self.debug_check();
+                debug_assert_eq!(self.state.next_seq - seq_before, self.events.len() as u64);
+                Ok(std::mem::take(&mut self.events))
+            }
+            Err(rejection) => {
+                assert!(
+                    self.events.is_empty() && self.state.next_seq == seq_before,
+                    "engine bug: {} was rejected after changing state ({rejection})",
+                    command.name()
+                );
+                Err(rejection)
+            }
+        }
+    }
+
+    /// The earliest pending deadline: when the shell should next apply
+    /// [`Command::FireDue`].
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.state.deadlines.next().map(|(at, _)| at)
+    }
+
+    /// Fires every deadline due at `now`; shorthand for `apply(FireDue)`.
+    pub fn fire_due(&mut self, now: Timestamp) -> Vec<Event> {
+        // FireDue validates nothing, so it cannot be rejected.
+        self.apply(&Command::FireDue, now).unwrap_or_default()
+    }
+
+    fn dispatch(&mut self, command: &Command, now: Timestamp) -> Result<(), Rejection> {
+        use Command as C;
+        match command {
+            C::Deposit { user, asset, amount, external_ref } => {
+                self.deposit(*user, *asset, *amount, external_ref, now)
+            }
+            C::Withdraw { user, asset, amount, external_ref } => {
+                self.withdraw(*user, *asset, *amount, external_ref, now)
+            }
+            C::RegisterMerchant { user } => self.register_merchant(*user, now),
+            C::BindMethod { user, details } => self.bind_method(*user, details, now),
+            C::RemoveMethod { user, method } => self.remove_method(*user, *method, now),
+            C::SetFundPassword { user, hash, current } => self.set_fund_password(*user, hash, *current, now),
+            C::RecordFundPasswordFailure { user } => self.record_password_failure(*user, now),
+            C::Block { user, target } => self.block(*user, *target, now),
+            C::Unblock { user, target } => self.unblock(*user, *target, now),
+            C::PublishListing { seller, proof, spec } => self.publish(*seller, *proof, spec, now),
+            C::PauseListing { seller, listing } => self.pause_listing(*seller, *listing, now),
+            C::ResumeListing { seller, listing } => self.resume_listing(*seller, *listing, now),
+            C::CancelListing { seller, listing } => self.cancel_listing(*seller, *listing, now),
+            C::PlaceBuy { buyer, request } => self.place_buy(*buyer, request, now),
+            C::CancelBuyOrder { buyer, order } => self.cancel_buy_order(*buyer, *order, now),
+            C::SetMerchantCapacity { merchant, capacity } => self.set_capacity(*merchant, capacity, now),
+            C::SetMerchantOnline { merchant, online } => self.set_online(*merchant, *online, now),
+            C::FastSell { seller, proof, request } => self.fast_sell(*seller, *proof, request, now),
+            C::MarkPaid { buyer, trade } => self.mark_paid(*buyer, *trade, now),
+            C::CancelTrade { buyer, trade } => self.cancel_trade(*buyer, *trade, now),
+            C::Release { seller, trade, proof } => self.release(*seller, *trade, *proof, now),
+            C::OpenAppeal { user, trade, reason } => self.open_appeal(*user, *trade, reason, now),
+            C::AddEvidence { user, trade, description, attachment } => {
+                self.add_evidence(*user, *trade, description, attachment.as_ref(), now)
+            }
+            C::ClaimAppeal { agent, trade } => self.claim_appeal(*agent, *trade, now),
+            C::UnclaimAppeal { agent, trade } => self.unclaim_appeal(*agent, *trade, now),
+            C::ResolveAppeal { agent, trade, resolution, note } => {
+                self.resolve_appeal(*agent, *trade, *resolution, note, now)
+            }
+            C::FireDue => {
+                self.fire_deadlines(now);
+                Ok(())
+            }
+        }
+    }
+
+    fn debug_check(&self) {
+        if cfg!(debug_assertions) {
+            let s = &self.state;
+            let size = s.balances.len() + s.listings.len() + s.trades.len() + s.buy_orders.len();
+            if size <= DEBUG_FULL_CHECK_ENTRIES_MAX
+                && let Err(e) = self.check_invariants()
+            {
+                panic!("engine invariant broken after a command: {e}");
+            }
+        }
+    }
+
+    // ---- events -----------------------------------------------------------
+
+    /// Records an event with the next sequence number.
+    pub(crate) fn emit(&mut self, now: Timestamp, kind: EventKind) {
+        let seq = self.state.next_seq;
+        self.state.next_seq += 1;
+        self.events.push(Event { seq, at: now, kind });
+    }
+
+    /// One `BalanceChanged` per balance the command touched, with final values.
+    fn emit_balances(&mut self, now: Timestamp) {
+        let touched = std::mem::take(&mut self.touched);
+        for (user, asset) in &touched {
+            let b = self.balance(*user, *asset);
+            self.emit(
+                now,
+                EventKind::BalanceChanged {
+                    user: *user,
+                    asset: *asset,
+                    available: b.available.value(),
+                    escrowed: b.escrowed.value(),
+                },
+            );
+        }
+        let mut touched = touched;
+        touched.clear();
+        self.touched = touched;
+    }
+
+    pub(crate) fn next_id(&mut self) -> u64 {
+        let id = self.state.next_id;
+        self.state.next_id += 1;
+        id
+    }
+
+    // ---- balances ---------------------------------------------------------
+
+    /// A user's balance of an asset (zero if never touched).
+    pub fn balance(&self, user: UserId, asset: Asset) -> Balance {
+        self.state.balances.get(&(user, asset)).copied().unwrap_or_default()
+    }
+
+    fn balance_mut(&mut self, user: UserId, asset: Asset) -> &mut Balance {
+        if !self.touched.contains(&(user, asset)) {
+            self.touched.push((user, asset));
+        }
+        self.state.balances.entry((user, asset)).or_default()
+    }
+
+    /// `available += amount`.
+    pub(crate) fn credit_available(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
+        let b = self.balance_mut(user, asset);
+        b.available = invariant(b.available.checked_add(amount), "available overflow");
+    }
+
+    /// `available −= amount`; the caller checked it is there.
+    pub(crate) fn debit_available(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
+        let b = self.balance_mut(user, asset);
+        b.available = invariant(b.available.checked_sub(amount), "debit of coin not available");
+    }
+
+    /// `available → escrowed`; the caller checked it is there.
+    pub(crate) fn escrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
+        let b = self.balance_mut(user, asset);
+        b.available = invariant(b.available.checked_sub(amount), "escrow of coin not available");
+        b.escrowed = invariant(b.escrowed.checked_add(amount), "escrow overflow");
+    }
+
+    /// `escrowed → available` (a cancel returns coin to the seller).
+    pub(crate) fn unescrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
+        let b = self.balance_mut(user, asset);
+        b.escrowed = invariant(b.escrowed.checked_sub(amount), "unescrow of coin not escrowed");
+        b.available = invariant(b.available.checked_add(amount), "available overflow");
+    }
+
+    /// Seller's escrow → buyer's available (a release).
+    pub(crate) fn settle(&mut self, seller: UserId, buyer: UserId, asset: Asset, amount: CoinAmount) {
+        let s = self.balance_mut(seller, asset);
+        s.escrowed = invariant(s.escrowed.checked_sub(amount), "release of coin not escrowed");
+        self.credit_available(buyer, asset, amount);
+    }
+
+    /// Checks `available ≥ needed`.
+    pub(crate) fn require_available(&self, user: UserId, asset: Asset, needed: CoinAmount) -> Result<(), Rejection> {
+        let available = self.balance(user, asset).available;
+        if available < needed {
+            return Err(Rejection::InsufficientBalance {
+                asset,
+                needed: needed.value(),
+                available: available.value(),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- users ------------------------------------------------------------
+
+    /// A user's non-money state, if they ever did anything.
+    pub fn user(&self, user: UserId) -> Option<&UserState> {
+        self.state.users.get(&user)
+    }
+
+    /// The user's state, created on first use (SPEC §4: the account exists
+    /// from the first call its token makes).
+    pub(crate) fn user_mut(&mut self, user: UserId) -> &mut UserState {
+        self.state.users.entry(user).or_default()
+    }
+
+    /// Whether either user blocked the other.
+    pub fn is_blocked(&self, a: UserId, b: UserId) -> bool {
+        self.state.blocks.contains(&(a, b)) || self.state.blocks.contains(&(b, a))
+    }
+
+    /// Checks a fund-password proof: set, not locked, still current.
+    pub(crate) fn check_proof(&self, user: UserId, proof: FundPasswordProof, now: Timestamp) -> Result<(), Rejection> {
+        let u = self.user(user).ok_or(Rejection::NoFundPassword)?;
+        let fund = u.fund_password.as_ref().ok_or(Rejection::NoFundPassword)?;
+        if let Some(until) = u.lock_at(now) {
+            return Err(Rejection::FundPasswordLocked { until });
+        }
+        if fund.version != proof.version {
+            return Err(Rejection::StaleFundPasswordProof);
+        }
+        Ok(())
+    }
+
+    /// A right password ends a run of wrong ones.
+    pub(crate) fn password_succeeded(&mut self, user: UserId) {
+        let u = self.user_mut(user);
+        u.password_failures = 0;
+    }
+
+    // ---- validation -------------------------------------------------------
+
+    pub(crate) fn asset_spec(&self, asset: Asset) -> Result<AssetSpec, Rejection> {
+        self.config.assets.get(&asset).copied().ok_or(Rejection::UnknownAsset(asset))
+    }
+
+    pub(crate) fn fiat_spec(&self, fiat: Fiat) -> Result<FiatSpec, Rejection> {
+        self.config.fiats.get(&fiat).copied().ok_or(Rejection::UnknownFiat(fiat))
+    }
+
+    pub(crate) fn coin_arg(
+        &self,
+        field: &'static str,
+        value: rust_decimal::Decimal,
+        asset: Asset,
+    ) -> Result<CoinAmount, Rejection> {
+        let spec = self.asset_spec(asset)?;
+        CoinAmount::new(value, &spec).map_err(|e| Rejection::amount(field, e))
+    }
+
+    pub(crate) fn fiat_arg(
+        &self,
+        field: &'static str,
+        value: rust_decimal::Decimal,
+        fiat: Fiat,
+    ) -> Result<FiatAmount, Rejection> {
+        let spec = self.fiat_spec(fiat)?;
+        FiatAmount::new(value, &spec).map_err(|e| Rejection::amount(field, e))
+    }
+
+    pub(crate) fn price_arg(
+        &self,
+        field: &'static str,
+        value: rust_decimal::Decimal,
+        fiat: Fiat,
+    ) -> Result<Price, Rejection> {
+        let spec = self.fiat_spec(fiat)?;
+        Price::new(value, &spec).map_err(|e| Rejection::amount(field, e))
+    }
+
+    /// Checks a free-text field: at most the configured characters, and not
+    /// blank when `required`.
+    pub(crate) fn text_arg(&self, field: &'static str, value: &str, required: bool) -> Result<(), Rejection> {
+        if required && value.trim().is_empty() {
+            return Err(Rejection::field(field, "must not be empty"));
+        }
+        let max = self.config.text_chars_max;
+        if value.chars().count() > max {
+            return Err(Rejection::field(field, format!("must be at most {max} characters")));
+        }
+        Ok(())
+    }
+
+    /// Checks a window in milliseconds lies in `[min, max]`.
+    pub(crate) fn window_arg(field: &'static str, ms: i64, min: i64, max: i64) -> Result<i64, Rejection> {
+        if ms < min || ms > max {
+            return Err(Rejection::field(
+                field,
+                format!("must be between {} and {} seconds", min / 1000, max / 1000),
+            ));
+        }
+        Ok(ms)
+    }
+}

@@ -1,0 +1,122 @@
+//! Identifiers and time.
+//!
+//! Users are UUIDs (from the caller's token). Everything the engine creates
+//! gets a `u64` from one counter in the state, so ids are deterministic: the
+//! same commands always produce the same ids, which recovery relies on.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A user: buyer, seller, merchant or CS agent. Keyed by the token's subject.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(pub Uuid);
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Short form keeps test failures readable.
+        let s = self.0.simple().to_string();
+        write!(f, "user:{}", &s[..8])
+    }
+}
+
+macro_rules! u64_id {
+    ($($name:ident => $prefix:literal),* $(,)?) => {$(
+        #[doc = concat!("Engine-assigned id, shown as `", $prefix, "-N`.")]
+        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "-{}"), self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+    )*};
+}
+
+u64_id! {
+    ListingId => "L",
+    TradeId => "T",
+    BuyOrderId => "B",
+    MethodId => "M",
+    EvidenceId => "E",
+}
+
+/// Milliseconds in a second, for readable durations.
+pub const MS_PER_SEC: i64 = 1_000;
+/// Milliseconds in a minute.
+pub const MS_PER_MIN: i64 = 60 * MS_PER_SEC;
+/// Milliseconds in an hour.
+pub const MS_PER_HOUR: i64 = 60 * MS_PER_MIN;
+/// Milliseconds in a (UTC) day.
+pub const MS_PER_DAY: i64 = 24 * MS_PER_HOUR;
+
+/// A point in time: milliseconds since the Unix epoch, UTC.
+///
+/// The engine never reads a clock; the caller passes `now` with each command.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// This time plus `ms` milliseconds (saturating).
+    pub fn plus_ms(self, ms: i64) -> Self {
+        Self(self.0.saturating_add(ms))
+    }
+
+    /// Milliseconds from `earlier` to `self` (negative if `earlier` is later).
+    pub fn ms_since(self, earlier: Timestamp) -> i64 {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// The UTC day number (days since the epoch) this time falls in.
+    pub fn utc_day(self) -> i64 {
+        self.0.div_euclid(MS_PER_DAY)
+    }
+
+    /// The first instant of the next UTC day.
+    pub fn next_utc_midnight(self) -> Self {
+        Self((self.utc_day() + 1) * MS_PER_DAY)
+    }
+}
+
+impl fmt::Debug for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "t{}ms", self.0)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}ms since epoch", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_days_and_midnight() {
+        let t = Timestamp(3 * MS_PER_DAY + 5);
+        assert_eq!(t.utc_day(), 3);
+        assert_eq!(t.next_utc_midnight(), Timestamp(4 * MS_PER_DAY));
+        assert_eq!(Timestamp(-1).utc_day(), -1);
+        assert_eq!(TradeId(7).to_string(), "T-7");
+    }
+}

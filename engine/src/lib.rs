@@ -1,0 +1,60 @@
+//! # otc-engine
+//!
+//! The pure heart of the P2P OTC exchange: a deterministic state machine. It
+//! takes commands and an explicit `now`, and returns events or a typed
+//! [`Rejection`]. It never reads a clock, spawns, locks or touches disk;
+//! `storage` persists it and `api` serves it.
+//!
+//! ```text
+//! Engine::apply(&Command, now) -> Result<Vec<Event>, Rejection>
+//! Engine::next_deadline()      -> when to apply Command::FireDue next
+//! Engine::check_invariants()   -> SPEC §4 L1/L2 and index consistency
+//! Engine::digest()             -> deterministic hash of the whole state
+//! ```
+//!
+//! Modules:
+//! - [`money`]: asset/fiat codes, `CoinAmount`, `FiatAmount`, `Price`, rounding.
+//! - [`ids`]: user and engine ids, `Timestamp`.
+//! - [`config`]: windows, limits, assets.
+//! - [`command`], [`event`], [`rejection`]: the engine's inputs and outputs.
+//! - [`users`]: payment methods, fund password, blocks, cancel counts.
+//! - [`listing`], [`buy`], [`trade`], [`appeal`], [`merchant`]: domain records.
+//! - [`timers`]: deadlines as data.
+//! - [`record`]: the seller's 30-day record.
+//! - `engine` (re-exported): the state and `apply`; `ops_*`: the handlers;
+//!   `invariants`: the checks and digest; `query`: read views.
+
+#![deny(missing_docs)]
+
+pub mod appeal;
+pub mod buy;
+pub mod command;
+pub mod config;
+mod engine;
+pub mod event;
+pub mod ids;
+mod invariants;
+pub mod listing;
+pub mod merchant;
+pub mod money;
+mod ops_account;
+mod ops_fast;
+mod ops_listing;
+mod ops_trade;
+mod query;
+pub mod record;
+pub mod rejection;
+pub mod timers;
+pub mod trade;
+pub mod users;
+
+pub use command::Command;
+pub use config::EngineConfig;
+pub use engine::{Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind};
+pub use event::{Event, EventKind};
+pub use ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
+pub use invariants::state_digest;
+pub use money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
+pub use ops_trade::ATTACHMENT_TYPES;
+pub use query::BookEntry;
+pub use rejection::{Rejection, RejectionKind};

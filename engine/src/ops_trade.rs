@@ -1,0 +1,437 @@
+//! Trade actions, their balance moves, appeals (SPEC §10, §11) and timers (§12).
+//!
+//! [`Trade::step`](crate::trade::Trade::step) decides a transition; here
+//! `transition` carries it out: state, timeline, deadlines, escrow, the seller
+//! record and the appeal — all in the same command, so all or nothing.
+
+use crate::appeal::{Appeal, AppealOutcome, AppealStatus, Evidence};
+use crate::command::{AttachmentRef, FundPasswordProof, Resolution};
+use crate::engine::{Engine, invariant};
+use crate::event::{EventKind, SettledBy};
+use crate::ids::{EvidenceId, Timestamp, TradeId, UserId};
+use crate::record::RecordEntry;
+use crate::rejection::Rejection;
+use crate::timers::Deadline;
+use crate::trade::{Actor, Party, TimelineEntry, TimelineWhat, Trade, TradeAction, TradeState, TransitionReason};
+
+/// Content types accepted as evidence attachments (SPEC §11: images and PDF).
+pub const ATTACHMENT_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "application/pdf"];
+/// Longest attachment file name, in bytes.
+pub const FILE_NAME_BYTES_MAX: usize = 255;
+
+/// A decided transition, ready to carry out.
+#[derive(Debug, Clone, Copy)]
+struct Decision {
+    actor: Actor,
+    to: TradeState,
+    reason: TransitionReason,
+}
+
+impl Engine {
+    /// A trade the user is a party to (others get NOT_FOUND, hiding existence).
+    fn party_trade(&self, user: UserId, id: TradeId) -> Result<(&Trade, Party), Rejection> {
+        match self.state.trades.get(&id) {
+            Some(t) if t.buyer == user => Ok((t, Party::Buyer)),
+            Some(t) if t.seller == user => Ok((t, Party::Seller)),
+            _ => Err(Rejection::TradeNotFound(id)),
+        }
+    }
+
+    /// Decides `action` on trade `id` by `user` (the agent, for resolutions;
+    /// `None` for timers). Changes nothing.
+    fn decide(&self, id: TradeId, user: Option<UserId>, action: TradeAction, now: Timestamp) -> Result<Decision, Rejection> {
+        let (trade, party, actor) = match (action, user) {
+            (TradeAction::PaymentTimeout | TradeAction::AutoAppeal, _) | (_, None) => {
+                let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+                (t, Party::System, Actor::System)
+            }
+            (TradeAction::Resolve(_), Some(agent)) => {
+                let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+                if t.buyer == agent || t.seller == agent {
+                    return Err(Rejection::NotAllowed("an agent cannot resolve an appeal on their own trade"));
+                }
+                (t, Party::Support, Actor::Support(agent))
+            }
+            (_, Some(user)) => {
+                let (t, party) = self.party_trade(user, id)?;
+                let actor = if party == Party::Buyer { Actor::Buyer(user) } else { Actor::Seller(user) };
+                (t, party, actor)
+            }
+        };
+        let (to, reason) = trade.step(action, party, now, &self.config)?;
+        Ok(Decision { actor, to, reason })
+    }
+
+    pub(crate) fn mark_paid(&mut self, buyer: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+        let d = self.decide(id, Some(buyer), TradeAction::MarkPaid, now)?;
+        self.transition(id, d, "", now);
+        Ok(())
+    }
+
+    pub(crate) fn cancel_trade(&mut self, buyer: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+        let d = self.decide(id, Some(buyer), TradeAction::Cancel, now)?;
+        self.transition(id, d, "", now);
+        Ok(())
+    }
+
+    pub(crate) fn release(
+        &mut self,
+        seller: UserId,
+        id: TradeId,
+        proof: FundPasswordProof,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let d = self.decide(id, Some(seller), TradeAction::Release, now)?;
+        self.check_proof(seller, proof, now)?;
+        self.password_succeeded(seller);
+        self.transition(id, d, "", now);
+        Ok(())
+    }
+
+    pub(crate) fn open_appeal(&mut self, user: UserId, id: TradeId, reason: &str, now: Timestamp) -> Result<(), Rejection> {
+        self.text_arg("reason", reason, true)?;
+        let d = self.decide(id, Some(user), TradeAction::OpenAppeal, now)?;
+        self.transition(id, d, reason, now);
+        Ok(())
+    }
+
+    /// Carries out a decided transition with every side effect. Cannot fail.
+    fn transition(&mut self, id: TradeId, d: Decision, text: &str, now: Timestamp) {
+        use TradeState as S;
+        let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
+        let from = t.state;
+        t.state = d.to;
+        t.timeline.push(TimelineEntry {
+            at: now,
+            actor: d.actor,
+            what: TimelineWhat::Transition { from: Some(from.kind()), to: d.to.kind(), reason: d.reason },
+        });
+        let t = t.clone_header();
+        self.emit(
+            now,
+            EventKind::TradeTransitioned {
+                trade: id,
+                seller: t.seller,
+                buyer: t.buyer,
+                from: from.kind(),
+                to: d.to.kind(),
+                actor: d.actor,
+                reason: d.reason,
+            },
+        );
+        match (from, d.to) {
+            (S::AwaitingPayment { pay_by }, S::Paid { appeal_from, auto_appeal_at, .. }) => {
+                self.state.deadlines.cancel(pay_by, Deadline::PaymentDue(id));
+                self.state.deadlines.add(appeal_from, Deadline::AppealOpens(id));
+                self.state.deadlines.add(auto_appeal_at, Deadline::AutoAppeal(id));
+            }
+            (S::AwaitingPayment { pay_by }, S::Cancelled { reason, .. }) => {
+                self.state.deadlines.cancel(pay_by, Deadline::PaymentDue(id));
+                self.trade_ended(&t, now);
+                self.return_coin(&t, reason, now);
+            }
+            (S::Paid { appeal_from, auto_appeal_at, .. }, S::Released { paid_at, at }) => {
+                self.state.deadlines.cancel(appeal_from, Deadline::AppealOpens(id));
+                self.state.deadlines.cancel(auto_appeal_at, Deadline::AutoAppeal(id));
+                self.released(&t, paid_at, at, now);
+            }
+            (S::Paid { appeal_from, auto_appeal_at, .. }, S::Appealed { .. }) => {
+                self.state.deadlines.cancel(appeal_from, Deadline::AppealOpens(id));
+                self.state.deadlines.cancel(auto_appeal_at, Deadline::AutoAppeal(id));
+                self.appeal_opened(&t, d.actor, text, now);
+            }
+            (S::Appealed { .. }, S::Released { paid_at, at }) => {
+                self.released(&t, paid_at, at, now);
+                self.appeal_closed(&t, d, text, now);
+            }
+            (S::Appealed { .. }, S::Cancelled { reason, .. }) => {
+                self.record(&t, None, now);
+                self.trade_ended(&t, now);
+                self.return_coin(&t, reason, now);
+                self.appeal_closed(&t, d, text, now);
+            }
+            (from, to) => panic!("engine bug: no transition {:?} → {:?} in the table", from.kind(), to.kind()),
+        }
+    }
+
+    /// Coin to the buyer; the seller's record gains a release.
+    fn released(&mut self, t: &Trade, paid_at: Timestamp, at: Timestamp, now: Timestamp) {
+        self.settle(t.seller, t.buyer, t.asset, t.coin);
+        self.record(t, Some(at.ms_since(paid_at)), now);
+        self.trade_ended(t, now);
+    }
+
+    fn record(&mut self, t: &Trade, release_ms: Option<i64>, now: Timestamp) {
+        let max = self.config.seller_record_entries_max;
+        let entry = RecordEntry { ended_at: now, release_ms };
+        self.state.seller_history.entry(t.seller).or_default().push(entry, max);
+    }
+
+    /// Bookkeeping common to every end: method, listing and merchant counters.
+    fn trade_ended(&mut self, t: &Trade, _now: Timestamp) {
+        self.method_uses(t.seller, t.method, -1, 0);
+        if let Some(l) = t.listing.and_then(|l| self.state.listings.get_mut(&l)) {
+            l.open_trades = l.open_trades.saturating_sub(1);
+        }
+        if t.fast_match.is_some()
+            && let Some(m) = self.state.merchants.get_mut(&t.buyer)
+        {
+            m.outstanding_fiat = m.outstanding_fiat.saturating_sub(t.fiat_amount);
+        }
+    }
+
+    /// Where a cancelled trade's coin goes: its listing (SPEC §7), the next
+    /// merchant (SPEC §9, after a merchant timeout), or the seller.
+    fn return_coin(&mut self, t: &Trade, reason: TransitionReason, now: Timestamp) {
+        let counts_against_buyer = matches!(
+            reason,
+            TransitionReason::BuyerCancelled | TransitionReason::PaymentTimeout | TransitionReason::BuyerWithdrewAppeal
+        );
+        if counts_against_buyer && t.fast_match.is_none() {
+            let day = now.utc_day();
+            let u = self.user_mut(t.buyer);
+            if u.cancel_day != day {
+                u.cancel_day = day;
+                u.cancels_today = 0;
+            }
+            u.cancels_today += 1;
+        }
+        match (t.listing, &t.fast_match) {
+            (Some(listing), _) => self.return_to_listing(listing, t.coin, now),
+            (None, Some(_)) if reason == TransitionReason::PaymentTimeout => self.redispatch(t, now),
+            (None, _) => self.unescrow(t.seller, t.asset, t.coin),
+        }
+    }
+
+    fn appeal_opened(&mut self, t: &Trade, by: Actor, reason: &str, now: Timestamp) {
+        let reason = if by == Actor::System {
+            "not released long after being marked paid; opened by the system".to_owned()
+        } else {
+            reason.to_owned()
+        };
+        let appeal =
+            Appeal { trade: t.id, opened_by: by, reason, opened_at: now, evidence: Vec::new(), claimed_by: None, outcome: None };
+        self.state.appeals.insert(t.id, appeal);
+        self.state.appeal_queue.insert((now, t.id));
+        self.emit(now, EventKind::AppealOpened { trade: t.id, seller: t.seller, buyer: t.buyer, by });
+    }
+
+    fn appeal_closed(&mut self, t: &Trade, d: Decision, note: &str, now: Timestamp) {
+        let a = invariant(self.state.appeals.get_mut(&t.id), "appealed trade without appeal");
+        let (outcome, kind) = match (d.actor, d.reason) {
+            (Actor::Support(agent), TransitionReason::ResolvedRelease | TransitionReason::ResolvedRefund) => {
+                let resolution =
+                    if d.reason == TransitionReason::ResolvedRelease { Resolution::Release } else { Resolution::Refund };
+                (
+                    AppealOutcome::Resolved { agent, resolution, note: note.to_owned(), at: now },
+                    EventKind::AppealResolved { trade: t.id, seller: t.seller, buyer: t.buyer, agent, resolution },
+                )
+            }
+            _ => {
+                let how = if d.reason == TransitionReason::SettledBySellerRelease {
+                    SettledBy::SellerReleased
+                } else {
+                    SettledBy::BuyerCancelled
+                };
+                (
+                    AppealOutcome::Settled { how, at: now },
+                    EventKind::AppealSettled { trade: t.id, seller: t.seller, buyer: t.buyer, how },
+                )
+            }
+        };
+        a.outcome = Some(outcome);
+        let opened_at = a.opened_at;
+        self.state.appeal_queue.remove(&(opened_at, t.id));
+        self.emit(now, kind);
+    }
+
+    // ---- appeals ------------------------------------------------------------
+
+    /// The open appeal of a trade the user is party to.
+    fn open_appeal_of(&self, id: TradeId) -> Result<&Appeal, Rejection> {
+        let a = self
+            .state
+            .appeals
+            .get(&id)
+            .ok_or(Rejection::NotFound { what: "appeal on trade", id: id.to_string() })?;
+        if a.outcome.is_some() {
+            return Err(Rejection::WrongState { what: "appeal on trade", id: id.to_string(), state: "CLOSED", action: "change" });
+        }
+        Ok(a)
+    }
+
+    fn check_attachment(&self, a: &AttachmentRef, appeal: &Appeal) -> Result<(), Rejection> {
+        if a.blob_id.is_empty() || a.blob_id.len() > FILE_NAME_BYTES_MAX {
+            return Err(Rejection::field("attachment.blob_id", "is missing"));
+        }
+        if !ATTACHMENT_TYPES.contains(&a.content_type.as_str()) {
+            return Err(Rejection::field("attachment.content_type", "must be image/png, image/jpeg, image/webp or application/pdf"));
+        }
+        let max = self.config.attachment_bytes_max;
+        if a.size_bytes == 0 || a.size_bytes > max {
+            return Err(Rejection::field("attachment.size_bytes", format!("must be 1 to {max} bytes")));
+        }
+        if a.file_name.len() > FILE_NAME_BYTES_MAX {
+            return Err(Rejection::field("attachment.file_name", format!("must be at most {FILE_NAME_BYTES_MAX} bytes")));
+        }
+        let files_max = self.config.attachments_per_appeal_max;
+        if appeal.attachments() >= files_max as usize {
+            return Err(Rejection::LimitReached { what: "attachments per appeal", max: files_max.into() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn add_evidence(
+        &mut self,
+        user: UserId,
+        id: TradeId,
+        description: &str,
+        attachment: Option<&AttachmentRef>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let (t, _) = self.party_trade(user, id)?;
+        let (seller, buyer) = (t.seller, t.buyer);
+        let appeal = self.open_appeal_of(id)?;
+        self.text_arg("description", description, true)?;
+        if let Some(a) = attachment {
+            self.check_attachment(a, appeal)?;
+        }
+        let max = self.config.evidence_per_appeal_max;
+        if appeal.evidence.len() >= max as usize {
+            return Err(Rejection::LimitReached { what: "evidence items per appeal", max: max.into() });
+        }
+        let evidence = EvidenceId(self.next_id());
+        let item = Evidence { id: evidence, by: user, at: now, description: description.to_owned(), attachment: attachment.cloned() };
+        invariant(self.state.appeals.get_mut(&id), "appeal vanished").evidence.push(item);
+        let actor = if user == buyer { Actor::Buyer(user) } else { Actor::Seller(user) };
+        self.timeline(id, actor, TimelineWhat::EvidenceAdded(evidence), now);
+        self.emit(now, EventKind::EvidenceAdded { trade: id, seller, buyer, evidence, by: user });
+        Ok(())
+    }
+
+    fn timeline(&mut self, id: TradeId, actor: Actor, what: TimelineWhat, now: Timestamp) {
+        let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
+        t.timeline.push(TimelineEntry { at: now, actor, what });
+    }
+
+    pub(crate) fn claim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+        let a = self.open_appeal_of(id)?;
+        match a.claimed_by {
+            Some(holder) if holder == agent => return Ok(()), // Already theirs.
+            Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
+            None => {}
+        }
+        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = Some(agent);
+        self.timeline(id, Actor::Support(agent), TimelineWhat::AppealClaimed, now);
+        self.emit(now, EventKind::AppealClaimed { trade: id, agent });
+        Ok(())
+    }
+
+    pub(crate) fn unclaim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+        let a = self.open_appeal_of(id)?;
+        match a.claimed_by {
+            Some(holder) if holder == agent => {}
+            Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
+            None => {
+                return Err(Rejection::WrongState { what: "appeal on trade", id: id.to_string(), state: "OPEN", action: "hand back" });
+            }
+        }
+        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = None;
+        self.timeline(id, Actor::Support(agent), TimelineWhat::AppealUnclaimed, now);
+        self.emit(now, EventKind::AppealUnclaimed { trade: id, agent });
+        Ok(())
+    }
+
+    pub(crate) fn resolve_appeal(
+        &mut self,
+        agent: UserId,
+        id: TradeId,
+        resolution: Resolution,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        self.text_arg("note", note, true)?;
+        let a = self.open_appeal_of(id)?;
+        if let Some(holder) = a.claimed_by
+            && holder != agent
+        {
+            return Err(Rejection::ClaimedByOther { trade: id, holder });
+        }
+        let d = self.decide(id, Some(agent), TradeAction::Resolve(resolution), now)?;
+        self.transition(id, d, note, now);
+        Ok(())
+    }
+
+    /// Appeals in the CS queue (open or claimed), oldest first.
+    pub fn appeal_queue(&self) -> impl Iterator<Item = &Appeal> {
+        self.state.appeal_queue.iter().filter_map(|(_, id)| self.state.appeals.get(id))
+    }
+
+    /// Appeals with a given status, oldest first (closed ones by trade id).
+    pub fn appeals_with(&self, status: AppealStatus) -> Vec<&Appeal> {
+        match status {
+            AppealStatus::Closed => self.state.appeals.values().filter(|a| a.status() == status).collect(),
+            _ => self.appeal_queue().filter(|a| a.status() == status).collect(),
+        }
+    }
+
+    // ---- timers -------------------------------------------------------------
+
+    /// Fires every deadline due at `now`, earliest first. A deadline whose
+    /// state moved on does nothing, so firing twice is harmless (SPEC §12).
+    pub(crate) fn fire_deadlines(&mut self, now: Timestamp) {
+        while let Some((_, what)) = self.state.deadlines.pop_due(now) {
+            match what {
+                Deadline::PaymentDue(id) => {
+                    if let Ok(d) = self.decide(id, None, TradeAction::PaymentTimeout, now) {
+                        self.transition(id, d, "", now);
+                    }
+                }
+                Deadline::AppealOpens(id) => {
+                    if let Some(t) = self.state.trades.get(&id)
+                        && matches!(t.state, TradeState::Paid { .. })
+                    {
+                        let (seller, buyer) = (t.seller, t.buyer);
+                        self.emit(now, EventKind::AppealAvailable { trade: id, seller, buyer });
+                    }
+                }
+                Deadline::AutoAppeal(id) => {
+                    if let Ok(d) = self.decide(id, None, TradeAction::AutoAppeal, now) {
+                        self.transition(id, d, "", now);
+                    }
+                }
+                Deadline::BuyOrderExpires(order) => {
+                    if self.state.buy_orders.get(&order).is_some_and(|o| o.state == crate::buy::BuyOrderState::Resting) {
+                        self.end_order(order, crate::buy::BuyOrderState::Expired, now);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Trade {
+    /// A copy without the timeline, for side effects that need the trade's
+    /// fixed fields after it was updated in place.
+    fn clone_header(&self) -> Trade {
+        Trade {
+            id: self.id,
+            seller: self.seller,
+            buyer: self.buyer,
+            listing: self.listing,
+            buy_order: self.buy_order,
+            asset: self.asset,
+            fiat: self.fiat,
+            price: self.price,
+            coin: self.coin,
+            fiat_amount: self.fiat_amount,
+            method: self.method,
+            method_details: std::sync::Arc::clone(&self.method_details),
+            payment_window_ms: self.payment_window_ms,
+            created_at: self.created_at,
+            state: self.state,
+            fast_match: self.fast_match.clone(),
+            timeline: Vec::new(),
+        }
+    }
+}

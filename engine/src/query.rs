@@ -1,0 +1,112 @@
+//! Read-only views for the shells: lookups, the book with seller records,
+//! and per-user pages. Nothing here changes state.
+
+use crate::appeal::Appeal;
+use crate::buy::BuyOrder;
+use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
+use crate::listing::{BookKey, Listing};
+use crate::merchant::Merchant;
+use crate::money::{Asset, Fiat};
+use crate::record::SellerRecord;
+use crate::trade::Trade;
+use crate::engine::Engine;
+
+/// A listing as a buyer browses it (SPEC §8).
+#[derive(Debug, Clone)]
+pub struct BookEntry<'a> {
+    /// The listing.
+    pub listing: &'a Listing,
+    /// Its seller's 30-day record.
+    pub record: SellerRecord,
+}
+
+impl Engine {
+    /// A listing by id.
+    pub fn listing(&self, id: ListingId) -> Option<&Listing> {
+        self.state.listings.get(&id)
+    }
+
+    /// A trade by id.
+    pub fn trade(&self, id: TradeId) -> Option<&Trade> {
+        self.state.trades.get(&id)
+    }
+
+    /// The appeal on a trade.
+    pub fn appeal(&self, trade: TradeId) -> Option<&Appeal> {
+        self.state.appeals.get(&trade)
+    }
+
+    /// A buy order by id.
+    pub fn buy_order(&self, id: BuyOrderId) -> Option<&BuyOrder> {
+        self.state.buy_orders.get(&id)
+    }
+
+    /// A merchant by user id.
+    pub fn merchant(&self, user: UserId) -> Option<&Merchant> {
+        self.state.merchants.get(&user)
+    }
+
+    /// The fund-password hash and its version, for the shell to verify a
+    /// password against off the writer.
+    pub fn fund_password(&self, user: UserId) -> Option<(&str, u32)> {
+        let f = self.user(user)?.fund_password.as_ref()?;
+        Some((f.hash.as_str(), f.version))
+    }
+
+    /// A seller's record over the configured window before `now`.
+    pub fn seller_record(&self, seller: UserId, now: Timestamp) -> SellerRecord {
+        let window = self.config.seller_record_window_ms;
+        self.state.seller_history.get(&seller).map_or(
+            SellerRecord { completed: 0, completion_rate: None, median_release_ms: None },
+            |h| h.record(now, window),
+        )
+    }
+
+    /// Up to `limit` active listings of a market in matching order, after
+    /// `after` (a page cursor), each with its seller's record.
+    pub fn book_page(&self, asset: Asset, fiat: Fiat, after: Option<BookKey>, limit: usize, now: Timestamp) -> Vec<BookEntry<'_>> {
+        self.state
+            .book
+            .side_after(asset, fiat, after)
+            .take(limit)
+            .filter_map(|(_, id)| self.state.listings.get(id))
+            .map(|listing| BookEntry { listing, record: self.seller_record(listing.seller, now) })
+            .collect()
+    }
+
+    /// Up to `limit` of a user's trades (either side), newest first, before `before`.
+    pub fn trades_of(&self, user: UserId, before: Option<TradeId>, limit: usize) -> Vec<&Trade> {
+        let hi = before.unwrap_or(TradeId(u64::MAX));
+        self.state
+            .user_trades
+            .range((user, TradeId(0))..(user, hi))
+            .rev()
+            .take(limit)
+            .filter_map(|(_, id)| self.state.trades.get(id))
+            .collect()
+    }
+
+    /// Up to `limit` of a user's listings, newest first, before `before`.
+    pub fn listings_of(&self, user: UserId, before: Option<ListingId>, limit: usize) -> Vec<&Listing> {
+        let hi = before.unwrap_or(ListingId(u64::MAX));
+        self.state
+            .user_listings
+            .range((user, ListingId(0))..(user, hi))
+            .rev()
+            .take(limit)
+            .filter_map(|(_, id)| self.state.listings.get(id))
+            .collect()
+    }
+
+    /// Up to `limit` of a user's buy orders, newest first, before `before`.
+    pub fn buy_orders_of(&self, user: UserId, before: Option<BuyOrderId>, limit: usize) -> Vec<&BuyOrder> {
+        let hi = before.unwrap_or(BuyOrderId(u64::MAX));
+        self.state
+            .user_buy_orders
+            .range((user, BuyOrderId(0))..(user, hi))
+            .rev()
+            .take(limit)
+            .filter_map(|(_, id)| self.state.buy_orders.get(id))
+            .collect()
+    }
+}

@@ -1,0 +1,221 @@
+//! Rejections: what the caller did wrong, or what the state forbids.
+//!
+//! A rejection changes nothing. Each has a [`RejectionKind`] that the API maps
+//! to a gRPC status (SPEC §15) and a message a person can act on. Internal
+//! faults (a broken invariant) are not rejections: they are bugs and panic in
+//! debug builds.
+
+use rust_decimal::Decimal;
+
+use crate::ids::{BuyOrderId, ListingId, MethodId, Timestamp, TradeId, UserId};
+use crate::money::{AmountError, Asset, Fiat};
+
+/// The class of a rejection; the API maps it to a status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// Malformed input: INVALID_ARGUMENT.
+    InvalidArgument,
+    /// The state forbids it now: FAILED_PRECONDITION.
+    FailedPrecondition,
+    /// Unknown id, or not the caller's (hides existence): NOT_FOUND.
+    NotFound,
+    /// The caller may not do this: PERMISSION_DENIED.
+    PermissionDenied,
+    /// A configured bound was hit: RESOURCE_EXHAUSTED.
+    ResourceExhausted,
+    /// An idempotency key reused with other parameters: ALREADY_EXISTS.
+    AlreadyExists,
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// An amount field is not acceptable.
+    #[error("{field} {reason}")]
+    InvalidAmount {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: AmountError,
+    },
+    /// Another field is not acceptable.
+    #[error("{field} {reason}")]
+    InvalidField {
+        /// The request field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The asset is not traded here.
+    #[error("asset {0} is not traded here")]
+    UnknownAsset(Asset),
+    /// The fiat currency is not accepted here.
+    #[error("fiat currency {0} is not accepted here")]
+    UnknownFiat(Fiat),
+    /// Not enough available coin.
+    #[error("insufficient {asset} balance: {needed} needed, {available} available")]
+    InsufficientBalance {
+        /// The asset.
+        asset: Asset,
+        /// What the command needs.
+        needed: Decimal,
+        /// What is available.
+        available: Decimal,
+    },
+    /// The seller has no bound method or no fund password.
+    #[error("cannot sell yet: {missing}")]
+    NotReadyToSell {
+        /// What to set up first, in words.
+        missing: &'static str,
+    },
+    /// A method named is not one of the caller's.
+    #[error("payment method {0} is not one of your bound methods")]
+    UnknownMethod(MethodId),
+    /// The method is in use and cannot be removed.
+    #[error("payment method {method} is used by {uses}; it can be removed once they end")]
+    MethodInUse {
+        /// The method.
+        method: MethodId,
+        /// What uses it, in words.
+        uses: String,
+    },
+    /// No fund password has been set.
+    #[error("set a fund password first")]
+    NoFundPassword,
+    /// The fund password changed after it was verified.
+    #[error("the fund password changed while this request was checked; please try again")]
+    StaleFundPasswordProof,
+    /// Changing the fund password needs the current one.
+    #[error("changing the fund password requires the current fund password")]
+    CurrentFundPasswordRequired,
+    /// Too many wrong fund passwords.
+    #[error("fund password locked after too many wrong attempts; try again after {until}")]
+    FundPasswordLocked {
+        /// When the lock ends.
+        until: Timestamp,
+    },
+    /// The item does not exist (or is not the caller's).
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// Listing, trade, buy order…
+        what: &'static str,
+        /// The id as shown.
+        id: String,
+    },
+    /// The caller is a party but may not take this action.
+    #[error("{0}")]
+    NotAllowed(&'static str),
+    /// The action is not allowed in the current state.
+    #[error("cannot {action} {what} {id}: it is {state}")]
+    WrongState {
+        /// Listing, trade, appeal…
+        what: &'static str,
+        /// The id as shown.
+        id: String,
+        /// The current state's name.
+        state: &'static str,
+        /// The action attempted.
+        action: &'static str,
+    },
+    /// The appeal window has not opened yet.
+    #[error("trade {trade} can be appealed from {opens_at} (30 minutes after it was marked paid by default)")]
+    AppealTooEarly {
+        /// The trade.
+        trade: TradeId,
+        /// When appeals open.
+        opens_at: Timestamp,
+    },
+    /// The payment window has closed; the trade is being cancelled.
+    #[error("the payment window of trade {0} has closed")]
+    PaymentWindowClosed(TradeId),
+    /// Nothing in the book can fill the buy.
+    #[error("no listing can fill this buy: {0}")]
+    NoMatch(&'static str),
+    /// No merchant can take the fast sell.
+    #[error("no partner merchant can take this sale now: {0}")]
+    NoFittingMerchant(&'static str),
+    /// The buyer hit the daily cancel limit.
+    #[error("buying is paused after {count} cancelled trades today; it resumes at {until} (next UTC day)")]
+    CancelLimitReached {
+        /// Cancels counted today.
+        count: u32,
+        /// Start of the next UTC day.
+        until: Timestamp,
+    },
+    /// The user is not a registered merchant.
+    #[error("only registered partner merchants can do this")]
+    NotAMerchant,
+    /// A per-user or per-item bound was hit.
+    #[error("limit reached: at most {max} {what}")]
+    LimitReached {
+        /// What is bounded.
+        what: &'static str,
+        /// The bound.
+        max: u64,
+    },
+    /// An external reference was used for a different deposit or withdrawal.
+    #[error("external reference {0:?} was already used with other parameters")]
+    ExternalRefReused(String),
+    /// A user tried to trade with or block themselves.
+    #[error("{0}")]
+    SelfAction(&'static str),
+    /// A listing that is not the caller's.
+    #[error("listing {0} not found")]
+    ListingNotFound(ListingId),
+    /// A buy order that is not the caller's.
+    #[error("buy order {0} not found")]
+    BuyOrderNotFound(BuyOrderId),
+    /// A trade the caller is not a party to.
+    #[error("trade {0} not found")]
+    TradeNotFound(TradeId),
+    /// An appeal claimed by another agent.
+    #[error("appeal on trade {trade} is held by agent {holder}; they must hand it back first")]
+    ClaimedByOther {
+        /// The trade.
+        trade: TradeId,
+        /// The agent holding it.
+        holder: UserId,
+    },
+}
+
+impl Rejection {
+    /// The status class of this rejection (SPEC §15).
+    pub fn kind(&self) -> RejectionKind {
+        use Rejection::*;
+        match self {
+            InvalidAmount { .. } | InvalidField { .. } | UnknownAsset(_) | UnknownFiat(_) => {
+                RejectionKind::InvalidArgument
+            }
+            NotFound { .. } | ListingNotFound(_) | BuyOrderNotFound(_) | TradeNotFound(_) | UnknownMethod(_) => {
+                RejectionKind::NotFound
+            }
+            NotAllowed(_) | NotAMerchant | ClaimedByOther { .. } => RejectionKind::PermissionDenied,
+            LimitReached { .. } => RejectionKind::ResourceExhausted,
+            ExternalRefReused(_) => RejectionKind::AlreadyExists,
+            InsufficientBalance { .. }
+            | NotReadyToSell { .. }
+            | MethodInUse { .. }
+            | NoFundPassword
+            | StaleFundPasswordProof
+            | CurrentFundPasswordRequired
+            | FundPasswordLocked { .. }
+            | WrongState { .. }
+            | AppealTooEarly { .. }
+            | PaymentWindowClosed(_)
+            | NoMatch(_)
+            | NoFittingMerchant(_)
+            | CancelLimitReached { .. }
+            | SelfAction(_) => RejectionKind::FailedPrecondition,
+        }
+    }
+
+    /// An amount field rejection.
+    pub fn amount(field: &'static str, reason: AmountError) -> Self {
+        Rejection::InvalidAmount { field, reason }
+    }
+
+    /// Another field's rejection.
+    pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
+        Rejection::InvalidField { field, reason: reason.into() }
+    }
+}

@@ -1,0 +1,195 @@
+//! Per-user state that is not money: payment methods (SPEC §5), the fund
+//! password and its lockout (SPEC §6), blocks and the daily cancel count (§8).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{MethodId, Timestamp};
+
+/// Longest holder name, bank name or account handle, in characters.
+pub const METHOD_FIELD_CHARS_MAX: usize = 64;
+/// Card numbers are 12 to 19 digits.
+pub const CARD_DIGITS_MIN: usize = 12;
+/// See [`CARD_DIGITS_MIN`].
+pub const CARD_DIGITS_MAX: usize = 19;
+
+/// The kind of a payment method, which is what buyers filter by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MethodKind {
+    /// Bank card transfer.
+    Bank,
+    /// Alipay.
+    Alipay,
+    /// WeChat Pay.
+    WeChat,
+}
+
+/// Receiving details as the seller bound them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MethodDetails {
+    /// A bank card.
+    Bank {
+        /// Bank name.
+        bank: String,
+        /// Card holder.
+        holder: String,
+        /// Card number, digits only.
+        card_number: String,
+    },
+    /// An Alipay account.
+    Alipay {
+        /// Account holder.
+        holder: String,
+        /// Account handle.
+        account: String,
+    },
+    /// A WeChat Pay account.
+    WeChat {
+        /// Account holder.
+        holder: String,
+        /// Account handle.
+        account: String,
+    },
+}
+
+impl MethodDetails {
+    /// The method's kind.
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            MethodDetails::Bank { .. } => MethodKind::Bank,
+            MethodDetails::Alipay { .. } => MethodKind::Alipay,
+            MethodDetails::WeChat { .. } => MethodKind::WeChat,
+        }
+    }
+
+    /// Checks every field is present and of sane length.
+    ///
+    /// # Errors
+    /// `(field, reason)` for the first field that is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        let text = |field: &'static str, value: &str| {
+            let n = value.trim().chars().count();
+            if n == 0 {
+                Err((field, "must not be empty".to_owned()))
+            } else if n > METHOD_FIELD_CHARS_MAX {
+                Err((field, format!("must be at most {METHOD_FIELD_CHARS_MAX} characters")))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            MethodDetails::Bank { bank, holder, card_number } => {
+                text("bank", bank)?;
+                text("holder", holder)?;
+                let digits = card_number.len();
+                let ok = (CARD_DIGITS_MIN..=CARD_DIGITS_MAX).contains(&digits)
+                    && card_number.bytes().all(|b| b.is_ascii_digit());
+                if !ok {
+                    return Err((
+                        "card_number",
+                        format!("must be {CARD_DIGITS_MIN} to {CARD_DIGITS_MAX} digits"),
+                    ));
+                }
+                Ok(())
+            }
+            MethodDetails::Alipay { holder, account } | MethodDetails::WeChat { holder, account } => {
+                text("holder", holder)?;
+                text("account", account)
+            }
+        }
+    }
+
+    /// The details with the card number masked to its last four digits, for
+    /// every view but the matched buyer's and CS's (SPEC §5).
+    pub fn masked(&self) -> MethodDetails {
+        match self {
+            MethodDetails::Bank { bank, holder, card_number } => {
+                let tail = &card_number[card_number.len().saturating_sub(4)..];
+                MethodDetails::Bank {
+                    bank: bank.clone(),
+                    holder: holder.clone(),
+                    card_number: format!("**** **** **** {tail}"),
+                }
+            }
+            other => other.clone(),
+        }
+    }
+}
+
+/// A bound method and how much uses it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Method {
+    /// The details, shared with the trades that pay to it.
+    pub details: Arc<MethodDetails>,
+    /// Open trades that pay to it; while non-zero it cannot be removed.
+    pub open_trades: u32,
+    /// Live listings that name it; while non-zero it cannot be removed.
+    pub live_listings: u32,
+}
+
+/// The fund password as the engine knows it: a hash it never computes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FundPassword {
+    /// argon2id PHC string, produced and verified by the shell.
+    pub hash: String,
+    /// Bumped on every change, so a proof made against an old hash fails.
+    pub version: u32,
+}
+
+/// Everything about a user except balances.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserState {
+    /// Bound receiving methods.
+    pub methods: BTreeMap<MethodId, Method>,
+    /// Fund password, once set.
+    pub fund_password: Option<FundPassword>,
+    /// Wrong fund passwords in a row.
+    pub password_failures: u32,
+    /// Locked out of protected actions until then.
+    pub locked_until: Option<Timestamp>,
+    /// Active or paused listings, for the per-user limit.
+    pub live_listings: u32,
+    /// Resting buys, for the per-user limit.
+    pub resting_buys: u32,
+    /// Users this user blocked.
+    pub blocked: u32,
+    /// UTC day of `cancels_today`.
+    pub cancel_day: i64,
+    /// Cancels and payment timeouts as buyer on `cancel_day`.
+    pub cancels_today: u32,
+}
+
+impl UserState {
+    /// Buyer cancels counted for the UTC day of `now`.
+    pub fn cancels_on(&self, now: Timestamp) -> u32 {
+        if self.cancel_day == now.utc_day() { self.cancels_today } else { 0 }
+    }
+
+    /// Whether the user is locked out of protected actions at `now`.
+    pub fn lock_at(&self, now: Timestamp) -> Option<Timestamp> {
+        self.locked_until.filter(|until| *until > now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_are_masked_and_validated() {
+        let card = MethodDetails::Bank {
+            bank: "ICBC".into(),
+            holder: "Li Lei".into(),
+            card_number: "6222020200112233".into(),
+        };
+        assert!(card.validate().is_ok());
+        let MethodDetails::Bank { card_number, .. } = card.masked() else { panic!("kind changed") };
+        assert_eq!(card_number, "**** **** **** 2233");
+        let bad = MethodDetails::Bank { bank: "ICBC".into(), holder: "Li".into(), card_number: "12ab".into() };
+        assert_eq!(bad.validate().unwrap_err().0, "card_number");
+        let empty = MethodDetails::Alipay { holder: " ".into(), account: "a@b".into() };
+        assert_eq!(empty.validate().unwrap_err().0, "holder");
+    }
+}
