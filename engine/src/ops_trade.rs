@@ -247,17 +247,14 @@ impl Engine {
 
     // ---- appeals ------------------------------------------------------------
 
-    /// The open appeal of a trade the user is party to.
-    fn open_appeal_of(&self, id: TradeId) -> Result<&Appeal, Rejection> {
-        let a = self
-            .state
-            .appeals
-            .get(&id)
-            .ok_or(Rejection::NotFound { what: "appeal on trade", id: id.to_string() })?;
-        if a.outcome.is_some() {
-            return Err(Rejection::WrongState { what: "appeal on trade", id: id.to_string(), state: "CLOSED", action: "change" });
+    /// The open appeal of a trade. A trade without one (or whose appeal has
+    /// ended) refuses naming the trade's state, like any other wrong-state action.
+    fn open_appeal_of(&self, id: TradeId, action: &'static str) -> Result<&Appeal, Rejection> {
+        let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+        match self.state.appeals.get(&id) {
+            Some(a) if a.outcome.is_none() => Ok(a),
+            _ => Err(Rejection::WrongState { what: "trade", id: id.to_string(), state: t.state.kind().name(), action }),
         }
-        Ok(a)
     }
 
     fn check_attachment(&self, a: &AttachmentRef, appeal: &Appeal) -> Result<(), Rejection> {
@@ -291,7 +288,7 @@ impl Engine {
     ) -> Result<(), Rejection> {
         let (t, _) = self.party_trade(user, id)?;
         let (seller, buyer) = (t.seller, t.buyer);
-        let appeal = self.open_appeal_of(id)?;
+        let appeal = self.open_appeal_of(id, "add evidence to")?;
         self.text_arg("description", description, true)?;
         if let Some(a) = attachment {
             self.check_attachment(a, appeal)?;
@@ -315,7 +312,7 @@ impl Engine {
     }
 
     pub(crate) fn claim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id)?;
+        let a = self.open_appeal_of(id, "claim the appeal of")?;
         match a.claimed_by {
             Some(holder) if holder == agent => return Ok(()), // Already theirs.
             Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
@@ -328,12 +325,17 @@ impl Engine {
     }
 
     pub(crate) fn unclaim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id)?;
+        let a = self.open_appeal_of(id, "hand back the appeal of")?;
         match a.claimed_by {
             Some(holder) if holder == agent => {}
             Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
             None => {
-                return Err(Rejection::WrongState { what: "appeal on trade", id: id.to_string(), state: "OPEN", action: "hand back" });
+                return Err(Rejection::WrongState {
+                    what: "appeal on trade",
+                    id: id.to_string(),
+                    state: "UNCLAIMED",
+                    action: "hand back",
+                });
             }
         }
         invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = None;
@@ -351,7 +353,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.text_arg("note", note, true)?;
-        let a = self.open_appeal_of(id)?;
+        let a = self.open_appeal_of(id, "resolve")?;
         if let Some(holder) = a.claimed_by
             && holder != agent
         {

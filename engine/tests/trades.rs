@@ -1,0 +1,364 @@
+//! Scenarios that read like SPEC §7–§11: listings, matching, the trade table,
+//! appeals and timers. Every helper checks L1/L2 after each command, and every
+//! rejection is checked to change nothing.
+
+mod common;
+
+use common::*;
+use otc_engine::command::{BuyAmount, Resolution};
+use otc_engine::event::SettledBy;
+use otc_engine::listing::{CloseReason, ListingState};
+use otc_engine::trade::{Actor, TimelineWhat, TransitionReason};
+use otc_engine::{Command, EventKind, Rejection, RejectionKind};
+
+const S: u8 = 1; // seller
+const B: u8 = 2; // buyer
+const AGENT: u8 = 9;
+
+/// A seller with 100 EB listed at 7.00 (min 10, max 700), and a trade of 10 EB
+/// (70.00 CNY) to the buyer.
+fn matched() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
+    let mut w = World::default();
+    w.seller(user(S), "100");
+    let l = w.publish(user(S), "7.00", "100", "10", "700");
+    let t = w.buy_coin(user(B), "10");
+    (w, l, t)
+}
+
+fn paid() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
+    let (mut w, l, t) = matched();
+    w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+    (w, l, t)
+}
+
+fn appealed() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
+    let (mut w, l, t) = paid();
+    w.advance(minutes(30));
+    w.ok(Command::OpenAppeal { user: user(S), trade: t, reason: "fiat not received".into() });
+    (w, l, t)
+}
+
+#[test]
+fn full_lifecycle_moves_escrow_to_the_buyer() {
+    let mut w = World::default();
+    w.seller(user(S), "100");
+    assert_eq!(w.bal(user(S)), (d("100"), d("0")));
+    let l = w.publish(user(S), "7.00", "100", "10", "700");
+    assert_eq!(w.bal(user(S)), (d("0"), d("100")), "publishing escrows the total");
+    let t = w.buy_coin(user(B), "10");
+    assert_eq!(w.remaining(l), d("90"), "the match reduces the remainder in the same step");
+    assert_eq!(w.bal(user(S)), (d("0"), d("100")), "the trade's coin stays escrowed");
+    let trade = w.e.trade(t).unwrap();
+    assert_eq!(trade.fiat_amount.value(), d("70.00"));
+    w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+    assert_eq!(w.state_of(t), "PAID");
+    w.release(user(S), t);
+    assert_eq!(w.state_of(t), "RELEASED");
+    assert_eq!(w.bal(user(S)), (d("0"), d("90")));
+    assert_eq!(w.bal(user(B)), (d("10"), d("0")));
+    let reasons: Vec<_> = w
+        .e
+        .trade(t)
+        .unwrap()
+        .timeline
+        .iter()
+        .filter_map(|e| match e.what {
+            TimelineWhat::Transition { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, [TransitionReason::Matched, TransitionReason::MarkedPaid, TransitionReason::SellerReleased]);
+}
+
+#[test]
+fn payment_timeout_cancels_and_returns_coin_to_the_listing() {
+    let (mut w, l, t) = matched();
+    w.advance(minutes(14));
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+    let events = w.advance(minutes(1));
+    assert_eq!(w.state_of(t), "CANCELLED");
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::TradeTransitioned { reason: TransitionReason::PaymentTimeout, actor: Actor::System, .. }
+    )));
+    assert_eq!(w.remaining(l), d("100"));
+    assert_eq!(w.bal(user(S)), (d("0"), d("100")));
+}
+
+#[test]
+fn mark_paid_after_the_window_is_refused() {
+    let (mut w, _, t) = matched();
+    w.now = w.now.plus_ms(minutes(15)); // the timer has not fired yet
+    let r = w.err(Command::MarkPaid { buyer: user(B), trade: t });
+    assert_eq!(r, Rejection::PaymentWindowClosed(t));
+}
+
+#[test]
+fn buyer_cancel_reopens_a_fully_traded_listing() {
+    let mut w = World::default();
+    w.seller(user(S), "10");
+    let l = w.publish(user(S), "7", "10", "10", "700");
+    let t = w.buy_coin(user(B), "10");
+    assert_eq!(w.e.listing(l).unwrap().state, ListingState::Closed(CloseReason::FullyTraded));
+    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    assert_eq!(w.e.listing(l).unwrap().state, ListingState::Active);
+    assert_eq!(w.remaining(l), d("10"));
+    assert_eq!(w.bal(user(S)), (d("0"), d("10")));
+}
+
+#[test]
+fn coin_from_a_trade_of_a_cancelled_listing_goes_to_available() {
+    let (mut w, l, t) = matched();
+    w.ok(Command::CancelListing { seller: user(S), listing: l });
+    assert_eq!(w.bal(user(S)), (d("90"), d("10")), "cancel returns the remainder, the trade stays escrowed");
+    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    assert_eq!(w.bal(user(S)), (d("100"), d("0")));
+}
+
+#[test]
+fn the_seller_can_never_cancel_and_nobody_releases_before_paid() {
+    let (mut w, _, t) = matched();
+    let r = w.err(Command::CancelTrade { buyer: user(S), trade: t });
+    assert_eq!(r.kind(), RejectionKind::PermissionDenied);
+    let proof = w.proof(user(S));
+    let r = w.err(Command::Release { seller: user(S), trade: t, proof });
+    assert!(r.to_string().contains("AWAITING_PAYMENT"), "{r}");
+    assert_eq!(r.kind(), RejectionKind::FailedPrecondition);
+    let r = w.err(Command::MarkPaid { buyer: user(7), trade: t });
+    assert_eq!(r, Rejection::TradeNotFound(t), "strangers do not learn the trade exists");
+}
+
+#[test]
+fn appeal_opens_only_after_thirty_minutes() {
+    let (mut w, _, t) = paid();
+    w.advance(minutes(29));
+    let r = w.err(Command::OpenAppeal { user: user(B), trade: t, reason: "not released".into() });
+    assert!(matches!(r, Rejection::AppealTooEarly { .. }), "{r}");
+    let events = w.advance(minutes(1));
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealAvailable { .. })));
+    w.ok(Command::OpenAppeal { user: user(B), trade: t, reason: "not released".into() });
+    assert_eq!(w.state_of(t), "APPEALED");
+    assert_eq!(w.e.appeal_queue().count(), 1);
+}
+
+#[test]
+fn appeal_needs_a_reason() {
+    let (mut w, _, t) = paid();
+    w.advance(minutes(31));
+    let r = w.err(Command::OpenAppeal { user: user(S), trade: t, reason: "  ".into() });
+    assert_eq!(r.kind(), RejectionKind::InvalidArgument);
+}
+
+#[test]
+fn cs_resolves_release_to_the_buyer() {
+    let (mut w, _, t) = appealed();
+    w.ok(Command::ClaimAppeal { agent: user(AGENT), trade: t });
+    let events = w.ok(Command::ResolveAppeal {
+        agent: user(AGENT),
+        trade: t,
+        resolution: Resolution::Release,
+        note: "bank statement shows payment".into(),
+    });
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealResolved { resolution: Resolution::Release, .. })));
+    assert_eq!(w.state_of(t), "RELEASED");
+    assert_eq!(w.bal(user(B)), (d("10"), d("0")));
+    assert_eq!(w.e.appeal_queue().count(), 0);
+    let timeline = &w.e.trade(t).unwrap().timeline;
+    assert!(timeline.iter().any(|e| e.actor == Actor::Support(user(AGENT)) && e.what == TimelineWhat::AppealClaimed));
+}
+
+#[test]
+fn cs_resolves_refund_to_the_listing() {
+    let (mut w, l, t) = appealed();
+    w.ok(Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Refund, note: "no payment".into() });
+    assert_eq!(w.state_of(t), "CANCELLED");
+    assert_eq!(w.remaining(l), d("100"));
+    assert_eq!(w.bal(user(B)), (d("0"), d("0")));
+}
+
+#[test]
+fn resolution_needs_a_note_and_the_claim() {
+    let (mut w, _, t) = appealed();
+    let r = w.err(Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Release, note: "".into() });
+    assert_eq!(r.kind(), RejectionKind::InvalidArgument);
+    w.ok(Command::ClaimAppeal { agent: user(AGENT), trade: t });
+    let r = w.err(Command::ClaimAppeal { agent: user(10), trade: t });
+    assert!(matches!(r, Rejection::ClaimedByOther { .. }));
+    let r = w.err(Command::ResolveAppeal { agent: user(10), trade: t, resolution: Resolution::Refund, note: "x".into() });
+    assert!(matches!(r, Rejection::ClaimedByOther { .. }));
+    w.ok(Command::UnclaimAppeal { agent: user(AGENT), trade: t });
+    w.ok(Command::ClaimAppeal { agent: user(10), trade: t });
+    w.ok(Command::ResolveAppeal { agent: user(10), trade: t, resolution: Resolution::Refund, note: "x".into() });
+}
+
+#[test]
+fn seller_release_settles_an_appeal() {
+    let (mut w, _, t) = appealed();
+    let events = w.release(user(S), t);
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealSettled { how: SettledBy::SellerReleased, .. })));
+    assert_eq!(w.state_of(t), "RELEASED");
+    assert_eq!(w.e.appeal(t).unwrap().status(), otc_engine::appeal::AppealStatus::Closed);
+}
+
+#[test]
+fn buyer_cancel_withdraws_an_appeal() {
+    let (mut w, l, t) = appealed();
+    let events = w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealSettled { how: SettledBy::BuyerCancelled, .. })));
+    assert_eq!(w.state_of(t), "CANCELLED");
+    assert_eq!(w.remaining(l), d("100"));
+}
+
+#[test]
+fn system_appeals_a_paid_trade_after_24_hours() {
+    let (mut w, _, t) = paid();
+    w.advance(minutes(24 * 60 - 1));
+    assert_eq!(w.state_of(t), "PAID");
+    w.advance(minutes(1));
+    assert_eq!(w.state_of(t), "APPEALED");
+    assert_eq!(w.e.appeal(t).unwrap().opened_by, Actor::System);
+    assert_eq!(w.bal(user(S)).1, d("100"), "escrow never silently times out on a paid trade");
+}
+
+/// Every action that the SPEC §10 table does not allow, in every state, is
+/// refused with FAILED_PRECONDITION naming the state, and changes nothing.
+#[test]
+fn every_other_action_is_refused_naming_the_state() {
+    type Setup = fn() -> (World, otc_engine::ListingId, otc_engine::TradeId);
+    let released: Setup = || {
+        let (mut w, l, t) = paid();
+        w.release(user(S), t);
+        (w, l, t)
+    };
+    let cancelled: Setup = || {
+        let (mut w, l, t) = matched();
+        w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+        (w, l, t)
+    };
+    let table: [(Setup, &str, &[&str]); 5] = [
+        (matched, "AWAITING_PAYMENT", &["release", "appeal", "resolve"]),
+        (paid, "PAID", &["mark_paid", "cancel", "resolve"]),
+        (appealed, "APPEALED", &["mark_paid", "appeal"]),
+        (released, "RELEASED", &["mark_paid", "cancel", "release", "appeal", "resolve"]),
+        (cancelled, "CANCELLED", &["mark_paid", "cancel", "release", "appeal", "resolve"]),
+    ];
+    for (setup, state, actions) in table {
+        for action in actions {
+            let (mut w, _, t) = setup();
+            if state != "AWAITING_PAYMENT" {
+                w.advance(minutes(31)); // past the appeal window, so only the state refuses
+            }
+            let proof = w.proof(user(S));
+            let cmd = match *action {
+                "mark_paid" => Command::MarkPaid { buyer: user(B), trade: t },
+                "cancel" => Command::CancelTrade { buyer: user(B), trade: t },
+                "release" => Command::Release { seller: user(S), trade: t, proof },
+                "appeal" => Command::OpenAppeal { user: user(B), trade: t, reason: "r".into() },
+                _ => Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Release, note: "n".into() },
+            };
+            let r = w.err(cmd);
+            assert_eq!(r.kind(), RejectionKind::FailedPrecondition, "{action} in {state}: {r}");
+            assert!(r.to_string().contains(state) || r.to_string().contains("CLOSED"), "{action} in {state}: {r}");
+        }
+    }
+}
+
+#[test]
+fn firing_deadlines_twice_changes_nothing() {
+    let (mut w, _, t) = matched();
+    w.advance(minutes(20));
+    assert_eq!(w.state_of(t), "CANCELLED");
+    let digest = w.e.digest();
+    assert!(w.e.fire_due(w.now).is_empty());
+    assert_eq!(digest, w.e.digest());
+}
+
+#[test]
+fn time_never_runs_backwards() {
+    let (mut w, _, t) = matched();
+    w.advance(minutes(20));
+    w.now = w.now.plus_ms(-minutes(60));
+    // A late command is applied at the engine's clock, not in the past.
+    let r = w.err(Command::MarkPaid { buyer: user(B), trade: t });
+    assert!(r.to_string().contains("CANCELLED"));
+}
+
+#[test]
+fn release_needs_a_current_fund_password_proof() {
+    let (mut w, _, t) = paid();
+    let stale = w.proof(user(S));
+    let current = Some(stale);
+    w.ok(Command::SetFundPassword { user: user(S), hash: "$argon2id$new".into(), current });
+    let r = w.err(Command::Release { seller: user(S), trade: t, proof: stale });
+    assert_eq!(r, Rejection::StaleFundPasswordProof);
+    w.release(user(S), t);
+}
+
+#[test]
+fn evidence_is_bounded_and_only_for_parties_of_an_open_appeal() {
+    let (mut w, _, t) = appealed();
+    let file = |size: u64| otc_engine::command::AttachmentRef {
+        blob_id: "blob-1".into(),
+        content_type: "image/png".into(),
+        size_bytes: size,
+        file_name: "receipt.png".into(),
+    };
+    let add = |u, size: Option<u64>| Command::AddEvidence {
+        user: user(u),
+        trade: t,
+        description: "bank receipt".into(),
+        attachment: size.map(file),
+    };
+    let r = w.err(add(B, Some(5 * 1024 * 1024 + 1)));
+    assert_eq!(r.kind(), RejectionKind::InvalidArgument);
+    for _ in 0..10 {
+        w.ok(add(B, Some(1024)));
+    }
+    let r = w.err(add(S, Some(1024)));
+    assert_eq!(r.kind(), RejectionKind::ResourceExhausted, "{r}");
+    w.ok(add(S, None)); // text still fits
+    let r = w.err(add(7, None));
+    assert_eq!(r, Rejection::TradeNotFound(t));
+    assert_eq!(w.e.appeal(t).unwrap().evidence.len(), 11);
+    w.release(user(S), t);
+    let r = w.err(add(B, None));
+    assert_eq!(r.kind(), RejectionKind::FailedPrecondition);
+}
+
+#[test]
+fn seller_record_counts_releases_and_median_time() {
+    let mut w = World::default();
+    w.seller(user(S), "100");
+    w.publish(user(S), "7", "100", "7", "700");
+    for minutes_to_release in [1, 3, 10] {
+        let t = w.buy_coin(user(B), "1");
+        w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+        w.advance(minutes(minutes_to_release));
+        w.release(user(S), t);
+    }
+    let r = w.e.seller_record(user(S), w.now);
+    assert_eq!(r.completed, 3);
+    assert_eq!(r.completion_rate, Some(d("1")));
+    assert_eq!(r.median_release_ms, Some(minutes(3)));
+    let page = w.e.book_page(eb(), cny(), None, 10, w.now);
+    assert_eq!(page[0].record, r);
+    let later = w.now.plus_ms(31 * otc_engine::ids::MS_PER_DAY);
+    assert_eq!(w.e.seller_record(user(S), later).completed, 0, "only the last 30 days count");
+}
+
+#[test]
+fn event_sequence_is_global_and_gap_free() {
+    let mut w = World::default();
+    let mut all = Vec::new();
+    w.seller(user(S), "100");
+    let proof = w.proof(user(S));
+    let spec = w.spec(user(S), "7", "100", "10", "700");
+    all.extend(w.ok(Command::PublishListing { seller: user(S), proof, spec }));
+    let request = World::buy_request(BuyAmount::Coin(d("5")));
+    all.extend(w.ok(Command::PlaceBuy { buyer: user(B), request }));
+    all.extend(w.advance(minutes(20)));
+    let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
+    let first = seqs[0];
+    assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(w.e.last_seq(), *seqs.last().unwrap());
+}
