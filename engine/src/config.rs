@@ -69,6 +69,10 @@ pub struct EngineConfig {
     pub methods_per_listing_max: usize,
     /// Price quotes one merchant may declare.
     pub quotes_per_merchant_max: usize,
+    /// How long ended trades, listings and buy orders stay in the engine's
+    /// working set before it forgets them. History lives in storage; this
+    /// keeps memory and snapshots bounded by activity, not by age.
+    pub ended_retention_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -111,6 +115,7 @@ impl Default for EngineConfig {
             blocks_per_user_max: 1_000,
             methods_per_listing_max: 10,
             quotes_per_merchant_max: 20,
+            ended_retention_ms: MS_PER_HOUR,
         }
     }
 }
@@ -132,6 +137,7 @@ impl EngineConfig {
             ("resting_buy_max", self.resting_buy_ms_max),
             ("fund_password_lock", self.fund_password_lock_ms),
             ("seller_record_window", self.seller_record_window_ms),
+            ("ended_retention", self.ended_retention_ms),
         ];
         if let Some((name, _)) = windows.iter().find(|(_, ms)| *ms <= 0) {
             return Err(format!("{name} must be longer than zero"));

@@ -194,20 +194,36 @@ impl Engine {
     /// # Errors
     /// A [`Rejection`] saying what was wrong, in words a user can act on.
     pub fn apply(&mut self, command: &Command, now: Timestamp) -> Result<Vec<Event>, Rejection> {
+        let mut events = Vec::new();
+        self.apply_into(command, now, &mut events).map(|()| events)
+    }
+
+    /// [`Engine::apply`], appending the events to `out` instead of allocating:
+    /// the writer loop reuses one buffer.
+    ///
+    /// # Errors
+    /// As [`Engine::apply`]; `out` is left as it was.
+    pub fn apply_into(&mut self, command: &Command, now: Timestamp, out: &mut Vec<Event>) -> Result<(), Rejection> {
         let now = now.max(self.state.clock);
         let seq_before = self.state.next_seq;
+        let out_len = out.len();
         debug_assert!(self.events.is_empty() && self.touched.is_empty());
-        match self.dispatch(command, now) {
+        std::mem::swap(&mut self.events, out);
+        let result = self.dispatch(command, now);
+        if result.is_ok() {
+            self.state.clock = now;
+            self.emit_balances(now);
+            self.debug_check();
+        }
+        std::mem::swap(&mut self.events, out);
+        match result {
             Ok(()) => {
-                self.state.clock = now;
-                self.emit_balances(now);
-                self.debug_check();
-                debug_assert_eq!(self.state.next_seq - seq_before, self.events.len() as u64);
-                Ok(std::mem::take(&mut self.events))
+                debug_assert_eq!(self.state.next_seq - seq_before, (out.len() - out_len) as u64);
+                Ok(())
             }
             Err(rejection) => {
                 assert!(
-                    self.events.is_empty() && self.state.next_seq == seq_before,
+                    out.len() == out_len && self.state.next_seq == seq_before && self.touched.is_empty(),
                     "engine bug: {} was rejected after changing state ({rejection})",
                     command.name()
                 );

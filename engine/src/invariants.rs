@@ -141,7 +141,9 @@ impl Engine {
                 TradeState::AwaitingPayment { pay_by } => due(pay_by, Deadline::PaymentDue(t.id)),
                 TradeState::Paid { auto_appeal_at, .. } => due(auto_appeal_at, Deadline::AutoAppeal(t.id)),
                 TradeState::Appealed { .. } => s.appeals.get(&t.id).is_some_and(|a| a.outcome.is_none()),
-                TradeState::Released { .. } | TradeState::Cancelled { .. } => true,
+                TradeState::Released { at, .. } | TradeState::Cancelled { at, .. } => {
+                    due(at.plus_ms(self.config.ended_retention_ms), Deadline::ForgetTrade(t.id))
+                }
             };
             if !ok {
                 return Err(format!("trade {} is {} without its deadline or appeal", t.id, t.state.kind().name()));
@@ -156,6 +158,14 @@ impl Engine {
             if t.fiat_amount != t.price.fiat_for(t.coin).ok_or("fiat overflow")? {
                 return Err(format!("trade {} fiat {} ≠ coin × price rounded half-up", t.id, t.fiat_amount));
             }
+        }
+        if s.user_trades.len() != 2 * s.trades.len()
+            || s.user_trades.iter().any(|(u, id)| s.trades.get(id).is_none_or(|t| t.buyer != *u && t.seller != *u))
+        {
+            return Err("the per-user trade index does not match the trades".into());
+        }
+        if s.user_listings.len() != s.listings.len() || s.user_buy_orders.len() != s.buy_orders.len() {
+            return Err("the per-user listing or buy-order index does not match".into());
         }
         for (id, m) in &s.merchants {
             let want = outstanding.get(id).copied().unwrap_or_default();

@@ -132,8 +132,9 @@ impl Engine {
     fn count_live(&mut self, listing: &Listing, delta: i32) {
         let u = self.user_mut(listing.seller);
         u.live_listings = u.live_listings.saturating_add_signed(delta);
-        for m in &listing.methods {
-            self.method_uses(listing.seller, *m, 0, delta);
+        for id in &listing.methods {
+            let m = invariant(u.methods.get_mut(id), "listed method was removed");
+            m.live_listings = m.live_listings.saturating_add_signed(delta);
         }
     }
 
@@ -198,8 +199,18 @@ impl Engine {
         let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
         stored.state = ListingState::Cancelled;
         stored.remaining = CoinAmount::ZERO;
+        self.forget_listing_later(id, now);
         self.emit_listing(id, now);
         Ok(())
+    }
+
+    /// Schedules an ended listing to leave the working set, if no open trade
+    /// refers to it (otherwise the last trade to end schedules it).
+    fn forget_listing_later(&mut self, id: ListingId, now: Timestamp) {
+        if self.state.listings.get(&id).is_some_and(|l| l.open_trades == 0) {
+            let at = now.plus_ms(self.config.ended_retention_ms);
+            self.state.deadlines.add(at, Deadline::ForgetListing(id));
+        }
     }
 
     /// After a fill: close the listing if it is empty, or if what is left is
@@ -225,6 +236,7 @@ impl Engine {
             let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
             stored.state = ListingState::Closed(reason);
             stored.remaining = CoinAmount::ZERO;
+            self.forget_listing_later(id, now);
         }
         self.emit_listing(id, now);
     }
@@ -460,6 +472,8 @@ impl Engine {
         self.state.deadlines.cancel(expires_at, Deadline::BuyOrderExpires(id));
         let u = self.user_mut(buyer);
         u.resting_buys = u.resting_buys.saturating_sub(1);
+        let forget_at = now.plus_ms(self.config.ended_retention_ms);
+        self.state.deadlines.add(forget_at, Deadline::ForgetBuyOrder(id));
         self.emit_order(id, now);
     }
 
@@ -559,7 +573,11 @@ impl Engine {
             created_at: now,
             state: TradeState::AwaitingPayment { pay_by: now.plus_ms(window_ms) },
             fast_match: None,
-            timeline: vec![created],
+            timeline: {
+                let mut timeline = Vec::with_capacity(4);
+                timeline.push(created);
+                timeline
+            },
         }
     }
 

@@ -168,10 +168,15 @@ impl Engine {
     }
 
     /// Bookkeeping common to every end: method, listing and merchant counters.
-    fn trade_ended(&mut self, t: &Trade, _now: Timestamp) {
+    fn trade_ended(&mut self, t: &Trade, now: Timestamp) {
+        let forget_at = now.plus_ms(self.config.ended_retention_ms);
+        self.state.deadlines.add(forget_at, Deadline::ForgetTrade(t.id));
         self.method_uses(t.seller, t.method, -1, 0);
         if let Some(l) = t.listing.and_then(|l| self.state.listings.get_mut(&l)) {
             l.open_trades = l.open_trades.saturating_sub(1);
+            if !l.state.is_live() && l.open_trades == 0 {
+                self.state.deadlines.add(forget_at, Deadline::ForgetListing(l.id));
+            }
         }
         if t.fast_match.is_some()
             && let Some(m) = self.state.merchants.get_mut(&t.buyer)
@@ -402,6 +407,9 @@ impl Engine {
                         self.transition(id, d, "", now);
                     }
                 }
+                Deadline::ForgetTrade(id) => self.forget_trade(id),
+                Deadline::ForgetListing(id) => self.forget_listing(id),
+                Deadline::ForgetBuyOrder(id) => self.forget_buy_order(id),
                 Deadline::BuyOrderExpires(order) => {
                     if self.state.buy_orders.get(&order).is_some_and(|o| o.state == crate::buy::BuyOrderState::Resting) {
                         self.end_order(order, crate::buy::BuyOrderState::Expired, now);
@@ -409,6 +417,43 @@ impl Engine {
                 }
             }
         }
+    }
+}
+
+impl Engine {
+    /// Drops an ended trade (and its closed appeal) from the working set.
+    fn forget_trade(&mut self, id: TradeId) {
+        let Some(t) = self.state.trades.get(&id) else { return };
+        if t.state.is_open() {
+            return;
+        }
+        let (seller, buyer) = (t.seller, t.buyer);
+        self.state.trades.remove(&id);
+        self.state.user_trades.remove(&(seller, id));
+        self.state.user_trades.remove(&(buyer, id));
+        self.state.appeals.remove(&id);
+    }
+
+    /// Drops an ended listing once no open trade refers to it.
+    fn forget_listing(&mut self, id: crate::ids::ListingId) {
+        let Some(l) = self.state.listings.get(&id) else { return };
+        if l.state.is_live() || l.open_trades > 0 {
+            return;
+        }
+        let seller = l.seller;
+        self.state.listings.remove(&id);
+        self.state.user_listings.remove(&(seller, id));
+    }
+
+    /// Drops an ended buy order.
+    fn forget_buy_order(&mut self, id: crate::ids::BuyOrderId) {
+        let Some(o) = self.state.buy_orders.get(&id) else { return };
+        if o.state == crate::buy::BuyOrderState::Resting {
+            return;
+        }
+        let buyer = o.buyer;
+        self.state.buy_orders.remove(&id);
+        self.state.user_buy_orders.remove(&(buyer, id));
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BuyOrderId, Timestamp, TradeId};
+use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId};
 
 /// Something that happens at a time unless the state moved on first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -19,6 +19,12 @@ pub enum Deadline {
     AutoAppeal(TradeId),
     /// A resting buy expires.
     BuyOrderExpires(BuyOrderId),
+    /// An ended trade leaves the working set (storage keeps its history).
+    ForgetTrade(TradeId),
+    /// An ended listing with no open trades leaves the working set.
+    ForgetListing(ListingId),
+    /// An ended buy order leaves the working set.
+    ForgetBuyOrder(BuyOrderId),
 }
 
 /// All pending deadlines, earliest first.
