@@ -16,7 +16,10 @@ use std::str::FromStr;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use otc_engine::command::{BuyAmount, BuyRequest, FundPasswordProof, ListingSpec};
 use otc_engine::users::MethodDetails;
-use otc_engine::{Asset, Command, Engine, EngineConfig, EventKind, Fiat, ListingId, MethodId, Timestamp, TradeId, UserId};
+use otc_engine::{
+    Asset, Command, Engine, EngineConfig, EventKind, Fiat, ListingId, MethodId, Timestamp, TradeId,
+    UserId,
+};
 use rust_decimal::Decimal;
 
 const COMMANDS_PER_ROUND: u64 = 9;
@@ -63,9 +66,22 @@ impl Mix {
         let n_sellers = live_listings.div_ceil(LISTINGS_PER_SELLER);
         for s in 0..n_sellers as u64 {
             let user = uid(1_000_000 + s);
-            let apply = |e: &mut Engine, c: Command| e.apply(&c, now).unwrap_or_else(|r| panic!("setup: {r}"));
-            apply(&mut e, Command::Deposit { user, asset, amount: dec("10000000"), external_ref: format!("d{s}") });
-            let details = MethodDetails::Alipay { holder: "Seller".into(), account: format!("s{s}") };
+            let apply = |e: &mut Engine, c: Command| {
+                e.apply(&c, now).unwrap_or_else(|r| panic!("setup: {r}"))
+            };
+            apply(
+                &mut e,
+                Command::Deposit {
+                    user,
+                    asset,
+                    amount: dec("10000000"),
+                    external_ref: format!("d{s}"),
+                },
+            );
+            let details = MethodDetails::Alipay {
+                holder: "Seller".into(),
+                account: format!("s{s}"),
+            };
             let ev = apply(&mut e, Command::BindMethod { user, details });
             let method = ev
                 .iter()
@@ -74,10 +90,27 @@ impl Mix {
                     _ => None,
                 })
                 .unwrap_or_else(|| panic!("no method"));
-            apply(&mut e, Command::SetFundPassword { user, hash: "$argon2id$bench".into(), current: None });
+            apply(
+                &mut e,
+                Command::SetFundPassword {
+                    user,
+                    hash: "$argon2id$bench".into(),
+                    current: None,
+                },
+            );
             sellers.push((user, method));
         }
-        let mut mix = Mix { e, now, asset, fiat, sellers, published: VecDeque::new(), round: 0, proof, events: Vec::new() };
+        let mut mix = Mix {
+            e,
+            now,
+            asset,
+            fiat,
+            sellers,
+            published: VecDeque::new(),
+            round: 0,
+            proof,
+            events: Vec::new(),
+        };
         for i in 0..live_listings {
             mix.publish(i);
         }
@@ -104,7 +137,11 @@ impl Mix {
     fn publish(&mut self, i: usize) {
         let (seller, method) = self.sellers[i % self.sellers.len()];
         let spec = self.spec(i, method);
-        self.apply(Command::PublishListing { seller, proof: self.proof, spec });
+        self.apply(Command::PublishListing {
+            seller,
+            proof: self.proof,
+            spec,
+        });
         if let Some(listing) = self.events.iter().find_map(|x| match x.kind {
             EventKind::ListingChanged { listing, .. } => Some(listing),
             _ => None,
@@ -146,11 +183,18 @@ impl Mix {
             let seller = self.e.trade(t).map(|t| t.seller);
             self.apply(Command::MarkPaid { buyer, trade: t });
             if let Some(seller) = seller {
-                self.apply(Command::Release { seller, trade: t, proof: self.proof });
+                self.apply(Command::Release {
+                    seller,
+                    trade: t,
+                    proof: self.proof,
+                });
             }
         }
         if let Some(t) = cancelled {
-            self.apply(Command::CancelTrade { buyer: uid((r + 1) % BUYERS), trade: t });
+            self.apply(Command::CancelTrade {
+                buyer: uid((r + 1) % BUYERS),
+                trade: t,
+            });
         }
         if let Some((seller, listing)) = self.published.pop_front() {
             self.apply(Command::CancelListing { seller, listing });

@@ -88,6 +88,9 @@ impl Appeal {
 
     /// Files attached so far.
     pub fn attachments(&self) -> usize {
-        self.evidence.iter().filter(|e| e.attachment.is_some()).count()
+        self.evidence
+            .iter()
+            .filter(|e| e.attachment.is_some())
+            .count()
     }
 }

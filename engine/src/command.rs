@@ -147,17 +147,34 @@ pub enum Resolution {
 #[allow(missing_docs)]
 pub enum Command {
     /// Back office credits coin (idempotent on `external_ref`).
-    Deposit { user: UserId, asset: Asset, amount: Decimal, external_ref: String },
+    Deposit {
+        user: UserId,
+        asset: Asset,
+        amount: Decimal,
+        external_ref: String,
+    },
     /// Back office debits available coin (idempotent on `external_ref`).
-    Withdraw { user: UserId, asset: Asset, amount: Decimal, external_ref: String },
+    Withdraw {
+        user: UserId,
+        asset: Asset,
+        amount: Decimal,
+        external_ref: String,
+    },
     /// Admin makes a user a partner merchant.
     RegisterMerchant { user: UserId },
     /// Bind a receiving method (SPEC §5).
-    BindMethod { user: UserId, details: MethodDetails },
+    BindMethod {
+        user: UserId,
+        details: MethodDetails,
+    },
     /// Remove a method no open trade or live listing uses.
     RemoveMethod { user: UserId, method: MethodId },
     /// Set (or, with proof of the current one, change) the fund password hash.
-    SetFundPassword { user: UserId, hash: String, current: Option<FundPasswordProof> },
+    SetFundPassword {
+        user: UserId,
+        hash: String,
+        current: Option<FundPasswordProof>,
+    },
     /// A wrong fund password was typed (verified off the writer).
     RecordFundPasswordFailure { user: UserId },
     /// Never match with `target` again.
@@ -165,7 +182,11 @@ pub enum Command {
     /// Lift a block.
     Unblock { user: UserId, target: UserId },
     /// Publish a listing, escrowing its total.
-    PublishListing { seller: UserId, proof: FundPasswordProof, spec: ListingSpec },
+    PublishListing {
+        seller: UserId,
+        proof: FundPasswordProof,
+        spec: ListingSpec,
+    },
     /// Take a listing out of matching.
     PauseListing { seller: UserId, listing: ListingId },
     /// Put a paused listing back.
@@ -177,19 +198,34 @@ pub enum Command {
     /// Withdraw a resting buy.
     CancelBuyOrder { buyer: UserId, order: BuyOrderId },
     /// A merchant declares its capacity.
-    SetMerchantCapacity { merchant: UserId, capacity: CapacityRequest },
+    SetMerchantCapacity {
+        merchant: UserId,
+        capacity: CapacityRequest,
+    },
     /// A merchant goes on- or offline.
     SetMerchantOnline { merchant: UserId, online: bool },
     /// Sell at once to the best fitting merchant.
-    FastSell { seller: UserId, proof: FundPasswordProof, request: FastSellRequest },
+    FastSell {
+        seller: UserId,
+        proof: FundPasswordProof,
+        request: FastSellRequest,
+    },
     /// Buyer says the fiat is sent.
     MarkPaid { buyer: UserId, trade: TradeId },
     /// Buyer cancels (before paying, or withdrawing an appeal).
     CancelTrade { buyer: UserId, trade: TradeId },
     /// Seller confirms the fiat arrived and releases the coin.
-    Release { seller: UserId, trade: TradeId, proof: FundPasswordProof },
+    Release {
+        seller: UserId,
+        trade: TradeId,
+        proof: FundPasswordProof,
+    },
     /// Seller or buyer disputes a paid trade.
-    OpenAppeal { user: UserId, trade: TradeId, reason: String },
+    OpenAppeal {
+        user: UserId,
+        trade: TradeId,
+        reason: String,
+    },
     /// A party adds evidence to an open appeal.
     AddEvidence {
         user: UserId,
@@ -202,7 +238,12 @@ pub enum Command {
     /// A CS agent hands an appeal back.
     UnclaimAppeal { agent: UserId, trade: TradeId },
     /// A CS agent decides an appeal.
-    ResolveAppeal { agent: UserId, trade: TradeId, resolution: Resolution, note: String },
+    ResolveAppeal {
+        agent: UserId,
+        trade: TradeId,
+        resolution: Resolution,
+        note: String,
+    },
     /// Fire every deadline due at `now`.
     FireDue,
 }

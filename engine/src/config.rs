@@ -80,13 +80,22 @@ impl Default for EngineConfig {
         let mut assets = BTreeMap::new();
         for code in ["EB", "USDT"] {
             let asset = Asset::new(code).unwrap_or_else(|e| panic!("built-in asset: {e}"));
-            assets.insert(asset, AssetSpec { scale: 8, amount_max: Decimal::from(100_000_000u64) });
+            assets.insert(
+                asset,
+                AssetSpec {
+                    scale: 8,
+                    amount_max: Decimal::from(100_000_000u64),
+                },
+            );
         }
         let mut fiats = BTreeMap::new();
         let cny = Fiat::new("CNY").unwrap_or_else(|e| panic!("built-in fiat: {e}"));
         fiats.insert(
             cny,
-            FiatSpec { amount_max: Decimal::from(100_000_000u64), price_max: Decimal::from(1_000_000u64) },
+            FiatSpec {
+                amount_max: Decimal::from(100_000_000u64),
+                price_max: Decimal::from(1_000_000u64),
+            },
         );
         Self {
             assets,
@@ -146,7 +155,9 @@ impl EngineConfig {
             return Err("payment_window_min must not exceed payment_window_max".into());
         }
         let default_window = self.payment_window_ms_default;
-        if default_window < self.payment_window_ms_min || default_window > self.payment_window_ms_max {
+        if default_window < self.payment_window_ms_min
+            || default_window > self.payment_window_ms_max
+        {
             return Err("payment_window_default must lie between the min and max windows".into());
         }
         if self.resting_buy_ms_default > self.resting_buy_ms_max {
@@ -158,11 +169,17 @@ impl EngineConfig {
         if self.assets.is_empty() || self.fiats.is_empty() {
             return Err("at least one asset and one fiat currency must be configured".into());
         }
-        if self.assets.values().any(|a| a.scale > 18 || a.amount_max <= Decimal::ZERO) {
+        if self
+            .assets
+            .values()
+            .any(|a| a.scale > 18 || a.amount_max <= Decimal::ZERO)
+        {
             return Err("every asset needs a scale of at most 18 and a positive maximum".into());
         }
         if self.fast_match_tries_max == 0 || self.fund_password_attempts_max == 0 {
-            return Err("fast_match_tries_max and fund_password_attempts_max must be at least 1".into());
+            return Err(
+                "fast_match_tries_max and fund_password_attempts_max must be at least 1".into(),
+            );
         }
         Ok(())
     }

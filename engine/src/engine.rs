@@ -90,7 +90,7 @@ pub struct State {
     /// `(blocker, blocked)` pairs.
     pub blocks: BTreeSet<(UserId, UserId)>,
     /// Every listing ever published.
-    pub listings: BTreeMap<ListingId, Listing>,
+    pub listings: BTreeMap<ListingId, Box<Listing>>,
     /// Active listings in matching order.
     pub book: Book,
     /// Every buy order that rested.
@@ -98,7 +98,7 @@ pub struct State {
     /// Resting buy orders per market, oldest first.
     pub resting: BTreeMap<(Asset, Fiat), BTreeSet<BuyOrderId>>,
     /// Every trade.
-    pub trades: BTreeMap<TradeId, Trade>,
+    pub trades: BTreeMap<TradeId, Box<Trade>>,
     /// Appeals by trade.
     pub appeals: BTreeMap<TradeId, Appeal>,
     /// Open appeals, oldest first: the CS queue.
@@ -149,8 +149,17 @@ impl Engine {
     /// The configuration is incoherent (see [`EngineConfig::validate`]).
     pub fn new(config: EngineConfig) -> Result<Self, String> {
         config.validate()?;
-        let state = State { next_seq: 1, next_id: 1, ..State::default() };
-        Ok(Self { config, state, events: Vec::new(), touched: Vec::new() })
+        let state = State {
+            next_seq: 1,
+            next_id: 1,
+            ..State::default()
+        };
+        Ok(Self {
+            config,
+            state,
+            events: Vec::new(),
+            touched: Vec::new(),
+        })
     }
 
     /// Rebuilds an engine from a persisted state, checking it first.
@@ -160,7 +169,12 @@ impl Engine {
     /// the message names what is wrong.
     pub fn from_state(config: EngineConfig, state: State) -> Result<Self, String> {
         config.validate()?;
-        let engine = Self { config, state, events: Vec::new(), touched: Vec::new() };
+        let engine = Self {
+            config,
+            state,
+            events: Vec::new(),
+            touched: Vec::new(),
+        };
         engine.check_invariants()?;
         Ok(engine)
     }
@@ -203,7 +217,12 @@ impl Engine {
     ///
     /// # Errors
     /// As [`Engine::apply`]; `out` is left as it was.
-    pub fn apply_into(&mut self, command: &Command, now: Timestamp, out: &mut Vec<Event>) -> Result<(), Rejection> {
+    pub fn apply_into(
+        &mut self,
+        command: &Command,
+        now: Timestamp,
+        out: &mut Vec<Event>,
+    ) -> Result<(), Rejection> {
         let now = now.max(self.state.clock);
         let seq_before = self.state.next_seq;
         let out_len = out.len();
@@ -218,12 +237,17 @@ impl Engine {
         std::mem::swap(&mut self.events, out);
         match result {
             Ok(()) => {
-                debug_assert_eq!(self.state.next_seq - seq_before, (out.len() - out_len) as u64);
+                debug_assert_eq!(
+                    self.state.next_seq - seq_before,
+                    (out.len() - out_len) as u64
+                );
                 Ok(())
             }
             Err(rejection) => {
                 assert!(
-                    out.len() == out_len && self.state.next_seq == seq_before && self.touched.is_empty(),
+                    out.len() == out_len
+                        && self.state.next_seq == seq_before
+                        && self.touched.is_empty(),
                     "engine bug: {} was rejected after changing state ({rejection})",
                     command.name()
                 );
@@ -247,40 +271,74 @@ impl Engine {
     fn dispatch(&mut self, command: &Command, now: Timestamp) -> Result<(), Rejection> {
         use Command as C;
         match command {
-            C::Deposit { user, asset, amount, external_ref } => {
-                self.deposit(*user, *asset, *amount, external_ref, now)
-            }
-            C::Withdraw { user, asset, amount, external_ref } => {
-                self.withdraw(*user, *asset, *amount, external_ref, now)
-            }
+            C::Deposit {
+                user,
+                asset,
+                amount,
+                external_ref,
+            } => self.deposit(*user, *asset, *amount, external_ref, now),
+            C::Withdraw {
+                user,
+                asset,
+                amount,
+                external_ref,
+            } => self.withdraw(*user, *asset, *amount, external_ref, now),
             C::RegisterMerchant { user } => self.register_merchant(*user, now),
             C::BindMethod { user, details } => self.bind_method(*user, details, now),
             C::RemoveMethod { user, method } => self.remove_method(*user, *method, now),
-            C::SetFundPassword { user, hash, current } => self.set_fund_password(*user, hash, *current, now),
+            C::SetFundPassword {
+                user,
+                hash,
+                current,
+            } => self.set_fund_password(*user, hash, *current, now),
             C::RecordFundPasswordFailure { user } => self.record_password_failure(*user, now),
             C::Block { user, target } => self.block(*user, *target, now),
             C::Unblock { user, target } => self.unblock(*user, *target, now),
-            C::PublishListing { seller, proof, spec } => self.publish(*seller, *proof, spec, now),
+            C::PublishListing {
+                seller,
+                proof,
+                spec,
+            } => self.publish(*seller, *proof, spec, now),
             C::PauseListing { seller, listing } => self.pause_listing(*seller, *listing, now),
             C::ResumeListing { seller, listing } => self.resume_listing(*seller, *listing, now),
             C::CancelListing { seller, listing } => self.cancel_listing(*seller, *listing, now),
             C::PlaceBuy { buyer, request } => self.place_buy(*buyer, request, now),
             C::CancelBuyOrder { buyer, order } => self.cancel_buy_order(*buyer, *order, now),
-            C::SetMerchantCapacity { merchant, capacity } => self.set_capacity(*merchant, capacity, now),
+            C::SetMerchantCapacity { merchant, capacity } => {
+                self.set_capacity(*merchant, capacity, now)
+            }
             C::SetMerchantOnline { merchant, online } => self.set_online(*merchant, *online, now),
-            C::FastSell { seller, proof, request } => self.fast_sell(*seller, *proof, request, now),
+            C::FastSell {
+                seller,
+                proof,
+                request,
+            } => self.fast_sell(*seller, *proof, request, now),
             C::MarkPaid { buyer, trade } => self.mark_paid(*buyer, *trade, now),
             C::CancelTrade { buyer, trade } => self.cancel_trade(*buyer, *trade, now),
-            C::Release { seller, trade, proof } => self.release(*seller, *trade, *proof, now),
-            C::OpenAppeal { user, trade, reason } => self.open_appeal(*user, *trade, reason, now),
-            C::AddEvidence { user, trade, description, attachment } => {
-                self.add_evidence(*user, *trade, description, attachment.as_ref(), now)
-            }
+            C::Release {
+                seller,
+                trade,
+                proof,
+            } => self.release(*seller, *trade, *proof, now),
+            C::OpenAppeal {
+                user,
+                trade,
+                reason,
+            } => self.open_appeal(*user, *trade, reason, now),
+            C::AddEvidence {
+                user,
+                trade,
+                description,
+                attachment,
+            } => self.add_evidence(*user, *trade, description, attachment.as_ref(), now),
             C::ClaimAppeal { agent, trade } => self.claim_appeal(*agent, *trade, now),
             C::UnclaimAppeal { agent, trade } => self.unclaim_appeal(*agent, *trade, now),
-            C::ResolveAppeal { agent, trade, resolution, note } => {
-                self.resolve_appeal(*agent, *trade, *resolution, note, now)
-            }
+            C::ResolveAppeal {
+                agent,
+                trade,
+                resolution,
+                note,
+            } => self.resolve_appeal(*agent, *trade, *resolution, note, now),
             C::FireDue => {
                 self.fire_deadlines(now);
                 Ok(())
@@ -339,7 +397,11 @@ impl Engine {
 
     /// A user's balance of an asset (zero if never touched).
     pub fn balance(&self, user: UserId, asset: Asset) -> Balance {
-        self.state.balances.get(&(user, asset)).copied().unwrap_or_default()
+        self.state
+            .balances
+            .get(&(user, asset))
+            .copied()
+            .unwrap_or_default()
     }
 
     fn balance_mut(&mut self, user: UserId, asset: Asset) -> &mut Balance {
@@ -358,32 +420,55 @@ impl Engine {
     /// `available −= amount`; the caller checked it is there.
     pub(crate) fn debit_available(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
         let b = self.balance_mut(user, asset);
-        b.available = invariant(b.available.checked_sub(amount), "debit of coin not available");
+        b.available = invariant(
+            b.available.checked_sub(amount),
+            "debit of coin not available",
+        );
     }
 
     /// `available → escrowed`; the caller checked it is there.
     pub(crate) fn escrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
         let b = self.balance_mut(user, asset);
-        b.available = invariant(b.available.checked_sub(amount), "escrow of coin not available");
+        b.available = invariant(
+            b.available.checked_sub(amount),
+            "escrow of coin not available",
+        );
         b.escrowed = invariant(b.escrowed.checked_add(amount), "escrow overflow");
     }
 
     /// `escrowed → available` (a cancel returns coin to the seller).
     pub(crate) fn unescrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
         let b = self.balance_mut(user, asset);
-        b.escrowed = invariant(b.escrowed.checked_sub(amount), "unescrow of coin not escrowed");
+        b.escrowed = invariant(
+            b.escrowed.checked_sub(amount),
+            "unescrow of coin not escrowed",
+        );
         b.available = invariant(b.available.checked_add(amount), "available overflow");
     }
 
     /// Seller's escrow → buyer's available (a release).
-    pub(crate) fn settle(&mut self, seller: UserId, buyer: UserId, asset: Asset, amount: CoinAmount) {
+    pub(crate) fn settle(
+        &mut self,
+        seller: UserId,
+        buyer: UserId,
+        asset: Asset,
+        amount: CoinAmount,
+    ) {
         let s = self.balance_mut(seller, asset);
-        s.escrowed = invariant(s.escrowed.checked_sub(amount), "release of coin not escrowed");
+        s.escrowed = invariant(
+            s.escrowed.checked_sub(amount),
+            "release of coin not escrowed",
+        );
         self.credit_available(buyer, asset, amount);
     }
 
     /// Checks `available ≥ needed`.
-    pub(crate) fn require_available(&self, user: UserId, asset: Asset, needed: CoinAmount) -> Result<(), Rejection> {
+    pub(crate) fn require_available(
+        &self,
+        user: UserId,
+        asset: Asset,
+        needed: CoinAmount,
+    ) -> Result<(), Rejection> {
         let available = self.balance(user, asset).available;
         if available < needed {
             return Err(Rejection::InsufficientBalance {
@@ -414,7 +499,12 @@ impl Engine {
     }
 
     /// Checks a fund-password proof: set, not locked, still current.
-    pub(crate) fn check_proof(&self, user: UserId, proof: FundPasswordProof, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn check_proof(
+        &self,
+        user: UserId,
+        proof: FundPasswordProof,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let u = self.user(user).ok_or(Rejection::NoFundPassword)?;
         let fund = u.fund_password.as_ref().ok_or(Rejection::NoFundPassword)?;
         if let Some(until) = u.lock_at(now) {
@@ -435,11 +525,19 @@ impl Engine {
     // ---- validation -------------------------------------------------------
 
     pub(crate) fn asset_spec(&self, asset: Asset) -> Result<AssetSpec, Rejection> {
-        self.config.assets.get(&asset).copied().ok_or(Rejection::UnknownAsset(asset))
+        self.config
+            .assets
+            .get(&asset)
+            .copied()
+            .ok_or(Rejection::UnknownAsset(asset))
     }
 
     pub(crate) fn fiat_spec(&self, fiat: Fiat) -> Result<FiatSpec, Rejection> {
-        self.config.fiats.get(&fiat).copied().ok_or(Rejection::UnknownFiat(fiat))
+        self.config
+            .fiats
+            .get(&fiat)
+            .copied()
+            .ok_or(Rejection::UnknownFiat(fiat))
     }
 
     pub(crate) fn coin_arg(
@@ -474,19 +572,32 @@ impl Engine {
 
     /// Checks a free-text field: at most the configured characters, and not
     /// blank when `required`.
-    pub(crate) fn text_arg(&self, field: &'static str, value: &str, required: bool) -> Result<(), Rejection> {
+    pub(crate) fn text_arg(
+        &self,
+        field: &'static str,
+        value: &str,
+        required: bool,
+    ) -> Result<(), Rejection> {
         if required && value.trim().is_empty() {
             return Err(Rejection::field(field, "must not be empty"));
         }
         let max = self.config.text_chars_max;
         if value.chars().count() > max {
-            return Err(Rejection::field(field, format!("must be at most {max} characters")));
+            return Err(Rejection::field(
+                field,
+                format!("must be at most {max} characters"),
+            ));
         }
         Ok(())
     }
 
     /// Checks a window in milliseconds lies in `[min, max]`.
-    pub(crate) fn window_arg(field: &'static str, ms: i64, min: i64, max: i64) -> Result<i64, Rejection> {
+    pub(crate) fn window_arg(
+        field: &'static str,
+        ms: i64,
+        min: i64,
+        max: i64,
+    ) -> Result<i64, Rejection> {
         if ms < min || ms > max {
             return Err(Rejection::field(
                 field,

@@ -39,11 +39,26 @@ pub enum SettledBy {
 #[allow(missing_docs)] // Field names say what they hold; variants are documented.
 pub enum EventKind {
     /// A balance changed; the new values.
-    BalanceChanged { user: UserId, asset: Asset, available: Decimal, escrowed: Decimal },
+    BalanceChanged {
+        user: UserId,
+        asset: Asset,
+        available: Decimal,
+        escrowed: Decimal,
+    },
     /// Coin was deposited by the back office.
-    Deposited { user: UserId, asset: Asset, amount: CoinAmount, external_ref: String },
+    Deposited {
+        user: UserId,
+        asset: Asset,
+        amount: CoinAmount,
+        external_ref: String,
+    },
     /// Coin was withdrawn by the back office.
-    Withdrawn { user: UserId, asset: Asset, amount: CoinAmount, external_ref: String },
+    Withdrawn {
+        user: UserId,
+        asset: Asset,
+        amount: CoinAmount,
+        external_ref: String,
+    },
     /// A user became a partner merchant.
     MerchantRegistered { merchant: UserId },
     /// A merchant declared capacity.
@@ -51,21 +66,39 @@ pub enum EventKind {
     /// A merchant went on- or offline.
     MerchantOnlineSet { merchant: UserId, online: bool },
     /// A receiving method was bound.
-    MethodBound { user: UserId, method: MethodId, kind: MethodKind },
+    MethodBound {
+        user: UserId,
+        method: MethodId,
+        kind: MethodKind,
+    },
     /// A receiving method was removed.
     MethodRemoved { user: UserId, method: MethodId },
     /// The fund password was set or changed.
     FundPasswordSet { user: UserId },
     /// A wrong fund password was recorded.
-    FundPasswordFailed { user: UserId, failures_in_row: u32, locked_until: Option<Timestamp> },
+    FundPasswordFailed {
+        user: UserId,
+        failures_in_row: u32,
+        locked_until: Option<Timestamp>,
+    },
     /// A user blocked another.
     Blocked { user: UserId, target: UserId },
     /// A user lifted a block.
     Unblocked { user: UserId, target: UserId },
     /// A listing was published or changed state or remainder.
-    ListingChanged { listing: ListingId, seller: UserId, state: ListingState, remaining: CoinAmount },
+    ListingChanged {
+        listing: ListingId,
+        seller: UserId,
+        state: ListingState,
+        remaining: CoinAmount,
+    },
     /// A buy order rested, filled, expired or was cancelled.
-    BuyOrderChanged { order: BuyOrderId, buyer: UserId, state: BuyOrderState, remaining: Decimal },
+    BuyOrderChanged {
+        order: BuyOrderId,
+        buyer: UserId,
+        state: BuyOrderState,
+        remaining: Decimal,
+    },
     /// A trade was matched.
     TradeCreated {
         trade: TradeId,
@@ -88,19 +121,45 @@ pub enum EventKind {
         reason: TransitionReason,
     },
     /// A paid trade may now be appealed.
-    AppealAvailable { trade: TradeId, seller: UserId, buyer: UserId },
+    AppealAvailable {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+    },
     /// An appeal was opened.
-    AppealOpened { trade: TradeId, seller: UserId, buyer: UserId, by: Actor },
+    AppealOpened {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        by: Actor,
+    },
     /// Evidence was added to an appeal.
-    EvidenceAdded { trade: TradeId, seller: UserId, buyer: UserId, evidence: EvidenceId, by: UserId },
+    EvidenceAdded {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        evidence: EvidenceId,
+        by: UserId,
+    },
     /// An agent claimed an appeal.
     AppealClaimed { trade: TradeId, agent: UserId },
     /// An agent handed an appeal back.
     AppealUnclaimed { trade: TradeId, agent: UserId },
     /// An agent resolved an appeal.
-    AppealResolved { trade: TradeId, seller: UserId, buyer: UserId, agent: UserId, resolution: Resolution },
+    AppealResolved {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        agent: UserId,
+        resolution: Resolution,
+    },
     /// The parties settled an appeal themselves.
-    AppealSettled { trade: TradeId, seller: UserId, buyer: UserId, how: SettledBy },
+    AppealSettled {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        how: SettledBy,
+    },
 }
 
 /// Who an event is for.
@@ -116,8 +175,14 @@ impl Event {
     /// The users (and whether CS) that should see this event.
     pub fn audience(&self) -> Audience {
         use EventKind::*;
-        let one = |u: UserId| Audience { users: [Some(u), None], support: false };
-        let two = |a: UserId, b: UserId, support: bool| Audience { users: [Some(a), Some(b)], support };
+        let one = |u: UserId| Audience {
+            users: [Some(u), None],
+            support: false,
+        };
+        let two = |a: UserId, b: UserId, support: bool| Audience {
+            users: [Some(a), Some(b)],
+            support,
+        };
         match &self.kind {
             BalanceChanged { user, .. }
             | Deposited { user, .. }
@@ -128,13 +193,21 @@ impl Event {
             | FundPasswordFailed { user, .. }
             | Blocked { user, .. }
             | Unblocked { user, .. } => one(*user),
-            MerchantRegistered { merchant } | MerchantCapacitySet { merchant } | MerchantOnlineSet { merchant, .. } => {
-                one(*merchant)
-            }
+            MerchantRegistered { merchant }
+            | MerchantCapacitySet { merchant }
+            | MerchantOnlineSet { merchant, .. } => one(*merchant),
             ListingChanged { seller, .. } => one(*seller),
             BuyOrderChanged { buyer, .. } => one(*buyer),
-            TradeCreated { seller, buyer, .. } | AppealAvailable { seller, buyer, .. } => two(*seller, *buyer, false),
-            TradeTransitioned { seller, buyer, from, to, .. } => {
+            TradeCreated { seller, buyer, .. } | AppealAvailable { seller, buyer, .. } => {
+                two(*seller, *buyer, false)
+            }
+            TradeTransitioned {
+                seller,
+                buyer,
+                from,
+                to,
+                ..
+            } => {
                 let support = *from == TradeStateKind::Appealed || *to == TradeStateKind::Appealed;
                 two(*seller, *buyer, support)
             }
@@ -142,7 +215,10 @@ impl Event {
             | EvidenceAdded { seller, buyer, .. }
             | AppealResolved { seller, buyer, .. }
             | AppealSettled { seller, buyer, .. } => two(*seller, *buyer, true),
-            AppealClaimed { .. } | AppealUnclaimed { .. } => Audience { users: [None, None], support: true },
+            AppealClaimed { .. } | AppealUnclaimed { .. } => Audience {
+                users: [None, None],
+                support: true,
+            },
         }
     }
 }

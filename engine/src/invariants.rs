@@ -29,7 +29,11 @@ impl std::io::Write for Fnv {
     }
 }
 
-fn add(map: &mut BTreeMap<(UserId, Asset), CoinAmount>, key: (UserId, Asset), v: CoinAmount) -> Result<(), String> {
+fn add(
+    map: &mut BTreeMap<(UserId, Asset), CoinAmount>,
+    key: (UserId, Asset),
+    v: CoinAmount,
+) -> Result<(), String> {
     let e = map.entry(key).or_default();
     *e = e.checked_add(v).ok_or("escrow sum overflow")?;
     Ok(())
@@ -62,15 +66,24 @@ impl Engine {
         let mut held: BTreeMap<Asset, CoinAmount> = BTreeMap::new();
         for ((_, asset), b) in &s.balances {
             let e = held.entry(*asset).or_default();
-            *e = e.checked_add(b.available).and_then(|x| x.checked_add(b.escrowed)).ok_or("balance sum overflow")?;
+            *e = e
+                .checked_add(b.available)
+                .and_then(|x| x.checked_add(b.escrowed))
+                .ok_or("balance sum overflow")?;
         }
-        let assets: std::collections::BTreeSet<Asset> = held.keys().chain(s.totals.keys()).copied().collect();
+        let assets: std::collections::BTreeSet<Asset> =
+            held.keys().chain(s.totals.keys()).copied().collect();
         for asset in assets {
             let t = s.totals.get(&asset).copied().unwrap_or_default();
-            let net = t.deposited.checked_sub(t.withdrawn).ok_or_else(|| format!("L1: {asset} withdrawn exceeds deposited"))?;
+            let net = t
+                .deposited
+                .checked_sub(t.withdrawn)
+                .ok_or_else(|| format!("L1: {asset} withdrawn exceeds deposited"))?;
             let h = held.get(&asset).copied().unwrap_or_default();
             if h != net {
-                return Err(format!("L1 broken for {asset}: balances hold {h}, deposits − withdrawals = {net}"));
+                return Err(format!(
+                    "L1 broken for {asset}: balances hold {h}, deposits − withdrawals = {net}"
+                ));
             }
         }
         Ok(())
@@ -83,7 +96,12 @@ impl Engine {
             if l.state.is_live() {
                 add(&mut expected, (l.seller, l.asset), l.remaining)?;
             } else if !l.remaining.is_zero() {
-                return Err(format!("listing {} is {} but keeps a remainder of {}", l.id, l.state.name(), l.remaining));
+                return Err(format!(
+                    "listing {} is {} but keeps a remainder of {}",
+                    l.id,
+                    l.state.name(),
+                    l.remaining
+                ));
             }
         }
         for t in s.trades.values().filter(|t| t.state.is_open()) {
@@ -92,11 +110,17 @@ impl Engine {
         for (key, b) in &s.balances {
             let want = expected.remove(key).unwrap_or_default();
             if b.escrowed != want {
-                return Err(format!("L2 broken for {:?} {}: escrowed {} but listings and trades hold {}", key.0, key.1, b.escrowed, want));
+                return Err(format!(
+                    "L2 broken for {:?} {}: escrowed {} but listings and trades hold {}",
+                    key.0, key.1, b.escrowed, want
+                ));
             }
         }
         if let Some((key, v)) = expected.into_iter().find(|(_, v)| !v.is_zero()) {
-            return Err(format!("L2 broken for {:?} {}: {v} in listings and trades but no balance", key.0, key.1));
+            return Err(format!(
+                "L2 broken for {:?} {}: {v} in listings and trades but no balance",
+                key.0, key.1
+            ));
         }
         Ok(())
     }
@@ -107,7 +131,11 @@ impl Engine {
         for l in s.listings.values() {
             let in_book = s.book.contains(l);
             if in_book != (l.state == ListingState::Active) {
-                return Err(format!("listing {} is {} but in_book = {in_book}", l.id, l.state.name()));
+                return Err(format!(
+                    "listing {} is {} but in_book = {in_book}",
+                    l.id,
+                    l.state.name()
+                ));
             }
             if l.state.is_live() {
                 *live.entry(l.seller).or_default() += 1;
@@ -116,16 +144,27 @@ impl Engine {
                 }
             }
         }
-        if s.book.len() != s.listings.values().filter(|l| l.state == ListingState::Active).count() {
+        if s.book.len()
+            != s.listings
+                .values()
+                .filter(|l| l.state == ListingState::Active)
+                .count()
+        {
             return Err("the book holds listings that are not active".into());
         }
         for (id, u) in &s.users {
             if u.live_listings != live.get(id).copied().unwrap_or(0) {
-                return Err(format!("{id:?} counts {} live listings, has {:?}", u.live_listings, live.get(id)));
+                return Err(format!(
+                    "{id:?} counts {} live listings, has {:?}",
+                    u.live_listings,
+                    live.get(id)
+                ));
             }
             for (mid, m) in &u.methods {
                 if m.live_listings != method_listings.get(&(*id, *mid)).copied().unwrap_or(0) {
-                    return Err(format!("method {mid} of {id:?} miscounts its live listings"));
+                    return Err(format!(
+                        "method {mid} of {id:?} miscounts its live listings"
+                    ));
                 }
             }
         }
@@ -139,14 +178,23 @@ impl Engine {
             let due = |at, what| s.deadlines.contains(at, what);
             let ok = match t.state {
                 TradeState::AwaitingPayment { pay_by } => due(pay_by, Deadline::PaymentDue(t.id)),
-                TradeState::Paid { auto_appeal_at, .. } => due(auto_appeal_at, Deadline::AutoAppeal(t.id)),
-                TradeState::Appealed { .. } => s.appeals.get(&t.id).is_some_and(|a| a.outcome.is_none()),
-                TradeState::Released { at, .. } | TradeState::Cancelled { at, .. } => {
-                    due(at.plus_ms(self.config.ended_retention_ms), Deadline::ForgetTrade(t.id))
+                TradeState::Paid { auto_appeal_at, .. } => {
+                    due(auto_appeal_at, Deadline::AutoAppeal(t.id))
                 }
+                TradeState::Appealed { .. } => {
+                    s.appeals.get(&t.id).is_some_and(|a| a.outcome.is_none())
+                }
+                TradeState::Released { at, .. } | TradeState::Cancelled { at, .. } => due(
+                    at.plus_ms(self.config.ended_retention_ms),
+                    Deadline::ForgetTrade(t.id),
+                ),
             };
             if !ok {
-                return Err(format!("trade {} is {} without its deadline or appeal", t.id, t.state.kind().name()));
+                return Err(format!(
+                    "trade {} is {} without its deadline or appeal",
+                    t.id,
+                    t.state.kind().name()
+                ));
             }
             if t.state.is_open() {
                 *method_trades.entry((t.seller, t.method)).or_default() += 1;
@@ -156,21 +204,33 @@ impl Engine {
                 }
             }
             if t.fiat_amount != t.price.fiat_for(t.coin).ok_or("fiat overflow")? {
-                return Err(format!("trade {} fiat {} ≠ coin × price rounded half-up", t.id, t.fiat_amount));
+                return Err(format!(
+                    "trade {} fiat {} ≠ coin × price rounded half-up",
+                    t.id, t.fiat_amount
+                ));
             }
         }
         if s.user_trades.len() != 2 * s.trades.len()
-            || s.user_trades.iter().any(|(u, id)| s.trades.get(id).is_none_or(|t| t.buyer != *u && t.seller != *u))
+            || s.user_trades.iter().any(|(u, id)| {
+                s.trades
+                    .get(id)
+                    .is_none_or(|t| t.buyer != *u && t.seller != *u)
+            })
         {
             return Err("the per-user trade index does not match the trades".into());
         }
-        if s.user_listings.len() != s.listings.len() || s.user_buy_orders.len() != s.buy_orders.len() {
+        if s.user_listings.len() != s.listings.len()
+            || s.user_buy_orders.len() != s.buy_orders.len()
+        {
             return Err("the per-user listing or buy-order index does not match".into());
         }
         for (id, m) in &s.merchants {
             let want = outstanding.get(id).copied().unwrap_or_default();
             if m.outstanding_fiat != want {
-                return Err(format!("merchant {id:?} outstanding {} but open trades owe {want}", m.outstanding_fiat));
+                return Err(format!(
+                    "merchant {id:?} outstanding {} but open trades owe {want}",
+                    m.outstanding_fiat
+                ));
             }
         }
         for (id, u) in &s.users {
@@ -186,9 +246,15 @@ impl Engine {
     fn check_orders_and_appeals(&self, s: &State) -> Result<(), String> {
         let mut resting: BTreeMap<UserId, u32> = BTreeMap::new();
         for o in s.buy_orders.values() {
-            let indexed = s.resting.get(&(o.asset, o.fiat)).is_some_and(|set| set.contains(&o.id));
+            let indexed = s
+                .resting
+                .get(&(o.asset, o.fiat))
+                .is_some_and(|set| set.contains(&o.id));
             if indexed != (o.state == BuyOrderState::Resting) {
-                return Err(format!("buy order {} is {:?} but indexed = {indexed}", o.id, o.state));
+                return Err(format!(
+                    "buy order {} is {:?} but indexed = {indexed}",
+                    o.id, o.state
+                ));
             }
             if o.state == BuyOrderState::Resting {
                 *resting.entry(o.buyer).or_default() += 1;
@@ -202,7 +268,11 @@ impl Engine {
         for a in s.appeals.values() {
             let queued = s.appeal_queue.contains(&(a.opened_at, a.trade));
             if queued == (a.status() == AppealStatus::Closed) {
-                return Err(format!("appeal on {} is {:?} but queued = {queued}", a.trade, a.status()));
+                return Err(format!(
+                    "appeal on {} is {:?} but queued = {queued}",
+                    a.trade,
+                    a.status()
+                ));
             }
         }
         if s.next_seq == 0 || s.next_id == 0 {

@@ -50,7 +50,9 @@ pub mod users;
 
 pub use command::Command;
 pub use config::EngineConfig;
-pub use engine::{Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind};
+pub use engine::{
+    Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind,
+};
 pub use event::{Event, EventKind};
 pub use ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
 pub use invariants::state_digest;

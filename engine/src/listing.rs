@@ -91,20 +91,31 @@ pub struct Book {
     sides: BTreeMap<(Asset, Fiat), BTreeSet<BookKey>>,
 }
 
+impl Listing {
+    /// The market it trades in.
+    pub fn market(&self) -> (Asset, Fiat) {
+        (self.asset, self.fiat)
+    }
+
+    /// Its place in the book.
+    pub fn book_key(&self) -> BookKey {
+        (self.price, self.id)
+    }
+}
+
 impl Book {
     /// Adds an active listing.
-    pub fn insert(&mut self, listing: &Listing) {
-        let fresh = self.sides.entry((listing.asset, listing.fiat)).or_default().insert((listing.price, listing.id));
-        debug_assert!(fresh, "listing {} was already in the book", listing.id);
+    pub fn insert(&mut self, market: (Asset, Fiat), key: BookKey) {
+        let fresh = self.sides.entry(market).or_default().insert(key);
+        debug_assert!(fresh, "listing {} was already in the book", key.1);
     }
 
     /// Removes a listing (no-op if absent).
-    pub fn remove(&mut self, listing: &Listing) {
-        let key = (listing.asset, listing.fiat);
-        if let Some(side) = self.sides.get_mut(&key) {
-            side.remove(&(listing.price, listing.id));
+    pub fn remove(&mut self, market: (Asset, Fiat), key: BookKey) {
+        if let Some(side) = self.sides.get_mut(&market) {
+            side.remove(&key);
             if side.is_empty() {
-                self.sides.remove(&key);
+                self.sides.remove(&market);
             }
         }
     }
@@ -115,15 +126,25 @@ impl Book {
     }
 
     /// Active listings of a market starting after `after` (for paging).
-    pub fn side_after(&self, asset: Asset, fiat: Fiat, after: Option<BookKey>) -> impl Iterator<Item = &BookKey> {
+    pub fn side_after(
+        &self,
+        asset: Asset,
+        fiat: Fiat,
+        after: Option<BookKey>,
+    ) -> impl Iterator<Item = &BookKey> {
         use std::ops::Bound::{Excluded, Unbounded};
         let lower = after.map_or(Unbounded, Excluded);
-        self.sides.get(&(asset, fiat)).into_iter().flat_map(move |s| s.range((lower, Unbounded)))
+        self.sides
+            .get(&(asset, fiat))
+            .into_iter()
+            .flat_map(move |s| s.range((lower, Unbounded)))
     }
 
     /// Whether the listing is in the book.
     pub fn contains(&self, listing: &Listing) -> bool {
-        self.sides.get(&(listing.asset, listing.fiat)).is_some_and(|s| s.contains(&(listing.price, listing.id)))
+        self.sides
+            .get(&(listing.asset, listing.fiat))
+            .is_some_and(|s| s.contains(&(listing.price, listing.id)))
     }
 
     /// How many listings are in the book, across markets.

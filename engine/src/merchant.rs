@@ -47,11 +47,20 @@ pub struct Merchant {
 
 /// The order merchants are picked in: highest bid, then least outstanding,
 /// then longest idle, then user id (so the choice is deterministic).
-pub type SelectionKey = (std::cmp::Reverse<Price>, FiatAmount, Option<Timestamp>, UserId);
+pub type SelectionKey = (
+    std::cmp::Reverse<Price>,
+    FiatAmount,
+    Option<Timestamp>,
+    UserId,
+);
 
 impl Merchant {
     /// The quote that fits a sale of `fiat_for(bid)` in this market, if any.
     pub fn quote_for(&self, asset: Asset, fiat: Fiat) -> Option<&Quote> {
-        self.capacity.as_ref()?.quotes.iter().find(|q| q.asset == asset && q.fiat == fiat)
+        self.capacity
+            .as_ref()?
+            .quotes
+            .iter()
+            .find(|q| q.asset == asset && q.fiat == fiat)
     }
 }

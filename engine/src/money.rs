@@ -276,18 +276,20 @@ impl Price {
     /// 2 places (SPEC §3). `None` only on arithmetic overflow.
     pub fn fiat_for(self, coin: CoinAmount) -> Option<FiatAmount> {
         let exact = coin.0.checked_mul(self.0)?;
-        Some(FiatAmount(
-            exact.round_dp_with_strategy(FIAT_SCALE, RoundingStrategy::MidpointAwayFromZero),
-        ))
+        Some(FiatAmount(exact.round_dp_with_strategy(
+            FIAT_SCALE,
+            RoundingStrategy::MidpointAwayFromZero,
+        )))
     }
 
     /// Fiat value of `coin`, rounded **down**: what a remainder is surely worth,
     /// used to decide whether a listing can still meet its minimum.
     pub fn fiat_floor(self, coin: CoinAmount) -> Option<FiatAmount> {
         let exact = coin.0.checked_mul(self.0)?;
-        Some(FiatAmount(
-            exact.round_dp_with_strategy(FIAT_SCALE, RoundingStrategy::ToZero),
-        ))
+        Some(FiatAmount(exact.round_dp_with_strategy(
+            FIAT_SCALE,
+            RoundingStrategy::ToZero,
+        )))
     }
 
     /// Coin bought by `fiat` at this price: `fiat / price`, rounded **down** to
@@ -324,7 +326,10 @@ mod tests {
         Decimal::from_str(s).unwrap()
     }
 
-    const EB: AssetSpec = AssetSpec { scale: 8, amount_max: Decimal::from_parts(1_000_000, 0, 0, false, 0) };
+    const EB: AssetSpec = AssetSpec {
+        scale: 8,
+        amount_max: Decimal::from_parts(1_000_000, 0, 0, false, 0),
+    };
     const CNY: FiatSpec = FiatSpec {
         amount_max: Decimal::from_parts(10_000_000, 0, 0, false, 0),
         price_max: Decimal::from_parts(1_000_000, 0, 0, false, 0),
@@ -334,7 +339,9 @@ mod tests {
     fn parse_accepts_plain_decimals_only() {
         assert_eq!(parse_decimal("123.45"), Ok(d("123.45")));
         assert_eq!(parse_decimal("7"), Ok(d("7")));
-        for bad in ["", ".5", "5.", "-1", "+1", "1e5", "1_000", " 1", "abc", "1.2.3", "NaN"] {
+        for bad in [
+            "", ".5", "5.", "-1", "+1", "1e5", "1_000", " 1", "abc", "1.2.3", "NaN",
+        ] {
             assert_eq!(parse_decimal(bad), Err(AmountError::NotANumber), "{bad:?}");
         }
     }
@@ -349,17 +356,29 @@ mod tests {
             Err(AmountError::TooManyDecimals { max: 8 })
         );
         // Trailing zeros are not extra precision.
-        assert_eq!(CoinAmount::new(d("1.5000000000"), &EB).map(|c| c.value()), Ok(d("1.5")));
-        assert!(matches!(CoinAmount::new(d("1000001"), &EB), Err(AmountError::OverMaximum { .. })));
+        assert_eq!(
+            CoinAmount::new(d("1.5000000000"), &EB).map(|c| c.value()),
+            Ok(d("1.5"))
+        );
+        assert!(matches!(
+            CoinAmount::new(d("1000001"), &EB),
+            Err(AmountError::OverMaximum { .. })
+        ));
     }
 
     #[test]
     fn fiat_rounds_half_up_and_coin_rounds_down() {
         let p = Price::new(d("7.15"), &CNY).unwrap();
         // 0.07 × 7.15 = 0.5005 → 0.50 ; 0.5 × 7.15 = 3.575 → 3.58 (half-up)
-        assert_eq!(p.fiat_for(CoinAmount(d("0.07"))).unwrap().value(), d("0.50"));
+        assert_eq!(
+            p.fiat_for(CoinAmount(d("0.07"))).unwrap().value(),
+            d("0.50")
+        );
         assert_eq!(p.fiat_for(CoinAmount(d("0.5"))).unwrap().value(), d("3.58"));
-        assert_eq!(p.fiat_floor(CoinAmount(d("0.5"))).unwrap().value(), d("3.57"));
+        assert_eq!(
+            p.fiat_floor(CoinAmount(d("0.5"))).unwrap().value(),
+            d("3.57")
+        );
         // 100 / 7.15 = 13.986013986... → 13.98601398 (down)
         let coin = p.coin_for(FiatAmount(d("100")), 8).unwrap();
         assert_eq!(coin.value(), d("13.98601398"));

@@ -38,7 +38,9 @@ impl Engine {
         let amount = self.coin_arg("amount", amount, asset)?;
         match self.state.external_refs.get(external_ref) {
             None => Ok((amount, false)),
-            Some(r) if r.kind == kind && r.user == user && r.asset == asset && r.amount == amount => {
+            Some(r)
+                if r.kind == kind && r.user == user && r.asset == asset && r.amount == amount =>
+            {
                 Ok((amount, true))
             }
             Some(_) => Err(Rejection::ExternalRefReused(external_ref.to_owned())),
@@ -53,18 +55,37 @@ impl Engine {
         external_ref: &str,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        let (amount, repeat) = self.check_transfer(TransferKind::Deposit, user, asset, amount, external_ref)?;
+        let (amount, repeat) =
+            self.check_transfer(TransferKind::Deposit, user, asset, amount, external_ref)?;
         if repeat {
             return Ok(());
         }
         self.user_mut(user);
         self.credit_available(user, asset, amount);
         let totals = self.state.totals.entry(asset).or_default();
-        totals.deposited = crate::engine::invariant(totals.deposited.checked_add(amount), "deposit total overflow");
-        let record = ExternalRecord { kind: TransferKind::Deposit, user, asset, amount };
-        self.state.external_refs.insert(external_ref.to_owned(), record);
+        totals.deposited = crate::engine::invariant(
+            totals.deposited.checked_add(amount),
+            "deposit total overflow",
+        );
+        let record = ExternalRecord {
+            kind: TransferKind::Deposit,
+            user,
+            asset,
+            amount,
+        };
+        self.state
+            .external_refs
+            .insert(external_ref.to_owned(), record);
         let external_ref = external_ref.to_owned();
-        self.emit(now, EventKind::Deposited { user, asset, amount, external_ref });
+        self.emit(
+            now,
+            EventKind::Deposited {
+                user,
+                asset,
+                amount,
+                external_ref,
+            },
+        );
         Ok(())
     }
 
@@ -76,7 +97,8 @@ impl Engine {
         external_ref: &str,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        let (amount, repeat) = self.check_transfer(TransferKind::Withdraw, user, asset, amount, external_ref)?;
+        let (amount, repeat) =
+            self.check_transfer(TransferKind::Withdraw, user, asset, amount, external_ref)?;
         if repeat {
             return Ok(());
         }
@@ -84,15 +106,37 @@ impl Engine {
         self.require_available(user, asset, amount)?;
         self.debit_available(user, asset, amount);
         let totals = self.state.totals.entry(asset).or_default();
-        totals.withdrawn = crate::engine::invariant(totals.withdrawn.checked_add(amount), "withdraw total overflow");
-        let record = ExternalRecord { kind: TransferKind::Withdraw, user, asset, amount };
-        self.state.external_refs.insert(external_ref.to_owned(), record);
+        totals.withdrawn = crate::engine::invariant(
+            totals.withdrawn.checked_add(amount),
+            "withdraw total overflow",
+        );
+        let record = ExternalRecord {
+            kind: TransferKind::Withdraw,
+            user,
+            asset,
+            amount,
+        };
+        self.state
+            .external_refs
+            .insert(external_ref.to_owned(), record);
         let external_ref = external_ref.to_owned();
-        self.emit(now, EventKind::Withdrawn { user, asset, amount, external_ref });
+        self.emit(
+            now,
+            EventKind::Withdrawn {
+                user,
+                asset,
+                amount,
+                external_ref,
+            },
+        );
         Ok(())
     }
 
-    pub(crate) fn register_merchant(&mut self, user: UserId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn register_merchant(
+        &mut self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         if self.state.merchants.contains_key(&user) {
             return Ok(()); // Registering twice changes nothing.
         }
@@ -102,27 +146,56 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn bind_method(&mut self, user: UserId, details: &MethodDetails, now: Timestamp) -> Result<(), Rejection> {
-        details.validate().map_err(|(field, reason)| Rejection::field(field, reason))?;
+    pub(crate) fn bind_method(
+        &mut self,
+        user: UserId,
+        details: &MethodDetails,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        details
+            .validate()
+            .map_err(|(field, reason)| Rejection::field(field, reason))?;
         let max = self.config.methods_per_user_max;
         let count = self.user(user).map_or(0, |u| u.methods.len());
         if count >= max as usize {
-            return Err(Rejection::LimitReached { what: "payment methods per user", max: max.into() });
+            return Err(Rejection::LimitReached {
+                what: "payment methods per user",
+                max: max.into(),
+            });
         }
         let id = MethodId(self.next_id());
-        let method = Method { details: Arc::new(details.clone()), open_trades: 0, live_listings: 0 };
+        let method = Method {
+            details: Arc::new(details.clone()),
+            open_trades: 0,
+            live_listings: 0,
+        };
         self.user_mut(user).methods.insert(id, method);
-        self.emit(now, EventKind::MethodBound { user, method: id, kind: details.kind() });
+        self.emit(
+            now,
+            EventKind::MethodBound {
+                user,
+                method: id,
+                kind: details.kind(),
+            },
+        );
         Ok(())
     }
 
-    pub(crate) fn remove_method(&mut self, user: UserId, method: MethodId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn remove_method(
+        &mut self,
+        user: UserId,
+        method: MethodId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let m = self
             .user(user)
             .and_then(|u| u.methods.get(&method))
             .ok_or(Rejection::UnknownMethod(method))?;
         if m.open_trades > 0 || m.live_listings > 0 {
-            let uses = format!("{} open trade(s) and {} live listing(s)", m.open_trades, m.live_listings);
+            let uses = format!(
+                "{} open trade(s) and {} live listing(s)",
+                m.open_trades, m.live_listings
+            );
             return Err(Rejection::MethodInUse { method, uses });
         }
         self.user_mut(user).methods.remove(&method);
@@ -138,7 +211,10 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         if hash.trim().is_empty() || hash.len() > PASSWORD_HASH_BYTES_MAX {
-            return Err(Rejection::field("fund_password", "hash is missing or too long"));
+            return Err(Rejection::field(
+                "fund_password",
+                "hash is missing or too long",
+            ));
         }
         let version = match self.user(user).and_then(|u| u.fund_password.as_ref()) {
             None => 1,
@@ -149,13 +225,20 @@ impl Engine {
             }
         };
         let u = self.user_mut(user);
-        u.fund_password = Some(FundPassword { hash: hash.to_owned(), version });
+        u.fund_password = Some(FundPassword {
+            hash: hash.to_owned(),
+            version,
+        });
         u.password_failures = 0;
         self.emit(now, EventKind::FundPasswordSet { user });
         Ok(())
     }
 
-    pub(crate) fn record_password_failure(&mut self, user: UserId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn record_password_failure(
+        &mut self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let u = self.user(user).ok_or(Rejection::NoFundPassword)?;
         if u.fund_password.is_none() {
             return Err(Rejection::NoFundPassword);
@@ -173,11 +256,23 @@ impl Engine {
             u.locked_until = locked_until;
             u.password_failures = 0;
         }
-        self.emit(now, EventKind::FundPasswordFailed { user, failures_in_row, locked_until });
+        self.emit(
+            now,
+            EventKind::FundPasswordFailed {
+                user,
+                failures_in_row,
+                locked_until,
+            },
+        );
         Ok(())
     }
 
-    pub(crate) fn block(&mut self, user: UserId, target: UserId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn block(
+        &mut self,
+        user: UserId,
+        target: UserId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         if user == target {
             return Err(Rejection::SelfAction("you cannot block yourself"));
         }
@@ -186,7 +281,10 @@ impl Engine {
         }
         let max = self.config.blocks_per_user_max;
         if self.user(user).is_some_and(|u| u.blocked >= max) {
-            return Err(Rejection::LimitReached { what: "blocked users", max: max.into() });
+            return Err(Rejection::LimitReached {
+                what: "blocked users",
+                max: max.into(),
+            });
         }
         self.state.blocks.insert((user, target));
         self.user_mut(user).blocked += 1;
@@ -194,7 +292,12 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn unblock(&mut self, user: UserId, target: UserId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn unblock(
+        &mut self,
+        user: UserId,
+        target: UserId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         if !self.state.blocks.remove(&(user, target)) {
             return Ok(()); // Nothing to lift.
         }
@@ -205,13 +308,23 @@ impl Engine {
     }
 
     /// A seller's bound method, shared cheaply with the trades that use it.
-    pub(crate) fn method_details(&self, user: UserId, method: MethodId) -> Option<Arc<MethodDetails>> {
+    pub(crate) fn method_details(
+        &self,
+        user: UserId,
+        method: MethodId,
+    ) -> Option<Arc<MethodDetails>> {
         let m = self.user(user)?.methods.get(&method)?;
         Some(Arc::clone(&m.details))
     }
 
     /// Adjusts a method's use counters (by +1 or −1).
-    pub(crate) fn method_uses(&mut self, user: UserId, method: MethodId, trades: i32, listings: i32) {
+    pub(crate) fn method_uses(
+        &mut self,
+        user: UserId,
+        method: MethodId,
+        trades: i32,
+        listings: i32,
+    ) {
         let u = self.user_mut(user);
         let m = crate::engine::invariant(u.methods.get_mut(&method), "method in use was removed");
         m.open_trades = m.open_trades.saturating_add_signed(trades);

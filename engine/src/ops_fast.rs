@@ -27,13 +27,20 @@ struct Sale {
 
 impl Engine {
     fn require_merchant(&self, merchant: UserId) -> Result<(), Rejection> {
-        if self.state.merchants.contains_key(&merchant) { Ok(()) } else { Err(Rejection::NotAMerchant) }
+        if self.state.merchants.contains_key(&merchant) {
+            Ok(())
+        } else {
+            Err(Rejection::NotAMerchant)
+        }
     }
 
     fn validate_capacity(&self, req: &CapacityRequest) -> Result<Capacity, Rejection> {
         let max = self.config.quotes_per_merchant_max;
         if req.quotes.is_empty() || req.quotes.len() > max {
-            return Err(Rejection::field("quotes", format!("must hold 1 to {max} quotes")));
+            return Err(Rejection::field(
+                "quotes",
+                format!("must hold 1 to {max} quotes"),
+            ));
         }
         let mut quotes: Vec<Quote> = Vec::with_capacity(req.quotes.len());
         for q in &req.quotes {
@@ -46,13 +53,25 @@ impl Engine {
                 max_fiat: self.fiat_arg("quotes.max_fiat", q.max_fiat, q.fiat)?,
             };
             if quote.min_fiat > quote.max_fiat {
-                return Err(Rejection::field("quotes.min_fiat", "must not exceed quotes.max_fiat"));
+                return Err(Rejection::field(
+                    "quotes.min_fiat",
+                    "must not exceed quotes.max_fiat",
+                ));
             }
-            if quotes.iter().any(|other| other.asset == q.asset && other.fiat == q.fiat) {
-                return Err(Rejection::field("quotes", format!("name {}/{} more than once", q.asset, q.fiat)));
+            if quotes
+                .iter()
+                .any(|other| other.asset == q.asset && other.fiat == q.fiat)
+            {
+                return Err(Rejection::field(
+                    "quotes",
+                    format!("name {}/{} more than once", q.asset, q.fiat),
+                ));
             }
             if quotes.first().is_some_and(|first| first.fiat != q.fiat) {
-                return Err(Rejection::field("quotes", "must all use one fiat currency (outstanding is counted in it)"));
+                return Err(Rejection::field(
+                    "quotes",
+                    "must all use one fiat currency (outstanding is counted in it)",
+                ));
             }
             quotes.push(quote);
         }
@@ -60,26 +79,47 @@ impl Engine {
         methods.sort_unstable();
         methods.dedup();
         if methods.is_empty() {
-            return Err(Rejection::field("methods", "must name at least one payment kind"));
+            return Err(Rejection::field(
+                "methods",
+                "must name at least one payment kind",
+            ));
         }
         let fiat = quotes[0].fiat;
-        let max_outstanding_fiat = self.fiat_arg("max_outstanding_fiat", req.max_outstanding_fiat, fiat)?;
-        Ok(Capacity { quotes, methods, max_outstanding_fiat })
+        let max_outstanding_fiat =
+            self.fiat_arg("max_outstanding_fiat", req.max_outstanding_fiat, fiat)?;
+        Ok(Capacity {
+            quotes,
+            methods,
+            max_outstanding_fiat,
+        })
     }
 
-    pub(crate) fn set_capacity(&mut self, merchant: UserId, req: &CapacityRequest, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn set_capacity(
+        &mut self,
+        merchant: UserId,
+        req: &CapacityRequest,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         self.require_merchant(merchant)?;
         let capacity = self.validate_capacity(req)?;
-        invariant(self.state.merchants.get_mut(&merchant), "merchant vanished").capacity = Some(capacity);
+        invariant(self.state.merchants.get_mut(&merchant), "merchant vanished").capacity =
+            Some(capacity);
         self.emit(now, EventKind::MerchantCapacitySet { merchant });
         Ok(())
     }
 
-    pub(crate) fn set_online(&mut self, merchant: UserId, online: bool, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn set_online(
+        &mut self,
+        merchant: UserId,
+        online: bool,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         self.require_merchant(merchant)?;
         let m = invariant(self.state.merchants.get_mut(&merchant), "merchant vanished");
         if online && m.capacity.is_none() {
-            return Err(Rejection::NotAllowed("declare capacity before going online"));
+            return Err(Rejection::NotAllowed(
+                "declare capacity before going online",
+            ));
         }
         if m.online == online {
             return Ok(());
@@ -95,25 +135,47 @@ impl Engine {
         let mut best: Option<(SelectionKey, Quote)> = None;
         let mut any_online = false;
         for (&id, m) in &self.state.merchants {
-            if !m.online || id == sale.seller || tried.contains(&id) || self.is_blocked(id, sale.seller) {
+            if !m.online
+                || id == sale.seller
+                || tried.contains(&id)
+                || self.is_blocked(id, sale.seller)
+            {
                 continue;
             }
             any_online = true;
             let Some(cap) = &m.capacity else { continue };
-            let Some(quote) = m.quote_for(sale.asset, sale.fiat) else { continue };
-            let Some(fiat) = quote.bid.fiat_for(sale.coin) else { continue };
-            let room = m.outstanding_fiat.checked_add(fiat).is_some_and(|o| o <= cap.max_outstanding_fiat);
-            if !cap.methods.contains(&sale.kind) || fiat < quote.min_fiat || fiat > quote.max_fiat || !room {
+            let Some(quote) = m.quote_for(sale.asset, sale.fiat) else {
+                continue;
+            };
+            let Some(fiat) = quote.bid.fiat_for(sale.coin) else {
+                continue;
+            };
+            let room = m
+                .outstanding_fiat
+                .checked_add(fiat)
+                .is_some_and(|o| o <= cap.max_outstanding_fiat);
+            if !cap.methods.contains(&sale.kind)
+                || fiat < quote.min_fiat
+                || fiat > quote.max_fiat
+                || !room
+            {
                 continue;
             }
-            let key = (Reverse(quote.bid), m.outstanding_fiat, m.last_assigned_at, id);
+            let key = (
+                Reverse(quote.bid),
+                m.outstanding_fiat,
+                m.last_assigned_at,
+                id,
+            );
             if best.as_ref().is_none_or(|(k, _)| key < *k) {
                 best = Some((key, *quote));
             }
         }
         match best {
             Some(((_, _, _, id), quote)) => Ok((id, quote)),
-            None if !any_online => Err(Rejection::NoFittingMerchant("no partner merchant is online")),
+            None if !any_online => Err(Rejection::NoFittingMerchant(
+                "no partner merchant is online",
+            )),
             None => Err(Rejection::NoFittingMerchant(
                 "no online merchant takes this amount, asset and payment method within its limits",
             )),
@@ -137,13 +199,23 @@ impl Engine {
             .map(|m| m.details.kind())
             .ok_or(Rejection::UnknownMethod(req.method))?;
         self.require_available(seller, req.asset, coin)?;
-        let sale = Sale { seller, asset: req.asset, fiat: req.fiat, coin, kind };
+        let sale = Sale {
+            seller,
+            asset: req.asset,
+            fiat: req.fiat,
+            coin,
+            kind,
+        };
         let (merchant, quote) = self.select_merchant(&sale, &[])?;
         // Validated: from here nothing fails.
         self.password_succeeded(seller);
         self.escrow(seller, req.asset, coin);
         let id = TradeId(self.next_id());
-        let link = FastMatchLink { origin: id, attempt: 1, tried: vec![merchant] };
+        let link = FastMatchLink {
+            origin: id,
+            attempt: 1,
+            tried: vec![merchant],
+        };
         self.open_fast_trade(id, &sale, req.method, merchant, quote, link, now);
         Ok(())
     }
@@ -159,14 +231,33 @@ impl Engine {
         link: FastMatchLink,
         now: Timestamp,
     ) {
-        let fiat = invariant(quote.bid.fiat_for(sale.coin), "fiat overflow after selection");
-        let fill = Fill { coin: sale.coin, fiat, method };
+        let fiat = invariant(
+            quote.bid.fiat_for(sale.coin),
+            "fiat overflow after selection",
+        );
+        let fill = Fill {
+            coin: sale.coin,
+            fiat,
+            method,
+        };
         let window = self.config.merchant_window_ms;
-        let trade = self.new_trade(id, sale.seller, merchant, (sale.asset, sale.fiat, quote.bid), fill, window, now);
-        let mut trade = Trade { fast_match: Some(link), ..trade };
+        let trade = self.new_trade(
+            id,
+            sale.seller,
+            merchant,
+            (sale.asset, sale.fiat, quote.bid),
+            fill,
+            window,
+            now,
+        );
+        let mut trade = Trade {
+            fast_match: Some(link),
+            ..trade
+        };
         trade.timeline[0].actor = Actor::Seller(sale.seller);
         let m = invariant(self.state.merchants.get_mut(&merchant), "merchant vanished");
-        m.outstanding_fiat = invariant(m.outstanding_fiat.checked_add(fiat), "outstanding overflow");
+        m.outstanding_fiat =
+            invariant(m.outstanding_fiat.checked_add(fiat), "outstanding overflow");
         m.last_assigned_at = Some(now);
         self.insert_trade(trade, now);
     }
@@ -177,18 +268,30 @@ impl Engine {
     pub(crate) fn redispatch(&mut self, t: &Trade, now: Timestamp) {
         let link = invariant(t.fast_match.clone(), "re-dispatch of a listing trade");
         let kind = t.method_details.kind();
-        let sale = Sale { seller: t.seller, asset: t.asset, fiat: t.fiat, coin: t.coin, kind };
+        let sale = Sale {
+            seller: t.seller,
+            asset: t.asset,
+            fiat: t.fiat,
+            coin: t.coin,
+            kind,
+        };
         let next = if link.attempt < self.config.fast_match_tries_max {
             self.select_merchant(&sale, &link.tried).ok()
         } else {
             None
         };
-        let method_bound = self.user(t.seller).is_some_and(|u| u.methods.contains_key(&t.method));
+        let method_bound = self
+            .user(t.seller)
+            .is_some_and(|u| u.methods.contains_key(&t.method));
         match next {
             Some((merchant, quote)) if method_bound => {
                 let mut tried = link.tried;
                 tried.push(merchant);
-                let link = FastMatchLink { origin: link.origin, attempt: link.attempt + 1, tried };
+                let link = FastMatchLink {
+                    origin: link.origin,
+                    attempt: link.attempt + 1,
+                    tried,
+                };
                 let id = TradeId(self.next_id());
                 self.open_fast_trade(id, &sale, t.method, merchant, quote, link, now);
             }

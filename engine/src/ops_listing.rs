@@ -13,7 +13,9 @@ use crate::listing::{CloseReason, Listing, ListingState};
 use crate::money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 use crate::rejection::Rejection;
 use crate::timers::Deadline;
-use crate::trade::{Actor, TimelineEntry, TimelineWhat, Trade, TradeState, TradeStateKind, TransitionReason};
+use crate::trade::{
+    Actor, TimelineEntry, TimelineWhat, Trade, TradeState, TradeStateKind, TransitionReason,
+};
 use crate::users::MethodKind;
 
 /// A validated buy: what is wanted and on what terms.
@@ -51,7 +53,12 @@ impl Engine {
         Err(Rejection::NotReadyToSell { missing })
     }
 
-    fn validate_listing(&self, seller: UserId, spec: &ListingSpec, now: Timestamp) -> Result<Listing, Rejection> {
+    fn validate_listing(
+        &self,
+        seller: UserId,
+        spec: &ListingSpec,
+        now: Timestamp,
+    ) -> Result<Listing, Rejection> {
         let price = self.price_arg("price", spec.price, spec.fiat)?;
         let total = self.coin_arg("total", spec.total, spec.asset)?;
         let min_fiat = self.fiat_arg("min_fiat", spec.min_fiat, spec.fiat)?;
@@ -59,24 +66,40 @@ impl Engine {
         if min_fiat > max_fiat {
             return Err(Rejection::field("min_fiat", "must not exceed max_fiat"));
         }
-        let worth = price.fiat_floor(total).ok_or(Rejection::field("total", "is too large at this price"))?;
+        let worth = price
+            .fiat_floor(total)
+            .ok_or(Rejection::field("total", "is too large at this price"))?;
         if worth < min_fiat {
-            return Err(Rejection::field("total", format!("is worth {worth} at this price, below min_fiat {min_fiat}")));
+            return Err(Rejection::field(
+                "total",
+                format!("is worth {worth} at this price, below min_fiat {min_fiat}"),
+            ));
         }
         let c = &self.config;
         let window = match spec.payment_window_ms {
             None => c.payment_window_ms_default,
-            Some(ms) => Self::window_arg("payment_window", ms, c.payment_window_ms_min, c.payment_window_ms_max)?,
+            Some(ms) => Self::window_arg(
+                "payment_window",
+                ms,
+                c.payment_window_ms_min,
+                c.payment_window_ms_max,
+            )?,
         };
         let mut methods = spec.methods.clone();
         methods.sort_unstable();
         methods.dedup();
         if methods.is_empty() || methods.len() > c.methods_per_listing_max {
             let max = c.methods_per_listing_max;
-            return Err(Rejection::field("methods", format!("must name 1 to {max} of your bound payment methods")));
+            return Err(Rejection::field(
+                "methods",
+                format!("must name 1 to {max} of your bound payment methods"),
+            ));
         }
         let bound = self.user(seller).map(|u| &u.methods);
-        if let Some(m) = methods.iter().find(|m| !bound.is_some_and(|b| b.contains_key(m))) {
+        if let Some(m) = methods
+            .iter()
+            .find(|m| !bound.is_some_and(|b| b.contains_key(m)))
+        {
             return Err(Rejection::UnknownMethod(*m));
         }
         self.text_arg("terms", &spec.terms, false)?;
@@ -111,7 +134,10 @@ impl Engine {
         let mut listing = self.validate_listing(seller, spec, now)?;
         let max = self.config.live_listings_per_user_max;
         if self.user(seller).is_some_and(|u| u.live_listings >= max) {
-            return Err(Rejection::LimitReached { what: "live listings per user", max: max.into() });
+            return Err(Rejection::LimitReached {
+                what: "live listings per user",
+                max: max.into(),
+            });
         }
         self.require_available(seller, listing.asset, listing.total)?;
         // Validated: from here nothing fails.
@@ -119,28 +145,53 @@ impl Engine {
         listing.id = ListingId(self.next_id());
         let id = listing.id;
         self.escrow(seller, listing.asset, listing.total);
-        self.count_live(&listing, 1);
-        self.state.book.insert(&listing);
+        self.state.book.insert(listing.market(), listing.book_key());
         self.state.user_listings.insert((seller, id));
-        self.state.listings.insert(id, listing);
+        self.state.listings.insert(id, Box::new(listing));
+        self.count_live(id, 1);
         self.emit_listing(id, now);
         self.fill_resting(id, now);
         Ok(())
     }
 
     /// Adjusts the per-user and per-method live-listing counters by `delta`.
-    fn count_live(&mut self, listing: &Listing, delta: i32) {
-        let u = self.user_mut(listing.seller);
+    fn count_live(&mut self, id: ListingId, delta: i32) {
+        let crate::engine::State {
+            listings, users, ..
+        } = &mut self.state;
+        let l = invariant(listings.get(&id), "listing vanished");
+        let u = users.entry(l.seller).or_default();
         u.live_listings = u.live_listings.saturating_add_signed(delta);
-        for id in &listing.methods {
-            let m = invariant(u.methods.get_mut(id), "listed method was removed");
+        for m in &l.methods {
+            let m = invariant(u.methods.get_mut(m), "listed method was removed");
             m.live_listings = m.live_listings.saturating_add_signed(delta);
+        }
+    }
+
+    /// Sets a listing's state; puts it in or takes it out of the book to match.
+    fn set_listing_state(&mut self, id: ListingId, state: ListingState) {
+        let l = invariant(self.state.listings.get_mut(&id), "listing vanished");
+        let was_active = l.state == ListingState::Active;
+        l.state = state;
+        if !state.is_live() {
+            l.remaining = CoinAmount::ZERO;
+        }
+        let (market, key) = (l.market(), l.book_key());
+        match (was_active, state == ListingState::Active) {
+            (true, false) => self.state.book.remove(market, key),
+            (false, true) => self.state.book.insert(market, key),
+            _ => {}
         }
     }
 
     pub(crate) fn emit_listing(&mut self, id: ListingId, now: Timestamp) {
         let l = invariant(self.state.listings.get(&id), "listing vanished");
-        let kind = EventKind::ListingChanged { listing: id, seller: l.seller, state: l.state, remaining: l.remaining };
+        let kind = EventKind::ListingChanged {
+            listing: id,
+            seller: l.seller,
+            state: l.state,
+            remaining: l.remaining,
+        };
         self.emit(now, kind);
     }
 
@@ -153,52 +204,63 @@ impl Engine {
     }
 
     fn listing_wrong_state(l: &Listing, action: &'static str) -> Rejection {
-        Rejection::WrongState { what: "listing", id: l.id.to_string(), state: l.state.name(), action }
+        Rejection::WrongState {
+            what: "listing",
+            id: l.id.to_string(),
+            state: l.state.name(),
+            action,
+        }
     }
 
-    pub(crate) fn pause_listing(&mut self, seller: UserId, id: ListingId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn pause_listing(
+        &mut self,
+        seller: UserId,
+        id: ListingId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let l = self.own_listing(seller, id)?;
         if l.state != ListingState::Active {
             return Err(Self::listing_wrong_state(l, "pause"));
         }
-        let l = invariant(self.state.listings.get_mut(&id), "listing vanished");
-        l.state = ListingState::Paused;
-        let l = l.clone();
-        self.state.book.remove(&l);
+        self.set_listing_state(id, ListingState::Paused);
         self.emit_listing(id, now);
         Ok(())
     }
 
-    pub(crate) fn resume_listing(&mut self, seller: UserId, id: ListingId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn resume_listing(
+        &mut self,
+        seller: UserId,
+        id: ListingId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let l = self.own_listing(seller, id)?;
         if l.state != ListingState::Paused {
             return Err(Self::listing_wrong_state(l, "resume"));
         }
-        let l = invariant(self.state.listings.get_mut(&id), "listing vanished");
-        l.state = ListingState::Active;
-        let l = l.clone();
-        self.state.book.insert(&l);
+        self.set_listing_state(id, ListingState::Active);
         self.emit_listing(id, now);
         self.fill_resting(id, now);
         Ok(())
     }
 
-    pub(crate) fn cancel_listing(&mut self, seller: UserId, id: ListingId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn cancel_listing(
+        &mut self,
+        seller: UserId,
+        id: ListingId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let l = self.own_listing(seller, id)?;
         if l.state == ListingState::Cancelled {
             return Err(Self::listing_wrong_state(l, "cancel"));
         }
-        let l = l.clone();
-        if l.state.is_live() {
-            self.state.book.remove(&l);
-            self.count_live(&l, -1);
-            if !l.remaining.is_zero() {
-                self.unescrow(seller, l.asset, l.remaining);
+        let (live, asset, remaining) = (l.state.is_live(), l.asset, l.remaining);
+        if live {
+            self.count_live(id, -1);
+            if !remaining.is_zero() {
+                self.unescrow(seller, asset, remaining);
             }
         }
-        let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
-        stored.state = ListingState::Cancelled;
-        stored.remaining = CoinAmount::ZERO;
+        self.set_listing_state(id, ListingState::Cancelled);
         self.forget_listing_later(id, now);
         self.emit_listing(id, now);
         Ok(())
@@ -207,7 +269,12 @@ impl Engine {
     /// Schedules an ended listing to leave the working set, if no open trade
     /// refers to it (otherwise the last trade to end schedules it).
     fn forget_listing_later(&mut self, id: ListingId, now: Timestamp) {
-        if self.state.listings.get(&id).is_some_and(|l| l.open_trades == 0) {
+        if self
+            .state
+            .listings
+            .get(&id)
+            .is_some_and(|l| l.open_trades == 0)
+        {
             let at = now.plus_ms(self.config.ended_retention_ms);
             self.state.deadlines.add(at, Deadline::ForgetListing(id));
         }
@@ -219,7 +286,11 @@ impl Engine {
         let l = invariant(self.state.listings.get(&id), "listing vanished");
         let reason = if l.remaining.is_zero() {
             Some(CloseReason::FullyTraded)
-        } else if l.price.fiat_floor(l.remaining).is_none_or(|worth| worth < l.min_fiat) {
+        } else if l
+            .price
+            .fiat_floor(l.remaining)
+            .is_none_or(|worth| worth < l.min_fiat)
+        {
             Some(CloseReason::BelowMinimum)
         } else {
             None
@@ -227,15 +298,12 @@ impl Engine {
         if let Some(reason) = reason
             && l.state.is_live()
         {
-            let l = l.clone();
-            self.state.book.remove(&l);
-            self.count_live(&l, -1);
-            if !l.remaining.is_zero() {
-                self.unescrow(l.seller, l.asset, l.remaining);
+            let (seller, asset, remaining) = (l.seller, l.asset, l.remaining);
+            self.count_live(id, -1);
+            if !remaining.is_zero() {
+                self.unescrow(seller, asset, remaining);
             }
-            let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
-            stored.state = ListingState::Closed(reason);
-            stored.remaining = CoinAmount::ZERO;
+            self.set_listing_state(id, ListingState::Closed(reason));
             self.forget_listing_later(id, now);
         }
         self.emit_listing(id, now);
@@ -245,23 +313,24 @@ impl Engine {
     /// it had closed), or to the seller's `available` if the seller cancelled
     /// the listing (SPEC §7).
     pub(crate) fn return_to_listing(&mut self, id: ListingId, coin: CoinAmount, now: Timestamp) {
-        let l = invariant(self.state.listings.get(&id), "listing vanished").clone();
+        let l = invariant(self.state.listings.get(&id), "listing vanished");
         match l.state {
             ListingState::Cancelled => {
-                self.unescrow(l.seller, l.asset, coin);
+                let (seller, asset) = (l.seller, l.asset);
+                self.unescrow(seller, asset, coin);
                 return;
             }
             ListingState::Closed(_) => {
-                self.count_live(&l, 1);
-                let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
-                stored.state = ListingState::Active;
-                stored.remaining = coin;
-                let reopened = stored.clone();
-                self.state.book.insert(&reopened);
+                self.set_listing_state(id, ListingState::Active);
+                self.count_live(id, 1);
+                invariant(self.state.listings.get_mut(&id), "listing vanished").remaining = coin;
             }
             ListingState::Active | ListingState::Paused => {
                 let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
-                stored.remaining = invariant(stored.remaining.checked_add(coin), "listing remainder overflow");
+                stored.remaining = invariant(
+                    stored.remaining.checked_add(coin),
+                    "listing remainder overflow",
+                );
             }
         }
         self.emit_listing(id, now);
@@ -277,11 +346,20 @@ impl Engine {
             BuyAmount::Coin(c) => Remaining::Coin(self.coin_arg("amount", c, req.asset)?),
             BuyAmount::Fiat(f) => Remaining::Fiat(self.fiat_arg("fiat_amount", f, req.fiat)?),
         };
-        let max_price = req.max_price.map(|p| self.price_arg("max_price", p, req.fiat)).transpose()?;
+        let max_price = req
+            .max_price
+            .map(|p| self.price_arg("max_price", p, req.fiat))
+            .transpose()?;
         let mut methods = req.methods.clone();
         methods.sort_unstable();
         methods.dedup();
-        let terms = BuyTerms { asset: req.asset, fiat: req.fiat, scale: spec.scale, max_price, methods };
+        let terms = BuyTerms {
+            asset: req.asset,
+            fiat: req.fiat,
+            scale: spec.scale,
+            max_price,
+            methods,
+        };
         Ok((terms, want))
     }
 
@@ -289,15 +367,26 @@ impl Engine {
     fn require_may_buy(&self, buyer: UserId, now: Timestamp) -> Result<(), Rejection> {
         let count = self.user(buyer).map_or(0, |u| u.cancels_on(now));
         if count >= self.config.buyer_cancels_per_day_max {
-            return Err(Rejection::CancelLimitReached { count, until: now.next_utc_midnight() });
+            return Err(Rejection::CancelLimitReached {
+                count,
+                until: now.next_utc_midnight(),
+            });
         }
         Ok(())
     }
 
     /// Whether `listing` may trade with `buyer` on `terms`, and through which
     /// of the seller's methods.
-    fn eligible_method(&self, buyer: UserId, terms: &BuyTerms, listing: &Listing) -> Option<MethodId> {
-        if listing.state != ListingState::Active || listing.seller == buyer || self.is_blocked(listing.seller, buyer) {
+    fn eligible_method(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        listing: &Listing,
+    ) -> Option<MethodId> {
+        if listing.state != ListingState::Active
+            || listing.seller == buyer
+            || self.is_blocked(listing.seller, buyer)
+        {
             return None;
         }
         if terms.max_price.is_some_and(|max| listing.price > max) {
@@ -305,13 +394,22 @@ impl Engine {
         }
         let methods = &self.user(listing.seller)?.methods;
         listing.methods.iter().copied().find(|id| {
-            methods.get(id).is_some_and(|m| terms.methods.is_empty() || terms.methods.contains(&m.details.kind()))
+            methods.get(id).is_some_and(|m| {
+                terms.methods.is_empty() || terms.methods.contains(&m.details.kind())
+            })
         })
     }
 
     /// The fill `listing` gives for `want`: whole, or (for resting buys) as
     /// much as the listing's remainder and maximum allow.
-    fn fill_for(&self, buyer: UserId, terms: &BuyTerms, want: Remaining, whole: bool, listing: &Listing) -> Option<Fill> {
+    fn fill_for(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        want: Remaining,
+        whole: bool,
+        listing: &Listing,
+    ) -> Option<Fill> {
         let method = self.eligible_method(buyer, terms, listing)?;
         let price = listing.price;
         let mut coin = match want {
@@ -337,7 +435,12 @@ impl Engine {
     }
 
     /// The best listing that fills `want` whole.
-    fn find_taker(&self, buyer: UserId, terms: &BuyTerms, want: Remaining) -> Option<(ListingId, Fill)> {
+    fn find_taker(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        want: Remaining,
+    ) -> Option<(ListingId, Fill)> {
         for &(price, id) in self.state.book.side(terms.asset, terms.fiat) {
             if terms.max_price.is_some_and(|max| price > max) {
                 break;
@@ -350,7 +453,12 @@ impl Engine {
         None
     }
 
-    pub(crate) fn place_buy(&mut self, buyer: UserId, req: &BuyRequest, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn place_buy(
+        &mut self,
+        buyer: UserId,
+        req: &BuyRequest,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let (terms, want) = self.validate_buy(req)?;
         self.require_may_buy(buyer, now)?;
         let rest_ms = match req.rest {
@@ -358,10 +466,18 @@ impl Engine {
             Some(asked) => {
                 let max = self.config.resting_buys_per_user_max;
                 if self.user(buyer).is_some_and(|u| u.resting_buys >= max) {
-                    return Err(Rejection::LimitReached { what: "resting buy orders per user", max: max.into() });
+                    return Err(Rejection::LimitReached {
+                        what: "resting buy orders per user",
+                        max: max.into(),
+                    });
                 }
                 let ms = asked.unwrap_or(self.config.resting_buy_ms_default);
-                Some(Self::window_arg("rest_for", ms, 1_000, self.config.resting_buy_ms_max)?)
+                Some(Self::window_arg(
+                    "rest_for",
+                    ms,
+                    1_000,
+                    self.config.resting_buy_ms_max,
+                )?)
             }
         };
         if let Some((listing, fill)) = self.find_taker(buyer, &terms, want) {
@@ -370,7 +486,12 @@ impl Engine {
             return Ok(());
         }
         let Some(rest_ms) = rest_ms else {
-            let empty = self.state.book.side(terms.asset, terms.fiat).next().is_none();
+            let empty = self
+                .state
+                .book
+                .side(terms.asset, terms.fiat)
+                .next()
+                .is_none();
             return Err(Rejection::NoMatch(if empty {
                 "there are no active listings in this market; ask to rest the order to wait for one"
             } else {
@@ -382,7 +503,14 @@ impl Engine {
     }
 
     /// Places a resting buy: fills what the book can give now, rests the rest.
-    fn rest_buy(&mut self, buyer: UserId, terms: BuyTerms, want: Remaining, rest_ms: i64, now: Timestamp) {
+    fn rest_buy(
+        &mut self,
+        buyer: UserId,
+        terms: BuyTerms,
+        want: Remaining,
+        rest_ms: i64,
+        now: Timestamp,
+    ) {
         let id = BuyOrderId(self.next_id());
         let order = BuyOrder {
             id,
@@ -400,11 +528,22 @@ impl Engine {
         self.state.buy_orders.insert(id, order);
         self.state.user_buy_orders.insert((buyer, id));
         self.user_mut(buyer).resting_buys += 1;
-        self.state.resting.entry((terms.asset, terms.fiat)).or_default().insert(id);
-        self.state.deadlines.add(now.plus_ms(rest_ms), Deadline::BuyOrderExpires(id));
+        self.state
+            .resting
+            .entry((terms.asset, terms.fiat))
+            .or_default()
+            .insert(id);
+        self.state
+            .deadlines
+            .add(now.plus_ms(rest_ms), Deadline::BuyOrderExpires(id));
         let mut cursor = None;
         loop {
-            let next = self.state.book.side_after(terms.asset, terms.fiat, cursor).next().copied();
+            let next = self
+                .state
+                .book
+                .side_after(terms.asset, terms.fiat, cursor)
+                .next()
+                .copied();
             let Some(key) = next else { break };
             cursor = Some(key);
             if terms.max_price.is_some_and(|max| key.0 > max) || !self.order_resting(id) {
@@ -418,12 +557,20 @@ impl Engine {
     }
 
     fn order_resting(&self, id: BuyOrderId) -> bool {
-        self.state.buy_orders.get(&id).is_some_and(|o| o.state == BuyOrderState::Resting)
+        self.state
+            .buy_orders
+            .get(&id)
+            .is_some_and(|o| o.state == BuyOrderState::Resting)
     }
 
     fn emit_order(&mut self, id: BuyOrderId, now: Timestamp) {
         let o = invariant(self.state.buy_orders.get(&id), "buy order vanished");
-        let kind = EventKind::BuyOrderChanged { order: id, buyer: o.buyer, state: o.state, remaining: o.remaining.value() };
+        let kind = EventKind::BuyOrderChanged {
+            order: id,
+            buyer: o.buyer,
+            state: o.state,
+            remaining: o.remaining.value(),
+        };
         self.emit(now, kind);
     }
 
@@ -434,16 +581,28 @@ impl Engine {
         if o.expires_at <= now || self.require_may_buy(o.buyer, now).is_err() {
             return;
         }
-        let spec = invariant(self.config.assets.get(&o.asset), "resting order on unknown asset");
-        let terms =
-            BuyTerms { asset: o.asset, fiat: o.fiat, scale: spec.scale, max_price: o.max_price, methods: o.methods.clone() };
-        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, l) else { return };
+        let spec = invariant(
+            self.config.assets.get(&o.asset),
+            "resting order on unknown asset",
+        );
+        let terms = BuyTerms {
+            asset: o.asset,
+            fiat: o.fiat,
+            scale: spec.scale,
+            max_price: o.max_price,
+            methods: o.methods.clone(),
+        };
+        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, l) else {
+            return;
+        };
         let buyer = o.buyer;
         let trade = self.open_listing_trade(listing, buyer, fill, Some(order), now);
         let o = invariant(self.state.buy_orders.get_mut(&order), "buy order vanished");
         o.fills.push(trade);
         o.remaining = match o.remaining {
-            Remaining::Coin(c) => Remaining::Coin(invariant(c.checked_sub(fill.coin), "over-filled buy order")),
+            Remaining::Coin(c) => {
+                Remaining::Coin(invariant(c.checked_sub(fill.coin), "over-filled buy order"))
+            }
             Remaining::Fiat(f) => Remaining::Fiat(f.saturating_sub(fill.fiat)),
         };
         let done = match o.remaining {
@@ -469,11 +628,15 @@ impl Engine {
                 self.state.resting.remove(&market);
             }
         }
-        self.state.deadlines.cancel(expires_at, Deadline::BuyOrderExpires(id));
+        self.state
+            .deadlines
+            .cancel(expires_at, Deadline::BuyOrderExpires(id));
         let u = self.user_mut(buyer);
         u.resting_buys = u.resting_buys.saturating_sub(1);
         let forget_at = now.plus_ms(self.config.ended_retention_ms);
-        self.state.deadlines.add(forget_at, Deadline::ForgetBuyOrder(id));
+        self.state
+            .deadlines
+            .add(forget_at, Deadline::ForgetBuyOrder(id));
         self.emit_order(id, now);
     }
 
@@ -483,18 +646,36 @@ impl Engine {
         let market = (l.asset, l.fiat);
         let mut cursor = None;
         loop {
-            let active = self.state.listings.get(&listing).is_some_and(|l| l.state == ListingState::Active);
-            let next = self.state.resting.get(&market).and_then(|set| match cursor {
-                None => set.iter().next().copied(),
-                Some(c) => set.range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded)).next().copied(),
-            });
-            let (true, Some(order)) = (active, next) else { break };
+            let active = self
+                .state
+                .listings
+                .get(&listing)
+                .is_some_and(|l| l.state == ListingState::Active);
+            let next = self
+                .state
+                .resting
+                .get(&market)
+                .and_then(|set| match cursor {
+                    None => set.iter().next().copied(),
+                    Some(c) => set
+                        .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                        .next()
+                        .copied(),
+                });
+            let (true, Some(order)) = (active, next) else {
+                break;
+            };
             cursor = Some(order);
             self.try_fill(order, listing, now);
         }
     }
 
-    pub(crate) fn cancel_buy_order(&mut self, buyer: UserId, id: BuyOrderId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn cancel_buy_order(
+        &mut self,
+        buyer: UserId,
+        id: BuyOrderId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let o = match self.state.buy_orders.get(&id) {
             Some(o) if o.buyer == buyer => o,
             _ => return Err(Rejection::BuyOrderNotFound(id)),
@@ -506,7 +687,12 @@ impl Engine {
                 BuyOrderState::Cancelled => "CANCELLED",
                 BuyOrderState::Resting => "RESTING",
             };
-            return Err(Rejection::WrongState { what: "buy order", id: id.to_string(), state, action: "cancel" });
+            return Err(Rejection::WrongState {
+                what: "buy order",
+                id: id.to_string(),
+                state,
+                action: "cancel",
+            });
         }
         self.end_order(id, BuyOrderState::Cancelled, now);
         Ok(())
@@ -523,11 +709,19 @@ impl Engine {
     ) -> TradeId {
         let id = TradeId(self.next_id());
         let l = invariant(self.state.listings.get_mut(&listing), "listing vanished");
-        l.remaining = invariant(l.remaining.checked_sub(fill.coin), "fill beyond listing remainder");
+        l.remaining = invariant(
+            l.remaining.checked_sub(fill.coin),
+            "fill beyond listing remainder",
+        );
         l.open_trades += 1;
-        let (seller, asset, fiat, price, window) = (l.seller, l.asset, l.fiat, l.price, l.payment_window_ms);
+        let (seller, asset, fiat, price, window) =
+            (l.seller, l.asset, l.fiat, l.price, l.payment_window_ms);
         let trade = self.new_trade(id, seller, buyer, (asset, fiat, price), fill, window, now);
-        let trade = Trade { listing: Some(listing), buy_order, ..trade };
+        let trade = Trade {
+            listing: Some(listing),
+            buy_order,
+            ..trade
+        };
         self.insert_trade(trade, now);
         self.close_if_spent(listing, now);
         id
@@ -545,7 +739,10 @@ impl Engine {
         window_ms: i64,
         now: Timestamp,
     ) -> Trade {
-        let method_details = invariant(self.method_details(seller, fill.method), "trade method not bound");
+        let method_details = invariant(
+            self.method_details(seller, fill.method),
+            "trade method not bound",
+        );
         self.method_uses(seller, fill.method, 1, 0);
         let created = TimelineEntry {
             at: now,
@@ -571,7 +768,9 @@ impl Engine {
             method_details,
             payment_window_ms: window_ms,
             created_at: now,
-            state: TradeState::AwaitingPayment { pay_by: now.plus_ms(window_ms) },
+            state: TradeState::AwaitingPayment {
+                pay_by: now.plus_ms(window_ms),
+            },
             fast_match: None,
             timeline: {
                 let mut timeline = Vec::with_capacity(4);
@@ -586,7 +785,9 @@ impl Engine {
         let TradeState::AwaitingPayment { pay_by } = trade.state else {
             panic!("engine bug: new trade {} not awaiting payment", trade.id)
         };
-        self.state.deadlines.add(pay_by, Deadline::PaymentDue(trade.id));
+        self.state
+            .deadlines
+            .add(pay_by, Deadline::PaymentDue(trade.id));
         self.state.user_trades.insert((trade.seller, trade.id));
         self.state.user_trades.insert((trade.buyer, trade.id));
         let kind = EventKind::TradeCreated {
@@ -599,7 +800,7 @@ impl Engine {
             price: trade.price,
             pay_by,
         };
-        self.state.trades.insert(trade.id, trade);
+        self.state.trades.insert(trade.id, Box::new(trade));
         self.emit(now, kind);
     }
 }

@@ -12,10 +12,13 @@ use crate::ids::{EvidenceId, Timestamp, TradeId, UserId};
 use crate::record::RecordEntry;
 use crate::rejection::Rejection;
 use crate::timers::Deadline;
-use crate::trade::{Actor, Party, TimelineEntry, TimelineWhat, Trade, TradeAction, TradeState, TransitionReason};
+use crate::trade::{
+    Actor, Party, TimelineEntry, TimelineWhat, Trade, TradeAction, TradeState, TransitionReason,
+};
 
 /// Content types accepted as evidence attachments (SPEC §11: images and PDF).
-pub const ATTACHMENT_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/webp", "application/pdf"];
+pub const ATTACHMENT_TYPES: [&str; 4] =
+    ["image/png", "image/jpeg", "image/webp", "application/pdf"];
 /// Longest attachment file name, in bytes.
 pub const FILE_NAME_BYTES_MAX: usize = 255;
 
@@ -30,7 +33,7 @@ struct Decision {
 impl Engine {
     /// A trade the user is a party to (others get NOT_FOUND, hiding existence).
     fn party_trade(&self, user: UserId, id: TradeId) -> Result<(&Trade, Party), Rejection> {
-        match self.state.trades.get(&id) {
+        match self.state.trades.get(&id).map(|t| &**t) {
             Some(t) if t.buyer == user => Ok((t, Party::Buyer)),
             Some(t) if t.seller == user => Ok((t, Party::Seller)),
             _ => Err(Rejection::TradeNotFound(id)),
@@ -39,22 +42,34 @@ impl Engine {
 
     /// Decides `action` on trade `id` by `user` (the agent, for resolutions;
     /// `None` for timers). Changes nothing.
-    fn decide(&self, id: TradeId, user: Option<UserId>, action: TradeAction, now: Timestamp) -> Result<Decision, Rejection> {
+    fn decide(
+        &self,
+        id: TradeId,
+        user: Option<UserId>,
+        action: TradeAction,
+        now: Timestamp,
+    ) -> Result<Decision, Rejection> {
         let (trade, party, actor) = match (action, user) {
             (TradeAction::PaymentTimeout | TradeAction::AutoAppeal, _) | (_, None) => {
-                let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+                let t = self.trade(id).ok_or(Rejection::TradeNotFound(id))?;
                 (t, Party::System, Actor::System)
             }
             (TradeAction::Resolve(_), Some(agent)) => {
-                let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+                let t = self.trade(id).ok_or(Rejection::TradeNotFound(id))?;
                 if t.buyer == agent || t.seller == agent {
-                    return Err(Rejection::NotAllowed("an agent cannot resolve an appeal on their own trade"));
+                    return Err(Rejection::NotAllowed(
+                        "an agent cannot resolve an appeal on their own trade",
+                    ));
                 }
                 (t, Party::Support, Actor::Support(agent))
             }
             (_, Some(user)) => {
                 let (t, party) = self.party_trade(user, id)?;
-                let actor = if party == Party::Buyer { Actor::Buyer(user) } else { Actor::Seller(user) };
+                let actor = if party == Party::Buyer {
+                    Actor::Buyer(user)
+                } else {
+                    Actor::Seller(user)
+                };
                 (t, party, actor)
             }
         };
@@ -62,13 +77,23 @@ impl Engine {
         Ok(Decision { actor, to, reason })
     }
 
-    pub(crate) fn mark_paid(&mut self, buyer: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn mark_paid(
+        &mut self,
+        buyer: UserId,
+        id: TradeId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let d = self.decide(id, Some(buyer), TradeAction::MarkPaid, now)?;
         self.transition(id, d, "", now);
         Ok(())
     }
 
-    pub(crate) fn cancel_trade(&mut self, buyer: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn cancel_trade(
+        &mut self,
+        buyer: UserId,
+        id: TradeId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let d = self.decide(id, Some(buyer), TradeAction::Cancel, now)?;
         self.transition(id, d, "", now);
         Ok(())
@@ -88,7 +113,13 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn open_appeal(&mut self, user: UserId, id: TradeId, reason: &str, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn open_appeal(
+        &mut self,
+        user: UserId,
+        id: TradeId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         self.text_arg("reason", reason, true)?;
         let d = self.decide(id, Some(user), TradeAction::OpenAppeal, now)?;
         self.transition(id, d, reason, now);
@@ -104,7 +135,11 @@ impl Engine {
         t.timeline.push(TimelineEntry {
             at: now,
             actor: d.actor,
-            what: TimelineWhat::Transition { from: Some(from.kind()), to: d.to.kind(), reason: d.reason },
+            what: TimelineWhat::Transition {
+                from: Some(from.kind()),
+                to: d.to.kind(),
+                reason: d.reason,
+            },
         });
         let t = t.clone_header();
         self.emit(
@@ -120,24 +155,61 @@ impl Engine {
             },
         );
         match (from, d.to) {
-            (S::AwaitingPayment { pay_by }, S::Paid { appeal_from, auto_appeal_at, .. }) => {
-                self.state.deadlines.cancel(pay_by, Deadline::PaymentDue(id));
-                self.state.deadlines.add(appeal_from, Deadline::AppealOpens(id));
-                self.state.deadlines.add(auto_appeal_at, Deadline::AutoAppeal(id));
+            (
+                S::AwaitingPayment { pay_by },
+                S::Paid {
+                    appeal_from,
+                    auto_appeal_at,
+                    ..
+                },
+            ) => {
+                self.state
+                    .deadlines
+                    .cancel(pay_by, Deadline::PaymentDue(id));
+                self.state
+                    .deadlines
+                    .add(appeal_from, Deadline::AppealOpens(id));
+                self.state
+                    .deadlines
+                    .add(auto_appeal_at, Deadline::AutoAppeal(id));
             }
             (S::AwaitingPayment { pay_by }, S::Cancelled { reason, .. }) => {
-                self.state.deadlines.cancel(pay_by, Deadline::PaymentDue(id));
+                self.state
+                    .deadlines
+                    .cancel(pay_by, Deadline::PaymentDue(id));
                 self.trade_ended(&t, now);
                 self.return_coin(&t, reason, now);
             }
-            (S::Paid { appeal_from, auto_appeal_at, .. }, S::Released { paid_at, at }) => {
-                self.state.deadlines.cancel(appeal_from, Deadline::AppealOpens(id));
-                self.state.deadlines.cancel(auto_appeal_at, Deadline::AutoAppeal(id));
+            (
+                S::Paid {
+                    appeal_from,
+                    auto_appeal_at,
+                    ..
+                },
+                S::Released { paid_at, at },
+            ) => {
+                self.state
+                    .deadlines
+                    .cancel(appeal_from, Deadline::AppealOpens(id));
+                self.state
+                    .deadlines
+                    .cancel(auto_appeal_at, Deadline::AutoAppeal(id));
                 self.released(&t, paid_at, at, now);
             }
-            (S::Paid { appeal_from, auto_appeal_at, .. }, S::Appealed { .. }) => {
-                self.state.deadlines.cancel(appeal_from, Deadline::AppealOpens(id));
-                self.state.deadlines.cancel(auto_appeal_at, Deadline::AutoAppeal(id));
+            (
+                S::Paid {
+                    appeal_from,
+                    auto_appeal_at,
+                    ..
+                },
+                S::Appealed { .. },
+            ) => {
+                self.state
+                    .deadlines
+                    .cancel(appeal_from, Deadline::AppealOpens(id));
+                self.state
+                    .deadlines
+                    .cancel(auto_appeal_at, Deadline::AutoAppeal(id));
                 self.appeal_opened(&t, d.actor, text, now);
             }
             (S::Appealed { .. }, S::Released { paid_at, at }) => {
@@ -150,7 +222,11 @@ impl Engine {
                 self.return_coin(&t, reason, now);
                 self.appeal_closed(&t, d, text, now);
             }
-            (from, to) => panic!("engine bug: no transition {:?} → {:?} in the table", from.kind(), to.kind()),
+            (from, to) => panic!(
+                "engine bug: no transition {:?} → {:?} in the table",
+                from.kind(),
+                to.kind()
+            ),
         }
     }
 
@@ -163,19 +239,30 @@ impl Engine {
 
     fn record(&mut self, t: &Trade, release_ms: Option<i64>, now: Timestamp) {
         let max = self.config.seller_record_entries_max;
-        let entry = RecordEntry { ended_at: now, release_ms };
-        self.state.seller_history.entry(t.seller).or_default().push(entry, max);
+        let entry = RecordEntry {
+            ended_at: now,
+            release_ms,
+        };
+        self.state
+            .seller_history
+            .entry(t.seller)
+            .or_default()
+            .push(entry, max);
     }
 
     /// Bookkeeping common to every end: method, listing and merchant counters.
     fn trade_ended(&mut self, t: &Trade, now: Timestamp) {
         let forget_at = now.plus_ms(self.config.ended_retention_ms);
-        self.state.deadlines.add(forget_at, Deadline::ForgetTrade(t.id));
+        self.state
+            .deadlines
+            .add(forget_at, Deadline::ForgetTrade(t.id));
         self.method_uses(t.seller, t.method, -1, 0);
         if let Some(l) = t.listing.and_then(|l| self.state.listings.get_mut(&l)) {
             l.open_trades = l.open_trades.saturating_sub(1);
             if !l.state.is_live() && l.open_trades == 0 {
-                self.state.deadlines.add(forget_at, Deadline::ForgetListing(l.id));
+                self.state
+                    .deadlines
+                    .add(forget_at, Deadline::ForgetListing(l.id));
             }
         }
         if t.fast_match.is_some()
@@ -190,7 +277,9 @@ impl Engine {
     fn return_coin(&mut self, t: &Trade, reason: TransitionReason, now: Timestamp) {
         let counts_against_buyer = matches!(
             reason,
-            TransitionReason::BuyerCancelled | TransitionReason::PaymentTimeout | TransitionReason::BuyerWithdrewAppeal
+            TransitionReason::BuyerCancelled
+                | TransitionReason::PaymentTimeout
+                | TransitionReason::BuyerWithdrewAppeal
         );
         if counts_against_buyer && t.fast_match.is_none() {
             let day = now.utc_day();
@@ -203,7 +292,9 @@ impl Engine {
         }
         match (t.listing, &t.fast_match) {
             (Some(listing), _) => self.return_to_listing(listing, t.coin, now),
-            (None, Some(_)) if reason == TransitionReason::PaymentTimeout => self.redispatch(t, now),
+            (None, Some(_)) if reason == TransitionReason::PaymentTimeout => {
+                self.redispatch(t, now)
+            }
             (None, _) => self.unescrow(t.seller, t.asset, t.coin),
         }
     }
@@ -214,22 +305,57 @@ impl Engine {
         } else {
             reason.to_owned()
         };
-        let appeal =
-            Appeal { trade: t.id, opened_by: by, reason, opened_at: now, evidence: Vec::new(), claimed_by: None, outcome: None };
+        let appeal = Appeal {
+            trade: t.id,
+            opened_by: by,
+            reason,
+            opened_at: now,
+            evidence: Vec::new(),
+            claimed_by: None,
+            outcome: None,
+        };
         self.state.appeals.insert(t.id, appeal);
         self.state.appeal_queue.insert((now, t.id));
-        self.emit(now, EventKind::AppealOpened { trade: t.id, seller: t.seller, buyer: t.buyer, by });
+        self.emit(
+            now,
+            EventKind::AppealOpened {
+                trade: t.id,
+                seller: t.seller,
+                buyer: t.buyer,
+                by,
+            },
+        );
     }
 
     fn appeal_closed(&mut self, t: &Trade, d: Decision, note: &str, now: Timestamp) {
-        let a = invariant(self.state.appeals.get_mut(&t.id), "appealed trade without appeal");
+        let a = invariant(
+            self.state.appeals.get_mut(&t.id),
+            "appealed trade without appeal",
+        );
         let (outcome, kind) = match (d.actor, d.reason) {
-            (Actor::Support(agent), TransitionReason::ResolvedRelease | TransitionReason::ResolvedRefund) => {
-                let resolution =
-                    if d.reason == TransitionReason::ResolvedRelease { Resolution::Release } else { Resolution::Refund };
+            (
+                Actor::Support(agent),
+                TransitionReason::ResolvedRelease | TransitionReason::ResolvedRefund,
+            ) => {
+                let resolution = if d.reason == TransitionReason::ResolvedRelease {
+                    Resolution::Release
+                } else {
+                    Resolution::Refund
+                };
                 (
-                    AppealOutcome::Resolved { agent, resolution, note: note.to_owned(), at: now },
-                    EventKind::AppealResolved { trade: t.id, seller: t.seller, buyer: t.buyer, agent, resolution },
+                    AppealOutcome::Resolved {
+                        agent,
+                        resolution,
+                        note: note.to_owned(),
+                        at: now,
+                    },
+                    EventKind::AppealResolved {
+                        trade: t.id,
+                        seller: t.seller,
+                        buyer: t.buyer,
+                        agent,
+                        resolution,
+                    },
                 )
             }
             _ => {
@@ -240,7 +366,12 @@ impl Engine {
                 };
                 (
                     AppealOutcome::Settled { how, at: now },
-                    EventKind::AppealSettled { trade: t.id, seller: t.seller, buyer: t.buyer, how },
+                    EventKind::AppealSettled {
+                        trade: t.id,
+                        seller: t.seller,
+                        buyer: t.buyer,
+                        how,
+                    },
                 )
             }
         };
@@ -255,10 +386,19 @@ impl Engine {
     /// The open appeal of a trade. A trade without one (or whose appeal has
     /// ended) refuses naming the trade's state, like any other wrong-state action.
     fn open_appeal_of(&self, id: TradeId, action: &'static str) -> Result<&Appeal, Rejection> {
-        let t = self.state.trades.get(&id).ok_or(Rejection::TradeNotFound(id))?;
+        let t = self
+            .state
+            .trades
+            .get(&id)
+            .ok_or(Rejection::TradeNotFound(id))?;
         match self.state.appeals.get(&id) {
             Some(a) if a.outcome.is_none() => Ok(a),
-            _ => Err(Rejection::WrongState { what: "trade", id: id.to_string(), state: t.state.kind().name(), action }),
+            _ => Err(Rejection::WrongState {
+                what: "trade",
+                id: id.to_string(),
+                state: t.state.kind().name(),
+                action,
+            }),
         }
     }
 
@@ -267,18 +407,30 @@ impl Engine {
             return Err(Rejection::field("attachment.blob_id", "is missing"));
         }
         if !ATTACHMENT_TYPES.contains(&a.content_type.as_str()) {
-            return Err(Rejection::field("attachment.content_type", "must be image/png, image/jpeg, image/webp or application/pdf"));
+            return Err(Rejection::field(
+                "attachment.content_type",
+                "must be image/png, image/jpeg, image/webp or application/pdf",
+            ));
         }
         let max = self.config.attachment_bytes_max;
         if a.size_bytes == 0 || a.size_bytes > max {
-            return Err(Rejection::field("attachment.size_bytes", format!("must be 1 to {max} bytes")));
+            return Err(Rejection::field(
+                "attachment.size_bytes",
+                format!("must be 1 to {max} bytes"),
+            ));
         }
         if a.file_name.len() > FILE_NAME_BYTES_MAX {
-            return Err(Rejection::field("attachment.file_name", format!("must be at most {FILE_NAME_BYTES_MAX} bytes")));
+            return Err(Rejection::field(
+                "attachment.file_name",
+                format!("must be at most {FILE_NAME_BYTES_MAX} bytes"),
+            ));
         }
         let files_max = self.config.attachments_per_appeal_max;
         if appeal.attachments() >= files_max as usize {
-            return Err(Rejection::LimitReached { what: "attachments per appeal", max: files_max.into() });
+            return Err(Rejection::LimitReached {
+                what: "attachments per appeal",
+                max: files_max.into(),
+            });
         }
         Ok(())
     }
@@ -300,23 +452,56 @@ impl Engine {
         }
         let max = self.config.evidence_per_appeal_max;
         if appeal.evidence.len() >= max as usize {
-            return Err(Rejection::LimitReached { what: "evidence items per appeal", max: max.into() });
+            return Err(Rejection::LimitReached {
+                what: "evidence items per appeal",
+                max: max.into(),
+            });
         }
         let evidence = EvidenceId(self.next_id());
-        let item = Evidence { id: evidence, by: user, at: now, description: description.to_owned(), attachment: attachment.cloned() };
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished").evidence.push(item);
-        let actor = if user == buyer { Actor::Buyer(user) } else { Actor::Seller(user) };
+        let item = Evidence {
+            id: evidence,
+            by: user,
+            at: now,
+            description: description.to_owned(),
+            attachment: attachment.cloned(),
+        };
+        invariant(self.state.appeals.get_mut(&id), "appeal vanished")
+            .evidence
+            .push(item);
+        let actor = if user == buyer {
+            Actor::Buyer(user)
+        } else {
+            Actor::Seller(user)
+        };
         self.timeline(id, actor, TimelineWhat::EvidenceAdded(evidence), now);
-        self.emit(now, EventKind::EvidenceAdded { trade: id, seller, buyer, evidence, by: user });
+        self.emit(
+            now,
+            EventKind::EvidenceAdded {
+                trade: id,
+                seller,
+                buyer,
+                evidence,
+                by: user,
+            },
+        );
         Ok(())
     }
 
     fn timeline(&mut self, id: TradeId, actor: Actor, what: TimelineWhat, now: Timestamp) {
         let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
-        t.timeline.push(TimelineEntry { at: now, actor, what });
+        t.timeline.push(TimelineEntry {
+            at: now,
+            actor,
+            what,
+        });
     }
 
-    pub(crate) fn claim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn claim_appeal(
+        &mut self,
+        agent: UserId,
+        id: TradeId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let a = self.open_appeal_of(id, "claim the appeal of")?;
         match a.claimed_by {
             Some(holder) if holder == agent => return Ok(()), // Already theirs.
@@ -329,7 +514,12 @@ impl Engine {
         Ok(())
     }
 
-    pub(crate) fn unclaim_appeal(&mut self, agent: UserId, id: TradeId, now: Timestamp) -> Result<(), Rejection> {
+    pub(crate) fn unclaim_appeal(
+        &mut self,
+        agent: UserId,
+        id: TradeId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         let a = self.open_appeal_of(id, "hand back the appeal of")?;
         match a.claimed_by {
             Some(holder) if holder == agent => {}
@@ -344,7 +534,12 @@ impl Engine {
             }
         }
         invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = None;
-        self.timeline(id, Actor::Support(agent), TimelineWhat::AppealUnclaimed, now);
+        self.timeline(
+            id,
+            Actor::Support(agent),
+            TimelineWhat::AppealUnclaimed,
+            now,
+        );
         self.emit(now, EventKind::AppealUnclaimed { trade: id, agent });
         Ok(())
     }
@@ -371,14 +566,25 @@ impl Engine {
 
     /// Appeals in the CS queue (open or claimed), oldest first.
     pub fn appeal_queue(&self) -> impl Iterator<Item = &Appeal> {
-        self.state.appeal_queue.iter().filter_map(|(_, id)| self.state.appeals.get(id))
+        self.state
+            .appeal_queue
+            .iter()
+            .filter_map(|(_, id)| self.state.appeals.get(id))
     }
 
     /// Appeals with a given status, oldest first (closed ones by trade id).
     pub fn appeals_with(&self, status: AppealStatus) -> Vec<&Appeal> {
         match status {
-            AppealStatus::Closed => self.state.appeals.values().filter(|a| a.status() == status).collect(),
-            _ => self.appeal_queue().filter(|a| a.status() == status).collect(),
+            AppealStatus::Closed => self
+                .state
+                .appeals
+                .values()
+                .filter(|a| a.status() == status)
+                .collect(),
+            _ => self
+                .appeal_queue()
+                .filter(|a| a.status() == status)
+                .collect(),
         }
     }
 
@@ -399,7 +605,14 @@ impl Engine {
                         && matches!(t.state, TradeState::Paid { .. })
                     {
                         let (seller, buyer) = (t.seller, t.buyer);
-                        self.emit(now, EventKind::AppealAvailable { trade: id, seller, buyer });
+                        self.emit(
+                            now,
+                            EventKind::AppealAvailable {
+                                trade: id,
+                                seller,
+                                buyer,
+                            },
+                        );
                     }
                 }
                 Deadline::AutoAppeal(id) => {
@@ -411,7 +624,12 @@ impl Engine {
                 Deadline::ForgetListing(id) => self.forget_listing(id),
                 Deadline::ForgetBuyOrder(id) => self.forget_buy_order(id),
                 Deadline::BuyOrderExpires(order) => {
-                    if self.state.buy_orders.get(&order).is_some_and(|o| o.state == crate::buy::BuyOrderState::Resting) {
+                    if self
+                        .state
+                        .buy_orders
+                        .get(&order)
+                        .is_some_and(|o| o.state == crate::buy::BuyOrderState::Resting)
+                    {
                         self.end_order(order, crate::buy::BuyOrderState::Expired, now);
                     }
                 }
@@ -423,7 +641,9 @@ impl Engine {
 impl Engine {
     /// Drops an ended trade (and its closed appeal) from the working set.
     fn forget_trade(&mut self, id: TradeId) {
-        let Some(t) = self.state.trades.get(&id) else { return };
+        let Some(t) = self.state.trades.get(&id) else {
+            return;
+        };
         if t.state.is_open() {
             return;
         }
@@ -436,7 +656,9 @@ impl Engine {
 
     /// Drops an ended listing once no open trade refers to it.
     fn forget_listing(&mut self, id: crate::ids::ListingId) {
-        let Some(l) = self.state.listings.get(&id) else { return };
+        let Some(l) = self.state.listings.get(&id) else {
+            return;
+        };
         if l.state.is_live() || l.open_trades > 0 {
             return;
         }
@@ -447,7 +669,9 @@ impl Engine {
 
     /// Drops an ended buy order.
     fn forget_buy_order(&mut self, id: crate::ids::BuyOrderId) {
-        let Some(o) = self.state.buy_orders.get(&id) else { return };
+        let Some(o) = self.state.buy_orders.get(&id) else {
+            return;
+        };
         if o.state == crate::buy::BuyOrderState::Resting {
             return;
         }

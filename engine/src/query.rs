@@ -3,13 +3,13 @@
 
 use crate::appeal::Appeal;
 use crate::buy::BuyOrder;
+use crate::engine::Engine;
 use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
 use crate::listing::{BookKey, Listing};
 use crate::merchant::Merchant;
 use crate::money::{Asset, Fiat};
 use crate::record::SellerRecord;
 use crate::trade::Trade;
-use crate::engine::Engine;
 
 /// A listing as a buyer browses it (SPEC §8).
 #[derive(Debug, Clone)]
@@ -23,12 +23,12 @@ pub struct BookEntry<'a> {
 impl Engine {
     /// A listing by id.
     pub fn listing(&self, id: ListingId) -> Option<&Listing> {
-        self.state.listings.get(&id)
+        self.state.listings.get(&id).map(|l| &**l)
     }
 
     /// A trade by id.
     pub fn trade(&self, id: TradeId) -> Option<&Trade> {
-        self.state.trades.get(&id)
+        self.state.trades.get(&id).map(|t| &**t)
     }
 
     /// The appeal on a trade.
@@ -57,20 +57,34 @@ impl Engine {
     pub fn seller_record(&self, seller: UserId, now: Timestamp) -> SellerRecord {
         let window = self.config.seller_record_window_ms;
         self.state.seller_history.get(&seller).map_or(
-            SellerRecord { completed: 0, completion_rate: None, median_release_ms: None },
+            SellerRecord {
+                completed: 0,
+                completion_rate: None,
+                median_release_ms: None,
+            },
             |h| h.record(now, window),
         )
     }
 
     /// Up to `limit` active listings of a market in matching order, after
     /// `after` (a page cursor), each with its seller's record.
-    pub fn book_page(&self, asset: Asset, fiat: Fiat, after: Option<BookKey>, limit: usize, now: Timestamp) -> Vec<BookEntry<'_>> {
+    pub fn book_page(
+        &self,
+        asset: Asset,
+        fiat: Fiat,
+        after: Option<BookKey>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Vec<BookEntry<'_>> {
         self.state
             .book
             .side_after(asset, fiat, after)
             .take(limit)
-            .filter_map(|(_, id)| self.state.listings.get(id))
-            .map(|listing| BookEntry { listing, record: self.seller_record(listing.seller, now) })
+            .filter_map(|(_, id)| self.state.listings.get(id).map(|l| &**l))
+            .map(|listing| BookEntry {
+                listing,
+                record: self.seller_record(listing.seller, now),
+            })
             .collect()
     }
 
@@ -82,24 +96,34 @@ impl Engine {
             .range((user, TradeId(0))..(user, hi))
             .rev()
             .take(limit)
-            .filter_map(|(_, id)| self.state.trades.get(id))
+            .filter_map(|(_, id)| self.state.trades.get(id).map(|t| &**t))
             .collect()
     }
 
     /// Up to `limit` of a user's listings, newest first, before `before`.
-    pub fn listings_of(&self, user: UserId, before: Option<ListingId>, limit: usize) -> Vec<&Listing> {
+    pub fn listings_of(
+        &self,
+        user: UserId,
+        before: Option<ListingId>,
+        limit: usize,
+    ) -> Vec<&Listing> {
         let hi = before.unwrap_or(ListingId(u64::MAX));
         self.state
             .user_listings
             .range((user, ListingId(0))..(user, hi))
             .rev()
             .take(limit)
-            .filter_map(|(_, id)| self.state.listings.get(id))
+            .filter_map(|(_, id)| self.state.listings.get(id).map(|l| &**l))
             .collect()
     }
 
     /// Up to `limit` of a user's buy orders, newest first, before `before`.
-    pub fn buy_orders_of(&self, user: UserId, before: Option<BuyOrderId>, limit: usize) -> Vec<&BuyOrder> {
+    pub fn buy_orders_of(
+        &self,
+        user: UserId,
+        before: Option<BuyOrderId>,
+        limit: usize,
+    ) -> Vec<&BuyOrder> {
         let hi = before.unwrap_or(BuyOrderId(u64::MAX));
         self.state
             .user_buy_orders

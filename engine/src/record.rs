@@ -68,7 +68,11 @@ impl SellerHistory {
             n if n % 2 == 1 => Some(releases[n / 2]),
             n => Some((releases[n / 2 - 1] + releases[n / 2]) / 2),
         };
-        SellerRecord { completed, completion_rate, median_release_ms }
+        SellerRecord {
+            completed,
+            completion_rate,
+            median_release_ms,
+        }
     }
 }
 
@@ -80,22 +84,55 @@ mod tests {
     fn record_counts_only_the_window_and_takes_the_median() {
         let mut h = SellerHistory::default();
         let day = crate::ids::MS_PER_DAY;
-        h.push(RecordEntry { ended_at: Timestamp(0), release_ms: Some(1) }, 100);
-        h.push(RecordEntry { ended_at: Timestamp(40 * day), release_ms: Some(60_000) }, 100);
-        h.push(RecordEntry { ended_at: Timestamp(41 * day), release_ms: Some(120_000) }, 100);
-        h.push(RecordEntry { ended_at: Timestamp(42 * day), release_ms: None }, 100);
+        h.push(
+            RecordEntry {
+                ended_at: Timestamp(0),
+                release_ms: Some(1),
+            },
+            100,
+        );
+        h.push(
+            RecordEntry {
+                ended_at: Timestamp(40 * day),
+                release_ms: Some(60_000),
+            },
+            100,
+        );
+        h.push(
+            RecordEntry {
+                ended_at: Timestamp(41 * day),
+                release_ms: Some(120_000),
+            },
+            100,
+        );
+        h.push(
+            RecordEntry {
+                ended_at: Timestamp(42 * day),
+                release_ms: None,
+            },
+            100,
+        );
         let r = h.record(Timestamp(45 * day), 30 * day);
         assert_eq!(r.completed, 2);
         assert_eq!(r.completion_rate, Some(Decimal::new(6667, 4)));
         assert_eq!(r.median_release_ms, Some(90_000));
-        assert_eq!(h.record(Timestamp(200 * day), 30 * day).completion_rate, None);
+        assert_eq!(
+            h.record(Timestamp(200 * day), 30 * day).completion_rate,
+            None
+        );
     }
 
     #[test]
     fn history_is_bounded() {
         let mut h = SellerHistory::default();
         for i in 0..10 {
-            h.push(RecordEntry { ended_at: Timestamp(i), release_ms: Some(i) }, 3);
+            h.push(
+                RecordEntry {
+                    ended_at: Timestamp(i),
+                    release_ms: Some(i),
+                },
+                3,
+            );
         }
         assert_eq!(h.record(Timestamp(10), 1_000).completed, 3);
     }

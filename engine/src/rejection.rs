@@ -118,7 +118,9 @@ pub enum Rejection {
         action: &'static str,
     },
     /// The appeal window has not opened yet.
-    #[error("trade {trade} can be appealed from {opens_at} (30 minutes after it was marked paid by default)")]
+    #[error(
+        "trade {trade} can be appealed from {opens_at} (30 minutes after it was marked paid by default)"
+    )]
     AppealTooEarly {
         /// The trade.
         trade: TradeId,
@@ -135,7 +137,9 @@ pub enum Rejection {
     #[error("no partner merchant can take this sale now: {0}")]
     NoFittingMerchant(&'static str),
     /// The buyer hit the daily cancel limit.
-    #[error("buying is paused after {count} cancelled trades today; it resumes at {until} (next UTC day)")]
+    #[error(
+        "buying is paused after {count} cancelled trades today; it resumes at {until} (next UTC day)"
+    )]
     CancelLimitReached {
         /// Cancels counted today.
         count: u32,
@@ -186,9 +190,11 @@ impl Rejection {
             InvalidAmount { .. } | InvalidField { .. } | UnknownAsset(_) | UnknownFiat(_) => {
                 RejectionKind::InvalidArgument
             }
-            NotFound { .. } | ListingNotFound(_) | BuyOrderNotFound(_) | TradeNotFound(_) | UnknownMethod(_) => {
-                RejectionKind::NotFound
-            }
+            NotFound { .. }
+            | ListingNotFound(_)
+            | BuyOrderNotFound(_)
+            | TradeNotFound(_)
+            | UnknownMethod(_) => RejectionKind::NotFound,
             NotAllowed(_) | NotAMerchant | ClaimedByOther { .. } => RejectionKind::PermissionDenied,
             LimitReached { .. } => RejectionKind::ResourceExhausted,
             ExternalRefReused(_) => RejectionKind::AlreadyExists,
@@ -216,6 +222,9 @@ impl Rejection {
 
     /// Another field's rejection.
     pub fn field(field: &'static str, reason: impl Into<String>) -> Self {
-        Rejection::InvalidField { field, reason: reason.into() }
+        Rejection::InvalidField {
+            field,
+            reason: reason.into(),
+        }
     }
 }

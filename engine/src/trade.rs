@@ -96,7 +96,10 @@ impl TradeState {
 
     /// Not yet released or cancelled: its coin is escrowed (SPEC §4 L2).
     pub fn is_open(&self) -> bool {
-        !matches!(self, TradeState::Released { .. } | TradeState::Cancelled { .. })
+        !matches!(
+            self,
+            TradeState::Released { .. } | TradeState::Cancelled { .. }
+        )
     }
 }
 
@@ -330,22 +333,43 @@ impl Trade {
                 Ok((paid, R::MarkedPaid))
             }
             (S::AwaitingPayment { .. }, A::Cancel) => cancelled(R::BuyerCancelled),
-            (S::AwaitingPayment { pay_by }, A::PaymentTimeout) if now >= pay_by => cancelled(R::PaymentTimeout),
-            (S::Paid { paid_at, .. }, A::Release) => Ok((S::Released { paid_at, at: now }, R::SellerReleased)),
-            (S::Paid { paid_at, appeal_from, .. }, A::OpenAppeal) => {
+            (S::AwaitingPayment { pay_by }, A::PaymentTimeout) if now >= pay_by => {
+                cancelled(R::PaymentTimeout)
+            }
+            (S::Paid { paid_at, .. }, A::Release) => {
+                Ok((S::Released { paid_at, at: now }, R::SellerReleased))
+            }
+            (
+                S::Paid {
+                    paid_at,
+                    appeal_from,
+                    ..
+                },
+                A::OpenAppeal,
+            ) => {
                 if now < appeal_from {
-                    return Err(Rejection::AppealTooEarly { trade: self.id, opens_at: appeal_from });
+                    return Err(Rejection::AppealTooEarly {
+                        trade: self.id,
+                        opens_at: appeal_from,
+                    });
                 }
                 Ok((S::Appealed { paid_at }, R::AppealOpened))
             }
-            (S::Paid { paid_at, auto_appeal_at, .. }, A::AutoAppeal) if now >= auto_appeal_at => {
-                Ok((S::Appealed { paid_at }, R::AutoAppealed))
-            }
+            (
+                S::Paid {
+                    paid_at,
+                    auto_appeal_at,
+                    ..
+                },
+                A::AutoAppeal,
+            ) if now >= auto_appeal_at => Ok((S::Appealed { paid_at }, R::AutoAppealed)),
             (S::Appealed { paid_at }, A::Resolve(Resolution::Release)) => {
                 Ok((S::Released { paid_at, at: now }, R::ResolvedRelease))
             }
             (S::Appealed { .. }, A::Resolve(Resolution::Refund)) => cancelled(R::ResolvedRefund),
-            (S::Appealed { paid_at }, A::Release) => Ok((S::Released { paid_at, at: now }, R::SettledBySellerRelease)),
+            (S::Appealed { paid_at }, A::Release) => {
+                Ok((S::Released { paid_at, at: now }, R::SettledBySellerRelease))
+            }
             (S::Appealed { .. }, A::Cancel) => cancelled(R::BuyerWithdrewAppeal),
             (state, action) => Err(Rejection::WrongState {
                 what: "trade",

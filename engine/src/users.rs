@@ -74,13 +74,20 @@ impl MethodDetails {
             if n == 0 {
                 Err((field, "must not be empty".to_owned()))
             } else if n > METHOD_FIELD_CHARS_MAX {
-                Err((field, format!("must be at most {METHOD_FIELD_CHARS_MAX} characters")))
+                Err((
+                    field,
+                    format!("must be at most {METHOD_FIELD_CHARS_MAX} characters"),
+                ))
             } else {
                 Ok(())
             }
         };
         match self {
-            MethodDetails::Bank { bank, holder, card_number } => {
+            MethodDetails::Bank {
+                bank,
+                holder,
+                card_number,
+            } => {
                 text("bank", bank)?;
                 text("holder", holder)?;
                 let digits = card_number.len();
@@ -94,7 +101,8 @@ impl MethodDetails {
                 }
                 Ok(())
             }
-            MethodDetails::Alipay { holder, account } | MethodDetails::WeChat { holder, account } => {
+            MethodDetails::Alipay { holder, account }
+            | MethodDetails::WeChat { holder, account } => {
                 text("holder", holder)?;
                 text("account", account)
             }
@@ -105,7 +113,11 @@ impl MethodDetails {
     /// every view but the matched buyer's and CS's (SPEC §5).
     pub fn masked(&self) -> MethodDetails {
         match self {
-            MethodDetails::Bank { bank, holder, card_number } => {
+            MethodDetails::Bank {
+                bank,
+                holder,
+                card_number,
+            } => {
                 let tail = &card_number[card_number.len().saturating_sub(4)..];
                 MethodDetails::Bank {
                     bank: bank.clone(),
@@ -164,7 +176,11 @@ pub struct UserState {
 impl UserState {
     /// Buyer cancels counted for the UTC day of `now`.
     pub fn cancels_on(&self, now: Timestamp) -> u32 {
-        if self.cancel_day == now.utc_day() { self.cancels_today } else { 0 }
+        if self.cancel_day == now.utc_day() {
+            self.cancels_today
+        } else {
+            0
+        }
     }
 
     /// Whether the user is locked out of protected actions at `now`.
@@ -185,11 +201,20 @@ mod tests {
             card_number: "6222020200112233".into(),
         };
         assert!(card.validate().is_ok());
-        let MethodDetails::Bank { card_number, .. } = card.masked() else { panic!("kind changed") };
+        let MethodDetails::Bank { card_number, .. } = card.masked() else {
+            panic!("kind changed")
+        };
         assert_eq!(card_number, "**** **** **** 2233");
-        let bad = MethodDetails::Bank { bank: "ICBC".into(), holder: "Li".into(), card_number: "12ab".into() };
+        let bad = MethodDetails::Bank {
+            bank: "ICBC".into(),
+            holder: "Li".into(),
+            card_number: "12ab".into(),
+        };
         assert_eq!(bad.validate().unwrap_err().0, "card_number");
-        let empty = MethodDetails::Alipay { holder: " ".into(), account: "a@b".into() };
+        let empty = MethodDetails::Alipay {
+            holder: " ".into(),
+            account: "a@b".into(),
+        };
         assert_eq!(empty.validate().unwrap_err().0, "holder");
     }
 }

@@ -19,7 +19,10 @@ fn deposits_are_idempotent_on_their_external_reference() {
         external_ref: "chain-tx-1".into(),
     };
     assert!(!w.ok(dep("5")).is_empty());
-    assert!(w.ok(dep("5")).is_empty(), "a repeat returns without changing anything");
+    assert!(
+        w.ok(dep("5")).is_empty(),
+        "a repeat returns without changing anything"
+    );
     assert_eq!(w.bal(user(S)), (d("5"), d("0")));
     let r = w.err(dep("6"));
     assert_eq!(r.kind(), RejectionKind::AlreadyExists);
@@ -48,12 +51,27 @@ fn a_method_in_use_cannot_be_removed_until_its_trades_end() {
     let m = w.seller(user(S), "10");
     let l = w.publish(user(S), "7", "10", "7", "700");
     let t = w.buy_coin(user(2), "1");
-    let r = w.err(Command::RemoveMethod { user: user(S), method: m });
+    let r = w.err(Command::RemoveMethod {
+        user: user(S),
+        method: m,
+    });
     assert!(r.to_string().contains("1 open trade"), "{r}");
-    w.ok(Command::CancelListing { seller: user(S), listing: l });
-    w.ok(Command::CancelTrade { buyer: user(2), trade: t });
-    w.ok(Command::RemoveMethod { user: user(S), method: m });
-    let r = w.err(Command::RemoveMethod { user: user(S), method: m });
+    w.ok(Command::CancelListing {
+        seller: user(S),
+        listing: l,
+    });
+    w.ok(Command::CancelTrade {
+        buyer: user(2),
+        trade: t,
+    });
+    w.ok(Command::RemoveMethod {
+        user: user(S),
+        method: m,
+    });
+    let r = w.err(Command::RemoveMethod {
+        user: user(S),
+        method: m,
+    });
     assert_eq!(r.kind(), RejectionKind::NotFound);
 }
 
@@ -65,12 +83,18 @@ fn methods_are_validated_and_bounded() {
         holder: "Li".into(),
         card_number: "1234".into(),
     };
-    let r = w.err(Command::BindMethod { user: user(S), details: bad });
+    let r = w.err(Command::BindMethod {
+        user: user(S),
+        details: bad,
+    });
     assert!(r.to_string().contains("card_number"), "{r}");
     for _ in 0..10 {
         w.bind(user(S), bank());
     }
-    let r = w.err(Command::BindMethod { user: user(S), details: alipay() });
+    let r = w.err(Command::BindMethod {
+        user: user(S),
+        details: alipay(),
+    });
     assert_eq!(r.kind(), RejectionKind::ResourceExhausted);
 }
 
@@ -80,18 +104,34 @@ fn five_wrong_passwords_lock_protected_actions_for_fifteen_minutes() {
     w.seller(user(S), "10");
     for n in 1..=4 {
         let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
-        assert!(matches!(events[0].kind, EventKind::FundPasswordFailed { failures_in_row, locked_until: None, .. } if failures_in_row == n));
+        assert!(
+            matches!(events[0].kind, EventKind::FundPasswordFailed { failures_in_row, locked_until: None, .. } if failures_in_row == n)
+        );
     }
     let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
-    let EventKind::FundPasswordFailed { locked_until: Some(until), .. } = events[0].kind else { panic!("not locked") };
+    let EventKind::FundPasswordFailed {
+        locked_until: Some(until),
+        ..
+    } = events[0].kind
+    else {
+        panic!("not locked")
+    };
     assert_eq!(until, w.now.plus_ms(minutes(15)));
     let spec = w.spec(user(S), "7", "1", "1", "7");
     let proof = w.proof(user(S));
-    let r = w.err(Command::PublishListing { seller: user(S), proof, spec: spec.clone() });
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof,
+        spec: spec.clone(),
+    });
     assert_eq!(r, Rejection::FundPasswordLocked { until });
     assert!(r.to_string().contains("try again after"));
     w.advance(minutes(15));
-    w.ok(Command::PublishListing { seller: user(S), proof, spec });
+    w.ok(Command::PublishListing {
+        seller: user(S),
+        proof,
+        spec,
+    });
 }
 
 #[test]
@@ -103,7 +143,13 @@ fn a_right_password_ends_a_run_of_wrong_ones() {
     }
     w.publish(user(S), "7", "1", "1", "7");
     let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
-    assert!(matches!(events[0].kind, EventKind::FundPasswordFailed { failures_in_row: 1, .. }));
+    assert!(matches!(
+        events[0].kind,
+        EventKind::FundPasswordFailed {
+            failures_in_row: 1,
+            ..
+        }
+    ));
 }
 
 // ---- fast match -------------------------------------------------------------
@@ -116,19 +162,47 @@ fn merchant(w: &mut World, n: u8, bid: &str, max_outstanding: &str) -> Merchant 
     let id = user(n);
     w.ok(Command::RegisterMerchant { user: id });
     let capacity = CapacityRequest {
-        quotes: vec![MerchantQuote { asset: eb(), fiat: cny(), bid: d(bid), min_fiat: d("10"), max_fiat: d("10000") }],
+        quotes: vec![MerchantQuote {
+            asset: eb(),
+            fiat: cny(),
+            bid: d(bid),
+            min_fiat: d("10"),
+            max_fiat: d("10000"),
+        }],
         methods: vec![MethodKind::Alipay, MethodKind::Bank],
         max_outstanding_fiat: d(max_outstanding),
     };
-    w.ok(Command::SetMerchantCapacity { merchant: id, capacity });
-    w.ok(Command::SetMerchantOnline { merchant: id, online: true });
+    w.ok(Command::SetMerchantCapacity {
+        merchant: id,
+        capacity,
+    });
+    w.ok(Command::SetMerchantOnline {
+        merchant: id,
+        online: true,
+    });
     Merchant { id }
 }
 
-fn fast_sell(w: &mut World, amount: &str, method: MethodId) -> Result<Vec<otc_engine::Event>, Rejection> {
+fn fast_sell(
+    w: &mut World,
+    amount: &str,
+    method: MethodId,
+) -> Result<Vec<otc_engine::Event>, Rejection> {
     let proof = w.proof(user(S));
-    let request = FastSellRequest { asset: eb(), fiat: cny(), amount: d(amount), method };
-    let r = w.e.apply(&Command::FastSell { seller: user(S), proof, request }, w.now);
+    let request = FastSellRequest {
+        asset: eb(),
+        fiat: cny(),
+        amount: d(amount),
+        method,
+    };
+    let r = w.e.apply(
+        &Command::FastSell {
+            seller: user(S),
+            proof,
+            request,
+        },
+        w.now,
+    );
     w.check();
     r
 }
@@ -149,9 +223,15 @@ fn fast_sell_picks_highest_bid_then_least_outstanding_then_longest_idle() {
     assert_ne!(second, low.id);
     assert_eq!(w.e.trade(t2).unwrap().fiat_amount.value(), d("70.00"));
     assert_eq!(w.bal(user(S)), (d("80"), d("20")));
-    w.ok(Command::MarkPaid { buyer: first, trade: t1 });
+    w.ok(Command::MarkPaid {
+        buyer: first,
+        trade: t1,
+    });
     w.release(user(S), t1);
-    w.ok(Command::MarkPaid { buyer: second, trade: t2 });
+    w.ok(Command::MarkPaid {
+        buyer: second,
+        trade: t2,
+    });
     w.release(user(S), t2);
     // Equal bids, nothing outstanding: the one idle longest (assigned first) wins.
     let t3 = trade_of(&fast_sell(&mut w, "10", m).unwrap());
@@ -168,7 +248,10 @@ fn outstanding_capacity_limits_a_merchant() {
     assert_eq!(w.e.trade(t1).unwrap().buyer, small.id, "71 fits under 100");
     let t2 = trade_of(&fast_sell(&mut w, "10", m).unwrap());
     assert_eq!(w.e.trade(t2).unwrap().buyer, big.id, "142 would not");
-    assert_eq!(w.e.merchant(small.id).unwrap().outstanding_fiat.value(), d("71.00"));
+    assert_eq!(
+        w.e.merchant(small.id).unwrap().outstanding_fiat.value(),
+        d("71.00")
+    );
 }
 
 #[test]
@@ -189,7 +272,11 @@ fn a_merchant_timeout_redispatches_up_to_three_tries_then_returns_the_coin() {
         let link = t.fast_match.as_ref().unwrap();
         assert_eq!(link.origin, first, "each try links to the first");
         chain.push(next);
-        assert_eq!(w.bal(user(S)), (d("90"), d("10")), "the coin stays escrowed between tries");
+        assert_eq!(
+            w.bal(user(S)),
+            (d("90"), d("10")),
+            "the coin stays escrowed between tries"
+        );
     }
     let events = w.advance(minutes(10));
     assert!(trades_of(&events).is_empty(), "three tries, then no more");
@@ -198,7 +285,13 @@ fn a_merchant_timeout_redispatches_up_to_three_tries_then_returns_the_coin() {
         assert_eq!(w.state_of(t), "CANCELLED");
     }
     for n in 20..=23 {
-        assert!(w.e.merchant(user(n)).unwrap().outstanding_fiat.value().is_zero());
+        assert!(
+            w.e.merchant(user(n))
+                .unwrap()
+                .outstanding_fiat
+                .value()
+                .is_zero()
+        );
     }
 }
 
@@ -208,7 +301,10 @@ fn no_fitting_merchant_escrows_nothing() {
     let m = w.seller(user(S), "100");
     let before = w.e.digest();
     let r = fast_sell(&mut w, "10", m).unwrap_err();
-    assert!(r.to_string().contains("no partner merchant is online"), "{r}");
+    assert!(
+        r.to_string().contains("no partner merchant is online"),
+        "{r}"
+    );
     assert_eq!(before, w.e.digest());
     merchant(&mut w, 20, "7", "10");
     let r = fast_sell(&mut w, "10", m).unwrap_err();
@@ -219,24 +315,35 @@ fn no_fitting_merchant_escrows_nothing() {
 #[test]
 fn merchant_actions_need_registration_and_capacity() {
     let mut w = World::default();
-    let r = w.err(Command::SetMerchantOnline { merchant: user(20), online: true });
+    let r = w.err(Command::SetMerchantOnline {
+        merchant: user(20),
+        online: true,
+    });
     assert_eq!(r, Rejection::NotAMerchant);
     assert_eq!(r.kind(), RejectionKind::PermissionDenied);
     w.ok(Command::RegisterMerchant { user: user(20) });
-    let r = w.err(Command::SetMerchantOnline { merchant: user(20), online: true });
+    let r = w.err(Command::SetMerchantOnline {
+        merchant: user(20),
+        online: true,
+    });
     assert!(r.to_string().contains("capacity"));
 }
 
 #[test]
 fn merchant_buyers_pay_in_the_merchant_window() {
-    let mut config = EngineConfig::default();
-    config.merchant_window_ms = minutes(3);
+    let config = EngineConfig {
+        merchant_window_ms: minutes(3),
+        ..EngineConfig::default()
+    };
     let mut w = World::new(config);
     let m = w.seller(user(S), "100");
     let mm = merchant(&mut w, 20, "7", "100000");
     let t = trade_of(&fast_sell(&mut w, "10", m).unwrap());
     w.advance(minutes(2));
-    w.ok(Command::MarkPaid { buyer: mm.id, trade: t });
+    w.ok(Command::MarkPaid {
+        buyer: mm.id,
+        trade: t,
+    });
     w.release(user(S), t);
     assert_eq!(w.e.balance(mm.id, eb()).available.value(), d("10"));
 }

@@ -14,7 +14,13 @@ use otc_engine::{Command, EventKind, Rejection, RejectionKind};
 const B: u8 = 2;
 
 fn buy(w: &mut World, request: BuyRequest) -> Result<Vec<otc_engine::Event>, Rejection> {
-    let r = w.e.apply(&Command::PlaceBuy { buyer: user(B), request }, w.now);
+    let r = w.e.apply(
+        &Command::PlaceBuy {
+            buyer: user(B),
+            request,
+        },
+        w.now,
+    );
     w.check();
     r
 }
@@ -41,13 +47,28 @@ fn own_and_blocked_listings_never_match() {
     let blocked = w.publish(user(11), "7.05", "100", "10", "700");
     w.seller(user(12), "100");
     let fallback = w.publish(user(12), "7.10", "100", "10", "700");
-    w.ok(Command::Block { user: user(11), target: user(10) }); // seller blocks buyer
-    let events = w.ok(Command::PlaceBuy { buyer: user(10), request: World::buy_request(BuyAmount::Coin(d("2"))) });
+    w.ok(Command::Block {
+        user: user(11),
+        target: user(10),
+    }); // seller blocks buyer
+    let events = w.ok(Command::PlaceBuy {
+        buyer: user(10),
+        request: World::buy_request(BuyAmount::Coin(d("2"))),
+    });
     let t = trade_of(&events);
     assert_eq!(w.e.trade(t).unwrap().listing, Some(fallback));
-    w.ok(Command::Unblock { user: user(11), target: user(10) });
-    w.ok(Command::Block { user: user(10), target: user(11) }); // buyer blocks seller: also never matched
-    let events = w.ok(Command::PlaceBuy { buyer: user(10), request: World::buy_request(BuyAmount::Coin(d("2"))) });
+    w.ok(Command::Unblock {
+        user: user(11),
+        target: user(10),
+    });
+    w.ok(Command::Block {
+        user: user(10),
+        target: user(11),
+    }); // buyer blocks seller: also never matched
+    let events = w.ok(Command::PlaceBuy {
+        buyer: user(10),
+        request: World::buy_request(BuyAmount::Coin(d("2"))),
+    });
     assert_ne!(w.e.trade(trade_of(&events)).unwrap().listing, Some(blocked));
 }
 
@@ -60,11 +81,20 @@ fn amount_limits_price_cap_and_method_filter() {
     assert!(matches!(buy(&mut w, too_small), Err(Rejection::NoMatch(_))));
     let too_big = World::buy_request(BuyAmount::Coin(d("21")));
     assert!(matches!(buy(&mut w, too_big), Err(Rejection::NoMatch(_))));
-    let capped = BuyRequest { max_price: Some(d("6.99")), ..World::buy_request(BuyAmount::Coin(d("10"))) };
+    let capped = BuyRequest {
+        max_price: Some(d("6.99")),
+        ..World::buy_request(BuyAmount::Coin(d("10")))
+    };
     assert!(matches!(buy(&mut w, capped), Err(Rejection::NoMatch(_))));
-    let bank_only = BuyRequest { methods: vec![MethodKind::Bank], ..World::buy_request(BuyAmount::Coin(d("10"))) };
+    let bank_only = BuyRequest {
+        methods: vec![MethodKind::Bank],
+        ..World::buy_request(BuyAmount::Coin(d("10")))
+    };
     assert!(matches!(buy(&mut w, bank_only), Err(Rejection::NoMatch(_))));
-    let alipay = BuyRequest { methods: vec![MethodKind::Alipay], ..World::buy_request(BuyAmount::Coin(d("10"))) };
+    let alipay = BuyRequest {
+        methods: vec![MethodKind::Alipay],
+        ..World::buy_request(BuyAmount::Coin(d("10")))
+    };
     let t = trade_of(&buy(&mut w, alipay).unwrap());
     assert_eq!(w.e.trade(t).unwrap().listing, Some(l));
 }
@@ -84,11 +114,23 @@ fn buying_by_fiat_rounds_coin_down_and_fiat_half_up() {
     w.publish(user(10), "7.15", "1000", "1", "7000");
     let events = buy(&mut w, World::buy_request(BuyAmount::Fiat(d("100")))).unwrap();
     let t = w.e.trade(trade_of(&events)).unwrap();
-    assert_eq!(t.coin.value(), d("13.98601398"), "100 / 7.15 rounded down to 8 places");
-    assert_eq!(t.fiat_amount.value(), d("100.00"), "13.98601398 × 7.15 = 99.99999995 → 100.00 half-up");
+    assert_eq!(
+        t.coin.value(),
+        d("13.98601398"),
+        "100 / 7.15 rounded down to 8 places"
+    );
+    assert_eq!(
+        t.fiat_amount.value(),
+        d("100.00"),
+        "13.98601398 × 7.15 = 99.99999995 → 100.00 half-up"
+    );
     let events = buy(&mut w, World::buy_request(BuyAmount::Coin(d("0.5")))).unwrap();
     let t = w.e.trade(trade_of(&events)).unwrap();
-    assert_eq!(t.fiat_amount.value(), d("3.58"), "0.5 × 7.15 = 3.575 → 3.58");
+    assert_eq!(
+        t.fiat_amount.value(),
+        d("3.58"),
+        "0.5 × 7.15 = 3.575 → 3.58"
+    );
 }
 
 #[test]
@@ -99,24 +141,66 @@ fn bad_amounts_are_invalid_arguments_and_change_nothing() {
         ("0", AmountError::NotPositive),
         ("-1", AmountError::NotPositive),
         ("0.000000001", AmountError::TooManyDecimals { max: 8 }),
-        ("100000001", AmountError::OverMaximum { max: d("100000000") }),
+        (
+            "100000001",
+            AmountError::OverMaximum {
+                max: d("100000000"),
+            },
+        ),
     ];
     for (total, why) in cases {
         let spec = w.spec(user(10), "7", total, "1", "100");
         let proof = w.proof(user(10));
-        let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
-        assert_eq!(r, Rejection::InvalidAmount { field: "total", reason: why }, "total {total}");
+        let r = w.err(Command::PublishListing {
+            seller: user(10),
+            proof,
+            spec,
+        });
+        assert_eq!(
+            r,
+            Rejection::InvalidAmount {
+                field: "total",
+                reason: why
+            },
+            "total {total}"
+        );
         assert_eq!(r.kind(), RejectionKind::InvalidArgument);
     }
     let spec = w.spec(user(10), "7.123456", "1", "1", "100");
     let proof = w.proof(user(10));
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
-    assert!(matches!(r, Rejection::InvalidAmount { field: "price", .. }), "{r}");
-    let r = w.err(Command::PlaceBuy { buyer: user(B), request: World::buy_request(BuyAmount::Fiat(d("1.001"))) });
-    assert!(matches!(r, Rejection::InvalidAmount { field: "fiat_amount", .. }), "{r}");
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec,
+    });
+    assert!(
+        matches!(r, Rejection::InvalidAmount { field: "price", .. }),
+        "{r}"
+    );
+    let r = w.err(Command::PlaceBuy {
+        buyer: user(B),
+        request: World::buy_request(BuyAmount::Fiat(d("1.001"))),
+    });
+    assert!(
+        matches!(
+            r,
+            Rejection::InvalidAmount {
+                field: "fiat_amount",
+                ..
+            }
+        ),
+        "{r}"
+    );
     let mut unknown = World::buy_request(BuyAmount::Coin(d("1")));
     unknown.asset = otc_engine::Asset::new("DOGE").unwrap();
-    assert_eq!(w.err(Command::PlaceBuy { buyer: user(B), request: unknown }).kind(), RejectionKind::InvalidArgument);
+    assert_eq!(
+        w.err(Command::PlaceBuy {
+            buyer: user(B),
+            request: unknown
+        })
+        .kind(),
+        RejectionKind::InvalidArgument
+    );
 }
 
 #[test]
@@ -125,17 +209,33 @@ fn publishing_says_what_is_missing() {
     w.deposit(user(10), "100");
     let spec = w.spec(user(10), "7", "10", "1", "70");
     let proof = w.proof(user(10));
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec: spec.clone() });
-    assert!(r.to_string().contains("bind a payment method and set a fund password"), "{r}");
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec: spec.clone(),
+    });
+    assert!(
+        r.to_string()
+            .contains("bind a payment method and set a fund password"),
+        "{r}"
+    );
     w.bind(user(10), alipay());
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec,
+    });
     assert!(r.to_string().contains("set a fund password"), "{r}");
     let mut w = World::default();
     w.deposit(user(10), "100");
     w.set_password(user(10));
     let spec = w.spec(user(10), "7", "10", "1", "70");
     let proof = w.proof(user(10));
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec,
+    });
     assert!(r.to_string().contains("bind a payment method first"), "{r}");
 }
 
@@ -145,7 +245,11 @@ fn publishing_beyond_the_balance_is_refused() {
     w.seller(user(10), "5");
     let spec = w.spec(user(10), "7", "6", "1", "70");
     let proof = w.proof(user(10));
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec,
+    });
     assert!(matches!(r, Rejection::InsufficientBalance { .. }));
     assert_eq!(r.kind(), RejectionKind::FailedPrecondition);
 }
@@ -155,15 +259,35 @@ fn pause_takes_a_listing_out_of_matching_and_resume_puts_it_back() {
     let mut w = World::default();
     w.seller(user(10), "100");
     let l = w.publish(user(10), "7", "100", "7", "700");
-    w.ok(Command::PauseListing { seller: user(10), listing: l });
+    w.ok(Command::PauseListing {
+        seller: user(10),
+        listing: l,
+    });
     assert!(buy(&mut w, World::buy_request(BuyAmount::Coin(d("1")))).is_err());
-    assert_eq!(w.bal(user(10)), (d("0"), d("100")), "a paused listing stays escrowed");
-    let r = w.err(Command::PauseListing { seller: user(10), listing: l });
+    assert_eq!(
+        w.bal(user(10)),
+        (d("0"), d("100")),
+        "a paused listing stays escrowed"
+    );
+    let r = w.err(Command::PauseListing {
+        seller: user(10),
+        listing: l,
+    });
     assert!(r.to_string().contains("PAUSED"), "{r}");
-    w.ok(Command::ResumeListing { seller: user(10), listing: l });
+    w.ok(Command::ResumeListing {
+        seller: user(10),
+        listing: l,
+    });
     assert!(buy(&mut w, World::buy_request(BuyAmount::Coin(d("1")))).is_ok());
-    let r = w.err(Command::CancelListing { seller: user(11), listing: l });
-    assert_eq!(r, Rejection::ListingNotFound(l), "only the seller may touch a listing");
+    let r = w.err(Command::CancelListing {
+        seller: user(11),
+        listing: l,
+    });
+    assert_eq!(
+        r,
+        Rejection::ListingNotFound(l),
+        "only the seller may touch a listing"
+    );
 }
 
 #[test]
@@ -172,8 +296,15 @@ fn a_listing_closes_when_its_remainder_is_below_the_minimum() {
     w.seller(user(10), "15");
     let l = w.publish(user(10), "7", "15", "70", "700"); // min 10 EB
     w.buy_coin(user(B), "10");
-    assert_eq!(w.e.listing(l).unwrap().state, ListingState::Closed(CloseReason::BelowMinimum));
-    assert_eq!(w.bal(user(10)), (d("5"), d("10")), "the unsellable 5 EB go back to available");
+    assert_eq!(
+        w.e.listing(l).unwrap().state,
+        ListingState::Closed(CloseReason::BelowMinimum)
+    );
+    assert_eq!(
+        w.bal(user(10)),
+        (d("5"), d("10")),
+        "the unsellable 5 EB go back to available"
+    );
 }
 
 #[test]
@@ -181,17 +312,27 @@ fn a_resting_buy_is_filled_across_several_listings() {
     let mut w = World::default();
     w.seller(user(10), "4");
     w.seller(user(11), "4");
-    let request = BuyRequest { rest: Some(None), ..World::buy_request(BuyAmount::Coin(d("10"))) };
+    let request = BuyRequest {
+        rest: Some(None),
+        ..World::buy_request(BuyAmount::Coin(d("10")))
+    };
     let events = buy(&mut w, request).unwrap();
     let order = events
         .iter()
         .find_map(|e| match e.kind {
-            EventKind::BuyOrderChanged { order, state: BuyOrderState::Resting, .. } => Some(order),
+            EventKind::BuyOrderChanged {
+                order,
+                state: BuyOrderState::Resting,
+                ..
+            } => Some(order),
             _ => None,
         })
         .expect("the buy rests");
     let a = w.publish(user(10), "7", "4", "7", "700");
-    assert_eq!(w.e.listing(a).unwrap().state, ListingState::Closed(CloseReason::FullyTraded));
+    assert_eq!(
+        w.e.listing(a).unwrap().state,
+        ListingState::Closed(CloseReason::FullyTraded)
+    );
     assert_eq!(w.e.buy_order(order).unwrap().remaining.value(), d("6"));
     w.publish(user(11), "7", "4", "7", "700");
     let o = w.e.buy_order(order).unwrap();
@@ -210,9 +351,16 @@ fn a_resting_buy_takes_partial_fills_at_once_and_expires() {
     let mut w = World::default();
     w.seller(user(10), "3");
     w.publish(user(10), "7", "3", "7", "700");
-    let request = BuyRequest { rest: Some(None), ..World::buy_request(BuyAmount::Coin(d("10"))) };
+    let request = BuyRequest {
+        rest: Some(None),
+        ..World::buy_request(BuyAmount::Coin(d("10")))
+    };
     let events = buy(&mut w, request).unwrap();
-    assert_eq!(trades_of(&events).len(), 1, "what the book has is taken now");
+    assert_eq!(
+        trades_of(&events).len(),
+        1,
+        "what the book has is taken now"
+    );
     w.advance(minutes(10));
     let o = w.e.buy_orders_of(user(B), None, 10)[0];
     assert_eq!(o.state, BuyOrderState::Expired);
@@ -222,16 +370,25 @@ fn a_resting_buy_takes_partial_fills_at_once_and_expires() {
 #[test]
 fn a_resting_buy_can_be_cancelled_and_is_bounded_per_user() {
     let mut w = World::default();
-    let rest = || BuyRequest { rest: Some(None), ..World::buy_request(BuyAmount::Coin(d("1"))) };
+    let rest = || BuyRequest {
+        rest: Some(None),
+        ..World::buy_request(BuyAmount::Coin(d("1")))
+    };
     for _ in 0..5 {
         buy(&mut w, rest()).unwrap();
     }
     let r = buy(&mut w, rest()).unwrap_err();
     assert_eq!(r.kind(), RejectionKind::ResourceExhausted, "{r}");
     let order = w.e.buy_orders_of(user(B), None, 1)[0].id;
-    w.ok(Command::CancelBuyOrder { buyer: user(B), order });
+    w.ok(Command::CancelBuyOrder {
+        buyer: user(B),
+        order,
+    });
     buy(&mut w, rest()).unwrap();
-    let r = w.err(Command::CancelBuyOrder { buyer: user(B), order });
+    let r = w.err(Command::CancelBuyOrder {
+        buyer: user(B),
+        order,
+    });
     assert!(r.to_string().contains("CANCELLED"), "{r}");
 }
 
@@ -241,13 +398,21 @@ fn three_cancels_in_a_day_stop_buying_until_the_next_utc_day() {
     w.seller(user(10), "100");
     w.publish(user(10), "7", "100", "7", "700");
     let t = w.buy_coin(user(B), "1");
-    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
     let t = w.buy_coin(user(B), "1");
-    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
     w.buy_coin(user(B), "1");
     w.advance(minutes(15)); // a payment timeout counts too
     let r = buy(&mut w, World::buy_request(BuyAmount::Coin(d("1")))).unwrap_err();
-    let Rejection::CancelLimitReached { count: 3, until } = r else { panic!("{r}") };
+    let Rejection::CancelLimitReached { count: 3, until } = r else {
+        panic!("{r}")
+    };
     assert_eq!(until, w.now.next_utc_midnight());
     w.now = until;
     w.buy_coin(user(B), "1");
@@ -262,7 +427,11 @@ fn live_listings_are_bounded_per_user() {
     }
     let spec = w.spec(user(10), "7", "1", "1", "7");
     let proof = w.proof(user(10));
-    let r = w.err(Command::PublishListing { seller: user(10), proof, spec });
+    let r = w.err(Command::PublishListing {
+        seller: user(10),
+        proof,
+        spec,
+    });
     assert_eq!(r.kind(), RejectionKind::ResourceExhausted);
 }
 
@@ -274,7 +443,11 @@ fn payment_window_must_lie_within_bounds() {
         let mut spec = w.spec(user(10), "7", "1", "1", "7");
         spec.payment_window_ms = Some(minutes(minutes_asked));
         let proof = w.proof(user(10));
-        let cmd = Command::PublishListing { seller: user(10), proof, spec };
+        let cmd = Command::PublishListing {
+            seller: user(10),
+            proof,
+            spec,
+        };
         if ok {
             w.ok(cmd);
         } else {

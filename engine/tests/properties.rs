@@ -8,8 +8,8 @@ mod common;
 
 use common::*;
 use otc_engine::command::{
-    AttachmentRef, BuyAmount, BuyRequest, CapacityRequest, FastSellRequest, FundPasswordProof, ListingSpec,
-    MerchantQuote, Resolution,
+    AttachmentRef, BuyAmount, BuyRequest, CapacityRequest, FastSellRequest, FundPasswordProof,
+    ListingSpec, MerchantQuote, Resolution,
 };
 use otc_engine::ids::MS_PER_HOUR;
 use otc_engine::users::{MethodDetails, MethodKind};
@@ -17,9 +17,28 @@ use otc_engine::{Command, Engine, EngineConfig, State, Timestamp, TradeId, UserI
 use proptest::prelude::*;
 
 const USERS: u8 = 6;
-const AMOUNTS: [&str; 10] = ["0", "-1", "0.000000001", "0.5", "1", "2.5", "10", "33.33333333", "100", "999999999999"];
+const AMOUNTS: [&str; 10] = [
+    "0",
+    "-1",
+    "0.000000001",
+    "0.5",
+    "1",
+    "2.5",
+    "10",
+    "33.33333333",
+    "100",
+    "999999999999",
+];
 const PRICES: [&str; 5] = ["6.95", "7", "7.05", "7.1", "0"];
-const JUMPS_MS: [i64; 7] = [1_000, 60_000, 5 * 60_000, 11 * 60_000, 16 * 60_000, 31 * 60_000, 25 * MS_PER_HOUR];
+const JUMPS_MS: [i64; 7] = [
+    1_000,
+    60_000,
+    5 * 60_000,
+    11 * 60_000,
+    16 * 60_000,
+    31 * 60_000,
+    25 * MS_PER_HOUR,
+];
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -29,11 +48,23 @@ enum Op {
     RemoveMethod(u8, u8),
     SetPassword(u8),
     WrongPassword(u8),
-    Publish { u: u8, price: usize, total: usize, min: usize, max: usize },
+    Publish {
+        u: u8,
+        price: usize,
+        total: usize,
+        min: usize,
+        max: usize,
+    },
     Pause(u8, u8),
     Resume(u8, u8),
     CancelListing(u8, u8),
-    Buy { u: u8, amount: usize, by_fiat: bool, rest: bool, capped: bool },
+    Buy {
+        u: u8,
+        amount: usize,
+        by_fiat: bool,
+        rest: bool,
+        capped: bool,
+    },
     CancelBuy(u8, u8),
     MarkPaid(u8, u8),
     CancelTrade(u8, u8),
@@ -59,25 +90,25 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (u.clone(), a.clone()).prop_map(|(u, a)| Op::Deposit(u, a)),
         1 => (u.clone(), a.clone()).prop_map(|(u, a)| Op::Withdraw(u, a)),
         2 => (u.clone(), 0..3u8).prop_map(|(u, k)| Op::Bind(u, k)),
-        1 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::RemoveMethod(u, i)),
+        1 => (u.clone(), i).prop_map(|(u, i)| Op::RemoveMethod(u, i)),
         2 => u.clone().prop_map(Op::SetPassword),
         1 => u.clone().prop_map(Op::WrongPassword),
         5 => (u.clone(), 0..PRICES.len(), a.clone(), 0..4usize, 0..4usize)
             .prop_map(|(u, price, total, min, max)| Op::Publish { u, price, total, min, max }),
-        1 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::Pause(u, i)),
-        1 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::Resume(u, i)),
-        1 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::CancelListing(u, i)),
+        1 => (u.clone(), i).prop_map(|(u, i)| Op::Pause(u, i)),
+        1 => (u.clone(), i).prop_map(|(u, i)| Op::Resume(u, i)),
+        1 => (u.clone(), i).prop_map(|(u, i)| Op::CancelListing(u, i)),
         6 => (u.clone(), a.clone(), any::<bool>(), any::<bool>(), any::<bool>())
             .prop_map(|(u, amount, by_fiat, rest, capped)| Op::Buy { u, amount, by_fiat, rest, capped }),
-        1 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::CancelBuy(u, i)),
-        4 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::MarkPaid(u, i)),
-        2 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::CancelTrade(u, i)),
-        4 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::Release(u, i)),
-        2 => (u.clone(), i.clone()).prop_map(|(u, i)| Op::Appeal(u, i)),
-        1 => (u.clone(), i.clone(), any::<bool>()).prop_map(|(u, i, f)| Op::Evidence(u, i, f)),
-        1 => (0..2u8, i.clone()).prop_map(|(a, i)| Op::Claim(a, i)),
-        1 => (0..2u8, i.clone()).prop_map(|(a, i)| Op::Unclaim(a, i)),
-        2 => (0..2u8, i.clone(), any::<bool>()).prop_map(|(a, i, r)| Op::Resolve(a, i, r)),
+        1 => (u.clone(), i).prop_map(|(u, i)| Op::CancelBuy(u, i)),
+        4 => (u.clone(), i).prop_map(|(u, i)| Op::MarkPaid(u, i)),
+        2 => (u.clone(), i).prop_map(|(u, i)| Op::CancelTrade(u, i)),
+        4 => (u.clone(), i).prop_map(|(u, i)| Op::Release(u, i)),
+        2 => (u.clone(), i).prop_map(|(u, i)| Op::Appeal(u, i)),
+        1 => (u.clone(), i, any::<bool>()).prop_map(|(u, i, f)| Op::Evidence(u, i, f)),
+        1 => (0..2u8, i).prop_map(|(a, i)| Op::Claim(a, i)),
+        1 => (0..2u8, i).prop_map(|(a, i)| Op::Unclaim(a, i)),
+        2 => (0..2u8, i, any::<bool>()).prop_map(|(a, i, r)| Op::Resolve(a, i, r)),
         1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Block(a, b)),
         1 => (u.clone(), u.clone()).prop_map(|(a, b)| Op::Unblock(a, b)),
         3 => (4..USERS + 1, 0..PRICES.len()).prop_map(|(u, p)| Op::Merchant(u, p)),
@@ -106,9 +137,17 @@ fn command(e: &Engine, op: &Op) -> Command {
     // Mostly the right party of the picked trade, sometimes whoever `u` is.
     let party = |u: u8, i: u8, seller: bool| match (u % 3, e.trade(trade(i))) {
         (0, _) | (_, None) => user(u),
-        (_, Some(t)) => if seller { t.seller } else { t.buyer },
+        (_, Some(t)) => {
+            if seller {
+                t.seller
+            } else {
+                t.buyer
+            }
+        }
     };
-    let proof = |u: UserId| FundPasswordProof { version: e.fund_password(u).map_or(0, |(_, v)| v) };
+    let proof = |u: UserId| FundPasswordProof {
+        version: e.fund_password(u).map_or(0, |(_, v)| v),
+    };
     let amount = |a: usize| d(AMOUNTS[a]);
     match *op {
         Op::Deposit(u, a) => Command::Deposit {
@@ -128,17 +167,39 @@ fn command(e: &Engine, op: &Op) -> Command {
             details: match k {
                 0 => alipay(),
                 1 => bank(),
-                _ => MethodDetails::WeChat { holder: "Zhang".into(), account: "wx".into() },
+                _ => MethodDetails::WeChat {
+                    holder: "Zhang".into(),
+                    account: "wx".into(),
+                },
             },
         },
         Op::RemoveMethod(u, i) => {
-            let methods: Vec<_> = e.user(user(u)).map(|s| s.methods.keys().copied().collect()).unwrap_or_default();
-            Command::RemoveMethod { user: user(u), method: pick(&methods, i).unwrap_or(otc_engine::MethodId(0)) }
+            let methods: Vec<_> = e
+                .user(user(u))
+                .map(|s| s.methods.keys().copied().collect())
+                .unwrap_or_default();
+            Command::RemoveMethod {
+                user: user(u),
+                method: pick(&methods, i).unwrap_or(otc_engine::MethodId(0)),
+            }
         }
-        Op::SetPassword(u) => Command::SetFundPassword { user: user(u), hash: "$argon2id$h".into(), current: Some(proof(user(u))) },
+        Op::SetPassword(u) => Command::SetFundPassword {
+            user: user(u),
+            hash: "$argon2id$h".into(),
+            current: Some(proof(user(u))),
+        },
         Op::WrongPassword(u) => Command::RecordFundPasswordFailure { user: user(u) },
-        Op::Publish { u, price, total, min, max } => {
-            let methods = e.user(user(u)).map(|s| s.methods.keys().copied().collect()).unwrap_or_default();
+        Op::Publish {
+            u,
+            price,
+            total,
+            min,
+            max,
+        } => {
+            let methods = e
+                .user(user(u))
+                .map(|s| s.methods.keys().copied().collect())
+                .unwrap_or_default();
             let spec = ListingSpec {
                 asset: eb(),
                 fiat: cny(),
@@ -150,33 +211,78 @@ fn command(e: &Engine, op: &Op) -> Command {
                 payment_window_ms: None,
                 terms: String::new(),
             };
-            Command::PublishListing { seller: user(u), proof: proof(user(u)), spec }
+            Command::PublishListing {
+                seller: user(u),
+                proof: proof(user(u)),
+                spec,
+            }
         }
-        Op::Pause(u, i) => Command::PauseListing { seller: user(u), listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)) },
-        Op::Resume(u, i) => Command::ResumeListing { seller: user(u), listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)) },
-        Op::CancelListing(u, i) => {
-            Command::CancelListing { seller: user(u), listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)) }
-        }
-        Op::Buy { u, amount: a, by_fiat, rest, capped } => {
-            let amount = if by_fiat { BuyAmount::Fiat(amount(a)) } else { BuyAmount::Coin(amount(a)) };
+        Op::Pause(u, i) => Command::PauseListing {
+            seller: user(u),
+            listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)),
+        },
+        Op::Resume(u, i) => Command::ResumeListing {
+            seller: user(u),
+            listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)),
+        },
+        Op::CancelListing(u, i) => Command::CancelListing {
+            seller: user(u),
+            listing: pick(&listings, i).unwrap_or(otc_engine::ListingId(0)),
+        },
+        Op::Buy {
+            u,
+            amount: a,
+            by_fiat,
+            rest,
+            capped,
+        } => {
+            let amount = if by_fiat {
+                BuyAmount::Fiat(amount(a))
+            } else {
+                BuyAmount::Coin(amount(a))
+            };
             let request = BuyRequest {
                 asset: eb(),
                 fiat: cny(),
                 amount,
                 max_price: capped.then(|| d("7")),
-                methods: if capped { vec![MethodKind::Alipay] } else { Vec::new() },
+                methods: if capped {
+                    vec![MethodKind::Alipay]
+                } else {
+                    Vec::new()
+                },
                 rest: rest.then_some(None),
             };
-            Command::PlaceBuy { buyer: user(u), request }
+            Command::PlaceBuy {
+                buyer: user(u),
+                request,
+            }
         }
-        Op::CancelBuy(u, i) => Command::CancelBuyOrder { buyer: user(u), order: pick(&orders, i).unwrap_or(otc_engine::BuyOrderId(0)) },
-        Op::MarkPaid(u, i) => Command::MarkPaid { buyer: party(u, i, false), trade: trade(i) },
-        Op::CancelTrade(u, i) => Command::CancelTrade { buyer: party(u, i, false), trade: trade(i) },
+        Op::CancelBuy(u, i) => Command::CancelBuyOrder {
+            buyer: user(u),
+            order: pick(&orders, i).unwrap_or(otc_engine::BuyOrderId(0)),
+        },
+        Op::MarkPaid(u, i) => Command::MarkPaid {
+            buyer: party(u, i, false),
+            trade: trade(i),
+        },
+        Op::CancelTrade(u, i) => Command::CancelTrade {
+            buyer: party(u, i, false),
+            trade: trade(i),
+        },
         Op::Release(u, i) => {
             let seller = party(u, i, true);
-            Command::Release { seller, trade: trade(i), proof: proof(seller) }
+            Command::Release {
+                seller,
+                trade: trade(i),
+                proof: proof(seller),
+            }
         }
-        Op::Appeal(u, i) => Command::OpenAppeal { user: party(u, i, u % 2 == 0), trade: trade(i), reason: "dispute".into() },
+        Op::Appeal(u, i) => Command::OpenAppeal {
+            user: party(u, i, u % 2 == 0),
+            trade: trade(i),
+            reason: "dispute".into(),
+        },
         Op::Evidence(u, i, file) => Command::AddEvidence {
             user: party(u, i, file),
             trade: trade(i),
@@ -188,21 +294,40 @@ fn command(e: &Engine, op: &Op) -> Command {
                 file_name: "r.pdf".into(),
             }),
         },
-        Op::Claim(a, i) => Command::ClaimAppeal { agent: agent(a), trade: trade(i) },
-        Op::Unclaim(a, i) => Command::UnclaimAppeal { agent: agent(a), trade: trade(i) },
+        Op::Claim(a, i) => Command::ClaimAppeal {
+            agent: agent(a),
+            trade: trade(i),
+        },
+        Op::Unclaim(a, i) => Command::UnclaimAppeal {
+            agent: agent(a),
+            trade: trade(i),
+        },
         Op::Resolve(a, i, release) => Command::ResolveAppeal {
             agent: agent(a),
             trade: trade(i),
-            resolution: if release { Resolution::Release } else { Resolution::Refund },
+            resolution: if release {
+                Resolution::Release
+            } else {
+                Resolution::Refund
+            },
             note: "decided".into(),
         },
-        Op::Block(a, b) => Command::Block { user: user(a), target: user(b) },
-        Op::Unblock(a, b) => Command::Unblock { user: user(a), target: user(b) },
+        Op::Block(a, b) => Command::Block {
+            user: user(a),
+            target: user(b),
+        },
+        Op::Unblock(a, b) => Command::Unblock {
+            user: user(a),
+            target: user(b),
+        },
         Op::Merchant(u, p) => {
             match e.merchant(user(u)) {
                 None => return Command::RegisterMerchant { user: user(u) },
                 Some(m) if m.capacity.is_some() && !m.online && p % 2 == 0 => {
-                    return Command::SetMerchantOnline { merchant: user(u), online: true };
+                    return Command::SetMerchantOnline {
+                        merchant: user(u),
+                        online: true,
+                    };
                 }
                 Some(_) => {}
             }
@@ -217,13 +342,31 @@ fn command(e: &Engine, op: &Op) -> Command {
                 methods: vec![MethodKind::Alipay, MethodKind::Bank],
                 max_outstanding_fiat: d("2000"),
             };
-            Command::SetMerchantCapacity { merchant: user(u), capacity }
+            Command::SetMerchantCapacity {
+                merchant: user(u),
+                capacity,
+            }
         }
-        Op::Online(u, on) => Command::SetMerchantOnline { merchant: user(u), online: on },
+        Op::Online(u, on) => Command::SetMerchantOnline {
+            merchant: user(u),
+            online: on,
+        },
         Op::FastSell(u, a) => {
-            let method = e.user(user(u)).and_then(|s| s.methods.keys().next().copied()).unwrap_or(otc_engine::MethodId(0));
-            let request = FastSellRequest { asset: eb(), fiat: cny(), amount: amount(a), method };
-            Command::FastSell { seller: user(u), proof: proof(user(u)), request }
+            let method = e
+                .user(user(u))
+                .and_then(|s| s.methods.keys().next().copied())
+                .unwrap_or(otc_engine::MethodId(0));
+            let request = FastSellRequest {
+                asset: eb(),
+                fiat: cny(),
+                amount: amount(a),
+                method,
+            };
+            Command::FastSell {
+                seller: user(u),
+                proof: proof(user(u)),
+                request,
+            }
         }
         Op::Advance(_) => Command::FireDue,
     }
@@ -249,7 +392,13 @@ fn run(ops: &[Op]) -> Result<(Engine, Vec<(Command, Timestamp)>), TestCaseError>
                 prop_assert_eq!(seqs, expected, "event sequence has a gap");
             }
             Err(r) => {
-                prop_assert_eq!(before, e.digest(), "rejected {} changed state: {}", cmd.name(), r);
+                prop_assert_eq!(
+                    before,
+                    e.digest(),
+                    "rejected {} changed state: {}",
+                    cmd.name(),
+                    r
+                );
                 prop_assert!(!r.to_string().is_empty());
             }
         }
@@ -297,7 +446,10 @@ fn random_runs_reach_every_trade_state() {
     let mut seen = std::collections::BTreeSet::new();
     let mut fast = 0;
     for _ in 0..200 {
-        let ops = prop::collection::vec(op(), 150..160).new_tree(&mut runner).expect("ops").current();
+        let ops = prop::collection::vec(op(), 150..160)
+            .new_tree(&mut runner)
+            .expect("ops")
+            .current();
         let (e, _) = run(&ops).expect("run");
         for t in e.state().trades.values() {
             for entry in &t.timeline {
@@ -308,8 +460,17 @@ fn random_runs_reach_every_trade_state() {
             fast += usize::from(t.fast_match.is_some());
         }
     }
-    for k in [K::AwaitingPayment, K::Paid, K::Appealed, K::Released, K::Cancelled] {
-        assert!(seen.contains(&k), "no random run reached {k:?}; seen {seen:?}");
+    for k in [
+        K::AwaitingPayment,
+        K::Paid,
+        K::Appealed,
+        K::Released,
+        K::Cancelled,
+    ] {
+        assert!(
+            seen.contains(&k),
+            "no random run reached {k:?}; seen {seen:?}"
+        );
     }
     assert!(fast > 0, "no random run made a fast-match trade");
 }

@@ -27,14 +27,21 @@ fn matched() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
 
 fn paid() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
     let (mut w, l, t) = matched();
-    w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
     (w, l, t)
 }
 
 fn appealed() -> (World, otc_engine::ListingId, otc_engine::TradeId) {
     let (mut w, l, t) = paid();
     w.advance(minutes(30));
-    w.ok(Command::OpenAppeal { user: user(S), trade: t, reason: "fiat not received".into() });
+    w.ok(Command::OpenAppeal {
+        user: user(S),
+        trade: t,
+        reason: "fiat not received".into(),
+    });
     (w, l, t)
 }
 
@@ -44,30 +51,51 @@ fn full_lifecycle_moves_escrow_to_the_buyer() {
     w.seller(user(S), "100");
     assert_eq!(w.bal(user(S)), (d("100"), d("0")));
     let l = w.publish(user(S), "7.00", "100", "10", "700");
-    assert_eq!(w.bal(user(S)), (d("0"), d("100")), "publishing escrows the total");
+    assert_eq!(
+        w.bal(user(S)),
+        (d("0"), d("100")),
+        "publishing escrows the total"
+    );
     let t = w.buy_coin(user(B), "10");
-    assert_eq!(w.remaining(l), d("90"), "the match reduces the remainder in the same step");
-    assert_eq!(w.bal(user(S)), (d("0"), d("100")), "the trade's coin stays escrowed");
+    assert_eq!(
+        w.remaining(l),
+        d("90"),
+        "the match reduces the remainder in the same step"
+    );
+    assert_eq!(
+        w.bal(user(S)),
+        (d("0"), d("100")),
+        "the trade's coin stays escrowed"
+    );
     let trade = w.e.trade(t).unwrap();
     assert_eq!(trade.fiat_amount.value(), d("70.00"));
-    w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
     assert_eq!(w.state_of(t), "PAID");
     w.release(user(S), t);
     assert_eq!(w.state_of(t), "RELEASED");
     assert_eq!(w.bal(user(S)), (d("0"), d("90")));
     assert_eq!(w.bal(user(B)), (d("10"), d("0")));
-    let reasons: Vec<_> = w
-        .e
-        .trade(t)
-        .unwrap()
-        .timeline
-        .iter()
-        .filter_map(|e| match e.what {
-            TimelineWhat::Transition { reason, .. } => Some(reason),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(reasons, [TransitionReason::Matched, TransitionReason::MarkedPaid, TransitionReason::SellerReleased]);
+    let reasons: Vec<_> =
+        w.e.trade(t)
+            .unwrap()
+            .timeline
+            .iter()
+            .filter_map(|e| match e.what {
+                TimelineWhat::Transition { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect();
+    assert_eq!(
+        reasons,
+        [
+            TransitionReason::Matched,
+            TransitionReason::MarkedPaid,
+            TransitionReason::SellerReleased
+        ]
+    );
 }
 
 #[test]
@@ -79,7 +107,11 @@ fn payment_timeout_cancels_and_returns_coin_to_the_listing() {
     assert_eq!(w.state_of(t), "CANCELLED");
     assert!(events.iter().any(|e| matches!(
         e.kind,
-        EventKind::TradeTransitioned { reason: TransitionReason::PaymentTimeout, actor: Actor::System, .. }
+        EventKind::TradeTransitioned {
+            reason: TransitionReason::PaymentTimeout,
+            actor: Actor::System,
+            ..
+        }
     )));
     assert_eq!(w.remaining(l), d("100"));
     assert_eq!(w.bal(user(S)), (d("0"), d("100")));
@@ -89,7 +121,10 @@ fn payment_timeout_cancels_and_returns_coin_to_the_listing() {
 fn mark_paid_after_the_window_is_refused() {
     let (mut w, _, t) = matched();
     w.now = w.now.plus_ms(minutes(15)); // the timer has not fired yet
-    let r = w.err(Command::MarkPaid { buyer: user(B), trade: t });
+    let r = w.err(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
     assert_eq!(r, Rejection::PaymentWindowClosed(t));
 }
 
@@ -99,8 +134,14 @@ fn buyer_cancel_reopens_a_fully_traded_listing() {
     w.seller(user(S), "10");
     let l = w.publish(user(S), "7", "10", "10", "700");
     let t = w.buy_coin(user(B), "10");
-    assert_eq!(w.e.listing(l).unwrap().state, ListingState::Closed(CloseReason::FullyTraded));
-    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    assert_eq!(
+        w.e.listing(l).unwrap().state,
+        ListingState::Closed(CloseReason::FullyTraded)
+    );
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
     assert_eq!(w.e.listing(l).unwrap().state, ListingState::Active);
     assert_eq!(w.remaining(l), d("10"));
     assert_eq!(w.bal(user(S)), (d("0"), d("10")));
@@ -109,34 +150,70 @@ fn buyer_cancel_reopens_a_fully_traded_listing() {
 #[test]
 fn coin_from_a_trade_of_a_cancelled_listing_goes_to_available() {
     let (mut w, l, t) = matched();
-    w.ok(Command::CancelListing { seller: user(S), listing: l });
-    assert_eq!(w.bal(user(S)), (d("90"), d("10")), "cancel returns the remainder, the trade stays escrowed");
-    w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+    w.ok(Command::CancelListing {
+        seller: user(S),
+        listing: l,
+    });
+    assert_eq!(
+        w.bal(user(S)),
+        (d("90"), d("10")),
+        "cancel returns the remainder, the trade stays escrowed"
+    );
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
     assert_eq!(w.bal(user(S)), (d("100"), d("0")));
 }
 
 #[test]
 fn the_seller_can_never_cancel_and_nobody_releases_before_paid() {
     let (mut w, _, t) = matched();
-    let r = w.err(Command::CancelTrade { buyer: user(S), trade: t });
+    let r = w.err(Command::CancelTrade {
+        buyer: user(S),
+        trade: t,
+    });
     assert_eq!(r.kind(), RejectionKind::PermissionDenied);
     let proof = w.proof(user(S));
-    let r = w.err(Command::Release { seller: user(S), trade: t, proof });
+    let r = w.err(Command::Release {
+        seller: user(S),
+        trade: t,
+        proof,
+    });
     assert!(r.to_string().contains("AWAITING_PAYMENT"), "{r}");
     assert_eq!(r.kind(), RejectionKind::FailedPrecondition);
-    let r = w.err(Command::MarkPaid { buyer: user(7), trade: t });
-    assert_eq!(r, Rejection::TradeNotFound(t), "strangers do not learn the trade exists");
+    let r = w.err(Command::MarkPaid {
+        buyer: user(7),
+        trade: t,
+    });
+    assert_eq!(
+        r,
+        Rejection::TradeNotFound(t),
+        "strangers do not learn the trade exists"
+    );
 }
 
 #[test]
 fn appeal_opens_only_after_thirty_minutes() {
     let (mut w, _, t) = paid();
     w.advance(minutes(29));
-    let r = w.err(Command::OpenAppeal { user: user(B), trade: t, reason: "not released".into() });
+    let r = w.err(Command::OpenAppeal {
+        user: user(B),
+        trade: t,
+        reason: "not released".into(),
+    });
     assert!(matches!(r, Rejection::AppealTooEarly { .. }), "{r}");
     let events = w.advance(minutes(1));
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealAvailable { .. })));
-    w.ok(Command::OpenAppeal { user: user(B), trade: t, reason: "not released".into() });
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::AppealAvailable { .. }))
+    );
+    w.ok(Command::OpenAppeal {
+        user: user(B),
+        trade: t,
+        reason: "not released".into(),
+    });
     assert_eq!(w.state_of(t), "APPEALED");
     assert_eq!(w.e.appeal_queue().count(), 1);
 }
@@ -145,32 +222,54 @@ fn appeal_opens_only_after_thirty_minutes() {
 fn appeal_needs_a_reason() {
     let (mut w, _, t) = paid();
     w.advance(minutes(31));
-    let r = w.err(Command::OpenAppeal { user: user(S), trade: t, reason: "  ".into() });
+    let r = w.err(Command::OpenAppeal {
+        user: user(S),
+        trade: t,
+        reason: "  ".into(),
+    });
     assert_eq!(r.kind(), RejectionKind::InvalidArgument);
 }
 
 #[test]
 fn cs_resolves_release_to_the_buyer() {
     let (mut w, _, t) = appealed();
-    w.ok(Command::ClaimAppeal { agent: user(AGENT), trade: t });
+    w.ok(Command::ClaimAppeal {
+        agent: user(AGENT),
+        trade: t,
+    });
     let events = w.ok(Command::ResolveAppeal {
         agent: user(AGENT),
         trade: t,
         resolution: Resolution::Release,
         note: "bank statement shows payment".into(),
     });
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealResolved { resolution: Resolution::Release, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::AppealResolved {
+            resolution: Resolution::Release,
+            ..
+        }
+    )));
     assert_eq!(w.state_of(t), "RELEASED");
     assert_eq!(w.bal(user(B)), (d("10"), d("0")));
     assert_eq!(w.e.appeal_queue().count(), 0);
     let timeline = &w.e.trade(t).unwrap().timeline;
-    assert!(timeline.iter().any(|e| e.actor == Actor::Support(user(AGENT)) && e.what == TimelineWhat::AppealClaimed));
+    assert!(
+        timeline.iter().any(
+            |e| e.actor == Actor::Support(user(AGENT)) && e.what == TimelineWhat::AppealClaimed
+        )
+    );
 }
 
 #[test]
 fn cs_resolves_refund_to_the_listing() {
     let (mut w, l, t) = appealed();
-    w.ok(Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Refund, note: "no payment".into() });
+    w.ok(Command::ResolveAppeal {
+        agent: user(AGENT),
+        trade: t,
+        resolution: Resolution::Refund,
+        note: "no payment".into(),
+    });
     assert_eq!(w.state_of(t), "CANCELLED");
     assert_eq!(w.remaining(l), d("100"));
     assert_eq!(w.bal(user(B)), (d("0"), d("0")));
@@ -179,32 +278,77 @@ fn cs_resolves_refund_to_the_listing() {
 #[test]
 fn resolution_needs_a_note_and_the_claim() {
     let (mut w, _, t) = appealed();
-    let r = w.err(Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Release, note: "".into() });
+    let r = w.err(Command::ResolveAppeal {
+        agent: user(AGENT),
+        trade: t,
+        resolution: Resolution::Release,
+        note: "".into(),
+    });
     assert_eq!(r.kind(), RejectionKind::InvalidArgument);
-    w.ok(Command::ClaimAppeal { agent: user(AGENT), trade: t });
-    let r = w.err(Command::ClaimAppeal { agent: user(10), trade: t });
+    w.ok(Command::ClaimAppeal {
+        agent: user(AGENT),
+        trade: t,
+    });
+    let r = w.err(Command::ClaimAppeal {
+        agent: user(10),
+        trade: t,
+    });
     assert!(matches!(r, Rejection::ClaimedByOther { .. }));
-    let r = w.err(Command::ResolveAppeal { agent: user(10), trade: t, resolution: Resolution::Refund, note: "x".into() });
+    let r = w.err(Command::ResolveAppeal {
+        agent: user(10),
+        trade: t,
+        resolution: Resolution::Refund,
+        note: "x".into(),
+    });
     assert!(matches!(r, Rejection::ClaimedByOther { .. }));
-    w.ok(Command::UnclaimAppeal { agent: user(AGENT), trade: t });
-    w.ok(Command::ClaimAppeal { agent: user(10), trade: t });
-    w.ok(Command::ResolveAppeal { agent: user(10), trade: t, resolution: Resolution::Refund, note: "x".into() });
+    w.ok(Command::UnclaimAppeal {
+        agent: user(AGENT),
+        trade: t,
+    });
+    w.ok(Command::ClaimAppeal {
+        agent: user(10),
+        trade: t,
+    });
+    w.ok(Command::ResolveAppeal {
+        agent: user(10),
+        trade: t,
+        resolution: Resolution::Refund,
+        note: "x".into(),
+    });
 }
 
 #[test]
 fn seller_release_settles_an_appeal() {
     let (mut w, _, t) = appealed();
     let events = w.release(user(S), t);
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealSettled { how: SettledBy::SellerReleased, .. })));
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::AppealSettled {
+            how: SettledBy::SellerReleased,
+            ..
+        }
+    )));
     assert_eq!(w.state_of(t), "RELEASED");
-    assert_eq!(w.e.appeal(t).unwrap().status(), otc_engine::appeal::AppealStatus::Closed);
+    assert_eq!(
+        w.e.appeal(t).unwrap().status(),
+        otc_engine::appeal::AppealStatus::Closed
+    );
 }
 
 #[test]
 fn buyer_cancel_withdraws_an_appeal() {
     let (mut w, l, t) = appealed();
-    let events = w.ok(Command::CancelTrade { buyer: user(B), trade: t });
-    assert!(events.iter().any(|e| matches!(e.kind, EventKind::AppealSettled { how: SettledBy::BuyerCancelled, .. })));
+    let events = w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::AppealSettled {
+            how: SettledBy::BuyerCancelled,
+            ..
+        }
+    )));
     assert_eq!(w.state_of(t), "CANCELLED");
     assert_eq!(w.remaining(l), d("100"));
 }
@@ -217,7 +361,11 @@ fn system_appeals_a_paid_trade_after_24_hours() {
     w.advance(minutes(1));
     assert_eq!(w.state_of(t), "APPEALED");
     assert_eq!(w.e.appeal(t).unwrap().opened_by, Actor::System);
-    assert_eq!(w.bal(user(S)).1, d("100"), "escrow never silently times out on a paid trade");
+    assert_eq!(
+        w.bal(user(S)).1,
+        d("100"),
+        "escrow never silently times out on a paid trade"
+    );
 }
 
 /// Every action that the SPEC §10 table does not allow, in every state, is
@@ -232,15 +380,30 @@ fn every_other_action_is_refused_naming_the_state() {
     };
     let cancelled: Setup = || {
         let (mut w, l, t) = matched();
-        w.ok(Command::CancelTrade { buyer: user(B), trade: t });
+        w.ok(Command::CancelTrade {
+            buyer: user(B),
+            trade: t,
+        });
         (w, l, t)
     };
     let table: [(Setup, &str, &[&str]); 5] = [
-        (matched, "AWAITING_PAYMENT", &["release", "appeal", "resolve"]),
+        (
+            matched,
+            "AWAITING_PAYMENT",
+            &["release", "appeal", "resolve"],
+        ),
         (paid, "PAID", &["mark_paid", "cancel", "resolve"]),
         (appealed, "APPEALED", &["mark_paid", "appeal"]),
-        (released, "RELEASED", &["mark_paid", "cancel", "release", "appeal", "resolve"]),
-        (cancelled, "CANCELLED", &["mark_paid", "cancel", "release", "appeal", "resolve"]),
+        (
+            released,
+            "RELEASED",
+            &["mark_paid", "cancel", "release", "appeal", "resolve"],
+        ),
+        (
+            cancelled,
+            "CANCELLED",
+            &["mark_paid", "cancel", "release", "appeal", "resolve"],
+        ),
     ];
     for (setup, state, actions) in table {
         for action in actions {
@@ -250,15 +413,41 @@ fn every_other_action_is_refused_naming_the_state() {
             }
             let proof = w.proof(user(S));
             let cmd = match *action {
-                "mark_paid" => Command::MarkPaid { buyer: user(B), trade: t },
-                "cancel" => Command::CancelTrade { buyer: user(B), trade: t },
-                "release" => Command::Release { seller: user(S), trade: t, proof },
-                "appeal" => Command::OpenAppeal { user: user(B), trade: t, reason: "r".into() },
-                _ => Command::ResolveAppeal { agent: user(AGENT), trade: t, resolution: Resolution::Release, note: "n".into() },
+                "mark_paid" => Command::MarkPaid {
+                    buyer: user(B),
+                    trade: t,
+                },
+                "cancel" => Command::CancelTrade {
+                    buyer: user(B),
+                    trade: t,
+                },
+                "release" => Command::Release {
+                    seller: user(S),
+                    trade: t,
+                    proof,
+                },
+                "appeal" => Command::OpenAppeal {
+                    user: user(B),
+                    trade: t,
+                    reason: "r".into(),
+                },
+                _ => Command::ResolveAppeal {
+                    agent: user(AGENT),
+                    trade: t,
+                    resolution: Resolution::Release,
+                    note: "n".into(),
+                },
             };
             let r = w.err(cmd);
-            assert_eq!(r.kind(), RejectionKind::FailedPrecondition, "{action} in {state}: {r}");
-            assert!(r.to_string().contains(state) || r.to_string().contains("CLOSED"), "{action} in {state}: {r}");
+            assert_eq!(
+                r.kind(),
+                RejectionKind::FailedPrecondition,
+                "{action} in {state}: {r}"
+            );
+            assert!(
+                r.to_string().contains(state) || r.to_string().contains("CLOSED"),
+                "{action} in {state}: {r}"
+            );
         }
     }
 }
@@ -279,7 +468,10 @@ fn time_never_runs_backwards() {
     w.advance(minutes(20));
     w.now = w.now.plus_ms(-minutes(60));
     // A late command is applied at the engine's clock, not in the past.
-    let r = w.err(Command::MarkPaid { buyer: user(B), trade: t });
+    let r = w.err(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
     assert!(r.to_string().contains("CANCELLED"));
 }
 
@@ -288,8 +480,16 @@ fn release_needs_a_current_fund_password_proof() {
     let (mut w, _, t) = paid();
     let stale = w.proof(user(S));
     let current = Some(stale);
-    w.ok(Command::SetFundPassword { user: user(S), hash: "$argon2id$new".into(), current });
-    let r = w.err(Command::Release { seller: user(S), trade: t, proof: stale });
+    w.ok(Command::SetFundPassword {
+        user: user(S),
+        hash: "$argon2id$new".into(),
+        current,
+    });
+    let r = w.err(Command::Release {
+        seller: user(S),
+        trade: t,
+        proof: stale,
+    });
     assert_eq!(r, Rejection::StaleFundPasswordProof);
     w.release(user(S), t);
 }
@@ -332,7 +532,10 @@ fn seller_record_counts_releases_and_median_time() {
     w.publish(user(S), "7", "100", "7", "700");
     for minutes_to_release in [1, 3, 10] {
         let t = w.buy_coin(user(B), "1");
-        w.ok(Command::MarkPaid { buyer: user(B), trade: t });
+        w.ok(Command::MarkPaid {
+            buyer: user(B),
+            trade: t,
+        });
         w.advance(minutes(minutes_to_release));
         w.release(user(S), t);
     }
@@ -343,7 +546,11 @@ fn seller_record_counts_releases_and_median_time() {
     let page = w.e.book_page(eb(), cny(), None, 10, w.now);
     assert_eq!(page[0].record, r);
     let later = w.now.plus_ms(31 * otc_engine::ids::MS_PER_DAY);
-    assert_eq!(w.e.seller_record(user(S), later).completed, 0, "only the last 30 days count");
+    assert_eq!(
+        w.e.seller_record(user(S), later).completed,
+        0,
+        "only the last 30 days count"
+    );
 }
 
 #[test]
@@ -353,9 +560,16 @@ fn event_sequence_is_global_and_gap_free() {
     w.seller(user(S), "100");
     let proof = w.proof(user(S));
     let spec = w.spec(user(S), "7", "100", "10", "700");
-    all.extend(w.ok(Command::PublishListing { seller: user(S), proof, spec }));
+    all.extend(w.ok(Command::PublishListing {
+        seller: user(S),
+        proof,
+        spec,
+    }));
     let request = World::buy_request(BuyAmount::Coin(d("5")));
-    all.extend(w.ok(Command::PlaceBuy { buyer: user(B), request }));
+    all.extend(w.ok(Command::PlaceBuy {
+        buyer: user(B),
+        request,
+    }));
     all.extend(w.advance(minutes(20)));
     let seqs: Vec<u64> = all.iter().map(|e| e.seq).collect();
     let first = seqs[0];

@@ -8,8 +8,8 @@ use otc_engine::command::{BuyAmount, BuyRequest, FundPasswordProof, ListingSpec}
 use otc_engine::ids::MS_PER_MIN;
 use otc_engine::users::{MethodDetails, MethodKind};
 use otc_engine::{
-    Asset, Command, Engine, EngineConfig, Event, EventKind, Fiat, ListingId, MethodId, Rejection, Timestamp, TradeId,
-    UserId,
+    Asset, Command, Engine, EngineConfig, Event, EventKind, Fiat, ListingId, MethodId, Rejection,
+    Timestamp, TradeId, UserId,
 };
 use rust_decimal::Decimal;
 
@@ -36,11 +36,18 @@ pub fn minutes(n: i64) -> i64 {
 }
 
 pub fn alipay() -> MethodDetails {
-    MethodDetails::Alipay { holder: "Wang Fang".into(), account: "wang@example.com".into() }
+    MethodDetails::Alipay {
+        holder: "Wang Fang".into(),
+        account: "wang@example.com".into(),
+    }
 }
 
 pub fn bank() -> MethodDetails {
-    MethodDetails::Bank { bank: "ICBC".into(), holder: "Li Lei".into(), card_number: "6222020200112233".into() }
+    MethodDetails::Bank {
+        bank: "ICBC".into(),
+        holder: "Li Lei".into(),
+        card_number: "6222020200112233".into(),
+    }
 }
 
 pub struct World {
@@ -56,7 +63,10 @@ impl Default for World {
 
 impl World {
     pub fn new(config: EngineConfig) -> Self {
-        Self { e: Engine::new(config).expect("config"), now: T0 }
+        Self {
+            e: Engine::new(config).expect("config"),
+            now: T0,
+        }
     }
 
     /// Moves the clock forward by `ms` and fires what is due.
@@ -87,7 +97,12 @@ impl World {
     pub fn err(&mut self, cmd: Command) -> Rejection {
         let before = self.e.digest();
         let r = self.e.apply(&cmd, self.now);
-        assert_eq!(before, self.e.digest(), "a rejected {} changed the state", cmd.name());
+        assert_eq!(
+            before,
+            self.e.digest(),
+            "a rejected {} changed the state",
+            cmd.name()
+        );
         self.check();
         match r {
             Ok(events) => panic!("{} was accepted: {events:?}", cmd.name()),
@@ -96,12 +111,19 @@ impl World {
     }
 
     pub fn proof(&self, u: UserId) -> FundPasswordProof {
-        FundPasswordProof { version: self.e.fund_password(u).map_or(0, |(_, v)| v) }
+        FundPasswordProof {
+            version: self.e.fund_password(u).map_or(0, |(_, v)| v),
+        }
     }
 
     pub fn deposit(&mut self, u: UserId, amount: &str) {
         let external_ref = format!("dep-{}-{}", u, self.e.last_seq());
-        self.ok(Command::Deposit { user: u, asset: eb(), amount: d(amount), external_ref });
+        self.ok(Command::Deposit {
+            user: u,
+            asset: eb(),
+            amount: d(amount),
+            external_ref,
+        });
     }
 
     pub fn bind(&mut self, u: UserId, details: MethodDetails) -> MethodId {
@@ -116,7 +138,11 @@ impl World {
     }
 
     pub fn set_password(&mut self, u: UserId) {
-        self.ok(Command::SetFundPassword { user: u, hash: "$argon2id$test".into(), current: None });
+        self.ok(Command::SetFundPassword {
+            user: u,
+            hash: "$argon2id$test".into(),
+            current: None,
+        });
     }
 
     /// A seller with `amount` EB, an Alipay method and a fund password.
@@ -128,7 +154,11 @@ impl World {
     }
 
     pub fn spec(&self, u: UserId, price: &str, total: &str, min: &str, max: &str) -> ListingSpec {
-        let methods = self.e.user(u).map(|s| s.methods.keys().copied().collect()).unwrap_or_default();
+        let methods = self
+            .e
+            .user(u)
+            .map(|s| s.methods.keys().copied().collect())
+            .unwrap_or_default();
         ListingSpec {
             asset: eb(),
             fiat: cny(),
@@ -144,17 +174,35 @@ impl World {
 
     pub fn publish_spec(&mut self, u: UserId, spec: ListingSpec) -> ListingId {
         let proof = self.proof(u);
-        let events = self.ok(Command::PublishListing { seller: u, proof, spec });
+        let events = self.ok(Command::PublishListing {
+            seller: u,
+            proof,
+            spec,
+        });
         listing_of(&events)
     }
 
-    pub fn publish(&mut self, u: UserId, price: &str, total: &str, min: &str, max: &str) -> ListingId {
+    pub fn publish(
+        &mut self,
+        u: UserId,
+        price: &str,
+        total: &str,
+        min: &str,
+        max: &str,
+    ) -> ListingId {
         let spec = self.spec(u, price, total, min, max);
         self.publish_spec(u, spec)
     }
 
     pub fn buy_request(amount: BuyAmount) -> BuyRequest {
-        BuyRequest { asset: eb(), fiat: cny(), amount, max_price: None, methods: Vec::new(), rest: None }
+        BuyRequest {
+            asset: eb(),
+            fiat: cny(),
+            amount,
+            max_price: None,
+            methods: Vec::new(),
+            rest: None,
+        }
     }
 
     pub fn buy_coin(&mut self, buyer: UserId, amount: &str) -> TradeId {
@@ -165,7 +213,11 @@ impl World {
 
     pub fn release(&mut self, seller: UserId, trade: TradeId) -> Vec<Event> {
         let proof = self.proof(seller);
-        self.ok(Command::Release { seller, trade, proof })
+        self.ok(Command::Release {
+            seller,
+            trade,
+            proof,
+        })
     }
 
     /// (available, escrowed) of EB as decimals.
@@ -184,7 +236,10 @@ impl World {
 }
 
 pub fn trade_of(events: &[Event]) -> TradeId {
-    trades_of(events).first().copied().expect("a trade was created")
+    trades_of(events)
+        .first()
+        .copied()
+        .expect("a trade was created")
 }
 
 pub fn trades_of(events: &[Event]) -> Vec<TradeId> {
