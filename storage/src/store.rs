@@ -1,0 +1,401 @@
+//! The sled store: one tree, one atomic `Batch` per commit, then a flush and
+//! an `fdatasync` of sled's data file.
+//!
+//! Why the extra `fdatasync`: sled 0.34.7's flush uses `sync_file_range`,
+//! which writes pages but flushes neither the device cache nor file
+//! metadata. An acknowledged trade must survive power loss, so after sled's
+//! flush we `fdatasync` its `db` file (fsync applies to the inode, so our own
+//! descriptor flushes what sled wrote). Values are kept well under sled's
+//! blob threshold (large ones are chunked), so everything lives in that file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use otc_engine::buy::BuyOrder;
+use otc_engine::listing::Listing;
+use otc_engine::trade::Trade;
+use otc_engine::{Event, State};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, kind};
+use crate::error::StorageError;
+
+/// Largest chunk of a snapshot or attachment: far below sled's blob
+/// threshold (a quarter of its 512 KiB segment), so all data stays in `db`.
+pub const CHUNK_BYTES: usize = 32 * 1024;
+/// Largest attachment accepted (SPEC §11: 5 MiB).
+pub const BLOB_BYTES_MAX: usize = 5 * 1024 * 1024;
+
+/// Where the latest snapshot is and how to check it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// Journal entries before this position are in the snapshot.
+    pub journal_pos: u64,
+    /// Number of chunks.
+    pub chunks: u64,
+    /// Total bytes.
+    pub len: u64,
+    /// crc32 of the whole state bytes.
+    pub crc: u32,
+}
+
+/// Test-only fault injection: fail the n-th commit (counting from 1) before
+/// or after its write.
+#[derive(Debug, Default)]
+pub struct Faults {
+    /// Fail the batch write of this commit.
+    pub fail_write_at: AtomicU64,
+    /// Fail the flush (after the batch was applied) of this commit.
+    pub fail_flush_at: AtomicU64,
+    commits: AtomicU64,
+}
+
+impl Faults {
+    fn check(&self, n: u64, at: &AtomicU64, what: &'static str) -> Result<(), StorageError> {
+        let target = at.load(Ordering::Relaxed);
+        if target != 0 && target == n {
+            Err(StorageError::Injected(what))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The durable store.
+pub struct Store {
+    db: sled::Db,
+    tree: sled::Tree,
+    /// sled's data file, kept open to `fdatasync` after each flush.
+    data_file: File,
+    dir: PathBuf,
+    /// Injected faults, shared with tests.
+    pub faults: Arc<Faults>,
+    /// Commits so far (for metrics).
+    pub commits: AtomicU64,
+}
+
+const META_SNAPSHOT: &[u8] = b"msnapshot";
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    ///
+    /// # Errors
+    /// The directory or sled cannot be opened.
+    pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        std::fs::create_dir_all(dir)?;
+        let db = sled::Config::new().path(dir).open()?;
+        let tree = db.open_tree("otc")?;
+        let data_file = File::open(dir.join("db"))?;
+        // The directory entry of a new data file must be durable too.
+        File::open(dir)?.sync_all()?;
+        Ok(Self {
+            db,
+            tree,
+            data_file,
+            dir: dir.to_owned(),
+            faults: Arc::default(),
+            commits: AtomicU64::new(0),
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Applies `batch` atomically and makes it durable: sled flush, then
+    /// `fdatasync` of the data file. Returns only once it would survive
+    /// power loss.
+    ///
+    /// # Errors
+    /// Any write, flush or sync failure (or an injected fault).
+    pub fn commit(&self, batch: sled::Batch) -> Result<(), StorageError> {
+        let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        self.faults
+            .check(n, &self.faults.fail_write_at, "write failed")?;
+        self.tree.apply_batch(batch)?;
+        self.faults
+            .check(n, &self.faults.fail_flush_at, "flush failed")?;
+        self.db.flush()?;
+        self.data_file.sync_data()?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        match self.tree.get(key)? {
+            None => Ok(None),
+            Some(bytes) => codec::decode(key, &bytes).map(Some),
+        }
+    }
+
+    /// Reads `kind/*` records in key order starting at `from`, at most `limit`.
+    fn scan_u64<T: serde::de::DeserializeOwned>(
+        &self,
+        k: u8,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, T)>, StorageError> {
+        let start = codec::key_u64(k, from);
+        let end = [k + 1];
+        let mut out = Vec::new();
+        for item in self
+            .tree
+            .range(start.as_slice()..end.as_slice())
+            .take(limit)
+        {
+            let (key, bytes) = item?;
+            let n = codec::key_n(&key).ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&key),
+                what: "key is not kind + u64".into(),
+            })?;
+            out.push((n, codec::decode(&key, &bytes)?));
+        }
+        Ok(out)
+    }
+
+    // ---- snapshot -----------------------------------------------------------
+
+    /// Adds a snapshot of `state`, covering journal entries before
+    /// `journal_pos`, to `batch`; and removes those entries and stale chunks.
+    ///
+    /// # Errors
+    /// The state does not encode, or reading old keys fails.
+    pub fn stage_snapshot(
+        &self,
+        batch: &mut sled::Batch,
+        state: &State,
+        journal_pos: u64,
+    ) -> Result<(), StorageError> {
+        let bytes = bincode::serialize(state).map_err(|e| StorageError::Encode(e.to_string()))?;
+        let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
+        for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            batch.insert(
+                &codec::key_u64(kind::SNAPSHOT, i as u64),
+                codec::frame(chunk),
+            );
+        }
+        let old = self.snapshot_header()?.map_or(0, |h| h.chunks);
+        for i in chunks..old {
+            batch.remove(&codec::key_u64(kind::SNAPSHOT, i));
+        }
+        let start = codec::key_u64(kind::JOURNAL, 0);
+        let end = codec::key_u64(kind::JOURNAL, journal_pos);
+        for key in self.tree.range(start.as_slice()..end.as_slice()).keys() {
+            batch.remove(key?);
+        }
+        let header = SnapshotHeader {
+            journal_pos,
+            chunks,
+            len: bytes.len() as u64,
+            crc: crc32fast::hash(&bytes),
+        };
+        batch.insert(META_SNAPSHOT, codec::encode(&header)?);
+        Ok(())
+    }
+
+    /// The latest snapshot's header.
+    ///
+    /// # Errors
+    /// The header is damaged.
+    pub fn snapshot_header(&self) -> Result<Option<SnapshotHeader>, StorageError> {
+        self.get(META_SNAPSHOT)
+    }
+
+    /// Loads the latest snapshot, checking every chunk and the whole.
+    ///
+    /// # Errors
+    /// A chunk is missing or damaged, or the state does not decode.
+    pub fn load_snapshot(&self) -> Result<Option<(SnapshotHeader, State)>, StorageError> {
+        let Some(h) = self.snapshot_header()? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(h.len).unwrap_or(0));
+        for i in 0..h.chunks {
+            let key = codec::key_u64(kind::SNAPSHOT, i);
+            let raw = self.tree.get(key)?.ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&key),
+                what: format!("snapshot chunk {i} of {} is missing", h.chunks),
+            })?;
+            bytes.extend_from_slice(codec::unframe(&key, &raw)?);
+        }
+        let corrupt = |what: String| StorageError::Corrupt {
+            key: "m/snapshot".into(),
+            what,
+        };
+        if bytes.len() as u64 != h.len || crc32fast::hash(&bytes) != h.crc {
+            return Err(corrupt(
+                "snapshot bytes do not match the header's length and checksum".into(),
+            ));
+        }
+        let state = bincode::deserialize(&bytes)
+            .map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
+        Ok(Some((h, state)))
+    }
+
+    // ---- journal, events, history --------------------------------------------
+
+    /// Journal entries from position `from`, in order, at most `limit`.
+    ///
+    /// # Errors
+    /// A damaged entry (named).
+    pub fn journal_from(
+        &self,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, crate::JournalEntry)>, StorageError> {
+        self.scan_u64(kind::JOURNAL, from, limit)
+    }
+
+    /// Events from sequence `from`, at most `limit`.
+    ///
+    /// # Errors
+    /// A damaged event (named).
+    pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StorageError> {
+        Ok(self
+            .scan_u64::<Event>(kind::EVENT, from, limit)?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    /// The lowest and highest retained event sequence numbers.
+    ///
+    /// # Errors
+    /// sled fails, or a key is malformed.
+    pub fn event_bounds(&self) -> Result<Option<(u64, u64)>, StorageError> {
+        let start = codec::key_u64(kind::EVENT, 0);
+        let end = [kind::EVENT + 1];
+        let mut range = self.tree.range(start.as_slice()..end.as_slice());
+        let first = range.next().transpose()?;
+        let last = range.next_back().transpose()?;
+        let n = |k: &sled::IVec| codec::key_n(k).unwrap_or(0);
+        Ok(match (first, last) {
+            (Some((f, _)), Some((l, _))) => Some((n(&f), n(&l))),
+            (Some((f, _)), None) => Some((n(&f), n(&f))),
+            _ => None,
+        })
+    }
+
+    /// Removes events older than `cutoff`, at most `limit` per call.
+    ///
+    /// # Errors
+    /// Reading or committing fails.
+    pub fn prune_events(
+        &self,
+        cutoff: otc_engine::Timestamp,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        let old: Vec<(u64, Event)> = self.scan_u64(kind::EVENT, 0, limit)?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for (seq, e) in old.iter().take_while(|(_, e)| e.at < cutoff) {
+            debug_assert_eq!(*seq, e.seq);
+            batch.remove(&codec::key_u64(kind::EVENT, *seq));
+            n += 1;
+        }
+        if n > 0 {
+            self.commit(batch)?;
+        }
+        Ok(n)
+    }
+
+    /// A trade's latest recorded state (history outlives the engine's working set).
+    ///
+    /// # Errors
+    /// The record is damaged.
+    pub fn trade(&self, id: otc_engine::TradeId) -> Result<Option<Trade>, StorageError> {
+        self.get(&codec::key_u64(kind::TRADE, id.0))
+    }
+
+    /// A listing's latest recorded state.
+    ///
+    /// # Errors
+    /// The record is damaged.
+    pub fn listing(&self, id: otc_engine::ListingId) -> Result<Option<Listing>, StorageError> {
+        self.get(&codec::key_u64(kind::LISTING, id.0))
+    }
+
+    /// A buy order's latest recorded state.
+    ///
+    /// # Errors
+    /// The record is damaged.
+    pub fn buy_order(&self, id: otc_engine::BuyOrderId) -> Result<Option<BuyOrder>, StorageError> {
+        self.get(&codec::key_u64(kind::BUY_ORDER, id.0))
+    }
+
+    /// Every idempotency record (read once at open).
+    ///
+    /// # Errors
+    /// A damaged record (named).
+    pub fn idempotency_records(&self) -> Result<Vec<(String, crate::IdemRecord)>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.tree.scan_prefix([kind::IDEMPOTENCY]) {
+            let (key, bytes) = item?;
+            let id = String::from_utf8_lossy(&key[1..]).into_owned();
+            out.push((id, codec::decode(&key, &bytes)?));
+        }
+        Ok(out)
+    }
+
+    // ---- attachments ---------------------------------------------------------
+
+    /// Stores an attachment durably under `id` (chunked).
+    ///
+    /// # Errors
+    /// Too large, or the commit fails.
+    pub fn put_blob(&self, id: &str, bytes: &[u8]) -> Result<(), StorageError> {
+        if bytes.len() > BLOB_BYTES_MAX {
+            return Err(StorageError::Encode(format!(
+                "attachment of {} bytes exceeds {BLOB_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let mut batch = sled::Batch::default();
+        let header = codec::key_str(kind::BLOB, id);
+        let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
+        batch.insert(
+            header.as_slice(),
+            codec::encode(&(chunks, bytes.len() as u64))?,
+        );
+        for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
+            batch.insert(Self::blob_chunk_key(id, i as u64), codec::frame(chunk));
+        }
+        self.commit(batch)
+    }
+
+    fn blob_chunk_key(id: &str, i: u64) -> Vec<u8> {
+        let mut k = codec::key_str(kind::BLOB, id);
+        k.push(0);
+        k.extend_from_slice(&i.to_be_bytes());
+        k
+    }
+
+    /// Reads an attachment.
+    ///
+    /// # Errors
+    /// A chunk is missing or damaged.
+    pub fn blob(&self, id: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        let header = codec::key_str(kind::BLOB, id);
+        let Some((chunks, len)) = self.get::<(u64, u64)>(&header)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        for i in 0..chunks {
+            let key = Self::blob_chunk_key(id, i);
+            let raw = self.tree.get(&key)?.ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&key),
+                what: "attachment chunk is missing".into(),
+            })?;
+            out.extend_from_slice(codec::unframe(&key, &raw)?);
+        }
+        Ok(Some(out))
+    }
+
+    /// Bytes the data directory takes on disk.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}

@@ -1,0 +1,528 @@
+//! The single writer: owns the engine and the store, applies groups of
+//! requests, and makes each group durable in one atomic commit before any
+//! result leaves it (group commit).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::time::Instant;
+
+use otc_engine::ids::{MS_PER_DAY, MS_PER_HOUR};
+use otc_engine::{
+    BuyOrderId, Command, Engine, EngineConfig, Event, EventKind, ListingId, Rejection,
+    RejectionKind, Timestamp, TradeId,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{self, kind};
+use crate::error::StorageError;
+use crate::store::Store;
+
+/// One applied command, as journaled for replay.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// The time it was applied at.
+    pub now: Timestamp,
+    /// The command.
+    pub command: Command,
+}
+
+/// A rejection, as remembered for a repeated request id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredOutcome {
+    /// Applied; its events are `first_seq..=last_seq` (none if `first > last`).
+    Applied {
+        /// First event's sequence number.
+        first_seq: u64,
+        /// Last event's sequence number.
+        last_seq: u64,
+    },
+    /// Refused.
+    Rejected {
+        /// The status class.
+        kind: StoredKind,
+        /// The message.
+        message: String,
+    },
+}
+
+/// [`RejectionKind`] in a stable, serializable form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoredKind {
+    /// INVALID_ARGUMENT.
+    InvalidArgument,
+    /// FAILED_PRECONDITION.
+    FailedPrecondition,
+    /// NOT_FOUND.
+    NotFound,
+    /// PERMISSION_DENIED.
+    PermissionDenied,
+    /// RESOURCE_EXHAUSTED.
+    ResourceExhausted,
+    /// ALREADY_EXISTS.
+    AlreadyExists,
+}
+
+impl From<RejectionKind> for StoredKind {
+    fn from(k: RejectionKind) -> Self {
+        match k {
+            RejectionKind::InvalidArgument => StoredKind::InvalidArgument,
+            RejectionKind::FailedPrecondition => StoredKind::FailedPrecondition,
+            RejectionKind::NotFound => StoredKind::NotFound,
+            RejectionKind::PermissionDenied => StoredKind::PermissionDenied,
+            RejectionKind::ResourceExhausted => StoredKind::ResourceExhausted,
+            RejectionKind::AlreadyExists => StoredKind::AlreadyExists,
+        }
+    }
+}
+
+/// What a request id was first used for, and what came of it (SPEC §14).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdemRecord {
+    /// Hash of the command: a repeat must carry the same.
+    pub fingerprint: u64,
+    /// When it was first applied (for pruning after the retention).
+    pub at: Timestamp,
+    /// The first result.
+    pub outcome: StoredOutcome,
+}
+
+/// A request to the writer.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// The client's request id (SPEC §14); `None` for internal commands.
+    pub request_id: Option<String>,
+    /// What to do.
+    pub command: Command,
+    /// When.
+    pub now: Timestamp,
+}
+
+/// What became of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Applied and durable.
+    Applied(Vec<Event>),
+    /// Refused; nothing changed.
+    Rejected(Rejection),
+    /// A repeat of an earlier request: its first result (events still
+    /// retained are included).
+    Repeated(StoredOutcome, Vec<Event>),
+    /// The request id was used before with other parameters.
+    IdConflict,
+}
+
+/// Tunables of the writer.
+#[derive(Debug, Clone)]
+pub struct WriterOptions {
+    /// Journal entries between snapshots (bounds recovery time).
+    pub snapshot_every: u64,
+    /// How long request ids are remembered (SPEC §14: at least 24 h).
+    pub idempotency_retention_ms: i64,
+    /// How long events are kept (SPEC §13: at least 7 days).
+    pub event_retention_ms: i64,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            snapshot_every: 100_000,
+            idempotency_retention_ms: 24 * MS_PER_HOUR,
+            event_retention_ms: 7 * MS_PER_DAY,
+        }
+    }
+}
+
+/// Counters for metrics and benchmarks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    /// Groups committed.
+    pub commits: u64,
+    /// Requests handled.
+    pub requests: u64,
+    /// Nanoseconds spent in the engine.
+    pub engine_ns: u64,
+    /// Nanoseconds spent committing (write + flush + fdatasync).
+    pub commit_ns: u64,
+}
+
+/// The engine plus its durable store. All writes go through [`Writer::apply_group`].
+pub struct Writer {
+    engine: Engine,
+    store: Store,
+    options: WriterOptions,
+    journal_next: u64,
+    since_snapshot: u64,
+    idem: HashMap<String, IdemRecord>,
+    idem_by_time: BTreeSet<(Timestamp, String)>,
+    stopped: Option<StorageError>,
+    events: Vec<Event>,
+    /// Counters.
+    pub stats: WriterStats,
+}
+
+fn fingerprint(command: &Command) -> u64 {
+    let bytes = bincode::serialize(command).unwrap_or_default();
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Ids of the records an event changed, for the history records.
+fn touched(
+    e: &Event,
+    trades: &mut BTreeSet<TradeId>,
+    listings: &mut BTreeSet<ListingId>,
+    orders: &mut BTreeSet<BuyOrderId>,
+) {
+    match &e.kind {
+        EventKind::TradeCreated { trade, .. }
+        | EventKind::TradeTransitioned { trade, .. }
+        | EventKind::AppealOpened { trade, .. }
+        | EventKind::EvidenceAdded { trade, .. }
+        | EventKind::AppealClaimed { trade, .. }
+        | EventKind::AppealUnclaimed { trade, .. }
+        | EventKind::AppealResolved { trade, .. }
+        | EventKind::AppealSettled { trade, .. } => {
+            trades.insert(*trade);
+        }
+        EventKind::ListingChanged { listing, .. } => {
+            listings.insert(*listing);
+        }
+        EventKind::BuyOrderChanged { order, .. } => {
+            orders.insert(*order);
+        }
+        _ => {}
+    }
+}
+
+impl Writer {
+    /// Opens the data dir and recovers the engine: the latest snapshot, then
+    /// every journal entry after it. Checks record formats and checksums, the
+    /// event sequence and the ledger invariants; refuses to start (naming the
+    /// key or invariant) rather than serve wrong balances.
+    ///
+    /// # Errors
+    /// Storage cannot be opened, a record is damaged, or the state is inconsistent.
+    pub fn open(
+        dir: &Path,
+        config: EngineConfig,
+        options: WriterOptions,
+    ) -> Result<Self, StorageError> {
+        let store = Store::open(dir)?;
+        let (mut engine, journal_start) = match store.load_snapshot()? {
+            Some((h, state)) => (
+                Engine::from_state(config, state).map_err(StorageError::Inconsistent)?,
+                h.journal_pos,
+            ),
+            None => (Engine::new(config).map_err(StorageError::Inconsistent)?, 0),
+        };
+        let mut journal_next = journal_start;
+        let mut scratch = Vec::new();
+        loop {
+            let entries = store.journal_from(journal_next, 4096)?;
+            if entries.is_empty() {
+                break;
+            }
+            for (pos, entry) in entries {
+                if pos != journal_next {
+                    return Err(StorageError::Corrupt {
+                        key: codec::show_key(&codec::key_u64(kind::JOURNAL, journal_next)),
+                        what: format!("journal jumps from {journal_next} to {pos}"),
+                    });
+                }
+                scratch.clear();
+                engine
+                    .apply_into(&entry.command, entry.now, &mut scratch)
+                    .map_err(|r| {
+                        StorageError::Inconsistent(format!(
+                            "journal entry {pos} ({}) no longer applies: {r}",
+                            entry.command.name()
+                        ))
+                    })?;
+                journal_next += 1;
+            }
+        }
+        if let Some((_, last)) = store.event_bounds()?
+            && last != engine.last_seq()
+        {
+            return Err(StorageError::Inconsistent(format!(
+                "stored events end at sequence {last} but the recovered engine is at {}",
+                engine.last_seq()
+            )));
+        }
+        engine
+            .check_invariants()
+            .map_err(StorageError::Inconsistent)?;
+        let mut idem = HashMap::new();
+        let mut idem_by_time = BTreeSet::new();
+        for (id, rec) in store.idempotency_records()? {
+            idem_by_time.insert((rec.at, id.clone()));
+            idem.insert(id, rec);
+        }
+        Ok(Self {
+            engine,
+            store,
+            options,
+            journal_next,
+            since_snapshot: journal_next - journal_start,
+            idem,
+            idem_by_time,
+            stopped: None,
+            events: Vec::new(),
+            stats: WriterStats::default(),
+        })
+    }
+
+    /// The engine (read-only; the writer is its only mutator).
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The store (for reads of history, events and attachments).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The failure that stopped the writer, if any.
+    pub fn stopped(&self) -> Option<&StorageError> {
+        self.stopped.as_ref()
+    }
+
+    /// Applies `requests` in order and commits them as one atomic, durable
+    /// unit. Results are returned only after the commit.
+    ///
+    /// # Errors
+    /// The commit failed: the writer stops for good (every later call
+    /// returns [`StorageError::Stopped`]); none of these requests were
+    /// acknowledged and the process must restart to recover from disk.
+    pub fn apply_group(&mut self, requests: &[Request]) -> Result<Vec<Outcome>, StorageError> {
+        if let Some(e) = &self.stopped {
+            return Err(StorageError::Stopped(e.to_string()));
+        }
+        let started = Instant::now();
+        let mut batch = sled::Batch::default();
+        let mut outcomes = Vec::with_capacity(requests.len());
+        let (mut trades, mut listings, mut orders) =
+            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for req in requests {
+            let outcome =
+                self.apply_one(req, &mut batch, &mut trades, &mut listings, &mut orders)?;
+            outcomes.push(outcome);
+        }
+        self.stage_history(&mut batch, &trades, &listings, &orders)?;
+        let applied = Instant::now();
+        if let Err(e) = self.store.commit(batch) {
+            self.stopped = Some(e.clone());
+            return Err(e);
+        }
+        self.stats.commits += 1;
+        self.stats.requests += requests.len() as u64;
+        self.stats.engine_ns +=
+            u64::try_from(applied.duration_since(started).as_nanos()).unwrap_or(u64::MAX);
+        self.stats.commit_ns += u64::try_from(applied.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if self.since_snapshot >= self.options.snapshot_every {
+            self.snapshot()?;
+        }
+        Ok(outcomes)
+    }
+
+    fn apply_one(
+        &mut self,
+        req: &Request,
+        batch: &mut sled::Batch,
+        trades: &mut BTreeSet<TradeId>,
+        listings: &mut BTreeSet<ListingId>,
+        orders: &mut BTreeSet<BuyOrderId>,
+    ) -> Result<Outcome, StorageError> {
+        let print = req.request_id.as_ref().map(|_| fingerprint(&req.command));
+        if let (Some(id), Some(print)) = (&req.request_id, print)
+            && let Some(rec) = self.idem.get(id)
+        {
+            if rec.fingerprint != print {
+                return Ok(Outcome::IdConflict);
+            }
+            let events = match rec.outcome {
+                StoredOutcome::Applied {
+                    first_seq,
+                    last_seq,
+                } if first_seq <= last_seq => self.events_range(first_seq, last_seq)?,
+                _ => Vec::new(),
+            };
+            return Ok(Outcome::Repeated(rec.outcome.clone(), events));
+        }
+        self.events.clear();
+        let (outcome, stored) =
+            match self
+                .engine
+                .apply_into(&req.command, req.now, &mut self.events)
+            {
+                Ok(()) => {
+                    let entry = JournalEntry {
+                        now: req.now,
+                        command: req.command.clone(),
+                    };
+                    batch.insert(
+                        &codec::key_u64(kind::JOURNAL, self.journal_next),
+                        codec::encode(&entry)?,
+                    );
+                    self.journal_next += 1;
+                    self.since_snapshot += 1;
+                    for e in &self.events {
+                        batch.insert(&codec::key_u64(kind::EVENT, e.seq), codec::encode(e)?);
+                        touched(e, trades, listings, orders);
+                    }
+                    let (first_seq, last_seq) = match (self.events.first(), self.events.last()) {
+                        (Some(f), Some(l)) => (f.seq, l.seq),
+                        _ => (self.engine.last_seq() + 1, self.engine.last_seq()),
+                    };
+                    (
+                        Outcome::Applied(self.events.clone()),
+                        StoredOutcome::Applied {
+                            first_seq,
+                            last_seq,
+                        },
+                    )
+                }
+                Err(r) => {
+                    let stored = StoredOutcome::Rejected {
+                        kind: r.kind().into(),
+                        message: r.to_string(),
+                    };
+                    (Outcome::Rejected(r), stored)
+                }
+            };
+        if let (Some(id), Some(fingerprint)) = (&req.request_id, print) {
+            let rec = IdemRecord {
+                fingerprint,
+                at: req.now,
+                outcome: stored,
+            };
+            batch.insert(codec::key_str(kind::IDEMPOTENCY, id), codec::encode(&rec)?);
+            self.idem_by_time.insert((req.now, id.clone()));
+            self.idem.insert(id.clone(), rec);
+        }
+        Ok(outcome)
+    }
+
+    /// Writes the latest state of every trade, listing and buy order the
+    /// group touched, so history outlives the engine's working set.
+    fn stage_history(
+        &self,
+        batch: &mut sled::Batch,
+        trades: &BTreeSet<TradeId>,
+        listings: &BTreeSet<ListingId>,
+        orders: &BTreeSet<BuyOrderId>,
+    ) -> Result<(), StorageError> {
+        for id in trades {
+            if let Some(t) = self.engine.trade(*id) {
+                batch.insert(&codec::key_u64(kind::TRADE, id.0), codec::encode(t)?);
+            }
+        }
+        for id in listings {
+            if let Some(l) = self.engine.listing(*id) {
+                batch.insert(&codec::key_u64(kind::LISTING, id.0), codec::encode(l)?);
+            }
+        }
+        for id in orders {
+            if let Some(o) = self.engine.buy_order(*id) {
+                batch.insert(&codec::key_u64(kind::BUY_ORDER, id.0), codec::encode(o)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Events `first..=last` still retained.
+    fn events_range(&self, first: u64, last: u64) -> Result<Vec<Event>, StorageError> {
+        let n = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+        let mut events = self.store.events_from(first, n)?;
+        events.retain(|e| e.seq <= last);
+        Ok(events)
+    }
+
+    /// Writes a snapshot of the engine and drops the journal it covers.
+    ///
+    /// # Errors
+    /// The commit fails (the writer stops).
+    pub fn snapshot(&mut self) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        self.store
+            .stage_snapshot(&mut batch, self.engine.state(), self.journal_next)?;
+        if let Err(e) = self.store.commit(batch) {
+            self.stopped = Some(e.clone());
+            return Err(e);
+        }
+        self.since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Housekeeping at `now`: forgets request ids and events past their
+    /// retention. Bounded work per call.
+    ///
+    /// # Errors
+    /// A commit fails (the writer stops).
+    pub fn maintain(&mut self, now: Timestamp) -> Result<(), StorageError> {
+        if let Some(e) = &self.stopped {
+            return Err(StorageError::Stopped(e.to_string()));
+        }
+        let cutoff = now.plus_ms(-self.options.idempotency_retention_ms);
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        while let Some((at, _)) = self.idem_by_time.first()
+            && *at < cutoff
+            && n < 10_000
+        {
+            if let Some((_, id)) = self.idem_by_time.pop_first() {
+                batch.remove(codec::key_str(kind::IDEMPOTENCY, &id));
+                self.idem.remove(&id);
+                n += 1;
+            }
+        }
+        let result = if n > 0 {
+            self.store.commit(batch)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            self.store
+                .prune_events(now.plus_ms(-self.options.event_retention_ms), 10_000)
+                .map(|_| ())
+        });
+        if let Err(e) = result {
+            self.stopped = Some(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Fires every deadline due at `now` (durably). Call at start, before
+    /// serving, and whenever [`Engine::next_deadline`] passes.
+    ///
+    /// # Errors
+    /// The commit fails (the writer stops).
+    pub fn fire_due(&mut self, now: Timestamp) -> Result<Vec<Event>, StorageError> {
+        if self.engine.next_deadline().is_none_or(|at| at > now) {
+            return Ok(Vec::new());
+        }
+        let req = Request {
+            request_id: None,
+            command: Command::FireDue,
+            now,
+        };
+        let mut out = self.apply_group(std::slice::from_ref(&req))?;
+        Ok(match out.pop() {
+            Some(Outcome::Applied(events)) => events,
+            _ => Vec::new(),
+        })
+    }
+
+    /// The first retained event sequence number (for OUT_OF_RANGE decisions).
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn first_retained_seq(&self) -> Result<u64, StorageError> {
+        Ok(self
+            .store
+            .event_bounds()?
+            .map_or(self.engine.last_seq() + 1, |(first, _)| first))
+    }
+}

@@ -1,0 +1,388 @@
+//! Restart equivalence, idempotency across restarts, snapshots, timers after
+//! downtime, integrity checks and fault injection (issue: durable state).
+
+use std::str::FromStr;
+
+use otc_engine::{Command, EngineConfig, Timestamp};
+use otc_storage::workload::{Workload, workload_user};
+use otc_storage::{Outcome, Request, StorageError, StoredOutcome, Writer, WriterOptions};
+use rust_decimal::Decimal;
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+fn open(dir: &std::path::Path, options: WriterOptions) -> Writer {
+    Writer::open(dir, EngineConfig::default(), options).unwrap_or_else(|e| panic!("open: {e}"))
+}
+
+/// Runs `n` workload commands in groups of `group`, returning the final time.
+fn run(
+    w: &mut Writer,
+    load: &mut Workload,
+    n: usize,
+    group: usize,
+    mut now: Timestamp,
+) -> Timestamp {
+    let mut done = 0;
+    while done < n {
+        let mut reqs = Vec::new();
+        for _ in 0..group.min(n - done) {
+            let (command, advance) = load.next(w.engine(), now);
+            now = now.plus_ms(advance);
+            reqs.push(Request {
+                request_id: Some(format!("r{}", load.count())),
+                command,
+                now,
+            });
+        }
+        done += reqs.len();
+        w.apply_group(&reqs)
+            .unwrap_or_else(|e| panic!("group: {e}"));
+        w.fire_due(now).unwrap_or_else(|e| panic!("fire: {e}"));
+    }
+    now
+}
+
+#[test]
+fn reopening_restores_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut load = Workload::new(1, 12);
+    let (digest, now) = {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let now = run(&mut w, &mut load, 2_000, 7, T0);
+        let created = w
+            .store()
+            .events_from(1, usize::MAX)
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e.kind, otc_engine::EventKind::TradeCreated { .. }))
+            .count();
+        assert!(created > 100, "the workload made trades ({created})");
+        (w.engine().digest(), now)
+    };
+    let w = open(dir.path(), WriterOptions::default());
+    assert_eq!(w.engine().digest(), digest);
+    w.engine().check_invariants().unwrap();
+    // The event log is complete and gap-free from 1.
+    let events = w.store().events_from(1, usize::MAX).unwrap();
+    assert_eq!(events.len() as u64, w.engine().last_seq());
+    assert!(
+        events
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.seq == i as u64 + 1)
+    );
+    assert!(now > T0);
+}
+
+#[test]
+fn snapshots_bound_the_journal_and_recover_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WriterOptions {
+        snapshot_every: 300,
+        ..WriterOptions::default()
+    };
+    let mut load = Workload::new(2, 10);
+    let digest = {
+        let mut w = open(dir.path(), options.clone());
+        run(&mut w, &mut load, 2_500, 5, T0);
+        let tail = w.store().journal_from(0, usize::MAX).unwrap();
+        assert!(
+            tail.len() < 320,
+            "the journal is cut at each snapshot ({} entries left)",
+            tail.len()
+        );
+        assert!(w.store().snapshot_header().unwrap().is_some());
+        w.engine().digest()
+    };
+    let w = open(dir.path(), options);
+    assert_eq!(w.engine().digest(), digest);
+}
+
+#[test]
+fn overdue_deadlines_fire_once_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut load = Workload::new(3, 6);
+    let now = {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let now = run(&mut w, &mut load, 200, 4, T0);
+        // Leave a trade unpaid.
+        let seller = workload_user(0);
+        let spec_cmd = load.next(w.engine(), now).0;
+        let _ = w.apply_group(&[Request {
+            request_id: None,
+            command: spec_cmd,
+            now,
+        }]);
+        let buy = Command::PlaceBuy {
+            buyer: workload_user(1),
+            request: otc_engine::command::BuyRequest {
+                asset: otc_engine::Asset::new("EB").unwrap(),
+                fiat: otc_engine::Fiat::new("CNY").unwrap(),
+                amount: otc_engine::command::BuyAmount::Coin(Decimal::from_str("1").unwrap()),
+                max_price: None,
+                methods: Vec::new(),
+                rest: None,
+            },
+        };
+        let out = w
+            .apply_group(&[Request {
+                request_id: None,
+                command: buy,
+                now,
+            }])
+            .unwrap();
+        assert!(
+            matches!(out[0], Outcome::Applied(_)),
+            "{out:?} (seller {seller:?})"
+        );
+        now
+    };
+    // Down for an hour: every payment window passed meanwhile.
+    let later = now.plus_ms(60 * 60_000);
+    let mut w = open(dir.path(), WriterOptions::default());
+    let awaiting = |w: &Writer| {
+        w.engine()
+            .state()
+            .trades
+            .values()
+            .filter(|t| {
+                matches!(
+                    t.state,
+                    otc_engine::trade::TradeState::AwaitingPayment { .. }
+                )
+            })
+            .count()
+    };
+    assert!(awaiting(&w) > 0);
+    let fired = w.fire_due(later).unwrap();
+    assert!(!fired.is_empty());
+    assert_eq!(awaiting(&w), 0);
+    let digest = w.engine().digest();
+    assert!(
+        w.fire_due(later).unwrap().is_empty(),
+        "firing again does nothing"
+    );
+    drop(w);
+    let w = open(dir.path(), WriterOptions::default());
+    assert_eq!(w.engine().digest(), digest, "the firing was durable");
+}
+
+fn deposit(amount: &str, r: &str) -> Command {
+    Command::Deposit {
+        user: workload_user(1),
+        asset: otc_engine::Asset::new("EB").unwrap(),
+        amount: Decimal::from_str(amount).unwrap(),
+        external_ref: r.into(),
+    }
+}
+
+#[test]
+fn request_ids_are_idempotent_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let req = |amount: &str| Request {
+        request_id: Some("req-1".into()),
+        command: deposit(amount, "ext-1"),
+        now: T0,
+    };
+    let first = {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let out = w.apply_group(&[req("5")]).unwrap();
+        let Outcome::Applied(events) = &out[0] else {
+            panic!("{out:?}")
+        };
+        let again = w.apply_group(&[req("5")]).unwrap();
+        let Outcome::Repeated(StoredOutcome::Applied { .. }, replayed) = &again[0] else {
+            panic!("{again:?}")
+        };
+        assert_eq!(replayed, events, "a repeat returns the first result");
+        events.clone()
+    };
+    let mut w = open(dir.path(), WriterOptions::default());
+    let out = w.apply_group(&[req("5"), req("6")]).unwrap();
+    assert!(matches!(&out[0], Outcome::Repeated(_, e) if *e == first));
+    assert_eq!(out[1], Outcome::IdConflict);
+    assert_eq!(
+        w.engine()
+            .balance(workload_user(1), otc_engine::Asset::new("EB").unwrap())
+            .available
+            .value(),
+        Decimal::from(5)
+    );
+    // After the retention the id is forgotten.
+    w.maintain(T0.plus_ms(25 * 60 * 60_000)).unwrap();
+    let out = w
+        .apply_group(&[Request {
+            request_id: Some("req-1".into()),
+            command: deposit("7", "ext-2"),
+            now: T0.plus_ms(25 * 60 * 60_000),
+        }])
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Applied(_)));
+}
+
+#[test]
+fn a_rejection_is_remembered_for_its_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let bad = Request {
+        request_id: Some("r".into()),
+        command: deposit("0", "x"),
+        now: T0,
+    };
+    let out = w.apply_group(std::slice::from_ref(&bad)).unwrap();
+    assert!(matches!(out[0], Outcome::Rejected(_)));
+    let out = w.apply_group(&[bad]).unwrap();
+    assert!(
+        matches!(&out[0], Outcome::Repeated(StoredOutcome::Rejected { message, .. }, _) if message.contains("greater than zero"))
+    );
+}
+
+#[test]
+fn a_failed_write_stops_the_writer_and_loses_nothing_acknowledged() {
+    for fail_flush in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let acknowledged = {
+            let mut w = open(dir.path(), WriterOptions::default());
+            let mut load = Workload::new(4, 5);
+            run(&mut w, &mut load, 60, 3, T0);
+            let acknowledged = w.engine().digest();
+            let faults = std::sync::Arc::clone(&w.store().faults);
+            let next = w.store().commits.load(std::sync::atomic::Ordering::Relaxed) + 1;
+            let target = if fail_flush {
+                &faults.fail_flush_at
+            } else {
+                &faults.fail_write_at
+            };
+            target.store(next, std::sync::atomic::Ordering::Relaxed);
+            let err = w.apply_group(&[Request {
+                request_id: Some("lost".into()),
+                command: deposit("3", "lost"),
+                now: T0,
+            }]);
+            assert!(matches!(err, Err(StorageError::Injected(_))), "{err:?}");
+            let again = w.apply_group(&[Request {
+                request_id: None,
+                command: deposit("3", "after"),
+                now: T0,
+            }]);
+            assert!(
+                matches!(again, Err(StorageError::Stopped(_))),
+                "the writer stays stopped"
+            );
+            if fail_flush {
+                None // the batch reached sled but was never acknowledged; either outcome is allowed
+            } else {
+                Some(acknowledged)
+            }
+        };
+        let w = open(dir.path(), WriterOptions::default());
+        w.engine().check_invariants().unwrap();
+        if let Some(digest) = acknowledged {
+            assert_eq!(
+                w.engine().digest(),
+                digest,
+                "nothing unacknowledged is visible after reopen"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_damaged_record_refuses_to_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut w = open(dir.path(), WriterOptions::default());
+        w.apply_group(&[Request {
+            request_id: None,
+            command: deposit("5", "a"),
+            now: T0,
+        }])
+        .unwrap();
+    }
+    {
+        let db = sled::open(dir.path()).unwrap();
+        let tree = db.open_tree("otc").unwrap();
+        let key = otc_storage::codec::key_u64(otc_storage::codec::kind::JOURNAL, 0);
+        let mut bytes = tree.get(key).unwrap().unwrap().to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        tree.insert(key, bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let err = match Writer::open(
+        dir.path(),
+        EngineConfig::default(),
+        WriterOptions::default(),
+    ) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a damaged journal was accepted"),
+    };
+    assert!(err.contains("j/0") && err.contains("checksum"), "{err}");
+}
+
+#[test]
+fn attachments_round_trip_and_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = open(dir.path(), WriterOptions::default());
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    w.store().put_blob("ev-1", &bytes).unwrap();
+    assert_eq!(w.store().blob("ev-1").unwrap(), Some(bytes));
+    assert_eq!(w.store().blob("nope").unwrap(), None);
+    assert!(
+        w.store()
+            .put_blob("big", &vec![0u8; 5 * 1024 * 1024 + 1])
+            .is_err()
+    );
+}
+
+#[test]
+fn history_outlives_the_engines_working_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let mut load = Workload::new(5, 8);
+    let now = run(&mut w, &mut load, 800, 4, T0);
+    let ended: Vec<_> = w
+        .store()
+        .events_from(1, usize::MAX)
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e.kind {
+            otc_engine::EventKind::TradeTransitioned {
+                trade,
+                to: otc_engine::trade::TradeStateKind::Released,
+                ..
+            } => Some(trade),
+            _ => None,
+        })
+        .collect();
+    assert!(ended.len() > 20, "the workload released trades");
+    w.fire_due(now.plus_ms(2 * 60 * 60_000)).unwrap();
+    for id in ended {
+        assert!(w.engine().trade(id).is_none(), "forgotten by the engine");
+        let t = w.store().trade(id).unwrap().expect("kept in history");
+        assert!(!t.state.is_open());
+    }
+}
+
+#[test]
+fn old_events_are_pruned_after_their_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    w.apply_group(&[Request {
+        request_id: None,
+        command: deposit("5", "a"),
+        now: T0,
+    }])
+    .unwrap();
+    let later = T0.plus_ms(8 * 24 * 60 * 60_000);
+    w.apply_group(&[Request {
+        request_id: None,
+        command: deposit("5", "b"),
+        now: later,
+    }])
+    .unwrap();
+    w.maintain(later).unwrap();
+    let first = w.first_retained_seq().unwrap();
+    assert!(first > 1, "events older than 7 days are gone");
+    assert_eq!(w.store().events_from(0, 100).unwrap()[0].seq, first);
+}
