@@ -233,6 +233,13 @@ pub enum Command {
         description: String,
         attachment: Option<AttachmentRef>,
     },
+    /// A party posts to the trade's chat (SPEC §11a) while it is open.
+    PostChat {
+        user: UserId,
+        trade: TradeId,
+        text: String,
+        attachment: Option<AttachmentRef>,
+    },
     /// A CS agent takes an appeal.
     ClaimAppeal { agent: UserId, trade: TradeId },
     /// A CS agent hands an appeal back.
@@ -275,6 +282,7 @@ impl Command {
             Command::Release { .. } => "release",
             Command::OpenAppeal { .. } => "open appeal",
             Command::AddEvidence { .. } => "add evidence",
+            Command::PostChat { .. } => "post chat",
             Command::ClaimAppeal { .. } => "claim appeal",
             Command::UnclaimAppeal { .. } => "unclaim appeal",
             Command::ResolveAppeal { .. } => "resolve appeal",

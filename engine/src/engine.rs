@@ -331,6 +331,12 @@ impl Engine {
                 description,
                 attachment,
             } => self.add_evidence(*user, *trade, description, attachment.as_ref(), now),
+            C::PostChat {
+                user,
+                trade,
+                text,
+                attachment,
+            } => self.post_chat(*user, *trade, text, attachment.as_ref(), now),
             C::ClaimAppeal { agent, trade } => self.claim_appeal(*agent, *trade, now),
             C::UnclaimAppeal { agent, trade } => self.unclaim_appeal(*agent, *trade, now),
             C::ResolveAppeal {

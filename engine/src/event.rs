@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::buy::BuyOrderState;
-use crate::command::Resolution;
+use crate::command::{AttachmentRef, Resolution};
 use crate::ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
 use crate::listing::ListingState;
 use crate::money::{Asset, CoinAmount, FiatAmount, Price};
@@ -141,6 +141,15 @@ pub enum EventKind {
         evidence: EvidenceId,
         by: UserId,
     },
+    /// A party posted to the trade chat; the event's `seq` is the message id.
+    ChatPosted {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        author: UserId,
+        text: String,
+        attachment: Option<AttachmentRef>,
+    },
     /// An agent claimed an appeal.
     AppealClaimed { trade: TradeId, agent: UserId },
     /// An agent handed an appeal back.
@@ -198,9 +207,9 @@ impl Event {
             | MerchantOnlineSet { merchant, .. } => one(*merchant),
             ListingChanged { seller, .. } => one(*seller),
             BuyOrderChanged { buyer, .. } => one(*buyer),
-            TradeCreated { seller, buyer, .. } | AppealAvailable { seller, buyer, .. } => {
-                two(*seller, *buyer, false)
-            }
+            TradeCreated { seller, buyer, .. }
+            | AppealAvailable { seller, buyer, .. }
+            | ChatPosted { seller, buyer, .. } => two(*seller, *buyer, false),
             TradeTransitioned {
                 seller,
                 buyer,

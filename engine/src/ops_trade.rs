@@ -402,7 +402,8 @@ impl Engine {
         }
     }
 
-    fn check_attachment(&self, a: &AttachmentRef, appeal: &Appeal) -> Result<(), Rejection> {
+    /// Checks an attachment's metadata: id, type, size and name (SPEC §11).
+    fn check_file(&self, a: &AttachmentRef) -> Result<(), Rejection> {
         if a.blob_id.is_empty() || a.blob_id.len() > FILE_NAME_BYTES_MAX {
             return Err(Rejection::field("attachment.blob_id", "is missing"));
         }
@@ -425,6 +426,46 @@ impl Engine {
                 format!("must be at most {FILE_NAME_BYTES_MAX} bytes"),
             ));
         }
+        Ok(())
+    }
+
+    pub(crate) fn post_chat(
+        &mut self,
+        user: UserId,
+        id: TradeId,
+        text: &str,
+        attachment: Option<&AttachmentRef>,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let (t, _) = self.party_trade(user, id)?;
+        if !t.state.is_open() {
+            let state = t.state.kind().name();
+            return Err(Rejection::WrongState {
+                what: "trade",
+                id: id.to_string(),
+                state,
+                action: "chat on",
+            });
+        }
+        let (seller, buyer) = (t.seller, t.buyer);
+        self.text_arg("text", text, attachment.is_none())?;
+        if let Some(a) = attachment {
+            self.check_file(a)?;
+        }
+        let kind = EventKind::ChatPosted {
+            trade: id,
+            seller,
+            buyer,
+            author: user,
+            text: text.to_owned(),
+            attachment: attachment.cloned(),
+        };
+        self.emit(now, kind);
+        Ok(())
+    }
+
+    fn check_attachment(&self, a: &AttachmentRef, appeal: &Appeal) -> Result<(), Rejection> {
+        self.check_file(a)?;
         let files_max = self.config.attachments_per_appeal_max;
         if appeal.attachments() >= files_max as usize {
             return Err(Rejection::LimitReached {

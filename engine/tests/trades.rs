@@ -576,3 +576,35 @@ fn event_sequence_is_global_and_gap_free() {
     assert_eq!(seqs, (first..first + seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(w.e.last_seq(), *seqs.last().unwrap());
 }
+
+#[test]
+fn chat_is_for_the_parties_of_an_open_trade() {
+    let (mut w, _, t) = matched();
+    let say = |u: u8, text: &str| Command::PostChat {
+        user: user(u),
+        trade: t,
+        text: text.into(),
+        attachment: None,
+    };
+    let events = w.ok(say(B, "paid via Alipay, please check"));
+    assert!(matches!(&events[0].kind, EventKind::ChatPosted { author, .. } if *author == user(B)));
+    w.ok(say(S, "received, releasing"));
+    assert_eq!(
+        w.err(say(7, "hello")),
+        Rejection::TradeNotFound(t),
+        "nobody else can write"
+    );
+    assert_eq!(w.err(say(B, "")).kind(), RejectionKind::InvalidArgument);
+    assert_eq!(
+        w.err(say(B, &"x".repeat(2_001))).kind(),
+        RejectionKind::InvalidArgument
+    );
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
+    assert_eq!(
+        w.err(say(B, "late")).kind(),
+        RejectionKind::FailedPrecondition
+    );
+}

@@ -31,6 +31,8 @@ pub mod kind {
     pub const LISTING: u8 = b'l';
     /// Buy order history record, by order id.
     pub const BUY_ORDER: u8 = b'o';
+    /// Chat message, by trade id then event sequence.
+    pub const CHAT: u8 = b'c';
     /// Attachment chunk, by blob id and chunk number.
     pub const BLOB: u8 = b'b';
     /// Snapshot chunk, by chunk number.

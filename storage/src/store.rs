@@ -78,6 +78,15 @@ pub struct Store {
 
 const META_SNAPSHOT: &[u8] = b"msnapshot";
 
+/// Key of a chat message: `c ++ trade id ++ seq`, so a trade's chat is one range.
+pub fn chat_key(trade: otc_engine::TradeId, seq: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = kind::CHAT;
+    k[1..9].copy_from_slice(&trade.0.to_be_bytes());
+    k[9..].copy_from_slice(&seq.to_be_bytes());
+    k
+}
+
 impl Store {
     /// Opens (or creates) the store in `dir`.
     ///
@@ -324,6 +333,30 @@ impl Store {
     /// The record is damaged.
     pub fn buy_order(&self, id: otc_engine::BuyOrderId) -> Result<Option<BuyOrder>, StorageError> {
         self.get(&codec::key_u64(kind::BUY_ORDER, id.0))
+    }
+
+    /// A trade's chat (as `ChatPosted` events), oldest first, after `after_seq`, at most `limit`.
+    ///
+    /// # Errors
+    /// A damaged message (named).
+    pub fn chat(
+        &self,
+        trade: otc_engine::TradeId,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>, StorageError> {
+        let start = chat_key(trade, after_seq.saturating_add(1));
+        let end = chat_key(trade, u64::MAX);
+        let mut out = Vec::new();
+        for item in self
+            .tree
+            .range(start.as_slice()..=end.as_slice())
+            .take(limit)
+        {
+            let (key, bytes) = item?;
+            out.push(codec::decode(&key, &bytes)?);
+        }
+        Ok(out)
     }
 
     /// Every idempotency record (read once at open).

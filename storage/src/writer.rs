@@ -368,7 +368,14 @@ impl Writer {
                     self.journal_next += 1;
                     self.since_snapshot += 1;
                     for e in &self.events {
-                        batch.insert(&codec::key_u64(kind::EVENT, e.seq), codec::encode(e)?);
+                        let bytes = codec::encode(e)?;
+                        if let EventKind::ChatPosted { trade, .. } = e.kind {
+                            batch.insert(
+                                crate::store::chat_key(trade, e.seq).as_slice(),
+                                bytes.clone(),
+                            );
+                        }
+                        batch.insert(&codec::key_u64(kind::EVENT, e.seq), bytes);
                         touched(e, trades, listings, orders);
                     }
                     let (first_seq, last_seq) = match (self.events.first(), self.events.last()) {
