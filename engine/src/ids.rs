@@ -102,8 +102,30 @@ impl fmt::Debug for Timestamp {
 }
 
 impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC (`2026-11-25T18:30:00.000Z`), for messages people read.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}ms since epoch", self.0)
+        // Days to civil date (Howard Hinnant's algorithm), all in integers.
+        let days = self.0.div_euclid(MS_PER_DAY);
+        let ms_of_day = self.0.rem_euclid(MS_PER_DAY);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (h, m, s, ms) = (
+            ms_of_day / MS_PER_HOUR,
+            ms_of_day / MS_PER_MIN % 60,
+            ms_of_day / MS_PER_SEC % 60,
+            ms_of_day % 1000,
+        );
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{ms:03}Z"
+        )
     }
 }
 
@@ -118,5 +140,14 @@ mod tests {
         assert_eq!(t.next_utc_midnight(), Timestamp(4 * MS_PER_DAY));
         assert_eq!(Timestamp(-1).utc_day(), -1);
         assert_eq!(TradeId(7).to_string(), "T-7");
+        assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp(1_764_095_400_123).to_string(),
+            "2025-11-25T18:30:00.123Z"
+        );
+        assert_eq!(
+            Timestamp(951_782_400_000).to_string(),
+            "2000-02-29T00:00:00.000Z"
+        );
     }
 }

@@ -31,6 +31,10 @@ pub mod kind {
     pub const LISTING: u8 = b'l';
     /// Buy order history record, by order id.
     pub const BUY_ORDER: u8 = b'o';
+    /// Per-user trade index: user then trade id (value empty).
+    pub const USER_TRADE: u8 = b'u';
+    /// Per-user listing index: user then listing id (value empty).
+    pub const USER_LISTING: u8 = b'v';
     /// Chat message, by trade id then event sequence.
     pub const CHAT: u8 = b'c';
     /// Attachment chunk, by blob id and chunk number.

@@ -78,6 +78,15 @@ pub struct Store {
 
 const META_SNAPSHOT: &[u8] = b"msnapshot";
 
+/// Key of a per-user index entry: `kind ++ user ++ id`.
+pub fn user_key(k: u8, user: otc_engine::UserId, id: u64) -> [u8; 25] {
+    let mut key = [0u8; 25];
+    key[0] = k;
+    key[1..17].copy_from_slice(user.0.as_bytes());
+    key[17..].copy_from_slice(&id.to_be_bytes());
+    key
+}
+
 /// Key of a chat message: `c ++ trade id ++ seq`, so a trade's chat is one range.
 pub fn chat_key(trade: otc_engine::TradeId, seq: u64) -> [u8; 17] {
     let mut k = [0u8; 17];
@@ -355,6 +364,41 @@ impl Store {
         {
             let (key, bytes) = item?;
             out.push(codec::decode(&key, &bytes)?);
+        }
+        Ok(out)
+    }
+
+    /// Ids from a per-user index (`kind::USER_TRADE` or `kind::USER_LISTING`),
+    /// newest first, below `before`, at most `limit`.
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn user_items(
+        &self,
+        k: u8,
+        user: otc_engine::UserId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<u64>, StorageError> {
+        let start = user_key(k, user, 0);
+        let end = user_key(k, user, before.unwrap_or(u64::MAX));
+        let mut out = Vec::new();
+        for key in self
+            .tree
+            .range(start.as_slice()..end.as_slice())
+            .keys()
+            .rev()
+            .take(limit)
+        {
+            let key = key?;
+            let bytes: [u8; 8] =
+                key.get(17..25)
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| StorageError::Corrupt {
+                        key: codec::show_key(&key),
+                        what: "user index key is malformed".into(),
+                    })?;
+            out.push(u64::from_be_bytes(bytes));
         }
         Ok(out)
     }

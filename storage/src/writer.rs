@@ -369,11 +369,40 @@ impl Writer {
                     self.since_snapshot += 1;
                     for e in &self.events {
                         let bytes = codec::encode(e)?;
-                        if let EventKind::ChatPosted { trade, .. } = e.kind {
-                            batch.insert(
-                                crate::store::chat_key(trade, e.seq).as_slice(),
-                                bytes.clone(),
-                            );
+                        match e.kind {
+                            EventKind::ChatPosted { trade, .. } => {
+                                batch.insert(
+                                    crate::store::chat_key(trade, e.seq).as_slice(),
+                                    bytes.clone(),
+                                );
+                            }
+                            EventKind::TradeCreated {
+                                trade,
+                                seller,
+                                buyer,
+                                ..
+                            } => {
+                                batch.insert(
+                                    crate::store::user_key(kind::USER_TRADE, seller, trade.0)
+                                        .as_slice(),
+                                    &[],
+                                );
+                                batch.insert(
+                                    crate::store::user_key(kind::USER_TRADE, buyer, trade.0)
+                                        .as_slice(),
+                                    &[],
+                                );
+                            }
+                            EventKind::ListingChanged {
+                                listing, seller, ..
+                            } => {
+                                batch.insert(
+                                    crate::store::user_key(kind::USER_LISTING, seller, listing.0)
+                                        .as_slice(),
+                                    &[],
+                                );
+                            }
+                            _ => {}
                         }
                         batch.insert(&codec::key_u64(kind::EVENT, e.seq), bytes);
                         touched(e, trades, listings, orders);

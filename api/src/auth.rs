@@ -1,0 +1,256 @@
+//! Bearer JWTs (SPEC §16): HS256 only, with `sub` (user UUID), `role` and
+//! `exp`. `none`, other algorithms, expired, not-yet-valid, malformed and
+//! wrongly signed tokens are all UNAUTHENTICATED.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use otc_engine::UserId;
+use serde::{Deserialize, Serialize};
+use tonic::Status;
+
+/// What a caller may do (SPEC §16).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Their own account, listings, buys, trades, appeals.
+    User,
+    /// A user who is also a partner merchant.
+    Merchant,
+    /// Customer service: the console calls, any trade.
+    Support,
+    /// Read-only customer service.
+    SupportViewer,
+    /// Back office: deposits, withdrawals, merchant registration.
+    Admin,
+}
+
+impl Role {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Merchant => "merchant",
+            Role::Support => "support",
+            Role::SupportViewer => "support_viewer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Parses a claim value.
+    ///
+    /// # Errors
+    /// Unknown role names.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "user" => Role::User,
+            "merchant" => Role::Merchant,
+            "support" => Role::Support,
+            "support_viewer" => Role::SupportViewer,
+            "admin" => Role::Admin,
+            other => {
+                return Err(format!(
+                    "unknown role {other:?}: use user, merchant, support, support_viewer or admin"
+                ));
+            }
+        })
+    }
+}
+
+/// The token's claims.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user's UUID.
+    pub sub: String,
+    /// The role.
+    pub role: Role,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Not valid before, seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<u64>,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// Who.
+    pub user: UserId,
+    /// As what.
+    pub role: Role,
+}
+
+/// Verifies tokens with the configured secret.
+#[derive(Clone)]
+pub struct Authenticator {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Authenticator {
+    /// An authenticator for HS256 tokens signed with `secret`.
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_nbf = true;
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self {
+            key: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// Authenticates a request from its `authorization` header.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED, saying what is wrong with the token.
+    pub fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Caller, Status> {
+        let header = req.metadata().get("authorization").ok_or_else(|| {
+            Status::unauthenticated(
+                "missing authorization header: send \"authorization: Bearer <token>\"",
+            )
+        })?;
+        let value = header
+            .to_str()
+            .map_err(|_| Status::unauthenticated("authorization header is not text"))?;
+        let token = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Status::unauthenticated("authorization header must be \"Bearer <token>\"")
+            })?;
+        self.verify(token.trim())
+    }
+
+    /// Verifies a bare token.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED for expired, not-yet-valid, malformed, wrongly signed or
+    /// wrong-algorithm tokens.
+    pub fn verify(&self, token: &str) -> Result<Caller, Status> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
+            .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
+        let uuid = uuid::Uuid::parse_str(&data.claims.sub)
+            .map_err(|_| Status::unauthenticated("invalid token: sub must be a user UUID"))?;
+        Ok(Caller {
+            user: UserId(uuid),
+            role: data.claims.role,
+        })
+    }
+}
+
+/// Mints a token (development and tests; production tokens come from the
+/// platform's login service).
+///
+/// # Errors
+/// The claims cannot be encoded.
+pub fn mint(secret: &[u8], user: uuid::Uuid, role: Role, ttl_secs: u64) -> Result<String, String> {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap_or(0);
+    let claims = Claims {
+        sub: user.to_string(),
+        role,
+        exp: now + ttl_secs,
+        nbf: None,
+        iat: Some(now),
+    };
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_verify_and_bad_ones_are_refused() {
+        let auth = Authenticator::new(b"secret");
+        let user = uuid::Uuid::new_v4();
+        let good = mint(b"secret", user, Role::Support, 60).unwrap();
+        assert_eq!(
+            auth.verify(&good).unwrap(),
+            Caller {
+                user: UserId(user),
+                role: Role::Support
+            }
+        );
+        let wrong_key = mint(b"other", user, Role::User, 60).unwrap();
+        assert!(auth.verify(&wrong_key).is_err());
+        assert!(auth.verify("not.a.token").is_err());
+        // alg "none": header {"alg":"none","typ":"JWT"}.
+        let claims = format!(r#"{{"sub":"{user}","role":"admin","exp":9999999999}}"#);
+        let b64 = |s: &str| {
+            use std::fmt::Write;
+            // base64url without padding, minimal encoder for the test.
+            const A: &[u8; 64] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let bytes = s.as_bytes();
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+                for i in 0..=chunk.len() {
+                    let _ = write!(out, "{}", A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                }
+            }
+            out
+        };
+        let none = format!("{}.{}.", b64(r#"{"alg":"none","typ":"JWT"}"#), b64(&claims));
+        assert!(auth.verify(&none).is_err(), "alg none is refused");
+        let expired = {
+            let claims = Claims {
+                sub: user.to_string(),
+                role: Role::User,
+                exp: 1,
+                nbf: None,
+                iat: None,
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
+        };
+        assert!(auth.verify(&expired).is_err());
+        let future = {
+            let now = u64::try_from(chrono::Utc::now().timestamp()).unwrap();
+            let claims = Claims {
+                sub: user.to_string(),
+                role: Role::User,
+                exp: now + 600,
+                nbf: Some(now + 300),
+                iat: None,
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
+        };
+        assert!(auth.verify(&future).is_err(), "not yet valid");
+        let hs512 = {
+            let claims = Claims {
+                sub: user.to_string(),
+                role: Role::User,
+                exp: 9_999_999_999,
+                nbf: None,
+                iat: None,
+            };
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS512),
+                &claims,
+                &EncodingKey::from_secret(b"secret"),
+            )
+            .unwrap()
+        };
+        assert!(auth.verify(&hs512).is_err(), "algorithm swaps are refused");
+    }
+}

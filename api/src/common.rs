@@ -1,0 +1,263 @@
+//! Helpers every service uses: role checks, reading trades with
+//! visibility rules, attachments, and resumable event streams.
+
+use std::sync::Arc;
+
+use otc_engine::command::AttachmentRef;
+use otc_engine::trade::Trade;
+use otc_engine::{Event, TradeId, UserId};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+use crate::auth::{Caller, Role};
+use crate::convert;
+use crate::core::Core;
+use crate::proto as pb;
+
+/// Event-stream subscribers per user (SPEC §18).
+pub const SUBSCRIBERS_PER_USER_MAX: usize = 5;
+/// Events read from storage per step while catching up a stream.
+const BACKFILL_BATCH: usize = 1_000;
+
+/// Authenticates and checks the caller's role is one of `roles`.
+///
+/// # Errors
+/// UNAUTHENTICATED for a bad token; PERMISSION_DENIED for another role;
+/// UNAVAILABLE after a storage failure.
+pub fn caller<T>(core: &Core, req: &tonic::Request<T>, roles: &[Role]) -> Result<Caller, Status> {
+    core.check_up()?;
+    let c = core.auth.caller(req)?;
+    if !roles.contains(&c.role) {
+        let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        return Err(Status::permission_denied(format!(
+            "this call needs the role {}; your token has {}",
+            names.join(" or "),
+            c.role.as_str()
+        )));
+    }
+    Ok(c)
+}
+
+/// Roles that trade.
+pub const TRADERS: &[Role] = &[Role::User, Role::Merchant];
+/// Roles that may read any trade and appeal.
+pub const SUPPORT_READ: &[Role] = &[Role::Support, Role::SupportViewer];
+
+/// A trade from the engine's working set or, once forgotten there, from history.
+///
+/// # Errors
+/// NOT_FOUND; UNAVAILABLE on storage failure.
+pub async fn load_trade(core: &Core, id: TradeId) -> Result<Trade, Status> {
+    let w = core.writer.read().await;
+    if let Some(t) = w.engine().trade(id) {
+        return Ok(t.clone());
+    }
+    w.store()
+        .trade(id)
+        .map_err(|e| Status::unavailable(e.to_string()))?
+        .ok_or_else(|| Status::not_found(format!("trade {id} not found")))
+}
+
+/// A trade the caller is a party to (others get NOT_FOUND, hiding existence).
+///
+/// # Errors
+/// NOT_FOUND when missing or not the caller's.
+pub async fn party_trade(core: &Core, user: UserId, id: TradeId) -> Result<Trade, Status> {
+    let t = load_trade(core, id).await?;
+    if t.buyer != user && t.seller != user {
+        return Err(Status::not_found(format!("trade {id} not found")));
+    }
+    Ok(t)
+}
+
+/// Whether `viewer` may see the seller's receiving details unmasked: the
+/// buyer of an open trade, and the seller themselves (SPEC §5).
+pub fn sees_method(t: &Trade, viewer: UserId) -> bool {
+    viewer == t.seller || (viewer == t.buyer && t.state.is_open())
+}
+
+/// Stores an uploaded attachment and returns its reference.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad type or size; UNAVAILABLE on storage failure.
+pub async fn store_attachment(
+    core: &Core,
+    owner: UserId,
+    a: &pb::Attachment,
+) -> Result<AttachmentRef, Status> {
+    if !otc_engine::ATTACHMENT_TYPES.contains(&a.content_type.as_str()) {
+        return Err(Status::invalid_argument(
+            "attachment.content_type must be image/png, image/jpeg, image/webp or application/pdf",
+        ));
+    }
+    if a.data.is_empty() || a.data.len() > otc_storage::store::BLOB_BYTES_MAX {
+        return Err(Status::invalid_argument(
+            "attachment.data must be 1 byte to 5 MiB",
+        ));
+    }
+    if a.file_name.len() > 255 {
+        return Err(Status::invalid_argument(
+            "attachment.file_name must be at most 255 bytes",
+        ));
+    }
+    let blob_id = format!("{}-{}", owner.0.simple(), uuid::Uuid::new_v4().simple());
+    {
+        let w = core.writer.read().await;
+        w.store()
+            .put_blob(&blob_id, &a.data)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+    }
+    Ok(AttachmentRef {
+        blob_id,
+        content_type: a.content_type.clone(),
+        size_bytes: a.data.len() as u64,
+        file_name: a.file_name.clone(),
+    })
+}
+
+/// Reads a stored attachment's bytes.
+///
+/// # Errors
+/// NOT_FOUND when missing; UNAVAILABLE on storage failure.
+pub async fn read_attachment(core: &Core, a: &AttachmentRef) -> Result<pb::Attachment, Status> {
+    let w = core.writer.read().await;
+    let data = w
+        .store()
+        .blob(&a.blob_id)
+        .map_err(|e| Status::unavailable(e.to_string()))?
+        .ok_or_else(|| Status::not_found("attachment not found"))?;
+    Ok(pb::Attachment {
+        content_type: a.content_type.clone(),
+        file_name: a.file_name.clone(),
+        data,
+    })
+}
+
+/// Releases a stream slot when the stream ends.
+struct Slot {
+    core: Arc<Core>,
+    user: UserId,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(mut n) = self.core.subscribers.get_mut(&self.user) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// A stream of events passing `keep`, from after `after_seq`: first what
+/// storage holds, then live ones from the bus, with no gap and no repeat.
+///
+/// # Errors
+/// OUT_OF_RANGE when `after_seq` is older than the retained events;
+/// RESOURCE_EXHAUSTED past the per-user subscriber limit.
+pub async fn event_stream(
+    core: Arc<Core>,
+    user: UserId,
+    after_seq: u64,
+    keep: impl Fn(&Event) -> bool + Send + Sync + 'static,
+) -> Result<ReceiverStream<Result<pb::Event, Status>>, Status> {
+    {
+        let w = core.writer.read().await;
+        let first = w
+            .first_retained_seq()
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if after_seq > 0 && after_seq + 1 < first {
+            return Err(Status::out_of_range(format!(
+                "events after {after_seq} are no longer kept (the oldest kept is {first}); re-read your state and resume from the newest sequence"
+            )));
+        }
+        if after_seq > w.engine().last_seq() {
+            return Err(Status::out_of_range(format!(
+                "after_seq {after_seq} is ahead of the newest event {}",
+                w.engine().last_seq()
+            )));
+        }
+    }
+    {
+        let mut n = core.subscribers.entry(user).or_insert(0);
+        if *n >= SUBSCRIBERS_PER_USER_MAX {
+            return Err(Status::resource_exhausted(format!(
+                "at most {SUBSCRIBERS_PER_USER_MAX} event streams per user; close one first"
+            )));
+        }
+        *n += 1;
+    }
+    let slot = Slot {
+        core: Arc::clone(&core),
+        user,
+    };
+    let mut live = core.bus.subscribe();
+    let mut closing = core.closing.subscribe();
+    let (tx, rx) = mpsc::channel(256);
+    tokio::spawn(async move {
+        let _slot = slot;
+        let mut last = after_seq;
+        if backfill(&core, &mut last, &keep, &tx).await.is_err() {
+            return;
+        }
+        loop {
+            let next = tokio::select! {
+                next = live.recv() => next,
+                _ = closing.changed() => return,
+            };
+            match next {
+                Ok(e) if e.seq <= last => continue,
+                Ok(e) => {
+                    if e.seq > last + 1 && backfill(&core, &mut last, &keep, &tx).await.is_err() {
+                        return;
+                    }
+                    if e.seq == last + 1 {
+                        last = e.seq;
+                        if keep(&e) && tx.send(Ok(convert::event_pb(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if backfill(&core, &mut last, &keep, &tx).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+type Tx = mpsc::Sender<Result<pb::Event, Status>>;
+
+/// Sends stored events after `*last` until storage has no more.
+async fn backfill(
+    core: &Core,
+    last: &mut u64,
+    keep: &(impl Fn(&Event) -> bool + Send + Sync),
+    tx: &Tx,
+) -> Result<(), ()> {
+    loop {
+        let batch = {
+            let w = core.writer.read().await;
+            match w.store().events_from(*last + 1, BACKFILL_BATCH) {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
+                    return Err(());
+                }
+            }
+        };
+        let n = batch.len();
+        for e in batch {
+            *last = e.seq;
+            if keep(&e) && tx.send(Ok(convert::event_pb(&e))).await.is_err() {
+                return Err(());
+            }
+        }
+        if n < BACKFILL_BATCH {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! The shared core of the server: the single writer thread, the bounded job
+//! queue in front of it, the event bus for streams, and fund-password
+//! checks (argon2id, off the writer).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use dashmap::DashMap;
+use otc_engine::command::FundPasswordProof;
+use otc_engine::{Command, Event, EventKind, Timestamp, UserId};
+use otc_storage::{Outcome, Request, Writer};
+use tokio::sync::{RwLock, broadcast, oneshot};
+use tonic::Status;
+
+use crate::auth::Authenticator;
+
+/// Requests one group commit takes at most.
+pub const GROUP_REQUESTS_MAX: usize = 4_096;
+/// Longest the writer sleeps without checking deadlines and housekeeping.
+pub const WRITER_IDLE_MS_MAX: u64 = 1_000;
+/// Housekeeping (pruning ids and events) interval.
+pub const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
+
+/// The wall clock, in engine time.
+pub fn clock_now() -> Timestamp {
+    Timestamp(chrono::Utc::now().timestamp_millis())
+}
+
+/// argon2id cost settings (SPEC §6: the hash is slow on purpose).
+#[derive(Debug, Clone, Copy)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+}
+
+impl HashCost {
+    fn argon2(self) -> Result<Argon2<'static>, Status> {
+        let params = Params::new(self.memory_kib, self.iterations, 1, None)
+            .map_err(|e| Status::internal(format!("argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+struct Job {
+    request_id: Option<String>,
+    command: Command,
+    reply: oneshot::Sender<Result<Outcome, String>>,
+}
+
+/// What the handlers share.
+pub struct Core {
+    /// The writer: handlers read the engine and store through it; only the
+    /// writer thread takes it for writing, across apply *and* commit, so no
+    /// reader ever sees a change before it is durable.
+    pub writer: Arc<RwLock<Writer>>,
+    jobs: SyncSender<Job>,
+    /// Every committed event, in sequence order, for live streams.
+    pub bus: broadcast::Sender<Arc<Event>>,
+    /// Token verification.
+    pub auth: Authenticator,
+    /// Fund-password hashing cost.
+    pub hash_cost: HashCost,
+    /// Open event streams per user (SPEC §18: at most 5).
+    pub subscribers: DashMap<UserId, usize>,
+    /// Set when storage failed: every call answers UNAVAILABLE.
+    pub failed: Arc<AtomicBool>,
+    /// Turns true at shutdown: open streams end so in-flight calls can finish.
+    pub closing: tokio::sync::watch::Sender<bool>,
+}
+
+impl Core {
+    /// Starts the writer thread over `writer`, with a queue of `queue_len`.
+    pub fn start(
+        writer: Writer,
+        auth: Authenticator,
+        hash_cost: HashCost,
+        queue_len: usize,
+    ) -> (Arc<Core>, std::thread::JoinHandle<()>) {
+        let writer = Arc::new(RwLock::new(writer));
+        let (jobs, rx) = std::sync::mpsc::sync_channel(queue_len);
+        let (bus, _) = broadcast::channel(65_536);
+        let failed = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (writer, bus, failed) = (Arc::clone(&writer), bus.clone(), Arc::clone(&failed));
+            std::thread::Builder::new()
+                .name("otc-writer".into())
+                .spawn(move || writer_loop(&writer, &rx, &bus, &failed))
+                .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"))
+        };
+        let (closing, _) = tokio::sync::watch::channel(false);
+        let core = Core {
+            writer,
+            jobs,
+            bus,
+            auth,
+            hash_cost,
+            subscribers: DashMap::new(),
+            failed,
+            closing,
+        };
+        (Arc::new(core), thread)
+    }
+
+    /// Refuses every call once storage failed.
+    ///
+    /// # Errors
+    /// UNAVAILABLE after a storage failure.
+    pub fn check_up(&self) -> Result<(), Status> {
+        if self.failed.load(Ordering::Relaxed) {
+            return Err(Status::unavailable(
+                "storage failed; the server stopped accepting requests until it is restarted",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Queues a command for the writer and waits for its durable outcome.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED when the queue is full; UNAVAILABLE when storage failed.
+    pub async fn submit(
+        &self,
+        request_id: Option<String>,
+        command: Command,
+    ) -> Result<Outcome, Status> {
+        self.check_up()?;
+        let (reply, rx) = oneshot::channel();
+        let name = command.name();
+        self.jobs.try_send(Job { request_id, command, reply }).map_err(|e| match e {
+            TrySendError::Full(_) => {
+                metrics::counter!("otc_queue_full_total").increment(1);
+                Status::resource_exhausted("the server is busy (write queue full); retry shortly with the same request_id")
+            }
+            TrySendError::Disconnected(_) => Status::unavailable("the server is shutting down"),
+        })?;
+        let out = rx
+            .await
+            .map_err(|_| {
+                Status::unavailable(
+                    "the writer stopped before answering; retry with the same request_id",
+                )
+            })?
+            .map_err(|e| Status::unavailable(format!("storage failed: {e}")))?;
+        metrics::counter!("otc_commands_total", "command" => name).increment(1);
+        Ok(out)
+    }
+
+    /// Hashes a new fund password (argon2id, on a blocking thread).
+    ///
+    /// # Errors
+    /// INTERNAL if hashing fails.
+    pub async fn hash_password(&self, password: String) -> Result<String, Status> {
+        let argon = self.hash_cost.argon2()?;
+        tokio::task::spawn_blocking(move || {
+            argon
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| Status::internal(format!("hashing failed: {e}")))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("hashing task failed: {e}")))?
+    }
+
+    /// Verifies `password` for `user` off the writer; a wrong one is recorded
+    /// (counting toward the lockout, SPEC §6).
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT when empty; FAILED_PRECONDITION when none is set, the
+    /// user is locked (with the unlock time), or it is wrong (with attempts left).
+    pub async fn verify_password(
+        &self,
+        user: UserId,
+        password: &str,
+    ) -> Result<FundPasswordProof, Status> {
+        if password.is_empty() {
+            return Err(Status::invalid_argument(
+                "fund_password is required for this action",
+            ));
+        }
+        let now = clock_now();
+        let (hash, version) = {
+            let w = self.writer.read().await;
+            let e = w.engine();
+            if let Some(until) = e.user(user).and_then(|u| u.lock_at(now)) {
+                return Err(Status::failed_precondition(format!(
+                    "fund password locked after too many wrong attempts; try again after {until}"
+                )));
+            }
+            let (hash, version) = e
+                .fund_password(user)
+                .ok_or_else(|| Status::failed_precondition("set a fund password first"))?;
+            (hash.to_owned(), version)
+        };
+        let argon = self.hash_cost.argon2()?;
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            argon
+                .verify_password(password.as_bytes(), hash.as_str())
+                .is_ok()
+        })
+        .await
+        .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+        if ok {
+            return Ok(FundPasswordProof { version });
+        }
+        let out = self
+            .submit(None, Command::RecordFundPasswordFailure { user })
+            .await?;
+        let failed = match &out {
+            Outcome::Applied(events) => events.iter().find_map(|e| match e.kind {
+                EventKind::FundPasswordFailed {
+                    failures_in_row,
+                    locked_until,
+                    ..
+                } => Some((failures_in_row, locked_until)),
+                _ => None,
+            }),
+            _ => None,
+        };
+        Err(match failed {
+            Some((_, Some(until))) => Status::failed_precondition(format!(
+                "wrong fund password; too many wrong attempts, protected actions are locked until {until}"
+            )),
+            Some((n, None)) => {
+                Status::failed_precondition(format!("wrong fund password ({n} wrong in a row)"))
+            }
+            None => Status::failed_precondition("wrong fund password"),
+        })
+    }
+}
+
+/// The writer thread: takes whatever queued (up to a group), applies and
+/// commits it as one unit, fires due deadlines, then answers and publishes.
+fn writer_loop(
+    writer: &RwLock<Writer>,
+    rx: &Receiver<Job>,
+    bus: &broadcast::Sender<Arc<Event>>,
+    failed: &AtomicBool,
+) {
+    let mut last_maintain = Instant::now();
+    loop {
+        let wait_ms = {
+            let w = writer.blocking_read();
+            let now = clock_now();
+            w.engine().next_deadline().map_or(WRITER_IDLE_MS_MAX, |at| {
+                u64::try_from(at.ms_since(now))
+                    .unwrap_or(0)
+                    .min(WRITER_IDLE_MS_MAX)
+            })
+        };
+        let mut jobs = Vec::new();
+        match rx.recv_timeout(Duration::from_millis(wait_ms)) {
+            Ok(job) => jobs.push(job),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while jobs.len() < GROUP_REQUESTS_MAX {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if failed.load(Ordering::Relaxed) {
+            for job in jobs {
+                let _ = job.reply.send(Err("storage failed earlier".into()));
+            }
+            continue;
+        }
+        let now = clock_now();
+        let requests: Vec<Request> = jobs
+            .iter()
+            .map(|j| Request {
+                request_id: j.request_id.clone(),
+                command: j.command.clone(),
+                now,
+            })
+            .collect();
+        let started = Instant::now();
+        let mut w = writer.blocking_write();
+        let result = if requests.is_empty() {
+            Ok(Vec::new())
+        } else {
+            w.apply_group(&requests)
+        };
+        let fired = result.as_ref().ok().map(|_| w.fire_due(now));
+        if last_maintain.elapsed() >= MAINTAIN_EVERY {
+            last_maintain = Instant::now();
+            if let Err(e) = w.maintain(now) {
+                tracing::error!(error = %e, "housekeeping failed; stopping writes");
+                failed.store(true, Ordering::Relaxed);
+            }
+        }
+        drop(w);
+        metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::histogram!("otc_group_requests").record(requests.len() as f64);
+        let fired = match fired {
+            Some(Ok(events)) => events,
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "firing deadlines failed; stopping writes");
+                failed.store(true, Ordering::Relaxed);
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
+        match result {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                    if let Outcome::Applied(events) = &outcome {
+                        for e in events {
+                            let _ = bus.send(Arc::new(e.clone()));
+                        }
+                    }
+                    let _ = job.reply.send(Ok(outcome));
+                }
+                for e in fired {
+                    let _ = bus.send(Arc::new(e));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed; the server stops accepting writes");
+                failed.store(true, Ordering::Relaxed);
+                for job in jobs {
+                    let _ = job.reply.send(Err(e.to_string()));
+                }
+            }
+        }
+    }
+    // Queue closed (shutdown): leave a snapshot so the next start is quick.
+    if !failed.load(Ordering::Relaxed)
+        && let Err(e) = writer.blocking_write().snapshot()
+    {
+        tracing::error!(error = %e, "final snapshot failed");
+    }
+}

@@ -1,0 +1,213 @@
+//! `otc.v1.MerchantService` (merchants' capacity) and `otc.v1.AdminService`
+//! (the back office: deposits, withdrawals, merchant registration).
+
+use std::sync::Arc;
+
+use otc_engine::command::{CapacityRequest, MerchantQuote};
+use otc_engine::{Command, UserId};
+use tonic::{Request, Response, Status};
+
+use crate::auth::Role;
+use crate::common::caller;
+use crate::convert::{self as cv, receipt, request_id};
+use crate::core::Core;
+use crate::proto as pb;
+use crate::proto::admin_service_server::AdminService;
+use crate::proto::merchant_service_server::MerchantService;
+
+/// The merchant service.
+pub struct Merchants {
+    /// Shared state.
+    pub core: Arc<Core>,
+}
+
+/// The admin service.
+pub struct Admin {
+    /// Shared state.
+    pub core: Arc<Core>,
+}
+
+const MERCHANT: &[Role] = &[Role::Merchant];
+const ADMIN: &[Role] = &[Role::Admin];
+
+#[tonic::async_trait]
+impl MerchantService for Merchants {
+    async fn set_capacity(
+        &self,
+        req: Request<pb::SetCapacityRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let c = caller(&self.core, &req, MERCHANT)?;
+        let r = req.into_inner();
+        let rid = request_id(&r.request_id)?;
+        let quotes = r
+            .quotes
+            .iter()
+            .map(|q| {
+                Ok(MerchantQuote {
+                    asset: cv::asset("quotes.asset", &q.asset)?,
+                    fiat: cv::fiat("quotes.fiat", &q.fiat)?,
+                    bid: cv::dec("quotes.bid", &q.bid)?,
+                    min_fiat: cv::dec("quotes.min_fiat", &q.min_fiat)?,
+                    max_fiat: cv::dec("quotes.max_fiat", &q.max_fiat)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let methods = r
+            .methods
+            .iter()
+            .map(|k| cv::method_kind("methods", *k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let capacity = CapacityRequest {
+            quotes,
+            methods,
+            max_outstanding_fiat: cv::dec("max_outstanding_fiat", &r.max_outstanding_fiat)?,
+        };
+        let out = self
+            .core
+            .submit(
+                Some(rid),
+                Command::SetMerchantCapacity {
+                    merchant: c.user,
+                    capacity,
+                },
+            )
+            .await?;
+        Ok(Response::new(receipt(out)?.0))
+    }
+
+    async fn set_online(
+        &self,
+        req: Request<pb::SetOnlineRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let c = caller(&self.core, &req, MERCHANT)?;
+        let r = req.into_inner();
+        let out = self
+            .core
+            .submit(
+                Some(request_id(&r.request_id)?),
+                Command::SetMerchantOnline {
+                    merchant: c.user,
+                    online: r.online,
+                },
+            )
+            .await?;
+        Ok(Response::new(receipt(out)?.0))
+    }
+
+    async fn get_merchant(
+        &self,
+        req: Request<pb::GetMerchantRequest>,
+    ) -> Result<Response<pb::GetMerchantResponse>, Status> {
+        let c = caller(&self.core, &req, MERCHANT)?;
+        let w = self.core.writer.read().await;
+        let m = w.engine().merchant(c.user).ok_or_else(|| {
+            Status::permission_denied("only registered partner merchants can do this")
+        })?;
+        let (quotes, methods, max) = match &m.capacity {
+            None => (Vec::new(), Vec::new(), String::new()),
+            Some(cap) => (
+                cap.quotes
+                    .iter()
+                    .map(|q| pb::MerchantQuote {
+                        asset: q.asset.to_string(),
+                        fiat: q.fiat.to_string(),
+                        bid: q.bid.to_string(),
+                        min_fiat: q.min_fiat.to_string(),
+                        max_fiat: q.max_fiat.to_string(),
+                    })
+                    .collect(),
+                cap.methods.iter().map(|k| cv::kind_pb(*k)).collect(),
+                cap.max_outstanding_fiat.to_string(),
+            ),
+        };
+        Ok(Response::new(pb::GetMerchantResponse {
+            online: m.online,
+            quotes,
+            methods,
+            max_outstanding_fiat: max,
+            outstanding_fiat: m.outstanding_fiat.to_string(),
+        }))
+    }
+}
+
+impl Admin {
+    async fn transfer(
+        &self,
+        req: Request<pb::TransferRequest>,
+        deposit: bool,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        caller(&self.core, &req, ADMIN)?;
+        let r = req.into_inner();
+        let rid = request_id(&r.request_id)?;
+        let user: UserId = cv::user_id("user_id", &r.user_id)?;
+        let asset = cv::asset("asset", &r.asset)?;
+        let amount = cv::dec("amount", &r.amount)?;
+        if r.external_ref.is_empty() {
+            return Err(Status::invalid_argument(
+                "external_ref is required (the chain or bank reference)",
+            ));
+        }
+        let external_ref = r.external_ref;
+        let cmd = if deposit {
+            Command::Deposit {
+                user,
+                asset,
+                amount,
+                external_ref,
+            }
+        } else {
+            Command::Withdraw {
+                user,
+                asset,
+                amount,
+                external_ref,
+            }
+        };
+        let out = self.core.submit(Some(rid), cmd).await?;
+        let (receipt, _) = receipt(out)?;
+        let b = self.core.writer.read().await.engine().balance(user, asset);
+        let balance = pb::Balance {
+            asset: asset.to_string(),
+            available: b.available.to_string(),
+            escrowed: b.escrowed.to_string(),
+        };
+        Ok(Response::new(pb::TransferResponse {
+            receipt: Some(receipt),
+            balance: Some(balance),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Admin {
+    async fn deposit(
+        &self,
+        req: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        self.transfer(req, true).await
+    }
+
+    async fn withdraw(
+        &self,
+        req: Request<pb::TransferRequest>,
+    ) -> Result<Response<pb::TransferResponse>, Status> {
+        self.transfer(req, false).await
+    }
+
+    async fn register_merchant(
+        &self,
+        req: Request<pb::RegisterMerchantRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        caller(&self.core, &req, ADMIN)?;
+        let r = req.into_inner();
+        let user = cv::user_id("user_id", &r.user_id)?;
+        let out = self
+            .core
+            .submit(
+                Some(request_id(&r.request_id)?),
+                Command::RegisterMerchant { user },
+            )
+            .await?;
+        Ok(Response::new(receipt(out)?.0))
+    }
+}

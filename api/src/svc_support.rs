@@ -1,0 +1,321 @@
+//! `otc.v1.SupportService`: the customer-service console (SPEC §11).
+//! `support` may do everything here; `support_viewer` may only read.
+
+use std::sync::Arc;
+
+use otc_engine::appeal::AppealStatus;
+use otc_engine::command::{AttachmentRef, Resolution};
+use otc_engine::{Command, Event, EventKind, TradeId, UserId};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::auth::Role;
+use crate::common::{self, SUPPORT_READ, caller};
+use crate::convert::{self as cv, receipt, request_id};
+use crate::core::Core;
+use crate::proto as pb;
+use crate::proto::support_service_server::SupportService;
+
+/// The support service.
+pub struct Support {
+    /// Shared state.
+    pub core: Arc<Core>,
+}
+
+const SUPPORT_WRITE: &[Role] = &[Role::Support];
+
+/// A trade's chat, as messages.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad page size; UNAVAILABLE on storage failure.
+pub async fn chat_page(
+    core: &Core,
+    id: TradeId,
+    after_seq: u64,
+    page_size: u32,
+) -> Result<Response<pb::ListChatResponse>, Status> {
+    let size = cv::page_size(page_size)?;
+    let events = {
+        let w = core.writer.read().await;
+        w.store()
+            .chat(id, after_seq, size)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+    };
+    let messages = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ChatPosted {
+                author,
+                text,
+                attachment,
+                ..
+            } => Some(pb::ChatMessage {
+                seq: e.seq,
+                author_id: author.to_string(),
+                at: Some(cv::ts(e.at)),
+                text: text.clone(),
+                attachment: attachment.as_ref().map(|a| pb::AttachmentInfo {
+                    id: format!("chat-{}", e.seq),
+                    content_type: a.content_type.clone(),
+                    file_name: a.file_name.clone(),
+                    size_bytes: a.size_bytes,
+                }),
+            }),
+            _ => None,
+        })
+        .collect();
+    Ok(Response::new(pb::ListChatResponse { messages }))
+}
+
+/// Finds an attachment of a trade: evidence `E-n` or chat `chat-<seq>`.
+/// `viewer`: a party (who may fetch only their own evidence files, and chat
+/// files of their trade); `None` for CS, who may fetch all.
+///
+/// # Errors
+/// NOT_FOUND when missing or not visible to the viewer.
+pub async fn find_attachment(
+    core: &Core,
+    trade: TradeId,
+    id: &str,
+    viewer: Option<UserId>,
+) -> Result<AttachmentRef, Status> {
+    let missing = || Status::not_found(format!("attachment {id} not found on trade {trade}"));
+    if let Some(seq) = id.strip_prefix("chat-") {
+        let seq: u64 = seq.parse().map_err(|_| {
+            Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
+        })?;
+        let w = core.writer.read().await;
+        let events = w
+            .store()
+            .chat(trade, seq.saturating_sub(1), 1)
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        return events
+            .into_iter()
+            .find_map(|e| match e.kind {
+                EventKind::ChatPosted {
+                    attachment: Some(a),
+                    ..
+                } if e.seq == seq => Some(a),
+                _ => None,
+            })
+            .ok_or_else(missing);
+    }
+    let w = core.writer.read().await;
+    let appeal = w.engine().appeal(trade).ok_or_else(missing)?;
+    appeal
+        .evidence
+        .iter()
+        .find(|e| e.id.to_string() == id && viewer.is_none_or(|v| v == e.by))
+        .and_then(|e| e.attachment.clone())
+        .ok_or_else(missing)
+}
+
+impl Support {
+    async fn appeal_view(&self, id: TradeId) -> Result<pb::Appeal, Status> {
+        let t = common::load_trade(&self.core, id).await?;
+        let w = self.core.writer.read().await;
+        let a = w
+            .engine()
+            .appeal(id)
+            .ok_or_else(|| Status::not_found(format!("trade {id} has no appeal")))?;
+        Ok(cv::appeal_pb(a, &t, None))
+    }
+
+    async fn act(
+        &self,
+        rid: &str,
+        id: TradeId,
+        cmd: Command,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let out = self.core.submit(Some(request_id(rid)?), cmd).await?;
+        receipt(out)?;
+        Ok(Response::new(self.appeal_view(id).await?))
+    }
+}
+
+type EventStream = ReceiverStream<Result<pb::Event, Status>>;
+
+#[tonic::async_trait]
+impl SupportService for Support {
+    async fn list_appeals(
+        &self,
+        req: Request<pb::ListAppealsRequest>,
+    ) -> Result<Response<pb::ListAppealsResponse>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_READ)?;
+        let r = req.into_inner();
+        let size = cv::page_size(r.page_size)?;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(cv::trade_id(&r.page_token)?)
+        };
+        let status = match pb::AppealStatus::try_from(r.status) {
+            Ok(pb::AppealStatus::Unspecified) => None,
+            Ok(pb::AppealStatus::Open) => Some(AppealStatus::Open),
+            Ok(pb::AppealStatus::Claimed) => Some(AppealStatus::Claimed),
+            Ok(pb::AppealStatus::Closed) => Some(AppealStatus::Closed),
+            Err(_) => return Err(Status::invalid_argument("status must be an AppealStatus")),
+        };
+        let w = self.core.writer.read().await;
+        let e = w.engine();
+        let candidates: Vec<&otc_engine::appeal::Appeal> = match status {
+            None => e.appeal_queue().collect(),
+            Some(s) => e.appeals_with(s),
+        };
+        let mut appeals = Vec::new();
+        let mut skipping = after.is_some();
+        for a in candidates {
+            if skipping {
+                skipping = Some(a.trade) != after;
+                continue;
+            }
+            if r.mine && a.claimed_by != Some(c.user) {
+                continue;
+            }
+            if let Some(t) = e.trade(a.trade) {
+                appeals.push(cv::appeal_pb(a, t, None));
+            }
+            if appeals.len() == size {
+                break;
+            }
+        }
+        let next_page_token = if appeals.len() == size {
+            appeals
+                .last()
+                .map(|a| a.trade_id.clone())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAppealsResponse {
+            appeals,
+            next_page_token,
+        }))
+    }
+
+    async fn get_appeal(
+        &self,
+        req: Request<pb::GetTradeRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        caller(&self.core, &req, SUPPORT_READ)?;
+        let id = cv::trade_id(&req.get_ref().trade_id)?;
+        Ok(Response::new(self.appeal_view(id).await?))
+    }
+
+    async fn get_trade(
+        &self,
+        req: Request<pb::GetTradeRequest>,
+    ) -> Result<Response<pb::Trade>, Status> {
+        caller(&self.core, &req, SUPPORT_READ)?;
+        let id = cv::trade_id(&req.get_ref().trade_id)?;
+        let t = common::load_trade(&self.core, id).await?;
+        Ok(Response::new(cv::trade_pb(&t, true)))
+    }
+
+    async fn list_chat(
+        &self,
+        req: Request<pb::ListChatRequest>,
+    ) -> Result<Response<pb::ListChatResponse>, Status> {
+        caller(&self.core, &req, SUPPORT_READ)?;
+        let r = req.into_inner();
+        let id = cv::trade_id(&r.trade_id)?;
+        common::load_trade(&self.core, id).await?;
+        chat_page(&self.core, id, r.after_seq, r.page_size).await
+    }
+
+    async fn get_attachment(
+        &self,
+        req: Request<pb::GetAttachmentRequest>,
+    ) -> Result<Response<pb::Attachment>, Status> {
+        caller(&self.core, &req, SUPPORT_READ)?;
+        let r = req.into_inner();
+        let id = cv::trade_id(&r.trade_id)?;
+        let file = find_attachment(&self.core, id, &r.attachment_id, None).await?;
+        Ok(Response::new(
+            common::read_attachment(&self.core, &file).await?,
+        ))
+    }
+
+    async fn claim_appeal(
+        &self,
+        req: Request<pb::AppealActionRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        let r = req.into_inner();
+        let id = cv::trade_id(&r.trade_id)?;
+        self.act(
+            &r.request_id,
+            id,
+            Command::ClaimAppeal {
+                agent: c.user,
+                trade: id,
+            },
+        )
+        .await
+    }
+
+    async fn unclaim_appeal(
+        &self,
+        req: Request<pb::AppealActionRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        let r = req.into_inner();
+        let id = cv::trade_id(&r.trade_id)?;
+        self.act(
+            &r.request_id,
+            id,
+            Command::UnclaimAppeal {
+                agent: c.user,
+                trade: id,
+            },
+        )
+        .await
+    }
+
+    async fn resolve_appeal(
+        &self,
+        req: Request<pb::ResolveAppealRequest>,
+    ) -> Result<Response<pb::Appeal>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        let r = req.into_inner();
+        let id = cv::trade_id(&r.trade_id)?;
+        let resolution = match pb::Resolution::try_from(r.resolution) {
+            Ok(pb::Resolution::Release) => Resolution::Release,
+            Ok(pb::Resolution::Refund) => Resolution::Refund,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "resolution must be RESOLUTION_RELEASE or RESOLUTION_REFUND",
+                ));
+            }
+        };
+        self.act(
+            &r.request_id,
+            id,
+            Command::ResolveAppeal {
+                agent: c.user,
+                trade: id,
+                resolution,
+                note: r.note,
+            },
+        )
+        .await
+    }
+
+    type StreamAppealQueueStream = EventStream;
+
+    async fn stream_appeal_queue(
+        &self,
+        req: Request<pb::StreamEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_READ)?;
+        let keep = |e: &Event| e.audience().support;
+        let stream = common::event_stream(
+            Arc::clone(&self.core),
+            c.user,
+            req.get_ref().after_seq,
+            keep,
+        )
+        .await?;
+        Ok(Response::new(stream))
+    }
+}
