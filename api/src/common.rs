@@ -59,6 +59,21 @@ pub async fn load_trade(core: &Core, id: TradeId) -> Result<Trade, Status> {
         .ok_or_else(|| Status::not_found(format!("trade {id} not found")))
 }
 
+/// A trade's appeal from the working set or, once forgotten there, from history.
+///
+/// # Errors
+/// NOT_FOUND when the trade has none; UNAVAILABLE on storage failure.
+pub async fn load_appeal(core: &Core, id: TradeId) -> Result<otc_engine::appeal::Appeal, Status> {
+    let w = core.writer.read().await;
+    if let Some(a) = w.engine().appeal(id) {
+        return Ok(a.clone());
+    }
+    w.store()
+        .appeal(id)
+        .map_err(|e| Status::unavailable(e.to_string()))?
+        .ok_or_else(|| Status::not_found(format!("trade {id} has no appeal")))
+}
+
 /// A trade the caller is a party to (others get NOT_FOUND, hiding existence).
 ///
 /// # Errors

@@ -100,8 +100,9 @@ pub async fn find_attachment(
             })
             .ok_or_else(missing);
     }
-    let w = core.writer.read().await;
-    let appeal = w.engine().appeal(trade).ok_or_else(missing)?;
+    let appeal = common::load_appeal(core, trade)
+        .await
+        .map_err(|_| missing())?;
     appeal
         .evidence
         .iter()
@@ -113,12 +114,8 @@ pub async fn find_attachment(
 impl Support {
     async fn appeal_view(&self, id: TradeId) -> Result<pb::Appeal, Status> {
         let t = common::load_trade(&self.core, id).await?;
-        let w = self.core.writer.read().await;
-        let a = w
-            .engine()
-            .appeal(id)
-            .ok_or_else(|| Status::not_found(format!("trade {id} has no appeal")))?;
-        Ok(cv::appeal_pb(a, &t, None))
+        let a = common::load_appeal(&self.core, id).await?;
+        Ok(cv::appeal_pb(&a, &t, None))
     }
 
     async fn act(

@@ -783,12 +783,8 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let id = cv::trade_id(&req.get_ref().trade_id)?;
         let t = common::party_trade(&self.core, c.user, id).await?;
-        let w = self.core.writer.read().await;
-        let a = w
-            .engine()
-            .appeal(id)
-            .ok_or_else(|| Status::not_found(format!("trade {id} has no appeal")))?;
-        Ok(Response::new(cv::appeal_pb(a, &t, Some(c.user))))
+        let a = common::load_appeal(&self.core, id).await?;
+        Ok(Response::new(cv::appeal_pb(&a, &t, Some(c.user))))
     }
 
     async fn get_attachment(

@@ -256,6 +256,43 @@ pub enum Command {
 }
 
 impl Command {
+    /// The user acting (or acted for, for back-office commands); `None` for timers.
+    /// Storage scopes request ids by it, so users cannot collide.
+    pub fn actor(&self) -> Option<UserId> {
+        use Command as C;
+        match self {
+            C::Deposit { user, .. }
+            | C::Withdraw { user, .. }
+            | C::RegisterMerchant { user }
+            | C::BindMethod { user, .. }
+            | C::RemoveMethod { user, .. }
+            | C::SetFundPassword { user, .. }
+            | C::RecordFundPasswordFailure { user }
+            | C::Block { user, .. }
+            | C::Unblock { user, .. }
+            | C::OpenAppeal { user, .. }
+            | C::AddEvidence { user, .. }
+            | C::PostChat { user, .. } => Some(*user),
+            C::PublishListing { seller, .. }
+            | C::PauseListing { seller, .. }
+            | C::ResumeListing { seller, .. }
+            | C::CancelListing { seller, .. }
+            | C::FastSell { seller, .. }
+            | C::Release { seller, .. } => Some(*seller),
+            C::PlaceBuy { buyer, .. }
+            | C::CancelBuyOrder { buyer, .. }
+            | C::MarkPaid { buyer, .. }
+            | C::CancelTrade { buyer, .. } => Some(*buyer),
+            C::SetMerchantCapacity { merchant, .. } | C::SetMerchantOnline { merchant, .. } => {
+                Some(*merchant)
+            }
+            C::ClaimAppeal { agent, .. }
+            | C::UnclaimAppeal { agent, .. }
+            | C::ResolveAppeal { agent, .. } => Some(*agent),
+            C::FireDue => None,
+        }
+    }
+
     /// A short name for logs, metrics and error messages.
     pub fn name(&self) -> &'static str {
         match self {

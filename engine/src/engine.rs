@@ -184,6 +184,17 @@ impl Engine {
         &self.config
     }
 
+    /// Replaces the configuration (new windows apply to deadlines set from
+    /// now on). Storage journals the change so replay uses the same rules.
+    ///
+    /// # Errors
+    /// The configuration is incoherent.
+    pub fn set_config(&mut self, config: EngineConfig) -> Result<(), String> {
+        config.validate()?;
+        self.config = config;
+        Ok(())
+    }
+
     /// The whole state (read-only).
     pub fn state(&self) -> &State {
         &self.state

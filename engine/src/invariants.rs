@@ -174,6 +174,14 @@ impl Engine {
     fn check_trades(&self, s: &State) -> Result<(), String> {
         let mut outstanding: BTreeMap<UserId, FiatAmount> = BTreeMap::new();
         let mut method_trades: BTreeMap<(UserId, MethodId), u32> = BTreeMap::new();
+        let forgets: std::collections::BTreeSet<crate::ids::TradeId> = s
+            .deadlines
+            .iter()
+            .filter_map(|(_, d)| match d {
+                Deadline::ForgetTrade(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
         for t in s.trades.values() {
             let due = |at, what| s.deadlines.contains(at, what);
             let ok = match t.state {
@@ -184,10 +192,9 @@ impl Engine {
                 TradeState::Appealed { .. } => {
                     s.appeals.get(&t.id).is_some_and(|a| a.outcome.is_none())
                 }
-                TradeState::Released { at, .. } | TradeState::Cancelled { at, .. } => due(
-                    at.plus_ms(self.config.ended_retention_ms),
-                    Deadline::ForgetTrade(t.id),
-                ),
+                TradeState::Released { .. } | TradeState::Cancelled { .. } => {
+                    forgets.contains(&t.id)
+                }
             };
             if !ok {
                 return Err(format!(

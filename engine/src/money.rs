@@ -9,7 +9,6 @@
 //!   never receives more coin than was paid for.
 
 use std::fmt;
-use std::str::FromStr;
 
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -60,7 +59,8 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
     if !digits(int) || frac.is_some_and(|f| !digits(f)) || text.len() > 40 {
         return Err(AmountError::NotANumber);
     }
-    Decimal::from_str(text).map_err(|_| AmountError::NotANumber)
+    // Exact: more places than a Decimal holds is an error, never a rounding.
+    Decimal::from_str_exact(text).map_err(|_| AmountError::NotANumber)
 }
 
 /// Checks that `value` is positive, has at most `scale` places (trailing zeros
@@ -320,6 +320,8 @@ display_decimal!(CoinAmount, FiatAmount, Price);
 
 #[cfg(test)]
 mod tests {
+    use std::str::FromStr;
+
     use super::*;
 
     fn d(s: &str) -> Decimal {

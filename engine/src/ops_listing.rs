@@ -67,7 +67,7 @@ impl Engine {
             return Err(Rejection::field("min_fiat", "must not exceed max_fiat"));
         }
         let worth = price
-            .fiat_floor(total)
+            .fiat_for(total)
             .ok_or(Rejection::field("total", "is too large at this price"))?;
         if worth < min_fiat {
             return Err(Rejection::field(
@@ -288,7 +288,7 @@ impl Engine {
             Some(CloseReason::FullyTraded)
         } else if l
             .price
-            .fiat_floor(l.remaining)
+            .fiat_for(l.remaining)
             .is_none_or(|worth| worth < l.min_fiat)
         {
             Some(CloseReason::BelowMinimum)
@@ -320,10 +320,33 @@ impl Engine {
                 self.unescrow(seller, asset, coin);
                 return;
             }
-            ListingState::Closed(_) => {
+            ListingState::Closed(CloseReason::FullyTraded) => {
+                // Reopen with the methods still bound; the seller may have
+                // removed some while the listing was closed.
+                let seller = l.seller;
+                let bound: Vec<_> = {
+                    let methods = self.user(seller).map(|u| &u.methods);
+                    l.methods
+                        .iter()
+                        .copied()
+                        .filter(|m| methods.is_some_and(|b| b.contains_key(m)))
+                        .collect()
+                };
+                if bound.is_empty() {
+                    let asset = l.asset;
+                    self.unescrow(seller, asset, coin);
+                    return;
+                }
+                invariant(self.state.listings.get_mut(&id), "listing vanished").methods = bound;
                 self.set_listing_state(id, ListingState::Active);
                 self.count_live(id, 1);
                 invariant(self.state.listings.get_mut(&id), "listing vanished").remaining = coin;
+            }
+            ListingState::Closed(CloseReason::BelowMinimum) => {
+                // Only a listing closed because it was fully traded reopens (SPEC §7).
+                let (seller, asset) = (l.seller, l.asset);
+                self.unescrow(seller, asset, coin);
+                return;
             }
             ListingState::Active | ListingState::Paused => {
                 let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
@@ -464,13 +487,6 @@ impl Engine {
         let rest_ms = match req.rest {
             None => None,
             Some(asked) => {
-                let max = self.config.resting_buys_per_user_max;
-                if self.user(buyer).is_some_and(|u| u.resting_buys >= max) {
-                    return Err(Rejection::LimitReached {
-                        what: "resting buy orders per user",
-                        max: max.into(),
-                    });
-                }
                 let ms = asked.unwrap_or(self.config.resting_buy_ms_default);
                 Some(Self::window_arg(
                     "rest_for",
@@ -480,7 +496,15 @@ impl Engine {
                 )?)
             }
         };
-        if let Some((listing, fill)) = self.find_taker(buyer, &terms, want) {
+        let max_resting = self.config.resting_buys_per_user_max;
+        let at_limit = self
+            .user(buyer)
+            .is_some_and(|u| u.resting_buys >= max_resting);
+        // A taker buy is filled whole by the best listing that can. A buy that
+        // may rest instead takes partial fills in price order, then rests.
+        if (rest_ms.is_none() || at_limit)
+            && let Some((listing, fill)) = self.find_taker(buyer, &terms, want)
+        {
             self.user_mut(buyer);
             self.open_listing_trade(listing, buyer, fill, None, now);
             return Ok(());
@@ -498,6 +522,12 @@ impl Engine {
                 "no listing accepts this amount at an acceptable price with your payment methods"
             }));
         };
+        if at_limit {
+            return Err(Rejection::LimitReached {
+                what: "resting buy orders per user",
+                max: max_resting.into(),
+            });
+        }
         self.rest_buy(buyer, terms, want, rest_ms, now);
         Ok(())
     }

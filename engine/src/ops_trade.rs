@@ -194,7 +194,7 @@ impl Engine {
                 self.state
                     .deadlines
                     .cancel(auto_appeal_at, Deadline::AutoAppeal(id));
-                self.released(&t, paid_at, at, now);
+                self.released(&t, true, paid_at, at, now);
             }
             (
                 S::Paid {
@@ -213,11 +213,13 @@ impl Engine {
                 self.appeal_opened(&t, d.actor, text, now);
             }
             (S::Appealed { .. }, S::Released { paid_at, at }) => {
-                self.released(&t, paid_at, at, now);
+                let by_seller = d.reason == TransitionReason::SettledBySellerRelease;
+                self.released(&t, by_seller, paid_at, at, now);
                 self.appeal_closed(&t, d, text, now);
             }
             (S::Appealed { .. }, S::Cancelled { reason, .. }) => {
-                self.record(&t, None, now);
+                // A refund or a withdrawn appeal: the buyer did not pay, which
+                // is no mark against the seller's record.
                 self.trade_ended(&t, now);
                 self.return_coin(&t, reason, now);
                 self.appeal_closed(&t, d, text, now);
@@ -230,10 +232,18 @@ impl Engine {
         }
     }
 
-    /// Coin to the buyer; the seller's record gains a release.
-    fn released(&mut self, t: &Trade, paid_at: Timestamp, at: Timestamp, now: Timestamp) {
+    /// Coin to the buyer. The seller's record gains a release of their own,
+    /// or, when CS had to release it, a failure to release.
+    fn released(
+        &mut self,
+        t: &Trade,
+        by_seller: bool,
+        paid_at: Timestamp,
+        at: Timestamp,
+        now: Timestamp,
+    ) {
         self.settle(t.seller, t.buyer, t.asset, t.coin);
-        self.record(t, Some(at.ms_since(paid_at)), now);
+        self.record(t, by_seller.then(|| at.ms_since(paid_at)), now);
         self.trade_ended(t, now);
     }
 

@@ -1,9 +1,10 @@
 //! The seller record shown when browsing (SPEC §8): trades completed in 30
 //! days, the 30-day completion rate and the median release time.
 //!
-//! Completion rate is `released ÷ (released + cancelled after payment)` over
-//! trades that ended in the window. Cancels *before* payment (buyer cancels,
-//! payment timeouts) are the buyer's doing and do not count against a seller.
+//! Completion rate is `released by the seller ÷ all released` over trades
+//! released in the window: a release CS had to force after an appeal is the
+//! seller's failure. Cancels (before payment, refunds, withdrawn appeals) are
+//! the buyer's doing and do not count against a seller.
 
 use std::collections::VecDeque;
 
@@ -17,7 +18,7 @@ use crate::ids::Timestamp;
 pub struct RecordEntry {
     /// When it ended.
     pub ended_at: Timestamp,
-    /// Milliseconds from paid to released; `None` if cancelled after payment.
+    /// Milliseconds from paid to released by the seller; `None` when CS had to release it.
     pub release_ms: Option<i64>,
 }
 

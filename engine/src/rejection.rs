@@ -117,6 +117,18 @@ pub enum Rejection {
         /// The action attempted.
         action: &'static str,
     },
+    /// A party of the trade may not take this action (whatever the state).
+    #[error("cannot {action} trade {id} (it is {state}): {why}")]
+    PartyCannot {
+        /// The action attempted.
+        action: &'static str,
+        /// The trade as shown.
+        id: String,
+        /// The current state's name.
+        state: &'static str,
+        /// Who may, in words.
+        why: &'static str,
+    },
     /// The appeal window has not opened yet.
     #[error(
         "trade {trade} can be appealed from {opens_at} (30 minutes after it was marked paid by default)"
@@ -206,6 +218,7 @@ impl Rejection {
             | CurrentFundPasswordRequired
             | FundPasswordLocked { .. }
             | WrongState { .. }
+            | PartyCannot { .. }
             | AppealTooEarly { .. }
             | PaymentWindowClosed(_)
             | NoMatch(_)

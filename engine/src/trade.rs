@@ -276,30 +276,27 @@ impl Trade {
     /// Whether `action` may be taken by `party` at all, whatever the state.
     fn check_party(&self, action: TradeAction, party: Party) -> Result<(), Rejection> {
         use TradeAction as A;
-        let ok = match action {
-            A::MarkPaid => party == Party::Buyer,
-            A::Cancel => {
-                if party == Party::Seller {
-                    return Err(Rejection::NotAllowed(
-                        "the seller can never cancel a trade; open an appeal if the fiat did not arrive",
-                    ));
-                }
-                party == Party::Buyer
+        let why = match (action, party) {
+            (A::MarkPaid, Party::Buyer)
+            | (A::Cancel, Party::Buyer)
+            | (A::Release, Party::Seller)
+            | (A::OpenAppeal, Party::Buyer | Party::Seller)
+            | (A::Resolve(_), Party::Support)
+            | (A::PaymentTimeout | A::AutoAppeal, Party::System) => return Ok(()),
+            (A::Cancel, _) => {
+                "the seller can never cancel a trade; open an appeal if the fiat did not arrive"
             }
-            A::Release => party == Party::Seller,
-            A::OpenAppeal => matches!(party, Party::Buyer | Party::Seller),
-            A::Resolve(_) => party == Party::Support,
-            A::PaymentTimeout | A::AutoAppeal => party == Party::System,
-        };
-        if ok {
-            return Ok(());
-        }
-        Err(Rejection::NotAllowed(match action {
-            A::MarkPaid => "only the buyer can mark a trade paid",
-            A::Release => "only the seller can release the coin",
-            A::Resolve(_) => "only customer service can resolve an appeal",
+            (A::MarkPaid, _) => "only the buyer can mark a trade paid",
+            (A::Release, _) => "only the seller can release the coin",
+            (A::Resolve(_), _) => "only customer service can resolve an appeal",
             _ => "you cannot take this action on this trade",
-        }))
+        };
+        Err(Rejection::PartyCannot {
+            action: action.name(),
+            id: self.id.to_string(),
+            state: self.state.kind().name(),
+            why,
+        })
     }
 
     /// Decides the next state for `action` by `party` at `now`: the SPEC §10

@@ -455,3 +455,43 @@ fn payment_window_must_lie_within_bounds() {
         }
     }
 }
+
+#[test]
+fn a_closed_listing_reopens_only_with_methods_still_bound() {
+    let mut w = World::default();
+    w.seller(user(10), "10");
+    let unused = w.bind(user(10), bank());
+    let l = w.publish(user(10), "7", "10", "7", "700"); // names both methods
+    let t = w.buy_coin(user(B), "10"); // pays to Alipay; the listing closes fully traded
+    w.ok(Command::RemoveMethod {
+        user: user(10),
+        method: unused,
+    });
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
+    let listing = w.e.listing(l).unwrap();
+    assert_eq!(listing.state, ListingState::Active);
+    assert!(
+        !listing.methods.contains(&unused),
+        "the removed method is dropped on reopening"
+    );
+}
+
+#[test]
+fn coin_returning_to_a_listing_closed_below_its_minimum_goes_to_available() {
+    let mut w = World::default();
+    w.seller(user(10), "15");
+    let l = w.publish(user(10), "7", "15", "70", "700");
+    let t = w.buy_coin(user(B), "10"); // 5 EB left, worth 35 < 70: closed, returned
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
+    assert_eq!(
+        w.e.listing(l).unwrap().state,
+        ListingState::Closed(CloseReason::BelowMinimum)
+    );
+    assert_eq!(w.bal(user(10)), (d("15"), d("0")));
+}

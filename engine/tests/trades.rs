@@ -173,7 +173,12 @@ fn the_seller_can_never_cancel_and_nobody_releases_before_paid() {
         buyer: user(S),
         trade: t,
     });
-    assert_eq!(r.kind(), RejectionKind::PermissionDenied);
+    assert_eq!(r.kind(), RejectionKind::FailedPrecondition);
+    assert!(
+        r.to_string().contains("AWAITING_PAYMENT")
+            && r.to_string().contains("seller can never cancel"),
+        "{r}"
+    );
     let proof = w.proof(user(S));
     let r = w.err(Command::Release {
         seller: user(S),

@@ -27,6 +27,8 @@ pub mod kind {
     pub const IDEMPOTENCY: u8 = b'i';
     /// Trade history record, by trade id.
     pub const TRADE: u8 = b't';
+    /// Appeal history record, by trade id.
+    pub const APPEAL: u8 = b'a';
     /// Listing history record, by listing id.
     pub const LISTING: u8 = b'l';
     /// Buy order history record, by order id.

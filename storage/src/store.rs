@@ -22,9 +22,11 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, kind};
 use crate::error::StorageError;
 
-/// Largest chunk of a snapshot or attachment: far below sled's blob
-/// threshold (a quarter of its 512 KiB segment), so all data stays in `db`.
-pub const CHUNK_BYTES: usize = 32 * 1024;
+/// Largest chunk of a snapshot or attachment. sled writes a *page* (a leaf
+/// of up to ~17 entries) to a separate, never-fsynced blob file once it
+/// exceeds a quarter of its 512 KiB segment; 17 × 4 KiB stays far below, so
+/// all data stays in `db`, which we `fdatasync`.
+pub const CHUNK_BYTES: usize = 4 * 1024;
 /// Largest attachment accepted (SPEC §11: 5 MiB).
 pub const BLOB_BYTES_MAX: usize = 5 * 1024 * 1024;
 
@@ -184,10 +186,12 @@ impl Store {
     pub fn stage_snapshot(
         &self,
         batch: &mut sled::Batch,
+        config: &otc_engine::EngineConfig,
         state: &State,
         journal_pos: u64,
     ) -> Result<(), StorageError> {
-        let bytes = bincode::serialize(state).map_err(|e| StorageError::Encode(e.to_string()))?;
+        let bytes = bincode::serialize(&(config, state))
+            .map_err(|e| StorageError::Encode(e.to_string()))?;
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
             batch.insert(
@@ -226,7 +230,9 @@ impl Store {
     ///
     /// # Errors
     /// A chunk is missing or damaged, or the state does not decode.
-    pub fn load_snapshot(&self) -> Result<Option<(SnapshotHeader, State)>, StorageError> {
+    pub fn load_snapshot(
+        &self,
+    ) -> Result<Option<(SnapshotHeader, otc_engine::EngineConfig, State)>, StorageError> {
         let Some(h) = self.snapshot_header()? else {
             return Ok(None);
         };
@@ -248,9 +254,9 @@ impl Store {
                 "snapshot bytes do not match the header's length and checksum".into(),
             ));
         }
-        let state = bincode::deserialize(&bytes)
+        let (config, state) = bincode::deserialize(&bytes)
             .map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
-        Ok(Some((h, state)))
+        Ok(Some((h, config, state)))
     }
 
     // ---- journal, events, history --------------------------------------------
@@ -326,6 +332,17 @@ impl Store {
     /// The record is damaged.
     pub fn trade(&self, id: otc_engine::TradeId) -> Result<Option<Trade>, StorageError> {
         self.get(&codec::key_u64(kind::TRADE, id.0))
+    }
+
+    /// An appeal's latest recorded state (reason, evidence, outcome).
+    ///
+    /// # Errors
+    /// The record is damaged.
+    pub fn appeal(
+        &self,
+        trade: otc_engine::TradeId,
+    ) -> Result<Option<otc_engine::appeal::Appeal>, StorageError> {
+        self.get(&codec::key_u64(kind::APPEAL, trade.0))
     }
 
     /// A listing's latest recorded state.

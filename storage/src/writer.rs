@@ -17,13 +17,20 @@ use crate::codec::{self, kind};
 use crate::error::StorageError;
 use crate::store::Store;
 
-/// One applied command, as journaled for replay.
+/// One journal entry, replayed in order at recovery.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct JournalEntry {
-    /// The time it was applied at.
-    pub now: Timestamp,
-    /// The command.
-    pub command: Command,
+pub enum JournalEntry {
+    /// An applied command and the time it was applied at.
+    Apply {
+        /// The time.
+        now: Timestamp,
+        /// The command.
+        command: Command,
+    },
+    /// The configuration in force from here on (written on first open and
+    /// whenever a restart brings other settings), so replay uses the rules
+    /// each command was applied under.
+    Configure(EngineConfig),
 }
 
 /// A rejection, as remembered for a repeated request id.
@@ -210,11 +217,14 @@ impl Writer {
     ) -> Result<Self, StorageError> {
         let store = Store::open(dir)?;
         let (mut engine, journal_start) = match store.load_snapshot()? {
-            Some((h, state)) => (
-                Engine::from_state(config, state).map_err(StorageError::Inconsistent)?,
+            Some((h, stored_config, state)) => (
+                Engine::from_state(stored_config, state).map_err(StorageError::Inconsistent)?,
                 h.journal_pos,
             ),
-            None => (Engine::new(config).map_err(StorageError::Inconsistent)?, 0),
+            None => (
+                Engine::new(config.clone()).map_err(StorageError::Inconsistent)?,
+                0,
+            ),
         };
         let mut journal_next = journal_start;
         let mut scratch = Vec::new();
@@ -231,14 +241,20 @@ impl Writer {
                     });
                 }
                 scratch.clear();
-                engine
-                    .apply_into(&entry.command, entry.now, &mut scratch)
-                    .map_err(|r| {
-                        StorageError::Inconsistent(format!(
-                            "journal entry {pos} ({}) no longer applies: {r}",
-                            entry.command.name()
-                        ))
-                    })?;
+                let applied = match entry {
+                    JournalEntry::Apply { now, command } => {
+                        engine.apply_into(&command, now, &mut scratch).map_err(|r| {
+                            format!(
+                                "journal entry {pos} ({}) no longer applies: {r}",
+                                command.name()
+                            )
+                        })
+                    }
+                    JournalEntry::Configure(c) => engine
+                        .set_config(c)
+                        .map_err(|e| format!("journal entry {pos}: {e}")),
+                };
+                applied.map_err(StorageError::Inconsistent)?;
                 journal_next += 1;
             }
         }
@@ -258,6 +274,18 @@ impl Writer {
         for (id, rec) in store.idempotency_records()? {
             idem_by_time.insert((rec.at, id.clone()));
             idem.insert(id, rec);
+        }
+        if journal_next == 0 || engine.config() != &config {
+            let mut batch = sled::Batch::default();
+            batch.insert(
+                &codec::key_u64(kind::JOURNAL, journal_next),
+                codec::encode(&JournalEntry::Configure(config.clone()))?,
+            );
+            store.commit(batch)?;
+            engine
+                .set_config(config)
+                .map_err(StorageError::Inconsistent)?;
+            journal_next += 1;
         }
         Ok(Self {
             engine,
@@ -299,6 +327,18 @@ impl Writer {
         if let Some(e) = &self.stopped {
             return Err(StorageError::Stopped(e.to_string()));
         }
+        match self.apply_group_inner(requests) {
+            Ok(outcomes) => Ok(outcomes),
+            Err(e) => {
+                // Any failure mid-group may leave the engine ahead of disk:
+                // stop for good; a restart recovers from what is durable.
+                self.stopped = Some(e.clone());
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_group_inner(&mut self, requests: &[Request]) -> Result<Vec<Outcome>, StorageError> {
         let started = Instant::now();
         let mut batch = sled::Batch::default();
         let mut outcomes = Vec::with_capacity(requests.len());
@@ -311,10 +351,7 @@ impl Writer {
         }
         self.stage_history(&mut batch, &trades, &listings, &orders)?;
         let applied = Instant::now();
-        if let Err(e) = self.store.commit(batch) {
-            self.stopped = Some(e.clone());
-            return Err(e);
-        }
+        self.store.commit(batch)?;
         self.stats.commits += 1;
         self.stats.requests += requests.len() as u64;
         self.stats.engine_ns +=
@@ -328,12 +365,25 @@ impl Writer {
 
     fn apply_one(
         &mut self,
-        req: &Request,
+        raw: &Request,
         batch: &mut sled::Batch,
         trades: &mut BTreeSet<TradeId>,
         listings: &mut BTreeSet<ListingId>,
         orders: &mut BTreeSet<BuyOrderId>,
     ) -> Result<Outcome, StorageError> {
+        // Request ids are scoped by the acting user: two users never collide.
+        let scoped;
+        let req = match (&raw.request_id, raw.command.actor()) {
+            (Some(id), Some(actor)) => {
+                scoped = Request {
+                    request_id: Some(format!("{actor}/{id}")),
+                    command: raw.command.clone(),
+                    now: raw.now,
+                };
+                &scoped
+            }
+            _ => raw,
+        };
         let print = req.request_id.as_ref().map(|_| fingerprint(&req.command));
         if let (Some(id), Some(print)) = (&req.request_id, print)
             && let Some(rec) = self.idem.get(id)
@@ -357,7 +407,7 @@ impl Writer {
                 .apply_into(&req.command, req.now, &mut self.events)
             {
                 Ok(()) => {
-                    let entry = JournalEntry {
+                    let entry = JournalEntry::Apply {
                         now: req.now,
                         command: req.command.clone(),
                     };
@@ -453,6 +503,9 @@ impl Writer {
             if let Some(t) = self.engine.trade(*id) {
                 batch.insert(&codec::key_u64(kind::TRADE, id.0), codec::encode(t)?);
             }
+            if let Some(a) = self.engine.appeal(*id) {
+                batch.insert(&codec::key_u64(kind::APPEAL, id.0), codec::encode(a)?);
+            }
         }
         for id in listings {
             if let Some(l) = self.engine.listing(*id) {
@@ -481,8 +534,12 @@ impl Writer {
     /// The commit fails (the writer stops).
     pub fn snapshot(&mut self) -> Result<(), StorageError> {
         let mut batch = sled::Batch::default();
-        self.store
-            .stage_snapshot(&mut batch, self.engine.state(), self.journal_next)?;
+        self.store.stage_snapshot(
+            &mut batch,
+            self.engine.config(),
+            self.engine.state(),
+            self.journal_next,
+        )?;
         if let Err(e) = self.store.commit(batch) {
             self.stopped = Some(e.clone());
             return Err(e);

@@ -161,7 +161,11 @@ fn round(dir: &std::path::Path, round: u64, rng: &mut Rng) -> usize {
         .idempotency_records()
         .expect("records")
         .into_iter()
-        .map(|(id, _)| id)
+        // Stored ids are scoped by user: "<user>/<request id>".
+        .map(|(id, _)| {
+            id.split_once('/')
+                .map_or(id.clone(), |(_, rid)| rid.to_owned())
+        })
         .collect();
     for id in &acked {
         assert!(

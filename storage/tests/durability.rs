@@ -386,3 +386,35 @@ fn old_events_are_pruned_after_their_retention() {
     assert!(first > 1, "events older than 7 days are gone");
     assert_eq!(w.store().events_from(0, 100).unwrap()[0].seq, first);
 }
+
+#[test]
+fn a_restart_with_other_settings_replays_under_the_old_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut load = Workload::new(6, 8);
+    let digest = {
+        let mut w = open(dir.path(), WriterOptions::default());
+        run(&mut w, &mut load, 600, 4, T0);
+        w.engine().digest()
+    };
+    let changed = EngineConfig {
+        ended_retention_ms: 5 * 60_000,
+        payment_window_ms_max: 20 * 60_000,
+        ..EngineConfig::default()
+    };
+    let w = Writer::open(dir.path(), changed.clone(), WriterOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        w.engine().digest(),
+        digest,
+        "the journal replayed under the rules it was written with"
+    );
+    assert_eq!(
+        w.engine().config(),
+        &changed,
+        "the new settings apply from now on"
+    );
+    drop(w);
+    let w = Writer::open(dir.path(), changed.clone(), WriterOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(w.engine().digest(), digest);
+}
