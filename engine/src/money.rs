@@ -227,7 +227,13 @@ impl FiatAmount {
     /// # Errors
     /// Zero or negative, more than 2 places, or over the currency's maximum.
     pub fn new(value: Decimal, spec: &FiatSpec) -> Result<Self, AmountError> {
-        validate(value, FIAT_SCALE, spec.amount_max).map(Self)
+        validate(value, FIAT_SCALE, spec.amount_max).map(Self::two_places)
+    }
+
+    /// Always shown with exactly 2 places ("70.00").
+    fn two_places(mut value: Decimal) -> Self {
+        value.rescale(FIAT_SCALE);
+        Self(value)
     }
 
     /// The decimal value.
@@ -276,7 +282,7 @@ impl Price {
     /// 2 places (SPEC §3). `None` only on arithmetic overflow.
     pub fn fiat_for(self, coin: CoinAmount) -> Option<FiatAmount> {
         let exact = coin.0.checked_mul(self.0)?;
-        Some(FiatAmount(exact.round_dp_with_strategy(
+        Some(FiatAmount::two_places(exact.round_dp_with_strategy(
             FIAT_SCALE,
             RoundingStrategy::MidpointAwayFromZero,
         )))
@@ -286,7 +292,7 @@ impl Price {
     /// used to decide whether a listing can still meet its minimum.
     pub fn fiat_floor(self, coin: CoinAmount) -> Option<FiatAmount> {
         let exact = coin.0.checked_mul(self.0)?;
-        Some(FiatAmount(exact.round_dp_with_strategy(
+        Some(FiatAmount::two_places(exact.round_dp_with_strategy(
             FIAT_SCALE,
             RoundingStrategy::ToZero,
         )))

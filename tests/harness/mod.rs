@@ -1,0 +1,403 @@
+#![allow(dead_code)]
+//! Harness for the end-to-end tests (shared by `tests/*.rs`, which are test
+//! targets of the `otc-api` package so Cargo builds `otcd` fresh for them): starts the real `otcd` binary on
+//! `127.0.0.1:0` with a temporary data dir and short windows, and gives
+//! authenticated gRPC clients.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use otc_api::auth::{Role, mint};
+use otc_api::proto::admin_service_client::AdminServiceClient;
+use otc_api::proto::merchant_service_client::MerchantServiceClient;
+use otc_api::proto::support_service_client::SupportServiceClient;
+use otc_api::proto::trading_service_client::TradingServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+/// The secret every test server signs tokens with.
+pub const SECRET: &str = "e2e-test-secret";
+
+/// Windows short enough that tests wait seconds, never minutes.
+pub const FAST_WINDOWS: &[&str] = &[
+    "--appeal-after",
+    "2s",
+    "--auto-appeal-after",
+    "5s",
+    "--merchant-window",
+    "2s",
+    "--payment-window-min",
+    "1s",
+    "--payment-window-default",
+    "4s",
+    "--resting-buy-default",
+    "4s",
+    "--argon2-memory-kib",
+    "64",
+    "--argon2-iterations",
+    "1",
+];
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+/// An authenticated channel.
+pub type Authed = InterceptedService<Channel, Bearer>;
+
+/// A running `otcd`.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its data dir.
+    pub dir: PathBuf,
+    _temp: Option<tempfile::TempDir>,
+    args: Vec<String>,
+}
+
+fn otcd_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_otcd"))
+}
+
+impl Server {
+    /// Starts a server on a fresh temporary data dir.
+    pub async fn start(extra: &[&str]) -> Server {
+        let temp = tempfile::tempdir().expect("temp dir");
+        let dir = temp.path().to_owned();
+        let mut s = Self::start_in(&dir, extra).await;
+        s._temp = Some(temp);
+        s
+    }
+
+    /// Starts a server on `dir` (for restarts).
+    pub async fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--jwt-secret".into(),
+            SECRET.into(),
+        ];
+        args.extend(FAST_WINDOWS.iter().map(|s| (*s).to_owned()));
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        let mut child = Command::new(otcd_path())
+            .args(&args)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start otcd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.strip_prefix("otcd listening on ") {
+                    return a.to_owned();
+                }
+            }
+            panic!("otcd exited before listening")
+        })
+        .await
+        .expect("otcd did not start within 60 s");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let url = format!("http://{addr}");
+        let s = Server {
+            child: Some(child),
+            url,
+            dir: dir.to_owned(),
+            _temp: None,
+            args,
+        };
+        s.wait_serving().await;
+        s
+    }
+
+    /// Waits until health says SERVING.
+    pub async fn wait_serving(&self) {
+        use tonic_health::pb::health_client::HealthClient;
+        for _ in 0..200 {
+            if let Ok(ch) = Channel::from_shared(self.url.clone())
+                .expect("url")
+                .connect()
+                .await
+            {
+                let mut h = HealthClient::new(ch);
+                if let Ok(r) = h
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    && r.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("otcd never reported SERVING");
+    }
+
+    /// A plain channel.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url.clone())
+            .expect("url")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A channel that sends `token`.
+    pub async fn authed(&self, token: &str) -> Authed {
+        let value = format!("Bearer {token}").parse().expect("header value");
+        InterceptedService::new(self.channel().await, Bearer(value))
+    }
+
+    /// Trading client as `user` with `role`.
+    pub async fn trading(&self, user: uuid::Uuid, role: Role) -> TradingServiceClient<Authed> {
+        TradingServiceClient::new(self.authed(&token(user, role)).await)
+    }
+
+    /// Merchant client.
+    pub async fn merchant(&self, user: uuid::Uuid) -> MerchantServiceClient<Authed> {
+        MerchantServiceClient::new(self.authed(&token(user, Role::Merchant)).await)
+    }
+
+    /// Support client.
+    pub async fn support(&self, user: uuid::Uuid, role: Role) -> SupportServiceClient<Authed> {
+        SupportServiceClient::new(self.authed(&token(user, role)).await)
+    }
+
+    /// Admin client.
+    pub async fn admin(&self) -> AdminServiceClient<Authed> {
+        AdminServiceClient::new(self.authed(&token(uuid::Uuid::new_v4(), Role::Admin)).await)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub async fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.start_kill();
+            let _ = c.wait().await;
+        }
+    }
+
+    /// SIGTERM, and the exit status.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("running");
+        if let Some(pid) = c.id() {
+            // SAFETY: sending a signal to our own child process by pid.
+            unsafe {
+                libc::kill(pid as i32, libc::SIGTERM);
+            }
+        }
+        tokio::time::timeout(Duration::from_secs(30), c.wait())
+            .await
+            .expect("otcd did not stop within 30 s")
+            .expect("wait")
+    }
+
+    /// Starts again on the same data dir with the same flags.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            let status = self.terminate().await;
+            assert!(status.success(), "otcd exited with {status} on SIGTERM");
+        }
+        let extra: Vec<String> = self
+            .args
+            .iter()
+            .skip(6 + FAST_WINDOWS.len())
+            .cloned()
+            .collect();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let temp = self._temp.take();
+        let mut s = Server::start_in(&self.dir, &extra).await;
+        s._temp = temp;
+        *self = s;
+    }
+}
+
+/// A token for `user` as `role`, valid for an hour.
+pub fn token(user: uuid::Uuid, role: Role) -> String {
+    mint(SECRET.as_bytes(), user, role, 3600).expect("mint")
+}
+
+/// A fresh request id.
+pub fn rid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Sleeps for `ms` of real time (windows are seconds in these tests).
+pub async fn wait_ms(ms: u64) {
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+}
+
+/// Common steps of the flows.
+pub mod steps {
+    use otc_api::auth::Role;
+    use otc_api::proto as pb;
+    use otc_api::proto::trading_service_client::TradingServiceClient;
+
+    use super::{Authed, Server, rid};
+
+    /// The fund password every test user sets.
+    pub const PASSWORD: &str = "secret-123";
+
+    /// Deposits `amount` EB for `user` (admin call).
+    pub async fn deposit(s: &Server, user: uuid::Uuid, amount: &str) {
+        let mut admin = s.admin().await;
+        admin
+            .deposit(pb::TransferRequest {
+                request_id: rid(),
+                user_id: user.to_string(),
+                asset: "EB".into(),
+                amount: amount.into(),
+                external_ref: format!("ext-{}", rid()),
+            })
+            .await
+            .expect("deposit");
+    }
+
+    /// A seller with `amount` EB, an Alipay method and a fund password; returns
+    /// its client and the method id.
+    pub async fn seller(
+        s: &Server,
+        user: uuid::Uuid,
+        amount: &str,
+    ) -> (TradingServiceClient<Authed>, String) {
+        deposit(s, user, amount).await;
+        let mut t = s.trading(user, Role::User).await;
+        let m = t
+            .bind_payment_method(pb::BindPaymentMethodRequest {
+                request_id: rid(),
+                kind: pb::PaymentKind::Alipay as i32,
+                holder: "Wang Fang".into(),
+                bank: String::new(),
+                account: "wang@example.com".into(),
+            })
+            .await
+            .expect("bind")
+            .into_inner()
+            .method_id;
+        t.set_fund_password(pb::SetFundPasswordRequest {
+            request_id: rid(),
+            new_password: PASSWORD.into(),
+            current_password: String::new(),
+        })
+        .await
+        .expect("set password");
+        (t, m)
+    }
+
+    /// A listing request with sensible defaults.
+    pub fn listing(
+        method: &str,
+        price: &str,
+        total: &str,
+        min: &str,
+        max: &str,
+        window_secs: i64,
+    ) -> pb::PublishListingRequest {
+        pb::PublishListingRequest {
+            request_id: rid(),
+            asset: "EB".into(),
+            fiat: "CNY".into(),
+            price: price.into(),
+            total: total.into(),
+            min_fiat: min.into(),
+            max_fiat: max.into(),
+            method_ids: vec![method.into()],
+            payment_window_secs: window_secs,
+            terms: String::new(),
+            fund_password: PASSWORD.into(),
+        }
+    }
+
+    /// Publishes and returns the listing id.
+    pub async fn publish(
+        t: &mut TradingServiceClient<Authed>,
+        req: pb::PublishListingRequest,
+    ) -> String {
+        t.publish_listing(req)
+            .await
+            .expect("publish")
+            .into_inner()
+            .listing
+            .expect("listing")
+            .id
+    }
+
+    /// A coin buy request.
+    pub fn buy(amount: &str) -> pb::PlaceBuyRequest {
+        pb::PlaceBuyRequest {
+            request_id: rid(),
+            asset: "EB".into(),
+            fiat: "CNY".into(),
+            coin_amount: amount.into(),
+            ..pb::PlaceBuyRequest::default()
+        }
+    }
+
+    /// (available, escrowed) of EB.
+    pub async fn balance(t: &mut TradingServiceClient<Authed>) -> (String, String) {
+        let acc = t
+            .get_account(pb::GetAccountRequest {})
+            .await
+            .expect("account")
+            .into_inner();
+        let b = acc
+            .balances
+            .into_iter()
+            .find(|b| b.asset == "EB")
+            .expect("EB balance");
+        (b.available, b.escrowed)
+    }
+
+    /// The trade's state.
+    pub async fn state(t: &mut TradingServiceClient<Authed>, id: &str) -> pb::TradeState {
+        let tr = t
+            .get_trade(pb::GetTradeRequest {
+                trade_id: id.into(),
+            })
+            .await
+            .expect("get trade")
+            .into_inner();
+        pb::TradeState::try_from(tr.state).expect("state")
+    }
+
+    /// Marks paid.
+    pub async fn mark_paid(t: &mut TradingServiceClient<Authed>, id: &str) {
+        t.mark_paid(pb::TradeActionRequest {
+            request_id: rid(),
+            trade_id: id.into(),
+        })
+        .await
+        .expect("mark paid");
+    }
+
+    /// Releases with the fund password.
+    pub async fn release(
+        t: &mut TradingServiceClient<Authed>,
+        id: &str,
+    ) -> Result<pb::TradeResponse, tonic::Status> {
+        t.release(pb::ReleaseRequest {
+            request_id: rid(),
+            trade_id: id.into(),
+            fund_password: PASSWORD.into(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+    }
+}
