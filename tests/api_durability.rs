@@ -55,8 +55,7 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
             }
         }));
     }
-    for b in 3..6 {
-        let buyer_id = users[b];
+    for &buyer_id in &users[3..6] {
         let mut buyer = s.trading(buyer_id, Role::User).await;
         let trades_acked = Arc::clone(&trades_acked);
         tasks.push(tokio::spawn(async move {

@@ -1,0 +1,287 @@
+//! `otcctl` as a process against a real `otcd`: an appeal opened through the
+//! API is listed, shown (with evidence and chat), claimed and resolved both
+//! ways; balances move; viewers read but cannot act; users are refused.
+
+mod harness;
+
+use harness::steps::*;
+use harness::{Server, rid, token, wait_ms};
+use otc_api::auth::Role;
+use otc_api::proto as pb;
+use uuid::Uuid;
+
+fn otcctl(s: &Server, tok: &str, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otcctl"))
+        .args(["--server", &s.url, "--token", tok])
+        .args(args)
+        .output()
+        .expect("run otcctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {text}"))
+}
+
+/// A paid trade, appealed by the seller, with buyer evidence and chat.
+async fn appealed(s: &Server, price: &str) -> (String, Uuid, Uuid) {
+    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (mut seller, method) = seller(s, seller_id, "5").await;
+    publish(&mut seller, listing(&method, price, "5", "7", "700", 0)).await;
+    let mut buyer = s.trading(buyer_id, Role::User).await;
+    let trade = buyer
+        .place_buy(buy("5"))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_ids[0]
+        .clone();
+    mark_paid(&mut buyer, &trade).await;
+    buyer
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: "sent via Alipay".into(),
+            attachment: None,
+        })
+        .await
+        .unwrap();
+    wait_ms(2_100).await;
+    seller
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            reason: "nothing arrived".into(),
+        })
+        .await
+        .unwrap();
+    buyer
+        .add_evidence(pb::AddEvidenceRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            description: "transfer receipt".into(),
+            attachment: Some(pb::Attachment {
+                content_type: "application/pdf".into(),
+                file_name: "receipt.pdf".into(),
+                data: b"%PDF-1.4 test".to_vec(),
+            }),
+        })
+        .await
+        .unwrap();
+    (trade, seller_id, buyer_id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_resolves_appeals_with_otcctl() {
+    let s = Server::start(&[]).await;
+    let (release_trade, _, buyer_id) = appealed(&s, "6.99").await;
+    let (refund_trade, seller2, _) = appealed(&s, "6.98").await;
+    let agent = token(Uuid::new_v4(), Role::Support);
+
+    let (ok, out, err) = otcctl(&s, &agent, &["--json", "appeals", "list"]);
+    assert!(ok, "{err}");
+    let list = json(&out);
+    let ids: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trade_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [release_trade.as_str(), refund_trade.as_str()],
+        "oldest first"
+    );
+    let (ok, table, _) = otcctl(&s, &agent, &["appeals", "list"]);
+    assert!(
+        ok && table.starts_with("TRADE") && table.contains("nothing arrived"),
+        "{table}"
+    );
+
+    let (ok, out, err) = otcctl(&s, &agent, &["--json", "appeals", "show", &release_trade]);
+    assert!(ok, "{err}");
+    let shown = json(&out);
+    assert_eq!(
+        shown["appeal"]["evidence"][0]["description"],
+        "transfer receipt"
+    );
+    assert_eq!(shown["chat"][0]["text"], "sent via Alipay");
+    assert_eq!(
+        shown["trade"]["seller_method"]["account"],
+        "wang@example.com"
+    );
+    let evidence_id = shown["appeal"]["evidence"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("r.pdf");
+    let (ok, _, err) = otcctl(
+        &s,
+        &agent,
+        &[
+            "evidence",
+            "get",
+            &evidence_id,
+            "--trade",
+            &release_trade,
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"%PDF-1.4 test");
+
+    let (ok, _, err) = otcctl(&s, &agent, &["appeals", "claim", &release_trade]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = otcctl(&s, &agent, &["--json", "appeals", "list", "--mine"]);
+    assert!(ok);
+    assert_eq!(json(&out).as_array().unwrap().len(), 1);
+    let (ok, _, err) = otcctl(
+        &s,
+        &agent,
+        &[
+            "appeals",
+            "resolve",
+            &release_trade,
+            "--release",
+            "--note",
+            "receipt checks out",
+            "--yes",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = otcctl(
+        &s,
+        &agent,
+        &[
+            "appeals",
+            "resolve",
+            &refund_trade,
+            "--refund",
+            "--note",
+            "no payment",
+            "--yes",
+        ],
+    );
+    assert!(ok, "{err}");
+
+    let mut buyer = s.trading(buyer_id, Role::User).await;
+    assert_eq!(
+        balance(&mut buyer).await,
+        ("5".into(), "0".into()),
+        "release moved the coin to the buyer"
+    );
+    let mut s2 = s.trading(seller2, Role::User).await;
+    assert_eq!(
+        balance(&mut s2).await.1,
+        "5",
+        "refund returned the coin to the listing (escrowed)"
+    );
+
+    let (ok, out, _) = otcctl(&s, &agent, &["--json", "trades", "show", &release_trade]);
+    assert!(ok);
+    let t = json(&out);
+    assert_eq!(t["state"], "TRADE_STATE_RELEASED");
+    let agent_lines = t["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["actor"].as_str().unwrap().starts_with("support:"))
+        .count();
+    assert!(
+        agent_lines >= 2,
+        "claim and resolution are in the timeline with the agent's id"
+    );
+    let (ok, out, _) = otcctl(
+        &s,
+        &agent,
+        &["--json", "appeals", "list", "--status", "resolved"],
+    );
+    assert!(ok);
+    assert_eq!(json(&out).as_array().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_read_users_are_refused_and_admins_move_money() {
+    let s = Server::start(&[]).await;
+    let (trade, _, _) = appealed(&s, "6.99").await;
+    let viewer = token(Uuid::new_v4(), Role::SupportViewer);
+    let (ok, _, _) = otcctl(&s, &viewer, &["appeals", "list"]);
+    assert!(ok);
+    let (ok, _, _) = otcctl(&s, &viewer, &["appeals", "show", &trade]);
+    assert!(ok);
+    let (ok, _, err) = otcctl(&s, &viewer, &["appeals", "claim", &trade]);
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    let (ok, _, err) = otcctl(
+        &s,
+        &viewer,
+        &[
+            "appeals",
+            "resolve",
+            &trade,
+            "--release",
+            "--note",
+            "x",
+            "--yes",
+        ],
+    );
+    assert!(!ok && err.contains("PermissionDenied"), "{err}");
+    let user = token(Uuid::new_v4(), Role::User);
+    let (ok, _, err) = otcctl(&s, &user, &["appeals", "list"]);
+    assert!(!ok, "a user token is refused");
+    assert!(
+        err.contains("needs the role support"),
+        "the server's message is shown: {err}"
+    );
+    let (ok, _, err) = otcctl(&s, &viewer, &["--json", "appeals", "claim", &trade]);
+    assert!(!ok);
+    assert!(
+        json(err.trim())["error"]
+            .as_str()
+            .unwrap()
+            .contains("PermissionDenied")
+    );
+
+    let admin = token(Uuid::new_v4(), Role::Admin);
+    let who = Uuid::new_v4().to_string();
+    let (ok, out, err) = otcctl(
+        &s,
+        &admin,
+        &["--json", "deposit", &who, "EB", "12.5", "--ref", "bank-77"],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["available"], "12.5");
+    let (ok, out, _) = otcctl(
+        &s,
+        &admin,
+        &["--json", "deposit", &who, "EB", "12.5", "--ref", "bank-77"],
+    );
+    assert!(ok);
+    assert_eq!(
+        json(&out)["repeated"],
+        true,
+        "the same reference does not credit twice"
+    );
+    let (ok, _, err) = otcctl(
+        &s,
+        &admin,
+        &["withdraw", &who, "EB", "100", "--ref", "out-1"],
+    );
+    assert!(!ok && err.contains("insufficient"), "{err}");
+    let (ok, _, err) = otcctl(&s, &admin, &["merchant", "register", &who]);
+    assert!(ok, "{err}");
+    let (ok, out, _) = otcctl(
+        &s,
+        "",
+        &[
+            "token", "mint", "--secret", "s", "--user", &who, "--role", "support", "--ttl", "30m",
+        ],
+    );
+    assert!(ok && out.trim().split('.').count() == 3, "a JWT: {out}");
+}
