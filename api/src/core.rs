@@ -282,11 +282,21 @@ fn writer_loop(
             .collect();
         let started = Instant::now();
         let mut w = writer.blocking_write();
+        let before = w.stats;
         let result = if requests.is_empty() {
             Ok(Vec::new())
         } else {
             w.apply_group(&requests)
         };
+        let after = w.stats;
+        // Where the time goes: engine work vs write + flush + fdatasync.
+        metrics::counter!("otc_commits_total").increment(after.commits - before.commits);
+        metrics::counter!("otc_committed_requests_total")
+            .increment(after.requests - before.requests);
+        metrics::counter!("otc_engine_nanoseconds_total")
+            .increment(after.engine_ns - before.engine_ns);
+        metrics::counter!("otc_commit_nanoseconds_total")
+            .increment(after.commit_ns - before.commit_ns);
         let fired = result.as_ref().ok().map(|_| w.fire_due(now));
         if last_maintain.elapsed() >= MAINTAIN_EVERY {
             last_maintain = Instant::now();

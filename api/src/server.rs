@@ -29,6 +29,19 @@ pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 /// Deadline for one unary request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Accepted connections with Nagle's algorithm off: small gRPC frames must
+/// not wait for a delayed ACK (it added ~40 ms to every call).
+pub fn nodelay(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use tokio_stream::StreamExt;
+    TcpListenerStream::new(listener).map(|conn| {
+        let conn = conn?;
+        conn.set_nodelay(true)?;
+        Ok(conn)
+    })
+}
+
 /// Parses "500ms", "10s", "30m", "24h".
 ///
 /// # Errors
@@ -271,7 +284,7 @@ pub async fn run(
         .add_service(AdminServiceServer::new(Admin {
             core: Arc::clone(&core),
         }))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), on_shutdown);
+        .serve_with_incoming_shutdown(nodelay(listener), on_shutdown);
     let result = serve.await.map_err(|e| format!("server failed: {e}"));
     // Every service is dropped; dropping the last core closes the queue and
     // the writer drains, snapshots and exits.

@@ -1,0 +1,598 @@
+//! Load generator: full trade lifecycles against a real `otcd`, and a tonic
+//! transport baseline measured the same way in the same run.
+//!
+//! It starts both servers itself on loopback (optionally pinned to core 0
+//! while it runs on core 1), drives C concurrent clients for T seconds each,
+//! and prints trades/s, RPC/s, latency percentiles (HdrHistogram), errors,
+//! the ratio to the baseline, and group-commit figures scraped from otcd's
+//! metrics endpoint. Every loop is bounded in time; it stops by itself.
+//!
+//! ```sh
+//! cargo build --release --bin otcd -p otc-api
+//! cargo run --release -p otc-benches --bin loadgen -- --clients 64 --seconds 20 --pin
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hdrhistogram::Histogram;
+use otc_api::auth::{Role, mint};
+use otc_api::proto as pb;
+use otc_api::proto::admin_service_client::AdminServiceClient;
+use otc_api::proto::trading_service_client::TradingServiceClient;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::Mutex;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+#[derive(Parser, Clone)]
+#[command(
+    name = "loadgen",
+    about = "Drive full trade lifecycles against otcd and a tonic baseline"
+)]
+struct Args {
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Seconds per phase.
+    #[arg(long, default_value_t = 15)]
+    seconds: u64,
+    /// gRPC connections shared by the clients.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Pin the servers to core 0 and the load generator to core 1.
+    #[arg(long)]
+    pin: bool,
+    /// The otcd binary.
+    #[arg(long, default_value = "target/release/otcd")]
+    otcd: PathBuf,
+    /// Share of buys the buyer cancels instead of paying, in percent.
+    #[arg(long, default_value_t = 10)]
+    cancel_percent: u64,
+    /// Share of paid trades that go to appeal (resolved by CS), in percent.
+    #[arg(long, default_value_t = 2)]
+    appeal_percent: u64,
+    /// Internal: serve the baseline on this address and exit when stdin closes.
+    #[arg(long, hide = true)]
+    serve_baseline: Option<String>,
+}
+
+const SECRET: &str = "loadgen-secret";
+
+#[derive(Clone)]
+struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        req.metadata_mut().insert("authorization", self.0.clone());
+        Ok(req)
+    }
+}
+
+type Authed = InterceptedService<Channel, Bearer>;
+
+fn authed(ch: &Channel, user: uuid::Uuid, role: Role) -> Authed {
+    let token = mint(SECRET.as_bytes(), user, role, 3_600).unwrap_or_else(|e| panic!("mint: {e}"));
+    let value = format!("Bearer {token}")
+        .parse()
+        .unwrap_or_else(|_| panic!("header"));
+    InterceptedService::new(ch.clone(), Bearer(value))
+}
+
+/// Latencies and counts of one phase.
+#[derive(Default)]
+struct Stats {
+    latency_us: Option<Histogram<u64>>,
+    rpcs: u64,
+    trades: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    fn new() -> Self {
+        Stats {
+            latency_us: Histogram::new_with_bounds(1, 60_000_000, 3).ok(),
+            ..Stats::default()
+        }
+    }
+
+    fn record(&mut self, started: Instant, result: Result<(), tonic::Code>) {
+        self.rpcs += 1;
+        if let Some(h) = &mut self.latency_us {
+            let _ = h.record(
+                u64::try_from(started.elapsed().as_micros())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            );
+        }
+        if let Err(code) = result {
+            *self.errors.entry(format!("{code:?}")).or_default() += 1;
+        }
+    }
+
+    fn merge(&mut self, other: &Stats) {
+        self.rpcs += other.rpcs;
+        self.trades += other.trades;
+        if let (Some(a), Some(b)) = (&mut self.latency_us, &other.latency_us) {
+            let _ = a.add(b);
+        }
+        for (k, v) in &other.errors {
+            *self.errors.entry(k.clone()).or_default() += v;
+        }
+    }
+
+    fn report(&self, name: &str, secs: f64) -> f64 {
+        let q = |p: f64| {
+            self.latency_us
+                .as_ref()
+                .map_or(0, |h| h.value_at_quantile(p))
+        };
+        let max = self.latency_us.as_ref().map_or(0, Histogram::max);
+        let rps = self.rpcs as f64 / secs;
+        println!(
+            "{name}: {rps:>9.0} RPC/s  {:>8.0} trades/s  p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  errors {:?}",
+            self.trades as f64 / secs,
+            q(0.50) as f64 / 1000.0,
+            q(0.99) as f64 / 1000.0,
+            q(0.999) as f64 / 1000.0,
+            max as f64 / 1000.0,
+            self.errors
+        );
+        rps
+    }
+}
+
+/// Starts a server process (optionally on core 0) and returns it with its address.
+async fn spawn(
+    cmd: &PathBuf,
+    args: &[String],
+    pin: bool,
+    marker: &str,
+) -> (tokio::process::Child, String) {
+    let mut c = if pin {
+        let mut c = tokio::process::Command::new("taskset");
+        c.arg("-c").arg("0").arg(cmd);
+        c
+    } else {
+        tokio::process::Command::new(cmd)
+    };
+    let mut child = c
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", cmd.display()));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(a) = line.strip_prefix(marker) {
+                return a.trim().to_owned();
+            }
+        }
+        panic!("{} exited before listening", cmd.display())
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{} did not start", cmd.display()));
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn channels(addr: &str, n: usize) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let ch = Channel::from_shared(format!("http://{addr}"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        out.push(ch);
+    }
+    out
+}
+
+/// The baseline: a trivial unary RPC (gRPC health check) on a tonic server.
+async fn serve_baseline(addr: &str) {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .unwrap_or_else(|e| panic!("bind: {e}"));
+    println!(
+        "baseline listening on {}",
+        listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default()
+    );
+    let (reporter, health) = tonic_health::server::health_reporter();
+    reporter
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
+    let stop = async {
+        let mut buf = String::new();
+        let _ = tokio::io::AsyncBufReadExt::read_line(
+            &mut BufReader::new(tokio::io::stdin()),
+            &mut buf,
+        )
+        .await;
+    };
+    let _ = tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming_shutdown(otc_api::server::nodelay(listener), stop)
+        .await;
+}
+
+async fn run_baseline(args: &Args) -> f64 {
+    let me = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+    let (_child, addr) = spawn(
+        &me,
+        &["--serve-baseline".into(), "127.0.0.1:0".into()],
+        args.pin,
+        "baseline listening on ",
+    )
+    .await;
+    let chans = channels(&addr, args.connections).await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let mut tasks = Vec::new();
+    for i in 0..args.clients {
+        let ch = chans[i % chans.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let mut h = tonic_health::pb::health_client::HealthClient::new(ch);
+            let mut stats = Stats::new();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let r = h
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await;
+                stats.record(t, r.map(|_| ()).map_err(|e| e.code()));
+            }
+            stats
+        }));
+    }
+    let mut total = Stats::new();
+    for t in tasks {
+        if let Ok(s) = t.await {
+            total.merge(&s);
+        }
+    }
+    total.report("tonic baseline (health check)", args.seconds as f64)
+}
+
+async fn scrape(metrics: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    let Ok(mut stream) = tokio::net::TcpStream::connect(metrics).await else {
+        return out;
+    };
+    use tokio::io::AsyncWriteExt;
+    let _ = stream
+        .write_all(format!("GET /metrics HTTP/1.0\r\nHost: {metrics}\r\n\r\n").as_bytes())
+        .await;
+    let mut body = String::new();
+    let _ = tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut body).await;
+    for line in body.lines().filter(|l| l.starts_with("otc_")) {
+        if let Some((k, v)) = line.rsplit_once(' ')
+            && let Ok(v) = v.parse::<f64>()
+        {
+            out.insert(k.to_owned(), v);
+        }
+    }
+    out
+}
+
+/// One client: a seller with a big listing and a buyer, looping lifecycles.
+/// Every client's seller, so whoever's listing a buy matched can release it.
+type Sellers =
+    Arc<std::sync::RwLock<std::collections::HashMap<String, TradingServiceClient<Authed>>>>;
+
+async fn lifecycle_client(
+    ch: Channel,
+    admin: Authed,
+    args: Args,
+    deadline: Instant,
+    progress: Arc<AtomicU64>,
+    sellers: Sellers,
+) -> Stats {
+    let mut stats = Stats::new();
+    let (seller_id, buyer_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut seller = TradingServiceClient::new(authed(&ch, seller_id, Role::User));
+    let mut buyer = TradingServiceClient::new(authed(&ch, buyer_id, Role::User));
+    let mut cs = otc_api::proto::support_service_client::SupportServiceClient::new(authed(
+        &ch,
+        uuid::Uuid::new_v4(),
+        Role::Support,
+    ));
+    let mut admin = AdminServiceClient::new(admin);
+    let rid = || uuid::Uuid::new_v4().to_string();
+    let setup = async {
+        admin
+            .deposit(pb::TransferRequest {
+                request_id: rid(),
+                user_id: seller_id.to_string(),
+                asset: "EB".into(),
+                amount: "10000000".into(),
+                external_ref: rid(),
+            })
+            .await?;
+        let m = seller
+            .bind_payment_method(pb::BindPaymentMethodRequest {
+                request_id: rid(),
+                kind: pb::PaymentKind::Alipay as i32,
+                holder: "Load".into(),
+                bank: String::new(),
+                account: "load@pay".into(),
+            })
+            .await?
+            .into_inner()
+            .method_id;
+        seller
+            .set_fund_password(pb::SetFundPasswordRequest {
+                request_id: rid(),
+                new_password: "load-pass".into(),
+                current_password: String::new(),
+            })
+            .await?;
+        seller
+            .publish_listing(pb::PublishListingRequest {
+                request_id: rid(),
+                asset: "EB".into(),
+                fiat: "CNY".into(),
+                price: "7".into(),
+                total: "9000000".into(),
+                min_fiat: "1".into(),
+                max_fiat: "100000".into(),
+                method_ids: vec![m],
+                payment_window_secs: 0,
+                terms: String::new(),
+                fund_password: "load-pass".into(),
+            })
+            .await?;
+        Ok::<(), tonic::Status>(())
+    };
+    if let Err(e) = setup.await {
+        eprintln!("client setup failed: {e}");
+        return stats;
+    }
+    sellers
+        .write()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(seller_id.to_string(), seller.clone());
+    // Start together, once every seller is registered.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut n: u64 = 0;
+    let mut to_appeal: Vec<(String, Instant)> = Vec::new();
+    while Instant::now() < deadline {
+        n += 1;
+        // Appeals whose window (1 s, see --appeal-after) has passed.
+        if let Some(pos) = to_appeal
+            .iter()
+            .position(|(_, at)| at.elapsed() > Duration::from_millis(1_100))
+        {
+            let (trade, _) = to_appeal.swap_remove(pos);
+            let t = Instant::now();
+            let r = buyer
+                .open_appeal(pb::OpenAppealRequest {
+                    request_id: rid(),
+                    trade_id: trade.clone(),
+                    reason: "load".into(),
+                })
+                .await;
+            stats.record(t, r.map(|_| ()).map_err(|e| e.code()));
+            let t = Instant::now();
+            let r = cs
+                .resolve_appeal(pb::ResolveAppealRequest {
+                    request_id: rid(),
+                    trade_id: trade,
+                    resolution: pb::Resolution::Release as i32,
+                    note: "load".into(),
+                })
+                .await;
+            stats.record(t, r.map(|_| ()).map_err(|e| e.code()));
+            continue;
+        }
+        // Three cancels a day stop a buyer (SPEC §8), so each cancelling
+        // lifecycle uses a buyer of its own.
+        let cancels = n % 100 < args.cancel_percent;
+        let mut canceller = cancels
+            .then(|| TradingServiceClient::new(authed(&ch, uuid::Uuid::new_v4(), Role::User)));
+        let who = canceller.as_mut().unwrap_or(&mut buyer);
+        let t = Instant::now();
+        let buy = who
+            .place_buy(pb::PlaceBuyRequest {
+                request_id: rid(),
+                asset: "EB".into(),
+                fiat: "CNY".into(),
+                coin_amount: "1".into(),
+                ..Default::default()
+            })
+            .await;
+        stats.record(t, buy.as_ref().map(|_| ()).map_err(|e| e.code()));
+        let Ok(buy) = buy else { continue };
+        // Our own listing may not be the best one: act as whoever the seller is.
+        let Some(trade) = buy.into_inner().trade_ids.into_iter().next() else {
+            continue;
+        };
+        let act = pb::TradeActionRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+        };
+        if let Some(mut canceller) = canceller {
+            let t = Instant::now();
+            let r = canceller.cancel_trade(act).await;
+            stats.record(t, r.map(|_| ()).map_err(|e| e.code()));
+            continue;
+        }
+        let t = Instant::now();
+        let r = buyer.mark_paid(act).await;
+        stats.record(t, r.as_ref().map(|_| ()).map_err(|e| e.code()));
+        if r.is_err() {
+            continue;
+        }
+        if n % 100 >= 100 - args.appeal_percent {
+            to_appeal.push((trade, Instant::now()));
+            continue;
+        }
+        // The buy matched the best listing, maybe another client's: the app
+        // reads the trade, and its seller releases.
+        let t = Instant::now();
+        let got = buyer
+            .get_trade(pb::GetTradeRequest {
+                trade_id: trade.clone(),
+            })
+            .await;
+        stats.record(t, got.as_ref().map(|_| ()).map_err(|e| e.code()));
+        let Ok(got) = got else { continue };
+        let owner = sellers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&got.into_inner().seller_id)
+            .cloned();
+        let mut owner = owner.unwrap_or_else(|| seller.clone());
+        let t = Instant::now();
+        let r = owner
+            .release(pb::ReleaseRequest {
+                request_id: rid(),
+                trade_id: trade,
+                fund_password: "load-pass".into(),
+            })
+            .await;
+        let ok = r.is_ok();
+        stats.record(t, r.map(|_| ()).map_err(|e| e.code()));
+        if ok {
+            stats.trades += 1;
+            progress.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    stats
+}
+
+async fn run_otcd(args: &Args) -> f64 {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let metrics_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        l.local_addr().map(|a| a.port()).unwrap_or(0)
+    };
+    let metrics = format!("127.0.0.1:{metrics_port}");
+    let server_args: Vec<String> = [
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        &dir.path().display().to_string(),
+        "--jwt-secret",
+        SECRET,
+        "--metrics-listen",
+        &metrics,
+        "--appeal-after",
+        "1s",
+        // Fund-password hashing is slow on purpose; a cheap cost keeps the
+        // load generator measuring the engine and storage, not argon2.
+        "--argon2-memory-kib",
+        "64",
+        "--argon2-iterations",
+        "1",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    let (_child, addr) = spawn(&args.otcd, &server_args, args.pin, "otcd listening on ").await;
+    let chans = channels(&addr, args.connections).await;
+    let admin = authed(&chans[0], uuid::Uuid::new_v4(), Role::Admin);
+    let before = scrape(&metrics).await;
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
+    let progress = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    {
+        let (progress, done) = (Arc::clone(&progress), Arc::clone(&done));
+        tokio::spawn(async move {
+            let start = Instant::now();
+            while !done.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let n = progress.load(Ordering::Relaxed);
+                eprint!(
+                    "\r  {:>4.0}s  {n} trades  {:.0} trades/s   ",
+                    start.elapsed().as_secs_f64(),
+                    n as f64 / start.elapsed().as_secs_f64()
+                );
+            }
+            eprintln!();
+        });
+    }
+    let mut tasks = Vec::new();
+    let sellers: Sellers = Arc::default();
+    for i in 0..args.clients {
+        let ch = chans[i % chans.len()].clone();
+        let client = lifecycle_client(
+            ch,
+            admin.clone(),
+            args.clone(),
+            deadline,
+            Arc::clone(&progress),
+            Arc::clone(&sellers),
+        );
+        tasks.push(tokio::spawn(client));
+    }
+    let total = Arc::new(Mutex::new(Stats::new()));
+    for t in tasks {
+        if let Ok(s) = t.await {
+            total.lock().await.merge(&s);
+        }
+    }
+    done.store(true, Ordering::Relaxed);
+    let after = scrape(&metrics).await;
+    let total = total.lock().await;
+    let rps = total.report("otcd (durable lifecycles)", args.seconds as f64);
+    let d = |k: &str| after.get(k).copied().unwrap_or(0.0) - before.get(k).copied().unwrap_or(0.0);
+    let (commits, reqs) = (d("otc_commits_total"), d("otc_committed_requests_total"));
+    if commits > 0.0 {
+        println!(
+            "group commit: {:.1} commands per commit (fdatasync); engine {:.2} µs per command; commit (write + flush + fdatasync) {:.2} ms per group",
+            reqs / commits,
+            d("otc_engine_nanoseconds_total") / reqs.max(1.0) / 1_000.0,
+            d("otc_commit_nanoseconds_total") / commits / 1_000_000.0
+        );
+    }
+    rps
+}
+
+fn pin_self() {
+    // SAFETY: sched_setaffinity on this process with a zeroed, then filled, cpu set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(1, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(if args.pin { 1 } else { 2 })
+        .enable_all()
+        .build();
+    let rt = rt.unwrap_or_else(|e| panic!("runtime: {e}"));
+    if let Some(addr) = args.serve_baseline.clone() {
+        rt.block_on(serve_baseline(&addr));
+        return;
+    }
+    if args.pin {
+        pin_self();
+    }
+    println!(
+        "loadgen: {} clients over {} connections, {} s per phase, pinned: {}",
+        args.clients, args.connections, args.seconds, args.pin
+    );
+    let baseline = rt.block_on(run_baseline(&args));
+    let ours = rt.block_on(run_otcd(&args));
+    println!(
+        "ratio: otcd durable RPC/s = {:.1}% of the tonic baseline",
+        100.0 * ours / baseline.max(1.0)
+    );
+}
