@@ -121,6 +121,12 @@ async fn an_agent_resolves_appeals_with_otcctl() {
         .to_owned();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("r.pdf");
+    assert!(
+        shown["appeal"]["seller_record"]["completed_30d"].is_number(),
+        "both parties' records are shown"
+    );
+    assert!(shown["appeal"]["buyer_record"].is_object());
+    // The evidence id alone finds its trade.
     let (ok, _, err) = otcctl(
         &s,
         &agent,
@@ -128,8 +134,6 @@ async fn an_agent_resolves_appeals_with_otcctl() {
             "evidence",
             "get",
             &evidence_id,
-            "--trade",
-            &release_trade,
             "-o",
             file.to_str().unwrap(),
         ],

@@ -471,6 +471,8 @@ pub fn appeal_pb(a: &Appeal, t: &Trade, files_for: Option<UserId>) -> pb::Appeal
         asset: t.asset.to_string(),
         seller_id: t.seller.to_string(),
         buyer_id: t.buyer.to_string(),
+        seller_record: None,
+        buyer_record: None,
     }
 }
 

@@ -148,9 +148,9 @@ enum EvidenceCmd {
     Get {
         /// Evidence id (E-n), or chat-<seq> for a chat attachment.
         id: String,
-        /// The trade it belongs to (T-n).
+        /// The trade it belongs to (T-n); found from the appeals when omitted.
         #[arg(long)]
-        trade: String,
+        trade: Option<String>,
         /// Write here (default: the uploaded file name).
         #[arg(short = 'o', long)]
         output: Option<std::path::PathBuf>,
@@ -268,6 +268,24 @@ fn table(headers: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+fn record_json(r: &pb::SellerRecord) -> Value {
+    json!({"completed_30d": r.completed_30d, "completion_rate_30d": r.completion_rate_30d, "median_release_secs": r.median_release_secs})
+}
+
+fn record_text(r: Option<&pb::SellerRecord>) -> String {
+    r.map_or_else(String::new, |r| {
+        let rate = if r.completion_rate_30d.is_empty() {
+            "-".to_owned()
+        } else {
+            r.completion_rate_30d.clone()
+        };
+        format!(
+            "{} completed in 30 days, completion rate {rate}, median release {} s",
+            r.completed_30d, r.median_release_secs
+        )
+    })
+}
+
 fn appeal_json(a: &pb::Appeal) -> Value {
     json!({
         "trade_id": a.trade_id,
@@ -282,6 +300,8 @@ fn appeal_json(a: &pb::Appeal) -> Value {
         "seller_id": a.seller_id,
         "buyer_id": a.buyer_id,
         "outcome": a.outcome,
+        "seller_record": a.seller_record.as_ref().map(record_json),
+        "buyer_record": a.buyer_record.as_ref().map(record_json),
         "evidence": a.evidence.iter().map(|e| json!({
             "id": e.id,
             "by": e.by_user_id,
@@ -691,9 +711,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::User(cmd) => user(&cli, cmd).await,
         Cmd::Evidence(EvidenceCmd::Get { id, trade, output }) => {
             let mut c = SupportServiceClient::new(connect(&cli).await?);
+            let trade = match trade {
+                Some(t) => t.clone(),
+                None => find_evidence_trade(&mut c, id).await?,
+            };
             let file = c
                 .get_attachment(pb::GetAttachmentRequest {
-                    trade_id: trade.clone(),
+                    trade_id: trade,
                     attachment_id: id.clone(),
                 })
                 .await?
@@ -789,6 +813,41 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// The trade whose appeal holds evidence `id` (open, claimed or closed).
+async fn find_evidence_trade(
+    c: &mut SupportServiceClient<Client>,
+    id: &str,
+) -> Result<String, Failure> {
+    for status in [pb::AppealStatus::Unspecified, pb::AppealStatus::Closed] {
+        let mut page_token = String::new();
+        loop {
+            let r = c
+                .list_appeals(pb::ListAppealsRequest {
+                    status: status as i32,
+                    mine: false,
+                    page_size: 200,
+                    page_token,
+                })
+                .await?
+                .into_inner();
+            if let Some(a) = r
+                .appeals
+                .iter()
+                .find(|a| a.evidence.iter().any(|e| e.id == id))
+            {
+                return Ok(a.trade_id.clone());
+            }
+            if r.next_page_token.is_empty() {
+                break;
+            }
+            page_token = r.next_page_token;
+        }
+    }
+    Err(Failure(format!(
+        "no appeal holds evidence {id}; pass --trade T-n"
+    )))
 }
 
 async fn appeals(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
@@ -901,6 +960,8 @@ async fn appeals(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                     &a.claimed_by
                 }
             );
+            println!("seller's record: {}", record_text(a.seller_record.as_ref()));
+            println!("buyer's record:  {}", record_text(a.buyer_record.as_ref()));
             if !a.outcome.is_empty() {
                 println!("outcome: {}", a.outcome);
             }
