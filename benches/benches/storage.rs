@@ -240,6 +240,14 @@ fn main() {
         dir_bytes(dir.path()) as f64 / 1_048_576.0
     );
     let started = Instant::now();
+    let store = otc_storage::Store::open(dir.path()).expect("sled open");
+    let sled_open = started.elapsed();
+    drop(store);
+    println!(
+        "sled alone opens the data dir in {:.3} s",
+        sled_open.as_secs_f64()
+    );
+    let started = Instant::now();
     let mut w = Writer::open(
         dir.path(),
         EngineConfig::default(),
