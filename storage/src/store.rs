@@ -27,9 +27,6 @@ use crate::error::StorageError;
 /// exceeds a quarter of its 512 KiB segment; 17 × 4 KiB stays far below, so
 /// all data stays in `db`, which we `fdatasync`.
 pub const CHUNK_BYTES: usize = 4 * 1024;
-/// sled operations between sled's internal snapshots (its default is 1M,
-/// which made opening a large store replay up to a million operations).
-pub const SLED_SNAPSHOT_AFTER_OPS: u64 = 100_000;
 /// Largest attachment accepted (SPEC §11: 5 MiB).
 pub const BLOB_BYTES_MAX: usize = 5 * 1024 * 1024;
 
@@ -108,12 +105,7 @@ impl Store {
     /// The directory or sled cannot be opened.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)?;
-        // sled replays its log since its own last page-table snapshot when it
-        // opens; snapshotting every SLED_SNAPSHOT_AFTER_OPS bounds that replay.
-        let db = sled::Config::new()
-            .path(dir)
-            .snapshot_after_ops(SLED_SNAPSHOT_AFTER_OPS)
-            .open()?;
+        let db = sled::Config::new().path(dir).open()?;
         let tree = db.open_tree("otc")?;
         let data_file = File::open(dir.join("db"))?;
         // The directory entry of a new data file must be durable too.
