@@ -42,17 +42,7 @@ impl Trading {
                 .map_err(|x| Status::unavailable(x.to_string()))?
                 .ok_or_else(|| Status::not_found(format!("listing {id} not found")))?,
         };
-        let kinds = e
-            .user(listing.seller)
-            .map(|u| {
-                listing
-                    .methods
-                    .iter()
-                    .filter_map(|m| u.methods.get(m))
-                    .map(|m| cv::kind_pb(m.details.kind()))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let kinds = listing_kinds(e, &listing);
         let record = e.seller_record(listing.seller, clock_now());
         Ok(cv::listing_pb(&listing, kinds, Some(&record)))
     }
@@ -101,6 +91,18 @@ impl Trading {
 }
 
 type EventStream = ReceiverStream<Result<pb::Event, Status>>;
+
+/// The payment kinds a listing accepts, for the wire.
+fn listing_kinds(e: &otc_engine::Engine, l: &otc_engine::listing::Listing) -> Vec<i32> {
+    let Some(u) = e.user(l.seller) else {
+        return Vec::new();
+    };
+    l.methods
+        .iter()
+        .filter_map(|m| u.methods.get(m))
+        .map(|m| cv::kind_pb(m.details.kind()))
+        .collect()
+}
 
 #[tonic::async_trait]
 impl TradingService for Trading {
@@ -463,16 +465,7 @@ impl TradingService for Trading {
             .iter()
             .map(|entry| {
                 let l = entry.listing;
-                let kinds = e
-                    .user(l.seller)
-                    .map(|u| {
-                        l.methods
-                            .iter()
-                            .filter_map(|m| u.methods.get(m))
-                            .map(|m| cv::kind_pb(m.details.kind()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let kinds = listing_kinds(e, l);
                 cv::listing_pb(l, kinds, Some(&entry.record))
             })
             .collect();
