@@ -372,20 +372,13 @@ impl Writer {
         orders: &mut BTreeSet<BuyOrderId>,
     ) -> Result<Outcome, StorageError> {
         // Request ids are scoped by the acting user: two users never collide.
-        let scoped;
-        let req = match (&raw.request_id, raw.command.actor()) {
-            (Some(id), Some(actor)) => {
-                scoped = Request {
-                    request_id: Some(format!("{actor}/{id}")),
-                    command: raw.command.clone(),
-                    now: raw.now,
-                };
-                &scoped
-            }
-            _ => raw,
+        let scoped_id = match (&raw.request_id, raw.command.actor()) {
+            (Some(id), Some(actor)) => Some(format!("{actor}/{id}")),
+            (id, _) => id.clone(),
         };
-        let print = req.request_id.as_ref().map(|_| fingerprint(&req.command));
-        if let (Some(id), Some(print)) = (&req.request_id, print)
+        let request_id = scoped_id;
+        let print = request_id.as_ref().map(|_| fingerprint(&raw.command));
+        if let (Some(id), Some(print)) = (&request_id, print)
             && let Some(rec) = self.idem.get(id)
         {
             if rec.fingerprint != print {
@@ -404,12 +397,12 @@ impl Writer {
         let (outcome, stored) =
             match self
                 .engine
-                .apply_into(&req.command, req.now, &mut self.events)
+                .apply_into(&raw.command, raw.now, &mut self.events)
             {
                 Ok(()) => {
                     let entry = JournalEntry::Apply {
-                        now: req.now,
-                        command: req.command.clone(),
+                        now: raw.now,
+                        command: raw.command.clone(),
                     };
                     batch.insert(
                         &codec::key_u64(kind::JOURNAL, self.journal_next),
@@ -477,14 +470,14 @@ impl Writer {
                     (Outcome::Rejected(r), stored)
                 }
             };
-        if let (Some(id), Some(fingerprint)) = (&req.request_id, print) {
+        if let (Some(id), Some(fingerprint)) = (&request_id, print) {
             let rec = IdemRecord {
                 fingerprint,
-                at: req.now,
+                at: raw.now,
                 outcome: stored,
             };
             batch.insert(codec::key_str(kind::IDEMPOTENCY, id), codec::encode(&rec)?);
-            self.idem_by_time.insert((req.now, id.clone()));
+            self.idem_by_time.insert((raw.now, id.clone()));
             self.idem.insert(id.clone(), rec);
         }
         Ok(outcome)
