@@ -7,23 +7,27 @@
 //! All records live in one sled tree so that one `Batch` (atomic in sled)
 //! carries a whole group commit. Keys start with a one-byte kind.
 
+use bincode::Options;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::StorageError;
 
 /// Version of the record format; bumped on any incompatible change.
-pub const FORMAT_VERSION: u8 = 1;
+/// 2: compact (varint) bincode; journal, events and request ids stored as
+/// one record per group commit.
+pub const FORMAT_VERSION: u8 = 2;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 
 /// Key kinds (first byte of every key).
 pub mod kind {
-    /// Journal entry: an applied command, by journal position.
+    /// Journal entries of one group commit, by the first one's position.
     pub const JOURNAL: u8 = b'j';
-    /// Event, by global sequence number.
+    /// Events of one group commit, by the first one's sequence number.
     pub const EVENT: u8 = b'e';
-    /// Idempotency record, by request id.
+    /// Request-id records of one group commit, by their latest time then a
+    /// counter, so expired ones are a key range.
     pub const IDEMPOTENCY: u8 = b'i';
     /// Trade history record, by trade id.
     pub const TRADE: u8 = b't';
@@ -55,6 +59,22 @@ pub fn key_u64(kind: u8, n: u64) -> [u8; 9] {
     k
 }
 
+/// `kind ++ t ++ n`, sorting by time `t` (signed milliseconds) then `n`.
+pub fn key_time(kind: u8, t: i64, n: u64) -> [u8; 17] {
+    let mut k = [0u8; 17];
+    k[0] = kind;
+    // Flipping the sign bit makes signed order and byte order agree.
+    k[1..9].copy_from_slice(&((t as u64) ^ (1 << 63)).to_be_bytes());
+    k[9..].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The counter in a `key_time` key.
+pub fn key_time_n(key: &[u8]) -> Option<u64> {
+    let bytes: [u8; 8] = key.get(9..17)?.try_into().ok()?;
+    Some(u64::from_be_bytes(bytes))
+}
+
 /// `kind ++ text`.
 pub fn key_str(kind: u8, text: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(1 + text.len());
@@ -73,6 +93,9 @@ pub fn key_n(key: &[u8]) -> Option<u64> {
 pub fn show_key(key: &[u8]) -> String {
     match (key.first(), key_n(key)) {
         (Some(&k), Some(n)) if key.len() == 9 => format!("{}/{n}", k as char),
+        (Some(&k), Some(n)) if key.len() == 17 => {
+            format!("{}/{n}/{}", k as char, key_time_n(key).unwrap_or(0))
+        }
         (Some(&k), _) => format!("{}/{}", k as char, String::from_utf8_lossy(&key[1..])),
         (None, _) => "<empty key>".into(),
     }
@@ -87,13 +110,46 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Serializes and frames a value.
+/// The one bincode configuration of every record: little-endian, varint
+/// integers (compact: most numbers are small), no trailing bytes.
+fn options() -> impl Options + Copy {
+    bincode::DefaultOptions::new()
+}
+
+/// Serializes a value, unframed (snapshot bytes are chunked and framed later).
 ///
 /// # Errors
 /// The value cannot be serialized (a bug; reported, never silently dropped).
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    let payload = bincode::serialize(value).map_err(|e| StorageError::Encode(e.to_string()))?;
-    Ok(frame(&payload))
+pub fn serialize<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StorageError> {
+    options()
+        .serialize(value)
+        .map_err(|e| StorageError::Encode(e.to_string()))
+}
+
+/// Deserializes unframed bytes written by [`serialize`].
+///
+/// # Errors
+/// The bytes do not decode; the message says why.
+pub fn deserialize<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    options().deserialize(bytes).map_err(|e| e.to_string())
+}
+
+/// Serializes and frames a value, in one buffer.
+///
+/// # Errors
+/// The value cannot be serialized (a bug; reported, never silently dropped).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, StorageError> {
+    let opts = options();
+    let len = opts
+        .serialized_size(value)
+        .map_err(|e| StorageError::Encode(e.to_string()))?;
+    let mut out = Vec::with_capacity(HEADER_LEN + usize::try_from(len).unwrap_or(0));
+    out.extend_from_slice(&[FORMAT_VERSION, 0, 0, 0, 0]);
+    opts.serialize_into(&mut out, value)
+        .map_err(|e| StorageError::Encode(e.to_string()))?;
+    let crc = crc32fast::hash(&out[HEADER_LEN..]);
+    out[1..HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+    Ok(out)
 }
 
 /// Checks a frame's version and checksum; returns the payload.
@@ -134,7 +190,7 @@ pub fn unframe<'a>(key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], StorageError
 /// [`StorageError::Corrupt`] naming the key, for a bad frame or payload.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StorageError> {
     let payload = unframe(key, bytes)?;
-    bincode::deserialize(payload).map_err(|e| StorageError::Corrupt {
+    deserialize(payload).map_err(|e| StorageError::Corrupt {
         key: show_key(key),
         what: format!("payload does not decode: {e}"),
     })
@@ -167,6 +223,9 @@ mod tests {
     fn keys_sort_numerically() {
         assert!(key_u64(kind::JOURNAL, 2) < key_u64(kind::JOURNAL, 10));
         assert_eq!(key_n(&key_u64(kind::JOURNAL, 300)), Some(300));
-        assert_eq!(show_key(&key_str(kind::IDEMPOTENCY, "req-1")), "i/req-1");
+        assert_eq!(show_key(&key_str(kind::BLOB, "ev-1")), "b/ev-1");
+        assert!(key_time(kind::IDEMPOTENCY, -5, 9) < key_time(kind::IDEMPOTENCY, 3, 0));
+        assert!(key_time(kind::IDEMPOTENCY, 3, 0) < key_time(kind::IDEMPOTENCY, 3, 1));
+        assert_eq!(key_time_n(&key_time(kind::IDEMPOTENCY, 3, 7)), Some(7));
     }
 }

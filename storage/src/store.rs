@@ -151,27 +151,40 @@ impl Store {
         }
     }
 
-    /// Reads `kind/*` records in key order starting at `from`, at most `limit`.
-    fn scan_u64<T: serde::de::DeserializeOwned>(
+    /// Group records of `k` (keyed by the number of their first item: a
+    /// journal position or an event sequence), from the one holding item
+    /// `from` onwards, flattened, at most `limit` items.
+    fn scan_groups<T: serde::de::DeserializeOwned>(
         &self,
         k: u8,
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, T)>, StorageError> {
-        let start = codec::key_u64(k, from);
+        let low = codec::key_u64(k, 0);
+        let at = codec::key_u64(k, from);
+        // The group holding `from` starts at or before it.
+        let start = match self.tree.range(low.as_slice()..=at.as_slice()).next_back() {
+            Some(item) => item?.0.to_vec(),
+            None => at.to_vec(),
+        };
         let end = [k + 1];
         let mut out = Vec::new();
-        for item in self
-            .tree
-            .range(start.as_slice()..end.as_slice())
-            .take(limit)
-        {
+        for item in self.tree.range(start.as_slice()..end.as_slice()) {
+            if out.len() >= limit {
+                break;
+            }
             let (key, bytes) = item?;
-            let n = codec::key_n(&key).ok_or_else(|| StorageError::Corrupt {
+            let first = codec::key_n(&key).ok_or_else(|| StorageError::Corrupt {
                 key: codec::show_key(&key),
                 what: "key is not kind + u64".into(),
             })?;
-            out.push((n, codec::decode(&key, &bytes)?));
+            let items: Vec<T> = codec::decode(&key, &bytes)?;
+            for (i, item) in items.into_iter().enumerate() {
+                let n = first + i as u64;
+                if n >= from && out.len() < limit {
+                    out.push((n, item));
+                }
+            }
         }
         Ok(out)
     }
@@ -190,8 +203,7 @@ impl Store {
         state: &State,
         journal_pos: u64,
     ) -> Result<(), StorageError> {
-        let bytes = bincode::serialize(&(config, state))
-            .map_err(|e| StorageError::Encode(e.to_string()))?;
+        let bytes = codec::serialize(&(config, state))?;
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
             batch.insert(
@@ -254,7 +266,7 @@ impl Store {
                 "snapshot bytes do not match the header's length and checksum".into(),
             ));
         }
-        let (config, state) = bincode::deserialize(&bytes)
+        let (config, state) = codec::deserialize(&bytes)
             .map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
         Ok(Some((h, config, state)))
     }
@@ -270,16 +282,16 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, crate::JournalEntry)>, StorageError> {
-        self.scan_u64(kind::JOURNAL, from, limit)
+        self.scan_groups(kind::JOURNAL, from, limit)
     }
 
     /// Events from sequence `from`, at most `limit`.
     ///
     /// # Errors
-    /// A damaged event (named).
+    /// A damaged record (named).
     pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StorageError> {
         Ok(self
-            .scan_u64::<Event>(kind::EVENT, from, limit)?
+            .scan_groups::<Event>(kind::EVENT, from, limit)?
             .into_iter()
             .map(|(_, e)| e)
             .collect())
@@ -288,22 +300,33 @@ impl Store {
     /// The lowest and highest retained event sequence numbers.
     ///
     /// # Errors
-    /// sled fails, or a key is malformed.
+    /// sled fails, or a record is damaged.
     pub fn event_bounds(&self) -> Result<Option<(u64, u64)>, StorageError> {
         let start = codec::key_u64(kind::EVENT, 0);
         let end = [kind::EVENT + 1];
         let mut range = self.tree.range(start.as_slice()..end.as_slice());
-        let first = range.next().transpose()?;
-        let last = range.next_back().transpose()?;
+        let Some((first_key, _)) = range.next().transpose()? else {
+            return Ok(None);
+        };
+        let (last_key, last_bytes) = match range.next_back().transpose()? {
+            Some(kv) => kv,
+            None => self
+                .tree
+                .get(&first_key)?
+                .map(|v| (first_key.clone(), v))
+                .ok_or_else(|| StorageError::Corrupt {
+                    key: codec::show_key(&first_key),
+                    what: "event record vanished while reading".into(),
+                })?,
+        };
+        let last: Vec<Event> = codec::decode(&last_key, &last_bytes)?;
         let n = |k: &sled::IVec| codec::key_n(k).unwrap_or(0);
-        Ok(match (first, last) {
-            (Some((f, _)), Some((l, _))) => Some((n(&f), n(&l))),
-            (Some((f, _)), None) => Some((n(&f), n(&f))),
-            _ => None,
-        })
+        let last_seq = last.last().map_or(n(&last_key), |e| e.seq);
+        Ok(Some((n(&first_key), last_seq)))
     }
 
-    /// Removes events older than `cutoff`, at most `limit` per call.
+    /// Removes groups of events that all happened before `cutoff`, at most
+    /// `limit` groups per call. Returns how many events went.
     ///
     /// # Errors
     /// Reading or committing fails.
@@ -312,13 +335,22 @@ impl Store {
         cutoff: otc_engine::Timestamp,
         limit: usize,
     ) -> Result<usize, StorageError> {
-        let old: Vec<(u64, Event)> = self.scan_u64(kind::EVENT, 0, limit)?;
+        let start = codec::key_u64(kind::EVENT, 0);
+        let end = [kind::EVENT + 1];
         let mut batch = sled::Batch::default();
         let mut n = 0;
-        for (seq, e) in old.iter().take_while(|(_, e)| e.at < cutoff) {
-            debug_assert_eq!(*seq, e.seq);
-            batch.remove(&codec::key_u64(kind::EVENT, *seq));
-            n += 1;
+        for item in self
+            .tree
+            .range(start.as_slice()..end.as_slice())
+            .take(limit)
+        {
+            let (key, bytes) = item?;
+            let events: Vec<Event> = codec::decode(&key, &bytes)?;
+            if events.last().is_some_and(|e| e.at >= cutoff) {
+                break;
+            }
+            batch.remove(key);
+            n += events.len();
         }
         if n > 0 {
             self.commit(batch)?;
@@ -420,18 +452,49 @@ impl Store {
         Ok(out)
     }
 
-    /// Every idempotency record (read once at open).
+    /// Every retained request-id record (read once at open), and the next
+    /// free counter for their keys.
     ///
     /// # Errors
     /// A damaged record (named).
-    pub fn idempotency_records(&self) -> Result<Vec<(String, crate::IdemRecord)>, StorageError> {
+    pub fn idempotency_records(
+        &self,
+    ) -> Result<(Vec<(String, crate::IdemRecord)>, u64), StorageError> {
         let mut out = Vec::new();
+        let mut next = 0;
         for item in self.tree.scan_prefix([kind::IDEMPOTENCY]) {
             let (key, bytes) = item?;
-            let id = String::from_utf8_lossy(&key[1..]).into_owned();
-            out.push((id, codec::decode(&key, &bytes)?));
+            next = next.max(codec::key_time_n(&key).unwrap_or(0) + 1);
+            let records: Vec<(String, crate::IdemRecord)> = codec::decode(&key, &bytes)?;
+            out.extend(records);
         }
-        Ok(out)
+        Ok((out, next))
+    }
+
+    /// Stages the removal of request-id records whose latest use is before
+    /// `cutoff`, at most `limit` records.
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn stage_idempotency_prune(
+        &self,
+        batch: &mut sled::Batch,
+        cutoff: otc_engine::Timestamp,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        let start = [kind::IDEMPOTENCY];
+        let end = codec::key_time(kind::IDEMPOTENCY, cutoff.0, 0);
+        let mut n = 0;
+        for key in self
+            .tree
+            .range(start.as_slice()..end.as_slice())
+            .keys()
+            .take(limit)
+        {
+            batch.remove(key?);
+            n += 1;
+        }
+        Ok(n)
     }
 
     // ---- attachments ---------------------------------------------------------

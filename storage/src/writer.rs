@@ -33,6 +33,17 @@ pub enum JournalEntry {
     Configure(EngineConfig),
 }
 
+/// [`JournalEntry`] by reference: the same bytes, written without cloning
+/// the commands of a group.
+#[derive(Serialize)]
+enum JournalRef<'a> {
+    Apply {
+        now: Timestamp,
+        command: &'a Command,
+    },
+    Configure(&'a EngineConfig),
+}
+
 /// A rejection, as remembered for a repeated request id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StoredOutcome {
@@ -161,45 +172,82 @@ pub struct Writer {
     since_snapshot: u64,
     idem: HashMap<String, IdemRecord>,
     idem_by_time: BTreeSet<(Timestamp, String)>,
+    /// Counter that keeps request-id record keys unique.
+    idem_key_next: u64,
     stopped: Option<StorageError>,
+    /// The current group's events (one record per group).
     events: Vec<Event>,
+    /// The current group's new request-id records (one record per group).
+    new_ids: Vec<(String, IdemRecord)>,
     /// Counters.
     pub stats: WriterStats,
 }
 
 fn fingerprint(command: &Command) -> u64 {
-    let bytes = bincode::serialize(command).unwrap_or_default();
+    let bytes = codec::serialize(command).unwrap_or_default();
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
 }
 
-/// Ids of the records an event changed, for the history records.
-fn touched(
-    e: &Event,
-    trades: &mut BTreeSet<TradeId>,
-    listings: &mut BTreeSet<ListingId>,
-    orders: &mut BTreeSet<BuyOrderId>,
-) {
-    match &e.kind {
-        EventKind::TradeCreated { trade, .. }
-        | EventKind::TradeTransitioned { trade, .. }
-        | EventKind::AppealOpened { trade, .. }
-        | EventKind::EvidenceAdded { trade, .. }
-        | EventKind::AppealClaimed { trade, .. }
-        | EventKind::AppealUnclaimed { trade, .. }
-        | EventKind::AppealResolved { trade, .. }
-        | EventKind::AppealSettled { trade, .. } => {
-            trades.insert(*trade);
+/// Ids of the records a group changed, for the history records.
+#[derive(Default)]
+struct Touched {
+    trades: BTreeSet<TradeId>,
+    listings: BTreeSet<ListingId>,
+    orders: BTreeSet<BuyOrderId>,
+}
+
+impl Touched {
+    fn add(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::TradeCreated { trade, .. }
+            | EventKind::TradeTransitioned { trade, .. }
+            | EventKind::AppealOpened { trade, .. }
+            | EventKind::EvidenceAdded { trade, .. }
+            | EventKind::AppealClaimed { trade, .. }
+            | EventKind::AppealUnclaimed { trade, .. }
+            | EventKind::AppealResolved { trade, .. }
+            | EventKind::AppealSettled { trade, .. } => {
+                self.trades.insert(*trade);
+            }
+            EventKind::ListingChanged { listing, .. } => {
+                self.listings.insert(*listing);
+            }
+            EventKind::BuyOrderChanged { order, .. } => {
+                self.orders.insert(*order);
+            }
+            _ => {}
         }
-        EventKind::ListingChanged { listing, .. } => {
-            listings.insert(*listing);
+    }
+}
+
+/// Records an event needs besides the group's event record: a chat message
+/// (read per trade) and the per-user index of a new trade.
+fn stage_event_indexes(batch: &mut sled::Batch, e: &Event) -> Result<(), StorageError> {
+    match e.kind {
+        EventKind::ChatPosted { trade, .. } => {
+            batch.insert(
+                crate::store::chat_key(trade, e.seq).as_slice(),
+                codec::encode(e)?,
+            );
         }
-        EventKind::BuyOrderChanged { order, .. } => {
-            orders.insert(*order);
+        EventKind::TradeCreated {
+            trade,
+            seller,
+            buyer,
+            ..
+        } => {
+            for user in [seller, buyer] {
+                batch.insert(
+                    crate::store::user_key(kind::USER_TRADE, user, trade.0).as_slice(),
+                    &[],
+                );
+            }
         }
         _ => {}
     }
+    Ok(())
 }
 
 impl Writer {
@@ -271,7 +319,8 @@ impl Writer {
             .map_err(StorageError::Inconsistent)?;
         let mut idem = HashMap::new();
         let mut idem_by_time = BTreeSet::new();
-        for (id, rec) in store.idempotency_records()? {
+        let (records, idem_key_next) = store.idempotency_records()?;
+        for (id, rec) in records {
             idem_by_time.insert((rec.at, id.clone()));
             idem.insert(id, rec);
         }
@@ -279,7 +328,7 @@ impl Writer {
             let mut batch = sled::Batch::default();
             batch.insert(
                 &codec::key_u64(kind::JOURNAL, journal_next),
-                codec::encode(&JournalEntry::Configure(config.clone()))?,
+                codec::encode([JournalRef::Configure(&config)].as_slice())?,
             );
             store.commit(batch)?;
             engine
@@ -295,8 +344,10 @@ impl Writer {
             since_snapshot: journal_next - journal_start,
             idem,
             idem_by_time,
+            idem_key_next,
             stopped: None,
             events: Vec::new(),
+            new_ids: Vec::new(),
             stats: WriterStats::default(),
         })
     }
@@ -342,14 +393,47 @@ impl Writer {
         let started = Instant::now();
         let mut batch = sled::Batch::default();
         let mut outcomes = Vec::with_capacity(requests.len());
-        let (mut trades, mut listings, mut orders) =
-            (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let mut touched_ids = Touched::default();
+        let mut journal = Vec::with_capacity(requests.len());
+        let journal_first = self.journal_next;
+        self.events.clear();
+        self.new_ids.clear();
         for req in requests {
-            let outcome =
-                self.apply_one(req, &mut batch, &mut trades, &mut listings, &mut orders)?;
+            let outcome = self.apply_one(req, &mut batch, &mut touched_ids)?;
+            if matches!(outcome, Outcome::Applied(_)) {
+                journal.push(JournalRef::Apply {
+                    now: req.now,
+                    command: &req.command,
+                });
+            }
             outcomes.push(outcome);
         }
-        self.stage_history(&mut batch, &trades, &listings, &orders)?;
+        // One record each for the group's journal entries, events and
+        // request ids: the commit's cost follows groups, not commands.
+        if !journal.is_empty() {
+            batch.insert(
+                &codec::key_u64(kind::JOURNAL, journal_first),
+                codec::encode(&journal)?,
+            );
+            self.journal_next += journal.len() as u64;
+            self.since_snapshot += journal.len() as u64;
+        }
+        if let Some(first) = self.events.first() {
+            batch.insert(
+                &codec::key_u64(kind::EVENT, first.seq),
+                codec::encode(&self.events)?,
+            );
+        }
+        if let Some(latest) = self.new_ids.iter().map(|(_, r)| r.at).max() {
+            let key = codec::key_time(kind::IDEMPOTENCY, latest.0, self.idem_key_next);
+            self.idem_key_next += 1;
+            batch.insert(&key, codec::encode(&self.new_ids)?);
+            for (id, rec) in self.new_ids.drain(..) {
+                self.idem_by_time.insert((rec.at, id.clone()));
+                self.idem.insert(id, rec);
+            }
+        }
+        self.stage_history(&mut batch, &touched_ids)?;
         let applied = Instant::now();
         self.store.commit(batch)?;
         self.stats.commits += 1;
@@ -363,99 +447,64 @@ impl Writer {
         Ok(outcomes)
     }
 
+    /// The first result of request id `id`, if it was used before (in an
+    /// earlier group or earlier in this one).
+    fn earlier(&self, id: &str) -> Option<&IdemRecord> {
+        self.idem.get(id).or_else(|| {
+            self.new_ids
+                .iter()
+                .rev()
+                .find(|(seen, _)| seen == id)
+                .map(|(_, r)| r)
+        })
+    }
+
     fn apply_one(
         &mut self,
         raw: &Request,
         batch: &mut sled::Batch,
-        trades: &mut BTreeSet<TradeId>,
-        listings: &mut BTreeSet<ListingId>,
-        orders: &mut BTreeSet<BuyOrderId>,
+        touched_ids: &mut Touched,
     ) -> Result<Outcome, StorageError> {
         // Request ids are scoped by the acting user: two users never collide.
-        let scoped_id = match (&raw.request_id, raw.command.actor()) {
+        let request_id = match (&raw.request_id, raw.command.actor()) {
             (Some(id), Some(actor)) => Some(format!("{actor}/{id}")),
             (id, _) => id.clone(),
         };
-        let request_id = scoped_id;
         let print = request_id.as_ref().map(|_| fingerprint(&raw.command));
         if let (Some(id), Some(print)) = (&request_id, print)
-            && let Some(rec) = self.idem.get(id)
+            && let Some(rec) = self.earlier(id)
         {
             if rec.fingerprint != print {
                 return Ok(Outcome::IdConflict);
             }
-            let events = match rec.outcome {
+            let outcome = rec.outcome.clone();
+            let events = match outcome {
                 StoredOutcome::Applied {
                     first_seq,
                     last_seq,
                 } if first_seq <= last_seq => self.events_range(first_seq, last_seq)?,
                 _ => Vec::new(),
             };
-            return Ok(Outcome::Repeated(rec.outcome.clone(), events));
+            return Ok(Outcome::Repeated(outcome, events));
         }
-        self.events.clear();
+        let start = self.events.len();
         let (outcome, stored) =
             match self
                 .engine
                 .apply_into(&raw.command, raw.now, &mut self.events)
             {
                 Ok(()) => {
-                    let entry = JournalEntry::Apply {
-                        now: raw.now,
-                        command: raw.command.clone(),
-                    };
-                    batch.insert(
-                        &codec::key_u64(kind::JOURNAL, self.journal_next),
-                        codec::encode(&entry)?,
-                    );
-                    self.journal_next += 1;
-                    self.since_snapshot += 1;
-                    for e in &self.events {
-                        let bytes = codec::encode(e)?;
-                        match e.kind {
-                            EventKind::ChatPosted { trade, .. } => {
-                                batch.insert(
-                                    crate::store::chat_key(trade, e.seq).as_slice(),
-                                    bytes.clone(),
-                                );
-                            }
-                            EventKind::TradeCreated {
-                                trade,
-                                seller,
-                                buyer,
-                                ..
-                            } => {
-                                batch.insert(
-                                    crate::store::user_key(kind::USER_TRADE, seller, trade.0)
-                                        .as_slice(),
-                                    &[],
-                                );
-                                batch.insert(
-                                    crate::store::user_key(kind::USER_TRADE, buyer, trade.0)
-                                        .as_slice(),
-                                    &[],
-                                );
-                            }
-                            EventKind::ListingChanged {
-                                listing, seller, ..
-                            } => {
-                                batch.insert(
-                                    crate::store::user_key(kind::USER_LISTING, seller, listing.0)
-                                        .as_slice(),
-                                    &[],
-                                );
-                            }
-                            _ => {}
-                        }
-                        batch.insert(&codec::key_u64(kind::EVENT, e.seq), bytes);
-                        touched(e, trades, listings, orders);
+                    let new = &self.events[start..];
+                    for e in new {
+                        stage_event_indexes(batch, e)?;
+                        touched_ids.add(e);
                     }
-                    let (first_seq, last_seq) = match (self.events.first(), self.events.last()) {
+                    let (first_seq, last_seq) = match (new.first(), new.last()) {
                         (Some(f), Some(l)) => (f.seq, l.seq),
                         _ => (self.engine.last_seq() + 1, self.engine.last_seq()),
                     };
                     (
-                        Outcome::Applied(self.events.clone()),
+                        Outcome::Applied(new.to_vec()),
                         StoredOutcome::Applied {
                             first_seq,
                             last_seq,
@@ -470,43 +519,48 @@ impl Writer {
                     (Outcome::Rejected(r), stored)
                 }
             };
-        if let (Some(id), Some(fingerprint)) = (&request_id, print) {
+        if let (Some(id), Some(fingerprint)) = (request_id, print) {
             let rec = IdemRecord {
                 fingerprint,
                 at: raw.now,
                 outcome: stored,
             };
-            batch.insert(codec::key_str(kind::IDEMPOTENCY, id), codec::encode(&rec)?);
-            self.idem_by_time.insert((raw.now, id.clone()));
-            self.idem.insert(id.clone(), rec);
+            self.new_ids.push((id, rec));
         }
         Ok(outcome)
     }
 
-    /// Writes the latest state of every trade, listing and buy order the
-    /// group touched, so history outlives the engine's working set.
-    fn stage_history(
-        &self,
-        batch: &mut sled::Batch,
-        trades: &BTreeSet<TradeId>,
-        listings: &BTreeSet<ListingId>,
-        orders: &BTreeSet<BuyOrderId>,
-    ) -> Result<(), StorageError> {
-        for id in trades {
-            if let Some(t) = self.engine.trade(*id) {
+    /// Writes the final state of every trade, listing and buy order the
+    /// group ended (or changed after it ended), and every appeal it touched,
+    /// so history outlives the engine's working set. Open records live in
+    /// the engine (and its snapshot and journal); writing each of their
+    /// steps would only be rewritten later.
+    fn stage_history(&self, batch: &mut sled::Batch, ids: &Touched) -> Result<(), StorageError> {
+        for id in &ids.trades {
+            if let Some(t) = self.engine.trade(*id)
+                && !t.state.is_open()
+            {
                 batch.insert(&codec::key_u64(kind::TRADE, id.0), codec::encode(t)?);
             }
             if let Some(a) = self.engine.appeal(*id) {
                 batch.insert(&codec::key_u64(kind::APPEAL, id.0), codec::encode(a)?);
             }
         }
-        for id in listings {
+        for id in &ids.listings {
             if let Some(l) = self.engine.listing(*id) {
-                batch.insert(&codec::key_u64(kind::LISTING, id.0), codec::encode(l)?);
+                batch.insert(
+                    crate::store::user_key(kind::USER_LISTING, l.seller, id.0).as_slice(),
+                    &[],
+                );
+                if !l.state.is_live() {
+                    batch.insert(&codec::key_u64(kind::LISTING, id.0), codec::encode(l)?);
+                }
             }
         }
-        for id in orders {
-            if let Some(o) = self.engine.buy_order(*id) {
+        for id in &ids.orders {
+            if let Some(o) = self.engine.buy_order(*id)
+                && o.state != otc_engine::buy::BuyOrderState::Resting
+            {
                 batch.insert(&codec::key_u64(kind::BUY_ORDER, id.0), codec::encode(o)?);
             }
         }
@@ -515,6 +569,15 @@ impl Writer {
 
     /// Events `first..=last` still retained.
     fn events_range(&self, first: u64, last: u64) -> Result<Vec<Event>, StorageError> {
+        // A repeat within the same group: its events are not stored yet.
+        if self.events.first().is_some_and(|e| e.seq <= first) {
+            return Ok(self
+                .events
+                .iter()
+                .filter(|e| (first..=last).contains(&e.seq))
+                .cloned()
+                .collect());
+        }
         let n = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
         let mut events = self.store.events_from(first, n)?;
         events.retain(|e| e.seq <= last);
@@ -551,18 +614,24 @@ impl Writer {
             return Err(StorageError::Stopped(e.to_string()));
         }
         let cutoff = now.plus_ms(-self.options.idempotency_retention_ms);
-        let mut batch = sled::Batch::default();
-        let mut n = 0;
         while let Some((at, _)) = self.idem_by_time.first()
             && *at < cutoff
-            && n < 10_000
         {
             if let Some((_, id)) = self.idem_by_time.pop_first() {
-                batch.remove(codec::key_str(kind::IDEMPOTENCY, &id));
                 self.idem.remove(&id);
-                n += 1;
             }
         }
+        let mut batch = sled::Batch::default();
+        let n = match self
+            .store
+            .stage_idempotency_prune(&mut batch, cutoff, 10_000)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                self.stopped = Some(e.clone());
+                return Err(e);
+            }
+        };
         let result = if n > 0 {
             self.store.commit(batch)
         } else {
@@ -610,5 +679,32 @@ impl Writer {
             .store
             .event_bounds()?
             .map_or(self.engine.last_seq() + 1, |(first, _)| first))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_refs_encode_as_journal_entries() {
+        let command = Command::FireDue;
+        let config = EngineConfig::default();
+        let refs = [
+            JournalRef::Apply {
+                now: Timestamp(7),
+                command: &command,
+            },
+            JournalRef::Configure(&config),
+        ];
+        let bytes = codec::encode(refs.as_slice()).unwrap();
+        let back: Vec<JournalEntry> = codec::decode(b"j", &bytes).unwrap();
+        assert!(matches!(
+            back.as_slice(),
+            [
+                JournalEntry::Apply { now: Timestamp(7), command: Command::FireDue },
+                JournalEntry::Configure(c),
+            ] if *c == config
+        ));
     }
 }

@@ -160,6 +160,7 @@ fn round(dir: &std::path::Path, round: u64, rng: &mut Rng) -> usize {
         .store()
         .idempotency_records()
         .expect("records")
+        .0
         .into_iter()
         // Stored ids are scoped by user: "<user>/<request id>".
         .map(|(id, _)| {
