@@ -272,16 +272,24 @@ fn writer_loop(
             continue;
         }
         let now = clock_now();
-        let requests: Vec<Request> = jobs
-            .iter()
+        let mut requests: Vec<Request> = jobs
+            .iter_mut()
             .map(|j| Request {
-                request_id: j.request_id.clone(),
-                command: j.command.clone(),
+                request_id: j.request_id.take(),
+                command: std::mem::replace(&mut j.command, Command::FireDue),
                 now,
             })
             .collect();
         let started = Instant::now();
         let mut w = writer.blocking_write();
+        // Due deadlines ride in the same group: one commit, one fdatasync.
+        if w.engine().next_deadline().is_some_and(|at| at <= now) {
+            requests.push(Request {
+                request_id: None,
+                command: Command::FireDue,
+                now,
+            });
+        }
         let before = w.stats;
         let result = if requests.is_empty() {
             Ok(Vec::new())
@@ -297,7 +305,6 @@ fn writer_loop(
             .increment(after.engine_ns - before.engine_ns);
         metrics::counter!("otc_commit_nanoseconds_total")
             .increment(after.commit_ns - before.commit_ns);
-        let fired = result.as_ref().ok().map(|_| w.fire_due(now));
         if last_maintain.elapsed() >= MAINTAIN_EVERY {
             last_maintain = Instant::now();
             if let Err(e) = w.maintain(now) {
@@ -308,17 +315,10 @@ fn writer_loop(
         drop(w);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("otc_group_requests").record(requests.len() as f64);
-        let fired = match fired {
-            Some(Ok(events)) => events,
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "firing deadlines failed; stopping writes");
-                failed.store(true, Ordering::Relaxed);
-                Vec::new()
-            }
-            None => Vec::new(),
-        };
         match result {
-            Ok(outcomes) => {
+            Ok(mut outcomes) => {
+                // The outcome past the jobs' is the deadlines' (if any were due).
+                let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     if let Outcome::Applied(events) = &outcome {
                         for e in events {
@@ -327,8 +327,12 @@ fn writer_loop(
                     }
                     let _ = job.reply.send(Ok(outcome));
                 }
-                for e in fired {
-                    let _ = bus.send(Arc::new(e));
+                for outcome in fired {
+                    if let Outcome::Applied(events) = outcome {
+                        for e in events {
+                            let _ = bus.send(Arc::new(e));
+                        }
+                    }
                 }
             }
             Err(e) => {
