@@ -4,10 +4,12 @@
 //!   per commit (one flush + fdatasync each) and in groups (group commit).
 //! - Recovery: a data dir holding N completed trades (default 1,000,000;
 //!   `OTC_BENCH_TRADES` to change) made over about three simulated days,
-//!   then the time `Writer::open` takes to bring the engine back, and the
-//!   data dir's size.
+//!   then the time from starting `otcd` on it to its health check answering
+//!   SERVING (cold: the first open after the writer stopped, as after a
+//!   crash or deploy; needs `target/release/otcd`), the time `Writer::open`
+//!   takes on its own, and the data dir's size.
 //!
-//! Run: `cargo bench -p otc-benches --bench storage`
+//! Run: `cargo build --release -p otc-api --bin otcd && cargo bench -p otc-benches --bench storage`
 
 use std::str::FromStr;
 use std::time::Instant;
@@ -196,6 +198,85 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
     now
 }
 
+/// Starts `otcd` on `dir` and returns how long it took to answer SERVING,
+/// with the line it logged when its store was open.
+fn otcd_to_serving(dir: &std::path::Path) -> Option<(std::time::Duration, String)> {
+    use std::io::{BufRead, BufReader};
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/otcd");
+    if !bin.exists() {
+        println!(
+            "({} not built: skipping the otcd recovery figure)",
+            bin.display()
+        );
+        return None;
+    }
+    let started = Instant::now();
+    let mut child = std::process::Command::new(&bin)
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            "bench-secret",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("start otcd");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = lines
+        .find_map(|l| {
+            l.ok()?
+                .strip_prefix("otcd listening on ")
+                .map(str::to_owned)
+        })
+        .expect("otcd printed its address");
+    // otcd logs to standard output.
+    let log = std::thread::spawn(move || {
+        lines
+            .map_while(Result::ok)
+            .find(|l| l.contains("store open"))
+            .unwrap_or_default()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let serving = rt.block_on(async {
+        use tonic_health::pb::health_check_response::ServingStatus;
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        loop {
+            let answer = async {
+                let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+                    .ok()?
+                    .connect()
+                    .await
+                    .ok()?;
+                let mut client = HealthClient::new(channel);
+                let reply = client
+                    .check(HealthCheckRequest {
+                        service: String::new(),
+                    })
+                    .await
+                    .ok()?;
+                Some(reply.into_inner().status == ServingStatus::Serving as i32)
+            };
+            if let Ok(Some(true)) =
+                tokio::time::timeout(std::time::Duration::from_millis(200), answer).await
+            {
+                return started.elapsed();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    Some((serving, log.join().unwrap_or_default()))
+}
+
 fn dir_bytes(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|rd| {
@@ -239,14 +320,13 @@ fn main() {
         built.elapsed().as_secs_f64(),
         dir_bytes(dir.path()) as f64 / 1_048_576.0
     );
-    let started = Instant::now();
-    let store = otc_storage::Store::open(dir.path()).expect("sled open");
-    let sled_open = started.elapsed();
-    drop(store);
-    println!(
-        "sled alone opens the data dir in {:.3} s",
-        sled_open.as_secs_f64()
-    );
+    if let Some((serving, log)) = otcd_to_serving(dir.path()) {
+        println!(
+            "otcd cold start on it to SERVING: {:.3} s (its log: {})",
+            serving.as_secs_f64(),
+            log.trim()
+        );
+    }
     let started = Instant::now();
     let mut w = Writer::open(
         dir.path(),
@@ -258,7 +338,7 @@ fn main() {
     w.fire_due(now).expect("overdue timers");
     let ready = started.elapsed();
     println!(
-        "recovery of {trades} completed trades: open {:.3} s, ready to serve (overdue timers fired) {:.3} s; engine holds {} trades",
+        "Writer::open alone (warm, after otcd): open {:.3} s, ready to serve (overdue timers fired) {:.3} s; engine holds {} trades",
         opened.as_secs_f64(),
         ready.as_secs_f64(),
         w.engine().state().trades.len()
