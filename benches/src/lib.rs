@@ -1,1 +1,3 @@
-//! Shared helpers for the benches live in the bench files; this crate has no library API.
+//! Shared code of the benches.
+
+pub mod mix;

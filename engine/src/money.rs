@@ -82,9 +82,22 @@ fn validate(value: Decimal, scale: u32, max: Decimal) -> Result<Decimal, AmountE
 macro_rules! code_type {
     ($name:ident, $what:literal) => {
         #[doc = concat!("A ", $what, " code: 1 to 8 ASCII upper-case letters or digits. `Copy`, so it costs nothing to pass.")]
-        #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name([u8; CODE_LEN_MAX]);
+
+        // Byte order, compared as one integer (codes key balances and markets).
+        impl Ord for $name {
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                u64::from_be_bytes(self.0).cmp(&u64::from_be_bytes(other.0))
+            }
+        }
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
 
         impl $name {
             #[doc = concat!("Builds a ", $what, " code.")]
@@ -259,11 +272,39 @@ impl FiatAmount {
 }
 
 /// A price: fiat per one coin. Always positive.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Price(Decimal);
 
+// Numeric order, as `Decimal`'s, but comparing integers scaled to
+// `PRICE_SCALE_MAX` places when both fit (every validated price does): the
+// book is ordered by price, and `Decimal`'s general comparison was a visible
+// share of matching.
+impl Ord for Price {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (self.order_key(), other.order_key()) {
+            (Some(a), Some(b)) => a.cmp(&b),
+            _ => self.0.cmp(&other.0),
+        }
+    }
+}
+
+impl PartialOrd for Price {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Price {
+    /// The value in units of 10^-`PRICE_SCALE_MAX`, when it has at most that
+    /// many places.
+    fn order_key(self) -> Option<i128> {
+        const POW10: [i128; PRICE_SCALE_MAX as usize + 1] = [1, 10, 100, 1_000, 10_000];
+        let shift = PRICE_SCALE_MAX.checked_sub(self.0.scale())?;
+        // |mantissa| < 2^96, so times 10^4 cannot overflow an i128.
+        POW10.get(shift as usize).map(|p| self.0.mantissa() * p)
+    }
+
     /// Validates a price from a request.
     ///
     /// # Errors
@@ -400,6 +441,25 @@ mod tests {
         assert_eq!(Fiat::new("CNY").unwrap().to_string(), "CNY");
         for bad in ["", "eb", "TOOLONGCODE", "E-B"] {
             assert!(Asset::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn price_order_is_decimal_order(
+            a in 1i64..10_000_000_000, sa in 0u32..=6,
+            b in 1i64..10_000_000_000, sb in 0u32..=6,
+        ) {
+            let (x, y) = (Decimal::new(a, sa), Decimal::new(b, sb));
+            proptest::prop_assert_eq!(Price(x).cmp(&Price(y)), x.cmp(&y));
+            proptest::prop_assert_eq!(Price(x) == Price(y), x == y);
+        }
+
+        #[test]
+        fn code_order_is_byte_order(a in "[A-Z0-9]{1,8}", b in "[A-Z0-9]{1,8}") {
+            let (x, y) = (Asset::new(&a).unwrap(), Asset::new(&b).unwrap());
+            proptest::prop_assert_eq!(x.cmp(&y), x.0.cmp(&y.0));
+            proptest::prop_assert_eq!(x.cmp(&y), a.cmp(&b));
         }
     }
 }
