@@ -191,31 +191,19 @@ impl Store {
 
     // ---- snapshot -----------------------------------------------------------
 
-    /// Serializes what a snapshot holds: the engine's config and state.
+    /// Adds a snapshot of `state`, covering journal entries before
+    /// `journal_pos`, to `batch`; and removes those entries and stale chunks.
     ///
     /// # Errors
-    /// The state does not encode (a bug).
-    pub fn snapshot_bytes(
-        config: &otc_engine::EngineConfig,
-        state: &State,
-    ) -> Result<Vec<u8>, StorageError> {
-        codec::serialize(&(config, state))
-    }
-
-    /// Adds a snapshot (`bytes` from [`Store::snapshot_bytes`]), covering
-    /// journal entries before `journal_pos`, to `batch`; and removes those
-    /// entries and stale chunks. Safe while the writer commits later groups:
-    /// it only touches journal records before `journal_pos`, and only one
-    /// snapshot is written at a time.
-    ///
-    /// # Errors
-    /// Reading old keys fails.
+    /// The state does not encode, or reading old keys fails.
     pub fn stage_snapshot(
         &self,
         batch: &mut sled::Batch,
-        bytes: &[u8],
+        config: &otc_engine::EngineConfig,
+        state: &State,
         journal_pos: u64,
     ) -> Result<(), StorageError> {
+        let bytes = codec::serialize(&(config, state))?;
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
             batch.insert(
@@ -236,20 +224,10 @@ impl Store {
             journal_pos,
             chunks,
             len: bytes.len() as u64,
-            crc: crc32fast::hash(bytes),
+            crc: crc32fast::hash(&bytes),
         };
         batch.insert(META_SNAPSHOT, codec::encode(&header)?);
         Ok(())
-    }
-
-    /// Writes a snapshot durably (see [`Store::stage_snapshot`]).
-    ///
-    /// # Errors
-    /// Reading old keys or the commit fails.
-    pub fn write_snapshot(&self, bytes: &[u8], journal_pos: u64) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        self.stage_snapshot(&mut batch, bytes, journal_pos)?;
-        self.commit(batch)
     }
 
     /// The latest snapshot's header.

@@ -4,8 +4,6 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Instant;
 
 use otc_engine::ids::{MS_PER_DAY, MS_PER_HOUR};
@@ -168,10 +166,8 @@ pub struct WriterStats {
 /// The engine plus its durable store. All writes go through [`Writer::apply_group`].
 pub struct Writer {
     engine: Engine,
-    store: Arc<Store>,
+    store: Store,
     options: WriterOptions,
-    /// The snapshot being written in the background, if any.
-    snapshotting: Option<JoinHandle<Result<(), StorageError>>>,
     journal_next: u64,
     since_snapshot: u64,
     idem: HashMap<String, IdemRecord>,
@@ -192,13 +188,6 @@ fn fingerprint(command: &Command) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        // Let a snapshot being written finish (it is atomic either way).
-        let _ = self.reap_snapshot(true);
-    }
 }
 
 /// Ids of the records a group changed, for the history records.
@@ -274,7 +263,7 @@ impl Writer {
         config: EngineConfig,
         options: WriterOptions,
     ) -> Result<Self, StorageError> {
-        let store = Arc::new(Store::open(dir)?);
+        let store = Store::open(dir)?;
         let (mut engine, journal_start) = match store.load_snapshot()? {
             Some((h, stored_config, state)) => (
                 Engine::from_state(stored_config, state).map_err(StorageError::Inconsistent)?,
@@ -351,7 +340,6 @@ impl Writer {
             engine,
             store,
             options,
-            snapshotting: None,
             journal_next,
             since_snapshot: journal_next - journal_start,
             idem,
@@ -389,10 +377,6 @@ impl Writer {
     pub fn apply_group(&mut self, requests: &[Request]) -> Result<Vec<Outcome>, StorageError> {
         if let Some(e) = &self.stopped {
             return Err(StorageError::Stopped(e.to_string()));
-        }
-        if let Err(e) = self.reap_snapshot(false) {
-            self.stopped = Some(e.clone());
-            return Err(e);
         }
         match self.apply_group_inner(requests) {
             Ok(outcomes) => Ok(outcomes),
@@ -458,7 +442,7 @@ impl Writer {
             u64::try_from(applied.duration_since(started).as_nanos()).unwrap_or(u64::MAX);
         self.stats.commit_ns += u64::try_from(applied.elapsed().as_nanos()).unwrap_or(u64::MAX);
         if self.since_snapshot >= self.options.snapshot_every {
-            self.snapshot_in_background()?;
+            self.snapshot()?;
         }
         Ok(outcomes)
     }
@@ -600,69 +584,24 @@ impl Writer {
         Ok(events)
     }
 
-    /// Writes a snapshot of the engine and drops the journal it covers,
-    /// after any snapshot still being written in the background.
+    /// Writes a snapshot of the engine and drops the journal it covers.
     ///
     /// # Errors
     /// The commit fails (the writer stops).
     pub fn snapshot(&mut self) -> Result<(), StorageError> {
-        let result = self.reap_snapshot(true).and_then(|()| {
-            let bytes = Store::snapshot_bytes(self.engine.config(), self.engine.state())?;
-            self.store.write_snapshot(&bytes, self.journal_next)
-        });
-        if let Err(e) = result {
+        let mut batch = sled::Batch::default();
+        self.store.stage_snapshot(
+            &mut batch,
+            self.engine.config(),
+            self.engine.state(),
+            self.journal_next,
+        )?;
+        if let Err(e) = self.store.commit(batch) {
             self.stopped = Some(e.clone());
             return Err(e);
         }
         self.since_snapshot = 0;
         Ok(())
-    }
-
-    /// Takes the state's bytes here (they must match `journal_next`), then
-    /// writes them on another thread, so the writer stalls only for the
-    /// encoding, not for thousands of chunk inserts and their flush. The
-    /// journal stays until the snapshot is durable, so a crash meanwhile
-    /// recovers from the previous one. One at a time: while one is being
-    /// written, this waits for a later group.
-    fn snapshot_in_background(&mut self) -> Result<(), StorageError> {
-        if self.snapshotting.is_some() {
-            return Ok(());
-        }
-        let bytes = Store::snapshot_bytes(self.engine.config(), self.engine.state())?;
-        let (store, pos) = (Arc::clone(&self.store), self.journal_next);
-        let handle = std::thread::Builder::new()
-            .name("otc-snapshot".into())
-            .spawn(move || store.write_snapshot(&bytes, pos))
-            .map_err(|e| StorageError::Io(format!("cannot start the snapshot thread: {e}")))?;
-        self.snapshotting = Some(handle);
-        self.since_snapshot = 0;
-        Ok(())
-    }
-
-    /// Collects a background snapshot's result: if it has finished, or
-    /// (with `wait`) by waiting for it. A failed snapshot stops the writer.
-    fn reap_snapshot(&mut self, wait: bool) -> Result<(), StorageError> {
-        match self.snapshotting.take() {
-            Some(h) if wait || h.is_finished() => h
-                .join()
-                .unwrap_or_else(|_| Err(StorageError::Io("the snapshot thread panicked".into()))),
-            other => {
-                self.snapshotting = other;
-                Ok(())
-            }
-        }
-    }
-
-    /// Waits until no snapshot is being written (tests and shutdown).
-    ///
-    /// # Errors
-    /// The background snapshot failed (the writer stops).
-    pub fn finish_snapshot(&mut self) -> Result<(), StorageError> {
-        let result = self.reap_snapshot(true);
-        if let Err(e) = &result {
-            self.stopped = Some(e.clone());
-        }
-        result
     }
 
     /// Housekeeping at `now`: forgets request ids and events past their

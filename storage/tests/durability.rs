@@ -85,7 +85,6 @@ fn snapshots_bound_the_journal_and_recover_exactly() {
     let digest = {
         let mut w = open(dir.path(), options.clone());
         run(&mut w, &mut load, 2_500, 5, T0);
-        w.finish_snapshot().unwrap();
         let tail = w.store().journal_from(0, usize::MAX).unwrap();
         assert!(
             tail.len() < 320,
@@ -505,42 +504,4 @@ fn expired_request_ids_stay_forgotten_after_a_restart() {
         .map(|(id, _)| id.rsplit('/').next().unwrap_or(id))
         .collect();
     assert_eq!(ids, ["recent"], "the expired id is gone from disk too");
-}
-
-#[test]
-fn a_failed_background_snapshot_stops_the_writer_and_loses_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = WriterOptions {
-        snapshot_every: 1,
-        ..WriterOptions::default()
-    };
-    let acknowledged = {
-        let mut w = open(dir.path(), options.clone());
-        let faults = std::sync::Arc::clone(&w.store().faults);
-        // The group's commit is the next one; the snapshot it starts, the one after.
-        let snapshot_commit = w.store().commits.load(std::sync::atomic::Ordering::Relaxed) + 2;
-        faults
-            .fail_write_at
-            .store(snapshot_commit, std::sync::atomic::Ordering::Relaxed);
-        let out = w
-            .apply_group(&[Request {
-                request_id: None,
-                command: deposit("4", "kept"),
-                now: T0,
-            }])
-            .unwrap();
-        assert!(matches!(out[0], Outcome::Applied(_)), "{out:?}");
-        let err = w.finish_snapshot();
-        assert!(matches!(err, Err(StorageError::Injected(_))), "{err:?}");
-        let again = w.apply_group(&[Request {
-            request_id: None,
-            command: deposit("1", "after"),
-            now: T0,
-        }]);
-        assert!(matches!(again, Err(StorageError::Stopped(_))), "{again:?}");
-        w.engine().digest()
-    };
-    // The journal was not cut: the acknowledged deposit is recovered from it.
-    let w = open(dir.path(), options);
-    assert_eq!(w.engine().digest(), acknowledged);
 }
