@@ -314,7 +314,7 @@ fn writer_loop(
         }
         drop(w);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("otc_group_requests").record(requests.len() as f64);
+        metrics::histogram!("otc_group_requests").record(jobs.len() as f64);
         match result {
             Ok(mut outcomes) => {
                 // The outcome past the jobs' is the deadlines' (if any were due).

@@ -5,8 +5,10 @@
 //! which writes pages but flushes neither the device cache nor file
 //! metadata. An acknowledged trade must survive power loss, so after sled's
 //! flush we `fdatasync` its `db` file (fsync applies to the inode, so our own
-//! descriptor flushes what sled wrote). Values are kept well under sled's
-//! blob threshold (large ones are chunked), so everything lives in that file.
+//! descriptor flushes what sled wrote). Every value is at most 4 KiB: group
+//! records and history records are stored in pieces (`codec::encode_pieces`),
+//! snapshots and attachments in chunks, so no sled page crosses its blob
+//! threshold and everything lives in that file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,11 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::codec::{self, kind};
 use crate::error::StorageError;
 
-/// Largest chunk of a snapshot or attachment. sled writes a *page* (a leaf
-/// of up to ~17 entries) to a separate, never-fsynced blob file once it
-/// exceeds a quarter of its 512 KiB segment; 17 × 4 KiB stays far below, so
-/// all data stays in `db`, which we `fdatasync`.
-pub const CHUNK_BYTES: usize = 4 * 1024;
+/// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
+/// it keeps every byte in the `db` file that the commit `fdatasync`s).
+pub const CHUNK_BYTES: usize = codec::PIECE_BYTES;
 /// Largest attachment accepted (SPEC §11: 5 MiB).
 pub const BLOB_BYTES_MAX: usize = 5 * 1024 * 1024;
 
@@ -151,9 +151,101 @@ impl Store {
         }
     }
 
-    /// Group records of `k` (keyed by the number of their first item: a
+    /// A record stored in pieces under `prefix`.
+    ///
+    /// # Errors
+    /// A piece is missing or damaged.
+    fn get_record<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Option<T>, StorageError> {
+        let start = codec::piece_key(prefix, 0, 0);
+        let end = codec::piece_key(prefix, u32::MAX, u32::MAX);
+        let pieces: Vec<(sled::IVec, sled::IVec)> = self
+            .tree
+            .range(start.as_slice()..=end.as_slice())
+            .collect::<Result<_, _>>()?;
+        if pieces.is_empty() {
+            return Ok(None);
+        }
+        codec::decode_pieces(&pieces).map(Some)
+    }
+
+    /// Stages a record that may already exist under `prefix` (the latest
+    /// state of a trade, say): its old pieces go, so a shorter new version
+    /// leaves none behind.
+    ///
+    /// # Errors
+    /// The value does not encode, or reading the old pieces fails.
+    pub fn stage_record_replacing<T: serde::Serialize + ?Sized>(
+        &self,
+        batch: &mut sled::Batch,
+        prefix: &[u8],
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let start = codec::piece_key(prefix, 0, 0);
+        let end = codec::piece_key(prefix, u32::MAX, u32::MAX);
+        for key in self.tree.range(start.as_slice()..=end.as_slice()).keys() {
+            batch.remove(key?);
+        }
+        Self::stage_record(batch, prefix, value)
+    }
+
+    /// Stages a record, split into pieces under `prefix`.
+    ///
+    /// # Errors
+    /// The value does not encode (a bug).
+    pub fn stage_record<T: serde::Serialize + ?Sized>(
+        batch: &mut sled::Batch,
+        prefix: &[u8],
+        value: &T,
+    ) -> Result<(), StorageError> {
+        for (key, bytes) in codec::encode_pieces(prefix, value)? {
+            batch.insert(key, bytes);
+        }
+        Ok(())
+    }
+
+    /// Visits the pieced records whose keys lie in `start..end`, in key
+    /// order, each as its prefix and its pieces; stops when `visit` says so.
+    fn each_record(
+        &self,
+        start: &[u8],
+        end: &[u8],
+        mut visit: impl FnMut(&[u8], &[(sled::IVec, sled::IVec)]) -> Result<bool, StorageError>,
+    ) -> Result<(), StorageError> {
+        let mut pieces: Vec<(sled::IVec, sled::IVec)> = Vec::new();
+        let prefix_of = |key: &[u8]| -> Result<Vec<u8>, StorageError> {
+            codec::split_piece_key(key)
+                .map(|(p, _, _)| p.to_vec())
+                .ok_or_else(|| StorageError::Corrupt {
+                    key: codec::show_key(key),
+                    what: "not a piece key".into(),
+                })
+        };
+        for item in self.tree.range(start..end) {
+            let (key, bytes) = item?;
+            if let Some((first, _)) = pieces.first()
+                && prefix_of(first)? != prefix_of(&key)?
+            {
+                let prefix = prefix_of(first)?;
+                if !visit(&prefix, &pieces)? {
+                    return Ok(());
+                }
+                pieces.clear();
+            }
+            pieces.push((key, bytes));
+        }
+        if let Some((first, _)) = pieces.first() {
+            let prefix = prefix_of(first)?;
+            visit(&prefix, &pieces)?;
+        }
+        Ok(())
+    }
+
+    /// Group records of `k` (named `k/<number of their first item>`: a
     /// journal position or an event sequence), from the one holding item
-    /// `from` onwards, flattened, at most `limit` items.
+    /// `from` onwards, flattened, at most `limit` items (whole records).
     fn scan_groups<T: serde::de::DeserializeOwned>(
         &self,
         k: u8,
@@ -161,31 +253,29 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(u64, T)>, StorageError> {
         let low = codec::key_u64(k, 0);
-        let at = codec::key_u64(k, from);
+        let at = codec::piece_key(&codec::key_u64(k, from), u32::MAX, u32::MAX);
         // The group holding `from` starts at or before it.
-        let start = match self.tree.range(low.as_slice()..=at.as_slice()).next_back() {
-            Some(item) => item?.0.to_vec(),
-            None => at.to_vec(),
+        let first = match self.tree.range(low.as_slice()..=at.as_slice()).next_back() {
+            Some(item) => codec::key_n(&item?.0).unwrap_or(from),
+            None => from,
         };
+        let start = codec::key_u64(k, first);
         let end = [k + 1];
         let mut out = Vec::new();
-        for item in self.tree.range(start.as_slice()..end.as_slice()) {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, bytes) = item?;
-            let first = codec::key_n(&key).ok_or_else(|| StorageError::Corrupt {
-                key: codec::show_key(&key),
+        self.each_record(&start, &end, |prefix, pieces| {
+            let first = codec::key_n(prefix).ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(prefix),
                 what: "key is not kind + u64".into(),
             })?;
-            let items: Vec<T> = codec::decode(&key, &bytes)?;
+            let items: Vec<T> = codec::decode_pieces(pieces)?;
             for (i, item) in items.into_iter().enumerate() {
                 let n = first + i as u64;
                 if n >= from && out.len() < limit {
                     out.push((n, item));
                 }
             }
-        }
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 
@@ -308,21 +398,20 @@ impl Store {
         let Some((first_key, _)) = range.next().transpose()? else {
             return Ok(None);
         };
-        let (last_key, last_bytes) = match range.next_back().transpose()? {
-            Some(kv) => kv,
-            None => self
-                .tree
-                .get(&first_key)?
-                .map(|v| (first_key.clone(), v))
-                .ok_or_else(|| StorageError::Corrupt {
-                    key: codec::show_key(&first_key),
-                    what: "event record vanished while reading".into(),
-                })?,
+        let last_key = match range.next_back().transpose()? {
+            Some((k, _)) => k,
+            None => first_key.clone(),
         };
-        let last: Vec<Event> = codec::decode(&last_key, &last_bytes)?;
-        let n = |k: &sled::IVec| codec::key_n(k).unwrap_or(0);
-        let last_seq = last.last().map_or(n(&last_key), |e| e.seq);
-        Ok(Some((n(&first_key), last_seq)))
+        let n = |k: &[u8]| codec::key_n(k).unwrap_or(0);
+        // The last group's events: its pieces start at its prefix.
+        let last_group = codec::key_u64(kind::EVENT, n(&last_key));
+        let mut last = None;
+        self.each_record(&last_group, &end, |_, pieces| {
+            let events: Vec<Event> = codec::decode_pieces(pieces)?;
+            last = events.last().map(|e| e.seq);
+            Ok(false)
+        })?;
+        Ok(Some((n(&first_key), last.unwrap_or(n(&last_key)))))
     }
 
     /// Removes groups of events that all happened before `cutoff`, at most
@@ -338,20 +427,19 @@ impl Store {
         let start = codec::key_u64(kind::EVENT, 0);
         let end = [kind::EVENT + 1];
         let mut batch = sled::Batch::default();
-        let mut n = 0;
-        for item in self
-            .tree
-            .range(start.as_slice()..end.as_slice())
-            .take(limit)
-        {
-            let (key, bytes) = item?;
-            let events: Vec<Event> = codec::decode(&key, &bytes)?;
+        let (mut n, mut groups) = (0, 0);
+        self.each_record(&start, &end, |_, pieces| {
+            let events: Vec<Event> = codec::decode_pieces(pieces)?;
             if events.last().is_some_and(|e| e.at >= cutoff) {
-                break;
+                return Ok(false);
             }
-            batch.remove(key);
+            for (key, _) in pieces {
+                batch.remove(key);
+            }
             n += events.len();
-        }
+            groups += 1;
+            Ok(groups < limit)
+        })?;
         if n > 0 {
             self.commit(batch)?;
         }
@@ -363,7 +451,7 @@ impl Store {
     /// # Errors
     /// The record is damaged.
     pub fn trade(&self, id: otc_engine::TradeId) -> Result<Option<Trade>, StorageError> {
-        self.get(&codec::key_u64(kind::TRADE, id.0))
+        self.get_record(&codec::key_u64(kind::TRADE, id.0))
     }
 
     /// An appeal's latest recorded state (reason, evidence, outcome).
@@ -374,7 +462,7 @@ impl Store {
         &self,
         trade: otc_engine::TradeId,
     ) -> Result<Option<otc_engine::appeal::Appeal>, StorageError> {
-        self.get(&codec::key_u64(kind::APPEAL, trade.0))
+        self.get_record(&codec::key_u64(kind::APPEAL, trade.0))
     }
 
     /// A listing's latest recorded state.
@@ -382,7 +470,7 @@ impl Store {
     /// # Errors
     /// The record is damaged.
     pub fn listing(&self, id: otc_engine::ListingId) -> Result<Option<Listing>, StorageError> {
-        self.get(&codec::key_u64(kind::LISTING, id.0))
+        self.get_record(&codec::key_u64(kind::LISTING, id.0))
     }
 
     /// A buy order's latest recorded state.
@@ -390,7 +478,7 @@ impl Store {
     /// # Errors
     /// The record is damaged.
     pub fn buy_order(&self, id: otc_engine::BuyOrderId) -> Result<Option<BuyOrder>, StorageError> {
-        self.get(&codec::key_u64(kind::BUY_ORDER, id.0))
+        self.get_record(&codec::key_u64(kind::BUY_ORDER, id.0))
     }
 
     /// A trade's chat (as `ChatPosted` events), oldest first, after `after_seq`, at most `limit`.
@@ -404,16 +492,14 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<Event>, StorageError> {
         let start = chat_key(trade, after_seq.saturating_add(1));
-        let end = chat_key(trade, u64::MAX);
+        let end = codec::piece_key(&chat_key(trade, u64::MAX), u32::MAX, u32::MAX);
         let mut out = Vec::new();
-        for item in self
-            .tree
-            .range(start.as_slice()..=end.as_slice())
-            .take(limit)
-        {
-            let (key, bytes) = item?;
-            out.push(codec::decode(&key, &bytes)?);
-        }
+        let mut end_incl = end.clone();
+        end_incl.push(0);
+        self.each_record(&start, &end_incl, |_, pieces| {
+            out.push(codec::decode_pieces(pieces)?);
+            Ok(out.len() < limit)
+        })?;
         Ok(out)
     }
 
@@ -452,8 +538,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Every retained request-id record (read once at open), and the next
-    /// free counter for their keys.
+    /// Every retained request-id record (read once at open), oldest group
+    /// first, and the next free counter for their keys.
     ///
     /// # Errors
     /// A damaged record (named).
@@ -462,17 +548,21 @@ impl Store {
     ) -> Result<(Vec<(String, crate::IdemRecord)>, u64), StorageError> {
         let mut out = Vec::new();
         let mut next = 0;
-        for item in self.tree.scan_prefix([kind::IDEMPOTENCY]) {
-            let (key, bytes) = item?;
-            next = next.max(codec::key_time_n(&key).unwrap_or(0) + 1);
-            let records: Vec<(String, crate::IdemRecord)> = codec::decode(&key, &bytes)?;
-            out.extend(records);
-        }
+        self.each_record(
+            &[kind::IDEMPOTENCY],
+            &[kind::IDEMPOTENCY + 1],
+            |prefix, pieces| {
+                next = next.max(codec::key_time_n(prefix).unwrap_or(0) + 1);
+                let records: Vec<(String, crate::IdemRecord)> = codec::decode_pieces(pieces)?;
+                out.extend(records);
+                Ok(true)
+            },
+        )?;
         Ok((out, next))
     }
 
     /// Stages the removal of request-id records whose latest use is before
-    /// `cutoff`, at most `limit` records.
+    /// `cutoff`, at most `limit` records (each with all its pieces).
     ///
     /// # Errors
     /// sled fails.
@@ -485,14 +575,19 @@ impl Store {
         let start = [kind::IDEMPOTENCY];
         let end = codec::key_time(kind::IDEMPOTENCY, cutoff.0, 0);
         let mut n = 0;
-        for key in self
-            .tree
-            .range(start.as_slice()..end.as_slice())
-            .keys()
-            .take(limit)
-        {
-            batch.remove(key?);
-            n += 1;
+        let mut last_prefix: Vec<u8> = Vec::new();
+        for key in self.tree.range(start.as_slice()..end.as_slice()).keys() {
+            let key = key?;
+            let prefix = codec::split_piece_key(&key).map_or(&key[..], |(p, _, _)| p);
+            if prefix != last_prefix.as_slice() {
+                // Stop only between records: never leave half of one.
+                if n >= limit {
+                    break;
+                }
+                last_prefix = prefix.to_vec();
+                n += 1;
+            }
+            batch.remove(key);
         }
         Ok(n)
     }

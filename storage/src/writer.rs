@@ -227,10 +227,7 @@ impl Touched {
 fn stage_event_indexes(batch: &mut sled::Batch, e: &Event) -> Result<(), StorageError> {
     match e.kind {
         EventKind::ChatPosted { trade, .. } => {
-            batch.insert(
-                crate::store::chat_key(trade, e.seq).as_slice(),
-                codec::encode(e)?,
-            );
+            Store::stage_record(batch, &crate::store::chat_key(trade, e.seq), e)?;
         }
         EventKind::TradeCreated {
             trade,
@@ -320,16 +317,21 @@ impl Writer {
         let mut idem = HashMap::new();
         let mut idem_by_time = BTreeSet::new();
         let (records, idem_key_next) = store.idempotency_records()?;
+        // Oldest group first: a reused id's newer record supersedes the
+        // older one (still on disk until its whole group expires).
         for (id, rec) in records {
             idem_by_time.insert((rec.at, id.clone()));
-            idem.insert(id, rec);
+            if let Some(old) = idem.insert(id.clone(), rec) {
+                idem_by_time.remove(&(old.at, id));
+            }
         }
         if journal_next == 0 || engine.config() != &config {
             let mut batch = sled::Batch::default();
-            batch.insert(
+            Store::stage_record(
+                &mut batch,
                 &codec::key_u64(kind::JOURNAL, journal_next),
-                codec::encode([JournalRef::Configure(&config)].as_slice())?,
-            );
+                [JournalRef::Configure(&config)].as_slice(),
+            )?;
             store.commit(batch)?;
             engine
                 .set_config(config)
@@ -399,6 +401,13 @@ impl Writer {
         self.events.clear();
         self.new_ids.clear();
         for req in requests {
+            if matches!(req.command, Command::FireDue) {
+                // Firing may forget records (an hour after they ended) that
+                // earlier requests of this group changed: write their final
+                // state while the engine still has it.
+                self.stage_history(&mut batch, &touched_ids)?;
+                touched_ids = Touched::default();
+            }
             let outcome = self.apply_one(req, &mut batch, &mut touched_ids)?;
             if matches!(outcome, Outcome::Applied(_)) {
                 journal.push(JournalRef::Apply {
@@ -411,23 +420,25 @@ impl Writer {
         // One record each for the group's journal entries, events and
         // request ids: the commit's cost follows groups, not commands.
         if !journal.is_empty() {
-            batch.insert(
+            Store::stage_record(
+                &mut batch,
                 &codec::key_u64(kind::JOURNAL, journal_first),
-                codec::encode(&journal)?,
-            );
+                &journal,
+            )?;
             self.journal_next += journal.len() as u64;
             self.since_snapshot += journal.len() as u64;
         }
         if let Some(first) = self.events.first() {
-            batch.insert(
+            Store::stage_record(
+                &mut batch,
                 &codec::key_u64(kind::EVENT, first.seq),
-                codec::encode(&self.events)?,
-            );
+                &self.events,
+            )?;
         }
         if let Some(latest) = self.new_ids.iter().map(|(_, r)| r.at).max() {
             let key = codec::key_time(kind::IDEMPOTENCY, latest.0, self.idem_key_next);
             self.idem_key_next += 1;
-            batch.insert(&key, codec::encode(&self.new_ids)?);
+            Store::stage_record(&mut batch, &key, &self.new_ids)?;
             for (id, rec) in self.new_ids.drain(..) {
                 self.idem_by_time.insert((rec.at, id.clone()));
                 self.idem.insert(id, rec);
@@ -540,10 +551,12 @@ impl Writer {
             if let Some(t) = self.engine.trade(*id)
                 && !t.state.is_open()
             {
-                batch.insert(&codec::key_u64(kind::TRADE, id.0), codec::encode(t)?);
+                self.store
+                    .stage_record_replacing(batch, &codec::key_u64(kind::TRADE, id.0), t)?;
             }
             if let Some(a) = self.engine.appeal(*id) {
-                batch.insert(&codec::key_u64(kind::APPEAL, id.0), codec::encode(a)?);
+                self.store
+                    .stage_record_replacing(batch, &codec::key_u64(kind::APPEAL, id.0), a)?;
             }
         }
         for id in &ids.listings {
@@ -553,7 +566,11 @@ impl Writer {
                     &[],
                 );
                 if !l.state.is_live() {
-                    batch.insert(&codec::key_u64(kind::LISTING, id.0), codec::encode(l)?);
+                    self.store.stage_record_replacing(
+                        batch,
+                        &codec::key_u64(kind::LISTING, id.0),
+                        l,
+                    )?;
                 }
             }
         }
@@ -561,7 +578,11 @@ impl Writer {
             if let Some(o) = self.engine.buy_order(*id)
                 && o.state != otc_engine::buy::BuyOrderState::Resting
             {
-                batch.insert(&codec::key_u64(kind::BUY_ORDER, id.0), codec::encode(o)?);
+                self.store.stage_record_replacing(
+                    batch,
+                    &codec::key_u64(kind::BUY_ORDER, id.0),
+                    o,
+                )?;
             }
         }
         Ok(())
@@ -617,14 +638,16 @@ impl Writer {
         while let Some((at, _)) = self.idem_by_time.first()
             && *at < cutoff
         {
-            if let Some((_, id)) = self.idem_by_time.pop_first() {
+            if let Some((at, id)) = self.idem_by_time.pop_first()
+                && self.idem.get(&id).is_some_and(|r| r.at == at)
+            {
                 self.idem.remove(&id);
             }
         }
         let mut batch = sled::Batch::default();
         let n = match self
             .store
-            .stage_idempotency_prune(&mut batch, cutoff, 10_000)
+            .stage_idempotency_prune(&mut batch, cutoff, 100_000)
         {
             Ok(n) => n,
             Err(e) => {

@@ -302,11 +302,15 @@ fn a_damaged_record_refuses_to_start_naming_the_key() {
     {
         let db = sled::open(dir.path()).unwrap();
         let tree = db.open_tree("otc").unwrap();
-        let key = otc_storage::codec::key_u64(otc_storage::codec::kind::JOURNAL, 0);
-        let mut bytes = tree.get(key).unwrap().unwrap().to_vec();
+        let key = otc_storage::codec::piece_key(
+            &otc_storage::codec::key_u64(otc_storage::codec::kind::JOURNAL, 0),
+            0,
+            1,
+        );
+        let mut bytes = tree.get(&key).unwrap().unwrap().to_vec();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x55;
-        tree.insert(key, bytes).unwrap();
+        tree.insert(&key, bytes).unwrap();
         db.flush().unwrap();
     }
     let err = match Writer::open(
@@ -504,4 +508,223 @@ fn expired_request_ids_stay_forgotten_after_a_restart() {
         .map(|(id, _)| id.rsplit('/').next().unwrap_or(id))
         .collect();
     assert_eq!(ids, ["recent"], "the expired id is gone from disk too");
+}
+
+#[test]
+fn big_groups_stay_in_the_fsynced_data_file() {
+    // sled writes pages over ~128 KiB to blob files it never fsyncs; group
+    // records are split into pieces so that never happens.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let group: Vec<Request> = (0..4_096)
+        .map(|i| Request {
+            request_id: Some(format!("big-{i}")),
+            command: deposit("1", &format!("ext-big-{i}")),
+            now: T0,
+        })
+        .collect();
+    let out = w.apply_group(&group).unwrap();
+    assert!(out.iter().all(|o| matches!(o, Outcome::Applied(_))));
+    drop(w);
+    let blobs = std::fs::read_dir(dir.path().join("blobs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(blobs, 0, "no sled blob files");
+    let w = open(dir.path(), WriterOptions::default());
+    assert_eq!(
+        w.engine()
+            .balance(workload_user(1), otc_engine::Asset::new("EB").unwrap())
+            .available
+            .value(),
+        Decimal::from(4_096)
+    );
+    assert_eq!(w.store().idempotency_records().unwrap().0.len(), 4_096);
+    assert_eq!(
+        w.store().events_from(1, usize::MAX).unwrap().len() as u64,
+        w.engine().last_seq()
+    );
+}
+
+#[test]
+fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
+    use otc_engine::command::{BuyAmount, BuyRequest, FundPasswordProof, ListingSpec};
+    use otc_engine::listing::ListingState;
+    use otc_engine::users::MethodDetails;
+    use otc_engine::{EventKind, Fiat};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let (seller, buyer) = (workload_user(1), workload_user(2));
+    let asset = otc_engine::Asset::new("EB").unwrap();
+    let one = |w: &mut Writer, command: Command, now: Timestamp| -> Vec<otc_engine::Event> {
+        match w
+            .apply_group(&[Request {
+                request_id: None,
+                command,
+                now,
+            }])
+            .unwrap()
+            .pop()
+        {
+            Some(Outcome::Applied(events)) => events,
+            other => panic!("{other:?}"),
+        }
+    };
+    one(&mut w, deposit("10", "seed"), T0);
+    let bound = one(
+        &mut w,
+        Command::BindMethod {
+            user: seller,
+            details: MethodDetails::Alipay {
+                holder: "S".into(),
+                account: "s@pay".into(),
+            },
+        },
+        T0,
+    );
+    let method = bound
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::MethodBound { method, .. } => Some(method),
+            _ => None,
+        })
+        .unwrap();
+    one(
+        &mut w,
+        Command::SetFundPassword {
+            user: seller,
+            hash: "$argon2id$test".into(),
+            current: None,
+        },
+        T0,
+    );
+    let proof = FundPasswordProof { version: 1 };
+    let spec = ListingSpec {
+        asset,
+        fiat: Fiat::new("CNY").unwrap(),
+        price: Decimal::from(7),
+        total: Decimal::from(1),
+        min_fiat: Decimal::from(1),
+        max_fiat: Decimal::from(7),
+        methods: vec![method],
+        payment_window_ms: None,
+        terms: String::new(),
+    };
+    let published = one(
+        &mut w,
+        Command::PublishListing {
+            seller,
+            proof,
+            spec,
+        },
+        T0,
+    );
+    let listing = published
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::ListingChanged { listing, .. } => Some(listing),
+            _ => None,
+        })
+        .unwrap();
+    let request = BuyRequest {
+        asset,
+        fiat: Fiat::new("CNY").unwrap(),
+        amount: BuyAmount::Coin(Decimal::from(1)),
+        max_price: None,
+        methods: Vec::new(),
+        rest: None,
+    };
+    let bought = one(&mut w, Command::PlaceBuy { buyer, request }, T0);
+    let trade = bought
+        .iter()
+        .find_map(|e| match e.kind {
+            EventKind::TradeCreated { trade, .. } => Some(trade),
+            _ => None,
+        })
+        .unwrap();
+    one(&mut w, Command::MarkPaid { buyer, trade }, T0);
+    one(
+        &mut w,
+        Command::Release {
+            seller,
+            trade,
+            proof,
+        },
+        T0,
+    );
+    // Sold out and closed: it leaves the working set an hour later. Then the
+    // seller cancels it, and the due forget rides in the same group.
+    let later = T0.plus_ms(60 * 60_000 + 1);
+    let out = w
+        .apply_group(&[
+            Request {
+                request_id: None,
+                command: Command::CancelListing { seller, listing },
+                now: later,
+            },
+            Request {
+                request_id: None,
+                command: Command::FireDue,
+                now: later,
+            },
+        ])
+        .unwrap();
+    assert!(matches!(out[0], Outcome::Applied(_)), "{out:?}");
+    assert!(w.engine().listing(listing).is_none(), "forgotten");
+    let stored = w
+        .store()
+        .listing(listing)
+        .unwrap()
+        .expect("kept in history");
+    assert_eq!(stored.state, ListingState::Cancelled);
+}
+
+#[test]
+fn a_reused_request_id_is_not_forgotten_early_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hour = 60 * 60_000;
+    let reuse_at = T0.plus_ms(25 * hour);
+    let reused = Request {
+        request_id: Some("x".into()),
+        command: deposit("2", "ext-x-2"),
+        now: reuse_at,
+    };
+    {
+        let mut w = open(dir.path(), WriterOptions::default());
+        // One group: "x" early, "y" 23 h later, so the group's record stays on
+        // disk after "x" itself expires.
+        w.apply_group(&[
+            Request {
+                request_id: Some("x".into()),
+                command: deposit("1", "ext-x-1"),
+                now: T0,
+            },
+            Request {
+                request_id: Some("y".into()),
+                command: deposit("1", "ext-y"),
+                now: T0.plus_ms(23 * hour),
+            },
+        ])
+        .unwrap();
+        w.maintain(reuse_at).unwrap();
+        let out = w.apply_group(std::slice::from_ref(&reused)).unwrap();
+        assert!(
+            matches!(out[0], Outcome::Applied(_)),
+            "expired id reused: {out:?}"
+        );
+    }
+    let mut w = open(dir.path(), WriterOptions::default());
+    w.maintain(reuse_at.plus_ms(1)).unwrap();
+    let out = w.apply_group(&[reused]).unwrap();
+    assert!(
+        matches!(out[0], Outcome::Repeated(..)),
+        "a retry of the reused id is recognised: {out:?}"
+    );
+    assert_eq!(
+        w.engine()
+            .balance(workload_user(1), otc_engine::Asset::new("EB").unwrap())
+            .available
+            .value(),
+        Decimal::from(4)
+    );
 }
