@@ -236,10 +236,10 @@ fn otcd_to_serving(dir: &std::path::Path) -> Option<(std::time::Duration, String
         .expect("otcd printed its address");
     // otcd logs to standard output.
     let log = std::thread::spawn(move || {
-        lines
-            .map_while(Result::ok)
-            .find(|l| l.contains("store open"))
-            .unwrap_or_default()
+        let mut lines = lines.map_while(Result::ok);
+        let found = lines.find(|l| l.contains("store open")).unwrap_or_default();
+        lines.for_each(drop); // keep reading until otcd exits, so it never hits a closed pipe
+        found
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
