@@ -157,7 +157,7 @@ pub struct WriterStats {
     pub commits: u64,
     /// Requests handled.
     pub requests: u64,
-    /// Nanoseconds spent in the engine.
+    /// Nanoseconds spent applying groups: the engine, plus encoding and staging their records (everything before the commit).
     pub engine_ns: u64,
     /// Nanoseconds spent committing (write + flush + fdatasync).
     pub commit_ns: u64,
