@@ -15,8 +15,8 @@ use crate::error::StorageError;
 
 /// Version of the record format; bumped on any incompatible change.
 /// 2: compact (varint) bincode; journal, events and request ids stored as
-/// one record per group commit.
-pub const FORMAT_VERSION: u8 = 2;
+/// one record per group commit. 3: every record in pieces of at most 4 KiB.
+pub const FORMAT_VERSION: u8 = 3;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 
@@ -143,6 +143,8 @@ pub fn decode_pieces<T: DeserializeOwned>(
             key: show_key(key),
             what,
         };
+        // The frame first: data of another format version says so plainly.
+        let piece = unframe(key, bytes)?;
         let (_, i, n) = split_piece_key(key).ok_or_else(|| corrupt("not a piece key".into()))?;
         if i as usize != at || n as usize != pieces.len() {
             return Err(corrupt(format!(
@@ -150,7 +152,7 @@ pub fn decode_pieces<T: DeserializeOwned>(
                 pieces.len()
             )));
         }
-        payload.extend_from_slice(unframe(key, bytes)?);
+        payload.extend_from_slice(piece);
         name = key.to_vec();
     }
     deserialize(&payload).map_err(|e| StorageError::Corrupt {
@@ -176,21 +178,19 @@ pub fn key_n(key: &[u8]) -> Option<u64> {
 /// Readable form of a key for error messages.
 pub fn show_key(key: &[u8]) -> String {
     // Keys of records stored in pieces: the record's key, then the piece.
-    let pieced = matches!(
-        key.first(),
+    let piece_key_len = match key.first() {
         Some(
             &kind::JOURNAL
-                | &kind::EVENT
-                | &kind::IDEMPOTENCY
-                | &kind::TRADE
-                | &kind::APPEAL
-                | &kind::LISTING
-                | &kind::BUY_ORDER
-                | &kind::CHAT
-        )
-    );
-    if pieced
-        && matches!(key.len(), 17 | 25)
+            | &kind::EVENT
+            | &kind::TRADE
+            | &kind::APPEAL
+            | &kind::LISTING
+            | &kind::BUY_ORDER,
+        ) => Some(17),
+        Some(&kind::IDEMPOTENCY | &kind::CHAT) => Some(25),
+        _ => None,
+    };
+    if piece_key_len == Some(key.len())
         && let Some((prefix, i, n)) = split_piece_key(key)
     {
         return format!("{} piece {}/{n}", show_prefix(prefix), i + 1);
@@ -201,6 +201,11 @@ pub fn show_key(key: &[u8]) -> String {
 fn show_prefix(key: &[u8]) -> String {
     match (key.first(), key_n(key)) {
         (Some(&k), Some(n)) if key.len() == 9 => format!("{}/{n}", k as char),
+        (Some(&kind::IDEMPOTENCY), Some(n)) if key.len() == 17 => {
+            // Undo the sign flip of `key_time`: show the milliseconds.
+            let t = (n ^ (1 << 63)) as i64;
+            format!("i/{t}/{}", key_time_n(key).unwrap_or(0))
+        }
         (Some(&k), Some(n)) if key.len() == 17 => {
             format!("{}/{n}/{}", k as char, key_time_n(key).unwrap_or(0))
         }
@@ -359,6 +364,7 @@ mod tests {
         assert_eq!(key_time_n(&key_time(kind::IDEMPOTENCY, 3, 7)), Some(7));
         let piece = piece_key(&key_u64(kind::JOURNAL, 5), 1, 3);
         assert_eq!(show_key(&piece), "j/5 piece 2/3");
+        assert_eq!(show_key(&key_time(kind::IDEMPOTENCY, -7, 2)), "i/-7/2");
         assert!(piece_key(&key_u64(kind::JOURNAL, 5), 2, 3) > piece);
         assert!(piece_key(&key_u64(kind::JOURNAL, 6), 0, 1) > piece);
     }

@@ -171,24 +171,27 @@ impl Store {
         codec::decode_pieces(&pieces).map(Some)
     }
 
-    /// Stages a record that may already exist under `prefix` (the latest
-    /// state of a trade, say): its old pieces go, so a shorter new version
-    /// leaves none behind.
+    /// Stages the pieces of a record that may already exist under `prefix`
+    /// (the latest state of a trade, say): its old pieces go, so a shorter
+    /// new version leaves none behind. Stage each record once per batch.
     ///
     /// # Errors
-    /// The value does not encode, or reading the old pieces fails.
-    pub fn stage_record_replacing<T: serde::Serialize + ?Sized>(
+    /// Reading the old pieces fails.
+    pub fn stage_pieces_replacing(
         &self,
         batch: &mut sled::Batch,
         prefix: &[u8],
-        value: &T,
+        pieces: Vec<codec::KeyValue>,
     ) -> Result<(), StorageError> {
         let start = codec::piece_key(prefix, 0, 0);
         let end = codec::piece_key(prefix, u32::MAX, u32::MAX);
         for key in self.tree.range(start.as_slice()..=end.as_slice()).keys() {
             batch.remove(key?);
         }
-        Self::stage_record(batch, prefix, value)
+        for (key, bytes) in pieces {
+            batch.insert(key, bytes);
+        }
+        Ok(())
     }
 
     /// Stages a record, split into pieces under `prefix`.

@@ -190,6 +190,9 @@ fn fingerprint(command: &Command) -> u64 {
     })
 }
 
+/// History records of a group, by key: the latest version of each, in pieces.
+type History = std::collections::BTreeMap<[u8; 9], Vec<codec::KeyValue>>;
+
 /// Ids of the records a group changed, for the history records.
 #[derive(Default)]
 struct Touched {
@@ -396,6 +399,7 @@ impl Writer {
         let mut batch = sled::Batch::default();
         let mut outcomes = Vec::with_capacity(requests.len());
         let mut touched_ids = Touched::default();
+        let mut history = History::new();
         let mut journal = Vec::with_capacity(requests.len());
         let journal_first = self.journal_next;
         self.events.clear();
@@ -403,9 +407,9 @@ impl Writer {
         for req in requests {
             if matches!(req.command, Command::FireDue) {
                 // Firing may forget records (an hour after they ended) that
-                // earlier requests of this group changed: write their final
+                // earlier requests of this group changed: take their final
                 // state while the engine still has it.
-                self.stage_history(&mut batch, &touched_ids)?;
+                self.collect_history(&mut batch, &touched_ids, &mut history)?;
                 touched_ids = Touched::default();
             }
             let outcome = self.apply_one(req, &mut batch, &mut touched_ids)?;
@@ -444,7 +448,8 @@ impl Writer {
                 self.idem.insert(id, rec);
             }
         }
-        self.stage_history(&mut batch, &touched_ids)?;
+        self.collect_history(&mut batch, &touched_ids, &mut history)?;
+        self.stage_collected_history(&mut batch, history)?;
         let applied = Instant::now();
         self.store.commit(batch)?;
         self.stats.commits += 1;
@@ -546,17 +551,30 @@ impl Writer {
     /// so history outlives the engine's working set. Open records live in
     /// the engine (and its snapshot and journal); writing each of their
     /// steps would only be rewritten later.
-    fn stage_history(&self, batch: &mut sled::Batch, ids: &Touched) -> Result<(), StorageError> {
+    ///
+    /// Versions are collected per record in `history` and staged once, at
+    /// the end of the group ([`Writer::stage_collected_history`]): a record
+    /// collected twice (before a `FireDue` and after) must not leave the
+    /// pieces of its first version in the batch.
+    fn collect_history(
+        &self,
+        batch: &mut sled::Batch,
+        ids: &Touched,
+        history: &mut History,
+    ) -> Result<(), StorageError> {
+        let mut keep = |prefix: [u8; 9], pieces| {
+            history.insert(prefix, pieces);
+        };
         for id in &ids.trades {
             if let Some(t) = self.engine.trade(*id)
                 && !t.state.is_open()
             {
-                self.store
-                    .stage_record_replacing(batch, &codec::key_u64(kind::TRADE, id.0), t)?;
+                let prefix = codec::key_u64(kind::TRADE, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, t)?);
             }
             if let Some(a) = self.engine.appeal(*id) {
-                self.store
-                    .stage_record_replacing(batch, &codec::key_u64(kind::APPEAL, id.0), a)?;
+                let prefix = codec::key_u64(kind::APPEAL, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, a)?);
             }
         }
         for id in &ids.listings {
@@ -566,11 +584,8 @@ impl Writer {
                     &[],
                 );
                 if !l.state.is_live() {
-                    self.store.stage_record_replacing(
-                        batch,
-                        &codec::key_u64(kind::LISTING, id.0),
-                        l,
-                    )?;
+                    let prefix = codec::key_u64(kind::LISTING, id.0);
+                    keep(prefix, codec::encode_pieces(&prefix, l)?);
                 }
             }
         }
@@ -578,12 +593,22 @@ impl Writer {
             if let Some(o) = self.engine.buy_order(*id)
                 && o.state != otc_engine::buy::BuyOrderState::Resting
             {
-                self.store.stage_record_replacing(
-                    batch,
-                    &codec::key_u64(kind::BUY_ORDER, id.0),
-                    o,
-                )?;
+                let prefix = codec::key_u64(kind::BUY_ORDER, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, o)?);
             }
+        }
+        Ok(())
+    }
+
+    /// Stages the latest collected version of each history record, replacing
+    /// whatever pieces it had on disk.
+    fn stage_collected_history(
+        &self,
+        batch: &mut sled::Batch,
+        history: History,
+    ) -> Result<(), StorageError> {
+        for (prefix, pieces) in history {
+            self.store.stage_pieces_replacing(batch, &prefix, pieces)?;
         }
         Ok(())
     }

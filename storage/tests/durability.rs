@@ -728,3 +728,43 @@ fn a_reused_request_id_is_not_forgotten_early_after_a_restart() {
         Decimal::from(4)
     );
 }
+
+#[test]
+fn history_records_decode_when_groups_carry_their_due_deadlines() {
+    // As otcd does: a due `FireDue` rides at the end of the group, so a
+    // record may be collected before it and again after it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let mut load = Workload::new(11, 10);
+    let mut now = T0;
+    for _ in 0..300 {
+        let mut reqs = Vec::new();
+        for _ in 0..6 {
+            let (command, advance) = load.next(w.engine(), now);
+            now = now.plus_ms(advance);
+            reqs.push(Request {
+                request_id: None,
+                command,
+                now,
+            });
+        }
+        if w.engine().next_deadline().is_some_and(|at| at <= now) {
+            reqs.push(Request {
+                request_id: None,
+                command: Command::FireDue,
+                now,
+            });
+        }
+        w.apply_group(&reqs).unwrap();
+    }
+    let last_id = w.engine().state().next_id;
+    let mut found = 0;
+    for id in 1..last_id {
+        let store = w.store();
+        found += usize::from(store.trade(otc_engine::TradeId(id)).unwrap().is_some());
+        store.appeal(otc_engine::TradeId(id)).unwrap();
+        store.listing(otc_engine::ListingId(id)).unwrap();
+        store.buy_order(otc_engine::BuyOrderId(id)).unwrap();
+    }
+    assert!(found > 10, "ended trades are in history ({found})");
+}
