@@ -283,13 +283,7 @@ fn writer_loop(
         let started = Instant::now();
         let mut w = writer.blocking_write();
         // Due deadlines ride in the same group: one commit, one fdatasync.
-        if w.engine().next_deadline().is_some_and(|at| at <= now) {
-            requests.push(Request {
-                request_id: None,
-                command: Command::FireDue,
-                now,
-            });
-        }
+        requests.extend(w.due_request(now));
         let before = w.stats;
         let result = if requests.is_empty() {
             Ok(Vec::new())

@@ -697,19 +697,27 @@ impl Writer {
         Ok(())
     }
 
+    /// A `FireDue` request if a deadline is due at `now`: the server appends
+    /// it to the group it is about to commit, so timers cost no extra commit.
+    pub fn due_request(&self, now: Timestamp) -> Option<Request> {
+        self.engine
+            .next_deadline()
+            .is_some_and(|at| at <= now)
+            .then_some(Request {
+                request_id: None,
+                command: Command::FireDue,
+                now,
+            })
+    }
+
     /// Fires every deadline due at `now` (durably). Call at start, before
     /// serving, and whenever [`Engine::next_deadline`] passes.
     ///
     /// # Errors
     /// The commit fails (the writer stops).
     pub fn fire_due(&mut self, now: Timestamp) -> Result<Vec<Event>, StorageError> {
-        if self.engine.next_deadline().is_none_or(|at| at > now) {
+        let Some(req) = self.due_request(now) else {
             return Ok(Vec::new());
-        }
-        let req = Request {
-            request_id: None,
-            command: Command::FireDue,
-            now,
         };
         let mut out = self.apply_group(std::slice::from_ref(&req))?;
         Ok(match out.pop() {

@@ -748,13 +748,7 @@ fn history_records_decode_when_groups_carry_their_due_deadlines() {
                 now,
             });
         }
-        if w.engine().next_deadline().is_some_and(|at| at <= now) {
-            reqs.push(Request {
-                request_id: None,
-                command: Command::FireDue,
-                now,
-            });
-        }
+        reqs.extend(w.due_request(now));
         w.apply_group(&reqs).unwrap();
     }
     let last_id = w.engine().state().next_id;
@@ -767,4 +761,31 @@ fn history_records_decode_when_groups_carry_their_due_deadlines() {
         store.buy_order(otc_engine::BuyOrderId(id)).unwrap();
     }
     assert!(found > 10, "ended trades are in history ({found})");
+}
+
+#[test]
+fn pruning_request_ids_never_splits_a_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    // Two groups whose request-id records span several 4 KiB pieces each.
+    for (g, now) in [(0, T0), (1, T0.plus_ms(1))] {
+        let group: Vec<Request> = (0..300)
+            .map(|i| Request {
+                request_id: Some(format!("group-{g}-request-{i}")),
+                command: deposit("1", &format!("ext-{g}-{i}")),
+                now,
+            })
+            .collect();
+        w.apply_group(&group).unwrap();
+    }
+    let store = w.store();
+    let mut batch = sled::Batch::default();
+    let removed = store
+        .stage_idempotency_prune(&mut batch, T0.plus_ms(10), 1)
+        .unwrap();
+    assert_eq!(removed, 1, "one record per the limit");
+    store.commit(batch).unwrap();
+    let (left, _) = store.idempotency_records().unwrap();
+    assert_eq!(left.len(), 300, "the other group's record is whole");
+    assert!(left.iter().all(|(id, _)| id.contains("group-1-")));
 }

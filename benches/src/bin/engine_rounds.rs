@@ -10,24 +10,20 @@
 
 use otc_benches::mix::{COMMANDS_PER_ROUND, Mix};
 
+/// The `n`-th argument as a count, or `default` when absent.
+fn arg(n: usize, default: usize) -> usize {
+    match std::env::args().nth(n).map(|a| a.parse::<usize>()) {
+        None => default,
+        Some(Ok(v)) => v,
+        Some(Err(e)) => {
+            eprintln!("usage: engine_rounds [live listings] [rounds]: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
 fn main() {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
-    let live = match args.next() {
-        Some(Ok(n)) => n,
-        None => 10_000,
-        Some(Err(e)) => {
-            eprintln!("usage: engine_rounds [live listings] [rounds]: {e}");
-            std::process::exit(2)
-        }
-    };
-    let rounds = match args.next() {
-        Some(Ok(n)) => n,
-        None => 20_000,
-        Some(Err(e)) => {
-            eprintln!("usage: engine_rounds [live listings] [rounds]: {e}");
-            std::process::exit(2)
-        }
-    };
+    let (live, rounds) = (arg(1, 10_000), arg(2, 20_000));
     let mut mix = Mix::new(live);
     // Warm into steady state (past the first payment timeouts), as the bench does.
     mix.warm();
