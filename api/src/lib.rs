@@ -9,11 +9,14 @@
 //! - [`convert`]: proto ↔ domain conversions; rejections → statuses.
 //! - [`common`]: role checks, trade visibility, attachments, resumable streams.
 //! - [`svc_trading`], [`svc_support`], [`svc_admin`]: one module per service.
+//! - [`client`]: the gRPC client side: bearer-token interceptor, channels,
+//!   service clients (used by `otcctl`, the tests and the load generator).
 //! - [`proto`]: generated code.
 
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod client;
 pub mod common;
 pub mod convert;
 pub mod core;
