@@ -15,7 +15,6 @@ use otc_api::proto::support_service_client::SupportServiceClient;
 use otc_api::proto::trading_service_client::TradingServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 /// The secret every test server signs tokens with.
@@ -41,19 +40,8 @@ pub const FAST_WINDOWS: &[&str] = &[
     "1",
 ];
 
-/// Adds the bearer token to every call.
-#[derive(Clone)]
-pub struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-/// An authenticated channel.
-pub type Authed = InterceptedService<Channel, Bearer>;
+/// An authenticated channel (the bearer interceptor is the library's).
+pub use otc_api::client::Authed;
 
 /// A running `otcd`.
 pub struct Server {
@@ -162,8 +150,7 @@ impl Server {
 
     /// A channel that sends `token`.
     pub async fn authed(&self, token: &str) -> Authed {
-        let value = format!("Bearer {token}").parse().expect("header value");
-        InterceptedService::new(self.channel().await, Bearer(value))
+        otc_api::client::authed(self.channel().await, token).expect("header value")
     }
 
     /// Trading client as `user` with `role`.

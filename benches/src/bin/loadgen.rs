@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use hdrhistogram::Histogram;
 use otc_api::auth::{Role, mint};
+use otc_api::client::Authed;
 use otc_api::proto as pb;
 use otc_api::proto::admin_service_client::AdminServiceClient;
 use otc_api::proto::trading_service_client::TradingServiceClient;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::Mutex;
-use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 #[derive(Parser, Clone)]
@@ -64,24 +64,9 @@ struct Args {
 
 const SECRET: &str = "loadgen-secret";
 
-#[derive(Clone)]
-struct Bearer(tonic::metadata::MetadataValue<tonic::metadata::Ascii>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        req.metadata_mut().insert("authorization", self.0.clone());
-        Ok(req)
-    }
-}
-
-type Authed = InterceptedService<Channel, Bearer>;
-
 fn authed(ch: &Channel, user: uuid::Uuid, role: Role) -> Authed {
     let token = mint(SECRET.as_bytes(), user, role, 3_600).unwrap_or_else(|e| panic!("mint: {e}"));
-    let value = format!("Bearer {token}")
-        .parse()
-        .unwrap_or_else(|_| panic!("header"));
-    InterceptedService::new(ch.clone(), Bearer(value))
+    otc_api::client::authed(ch.clone(), &token).unwrap_or_else(|e| panic!("header: {e}"))
 }
 
 /// Latencies and counts of one phase.
