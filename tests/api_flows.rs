@@ -499,8 +499,16 @@ async fn request_ids_are_idempotent() {
         external_ref: "chain-1".into(),
     };
     let first = admin.deposit(req("5")).await.unwrap().into_inner();
-    let again = admin.deposit(req("5")).await.unwrap().into_inner();
-    assert!(again.receipt.as_ref().unwrap().repeated);
+    let again = admin.deposit(req("5")).await.unwrap();
+    assert_eq!(
+        again
+            .metadata()
+            .get("otc-replayed")
+            .map(|v| v.to_str().ok()),
+        Some(Some("true"))
+    );
+    let again = again.into_inner();
+    assert_eq!(first, again, "the whole first reply");
     assert_eq!(
         first.receipt.as_ref().unwrap().first_seq,
         again.receipt.as_ref().unwrap().first_seq

@@ -15,8 +15,6 @@ use crate::convert;
 use crate::core::Core;
 use crate::proto as pb;
 
-/// Event-stream subscribers per user (SPEC §18).
-pub const SUBSCRIBERS_PER_USER_MAX: usize = 5;
 /// Events read from storage per step while catching up a stream.
 const BACKFILL_BATCH: usize = 1_000;
 
@@ -86,49 +84,14 @@ pub async fn party_trade(core: &Core, user: UserId, id: TradeId) -> Result<Trade
     Ok(t)
 }
 
-/// Whether `viewer` may see the seller's receiving details unmasked: the
-/// buyer of an open trade, and the seller themselves (SPEC §5).
-pub fn sees_method(t: &Trade, viewer: UserId) -> bool {
-    viewer == t.seller || (viewer == t.buyer && t.state.is_open())
-}
-
-/// Stores an uploaded attachment and returns its reference.
+/// A page size from a request: 0 means the default; above the configured
+/// maximum (SPEC §18) is refused.
 ///
 /// # Errors
-/// INVALID_ARGUMENT for a bad type or size; UNAVAILABLE on storage failure.
-pub async fn store_attachment(
-    core: &Core,
-    owner: UserId,
-    a: &pb::Attachment,
-) -> Result<AttachmentRef, Status> {
-    if !otc_engine::ATTACHMENT_TYPES.contains(&a.content_type.as_str()) {
-        return Err(Status::invalid_argument(
-            "attachment.content_type must be image/png, image/jpeg, image/webp or application/pdf",
-        ));
-    }
-    if a.data.is_empty() || a.data.len() > otc_storage::store::BLOB_BYTES_MAX {
-        return Err(Status::invalid_argument(
-            "attachment.data must be 1 byte to 5 MiB",
-        ));
-    }
-    if a.file_name.len() > 255 {
-        return Err(Status::invalid_argument(
-            "attachment.file_name must be at most 255 bytes",
-        ));
-    }
-    let blob_id = format!("{}-{}", owner.0.simple(), uuid::Uuid::new_v4().simple());
-    {
-        let w = core.writer.read().await;
-        w.store()
-            .put_blob(&blob_id, &a.data)
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-    }
-    Ok(AttachmentRef {
-        blob_id,
-        content_type: a.content_type.clone(),
-        size_bytes: a.data.len() as u64,
-        file_name: a.file_name.clone(),
-    })
+/// INVALID_ARGUMENT naming `page_size`.
+pub async fn page_size(core: &Core, n: u32) -> Result<usize, Status> {
+    let max = core.writer.read().await.engine().config().page_size_max;
+    convert::page_size(n, max)
 }
 
 /// Reads a stored attachment's bytes.
@@ -194,9 +157,10 @@ pub async fn event_stream(
     }
     {
         let mut n = core.subscribers.entry(user).or_insert(0);
-        if *n >= SUBSCRIBERS_PER_USER_MAX {
+        let max = core.subscribers_max;
+        if *n >= max {
             return Err(Status::resource_exhausted(format!(
-                "at most {SUBSCRIBERS_PER_USER_MAX} event streams per user; close one first"
+                "at most {max} event streams per user; close one first"
             )));
         }
         *n += 1;

@@ -13,7 +13,6 @@ use otc_engine::{
     Asset, BuyOrderId, Event, EventKind, Fiat, ListingId, MethodId, Rejection, RejectionKind,
     Timestamp, TradeId, UserId,
 };
-use otc_storage::{Outcome, StoredKind, StoredOutcome};
 use rust_decimal::Decimal;
 use tonic::Status;
 
@@ -21,10 +20,8 @@ use crate::proto as pb;
 
 /// Longest request id.
 pub const REQUEST_ID_CHARS_MAX: usize = 128;
-/// Default and largest page sizes (SPEC §18).
+/// Page size when a request names none (the largest is a setting, SPEC §18).
 pub const PAGE_SIZE_DEFAULT: usize = 50;
-/// See [`PAGE_SIZE_DEFAULT`].
-pub const PAGE_SIZE_MAX: usize = 200;
 
 /// The status for a rejection (SPEC §15).
 pub fn status_of(r: &Rejection) -> Status {
@@ -36,66 +33,6 @@ pub fn status_of(r: &Rejection) -> Status {
         RejectionKind::PermissionDenied => Status::permission_denied(msg),
         RejectionKind::ResourceExhausted => Status::resource_exhausted(msg),
         RejectionKind::AlreadyExists => Status::already_exists(msg),
-    }
-}
-
-fn stored_status(kind: StoredKind, msg: &str) -> Status {
-    match kind {
-        StoredKind::InvalidArgument => Status::invalid_argument(msg),
-        StoredKind::FailedPrecondition => Status::failed_precondition(msg),
-        StoredKind::NotFound => Status::not_found(msg),
-        StoredKind::PermissionDenied => Status::permission_denied(msg),
-        StoredKind::ResourceExhausted => Status::resource_exhausted(msg),
-        StoredKind::AlreadyExists => Status::already_exists(msg),
-    }
-}
-
-/// The receipt and events of a writer outcome, or the error it stands for.
-///
-/// # Errors
-/// The rejection (first or repeated) as a status; ALREADY_EXISTS for a
-/// request id reused with other parameters.
-pub fn receipt(outcome: Outcome) -> Result<(pb::Receipt, Vec<Event>), Status> {
-    match outcome {
-        Outcome::Applied(events) => {
-            let (first_seq, last_seq) = bounds(&events);
-            Ok((
-                pb::Receipt {
-                    first_seq,
-                    last_seq,
-                    repeated: false,
-                },
-                events,
-            ))
-        }
-        Outcome::Rejected(r) => Err(status_of(&r)),
-        Outcome::Repeated(
-            StoredOutcome::Applied {
-                first_seq,
-                last_seq,
-            },
-            events,
-        ) => Ok((
-            pb::Receipt {
-                first_seq,
-                last_seq,
-                repeated: true,
-            },
-            events,
-        )),
-        Outcome::Repeated(StoredOutcome::Rejected { kind, message }, _) => {
-            Err(stored_status(kind, &message))
-        }
-        Outcome::IdConflict => Err(Status::already_exists(
-            "request_id was already used with other parameters; use a new request_id for a new request",
-        )),
-    }
-}
-
-fn bounds(events: &[Event]) -> (u64, u64) {
-    match (events.first(), events.last()) {
-        (Some(f), Some(l)) => (f.seq, l.seq),
-        _ => (0, 0),
     }
 }
 
@@ -185,7 +122,15 @@ pub fn listing_id(text: &str) -> Result<ListingId, Status> {
 /// # Errors
 /// INVALID_ARGUMENT naming the field.
 pub fn method_id(text: &str) -> Result<MethodId, Status> {
-    id_number("method_id", "M", text).map(MethodId)
+    method_id_field("method_id", text)
+}
+
+/// A method id in the field `field` ("M-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn method_id_field(field: &str, text: &str) -> Result<MethodId, Status> {
+    id_number(field, "M", text).map(MethodId)
 }
 
 /// A buy order id field ("B-12").
@@ -206,17 +151,17 @@ pub fn user_id(field: &str, text: &str) -> Result<UserId, Status> {
         .map_err(|_| Status::invalid_argument(format!("{field} must be a user UUID")))
 }
 
-/// Page size from a request (0 → default; capped).
+/// Page size from a request (0 → default; at most `max`).
 ///
 /// # Errors
 /// INVALID_ARGUMENT above the maximum.
-pub fn page_size(n: u32) -> Result<usize, Status> {
-    match n as usize {
-        0 => Ok(PAGE_SIZE_DEFAULT),
-        n if n > PAGE_SIZE_MAX => Err(Status::invalid_argument(format!(
-            "page_size must be at most {PAGE_SIZE_MAX}"
+pub fn page_size(n: u32, max: u32) -> Result<usize, Status> {
+    match n {
+        0 => Ok(PAGE_SIZE_DEFAULT.min(max as usize)),
+        n if n > max => Err(Status::invalid_argument(format!(
+            "page_size must be at most {max}"
         ))),
-        n => Ok(n),
+        n => Ok(n as usize),
     }
 }
 
@@ -252,9 +197,50 @@ pub fn kind_pb(k: MethodKind) -> i32 {
     }
 }
 
-/// A bound method for the wire, masked unless `full`.
-pub fn method_pb(id: MethodId, details: &MethodDetails, full: bool) -> pb::PaymentMethod {
-    let shown = if full {
+/// Who is looking at a receiving method: SPEC §5 decides, in this one
+/// place, what each sees. Only its owner, the buyer of an open trade that
+/// pays to it, and CS see it whole; everyone else sees it masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// The user who bound the method.
+    Owner,
+    /// The buyer of a trade paying to it, while the trade is open or not.
+    Counterparty {
+        /// Whether that trade is still open.
+        trade_open: bool,
+    },
+    /// Customer service.
+    Support,
+    /// Anyone else.
+    Public,
+}
+
+impl Audience {
+    /// How `viewer` sees the seller's method of trade `t`.
+    pub fn of_trade(t: &Trade, viewer: UserId) -> Self {
+        if viewer == t.seller {
+            Audience::Owner
+        } else if viewer == t.buyer {
+            Audience::Counterparty {
+                trade_open: t.state.is_open(),
+            }
+        } else {
+            Audience::Public
+        }
+    }
+
+    /// Whether this audience sees receiving details unmasked.
+    pub fn sees_details(self) -> bool {
+        matches!(
+            self,
+            Audience::Owner | Audience::Support | Audience::Counterparty { trade_open: true }
+        )
+    }
+}
+
+/// A bound method for the wire, as `audience` may see it.
+pub fn method_pb(id: MethodId, details: &MethodDetails, audience: Audience) -> pb::PaymentMethod {
+    let shown = if audience.sees_details() {
         details.clone()
     } else {
         details.masked()
@@ -301,9 +287,8 @@ fn reason_text(r: TransitionReason) -> String {
     format!("{r:?}")
 }
 
-/// A trade for the wire. `full_method`: the viewer may see the seller's
-/// receiving details unmasked (the buyer of an open trade, or CS).
-pub fn trade_pb(t: &Trade, full_method: bool) -> pb::Trade {
+/// A trade for the wire, its seller's method as `audience` may see it.
+pub fn trade_pb(t: &Trade, audience: Audience) -> pb::Trade {
     let (pay_by, paid_at, appeal_from, cancel_reason) = match t.state {
         TradeState::AwaitingPayment { pay_by } => (Some(pay_by), None, None, String::new()),
         TradeState::Paid {
@@ -354,7 +339,7 @@ pub fn trade_pb(t: &Trade, full_method: bool) -> pb::Trade {
         pay_by: pay_by.map(ts),
         paid_at: paid_at.map(ts),
         appeal_from: appeal_from.map(ts),
-        seller_method: Some(method_pb(t.method, &t.method_details, full_method)),
+        seller_method: Some(method_pb(t.method, &t.method_details, audience)),
         timeline,
         fast_match_origin: t
             .fast_match
@@ -385,6 +370,18 @@ pub fn record_pb(r: &SellerRecord) -> pb::SellerRecord {
             .unwrap_or_default(),
         median_release_secs: r.median_release_ms.map_or(0, |ms| ms / 1000),
     }
+}
+
+/// The payment kinds a listing accepts, for the wire.
+pub fn listing_kinds(e: &otc_engine::Engine, l: &Listing) -> Vec<i32> {
+    let Some(u) = e.user(l.seller) else {
+        return Vec::new();
+    };
+    l.methods
+        .iter()
+        .filter_map(|m| u.methods.get(m))
+        .map(|m| kind_pb(m.details.kind()))
+        .collect()
 }
 
 /// A listing for the wire.

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
 use dashmap::DashMap;
 use otc_engine::command::FundPasswordProof;
-use otc_engine::{Command, Event, EventKind, Timestamp, UserId};
-use otc_storage::{Outcome, Request, Writer};
+use otc_engine::{Command, Event, Timestamp, UserId};
+use otc_storage::{Call, Done, Outcome, Request, Writer};
 use tokio::sync::{RwLock, broadcast, oneshot};
 use tonic::Status;
 
@@ -46,10 +46,32 @@ impl HashCost {
     }
 }
 
+/// A test-only fault the server can be started with (`--failpoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failpoint {
+    /// The process dies (abort, like a kill -9) after a group holding a
+    /// client request is durable and before any reply is sent.
+    CrashAfterCommit,
+}
+
+impl std::str::FromStr for Failpoint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "crash-after-commit" => Ok(Failpoint::CrashAfterCommit),
+            other => Err(format!(
+                "unknown failpoint {other:?}; the only one is crash-after-commit"
+            )),
+        }
+    }
+}
+
 struct Job {
     request_id: Option<String>,
     command: Command,
-    reply: oneshot::Sender<Result<Outcome, String>>,
+    call: Option<Call>,
+    reply: oneshot::Sender<Result<Done, String>>,
 }
 
 /// What the handlers share.
@@ -65,8 +87,10 @@ pub struct Core {
     pub auth: Authenticator,
     /// Fund-password hashing cost.
     pub hash_cost: HashCost,
-    /// Open event streams per user (SPEC §18: at most 5).
+    /// Open event streams per user.
     pub subscribers: DashMap<UserId, usize>,
+    /// Most event streams one user may hold open (SPEC §18).
+    pub subscribers_max: usize,
     /// Set when storage failed: every call answers UNAVAILABLE.
     pub failed: Arc<AtomicBool>,
     /// Turns true at shutdown: open streams end so in-flight calls can finish.
@@ -76,11 +100,14 @@ pub struct Core {
 impl Core {
     /// Starts the writer thread over `writer`, with a queue of `queue_len`.
     pub fn start(
-        writer: Writer,
+        mut writer: Writer,
         auth: Authenticator,
         hash_cost: HashCost,
         queue_len: usize,
+        failpoint: Option<Failpoint>,
     ) -> (Arc<Core>, std::thread::JoinHandle<()>) {
+        writer.set_replier(Box::new(crate::views::render));
+        let subscribers_max = writer.engine().config().subscribers_per_user_max as usize;
         let writer = Arc::new(RwLock::new(writer));
         let (jobs, rx) = std::sync::mpsc::sync_channel(queue_len);
         let (bus, _) = broadcast::channel(65_536);
@@ -89,7 +116,7 @@ impl Core {
             let (writer, bus, failed) = (Arc::clone(&writer), bus.clone(), Arc::clone(&failed));
             std::thread::Builder::new()
                 .name("otc-writer".into())
-                .spawn(move || writer_loop(&writer, &rx, &bus, &failed))
+                .spawn(move || writer_loop(&writer, &rx, &bus, &failed, failpoint))
                 .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"))
         };
         let (closing, _) = tokio::sync::watch::channel(false);
@@ -100,6 +127,7 @@ impl Core {
             auth,
             hash_cost,
             subscribers: DashMap::new(),
+            subscribers_max,
             failed,
             closing,
         };
@@ -127,14 +155,23 @@ impl Core {
         &self,
         request_id: Option<String>,
         command: Command,
-    ) -> Result<Outcome, Status> {
+        call: Option<Call>,
+    ) -> Result<Done, Status> {
         self.check_up()?;
         let (reply, rx) = oneshot::channel();
         let name = command.name();
-        self.jobs.try_send(Job { request_id, command, reply }).map_err(|e| match e {
+        let job = Job {
+            request_id,
+            command,
+            call,
+            reply,
+        };
+        self.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => {
                 metrics::counter!("otc_queue_full_total").increment(1);
-                Status::resource_exhausted("the server is busy (write queue full); retry shortly with the same request_id")
+                Status::resource_exhausted(
+                    "the server is busy (write queue full); retry shortly with the same request_id",
+                )
             }
             TrySendError::Disconnected(_) => Status::unavailable("the server is shutting down"),
         })?;
@@ -166,71 +203,38 @@ impl Core {
         .map_err(|e| Status::internal(format!("hashing task failed: {e}")))?
     }
 
-    /// Verifies `password` for `user` off the writer; a wrong one is recorded
-    /// (counting toward the lockout, SPEC §6).
+    /// Checks `password` against `user`'s fund-password hash off the writer
+    /// (argon2id on a blocking thread) and returns the verdict for the
+    /// engine, which holds every rule about it (SPEC §6): set or not,
+    /// locked, stale, and counting a wrong one toward the lockout.
     ///
     /// # Errors
-    /// INVALID_ARGUMENT when empty; FAILED_PRECONDITION when none is set, the
-    /// user is locked (with the unlock time), or it is wrong (with attempts left).
-    pub async fn verify_password(
+    /// INTERNAL if the verification task fails.
+    pub async fn check_password(
         &self,
         user: UserId,
         password: &str,
     ) -> Result<FundPasswordProof, Status> {
-        if password.is_empty() {
-            return Err(Status::invalid_argument(
-                "fund_password is required for this action",
-            ));
-        }
-        let now = clock_now();
-        let (hash, version) = {
+        let stored = {
             let w = self.writer.read().await;
-            let e = w.engine();
-            if let Some(until) = e.user(user).and_then(|u| u.lock_at(now)) {
-                return Err(Status::failed_precondition(format!(
-                    "fund password locked after too many wrong attempts; try again after {until}"
-                )));
-            }
-            let (hash, version) = e
+            w.engine()
                 .fund_password(user)
-                .ok_or_else(|| Status::failed_precondition("set a fund password first"))?;
-            (hash.to_owned(), version)
+                .map(|(hash, version)| (hash.to_owned(), version))
+        };
+        let Some((hash, version)) = stored else {
+            // No password set: the engine says so.
+            return Ok(FundPasswordProof::wrong(0));
         };
         let argon = self.hash_cost.argon2()?;
         let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
+        let matched = tokio::task::spawn_blocking(move || {
             argon
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok()
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
-        if ok {
-            return Ok(FundPasswordProof { version });
-        }
-        let out = self
-            .submit(None, Command::RecordFundPasswordFailure { user })
-            .await?;
-        let failed = match &out {
-            Outcome::Applied(events) => events.iter().find_map(|e| match e.kind {
-                EventKind::FundPasswordFailed {
-                    failures_in_row,
-                    locked_until,
-                    ..
-                } => Some((failures_in_row, locked_until)),
-                _ => None,
-            }),
-            _ => None,
-        };
-        Err(match failed {
-            Some((_, Some(until))) => Status::failed_precondition(format!(
-                "wrong fund password; too many wrong attempts, protected actions are locked until {until}"
-            )),
-            Some((n, None)) => {
-                Status::failed_precondition(format!("wrong fund password ({n} wrong in a row)"))
-            }
-            None => Status::failed_precondition("wrong fund password"),
-        })
+        Ok(FundPasswordProof { version, matched })
     }
 }
 
@@ -241,6 +245,7 @@ fn writer_loop(
     rx: &Receiver<Job>,
     bus: &broadcast::Sender<Arc<Event>>,
     failed: &AtomicBool,
+    failpoint: Option<Failpoint>,
 ) {
     let mut last_maintain = Instant::now();
     loop {
@@ -272,12 +277,14 @@ fn writer_loop(
             continue;
         }
         let now = clock_now();
+        let from_clients = jobs.iter().any(|j| j.call.is_some());
         let mut requests: Vec<Request> = jobs
             .iter_mut()
             .map(|j| Request {
                 request_id: j.request_id.take(),
                 command: std::mem::replace(&mut j.command, Command::FireDue),
                 now,
+                call: j.call.take(),
             })
             .collect();
         let started = Instant::now();
@@ -288,7 +295,7 @@ fn writer_loop(
         let result = if requests.is_empty() {
             Ok(Vec::new())
         } else {
-            w.apply_group(&requests)
+            w.apply_group_replies(&requests)
         };
         let after = w.stats;
         // Where the time goes: engine work vs write + flush + fdatasync.
@@ -311,18 +318,22 @@ fn writer_loop(
         metrics::histogram!("otc_group_requests").record(jobs.len() as f64);
         match result {
             Ok(mut outcomes) => {
+                if failpoint == Some(Failpoint::CrashAfterCommit) && from_clients {
+                    tracing::warn!("failpoint crash-after-commit: aborting before the replies");
+                    std::process::abort();
+                }
                 // The outcome past the jobs' is the deadlines' (if any were due).
                 let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
-                for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                    if let Outcome::Applied(events) = &outcome {
+                for (job, done) in jobs.into_iter().zip(outcomes) {
+                    if let Outcome::Applied(events) = &done.outcome {
                         for e in events {
                             let _ = bus.send(Arc::new(e.clone()));
                         }
                     }
-                    let _ = job.reply.send(Ok(outcome));
+                    let _ = job.reply.send(Ok(done));
                 }
-                for outcome in fired {
-                    if let Outcome::Applied(events) = outcome {
+                for done in fired {
+                    if let Outcome::Applied(events) = done.outcome {
                         for e in events {
                             let _ = bus.send(Arc::new(e));
                         }

@@ -6,8 +6,13 @@
 //! - [`core`]: the single writer thread behind a bounded queue, the event
 //!   bus, fund-password hashing off the writer.
 //! - [`auth`]: bearer JWTs (HS256) and roles.
-//! - [`convert`]: proto ↔ domain conversions; rejections → statuses.
-//! - [`common`]: role checks, trade visibility, attachments, resumable streams.
+//! - [`pipeline`]: the one path of every mutating RPC: authenticate, look
+//!   the request id up, convert ([`requests`]), submit, answer with the
+//!   reply the writer rendered ([`views`]) and stored with the commit.
+//! - [`convert`]: domain → proto views, masking by [`convert::Audience`];
+//!   rejections → statuses.
+//! - [`reads`]: read-only trading views.
+//! - [`common`]: role checks, loading trades, attachments, resumable streams.
 //! - [`svc_trading`], [`svc_support`], [`svc_admin`]: one module per service.
 //! - [`client`]: the gRPC client side: bearer-token interceptor, channels,
 //!   service clients (used by `otcctl`, the tests and the load generator).
@@ -20,8 +25,12 @@ pub mod client;
 pub mod common;
 pub mod convert;
 pub mod core;
+pub mod pipeline;
 pub mod proto;
+pub mod reads;
+pub mod requests;
 pub mod server;
 pub mod svc_admin;
 pub mod svc_support;
 pub mod svc_trading;
+pub mod views;

@@ -22,8 +22,8 @@ use crate::svc_admin::{Admin, Merchants};
 use crate::svc_support::Support;
 use crate::svc_trading::Trading;
 
-/// Largest request or response message (attachments are up to 5 MiB).
-pub const MESSAGE_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// Room for the rest of a message beside its attachment.
+pub const MESSAGE_OVERHEAD_BYTES: usize = 1024 * 1024;
 /// Requests served at once on one connection.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 /// Deadline for one unary request.
@@ -65,6 +65,31 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// Parses "512KiB", "5MiB", "1GiB" or a plain number of bytes.
+///
+/// # Errors
+/// A message saying the accepted forms.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size like 512KiB, 5MiB or 1048576");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(factor).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(format!("{text:?} must be more than zero"));
+    }
+    Ok(bytes)
+}
+
 /// Everything `otcd` can be told (flags, or the environment).
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -86,26 +111,65 @@ pub struct ServerConfig {
     #[arg(long, env = "OTC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// Time after "paid" before either side may appeal.
-    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_APPEAL_AFTER", default_value = "30m", value_parser = parse_duration)]
     pub appeal_after: Duration,
     /// Time after "paid" when an unreleased trade is appealed by the system.
-    #[arg(long, default_value = "24h", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_AUTO_APPEAL_AFTER", default_value = "24h", value_parser = parse_duration)]
     pub auto_appeal_after: Duration,
     /// Payment window of fast-match trades.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_MERCHANT_WINDOW", default_value = "10m", value_parser = parse_duration)]
     pub merchant_window: Duration,
     /// Payment window of listings that name none.
-    #[arg(long, default_value = "15m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_DEFAULT", default_value = "15m", value_parser = parse_duration)]
     pub payment_window_default: Duration,
     /// Shortest payment window a listing may set.
-    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_MIN", default_value = "5m", value_parser = parse_duration)]
     pub payment_window_min: Duration,
     /// Longest payment window a listing may set.
-    #[arg(long, default_value = "60m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_MAX", default_value = "60m", value_parser = parse_duration)]
     pub payment_window_max: Duration,
     /// Life of a resting buy that names none.
-    #[arg(long, default_value = "10m", value_parser = parse_duration)]
+    #[arg(long, env = "OTC_RESTING_BUY_DEFAULT", default_value = "10m", value_parser = parse_duration)]
     pub resting_buy_default: Duration,
+    /// Wrong fund passwords in a row before protected actions lock (SPEC §6).
+    #[arg(long, env = "OTC_FUND_PASSWORD_ATTEMPTS", default_value_t = 5)]
+    pub fund_password_attempts: u32,
+    /// How long a fund-password lock lasts.
+    #[arg(long, env = "OTC_FUND_PASSWORD_LOCK", default_value = "15m", value_parser = parse_duration)]
+    pub fund_password_lock: Duration,
+    /// Buyer cancels (own and payment timeouts) per UTC day before buying stops (SPEC §8).
+    #[arg(long, env = "OTC_BUYER_CANCELS_PER_DAY", default_value_t = 3)]
+    pub buyer_cancels_per_day: u32,
+    /// Live (active or paused) listings per user (SPEC §18).
+    #[arg(long, env = "OTC_LISTINGS_PER_USER", default_value_t = 20)]
+    pub listings_per_user: u32,
+    /// Resting buy orders per user (SPEC §18).
+    #[arg(long, env = "OTC_RESTING_BUYS_PER_USER", default_value_t = 5)]
+    pub resting_buys_per_user: u32,
+    /// Bound payment methods per user (SPEC §18).
+    #[arg(long, env = "OTC_METHODS_PER_USER", default_value_t = 10)]
+    pub methods_per_user: u32,
+    /// Largest page a list call returns (SPEC §18).
+    #[arg(long, env = "OTC_PAGE_SIZE_MAX", default_value_t = 200)]
+    pub page_size_max: u32,
+    /// Event streams one user may hold open (SPEC §18).
+    #[arg(long, env = "OTC_STREAMS_PER_USER", default_value_t = 5)]
+    pub streams_per_user: u32,
+    /// Largest attachment (evidence or chat file; SPEC §11).
+    #[arg(long, env = "OTC_ATTACHMENT_MAX", default_value = "5MiB", value_parser = parse_size)]
+    pub attachment_max: u64,
+    /// Attachments per appeal (SPEC §11).
+    #[arg(long, env = "OTC_ATTACHMENTS_PER_APPEAL", default_value_t = 10)]
+    pub attachments_per_appeal: u32,
+    /// Longest chat message, in characters (SPEC §18).
+    #[arg(long, env = "OTC_CHAT_CHARS_MAX", default_value_t = 2_000)]
+    pub chat_chars_max: usize,
+    /// How long events are kept for resuming streams (SPEC §13).
+    #[arg(long, env = "OTC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+    /// How long request ids are remembered for retries (SPEC §14: at least 24h).
+    #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub request_id_retention: Duration,
     /// Requests waiting for the writer before RESOURCE_EXHAUSTED.
     #[arg(long, default_value_t = 65_536)]
     pub queue_len: usize,
@@ -121,6 +185,9 @@ pub struct ServerConfig {
     /// Log as JSON lines.
     #[arg(long)]
     pub log_json: bool,
+    /// Test-only fault injection (`crash-after-commit`).
+    #[arg(long, env = "OTC_FAILPOINT", hide = true)]
+    pub failpoint: Option<crate::core::Failpoint>,
 }
 
 impl ServerConfig {
@@ -139,6 +206,18 @@ impl ServerConfig {
         c.payment_window_ms_max = ms(self.payment_window_max);
         c.resting_buy_ms_default = ms(self.resting_buy_default);
         c.resting_buy_ms_max = c.resting_buy_ms_max.max(c.resting_buy_ms_default);
+        c.fund_password_attempts_max = self.fund_password_attempts;
+        c.fund_password_lock_ms = ms(self.fund_password_lock);
+        c.buyer_cancels_per_day_max = self.buyer_cancels_per_day;
+        c.live_listings_per_user_max = self.listings_per_user;
+        c.resting_buys_per_user_max = self.resting_buys_per_user;
+        c.methods_per_user_max = self.methods_per_user;
+        c.page_size_max = self.page_size_max;
+        c.subscribers_per_user_max = self.streams_per_user;
+        c.attachment_bytes_max = self.attachment_max;
+        c.attachments_per_appeal_max = self.attachments_per_appeal;
+        c.chat_chars_max = self.chat_chars_max;
+        c.event_retention_ms = ms(self.event_retention);
         c.validate()?;
         Ok(c)
     }
@@ -170,11 +249,7 @@ fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
     Ok(s.into_bytes())
 }
 
-fn open_writer(dir: &Path, config: EngineConfig, snapshot_every: u64) -> Result<Writer, String> {
-    let options = WriterOptions {
-        snapshot_every,
-        ..WriterOptions::default()
-    };
+fn open_writer(dir: &Path, config: EngineConfig, options: WriterOptions) -> Result<Writer, String> {
     Writer::open(dir, config, options)
         .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
 }
@@ -193,9 +268,14 @@ pub async fn run(
     let engine_config = cfg.engine_config()?;
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
-    let (dir, every) = (cfg.data_dir.clone(), cfg.snapshot_every);
+    let dir = cfg.data_dir.clone();
+    let options = WriterOptions {
+        snapshot_every: cfg.snapshot_every,
+        idempotency_retention_ms: i64::try_from(cfg.request_id_retention.as_millis())
+            .unwrap_or(i64::MAX),
+    };
     let started = std::time::Instant::now();
-    let mut writer = tokio::task::spawn_blocking(move || open_writer(&dir, engine_config, every))
+    let mut writer = tokio::task::spawn_blocking(move || open_writer(&dir, engine_config, options))
         .await
         .map_err(|e| e.to_string())??;
     let overdue = writer
@@ -216,6 +296,7 @@ pub async fn run(
         Authenticator::new(&secret),
         hash_cost,
         cfg.queue_len,
+        cfg.failpoint,
     );
 
     let (reporter, health) = tonic_health::server::health_reporter();
@@ -258,6 +339,10 @@ pub async fn run(
             .await;
         let _ = closing.send(true);
     };
+    // A message may carry one attachment of the configured size.
+    let message_max = usize::try_from(cfg.attachment_max)
+        .unwrap_or(usize::MAX)
+        .saturating_add(MESSAGE_OVERHEAD_BYTES);
     let serve = Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT)
@@ -268,8 +353,8 @@ pub async fn run(
             TradingServiceServer::new(Trading {
                 core: Arc::clone(&core),
             })
-            .max_decoding_message_size(MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(MESSAGE_BYTES_MAX),
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
         )
         .add_service(MerchantServiceServer::new(Merchants {
             core: Arc::clone(&core),
@@ -278,8 +363,8 @@ pub async fn run(
             SupportServiceServer::new(Support {
                 core: Arc::clone(&core),
             })
-            .max_decoding_message_size(MESSAGE_BYTES_MAX)
-            .max_encoding_message_size(MESSAGE_BYTES_MAX),
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
         )
         .add_service(AdminServiceServer::new(Admin {
             core: Arc::clone(&core),

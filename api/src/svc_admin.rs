@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use otc_engine::command::{CapacityRequest, MerchantQuote};
+use otc_engine::command::CapacityRequest;
 use otc_engine::{Command, UserId};
 use tonic::{Request, Response, Status};
 
 use crate::auth::Role;
 use crate::common::caller;
-use crate::convert::{self as cv, receipt, request_id};
+use crate::convert as cv;
 use crate::core::Core;
+use crate::pipeline::mutate;
 use crate::proto as pb;
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::merchant_service_server::MerchantService;
@@ -37,42 +38,16 @@ impl MerchantService for Merchants {
         req: Request<pb::SetCapacityRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, MERCHANT)?;
-        let r = req.into_inner();
-        let rid = request_id(&r.request_id)?;
-        let quotes = r
-            .quotes
-            .iter()
-            .map(|q| {
-                Ok(MerchantQuote {
-                    asset: cv::asset("quotes.asset", &q.asset)?,
-                    fiat: cv::fiat("quotes.fiat", &q.fiat)?,
-                    bid: cv::dec("quotes.bid", &q.bid)?,
-                    min_fiat: cv::dec("quotes.min_fiat", &q.min_fiat)?,
-                    max_fiat: cv::dec("quotes.max_fiat", &q.max_fiat)?,
-                })
-            })
-            .collect::<Result<Vec<_>, Status>>()?;
-        let methods = r
-            .methods
-            .iter()
-            .map(|k| cv::method_kind("methods", *k))
-            .collect::<Result<Vec<_>, _>>()?;
-        let capacity = CapacityRequest {
-            quotes,
-            methods,
-            max_outstanding_fiat: cv::dec("max_outstanding_fiat", &r.max_outstanding_fiat)?,
-        };
-        let out = self
-            .core
-            .submit(
-                Some(rid),
-                Command::SetMerchantCapacity {
-                    merchant: c.user,
-                    capacity,
-                },
-            )
-            .await?;
-        Ok(Response::new(receipt(out)?.0))
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        mutate(&self.core, c.user, "SetCapacity", &rid, &r, async {
+            Ok(Command::SetMerchantCapacity {
+                merchant: c.user,
+                capacity: CapacityRequest::try_from(&r)?,
+            }
+            .into())
+        })
+        .await
     }
 
     async fn set_online(
@@ -80,18 +55,16 @@ impl MerchantService for Merchants {
         req: Request<pb::SetOnlineRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, MERCHANT)?;
-        let r = req.into_inner();
-        let out = self
-            .core
-            .submit(
-                Some(request_id(&r.request_id)?),
-                Command::SetMerchantOnline {
-                    merchant: c.user,
-                    online: r.online,
-                },
-            )
-            .await?;
-        Ok(Response::new(receipt(out)?.0))
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        mutate(&self.core, c.user, "SetOnline", &rid, &r, async {
+            Ok(Command::SetMerchantOnline {
+                merchant: c.user,
+                online: r.online,
+            }
+            .into())
+        })
+        .await
     }
 
     async fn get_merchant(
@@ -136,45 +109,38 @@ impl Admin {
         req: Request<pb::TransferRequest>,
         deposit: bool,
     ) -> Result<Response<pb::TransferResponse>, Status> {
-        caller(&self.core, &req, ADMIN)?;
-        let r = req.into_inner();
-        let rid = request_id(&r.request_id)?;
-        let user: UserId = cv::user_id("user_id", &r.user_id)?;
-        let asset = cv::asset("asset", &r.asset)?;
-        let amount = cv::dec("amount", &r.amount)?;
-        if r.external_ref.is_empty() {
-            return Err(Status::invalid_argument(
-                "external_ref is required (the chain or bank reference)",
-            ));
-        }
-        let external_ref = r.external_ref;
-        let cmd = if deposit {
-            Command::Deposit {
-                user,
-                asset,
-                amount,
-                external_ref,
+        let c = caller(&self.core, &req, ADMIN)?;
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        let method = if deposit { "Deposit" } else { "Withdraw" };
+        mutate(&self.core, c.user, method, &rid, &r, async {
+            let user: UserId = cv::user_id("user_id", &r.user_id)?;
+            let asset = cv::asset("asset", &r.asset)?;
+            let amount = cv::dec("amount", &r.amount)?;
+            if r.external_ref.is_empty() {
+                return Err(Status::invalid_argument(
+                    "external_ref is required (the chain or bank reference)",
+                ));
             }
-        } else {
-            Command::Withdraw {
-                user,
-                asset,
-                amount,
-                external_ref,
+            let external_ref = r.external_ref.clone();
+            Ok(if deposit {
+                Command::Deposit {
+                    user,
+                    asset,
+                    amount,
+                    external_ref,
+                }
+            } else {
+                Command::Withdraw {
+                    user,
+                    asset,
+                    amount,
+                    external_ref,
+                }
             }
-        };
-        let out = self.core.submit(Some(rid), cmd).await?;
-        let (receipt, _) = receipt(out)?;
-        let b = self.core.writer.read().await.engine().balance(user, asset);
-        let balance = pb::Balance {
-            asset: asset.to_string(),
-            available: b.available.to_string(),
-            escrowed: b.escrowed.to_string(),
-        };
-        Ok(Response::new(pb::TransferResponse {
-            receipt: Some(receipt),
-            balance: Some(balance),
-        }))
+            .into())
+        })
+        .await
     }
 }
 
@@ -198,16 +164,15 @@ impl AdminService for Admin {
         &self,
         req: Request<pb::RegisterMerchantRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
-        caller(&self.core, &req, ADMIN)?;
-        let r = req.into_inner();
-        let user = cv::user_id("user_id", &r.user_id)?;
-        let out = self
-            .core
-            .submit(
-                Some(request_id(&r.request_id)?),
-                Command::RegisterMerchant { user },
-            )
-            .await?;
-        Ok(Response::new(receipt(out)?.0))
+        let c = caller(&self.core, &req, ADMIN)?;
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        mutate(&self.core, c.user, "RegisterMerchant", &rid, &r, async {
+            Ok(Command::RegisterMerchant {
+                user: cv::user_id("user_id", &r.user_id)?,
+            }
+            .into())
+        })
+        .await
     }
 }

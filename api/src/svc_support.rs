@@ -4,17 +4,19 @@
 use std::sync::Arc;
 
 use otc_engine::appeal::AppealStatus;
-use otc_engine::command::{AttachmentRef, Resolution};
+use otc_engine::command::AttachmentRef;
 use otc_engine::{Command, Event, EventKind, TradeId, UserId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::Role;
 use crate::common::{self, SUPPORT_READ, caller};
-use crate::convert::{self as cv, receipt, request_id};
+use crate::convert as cv;
 use crate::core::Core;
+use crate::pipeline::mutate;
 use crate::proto as pb;
 use crate::proto::support_service_server::SupportService;
+use crate::requests;
 
 /// The support service.
 pub struct Support {
@@ -34,7 +36,7 @@ pub async fn chat_page(
     after_seq: u64,
     page_size: u32,
 ) -> Result<Response<pb::ListChatResponse>, Status> {
-    let size = cv::page_size(page_size)?;
+    let size = common::page_size(core, page_size).await?;
     let events = {
         let w = core.writer.read().await;
         w.store()
@@ -125,13 +127,17 @@ impl Support {
 
     async fn act(
         &self,
-        rid: &str,
-        id: TradeId,
-        cmd: Command,
+        agent: UserId,
+        method: &'static str,
+        req: pb::AppealActionRequest,
+        make: fn(UserId, TradeId) -> Command,
     ) -> Result<Response<pb::Appeal>, Status> {
-        let out = self.core.submit(Some(request_id(rid)?), cmd).await?;
-        receipt(out)?;
-        Ok(Response::new(self.appeal_view(id).await?))
+        let mut r = req;
+        let rid = std::mem::take(&mut r.request_id);
+        mutate(&self.core, agent, method, &rid, &r, async {
+            Ok(make(agent, cv::trade_id(&r.trade_id)?).into())
+        })
+        .await
     }
 }
 
@@ -145,7 +151,7 @@ impl SupportService for Support {
     ) -> Result<Response<pb::ListAppealsResponse>, Status> {
         let c = caller(&self.core, &req, SUPPORT_READ)?;
         let r = req.into_inner();
-        let size = cv::page_size(r.page_size)?;
+        let size = common::page_size(&self.core, r.page_size).await?;
         let after = if r.page_token.is_empty() {
             None
         } else {
@@ -211,7 +217,7 @@ impl SupportService for Support {
         caller(&self.core, &req, SUPPORT_READ)?;
         let id = cv::trade_id(&req.get_ref().trade_id)?;
         let t = common::load_trade(&self.core, id).await?;
-        Ok(Response::new(cv::trade_pb(&t, true)))
+        Ok(Response::new(cv::trade_pb(&t, cv::Audience::Support)))
     }
 
     async fn list_chat(
@@ -243,16 +249,9 @@ impl SupportService for Support {
         req: Request<pb::AppealActionRequest>,
     ) -> Result<Response<pb::Appeal>, Status> {
         let c = caller(&self.core, &req, SUPPORT_WRITE)?;
-        let r = req.into_inner();
-        let id = cv::trade_id(&r.trade_id)?;
-        self.act(
-            &r.request_id,
-            id,
-            Command::ClaimAppeal {
-                agent: c.user,
-                trade: id,
-            },
-        )
+        self.act(c.user, "ClaimAppeal", req.into_inner(), |agent, trade| {
+            Command::ClaimAppeal { agent, trade }
+        })
         .await
     }
 
@@ -261,16 +260,9 @@ impl SupportService for Support {
         req: Request<pb::AppealActionRequest>,
     ) -> Result<Response<pb::Appeal>, Status> {
         let c = caller(&self.core, &req, SUPPORT_WRITE)?;
-        let r = req.into_inner();
-        let id = cv::trade_id(&r.trade_id)?;
-        self.act(
-            &r.request_id,
-            id,
-            Command::UnclaimAppeal {
-                agent: c.user,
-                trade: id,
-            },
-        )
+        self.act(c.user, "UnclaimAppeal", req.into_inner(), |agent, trade| {
+            Command::UnclaimAppeal { agent, trade }
+        })
         .await
     }
 
@@ -279,27 +271,17 @@ impl SupportService for Support {
         req: Request<pb::ResolveAppealRequest>,
     ) -> Result<Response<pb::Appeal>, Status> {
         let c = caller(&self.core, &req, SUPPORT_WRITE)?;
-        let r = req.into_inner();
-        let id = cv::trade_id(&r.trade_id)?;
-        let resolution = match pb::Resolution::try_from(r.resolution) {
-            Ok(pb::Resolution::Release) => Resolution::Release,
-            Ok(pb::Resolution::Refund) => Resolution::Refund,
-            _ => {
-                return Err(Status::invalid_argument(
-                    "resolution must be RESOLUTION_RELEASE or RESOLUTION_REFUND",
-                ));
-            }
-        };
-        self.act(
-            &r.request_id,
-            id,
-            Command::ResolveAppeal {
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        mutate(&self.core, c.user, "ResolveAppeal", &rid, &r, async {
+            Ok(Command::ResolveAppeal {
                 agent: c.user,
-                trade: id,
-                resolution,
-                note: r.note,
-            },
-        )
+                trade: cv::trade_id(&r.trade_id)?,
+                resolution: requests::resolution(r.resolution)?,
+                note: r.note.clone(),
+            }
+            .into())
+        })
         .await
     }
 

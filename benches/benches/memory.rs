@@ -79,7 +79,7 @@ fn main() {
         );
         methods.push((user, m.unwrap_or_else(|| panic!("method"))));
     }
-    let proof = FundPasswordProof { version: 1 };
+    let proof = FundPasswordProof::matched(1);
     let before = rss_bytes();
     for i in 0..N {
         let (seller, method) = methods[(i % sellers) as usize];

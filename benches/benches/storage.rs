@@ -48,6 +48,7 @@ fn durable(group: usize, total: usize) -> (f64, u64) {
                 request_id: Some(format!("r{}", load.count())),
                 command,
                 now,
+                call: None,
             });
         }
         done += reqs.len();
@@ -89,6 +90,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
             request_id: None,
             command,
             now,
+            call: None,
         })
         .collect();
     w.apply_group(&reqs).expect("setup");
@@ -100,7 +102,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
         .keys()
         .next()
         .expect("method");
-    let proof = FundPasswordProof { version: 1 };
+    let proof = FundPasswordProof::matched(1);
     let spec = ListingSpec {
         asset,
         fiat,
@@ -120,6 +122,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
             spec,
         },
         now,
+        call: None,
     }])
     .expect("publish");
     const BATCH: usize = 2_000;
@@ -142,6 +145,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
                     request_id: None,
                     command: Command::PlaceBuy { buyer, request },
                     now,
+                    call: None,
                 }
             })
             .collect();
@@ -166,6 +170,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
                     trade: *trade,
                 },
                 now,
+                call: None,
             })
             .collect();
         w.apply_group(&paid).expect("paid");
@@ -179,6 +184,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
                     proof,
                 },
                 now,
+                call: None,
             })
             .collect();
         w.apply_group(&released).expect("released");

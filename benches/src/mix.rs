@@ -63,7 +63,7 @@ impl Mix {
         let asset = Asset::new("EB").unwrap_or_else(|x| panic!("{x}"));
         let fiat = Fiat::new("CNY").unwrap_or_else(|x| panic!("{x}"));
         let now = Timestamp(1_700_000_000_000);
-        let proof = FundPasswordProof { version: 1 };
+        let proof = FundPasswordProof::matched(1);
         let mut sellers = Vec::new();
         let n_sellers = live_listings.div_ceil(LISTINGS_PER_SELLER);
         for s in 0..n_sellers as u64 {

@@ -15,17 +15,42 @@ use crate::ids::{BuyOrderId, ListingId, MethodId, TradeId, UserId};
 use crate::money::{Asset, Fiat};
 use crate::users::{MethodDetails, MethodKind};
 
-/// Proof that the caller typed the right fund password.
+/// What the shell found when it checked the fund password typed with a
+/// protected command (SPEC §6).
 ///
 /// Hashing (argon2id) is slow on purpose, so it never runs on the single
 /// writer. The shell reads the user's hash and its `version`, verifies the
-/// password off the writer, and sends this proof. The engine accepts it only
-/// if the version is still current and the user is not locked out. A wrong
-/// password is reported with [`Command::RecordFundPasswordFailure`] instead.
+/// password off the writer, and sends the verdict. Every rule about it lives
+/// in the engine: a password must be set, a locked user is refused, a
+/// verdict against an old hash is stale, and a wrong password counts toward
+/// the lockout. The command is then *applied* as a recorded failure (its
+/// events carry `FundPasswordFailed`), so a retry with the same request id
+/// answers the same and does not count twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FundPasswordProof {
-    /// The version of the hash the password was checked against.
+    /// The version of the hash the password was checked against (0 when
+    /// the user had none).
     pub version: u32,
+    /// Whether the typed password matched that hash.
+    pub matched: bool,
+}
+
+impl FundPasswordProof {
+    /// The password matched the hash of `version`.
+    pub fn matched(version: u32) -> Self {
+        Self {
+            version,
+            matched: true,
+        }
+    }
+
+    /// The password did not match the hash of `version`.
+    pub fn wrong(version: u32) -> Self {
+        Self {
+            version,
+            matched: false,
+        }
+    }
 }
 
 /// What a listing offers (SPEC §7).
@@ -256,6 +281,21 @@ pub enum Command {
 }
 
 impl Command {
+    /// The user and fund-password verdict of a protected command (SPEC §6).
+    pub fn password_proof(&self) -> Option<(UserId, FundPasswordProof)> {
+        match self {
+            Command::PublishListing { seller, proof, .. }
+            | Command::FastSell { seller, proof, .. }
+            | Command::Release { seller, proof, .. } => Some((*seller, *proof)),
+            Command::SetFundPassword {
+                user,
+                current: Some(proof),
+                ..
+            } => Some((*user, *proof)),
+            _ => None,
+        }
+    }
+
     /// The user acting (or acted for, for back-office commands); `None` for timers.
     /// Storage scopes request ids by it, so users cannot collide.
     pub fn actor(&self) -> Option<UserId> {

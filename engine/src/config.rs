@@ -53,6 +53,14 @@ pub struct EngineConfig {
     pub methods_per_user_max: u32,
     /// Longest text (appeal reason, evidence description, terms), in characters.
     pub text_chars_max: usize,
+    /// Longest chat message, in characters (SPEC §18: 2,000).
+    pub chat_chars_max: usize,
+    /// Largest page a list call returns (SPEC §18: 200).
+    pub page_size_max: u32,
+    /// Event streams one user may hold open at once (SPEC §18: 5).
+    pub subscribers_per_user_max: u32,
+    /// How long events are kept for resuming streams (SPEC §13: 7 days).
+    pub event_retention_ms: i64,
     /// Attachments per appeal (SPEC §11: 10).
     pub attachments_per_appeal_max: u32,
     /// Largest attachment (SPEC §11: 5 MiB).
@@ -116,6 +124,10 @@ impl Default for EngineConfig {
             resting_buys_per_user_max: 5,
             methods_per_user_max: 10,
             text_chars_max: 2_000,
+            chat_chars_max: 2_000,
+            page_size_max: 200,
+            subscribers_per_user_max: 5,
+            event_retention_ms: 7 * MS_PER_DAY,
             attachments_per_appeal_max: 10,
             attachment_bytes_max: 5 * 1024 * 1024,
             evidence_per_appeal_max: 50,
@@ -147,6 +159,7 @@ impl EngineConfig {
             ("fund_password_lock", self.fund_password_lock_ms),
             ("seller_record_window", self.seller_record_window_ms),
             ("ended_retention", self.ended_retention_ms),
+            ("event_retention", self.event_retention_ms),
         ];
         if let Some((name, _)) = windows.iter().find(|(_, ms)| *ms <= 0) {
             return Err(format!("{name} must be longer than zero"));
@@ -175,6 +188,35 @@ impl EngineConfig {
             .any(|a| a.scale > 18 || a.amount_max <= Decimal::ZERO)
         {
             return Err("every asset needs a scale of at most 18 and a positive maximum".into());
+        }
+        let counts = [
+            (
+                "buyer_cancels_per_day",
+                u64::from(self.buyer_cancels_per_day_max),
+            ),
+            (
+                "live_listings_per_user",
+                u64::from(self.live_listings_per_user_max),
+            ),
+            (
+                "resting_buys_per_user",
+                u64::from(self.resting_buys_per_user_max),
+            ),
+            ("methods_per_user", u64::from(self.methods_per_user_max)),
+            ("chat_chars", self.chat_chars_max as u64),
+            ("page_size", u64::from(self.page_size_max)),
+            (
+                "subscribers_per_user",
+                u64::from(self.subscribers_per_user_max),
+            ),
+            (
+                "attachments_per_appeal",
+                u64::from(self.attachments_per_appeal_max),
+            ),
+            ("attachment_size", self.attachment_bytes_max),
+        ];
+        if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
+            return Err(format!("{name} must be at least 1"));
         }
         if self.fast_match_tries_max == 0 || self.fund_password_attempts_max == 0 {
             return Err(

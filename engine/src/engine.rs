@@ -239,7 +239,14 @@ impl Engine {
         let out_len = out.len();
         debug_assert!(self.events.is_empty() && self.touched.is_empty());
         std::mem::swap(&mut self.events, out);
-        let result = self.dispatch(command, now);
+        let mut result = self.dispatch(command, now);
+        if matches!(result, Err(Rejection::WrongFundPassword))
+            && let Some((user, _)) = command.password_proof()
+        {
+            // A wrong fund password on an otherwise valid protected command:
+            // the command is applied as a recorded failure (SPEC §6).
+            result = self.record_password_failure(user, now);
+        }
         if result.is_ok() {
             self.state.clock = now;
             self.emit_balances(now);
@@ -527,6 +534,12 @@ impl Engine {
         if let Some(until) = u.lock_at(now) {
             return Err(Rejection::FundPasswordLocked { until });
         }
+        if !proof.matched {
+            // Every other check of the command has passed by now (each
+            // operation checks the proof last, just before it mutates):
+            // `apply_into` records the failure instead.
+            return Err(Rejection::WrongFundPassword);
+        }
         if fund.version != proof.version {
             return Err(Rejection::StaleFundPasswordProof);
         }
@@ -595,10 +608,20 @@ impl Engine {
         value: &str,
         required: bool,
     ) -> Result<(), Rejection> {
+        self.text_arg_max(field, value, required, self.config.text_chars_max)
+    }
+
+    /// [`Engine::text_arg`] with its own limit (chat has its own setting).
+    pub(crate) fn text_arg_max(
+        &self,
+        field: &'static str,
+        value: &str,
+        required: bool,
+        max: usize,
+    ) -> Result<(), Rejection> {
         if required && value.trim().is_empty() {
             return Err(Rejection::field(field, "must not be empty"));
         }
-        let max = self.config.text_chars_max;
         if value.chars().count() > max {
             return Err(Rejection::field(
                 field,

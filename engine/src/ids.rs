@@ -174,3 +174,37 @@ mod tests {
         }
     }
 }
+
+/// A duration in the largest whole units that state it exactly: `30m`,
+/// `1h30m`, `3s`, `1500ms`, as the server's flags write them.
+pub fn human_duration(ms: i64) -> String {
+    if ms <= 0 {
+        return format!("{ms}ms");
+    }
+    if ms % 1000 != 0 {
+        return format!("{ms}ms");
+    }
+    let mut secs = ms / 1000;
+    let mut out = String::new();
+    for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        if secs >= size {
+            out.push_str(&format!("{}{unit}", secs / size));
+            secs %= size;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_as_the_flags_write_them() {
+        assert_eq!(human_duration(30 * 60_000), "30m");
+        assert_eq!(human_duration(3_000), "3s");
+        assert_eq!(human_duration(90 * 60_000), "1h30m");
+        assert_eq!(human_duration(86_400_000 + 1_000), "1d1s");
+        assert_eq!(human_duration(1_500), "1500ms");
+    }
+}

@@ -212,7 +212,7 @@ impl Engine {
     ) -> Result<(), Rejection> {
         if hash.trim().is_empty() || hash.len() > PASSWORD_HASH_BYTES_MAX {
             return Err(Rejection::field(
-                "fund_password",
+                "new_password",
                 "hash is missing or too long",
             ));
         }

@@ -192,7 +192,7 @@ impl Engine {
         self.require_ready_to_sell(seller)?;
         self.check_proof(seller, proof, now)?;
         self.fiat_spec(req.fiat)?;
-        let coin = self.coin_arg("amount", req.amount, req.asset)?;
+        let coin = self.coin_arg("coin_amount", req.amount, req.asset)?;
         let kind = self
             .user(seller)
             .and_then(|u| u.methods.get(&req.method))

@@ -366,7 +366,7 @@ impl Engine {
         let spec = self.asset_spec(req.asset)?;
         self.fiat_spec(req.fiat)?;
         let want = match req.amount {
-            BuyAmount::Coin(c) => Remaining::Coin(self.coin_arg("amount", c, req.asset)?),
+            BuyAmount::Coin(c) => Remaining::Coin(self.coin_arg("coin_amount", c, req.asset)?),
             BuyAmount::Fiat(f) => Remaining::Fiat(self.fiat_arg("fiat_amount", f, req.fiat)?),
         };
         let max_price = req

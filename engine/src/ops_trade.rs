@@ -426,7 +426,7 @@ impl Engine {
         let max = self.config.attachment_bytes_max;
         if a.size_bytes == 0 || a.size_bytes > max {
             return Err(Rejection::field(
-                "attachment.size_bytes",
+                "attachment.data",
                 format!("must be 1 to {max} bytes"),
             ));
         }
@@ -458,7 +458,12 @@ impl Engine {
             });
         }
         let (seller, buyer) = (t.seller, t.buyer);
-        self.text_arg("text", text, attachment.is_none())?;
+        self.text_arg_max(
+            "text",
+            text,
+            attachment.is_none(),
+            self.config.chat_chars_max,
+        )?;
         if let Some(a) = attachment {
             self.check_file(a)?;
         }

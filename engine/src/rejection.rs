@@ -85,6 +85,10 @@ pub enum Rejection {
     /// The fund password changed after it was verified.
     #[error("the fund password changed while this request was checked; please try again")]
     StaleFundPasswordProof,
+    /// The fund password typed was wrong (never returned by `apply`: the
+    /// engine records the failure instead).
+    #[error("wrong fund password")]
+    WrongFundPassword,
     /// Changing the fund password needs the current one.
     #[error("changing the fund password requires the current fund password")]
     CurrentFundPasswordRequired,
@@ -131,13 +135,16 @@ pub enum Rejection {
     },
     /// The appeal window has not opened yet.
     #[error(
-        "trade {trade} can be appealed from {opens_at} (30 minutes after it was marked paid by default)"
+        "trade {trade} can be appealed from {opens_at} ({}, the configured appeal_after, after it was marked paid)",
+        crate::ids::human_duration(*after_ms)
     )]
     AppealTooEarly {
         /// The trade.
         trade: TradeId,
         /// When appeals open.
         opens_at: Timestamp,
+        /// The window in force when it was marked paid.
+        after_ms: i64,
     },
     /// The payment window has closed; the trade is being cancelled.
     #[error("the payment window of trade {0} has closed")]
@@ -215,9 +222,12 @@ impl Rejection {
             | MethodInUse { .. }
             | NoFundPassword
             | StaleFundPasswordProof
+            | WrongFundPassword
             | CurrentFundPasswordRequired
             | FundPasswordLocked { .. }
             | WrongState { .. }
+            // SPEC §10: every other action in every state is refused
+            // with FAILED_PRECONDITION naming the state, whoever asks.
             | PartyCannot { .. }
             | AppealTooEarly { .. }
             | PaymentWindowClosed(_)

@@ -348,6 +348,7 @@ impl Trade {
                     return Err(Rejection::AppealTooEarly {
                         trade: self.id,
                         opens_at: appeal_from,
+                        after_ms: appeal_from.ms_since(paid_at),
                     });
                 }
                 Ok((S::Appealed { paid_at }, R::AppealOpened))

@@ -95,7 +95,8 @@ impl MethodDetails {
                     && card_number.bytes().all(|b| b.is_ascii_digit());
                 if !ok {
                     return Err((
-                        "card_number",
+                        // The wire names the card number `account`.
+                        "account",
                         format!("must be {CARD_DIGITS_MIN} to {CARD_DIGITS_MAX} digits"),
                     ));
                 }
@@ -210,7 +211,7 @@ mod tests {
             holder: "Li".into(),
             card_number: "12ab".into(),
         };
-        assert_eq!(bad.validate().unwrap_err().0, "card_number");
+        assert_eq!(bad.validate().unwrap_err().0, "account");
         let empty = MethodDetails::Alipay {
             holder: " ".into(),
             account: "a@b".into(),

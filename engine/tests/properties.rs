@@ -145,9 +145,7 @@ fn command(e: &Engine, op: &Op) -> Command {
             }
         }
     };
-    let proof = |u: UserId| FundPasswordProof {
-        version: e.fund_password(u).map_or(0, |(_, v)| v),
-    };
+    let proof = |u: UserId| FundPasswordProof::matched(e.fund_password(u).map_or(0, |(_, v)| v));
     let amount = |a: usize| d(AMOUNTS[a]);
     match *op {
         Op::Deposit(u, a) => Command::Deposit {

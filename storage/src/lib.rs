@@ -27,6 +27,6 @@ pub mod writer;
 pub use error::StorageError;
 pub use store::Store;
 pub use writer::{
-    IdemRecord, JournalEntry, Outcome, Request, StoredKind, StoredOutcome, Writer, WriterOptions,
-    WriterStats,
+    Call, Done, Earlier, IdemRecord, JournalEntry, Outcome, Replier, Request, StoredKind,
+    StoredOutcome, Writer, WriterOptions, WriterStats,
 };

@@ -541,15 +541,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Every retained request-id record (read once at open), oldest group
-    /// first, and the next free counter for their keys.
+    /// Visits every retained request-id record (read once at open), oldest
+    /// group first, with the key of its group record; returns the next free
+    /// counter for their keys.
     ///
     /// # Errors
     /// A damaged record (named).
     pub fn idempotency_records(
         &self,
-    ) -> Result<(Vec<(String, crate::IdemRecord)>, u64), StorageError> {
-        let mut out = Vec::new();
+        mut visit: impl FnMut(&[u8], String, crate::IdemRecord),
+    ) -> Result<u64, StorageError> {
         let mut next = 0;
         self.each_record(
             &[kind::IDEMPOTENCY],
@@ -557,11 +558,32 @@ impl Store {
             |prefix, pieces| {
                 next = next.max(codec::key_time_n(prefix).unwrap_or(0) + 1);
                 let records: Vec<(String, crate::IdemRecord)> = codec::decode_pieces(pieces)?;
-                out.extend(records);
+                for (id, rec) in records {
+                    visit(prefix, id, rec);
+                }
                 Ok(true)
             },
         )?;
-        Ok((out, next))
+        Ok(next)
+    }
+
+    /// The stored first reply of request id `id` in the group record at
+    /// `prefix` (the newest use of `id` there).
+    ///
+    /// # Errors
+    /// A damaged record (named).
+    pub fn idempotency_reply(
+        &self,
+        prefix: &[u8],
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, StorageError> {
+        let records: Option<Vec<(String, crate::IdemRecord)>> = self.get_record(prefix)?;
+        Ok(records
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|(seen, _)| seen == id)
+            .and_then(|(_, r)| r.reply))
     }
 
     /// Stages the removal of request-id records whose latest use is before
@@ -597,18 +619,10 @@ impl Store {
 
     // ---- attachments ---------------------------------------------------------
 
-    /// Stores an attachment durably under `id` (chunked).
-    ///
-    /// # Errors
-    /// Too large, or the commit fails.
-    pub fn put_blob(&self, id: &str, bytes: &[u8]) -> Result<(), StorageError> {
-        if bytes.len() > BLOB_BYTES_MAX {
-            return Err(StorageError::Encode(format!(
-                "attachment of {} bytes exceeds {BLOB_BYTES_MAX}",
-                bytes.len()
-            )));
-        }
-        let mut batch = sled::Batch::default();
+    /// Stages an attachment under `id` (chunked) in the batch of the
+    /// command that references it: the file is durable exactly when that
+    /// command is, and never without it.
+    pub fn stage_blob(batch: &mut sled::Batch, id: &str, bytes: &[u8]) -> Result<(), StorageError> {
         let header = codec::key_str(kind::BLOB, id);
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         batch.insert(
@@ -618,7 +632,24 @@ impl Store {
         for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
             batch.insert(Self::blob_chunk_key(id, i as u64), codec::frame(chunk));
         }
-        self.commit(batch)
+        Ok(())
+    }
+
+    /// Ids of every stored attachment (for tests and audits: each must be
+    /// referenced by an applied command).
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn blob_ids(&self) -> Result<Vec<String>, StorageError> {
+        let mut out = Vec::new();
+        for key in self.tree.scan_prefix([kind::BLOB]).keys() {
+            let key = key?;
+            // Headers are `b/<id>`; chunks are `b/<id>\0<n>`.
+            if !key.contains(&0) {
+                out.push(String::from_utf8_lossy(&key[1..]).into_owned());
+            }
+        }
+        Ok(out)
     }
 
     fn blob_chunk_key(id: &str, i: u64) -> Vec<u8> {

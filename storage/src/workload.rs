@@ -124,9 +124,7 @@ impl Workload {
     }
 
     fn proof(e: &Engine, user: UserId) -> FundPasswordProof {
-        FundPasswordProof {
-            version: e.fund_password(user).map_or(0, |(_, v)| v),
-        }
+        FundPasswordProof::matched(e.fund_password(user).map_or(0, |(_, v)| v))
     }
 
     fn publish(&mut self, e: &Engine, seller: UserId) -> Command {

@@ -70,6 +70,7 @@ fn crash_child() {
                         request_id: Some(id),
                         command,
                         now,
+                        call: None,
                     })
                     .is_err()
                 {
@@ -156,14 +157,14 @@ fn round(dir: &std::path::Path, round: u64, rng: &mut Rng) -> usize {
     w.engine()
         .check_invariants()
         .unwrap_or_else(|e| panic!("round {round}: {e}"));
-    let recorded: std::collections::HashSet<String> = w
-        .store()
-        .idempotency_records()
-        .expect("records")
-        .0
+    let mut all = Vec::new();
+    w.store()
+        .idempotency_records(|_, id, _| all.push(id))
+        .expect("records");
+    let recorded: std::collections::HashSet<String> = all
         .into_iter()
         // Stored ids are scoped by user: "<user>/<request id>".
-        .map(|(id, _)| {
+        .map(|id| {
             id.split_once('/')
                 .map_or(id.clone(), |(_, rid)| rid.to_owned())
         })

@@ -32,6 +32,7 @@ fn run(
                 request_id: Some(format!("r{}", load.count())),
                 command,
                 now,
+                call: None,
             });
         }
         done += reqs.len();
@@ -112,6 +113,7 @@ fn overdue_deadlines_fire_once_after_a_restart() {
             request_id: None,
             command: spec_cmd,
             now,
+            call: None,
         }]);
         let buy = Command::PlaceBuy {
             buyer: workload_user(1),
@@ -129,6 +131,7 @@ fn overdue_deadlines_fire_once_after_a_restart() {
                 request_id: None,
                 command: buy,
                 now,
+                call: None,
             }])
             .unwrap();
         assert!(
@@ -183,6 +186,7 @@ fn request_ids_are_idempotent_across_restarts() {
         request_id: Some("req-1".into()),
         command: deposit(amount, "ext-1"),
         now: T0,
+        call: None,
     };
     let first = {
         let mut w = open(dir.path(), WriterOptions::default());
@@ -215,6 +219,7 @@ fn request_ids_are_idempotent_across_restarts() {
             request_id: Some("req-1".into()),
             command: deposit("7", "ext-2"),
             now: T0.plus_ms(25 * 60 * 60_000),
+            call: None,
         }])
         .unwrap();
     assert!(matches!(out[0], Outcome::Applied(_)));
@@ -228,6 +233,7 @@ fn a_rejection_is_remembered_for_its_request_id() {
         request_id: Some("r".into()),
         command: deposit("0", "x"),
         now: T0,
+        call: None,
     };
     let out = w.apply_group(std::slice::from_ref(&bad)).unwrap();
     assert!(matches!(out[0], Outcome::Rejected(_)));
@@ -258,12 +264,14 @@ fn a_failed_write_stops_the_writer_and_loses_nothing_acknowledged() {
                 request_id: Some("lost".into()),
                 command: deposit("3", "lost"),
                 now: T0,
+                call: None,
             }]);
             assert!(matches!(err, Err(StorageError::Injected(_))), "{err:?}");
             let again = w.apply_group(&[Request {
                 request_id: None,
                 command: deposit("3", "after"),
                 now: T0,
+                call: None,
             }]);
             assert!(
                 matches!(again, Err(StorageError::Stopped(_))),
@@ -296,6 +304,7 @@ fn a_damaged_record_refuses_to_start_naming_the_key() {
             request_id: None,
             command: deposit("5", "a"),
             now: T0,
+            call: None,
         }])
         .unwrap();
     }
@@ -325,18 +334,16 @@ fn a_damaged_record_refuses_to_start_naming_the_key() {
 }
 
 #[test]
-fn attachments_round_trip_and_are_bounded() {
+fn attachments_round_trip_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let w = open(dir.path(), WriterOptions::default());
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    w.store().put_blob("ev-1", &bytes).unwrap();
+    let mut batch = sled::Batch::default();
+    otc_storage::Store::stage_blob(&mut batch, "ev-1", &bytes).unwrap();
+    w.store().commit(batch).unwrap();
     assert_eq!(w.store().blob("ev-1").unwrap(), Some(bytes));
     assert_eq!(w.store().blob("nope").unwrap(), None);
-    assert!(
-        w.store()
-            .put_blob("big", &vec![0u8; 5 * 1024 * 1024 + 1])
-            .is_err()
-    );
+    assert_eq!(w.store().blob_ids().unwrap(), ["ev-1"]);
 }
 
 #[test]
@@ -376,6 +383,7 @@ fn old_events_are_pruned_after_their_retention() {
         request_id: None,
         command: deposit("5", "a"),
         now: T0,
+        call: None,
     }])
     .unwrap();
     let later = T0.plus_ms(8 * 24 * 60 * 60_000);
@@ -383,6 +391,7 @@ fn old_events_are_pruned_after_their_retention() {
         request_id: None,
         command: deposit("5", "b"),
         now: later,
+        call: None,
     }])
     .unwrap();
     w.maintain(later).unwrap();
@@ -431,6 +440,7 @@ fn a_request_id_repeated_within_one_group_is_applied_once() {
         request_id: Some("twice".into()),
         command: deposit("5", "ext-twice"),
         now: T0,
+        call: None,
     };
     let out = w.apply_group(&[req.clone(), req]).unwrap();
     let Outcome::Applied(events) = &out[0] else {
@@ -491,22 +501,25 @@ fn expired_request_ids_stay_forgotten_after_a_restart() {
             request_id: Some("old".into()),
             command: deposit("5", "ext-old"),
             now: T0,
+            call: None,
         };
         let recent = Request {
             request_id: Some("recent".into()),
             command: deposit("1", "ext-recent"),
             now: later,
+            call: None,
         };
         w.apply_group(&[old]).unwrap();
         w.apply_group(&[recent]).unwrap();
         w.maintain(later).unwrap();
     }
     let w = open(dir.path(), WriterOptions::default());
-    let (records, _) = w.store().idempotency_records().unwrap();
-    let ids: Vec<&str> = records
-        .iter()
-        .map(|(id, _)| id.rsplit('/').next().unwrap_or(id))
-        .collect();
+    let mut ids: Vec<String> = Vec::new();
+    w.store()
+        .idempotency_records(|_, id, _| {
+            ids.push(id.rsplit('/').next().unwrap_or(&id).to_owned());
+        })
+        .unwrap();
     assert_eq!(ids, ["recent"], "the expired id is gone from disk too");
 }
 
@@ -521,6 +534,7 @@ fn big_groups_stay_in_the_fsynced_data_file() {
             request_id: Some(format!("big-{i}")),
             command: deposit("1", &format!("ext-big-{i}")),
             now: T0,
+            call: None,
         })
         .collect();
     let out = w.apply_group(&group).unwrap();
@@ -538,7 +552,7 @@ fn big_groups_stay_in_the_fsynced_data_file() {
             .value(),
         Decimal::from(4_096)
     );
-    assert_eq!(w.store().idempotency_records().unwrap().0.len(), 4_096);
+    assert_eq!(id_records(w.store()).len(), 4_096);
     assert_eq!(
         w.store().events_from(1, usize::MAX).unwrap().len() as u64,
         w.engine().last_seq()
@@ -562,6 +576,7 @@ fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
                 request_id: None,
                 command,
                 now,
+                call: None,
             }])
             .unwrap()
             .pop()
@@ -598,7 +613,7 @@ fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
         },
         T0,
     );
-    let proof = FundPasswordProof { version: 1 };
+    let proof = FundPasswordProof::matched(1);
     let spec = ListingSpec {
         asset,
         fiat: Fiat::new("CNY").unwrap(),
@@ -661,11 +676,13 @@ fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
                 request_id: None,
                 command: Command::CancelListing { seller, listing },
                 now: later,
+                call: None,
             },
             Request {
                 request_id: None,
                 command: Command::FireDue,
                 now: later,
+                call: None,
             },
         ])
         .unwrap();
@@ -688,6 +705,7 @@ fn a_reused_request_id_is_not_forgotten_early_after_a_restart() {
         request_id: Some("x".into()),
         command: deposit("2", "ext-x-2"),
         now: reuse_at,
+        call: None,
     };
     {
         let mut w = open(dir.path(), WriterOptions::default());
@@ -698,11 +716,13 @@ fn a_reused_request_id_is_not_forgotten_early_after_a_restart() {
                 request_id: Some("x".into()),
                 command: deposit("1", "ext-x-1"),
                 now: T0,
+                call: None,
             },
             Request {
                 request_id: Some("y".into()),
                 command: deposit("1", "ext-y"),
                 now: T0.plus_ms(23 * hour),
+                call: None,
             },
         ])
         .unwrap();
@@ -746,6 +766,7 @@ fn history_records_decode_when_groups_carry_their_due_deadlines() {
                 request_id: None,
                 command,
                 now,
+                call: None,
             });
         }
         reqs.extend(w.due_request(now));
@@ -774,6 +795,7 @@ fn pruning_request_ids_never_splits_a_record() {
                 request_id: Some(format!("group-{g}-request-{i}")),
                 command: deposit("1", &format!("ext-{g}-{i}")),
                 now,
+                call: None,
             })
             .collect();
         w.apply_group(&group).unwrap();
@@ -785,7 +807,16 @@ fn pruning_request_ids_never_splits_a_record() {
         .unwrap();
     assert_eq!(removed, 1, "one record per the limit");
     store.commit(batch).unwrap();
-    let (left, _) = store.idempotency_records().unwrap();
+    let left = id_records(&store);
     assert_eq!(left.len(), 300, "the other group's record is whole");
     assert!(left.iter().all(|(id, _)| id.contains("group-1-")));
+}
+
+/// Every request-id record on disk, oldest group first.
+fn id_records(store: &otc_storage::Store) -> Vec<(String, otc_storage::IdemRecord)> {
+    let mut out = Vec::new();
+    store
+        .idempotency_records(|_, id, rec| out.push((id, rec)))
+        .unwrap();
+    out
 }

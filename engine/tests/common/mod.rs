@@ -111,9 +111,7 @@ impl World {
     }
 
     pub fn proof(&self, u: UserId) -> FundPasswordProof {
-        FundPasswordProof {
-            version: self.e.fund_password(u).map_or(0, |(_, v)| v),
-        }
+        FundPasswordProof::matched(self.e.fund_password(u).map_or(0, |(_, v)| v))
     }
 
     pub fn deposit(&mut self, u: UserId, amount: &str) {

@@ -43,10 +43,13 @@ pub async fn run(cli: &Cli, t: &Transfer, direction: Direction) -> Result<(), Fa
         c.deposit(req).await?
     } else {
         c.withdraw(req).await?
-    }
-    .into_inner();
-    let b = r.balance.unwrap_or_default();
-    let repeated = r.receipt.is_some_and(|x| x.repeated);
+    };
+    // A retry gets the first reply, marked by this header.
+    let repeated = r
+        .metadata()
+        .get(otc_api::pipeline::REPLAYED_HEADER)
+        .is_some_and(|v| v == "true");
+    let b = r.into_inner().balance.unwrap_or_default();
     if cli.json {
         println!(
             "{}",

@@ -1,0 +1,215 @@
+//! One pipeline for every mutating RPC (SPEC §14, §15):
+//!
+//! 1. **authenticate** (the handler, with [`crate::common::caller`]);
+//! 2. **look the request id up** before any other work: the key is (caller,
+//!    request id), the fingerprint a canonical form of the request *as the
+//!    client sent it* (its protobuf encoding without `request_id`, which
+//!    prost writes in field order). The same fingerprint gets the stored
+//!    first reply, the whole message; another gets ALREADY_EXISTS;
+//! 3. **convert** the request into a command (`prepare`: field checks that
+//!    need no state, argon2, reading a file's bytes);
+//! 4. **submit** it to the writer with the bytes of any attachment, which
+//!    the writer stores in the same commit only if the command is applied;
+//! 5. **view**: the writer renders the reply with [`crate::views::render`]
+//!    right after applying, from the state the command left, and stores it
+//!    with the commit; the handler decodes what the writer returns.
+//!
+//! A replayed reply carries the response header `otc-replayed: true`.
+
+use std::future::Future;
+
+use otc_engine::{Command, UserId};
+use otc_storage::{Call, Earlier, Outcome};
+use prost::Message;
+use tonic::{Code, Response, Status};
+
+use crate::convert::request_id;
+use crate::core::Core;
+
+/// The response header that marks a replayed first reply.
+pub const REPLAYED_HEADER: &str = "otc-replayed";
+
+/// What `prepare` hands the writer.
+pub struct Prepared {
+    /// The command.
+    pub command: Command,
+    /// Bytes of the file the command's attachment references.
+    pub attachment: Option<Vec<u8>>,
+}
+
+impl From<Command> for Prepared {
+    fn from(command: Command) -> Self {
+        Self {
+            command,
+            attachment: None,
+        }
+    }
+}
+
+/// The fingerprint of a request as the client sent it: `method` and the
+/// message's encoding (its `request_id` already taken out).
+pub fn fingerprint(method: &str, request: &impl Message) -> u64 {
+    let mut bytes = Vec::with_capacity(method.len() + 1 + request.encoded_len());
+    bytes.extend_from_slice(method.as_bytes());
+    bytes.push(0);
+    request.encode_raw(&mut bytes);
+    otc_storage::writer::idem::fnv1a(&bytes)
+}
+
+/// Runs one mutating call through the pipeline (see the module docs).
+/// `request` is the client's message with its `request_id` taken out
+/// (`rid`); `prepare` converts it once the id is known to be new.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad request id or field; ALREADY_EXISTS for a
+/// reused id; whatever the first reply was, for a retry; UNAVAILABLE or
+/// RESOURCE_EXHAUSTED from the writer.
+pub async fn mutate<Req, Resp, F>(
+    core: &Core,
+    caller: UserId,
+    method: &'static str,
+    rid: &str,
+    request: &Req,
+    prepare: F,
+) -> Result<Response<Resp>, Status>
+where
+    Req: Message,
+    Resp: Message + Default,
+    F: Future<Output = Result<Prepared, Status>>,
+{
+    let rid = request_id(rid)?;
+    let print = fingerprint(method, request);
+    let earlier = core
+        .writer
+        .read()
+        .await
+        .earlier(caller, &rid, print)
+        .map_err(|e| Status::unavailable(e.to_string()))?;
+    if let Some(earlier) = earlier {
+        return replay(earlier);
+    }
+    let prepared = prepare.await?;
+    let call = Call {
+        caller,
+        fingerprint: print,
+        attachment: prepared.attachment,
+    };
+    let done = core.submit(Some(rid), prepared.command, Some(call)).await?;
+    match done.outcome {
+        Outcome::IdConflict => Err(id_conflict()),
+        // Two tries of one id raced; the second got the first's reply.
+        Outcome::Repeated(first, _) => replay(Earlier::Same(first, done.reply)),
+        Outcome::Applied(_) | Outcome::Rejected(_) => match done.reply {
+            Some(bytes) => decode_reply(&bytes).map(Response::new),
+            None => Err(Status::internal("the writer rendered no reply")),
+        },
+    }
+}
+
+fn id_conflict() -> Status {
+    Status::already_exists(
+        "request_id was already used with other parameters; use a new request_id for a new request",
+    )
+}
+
+fn replay<Resp: Message + Default>(earlier: Earlier) -> Result<Response<Resp>, Status> {
+    match earlier {
+        Earlier::Conflict => Err(id_conflict()),
+        Earlier::Same(_, Some(bytes)) => {
+            let mut reply = decode_reply(&bytes).map(Response::new);
+            match &mut reply {
+                Ok(r) => {
+                    r.metadata_mut().insert(
+                        REPLAYED_HEADER,
+                        tonic::metadata::MetadataValue::from_static("true"),
+                    );
+                }
+                Err(s) => {
+                    s.metadata_mut().insert(
+                        REPLAYED_HEADER,
+                        tonic::metadata::MetadataValue::from_static("true"),
+                    );
+                }
+            }
+            reply
+        }
+        Earlier::Same(_, None) => Err(Status::internal(
+            "this request id's first reply was not stored; use a new request_id",
+        )),
+    }
+}
+
+/// Encodes a reply for storage: `0` + the message, or `1` + the status
+/// code (4 bytes, little-endian) + the message text.
+pub fn encode_reply<Resp: Message>(reply: Result<Resp, Status>) -> Vec<u8> {
+    match reply {
+        Ok(m) => {
+            let mut out = Vec::with_capacity(1 + m.encoded_len());
+            out.push(0);
+            m.encode_raw(&mut out);
+            out
+        }
+        Err(s) => {
+            let mut out = vec![1];
+            out.extend_from_slice(&(s.code() as i32).to_le_bytes());
+            out.extend_from_slice(s.message().as_bytes());
+            out
+        }
+    }
+}
+
+/// Decodes a stored reply.
+///
+/// # Errors
+/// The stored status; INTERNAL if the bytes are not a reply.
+pub fn decode_reply<Resp: Message + Default>(bytes: &[u8]) -> Result<Resp, Status> {
+    match bytes.split_first() {
+        Some((0, body)) => Resp::decode(body)
+            .map_err(|e| Status::internal(format!("stored reply does not decode: {e}"))),
+        Some((1, rest)) if rest.len() >= 4 => {
+            let (code, msg) = rest.split_at(4);
+            let code = i32::from_le_bytes([code[0], code[1], code[2], code[3]]);
+            Err(Status::new(
+                Code::from_i32(code),
+                String::from_utf8_lossy(msg).into_owned(),
+            ))
+        }
+        _ => Err(Status::internal("stored reply is damaged")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto as pb;
+
+    #[test]
+    fn replies_round_trip() {
+        let r = pb::Receipt {
+            first_seq: 3,
+            last_seq: 9,
+        };
+        let back: pb::Receipt = decode_reply(&encode_reply(Ok(r))).unwrap();
+        assert_eq!(back, r);
+        let err = decode_reply::<pb::Receipt>(&encode_reply::<pb::Receipt>(Err(
+            Status::failed_precondition("wrong fund password (1 wrong in a row)"),
+        )))
+        .unwrap_err();
+        assert_eq!(err.code(), Code::FailedPrecondition);
+        assert_eq!(err.message(), "wrong fund password (1 wrong in a row)");
+        assert!(decode_reply::<pb::Receipt>(&[7]).is_err());
+    }
+
+    #[test]
+    fn fingerprints_ignore_nothing_but_the_request_id() {
+        let a = pb::BlockUserRequest {
+            request_id: String::new(),
+            user_id: "x".into(),
+        };
+        let mut b = a.clone();
+        assert_eq!(fingerprint("Block", &a), fingerprint("Block", &b));
+        assert_ne!(fingerprint("Block", &a), fingerprint("Unblock", &a));
+        b.user_id = "y".into();
+        assert_ne!(fingerprint("Block", &a), fingerprint("Block", &b));
+    }
+}

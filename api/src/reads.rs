@@ -1,0 +1,208 @@
+//! Read-only views of the trading service: accounts, listings, the book,
+//! trades and appeals, each masked for its audience (SPEC §5).
+
+use otc_engine::{ListingId, TradeId, UserId};
+use tonic::Status;
+
+use crate::auth::Caller;
+use crate::common;
+use crate::convert::{self as cv, Audience};
+use crate::core::{Core, clock_now};
+use crate::proto as pb;
+
+/// A listing from the working set or, once forgotten there, from history.
+///
+/// # Errors
+/// NOT_FOUND; UNAVAILABLE on storage failure.
+pub async fn listing(core: &Core, id: ListingId) -> Result<pb::Listing, Status> {
+    let w = core.writer.read().await;
+    let e = w.engine();
+    let listing = match e.listing(id) {
+        Some(l) => l.clone(),
+        None => w
+            .store()
+            .listing(id)
+            .map_err(|x| Status::unavailable(x.to_string()))?
+            .ok_or_else(|| Status::not_found(format!("listing {id} not found")))?,
+    };
+    let kinds = cv::listing_kinds(e, &listing);
+    let record = e.seller_record(listing.seller, clock_now());
+    Ok(cv::listing_pb(&listing, kinds, Some(&record)))
+}
+
+/// The caller's balances, methods (their own, unmasked), lock and blocks.
+///
+/// # Errors
+/// None today; kept fallible like every read.
+pub async fn account(core: &Core, c: &Caller) -> Result<pb::GetAccountResponse, Status> {
+    let w = core.writer.read().await;
+    let e = w.engine();
+    let balances = e
+        .config()
+        .assets
+        .keys()
+        .map(|asset| {
+            let b = e.balance(c.user, *asset);
+            pb::Balance {
+                asset: asset.to_string(),
+                available: b.available.to_string(),
+                escrowed: b.escrowed.to_string(),
+            }
+        })
+        .collect();
+    let u = e.user(c.user);
+    let methods = u
+        .map(|u| {
+            u.methods
+                .iter()
+                .map(|(id, m)| cv::method_pb(*id, &m.details, Audience::Owner))
+                .collect()
+        })
+        .unwrap_or_default();
+    let blocked = e
+        .state()
+        .blocks
+        .range((c.user, UserId(uuid::Uuid::nil()))..)
+        .take_while(|(a, _)| *a == c.user)
+        .map(|(_, b)| b.to_string())
+        .collect();
+    Ok(pb::GetAccountResponse {
+        user_id: c.user.to_string(),
+        role: c.role.as_str().into(),
+        balances,
+        methods,
+        fund_password_set: u.is_some_and(|u| u.fund_password.is_some()),
+        locked_until: u.and_then(|u| u.lock_at(clock_now())).map(cv::ts),
+        blocked_user_ids: blocked,
+    })
+}
+
+/// The next page token: the last id when the page is full.
+fn next_token<T: ToString>(ids: &[T], size: usize) -> String {
+    if ids.len() == size {
+        ids.last().map(ToString::to_string).unwrap_or_default()
+    } else {
+        String::new()
+    }
+}
+
+/// A page of the caller's listings, newest first.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad page; UNAVAILABLE on storage failure.
+pub async fn my_listings(
+    core: &Core,
+    user: UserId,
+    r: &pb::PageRequest,
+) -> Result<pb::ListListingsResponse, Status> {
+    let size = common::page_size(core, r.page_size).await?;
+    let before = if r.page_token.is_empty() {
+        None
+    } else {
+        Some(cv::listing_id(&r.page_token)?.0)
+    };
+    let ids = {
+        let w = core.writer.read().await;
+        w.store()
+            .user_items(otc_storage::codec::kind::USER_LISTING, user, before, size)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+    };
+    let mut listings = Vec::with_capacity(ids.len());
+    for id in &ids {
+        listings.push(listing(core, ListingId(*id)).await?);
+    }
+    let ids: Vec<ListingId> = ids.into_iter().map(ListingId).collect();
+    Ok(pb::ListListingsResponse {
+        listings,
+        next_page_token: next_token(&ids, size),
+    })
+}
+
+/// A page of the book, best price first.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad field or page token.
+pub async fn book(
+    core: &Core,
+    r: &pb::BrowseBookRequest,
+) -> Result<pb::ListListingsResponse, Status> {
+    let size = common::page_size(core, r.page_size).await?;
+    let (asset, fiat) = (cv::asset("asset", &r.asset)?, cv::fiat("fiat", &r.fiat)?);
+    let w = core.writer.read().await;
+    let e = w.engine();
+    let after = if r.page_token.is_empty() {
+        None
+    } else {
+        let id = cv::listing_id(&r.page_token)?;
+        let l = e.listing(id).ok_or_else(|| {
+            Status::invalid_argument("page_token no longer names a listing; browse from the start")
+        })?;
+        Some(l.book_key())
+    };
+    let page = e.book_page(asset, fiat, after, size, clock_now());
+    let listings: Vec<pb::Listing> = page
+        .iter()
+        .map(|entry| {
+            let l = entry.listing;
+            cv::listing_pb(l, cv::listing_kinds(e, l), Some(&entry.record))
+        })
+        .collect();
+    let ids: Vec<ListingId> = page.iter().map(|p| p.listing.id).collect();
+    Ok(pb::ListListingsResponse {
+        listings,
+        next_page_token: next_token(&ids, size),
+    })
+}
+
+/// A trade the caller is a party to, as they may see it.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad id; NOT_FOUND when missing or not theirs.
+pub async fn party_trade(core: &Core, user: UserId, id: &str) -> Result<pb::Trade, Status> {
+    let t = common::party_trade(core, user, cv::trade_id(id)?).await?;
+    Ok(cv::trade_pb(&t, Audience::of_trade(&t, user)))
+}
+
+/// A page of the caller's trades, newest first.
+///
+/// # Errors
+/// INVALID_ARGUMENT for a bad page; UNAVAILABLE on storage failure.
+pub async fn my_trades(
+    core: &Core,
+    user: UserId,
+    r: &pb::PageRequest,
+) -> Result<pb::ListTradesResponse, Status> {
+    let size = common::page_size(core, r.page_size).await?;
+    let before = if r.page_token.is_empty() {
+        None
+    } else {
+        Some(cv::trade_id(&r.page_token)?.0)
+    };
+    let ids = {
+        let w = core.writer.read().await;
+        w.store()
+            .user_items(otc_storage::codec::kind::USER_TRADE, user, before, size)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+    };
+    let mut trades = Vec::with_capacity(ids.len());
+    for id in &ids {
+        let t = common::load_trade(core, TradeId(*id)).await?;
+        trades.push(cv::trade_pb(&t, Audience::of_trade(&t, user)));
+    }
+    let ids: Vec<TradeId> = ids.into_iter().map(TradeId).collect();
+    Ok(pb::ListTradesResponse {
+        trades,
+        next_page_token: next_token(&ids, size),
+    })
+}
+
+/// The appeal of a trade the caller is a party to (their own files only).
+///
+/// # Errors
+/// NOT_FOUND when missing or not theirs.
+pub async fn party_appeal(core: &Core, user: UserId, id: &str) -> Result<pb::Appeal, Status> {
+    let id = cv::trade_id(id)?;
+    let t = common::party_trade(core, user, id).await?;
+    let a = common::load_appeal(core, id).await?;
+    Ok(cv::appeal_pb(&a, &t, Some(user)))
+}

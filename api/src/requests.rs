@@ -1,0 +1,188 @@
+//! The convert step: each client request into its domain form with
+//! `TryFrom`. A bad field becomes INVALID_ARGUMENT naming the field as the
+//! proto names it. Only the shape of the input is checked here (present,
+//! parseable, a known enum); every rule about values (scales, maximums,
+//! windows, lengths) lives in the engine, whose rejections name the same
+//! fields.
+
+use otc_engine::UserId;
+use otc_engine::command::{
+    AttachmentRef, BuyAmount, BuyRequest, CapacityRequest, FastSellRequest, ListingSpec,
+    MerchantQuote, Resolution,
+};
+use otc_engine::users::{MethodDetails, MethodKind};
+use tonic::Status;
+
+use crate::convert as cv;
+use crate::proto as pb;
+
+impl TryFrom<&pb::PublishListingRequest> for ListingSpec {
+    type Error = Status;
+
+    fn try_from(r: &pb::PublishListingRequest) -> Result<Self, Status> {
+        let methods = r
+            .method_ids
+            .iter()
+            .map(|m| cv::method_id_field("method_ids", m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let payment_window_ms = match r.payment_window_secs {
+            0 => None,
+            s if s < 0 => {
+                return Err(Status::invalid_argument(
+                    "payment_window_secs must not be negative",
+                ));
+            }
+            s => Some(s.saturating_mul(1000)),
+        };
+        Ok(ListingSpec {
+            asset: cv::asset("asset", &r.asset)?,
+            fiat: cv::fiat("fiat", &r.fiat)?,
+            price: cv::dec("price", &r.price)?,
+            total: cv::dec("total", &r.total)?,
+            min_fiat: cv::dec("min_fiat", &r.min_fiat)?,
+            max_fiat: cv::dec("max_fiat", &r.max_fiat)?,
+            methods,
+            payment_window_ms,
+            terms: r.terms.clone(),
+        })
+    }
+}
+
+impl TryFrom<&pb::PlaceBuyRequest> for BuyRequest {
+    type Error = Status;
+
+    fn try_from(r: &pb::PlaceBuyRequest) -> Result<Self, Status> {
+        let amount = match (r.coin_amount.is_empty(), r.fiat_amount.is_empty()) {
+            (false, true) => BuyAmount::Coin(cv::dec("coin_amount", &r.coin_amount)?),
+            (true, false) => BuyAmount::Fiat(cv::dec("fiat_amount", &r.fiat_amount)?),
+            _ => {
+                return Err(Status::invalid_argument(
+                    "coin_amount, fiat_amount: give exactly one of them",
+                ));
+            }
+        };
+        let methods = r
+            .methods
+            .iter()
+            .map(|k| cv::method_kind("methods", *k))
+            .collect::<Result<Vec<_>, _>>()?;
+        if r.rest_secs < 0 {
+            return Err(Status::invalid_argument("rest_secs must not be negative"));
+        }
+        Ok(BuyRequest {
+            asset: cv::asset("asset", &r.asset)?,
+            fiat: cv::fiat("fiat", &r.fiat)?,
+            amount,
+            max_price: cv::opt_dec("max_price", &r.max_price)?,
+            methods,
+            rest: r
+                .rest
+                .then_some((r.rest_secs > 0).then(|| r.rest_secs.saturating_mul(1000))),
+        })
+    }
+}
+
+impl TryFrom<&pb::FastSellRequest> for FastSellRequest {
+    type Error = Status;
+
+    fn try_from(r: &pb::FastSellRequest) -> Result<Self, Status> {
+        Ok(FastSellRequest {
+            asset: cv::asset("asset", &r.asset)?,
+            fiat: cv::fiat("fiat", &r.fiat)?,
+            amount: cv::dec("coin_amount", &r.coin_amount)?,
+            method: cv::method_id_field("method_id", &r.method_id)?,
+        })
+    }
+}
+
+impl TryFrom<&pb::BindPaymentMethodRequest> for MethodDetails {
+    type Error = Status;
+
+    fn try_from(r: &pb::BindPaymentMethodRequest) -> Result<Self, Status> {
+        let (holder, account) = (r.holder.clone(), r.account.clone());
+        Ok(match cv::method_kind("kind", r.kind)? {
+            MethodKind::Bank => MethodDetails::Bank {
+                bank: r.bank.clone(),
+                holder,
+                card_number: account,
+            },
+            MethodKind::Alipay => MethodDetails::Alipay { holder, account },
+            MethodKind::WeChat => MethodDetails::WeChat { holder, account },
+        })
+    }
+}
+
+impl TryFrom<&pb::SetCapacityRequest> for CapacityRequest {
+    type Error = Status;
+
+    fn try_from(r: &pb::SetCapacityRequest) -> Result<Self, Status> {
+        let quotes = r
+            .quotes
+            .iter()
+            .map(|q| {
+                Ok(MerchantQuote {
+                    asset: cv::asset("quotes.asset", &q.asset)?,
+                    fiat: cv::fiat("quotes.fiat", &q.fiat)?,
+                    bid: cv::dec("quotes.bid", &q.bid)?,
+                    min_fiat: cv::dec("quotes.min_fiat", &q.min_fiat)?,
+                    max_fiat: cv::dec("quotes.max_fiat", &q.max_fiat)?,
+                })
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        let methods = r
+            .methods
+            .iter()
+            .map(|k| cv::method_kind("methods", *k))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CapacityRequest {
+            quotes,
+            methods,
+            max_outstanding_fiat: cv::dec("max_outstanding_fiat", &r.max_outstanding_fiat)?,
+        })
+    }
+}
+
+/// A resolution field.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `resolution`.
+pub fn resolution(v: i32) -> Result<Resolution, Status> {
+    match pb::Resolution::try_from(v) {
+        Ok(pb::Resolution::Release) => Ok(Resolution::Release),
+        Ok(pb::Resolution::Refund) => Ok(Resolution::Refund),
+        _ => Err(Status::invalid_argument(
+            "resolution must be RESOLUTION_RELEASE or RESOLUTION_REFUND",
+        )),
+    }
+}
+
+/// A fund-password field: required, the engine checks it.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field` when empty.
+pub fn password<'a>(field: &str, text: &'a str) -> Result<&'a str, Status> {
+    if text.is_empty() {
+        return Err(Status::invalid_argument(format!(
+            "{field} is required for this action"
+        )));
+    }
+    Ok(text)
+}
+
+/// An uploaded file: its reference for the command and its bytes for the
+/// writer. The id is the owner and the SHA-256 of the bytes, so a retry
+/// names the same file and no two different files share an id; the engine
+/// checks type, size and count (SPEC §11).
+pub fn attachment(owner: UserId, a: &pb::Attachment) -> (AttachmentRef, Vec<u8>) {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(&a.data);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let blob_id = format!("{}-{hex}", owner.0.simple());
+    let file = AttachmentRef {
+        blob_id,
+        content_type: a.content_type.clone(),
+        size_bytes: a.data.len() as u64,
+        file_name: a.file_name.clone(),
+    };
+    (file, a.data.clone())
+}

@@ -1,0 +1,202 @@
+//! History and retention: the final state of records a group ended,
+//! the per-user indexes, snapshots, and pruning of request ids and events.
+
+use std::collections::BTreeSet;
+
+use otc_engine::{BuyOrderId, Event, EventKind, ListingId, Timestamp, TradeId};
+
+use super::Writer;
+use crate::codec::{self, kind};
+use crate::error::StorageError;
+use crate::store::Store;
+
+/// History records of a group, by key: the latest version of each, in pieces.
+pub(crate) type History = std::collections::BTreeMap<[u8; 9], Vec<codec::KeyValue>>;
+
+/// Ids of the records a group changed, for the history records.
+#[derive(Default)]
+pub(crate) struct Touched {
+    trades: BTreeSet<TradeId>,
+    listings: BTreeSet<ListingId>,
+    orders: BTreeSet<BuyOrderId>,
+}
+
+impl Touched {
+    pub(crate) fn add(&mut self, e: &Event) {
+        match &e.kind {
+            EventKind::TradeCreated { trade, .. }
+            | EventKind::TradeTransitioned { trade, .. }
+            | EventKind::AppealOpened { trade, .. }
+            | EventKind::EvidenceAdded { trade, .. }
+            | EventKind::AppealClaimed { trade, .. }
+            | EventKind::AppealUnclaimed { trade, .. }
+            | EventKind::AppealResolved { trade, .. }
+            | EventKind::AppealSettled { trade, .. } => {
+                self.trades.insert(*trade);
+            }
+            EventKind::ListingChanged { listing, .. } => {
+                self.listings.insert(*listing);
+            }
+            EventKind::BuyOrderChanged { order, .. } => {
+                self.orders.insert(*order);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Records an event needs besides the group's event record: a chat message
+/// (read per trade) and the per-user index of a new trade.
+pub(crate) fn stage_event_indexes(batch: &mut sled::Batch, e: &Event) -> Result<(), StorageError> {
+    match e.kind {
+        EventKind::ChatPosted { trade, .. } => {
+            Store::stage_record(batch, &crate::store::chat_key(trade, e.seq), e)?;
+        }
+        EventKind::TradeCreated {
+            trade,
+            seller,
+            buyer,
+            ..
+        } => {
+            for user in [seller, buyer] {
+                batch.insert(
+                    crate::store::user_key(kind::USER_TRADE, user, trade.0).as_slice(),
+                    &[],
+                );
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+impl Writer {
+    /// Writes the final state of every trade, listing and buy order the
+    /// group ended (or changed after it ended), and every appeal it touched,
+    /// so history outlives the engine's working set. Open records live in
+    /// the engine (and its snapshot and journal); writing each of their
+    /// steps would only be rewritten later.
+    ///
+    /// Versions are collected per record in `history` and staged once, at
+    /// the end of the group ([`Writer::stage_collected_history`]): a record
+    /// collected twice (before a `FireDue` and after) must not leave the
+    /// pieces of its first version in the batch.
+    pub(crate) fn collect_history(
+        &self,
+        batch: &mut sled::Batch,
+        ids: &Touched,
+        history: &mut History,
+    ) -> Result<(), StorageError> {
+        let mut keep = |prefix: [u8; 9], pieces| {
+            history.insert(prefix, pieces);
+        };
+        for id in &ids.trades {
+            if let Some(t) = self.engine.trade(*id)
+                && !t.state.is_open()
+            {
+                let prefix = codec::key_u64(kind::TRADE, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, t)?);
+            }
+            if let Some(a) = self.engine.appeal(*id) {
+                let prefix = codec::key_u64(kind::APPEAL, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, a)?);
+            }
+        }
+        for id in &ids.listings {
+            if let Some(l) = self.engine.listing(*id) {
+                batch.insert(
+                    crate::store::user_key(kind::USER_LISTING, l.seller, id.0).as_slice(),
+                    &[],
+                );
+                if !l.state.is_live() {
+                    let prefix = codec::key_u64(kind::LISTING, id.0);
+                    keep(prefix, codec::encode_pieces(&prefix, l)?);
+                }
+            }
+        }
+        for id in &ids.orders {
+            if let Some(o) = self.engine.buy_order(*id)
+                && o.state != otc_engine::buy::BuyOrderState::Resting
+            {
+                let prefix = codec::key_u64(kind::BUY_ORDER, id.0);
+                keep(prefix, codec::encode_pieces(&prefix, o)?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages the latest collected version of each history record, replacing
+    /// whatever pieces it had on disk.
+    pub(crate) fn stage_collected_history(
+        &self,
+        batch: &mut sled::Batch,
+        history: History,
+    ) -> Result<(), StorageError> {
+        for (prefix, pieces) in history {
+            self.store.stage_pieces_replacing(batch, &prefix, pieces)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a snapshot of the engine and drops the journal it covers.
+    ///
+    /// # Errors
+    /// The commit fails (the writer stops).
+    pub fn snapshot(&mut self) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        self.store.stage_snapshot(
+            &mut batch,
+            self.engine.config(),
+            self.engine.state(),
+            self.journal_next,
+        )?;
+        if let Err(e) = self.store.commit(batch) {
+            self.stopped = Some(e.clone());
+            return Err(e);
+        }
+        self.since_snapshot = 0;
+        Ok(())
+    }
+
+    /// Housekeeping at `now`: forgets request ids and events past their
+    /// retention. Bounded work per call.
+    ///
+    /// # Errors
+    /// A commit fails (the writer stops).
+    pub fn maintain(&mut self, now: Timestamp) -> Result<(), StorageError> {
+        if let Some(e) = &self.stopped {
+            return Err(StorageError::Stopped(e.to_string()));
+        }
+        let cutoff = now.plus_ms(-self.options.idempotency_retention_ms);
+        self.idem.forget_before(cutoff);
+        let mut batch = sled::Batch::default();
+        let n = match self
+            .store
+            .stage_idempotency_prune(&mut batch, cutoff, 100_000)
+        {
+            Ok(n) => n,
+            Err(e) => {
+                self.stopped = Some(e.clone());
+                return Err(e);
+            }
+        };
+        let result = if n > 0 {
+            self.store.commit(batch)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            self.store
+                .prune_events(
+                    now.plus_ms(-self.engine.config().event_retention_ms),
+                    10_000,
+                )
+                .map(|_| ())
+        });
+        if let Err(e) = result {
+            self.stopped = Some(e.clone());
+            return Err(e);
+        }
+        Ok(())
+    }
+}
