@@ -17,6 +17,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
+/// The back-office user of [`Server::admin`].
+pub const ADMIN: uuid::Uuid = uuid::Uuid::from_u128(0xad11_0000_0000_4000_8000_0000_0000_0001);
+
 /// The secret every test server signs tokens with.
 pub const SECRET: &str = "e2e-test-secret";
 
@@ -168,9 +171,10 @@ impl Server {
         SupportServiceClient::new(self.authed(&token(user, role)).await)
     }
 
-    /// Admin client.
+    /// Admin client, always the same back-office user ([`ADMIN`]): request
+    /// ids are scoped by the caller, so a retry must come from the same one.
     pub async fn admin(&self) -> AdminServiceClient<Authed> {
-        AdminServiceClient::new(self.authed(&token(uuid::Uuid::new_v4(), Role::Admin)).await)
+        AdminServiceClient::new(self.authed(&token(ADMIN, Role::Admin)).await)
     }
 
     /// SIGKILL: no shutdown, no flush.

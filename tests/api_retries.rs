@@ -1,0 +1,577 @@
+//! Every retry returns the first result (SPEC §14), over every mutating RPC:
+//! send; send again with the same request id and fields → the identical
+//! response (or the identical error) with `otc-replayed: true` and an
+//! unchanged state; send the same id with other fields → ALREADY_EXISTS.
+//! Then a kill -9 between commit and reply (the `crash-after-commit`
+//! failpoint): the retry after restart gets the first result, and the
+//! attachment store holds exactly the referenced files.
+
+mod harness;
+
+use std::fmt::Debug;
+
+use harness::steps::*;
+use harness::{ADMIN, Authed, Server, rid, wait_ms};
+use otc_api::auth::Role;
+use otc_api::proto as pb;
+use otc_api::proto::trading_service_client::TradingServiceClient;
+use tonic::{Code, Response, Status};
+use uuid::Uuid;
+
+/// Everything a client can see of these users: balances, methods, lock,
+/// blocks, and their trades with timelines. A replay must change none of it.
+async fn observed(s: &Server, users: &[(Uuid, Role)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (u, role) in users {
+        let mut t = s.trading(*u, *role).await;
+        let acc = t
+            .get_account(pb::GetAccountRequest {})
+            .await
+            .expect("account")
+            .into_inner();
+        out.push(format!("{acc:?}"));
+        let trades = t
+            .list_my_trades(pb::PageRequest::default())
+            .await
+            .expect("trades")
+            .into_inner();
+        out.push(format!("{trades:?}"));
+    }
+    out
+}
+
+fn replayed<T>(r: &Result<Response<T>, Status>) -> bool {
+    let md = match r {
+        Ok(r) => r.metadata(),
+        Err(s) => s.metadata(),
+    };
+    md.get("otc-replayed").is_some_and(|v| v == "true")
+}
+
+fn same<T: PartialEq + Debug>(
+    what: &str,
+    first: &Result<Response<T>, Status>,
+    again: &Result<Response<T>, Status>,
+) {
+    match (first, again) {
+        (Ok(a), Ok(b)) => assert_eq!(a.get_ref(), b.get_ref(), "{what}: the first reply"),
+        (Err(a), Err(b)) => assert_eq!(
+            (a.code(), a.message()),
+            (b.code(), b.message()),
+            "{what}: the first error"
+        ),
+        _ => panic!("{what}: first {first:?}, retry {again:?}"),
+    }
+    assert!(replayed(again), "{what}: a retry is marked replayed");
+}
+
+/// Sends `$req`, then again, then `$other` (same id, other fields).
+macro_rules! check {
+    ($s:expr, $users:expr, $client:expr, $rpc:ident, $req:expr, $other:expr) => {{
+        let req = $req;
+        let first = $client.$rpc(req.clone()).await;
+        assert!(
+            !replayed(&first),
+            "{}: a first call is not a replay",
+            stringify!($rpc)
+        );
+        let before = observed($s, $users).await;
+        let again = $client.$rpc(req.clone()).await;
+        same(stringify!($rpc), &first, &again);
+        assert_eq!(
+            before,
+            observed($s, $users).await,
+            "{}: a retry changes nothing",
+            stringify!($rpc)
+        );
+        let mut other = $other;
+        other.request_id = req.request_id.clone();
+        let conflict = $client.$rpc(other).await;
+        assert_eq!(
+            conflict.as_ref().err().map(Status::code),
+            Some(Code::AlreadyExists),
+            "{}: same id, other fields",
+            stringify!($rpc)
+        );
+        first.map(Response::into_inner)
+    }};
+}
+
+fn file(name: &str, byte: u8) -> pb::Attachment {
+    pb::Attachment {
+        content_type: "image/png".into(),
+        file_name: name.into(),
+        data: vec![byte; 4096],
+    }
+}
+
+async fn trader(s: &Server, u: Uuid) -> TradingServiceClient<Authed> {
+    s.trading(u, Role::User).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mutating_rpc_returns_its_first_result_on_retry() {
+    let s = Server::start(&[]).await;
+    let (seller_id, buyer_id, agent_id, merchant_id) = (
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+        Uuid::new_v4(),
+    );
+    let users = [
+        (seller_id, Role::User),
+        (buyer_id, Role::User),
+        (merchant_id, Role::Merchant),
+    ];
+    let users = &users[..];
+    let mut admin = s.admin().await;
+    let mut seller = trader(&s, seller_id).await;
+    let mut buyer = trader(&s, buyer_id).await;
+
+    let dep = |amount: &str, r: &str| pb::TransferRequest {
+        request_id: rid(),
+        user_id: seller_id.to_string(),
+        asset: "EB".into(),
+        amount: amount.into(),
+        external_ref: r.into(),
+    };
+    check!(
+        &s,
+        users,
+        admin,
+        deposit,
+        dep("500", "d-1"),
+        dep("501", "d-1")
+    );
+    check!(&s, users, admin, withdraw, dep("1", "w-1"), dep("2", "w-1"));
+
+    let bind = |account: &str| pb::BindPaymentMethodRequest {
+        request_id: rid(),
+        kind: pb::PaymentKind::Alipay as i32,
+        holder: "Wang Fang".into(),
+        bank: String::new(),
+        account: account.into(),
+    };
+    let method = check!(
+        &s,
+        users,
+        seller,
+        bind_payment_method,
+        bind("w@x.cn"),
+        bind("v@x.cn")
+    )
+    .expect("bind")
+    .method_id;
+    let extra = seller
+        .bind_payment_method(bind("spare@x.cn"))
+        .await
+        .expect("bind spare")
+        .into_inner()
+        .method_id;
+    let remove = |m: &str| pb::RemovePaymentMethodRequest {
+        request_id: rid(),
+        method_id: m.into(),
+    };
+    check!(
+        &s,
+        users,
+        seller,
+        remove_payment_method,
+        remove(&extra),
+        remove(&method)
+    );
+
+    // The first fund password, then a change (which needs the current one).
+    let pw = |new: &str, current: &str| pb::SetFundPasswordRequest {
+        request_id: rid(),
+        new_password: new.into(),
+        current_password: current.into(),
+    };
+    check!(
+        &s,
+        users,
+        seller,
+        set_fund_password,
+        pw("first-pass", ""),
+        pw("other-pass", "")
+    );
+    check!(
+        &s,
+        users,
+        seller,
+        set_fund_password,
+        pw(PASSWORD, "first-pass"),
+        pw("third-pass", "first-pass")
+    );
+    // A wrong password's refusal is a first result too: it counts once.
+    let bad = pb::ReleaseRequest {
+        request_id: rid(),
+        trade_id: "T-999".into(),
+        fund_password: "wrong-pass".into(),
+    };
+    let err = check!(
+        &s,
+        users,
+        seller,
+        release,
+        bad.clone(),
+        pb::ReleaseRequest {
+            trade_id: "T-998".into(),
+            ..bad
+        }
+    )
+    .expect_err("no such trade");
+    assert_eq!(err.code(), Code::NotFound, "{err:?}");
+
+    let block = |u: Uuid| pb::BlockUserRequest {
+        request_id: rid(),
+        user_id: u.to_string(),
+    };
+    let stranger = Uuid::new_v4();
+    check!(
+        &s,
+        users,
+        seller,
+        block_user,
+        block(stranger),
+        block(Uuid::new_v4())
+    );
+    check!(
+        &s,
+        users,
+        seller,
+        unblock_user,
+        block(stranger),
+        block(Uuid::new_v4())
+    );
+
+    let listing_req = listing(&method, "7", "100", "7", "700", 0);
+    let listing_id = check!(
+        &s,
+        users,
+        seller,
+        publish_listing,
+        listing_req.clone(),
+        pb::PublishListingRequest {
+            price: "7.01".into(),
+            ..listing_req
+        }
+    )
+    .expect("publish")
+    .listing
+    .expect("listing")
+    .id;
+    let act = |id: &str| pb::ListingActionRequest {
+        request_id: rid(),
+        listing_id: id.into(),
+    };
+    check!(
+        &s,
+        users,
+        seller,
+        pause_listing,
+        act(&listing_id),
+        act("L-999")
+    );
+    check!(
+        &s,
+        users,
+        seller,
+        resume_listing,
+        act(&listing_id),
+        act("L-999")
+    );
+
+    // A taker buy, paid, appealed with evidence and chat files, resolved.
+    let placed = check!(&s, users, buyer, place_buy, buy("10"), buy("11")).expect("buy");
+    let trade = placed.trade_ids[0].clone();
+    let resting = pb::PlaceBuyRequest {
+        max_price: "1".into(),
+        rest: true,
+        ..buy("5")
+    };
+    let order = check!(
+        &s,
+        users,
+        buyer,
+        place_buy,
+        resting.clone(),
+        pb::PlaceBuyRequest {
+            coin_amount: "6".into(),
+            ..resting
+        }
+    )
+    .expect("resting buy")
+    .buy_order_id;
+    assert!(!order.is_empty(), "the buy rests");
+    let cancel_order = |id: &str| pb::CancelBuyOrderRequest {
+        request_id: rid(),
+        buy_order_id: id.into(),
+    };
+    check!(
+        &s,
+        users,
+        buyer,
+        cancel_buy_order,
+        cancel_order(&order),
+        cancel_order("B-999")
+    );
+    let trade_act = |id: &str| pb::TradeActionRequest {
+        request_id: rid(),
+        trade_id: id.into(),
+    };
+    check!(
+        &s,
+        users,
+        buyer,
+        mark_paid,
+        trade_act(&trade),
+        trade_act("T-999")
+    );
+    let chat = |text: &str, f: Option<pb::Attachment>| pb::SendChatRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        text: text.into(),
+        attachment: f,
+    };
+    check!(
+        &s,
+        users,
+        buyer,
+        send_chat,
+        chat("receipt", Some(file("r.png", 1))),
+        chat("receipt", Some(file("r.png", 2)))
+    );
+    wait_ms(2_100).await; // --appeal-after 2s
+    let appeal = |reason: &str| pb::OpenAppealRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        reason: reason.into(),
+    };
+    check!(
+        &s,
+        users,
+        seller,
+        open_appeal,
+        appeal("no fiat"),
+        appeal("no money")
+    );
+    let evidence = |d: &str, f: Option<pb::Attachment>| pb::AddEvidenceRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        description: d.into(),
+        attachment: f,
+    };
+    let ev = check!(
+        &s,
+        users,
+        buyer,
+        add_evidence,
+        evidence("bank slip", Some(file("slip.png", 3))),
+        evidence("bank slip", Some(file("slip.png", 4)))
+    )
+    .expect("evidence");
+    assert!(!ev.evidence_id.is_empty());
+
+    let mut agent = s.support(agent_id, Role::Support).await;
+    let claim = |t: &str| pb::AppealActionRequest {
+        request_id: rid(),
+        trade_id: t.into(),
+    };
+    check!(
+        &s,
+        users,
+        agent,
+        claim_appeal,
+        claim(&trade),
+        claim("T-999")
+    );
+    check!(
+        &s,
+        users,
+        agent,
+        unclaim_appeal,
+        claim(&trade),
+        claim("T-999")
+    );
+    agent
+        .claim_appeal(claim(&trade))
+        .await
+        .expect("claim again");
+    let resolve = |note: &str| pb::ResolveAppealRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        resolution: pb::Resolution::Release as i32,
+        note: note.into(),
+    };
+    check!(
+        &s,
+        users,
+        agent,
+        resolve_appeal,
+        resolve("slip matches"),
+        resolve("other note")
+    );
+
+    // Chat on the ended trade is refused, and its file is not stored.
+    let refused = buyer
+        .send_chat(chat("late", Some(file("late.png", 9))))
+        .await
+        .expect_err("chat on an ended trade");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+
+    // A second trade: cancelled by the buyer; a third: released.
+    let t2 = buyer
+        .place_buy(buy("1"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids[0]
+        .clone();
+    check!(
+        &s,
+        users,
+        buyer,
+        cancel_trade,
+        trade_act(&t2),
+        trade_act("T-999")
+    );
+    let t3 = buyer
+        .place_buy(buy("1"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids[0]
+        .clone();
+    mark_paid(&mut buyer, &t3).await;
+    let rel = |t: &str| pb::ReleaseRequest {
+        request_id: rid(),
+        trade_id: t.into(),
+        fund_password: PASSWORD.into(),
+    };
+    check!(&s, users, seller, release, rel(&t3), rel("T-999"));
+    check!(
+        &s,
+        users,
+        seller,
+        cancel_listing,
+        act(&listing_id),
+        act("L-999")
+    );
+
+    // Fast sell to a merchant.
+    let reg = |u: Uuid| pb::RegisterMerchantRequest {
+        request_id: rid(),
+        user_id: u.to_string(),
+    };
+    check!(
+        &s,
+        users,
+        admin,
+        register_merchant,
+        reg(merchant_id),
+        reg(Uuid::new_v4())
+    );
+    let mut merchant = s.merchant(merchant_id).await;
+    let cap = |bid: &str| pb::SetCapacityRequest {
+        request_id: rid(),
+        quotes: vec![pb::MerchantQuote {
+            asset: "EB".into(),
+            fiat: "CNY".into(),
+            bid: bid.into(),
+            min_fiat: "1".into(),
+            max_fiat: "10000".into(),
+        }],
+        methods: vec![pb::PaymentKind::Alipay as i32],
+        max_outstanding_fiat: "100000".into(),
+    };
+    check!(&s, users, merchant, set_capacity, cap("6.9"), cap("6.8"));
+    let online = |on: bool| pb::SetOnlineRequest {
+        request_id: rid(),
+        online: on,
+    };
+    check!(&s, users, merchant, set_online, online(true), online(false));
+    let fast = |amount: &str| pb::FastSellRequest {
+        request_id: rid(),
+        asset: "EB".into(),
+        fiat: "CNY".into(),
+        coin_amount: amount.into(),
+        method_id: method.clone(),
+        fund_password: PASSWORD.into(),
+    };
+    let sold = check!(&s, users, seller, fast_sell, fast("10"), fast("11")).expect("fast sell");
+    assert!(sold.trade.is_some());
+
+    // The attachment store holds exactly the referenced files.
+    let mut s = s;
+    let status = s.terminate().await;
+    assert!(status.success());
+    let store = otc_storage::Store::open(&s.dir).expect("open store");
+    let mut blobs = store.blob_ids().expect("blobs");
+    blobs.sort();
+    assert_eq!(
+        blobs.len(),
+        2,
+        "one chat file, one evidence file: {blobs:?}"
+    );
+    let _ = ADMIN;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_commit_and_reply_still_answers_the_first_result() {
+    let mut s = Server::start(&[]).await;
+    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (mut seller, method) = seller(&s, seller_id, "100").await;
+    publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
+    let mut buyer = trader(&s, buyer_id).await;
+    let trade = buyer
+        .place_buy(buy("10"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids[0]
+        .clone();
+    let chat = pb::SendChatRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        text: "paid, see receipt".into(),
+        attachment: Some(file("receipt.png", 7)),
+    };
+    s.terminate().await;
+
+    // The commit happens; the process dies before replying.
+    let dir = s.dir.clone();
+    let mut crashing = Server::start_in(&dir, &["--failpoint", "crash-after-commit"]).await;
+    let mut buyer = trader(&crashing, buyer_id).await;
+    let lost = buyer.send_chat(chat.clone()).await;
+    assert!(lost.is_err(), "the reply was lost: {lost:?}");
+    crashing.kill9().await;
+
+    let again = Server::start_in(&dir, &[]).await;
+    let mut buyer = trader(&again, buyer_id).await;
+    let retry = buyer.send_chat(chat.clone()).await;
+    assert!(replayed(&retry), "{retry:?}");
+    let receipt = retry.expect("the first result").into_inner();
+    assert!(
+        receipt.first_seq <= receipt.last_seq,
+        "it was applied: {receipt:?}"
+    );
+    let page = buyer
+        .list_chat(pb::ListChatRequest {
+            trade_id: trade.clone(),
+            after_seq: 0,
+            page_size: 0,
+        })
+        .await
+        .expect("chat")
+        .into_inner();
+    assert_eq!(page.messages.len(), 1, "applied once");
+    let mut again = again;
+    again.terminate().await;
+    let store = otc_storage::Store::open(&dir).expect("open store");
+    assert_eq!(
+        store.blob_ids().expect("blobs").len(),
+        1,
+        "exactly the referenced file"
+    );
+}
