@@ -538,3 +538,94 @@ async fn reflection_lists_the_services() {
         "v1alpha answers too (for common grpcurl builds)"
     );
 }
+
+/// Every bad field is named as the proto names it, for checks made in the
+/// API (shape) and in the engine (values) alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_fields_are_named_as_the_proto_names_them() {
+    let s = Server::start(&[]).await;
+    let (mut t, method) = seller(&s, Uuid::new_v4(), "100").await;
+    let mut buyer = s.trading(Uuid::new_v4(), Role::User).await;
+    let expect = |what: &str, r: Result<(), tonic::Status>, field: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {}", e.message());
+        assert!(
+            e.message().contains(field),
+            "{what}: the message names {field}: {}",
+            e.message()
+        );
+    };
+    let r = buyer.place_buy(buy("0.000000001")).await.map(|_| ());
+    expect("buy coin", r, "coin_amount");
+    let r = buyer
+        .place_buy(pb::PlaceBuyRequest {
+            coin_amount: String::new(),
+            fiat_amount: "-3".into(),
+            ..buy("1")
+        })
+        .await
+        .map(|_| ());
+    expect("buy fiat", r, "fiat_amount");
+    let r = buyer
+        .place_buy(pb::PlaceBuyRequest {
+            rest: true,
+            rest_secs: 999_999_999,
+            ..buy("1")
+        })
+        .await
+        .map(|_| ());
+    expect("rest", r, "rest_secs");
+    let r = t
+        .fast_sell(pb::FastSellRequest {
+            request_id: rid(),
+            asset: "EB".into(),
+            fiat: "CNY".into(),
+            coin_amount: "1.123456789".into(),
+            method_id: method.clone(),
+            fund_password: PASSWORD.into(),
+        })
+        .await
+        .map(|_| ());
+    expect("fast sell", r, "coin_amount");
+    let r = t
+        .bind_payment_method(pb::BindPaymentMethodRequest {
+            request_id: rid(),
+            kind: pb::PaymentKind::Bank as i32,
+            holder: "Li".into(),
+            bank: "ICBC".into(),
+            account: "12ab".into(),
+        })
+        .await
+        .map(|_| ());
+    expect("bank card", r, "account");
+    let r = t
+        .publish_listing(pb::PublishListingRequest {
+            method_ids: vec!["nope".into()],
+            ..listing(&method, "7", "1", "7", "700", 0)
+        })
+        .await
+        .map(|_| ());
+    expect("method ids", r, "method_ids");
+    let r = t
+        .publish_listing(listing(&method, "7", "1", "7", "700", 99_999))
+        .await
+        .map(|_| ());
+    expect("window", r, "payment_window_secs");
+    let r = t
+        .set_fund_password(pb::SetFundPasswordRequest {
+            request_id: rid(),
+            new_password: "x".into(),
+            current_password: String::new(),
+        })
+        .await
+        .map(|_| ());
+    expect("password", r, "new_password");
+    let r = t
+        .publish_listing(pb::PublishListingRequest {
+            fund_password: String::new(),
+            ..listing(&method, "7", "1", "7", "700", 0)
+        })
+        .await
+        .map(|_| ());
+    expect("fund password", r, "fund_password");
+}

@@ -79,7 +79,7 @@ impl Engine {
         let window = match spec.payment_window_ms {
             None => c.payment_window_ms_default,
             Some(ms) => Self::window_arg(
-                "payment_window",
+                "payment_window_secs",
                 ms,
                 c.payment_window_ms_min,
                 c.payment_window_ms_max,
@@ -91,7 +91,7 @@ impl Engine {
         if methods.is_empty() || methods.len() > c.methods_per_listing_max {
             let max = c.methods_per_listing_max;
             return Err(Rejection::field(
-                "methods",
+                "method_ids",
                 format!("must name 1 to {max} of your bound payment methods"),
             ));
         }
@@ -489,7 +489,7 @@ impl Engine {
             Some(asked) => {
                 let ms = asked.unwrap_or(self.config.resting_buy_ms_default);
                 Some(Self::window_arg(
-                    "rest_for",
+                    "rest_secs",
                     ms,
                     1_000,
                     self.config.resting_buy_ms_max,
