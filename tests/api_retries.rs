@@ -142,8 +142,10 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         deposit,
         dep("500", "d-1"),
         dep("501", "d-1")
-    );
-    check!(&s, users, admin, withdraw, dep("1", "w-1"), dep("2", "w-1"));
+    )
+    .expect("the first call succeeds");
+    check!(&s, users, admin, withdraw, dep("1", "w-1"), dep("2", "w-1"))
+        .expect("the first call succeeds");
 
     let bind = |account: &str| pb::BindPaymentMethodRequest {
         request_id: rid(),
@@ -179,7 +181,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         remove_payment_method,
         remove(&extra),
         remove(&method)
-    );
+    )
+    .expect("the first call succeeds");
 
     // The first fund password, then a change (which needs the current one).
     let pw = |new: &str, current: &str| pb::SetFundPasswordRequest {
@@ -194,7 +197,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         set_fund_password,
         pw("first-pass", ""),
         pw("other-pass", "")
-    );
+    )
+    .expect("the first call succeeds");
     check!(
         &s,
         users,
@@ -202,7 +206,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         set_fund_password,
         pw(PASSWORD, "first-pass"),
         pw("third-pass", "first-pass")
-    );
+    )
+    .expect("the first call succeeds");
     // A wrong password's refusal is a first result too: it counts once.
     let bad = pb::ReleaseRequest {
         request_id: rid(),
@@ -235,7 +240,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         block_user,
         block(stranger),
         block(Uuid::new_v4())
-    );
+    )
+    .expect("the first call succeeds");
     check!(
         &s,
         users,
@@ -243,7 +249,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         unblock_user,
         block(stranger),
         block(Uuid::new_v4())
-    );
+    )
+    .expect("the first call succeeds");
 
     let listing_req = listing(&method, "7", "100", "7", "700", 0);
     let listing_id = check!(
@@ -272,7 +279,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         pause_listing,
         act(&listing_id),
         act("L-999")
-    );
+    )
+    .expect("the first call succeeds");
     check!(
         &s,
         users,
@@ -280,7 +288,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         resume_listing,
         act(&listing_id),
         act("L-999")
-    );
+    )
+    .expect("the first call succeeds");
 
     // A taker buy, paid, appealed with evidence and chat files, resolved.
     let placed = check!(&s, users, buyer, place_buy, buy("10"), buy("11")).expect("buy");
@@ -315,7 +324,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         cancel_buy_order,
         cancel_order(&order),
         cancel_order("B-999")
-    );
+    )
+    .expect("the first call succeeds");
     let trade_act = |id: &str| pb::TradeActionRequest {
         request_id: rid(),
         trade_id: id.into(),
@@ -327,7 +337,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         mark_paid,
         trade_act(&trade),
         trade_act("T-999")
-    );
+    )
+    .expect("the first call succeeds");
     let chat = |text: &str, f: Option<pb::Attachment>| pb::SendChatRequest {
         request_id: rid(),
         trade_id: trade.clone(),
@@ -341,7 +352,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         send_chat,
         chat("receipt", Some(file("r.png", 1))),
         chat("receipt", Some(file("r.png", 2)))
-    );
+    )
+    .expect("the first call succeeds");
     wait_ms(2_100).await; // --appeal-after 2s
     let appeal = |reason: &str| pb::OpenAppealRequest {
         request_id: rid(),
@@ -355,7 +367,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         open_appeal,
         appeal("no fiat"),
         appeal("no money")
-    );
+    )
+    .expect("the first call succeeds");
     let evidence = |d: &str, f: Option<pb::Attachment>| pb::AddEvidenceRequest {
         request_id: rid(),
         trade_id: trade.clone(),
@@ -385,7 +398,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         claim_appeal,
         claim(&trade),
         claim("T-999")
-    );
+    )
+    .expect("the first call succeeds");
     check!(
         &s,
         users,
@@ -393,7 +407,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         unclaim_appeal,
         claim(&trade),
         claim("T-999")
-    );
+    )
+    .expect("the first call succeeds");
     agent
         .claim_appeal(claim(&trade))
         .await
@@ -411,7 +426,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         resolve_appeal,
         resolve("slip matches"),
         resolve("other note")
-    );
+    )
+    .expect("the first call succeeds");
 
     // Chat on the ended trade is refused, and its file is not stored.
     let refused = buyer
@@ -435,7 +451,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         cancel_trade,
         trade_act(&t2),
         trade_act("T-999")
-    );
+    )
+    .expect("the first call succeeds");
     let t3 = buyer
         .place_buy(buy("1"))
         .await
@@ -449,7 +466,7 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         trade_id: t.into(),
         fund_password: PASSWORD.into(),
     };
-    check!(&s, users, seller, release, rel(&t3), rel("T-999"));
+    check!(&s, users, seller, release, rel(&t3), rel("T-999")).expect("the first call succeeds");
     check!(
         &s,
         users,
@@ -457,7 +474,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         cancel_listing,
         act(&listing_id),
         act("L-999")
-    );
+    )
+    .expect("the first call succeeds");
 
     // Fast sell to a merchant.
     let reg = |u: Uuid| pb::RegisterMerchantRequest {
@@ -471,7 +489,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         register_merchant,
         reg(merchant_id),
         reg(Uuid::new_v4())
-    );
+    )
+    .expect("the first call succeeds");
     let mut merchant = s.merchant(merchant_id).await;
     let cap = |bid: &str| pb::SetCapacityRequest {
         request_id: rid(),
@@ -485,12 +504,14 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         methods: vec![pb::PaymentKind::Alipay as i32],
         max_outstanding_fiat: "100000".into(),
     };
-    check!(&s, users, merchant, set_capacity, cap("6.9"), cap("6.8"));
+    check!(&s, users, merchant, set_capacity, cap("6.9"), cap("6.8"))
+        .expect("the first call succeeds");
     let online = |on: bool| pb::SetOnlineRequest {
         request_id: rid(),
         online: on,
     };
-    check!(&s, users, merchant, set_online, online(true), online(false));
+    check!(&s, users, merchant, set_online, online(true), online(false))
+        .expect("the first call succeeds");
     let fast = |amount: &str| pb::FastSellRequest {
         request_id: rid(),
         asset: "EB".into(),

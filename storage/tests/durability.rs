@@ -807,7 +807,7 @@ fn pruning_request_ids_never_splits_a_record() {
         .unwrap();
     assert_eq!(removed, 1, "one record per the limit");
     store.commit(batch).unwrap();
-    let left = id_records(&store);
+    let left = id_records(store);
     assert_eq!(left.len(), 300, "the other group's record is whole");
     assert!(left.iter().all(|(id, _)| id.contains("group-1-")));
 }
