@@ -10,7 +10,7 @@ use crate::event::EventKind;
 use crate::ids::{Timestamp, TradeId, UserId};
 use crate::merchant::{Capacity, Quote, SelectionKey};
 use crate::money::{Asset, CoinAmount, Fiat};
-use crate::ops_listing::Fill;
+use crate::ops_buy::Fill;
 use crate::rejection::Rejection;
 use crate::trade::{Actor, FastMatchLink, Trade};
 use crate::users::MethodKind;

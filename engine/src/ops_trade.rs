@@ -1,14 +1,16 @@
-//! Trade actions, their balance moves, appeals (SPEC §10, §11) and timers (§12).
+//! Trade actions, their balance moves, opening and closing appeals (SPEC §10,
+//! §11) and timers (§12). Evidence, chat and CS actions on appeals are in
+//! `ops_appeal.rs`.
 //!
 //! [`Trade::step`](crate::trade::Trade::step) decides a transition; here
 //! `transition` carries it out: state, timeline, deadlines, escrow, the seller
 //! record and the appeal — all in the same command, so all or nothing.
 
-use crate::appeal::{Appeal, AppealOutcome, AppealStatus, Evidence};
-use crate::command::{AttachmentRef, FundPasswordProof, Resolution};
+use crate::appeal::{Appeal, AppealOutcome};
+use crate::command::{FundPasswordProof, Resolution};
 use crate::engine::{Engine, invariant};
 use crate::event::{EventKind, SettledBy};
-use crate::ids::{EvidenceId, Timestamp, TradeId, UserId};
+use crate::ids::{Timestamp, TradeId, UserId};
 use crate::record::RecordEntry;
 use crate::rejection::Rejection;
 use crate::timers::Deadline;
@@ -16,15 +18,9 @@ use crate::trade::{
     Actor, Party, TimelineEntry, TimelineWhat, Trade, TradeAction, TradeState, TransitionReason,
 };
 
-/// Content types accepted as evidence attachments (SPEC §11: images and PDF).
-pub const ATTACHMENT_TYPES: [&str; 4] =
-    ["image/png", "image/jpeg", "image/webp", "application/pdf"];
-/// Longest attachment file name, in bytes.
-pub const FILE_NAME_BYTES_MAX: usize = 255;
-
 /// A decided transition, ready to carry out.
 #[derive(Debug, Clone, Copy)]
-struct Decision {
+pub(crate) struct Decision {
     actor: Actor,
     to: TradeState,
     reason: TransitionReason,
@@ -32,7 +28,11 @@ struct Decision {
 
 impl Engine {
     /// A trade the user is a party to (others get NOT_FOUND, hiding existence).
-    fn party_trade(&self, user: UserId, id: TradeId) -> Result<(&Trade, Party), Rejection> {
+    pub(crate) fn party_trade(
+        &self,
+        user: UserId,
+        id: TradeId,
+    ) -> Result<(&Trade, Party), Rejection> {
         match self.state.trades.get(&id).map(|t| &**t) {
             Some(t) if t.buyer == user => Ok((t, Party::Buyer)),
             Some(t) if t.seller == user => Ok((t, Party::Seller)),
@@ -42,7 +42,7 @@ impl Engine {
 
     /// Decides `action` on trade `id` by `user` (the agent, for resolutions;
     /// `None` for timers). Changes nothing.
-    fn decide(
+    pub(crate) fn decide(
         &self,
         id: TradeId,
         user: Option<UserId>,
@@ -127,7 +127,7 @@ impl Engine {
     }
 
     /// Carries out a decided transition with every side effect. Cannot fail.
-    fn transition(&mut self, id: TradeId, d: Decision, text: &str, now: Timestamp) {
+    pub(crate) fn transition(&mut self, id: TradeId, d: Decision, text: &str, now: Timestamp) {
         use TradeState as S;
         let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
         let from = t.state;
@@ -389,259 +389,6 @@ impl Engine {
         let opened_at = a.opened_at;
         self.state.appeal_queue.remove(&(opened_at, t.id));
         self.emit(now, kind);
-    }
-
-    // ---- appeals ------------------------------------------------------------
-
-    /// The open appeal of a trade. A trade without one (or whose appeal has
-    /// ended) refuses naming the trade's state, like any other wrong-state action.
-    fn open_appeal_of(&self, id: TradeId, action: &'static str) -> Result<&Appeal, Rejection> {
-        let t = self
-            .state
-            .trades
-            .get(&id)
-            .ok_or(Rejection::TradeNotFound(id))?;
-        match self.state.appeals.get(&id) {
-            Some(a) if a.outcome.is_none() => Ok(a),
-            _ => Err(Rejection::WrongState {
-                what: "trade",
-                id: id.to_string(),
-                state: t.state.kind().name(),
-                action,
-            }),
-        }
-    }
-
-    /// Checks an attachment's metadata: id, type, size and name (SPEC §11).
-    fn check_file(&self, a: &AttachmentRef) -> Result<(), Rejection> {
-        if a.blob_id.is_empty() || a.blob_id.len() > FILE_NAME_BYTES_MAX {
-            return Err(Rejection::field("attachment.blob_id", "is missing"));
-        }
-        if !ATTACHMENT_TYPES.contains(&a.content_type.as_str()) {
-            return Err(Rejection::field(
-                "attachment.content_type",
-                "must be image/png, image/jpeg, image/webp or application/pdf",
-            ));
-        }
-        let max = self.config.attachment_bytes_max;
-        if a.size_bytes == 0 || a.size_bytes > max {
-            return Err(Rejection::field(
-                "attachment.data",
-                format!("must be 1 to {max} bytes"),
-            ));
-        }
-        if a.file_name.len() > FILE_NAME_BYTES_MAX {
-            return Err(Rejection::field(
-                "attachment.file_name",
-                format!("must be at most {FILE_NAME_BYTES_MAX} bytes"),
-            ));
-        }
-        Ok(())
-    }
-
-    pub(crate) fn post_chat(
-        &mut self,
-        user: UserId,
-        id: TradeId,
-        text: &str,
-        attachment: Option<&AttachmentRef>,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        let (t, _) = self.party_trade(user, id)?;
-        if !t.state.is_open() {
-            let state = t.state.kind().name();
-            return Err(Rejection::WrongState {
-                what: "trade",
-                id: id.to_string(),
-                state,
-                action: "chat on",
-            });
-        }
-        let (seller, buyer) = (t.seller, t.buyer);
-        self.text_arg_max(
-            "text",
-            text,
-            attachment.is_none(),
-            self.config.chat_chars_max,
-        )?;
-        if let Some(a) = attachment {
-            self.check_file(a)?;
-        }
-        let kind = EventKind::ChatPosted {
-            trade: id,
-            seller,
-            buyer,
-            author: user,
-            text: text.to_owned(),
-            attachment: attachment.cloned(),
-        };
-        self.emit(now, kind);
-        Ok(())
-    }
-
-    fn check_attachment(&self, a: &AttachmentRef, appeal: &Appeal) -> Result<(), Rejection> {
-        self.check_file(a)?;
-        let files_max = self.config.attachments_per_appeal_max;
-        if appeal.attachments() >= files_max as usize {
-            return Err(Rejection::LimitReached {
-                what: "attachments per appeal",
-                max: files_max.into(),
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn add_evidence(
-        &mut self,
-        user: UserId,
-        id: TradeId,
-        description: &str,
-        attachment: Option<&AttachmentRef>,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        let (t, _) = self.party_trade(user, id)?;
-        let (seller, buyer) = (t.seller, t.buyer);
-        let appeal = self.open_appeal_of(id, "add evidence to")?;
-        self.text_arg("description", description, true)?;
-        if let Some(a) = attachment {
-            self.check_attachment(a, appeal)?;
-        }
-        let max = self.config.evidence_per_appeal_max;
-        if appeal.evidence.len() >= max as usize {
-            return Err(Rejection::LimitReached {
-                what: "evidence items per appeal",
-                max: max.into(),
-            });
-        }
-        let evidence = EvidenceId(self.next_id());
-        let item = Evidence {
-            id: evidence,
-            by: user,
-            at: now,
-            description: description.to_owned(),
-            attachment: attachment.cloned(),
-        };
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished")
-            .evidence
-            .push(item);
-        let actor = if user == buyer {
-            Actor::Buyer(user)
-        } else {
-            Actor::Seller(user)
-        };
-        self.timeline(id, actor, TimelineWhat::EvidenceAdded(evidence), now);
-        self.emit(
-            now,
-            EventKind::EvidenceAdded {
-                trade: id,
-                seller,
-                buyer,
-                evidence,
-                by: user,
-            },
-        );
-        Ok(())
-    }
-
-    fn timeline(&mut self, id: TradeId, actor: Actor, what: TimelineWhat, now: Timestamp) {
-        let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
-        t.timeline.push(TimelineEntry {
-            at: now,
-            actor,
-            what,
-        });
-    }
-
-    pub(crate) fn claim_appeal(
-        &mut self,
-        agent: UserId,
-        id: TradeId,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id, "claim the appeal of")?;
-        match a.claimed_by {
-            Some(holder) if holder == agent => return Ok(()), // Already theirs.
-            Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
-            None => {}
-        }
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = Some(agent);
-        self.timeline(id, Actor::Support(agent), TimelineWhat::AppealClaimed, now);
-        self.emit(now, EventKind::AppealClaimed { trade: id, agent });
-        Ok(())
-    }
-
-    pub(crate) fn unclaim_appeal(
-        &mut self,
-        agent: UserId,
-        id: TradeId,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id, "hand back the appeal of")?;
-        match a.claimed_by {
-            Some(holder) if holder == agent => {}
-            Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
-            None => {
-                return Err(Rejection::WrongState {
-                    what: "appeal on trade",
-                    id: id.to_string(),
-                    state: "UNCLAIMED",
-                    action: "hand back",
-                });
-            }
-        }
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = None;
-        self.timeline(
-            id,
-            Actor::Support(agent),
-            TimelineWhat::AppealUnclaimed,
-            now,
-        );
-        self.emit(now, EventKind::AppealUnclaimed { trade: id, agent });
-        Ok(())
-    }
-
-    pub(crate) fn resolve_appeal(
-        &mut self,
-        agent: UserId,
-        id: TradeId,
-        resolution: Resolution,
-        note: &str,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        self.text_arg("note", note, true)?;
-        let a = self.open_appeal_of(id, "resolve")?;
-        if let Some(holder) = a.claimed_by
-            && holder != agent
-        {
-            return Err(Rejection::ClaimedByOther { trade: id, holder });
-        }
-        let d = self.decide(id, Some(agent), TradeAction::Resolve(resolution), now)?;
-        self.transition(id, d, note, now);
-        Ok(())
-    }
-
-    /// Appeals in the CS queue (open or claimed), oldest first.
-    pub fn appeal_queue(&self) -> impl Iterator<Item = &Appeal> {
-        self.state
-            .appeal_queue
-            .iter()
-            .filter_map(|(_, id)| self.state.appeals.get(id))
-    }
-
-    /// Appeals with a given status, oldest first (closed ones by trade id).
-    pub fn appeals_with(&self, status: AppealStatus) -> Vec<&Appeal> {
-        match status {
-            AppealStatus::Closed => self
-                .state
-                .appeals
-                .values()
-                .filter(|a| a.status() == status)
-                .collect(),
-            _ => self
-                .appeal_queue()
-                .filter(|a| a.status() == status)
-                .collect(),
-        }
     }
 
     // ---- timers -------------------------------------------------------------

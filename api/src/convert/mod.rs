@@ -1,0 +1,203 @@
+//! Conversions between protobuf and domain types, and errors to statuses.
+//! A bad field becomes INVALID_ARGUMENT naming the field (SPEC §15).
+//!
+//! - here: rejections → statuses, and reading single fields;
+//! - [`records`]: trades, listings, appeals and methods for the wire, masked
+//!   for their [`Audience`] (SPEC §5);
+//! - [`events`]: events for the wire.
+
+use otc_engine::money::parse_decimal;
+use otc_engine::users::MethodKind;
+use otc_engine::{
+    Asset, BuyOrderId, Fiat, ListingId, MethodId, Rejection, RejectionKind, Timestamp, TradeId,
+    UserId,
+};
+use rust_decimal::Decimal;
+use tonic::Status;
+
+use crate::proto as pb;
+
+mod events;
+mod records;
+
+pub use events::event_pb;
+pub use records::{Audience, appeal_pb, listing_kinds, listing_pb, method_pb, record_pb, trade_pb};
+
+/// Longest request id.
+pub const REQUEST_ID_CHARS_MAX: usize = 128;
+/// Page size when a request names none (the largest is a setting, SPEC §18).
+pub const PAGE_SIZE_DEFAULT: usize = 50;
+
+/// The status for a rejection (SPEC §15).
+pub fn status_of(r: &Rejection) -> Status {
+    let msg = r.to_string();
+    match r.kind() {
+        RejectionKind::InvalidArgument => Status::invalid_argument(msg),
+        RejectionKind::FailedPrecondition => Status::failed_precondition(msg),
+        RejectionKind::NotFound => Status::not_found(msg),
+        RejectionKind::PermissionDenied => Status::permission_denied(msg),
+        RejectionKind::ResourceExhausted => Status::resource_exhausted(msg),
+        RejectionKind::AlreadyExists => Status::already_exists(msg),
+    }
+}
+
+/// Checks a request id.
+///
+/// # Errors
+/// INVALID_ARGUMENT when missing or too long.
+pub fn request_id(id: &str) -> Result<String, Status> {
+    let n = id.chars().count();
+    if n == 0 || n > REQUEST_ID_CHARS_MAX {
+        return Err(Status::invalid_argument(format!(
+            "request_id is required (1 to {REQUEST_ID_CHARS_MAX} characters) on every mutating call"
+        )));
+    }
+    Ok(id.to_owned())
+}
+
+/// A required decimal field.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn dec(field: &str, text: &str) -> Result<Decimal, Status> {
+    if text.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is required")));
+    }
+    parse_decimal(text).map_err(|e| Status::invalid_argument(format!("{field} {e}")))
+}
+
+/// An optional decimal field (empty means absent).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn opt_dec(field: &str, text: &str) -> Result<Option<Decimal>, Status> {
+    if text.is_empty() {
+        Ok(None)
+    } else {
+        dec(field, text).map(Some)
+    }
+}
+
+/// An asset code field.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn asset(field: &str, text: &str) -> Result<Asset, Status> {
+    Asset::new(text).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+}
+
+/// A fiat code field.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn fiat(field: &str, text: &str) -> Result<Fiat, Status> {
+    Fiat::new(text).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
+}
+
+fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
+    let digits = text
+        .strip_prefix(prefix)
+        .and_then(|t| t.strip_prefix('-'))
+        .unwrap_or(text);
+    digits.parse::<u64>().map_err(|_| {
+        Status::invalid_argument(format!(
+            "{field} must look like \"{prefix}-123\", got {text:?}"
+        ))
+    })
+}
+
+/// A trade id field ("T-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn trade_id(text: &str) -> Result<TradeId, Status> {
+    id_number("trade_id", "T", text).map(TradeId)
+}
+
+/// A listing id field ("L-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn listing_id(text: &str) -> Result<ListingId, Status> {
+    id_number("listing_id", "L", text).map(ListingId)
+}
+
+/// A method id field ("M-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn method_id(text: &str) -> Result<MethodId, Status> {
+    method_id_field("method_id", text)
+}
+
+/// A method id in the field `field` ("M-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn method_id_field(field: &str, text: &str) -> Result<MethodId, Status> {
+    id_number(field, "M", text).map(MethodId)
+}
+
+/// A buy order id field ("B-12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn buy_order_id(text: &str) -> Result<BuyOrderId, Status> {
+    id_number("buy_order_id", "B", text).map(BuyOrderId)
+}
+
+/// A user id field (UUID).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn user_id(field: &str, text: &str) -> Result<UserId, Status> {
+    uuid::Uuid::parse_str(text)
+        .map(UserId)
+        .map_err(|_| Status::invalid_argument(format!("{field} must be a user UUID")))
+}
+
+/// Page size from a request (0 → default; at most `max`).
+///
+/// # Errors
+/// INVALID_ARGUMENT above the maximum.
+pub fn page_size(n: u32, max: u32) -> Result<usize, Status> {
+    match n {
+        0 => Ok(PAGE_SIZE_DEFAULT.min(max as usize)),
+        n if n > max => Err(Status::invalid_argument(format!(
+            "page_size must be at most {max}"
+        ))),
+        n => Ok(n as usize),
+    }
+}
+
+/// A protobuf timestamp.
+pub fn ts(t: Timestamp) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.0.div_euclid(1000),
+        nanos: i32::try_from(t.0.rem_euclid(1000) * 1_000_000).unwrap_or(0),
+    }
+}
+
+/// A payment kind from the wire.
+///
+/// # Errors
+/// INVALID_ARGUMENT for UNSPECIFIED or unknown values.
+pub fn method_kind(field: &str, v: i32) -> Result<MethodKind, Status> {
+    match pb::PaymentKind::try_from(v) {
+        Ok(pb::PaymentKind::Bank) => Ok(MethodKind::Bank),
+        Ok(pb::PaymentKind::Alipay) => Ok(MethodKind::Alipay),
+        Ok(pb::PaymentKind::Wechat) => Ok(MethodKind::WeChat),
+        _ => Err(Status::invalid_argument(format!(
+            "{field} must be PAYMENT_KIND_BANK, PAYMENT_KIND_ALIPAY or PAYMENT_KIND_WECHAT"
+        ))),
+    }
+}
+
+/// A payment kind for the wire.
+pub fn kind_pb(k: MethodKind) -> i32 {
+    match k {
+        MethodKind::Bank => pb::PaymentKind::Bank as i32,
+        MethodKind::Alipay => pb::PaymentKind::Alipay as i32,
+        MethodKind::WeChat => pb::PaymentKind::Wechat as i32,
+    }
+}

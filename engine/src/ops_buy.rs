@@ -1,0 +1,514 @@
+//! Buying and matching (SPEC §8).
+//!
+//! Matching takes the best eligible listing: lowest price, then oldest. A
+//! taker buy must be filled whole by one listing; a resting buy may be filled
+//! by several, each fill its own trade.
+
+use crate::buy::{BuyOrder, BuyOrderState, Remaining};
+use crate::command::{BuyAmount, BuyRequest};
+use crate::engine::{Engine, invariant};
+use crate::event::EventKind;
+use crate::ids::{BuyOrderId, ListingId, MethodId, Timestamp, TradeId, UserId};
+use crate::listing::{Listing, ListingState};
+use crate::money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
+use crate::rejection::Rejection;
+use crate::timers::Deadline;
+use crate::trade::{
+    Actor, TimelineEntry, TimelineWhat, Trade, TradeState, TradeStateKind, TransitionReason,
+};
+use crate::users::MethodKind;
+
+/// A validated buy: what is wanted and on what terms.
+#[derive(Debug, Clone)]
+pub(crate) struct BuyTerms {
+    pub asset: Asset,
+    pub fiat: Fiat,
+    /// Coin decimal places of the asset.
+    pub scale: u32,
+    pub max_price: Option<Price>,
+    pub methods: Vec<MethodKind>,
+}
+
+/// One match's amounts and the method paid to.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fill {
+    pub coin: CoinAmount,
+    pub fiat: FiatAmount,
+    pub method: MethodId,
+}
+
+impl Engine {
+    // ---- buying -----------------------------------------------------------
+
+    fn validate_buy(&self, req: &BuyRequest) -> Result<(BuyTerms, Remaining), Rejection> {
+        let spec = self.asset_spec(req.asset)?;
+        self.fiat_spec(req.fiat)?;
+        let want = match req.amount {
+            BuyAmount::Coin(c) => Remaining::Coin(self.coin_arg("coin_amount", c, req.asset)?),
+            BuyAmount::Fiat(f) => Remaining::Fiat(self.fiat_arg("fiat_amount", f, req.fiat)?),
+        };
+        let max_price = req
+            .max_price
+            .map(|p| self.price_arg("max_price", p, req.fiat))
+            .transpose()?;
+        let mut methods = req.methods.clone();
+        methods.sort_unstable();
+        methods.dedup();
+        let terms = BuyTerms {
+            asset: req.asset,
+            fiat: req.fiat,
+            scale: spec.scale,
+            max_price,
+            methods,
+        };
+        Ok((terms, want))
+    }
+
+    /// Refuses a buyer who hit the daily cancel limit (SPEC §8).
+    fn require_may_buy(&self, buyer: UserId, now: Timestamp) -> Result<(), Rejection> {
+        let count = self.user(buyer).map_or(0, |u| u.cancels_on(now));
+        if count >= self.config.buyer_cancels_per_day_max {
+            return Err(Rejection::CancelLimitReached {
+                count,
+                until: now.next_utc_midnight(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Whether `listing` may trade with `buyer` on `terms`, and through which
+    /// of the seller's methods.
+    fn eligible_method(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        listing: &Listing,
+    ) -> Option<MethodId> {
+        if listing.state != ListingState::Active
+            || listing.seller == buyer
+            || self.is_blocked(listing.seller, buyer)
+        {
+            return None;
+        }
+        if terms.max_price.is_some_and(|max| listing.price > max) {
+            return None;
+        }
+        let methods = &self.user(listing.seller)?.methods;
+        listing.methods.iter().copied().find(|id| {
+            methods.get(id).is_some_and(|m| {
+                terms.methods.is_empty() || terms.methods.contains(&m.details.kind())
+            })
+        })
+    }
+
+    /// The fill `listing` gives for `want`: whole, or (for resting buys) as
+    /// much as the listing's remainder and maximum allow.
+    fn fill_for(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        want: Remaining,
+        whole: bool,
+        listing: &Listing,
+    ) -> Option<Fill> {
+        let method = self.eligible_method(buyer, terms, listing)?;
+        let price = listing.price;
+        let mut coin = match want {
+            Remaining::Coin(c) => c,
+            Remaining::Fiat(f) => {
+                let target = if whole { f } else { f.min(listing.max_fiat) };
+                price.coin_for(target, terms.scale)?
+            }
+        };
+        if !whole {
+            coin = coin.min(listing.remaining);
+            if price.fiat_for(coin)? > listing.max_fiat {
+                coin = price.coin_for(listing.max_fiat, terms.scale)?;
+            }
+        }
+        let fiat = price.fiat_for(coin)?;
+        let fits = !coin.is_zero()
+            && coin <= listing.remaining
+            && fiat >= listing.min_fiat
+            && fiat <= listing.max_fiat
+            && (whole || fiat.value() > rust_decimal::Decimal::ZERO);
+        fits.then_some(Fill { coin, fiat, method })
+    }
+
+    /// The best listing that fills `want` whole.
+    fn find_taker(
+        &self,
+        buyer: UserId,
+        terms: &BuyTerms,
+        want: Remaining,
+    ) -> Option<(ListingId, Fill)> {
+        for &(price, id) in self.state.book.side(terms.asset, terms.fiat) {
+            if terms.max_price.is_some_and(|max| price > max) {
+                break;
+            }
+            let listing = invariant(self.state.listings.get(&id), "book names a missing listing");
+            if let Some(fill) = self.fill_for(buyer, terms, want, true, listing) {
+                return Some((id, fill));
+            }
+        }
+        None
+    }
+
+    pub(crate) fn place_buy(
+        &mut self,
+        buyer: UserId,
+        req: &BuyRequest,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let (terms, want) = self.validate_buy(req)?;
+        self.require_may_buy(buyer, now)?;
+        let rest_ms = match req.rest {
+            None => None,
+            Some(asked) => {
+                let ms = asked.unwrap_or(self.config.resting_buy_ms_default);
+                Some(Self::window_arg(
+                    "rest_secs",
+                    ms,
+                    1_000,
+                    self.config.resting_buy_ms_max,
+                )?)
+            }
+        };
+        let max_resting = self.config.resting_buys_per_user_max;
+        let at_limit = self
+            .user(buyer)
+            .is_some_and(|u| u.resting_buys >= max_resting);
+        // A taker buy is filled whole by the best listing that can. A buy that
+        // may rest instead takes partial fills in price order, then rests.
+        if (rest_ms.is_none() || at_limit)
+            && let Some((listing, fill)) = self.find_taker(buyer, &terms, want)
+        {
+            self.user_mut(buyer);
+            self.open_listing_trade(listing, buyer, fill, None, now);
+            return Ok(());
+        }
+        let Some(rest_ms) = rest_ms else {
+            let empty = self
+                .state
+                .book
+                .side(terms.asset, terms.fiat)
+                .next()
+                .is_none();
+            return Err(Rejection::NoMatch(if empty {
+                "there are no active listings in this market; ask to rest the order to wait for one"
+            } else {
+                "no listing accepts this amount at an acceptable price with your payment methods"
+            }));
+        };
+        if at_limit {
+            return Err(Rejection::LimitReached {
+                what: "resting buy orders per user",
+                max: max_resting.into(),
+            });
+        }
+        self.rest_buy(buyer, terms, want, rest_ms, now);
+        Ok(())
+    }
+
+    /// Places a resting buy: fills what the book can give now, rests the rest.
+    fn rest_buy(
+        &mut self,
+        buyer: UserId,
+        terms: BuyTerms,
+        want: Remaining,
+        rest_ms: i64,
+        now: Timestamp,
+    ) {
+        let id = BuyOrderId(self.next_id());
+        let order = BuyOrder {
+            id,
+            buyer,
+            asset: terms.asset,
+            fiat: terms.fiat,
+            remaining: want,
+            max_price: terms.max_price,
+            methods: terms.methods.clone(),
+            created_at: now,
+            expires_at: now.plus_ms(rest_ms),
+            state: BuyOrderState::Resting,
+            fills: Vec::new(),
+        };
+        self.state.buy_orders.insert(id, order);
+        self.state.user_buy_orders.insert((buyer, id));
+        self.user_mut(buyer).resting_buys += 1;
+        self.state
+            .resting
+            .entry((terms.asset, terms.fiat))
+            .or_default()
+            .insert(id);
+        self.state
+            .deadlines
+            .add(now.plus_ms(rest_ms), Deadline::BuyOrderExpires(id));
+        let mut cursor = None;
+        loop {
+            let next = self
+                .state
+                .book
+                .side_after(terms.asset, terms.fiat, cursor)
+                .next()
+                .copied();
+            let Some(key) = next else { break };
+            cursor = Some(key);
+            if terms.max_price.is_some_and(|max| key.0 > max) || !self.order_resting(id) {
+                break;
+            }
+            self.try_fill(id, key.1, now);
+        }
+        if self.order_resting(id) {
+            self.emit_order(id, now);
+        }
+    }
+
+    fn order_resting(&self, id: BuyOrderId) -> bool {
+        self.state
+            .buy_orders
+            .get(&id)
+            .is_some_and(|o| o.state == BuyOrderState::Resting)
+    }
+
+    fn emit_order(&mut self, id: BuyOrderId, now: Timestamp) {
+        let o = invariant(self.state.buy_orders.get(&id), "buy order vanished");
+        let kind = EventKind::BuyOrderChanged {
+            order: id,
+            buyer: o.buyer,
+            state: o.state,
+            remaining: o.remaining.value(),
+        };
+        self.emit(now, kind);
+    }
+
+    /// Fills resting buy `order` from `listing` as far as both allow.
+    fn try_fill(&mut self, order: BuyOrderId, listing: ListingId, now: Timestamp) {
+        let o = invariant(self.state.buy_orders.get(&order), "buy order vanished");
+        let l = invariant(self.state.listings.get(&listing), "listing vanished");
+        if o.expires_at <= now || self.require_may_buy(o.buyer, now).is_err() {
+            return;
+        }
+        let spec = invariant(
+            self.config.assets.get(&o.asset),
+            "resting order on unknown asset",
+        );
+        let terms = BuyTerms {
+            asset: o.asset,
+            fiat: o.fiat,
+            scale: spec.scale,
+            max_price: o.max_price,
+            methods: o.methods.clone(),
+        };
+        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, l) else {
+            return;
+        };
+        let buyer = o.buyer;
+        let trade = self.open_listing_trade(listing, buyer, fill, Some(order), now);
+        let o = invariant(self.state.buy_orders.get_mut(&order), "buy order vanished");
+        o.fills.push(trade);
+        o.remaining = match o.remaining {
+            Remaining::Coin(c) => {
+                Remaining::Coin(invariant(c.checked_sub(fill.coin), "over-filled buy order"))
+            }
+            Remaining::Fiat(f) => Remaining::Fiat(f.saturating_sub(fill.fiat)),
+        };
+        let done = match o.remaining {
+            Remaining::Coin(c) => c.is_zero(),
+            Remaining::Fiat(f) => f == FiatAmount::ZERO,
+        };
+        if done {
+            self.end_order(order, BuyOrderState::Filled, now);
+        } else {
+            self.emit_order(order, now);
+        }
+    }
+
+    /// Ends a resting order (filled, expired or cancelled).
+    pub(crate) fn end_order(&mut self, id: BuyOrderId, state: BuyOrderState, now: Timestamp) {
+        let o = invariant(self.state.buy_orders.get_mut(&id), "buy order vanished");
+        debug_assert_eq!(o.state, BuyOrderState::Resting);
+        o.state = state;
+        let (buyer, market, expires_at) = (o.buyer, (o.asset, o.fiat), o.expires_at);
+        if let Some(set) = self.state.resting.get_mut(&market) {
+            set.remove(&id);
+            if set.is_empty() {
+                self.state.resting.remove(&market);
+            }
+        }
+        self.state
+            .deadlines
+            .cancel(expires_at, Deadline::BuyOrderExpires(id));
+        let u = self.user_mut(buyer);
+        u.resting_buys = u.resting_buys.saturating_sub(1);
+        let forget_at = now.plus_ms(self.config.ended_retention_ms);
+        self.state
+            .deadlines
+            .add(forget_at, Deadline::ForgetBuyOrder(id));
+        self.emit_order(id, now);
+    }
+
+    /// Offers an active listing to the resting buys of its market, oldest first.
+    pub(crate) fn fill_resting(&mut self, listing: ListingId, now: Timestamp) {
+        let l = invariant(self.state.listings.get(&listing), "listing vanished");
+        let market = (l.asset, l.fiat);
+        let mut cursor = None;
+        loop {
+            let active = self
+                .state
+                .listings
+                .get(&listing)
+                .is_some_and(|l| l.state == ListingState::Active);
+            let next = self
+                .state
+                .resting
+                .get(&market)
+                .and_then(|set| match cursor {
+                    None => set.iter().next().copied(),
+                    Some(c) => set
+                        .range((std::ops::Bound::Excluded(c), std::ops::Bound::Unbounded))
+                        .next()
+                        .copied(),
+                });
+            let (true, Some(order)) = (active, next) else {
+                break;
+            };
+            cursor = Some(order);
+            self.try_fill(order, listing, now);
+        }
+    }
+
+    pub(crate) fn cancel_buy_order(
+        &mut self,
+        buyer: UserId,
+        id: BuyOrderId,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let o = match self.state.buy_orders.get(&id) {
+            Some(o) if o.buyer == buyer => o,
+            _ => return Err(Rejection::BuyOrderNotFound(id)),
+        };
+        if o.state != BuyOrderState::Resting {
+            let state = match o.state {
+                BuyOrderState::Filled => "FILLED",
+                BuyOrderState::Expired => "EXPIRED",
+                BuyOrderState::Cancelled => "CANCELLED",
+                BuyOrderState::Resting => "RESTING",
+            };
+            return Err(Rejection::WrongState {
+                what: "buy order",
+                id: id.to_string(),
+                state,
+                action: "cancel",
+            });
+        }
+        self.end_order(id, BuyOrderState::Cancelled, now);
+        Ok(())
+    }
+
+    /// Creates a trade from a listing, reducing its remainder in the same step.
+    pub(crate) fn open_listing_trade(
+        &mut self,
+        listing: ListingId,
+        buyer: UserId,
+        fill: Fill,
+        buy_order: Option<BuyOrderId>,
+        now: Timestamp,
+    ) -> TradeId {
+        let id = TradeId(self.next_id());
+        let l = invariant(self.state.listings.get_mut(&listing), "listing vanished");
+        l.remaining = invariant(
+            l.remaining.checked_sub(fill.coin),
+            "fill beyond listing remainder",
+        );
+        l.open_trades += 1;
+        let (seller, asset, fiat, price, window) =
+            (l.seller, l.asset, l.fiat, l.price, l.payment_window_ms);
+        let trade = self.new_trade(id, seller, buyer, (asset, fiat, price), fill, window, now);
+        let trade = Trade {
+            listing: Some(listing),
+            buy_order,
+            ..trade
+        };
+        self.insert_trade(trade, now);
+        self.close_if_spent(listing, now);
+        id
+    }
+
+    /// A new trade awaiting payment; the caller sets its origin fields.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_trade(
+        &mut self,
+        id: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        (asset, fiat, price): (Asset, Fiat, Price),
+        fill: Fill,
+        window_ms: i64,
+        now: Timestamp,
+    ) -> Trade {
+        let method_details = invariant(
+            self.method_details(seller, fill.method),
+            "trade method not bound",
+        );
+        self.method_uses(seller, fill.method, 1, 0);
+        let created = TimelineEntry {
+            at: now,
+            actor: Actor::Buyer(buyer),
+            what: TimelineWhat::Transition {
+                from: None,
+                to: TradeStateKind::AwaitingPayment,
+                reason: TransitionReason::Matched,
+            },
+        };
+        Trade {
+            id,
+            seller,
+            buyer,
+            listing: None,
+            buy_order: None,
+            asset,
+            fiat,
+            price,
+            coin: fill.coin,
+            fiat_amount: fill.fiat,
+            method: fill.method,
+            method_details,
+            payment_window_ms: window_ms,
+            created_at: now,
+            state: TradeState::AwaitingPayment {
+                pay_by: now.plus_ms(window_ms),
+            },
+            fast_match: None,
+            timeline: {
+                let mut timeline = Vec::with_capacity(4);
+                timeline.push(created);
+                timeline
+            },
+        }
+    }
+
+    /// Stores a new trade, schedules its payment deadline and announces it.
+    pub(crate) fn insert_trade(&mut self, trade: Trade, now: Timestamp) {
+        let TradeState::AwaitingPayment { pay_by } = trade.state else {
+            panic!("engine bug: new trade {} not awaiting payment", trade.id)
+        };
+        self.state
+            .deadlines
+            .add(pay_by, Deadline::PaymentDue(trade.id));
+        self.state.user_trades.insert((trade.seller, trade.id));
+        self.state.user_trades.insert((trade.buyer, trade.id));
+        let kind = EventKind::TradeCreated {
+            trade: trade.id,
+            seller: trade.seller,
+            buyer: trade.buyer,
+            listing: trade.listing,
+            coin: trade.coin,
+            fiat: trade.fiat_amount,
+            price: trade.price,
+            pay_by,
+        };
+        self.state.trades.insert(trade.id, Box::new(trade));
+        self.emit(now, kind);
+    }
+}
