@@ -114,7 +114,6 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
         C::RegisterMerchant { .. }
         | C::RemoveMethod { .. }
         | C::SetFundPassword { .. }
-        | C::RecordFundPasswordFailure { .. }
         | C::Block { .. }
         | C::Unblock { .. }
         | C::CancelBuyOrder { .. }

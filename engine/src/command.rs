@@ -200,8 +200,6 @@ pub enum Command {
         hash: String,
         current: Option<FundPasswordProof>,
     },
-    /// A wrong fund password was typed (verified off the writer).
-    RecordFundPasswordFailure { user: UserId },
     /// Never match with `target` again.
     Block { user: UserId, target: UserId },
     /// Lift a block.
@@ -307,7 +305,6 @@ impl Command {
             | C::BindMethod { user, .. }
             | C::RemoveMethod { user, .. }
             | C::SetFundPassword { user, .. }
-            | C::RecordFundPasswordFailure { user }
             | C::Block { user, .. }
             | C::Unblock { user, .. }
             | C::OpenAppeal { user, .. }
@@ -342,7 +339,6 @@ impl Command {
             Command::BindMethod { .. } => "bind method",
             Command::RemoveMethod { .. } => "remove method",
             Command::SetFundPassword { .. } => "set fund password",
-            Command::RecordFundPasswordFailure { .. } => "record fund password failure",
             Command::Block { .. } => "block",
             Command::Unblock { .. } => "unblock",
             Command::PublishListing { .. } => "publish listing",

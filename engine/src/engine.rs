@@ -309,7 +309,6 @@ impl Engine {
                 hash,
                 current,
             } => self.set_fund_password(*user, hash, *current, now),
-            C::RecordFundPasswordFailure { user } => self.record_password_failure(*user, now),
             C::Block { user, target } => self.block(*user, *target, now),
             C::Unblock { user, target } => self.unblock(*user, *target, now),
             C::PublishListing {

@@ -190,7 +190,6 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.require_ready_to_sell(seller)?;
-        self.check_proof(seller, proof, now)?;
         self.fiat_spec(req.fiat)?;
         let coin = self.coin_arg("coin_amount", req.amount, req.asset)?;
         let kind = self
@@ -207,6 +206,8 @@ impl Engine {
             kind,
         };
         let (merchant, quote) = self.select_merchant(&sale, &[])?;
+        // The password last (see `publish`).
+        self.check_proof(seller, proof, now)?;
         // Validated: from here nothing fails.
         self.password_succeeded(seller);
         self.escrow(seller, req.asset, coin);

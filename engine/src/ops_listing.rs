@@ -104,7 +104,6 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.require_ready_to_sell(seller)?;
-        self.check_proof(seller, proof, now)?;
         let mut listing = self.validate_listing(seller, spec, now)?;
         let max = self.config.live_listings_per_user_max;
         if self.user(seller).is_some_and(|u| u.live_listings >= max) {
@@ -114,6 +113,9 @@ impl Engine {
             });
         }
         self.require_available(seller, listing.asset, listing.total)?;
+        // The password last: a wrong one is recorded only for a command
+        // that would otherwise have been carried out.
+        self.check_proof(seller, proof, now)?;
         // Validated: from here nothing fails.
         self.password_succeeded(seller);
         listing.id = ListingId(self.next_id());

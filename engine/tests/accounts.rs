@@ -103,12 +103,13 @@ fn five_wrong_passwords_lock_protected_actions_for_fifteen_minutes() {
     let mut w = World::default();
     w.seller(user(S), "10");
     for n in 1..=4 {
-        let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
+        let events = w.wrong_password(user(S));
+        assert_eq!(events.len(), 1, "only the failure is recorded: {events:?}");
         assert!(
             matches!(events[0].kind, EventKind::FundPasswordFailed { failures_in_row, locked_until: None, .. } if failures_in_row == n)
         );
     }
-    let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
+    let events = w.wrong_password(user(S));
     let EventKind::FundPasswordFailed {
         locked_until: Some(until),
         ..
@@ -139,10 +140,10 @@ fn a_right_password_ends_a_run_of_wrong_ones() {
     let mut w = World::default();
     w.seller(user(S), "10");
     for _ in 0..4 {
-        w.ok(Command::RecordFundPasswordFailure { user: user(S) });
+        w.wrong_password(user(S));
     }
     w.publish(user(S), "7", "1", "1", "7");
-    let events = w.ok(Command::RecordFundPasswordFailure { user: user(S) });
+    let events = w.wrong_password(user(S));
     assert!(matches!(
         events[0].kind,
         EventKind::FundPasswordFailed {
@@ -150,6 +151,58 @@ fn a_right_password_ends_a_run_of_wrong_ones() {
             ..
         }
     ));
+}
+
+#[test]
+fn a_wrong_password_is_checked_last_and_counts_once_per_command() {
+    let mut w = World::default();
+    w.seller(user(S), "10");
+    let trade_id = otc_engine::TradeId(77);
+    // Another refusal comes first and counts nothing.
+    let proof = w.wrong_proof(user(S));
+    let r = w.err(Command::Release {
+        seller: user(S),
+        trade: trade_id,
+        proof,
+    });
+    assert!(matches!(r, Rejection::TradeNotFound(_)), "{r}");
+    let short = w.spec(user(S), "7", "100", "1", "7");
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof,
+        spec: short,
+    });
+    assert!(matches!(r, Rejection::InsufficientBalance { .. }), "{r}");
+    // A valid command with a wrong password: the failure, and nothing else.
+    let before = w.e.user(user(S)).map(|u| u.methods.len());
+    let events = w.wrong_password(user(S));
+    assert!(matches!(
+        events.as_slice(),
+        [e] if matches!(e.kind, EventKind::FundPasswordFailed { failures_in_row: 1, .. })
+    ));
+    assert_eq!(w.bal(user(S)), (d("10"), d("0")), "nothing escrowed");
+    assert_eq!(w.e.user(user(S)).map(|u| u.methods.len()), before);
+    // Changing the password with a wrong current one counts too.
+    let wrong = w.wrong_proof(user(S));
+    let events = w.ok(Command::SetFundPassword {
+        user: user(S),
+        hash: "$argon2id$new".into(),
+        current: Some(wrong),
+    });
+    assert!(matches!(
+        events.as_slice(),
+        [e] if matches!(e.kind, EventKind::FundPasswordFailed { failures_in_row: 2, .. })
+    ));
+    // With none set, a verdict is refused saying so.
+    let mut fresh = World::default();
+    let spec = fresh.spec(user(2), "7", "1", "1", "7");
+    let proof = fresh.wrong_proof(user(2));
+    let r = fresh.err(Command::PublishListing {
+        seller: user(2),
+        proof,
+        spec,
+    });
+    assert!(r.to_string().contains("fund password"), "{r}");
 }
 
 // ---- fast match -------------------------------------------------------------

@@ -186,7 +186,13 @@ fn command(e: &Engine, op: &Op) -> Command {
             hash: "$argon2id$h".into(),
             current: Some(proof(user(u))),
         },
-        Op::WrongPassword(u) => Command::RecordFundPasswordFailure { user: user(u) },
+        Op::WrongPassword(u) => Command::SetFundPassword {
+            user: user(u),
+            hash: "$argon2id$other".into(),
+            current: Some(FundPasswordProof::wrong(
+                e.fund_password(user(u)).map_or(0, |(_, v)| v),
+            )),
+        },
         Op::Publish {
             u,
             price,

@@ -9,7 +9,7 @@ use otc_engine::command::{BuyAmount, Resolution};
 use otc_engine::event::SettledBy;
 use otc_engine::listing::{CloseReason, ListingState};
 use otc_engine::trade::{Actor, TimelineWhat, TransitionReason};
-use otc_engine::{Command, EventKind, Rejection, RejectionKind};
+use otc_engine::{Command, EngineConfig, EventKind, Rejection, RejectionKind};
 
 const S: u8 = 1; // seller
 const B: u8 = 2; // buyer
@@ -208,6 +208,10 @@ fn appeal_opens_only_after_thirty_minutes() {
         reason: "not released".into(),
     });
     assert!(matches!(r, Rejection::AppealTooEarly { .. }), "{r}");
+    assert!(
+        r.to_string().contains("(30m, the configured appeal_after"),
+        "{r}"
+    );
     let events = w.advance(minutes(1));
     assert!(
         events
@@ -611,5 +615,30 @@ fn chat_is_for_the_parties_of_an_open_trade() {
     assert_eq!(
         w.err(say(B, "late")).kind(),
         RejectionKind::FailedPrecondition
+    );
+}
+
+#[test]
+fn appeal_too_early_names_the_window_in_force() {
+    let config = EngineConfig {
+        appeal_after_ms: 3_000,
+        ..EngineConfig::default()
+    };
+    let mut w = World::new(config);
+    w.seller(user(S), "100");
+    w.publish(user(S), "7.00", "100", "10", "700");
+    let t = w.buy_coin(user(B), "10");
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
+    let r = w.err(Command::OpenAppeal {
+        user: user(B),
+        trade: t,
+        reason: "not released".into(),
+    });
+    assert!(
+        r.to_string().contains("(3s, the configured appeal_after"),
+        "{r}"
     );
 }

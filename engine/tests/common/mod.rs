@@ -114,6 +114,22 @@ impl World {
         FundPasswordProof::matched(self.e.fund_password(u).map_or(0, |(_, v)| v))
     }
 
+    /// A verdict that the password typed was wrong.
+    pub fn wrong_proof(&self, u: UserId) -> FundPasswordProof {
+        FundPasswordProof::wrong(self.e.fund_password(u).map_or(0, |(_, v)| v))
+    }
+
+    /// Publishing with a wrong fund password: applied as a recorded failure.
+    pub fn wrong_password(&mut self, u: UserId) -> Vec<Event> {
+        let spec = self.spec(u, "7", "1", "1", "7");
+        let proof = self.wrong_proof(u);
+        self.ok(Command::PublishListing {
+            seller: u,
+            proof,
+            spec,
+        })
+    }
+
     pub fn deposit(&mut self, u: UserId, amount: &str) {
         let external_ref = format!("dep-{}-{}", u, self.e.last_seq());
         self.ok(Command::Deposit {
