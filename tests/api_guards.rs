@@ -629,3 +629,60 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
         .map(|_| ());
     expect("fund password", r, "fund_password");
 }
+
+/// Limits are settings of the running server (SPEC §18), each refused with
+/// a message that states the configured bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_follow_the_servers_settings() {
+    let s = Server::start(&[
+        "--chat-chars-max",
+        "5",
+        "--page-size-max",
+        "3",
+        "--streams-per-user",
+        "1",
+        "--attachment-max",
+        "1KiB",
+    ])
+    .await;
+    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let (mut t, method) = seller(&s, seller_id, "100").await;
+    publish(&mut t, listing(&method, "7", "100", "7", "700", 0)).await;
+    let mut buyer = s.trading(buyer_id, Role::User).await;
+    let trade = buyer.place_buy(buy("1")).await.unwrap().into_inner().trade_ids[0].clone();
+    let chat = |text: &str, data: usize| pb::SendChatRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        text: text.into(),
+        attachment: (data > 0).then(|| pb::Attachment {
+            content_type: "image/png".into(),
+            file_name: "a.png".into(),
+            data: vec![1; data],
+        }),
+    };
+    buyer.send_chat(chat("hello", 0)).await.expect("5 characters");
+    let e = buyer.send_chat(chat("hello!", 0)).await.unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument);
+    assert!(e.message().contains("text") && e.message().contains("5"), "{e:?}");
+    buyer.send_chat(chat("f", 1024)).await.expect("1 KiB file");
+    let e = buyer.send_chat(chat("f", 1025)).await.unwrap_err();
+    assert!(e.message().contains("attachment.data") && e.message().contains("1024"), "{e:?}");
+    let e = buyer
+        .list_my_trades(pb::PageRequest {
+            page_size: 4,
+            page_token: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert!(e.message().contains("at most 3"), "{e:?}");
+    let _first = buyer
+        .stream_events(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("one stream");
+    let e = buyer
+        .stream_events(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(e.message().contains("at most 1"), "{e:?}");
+}

@@ -21,6 +21,7 @@ use std::future::Future;
 use otc_engine::{Command, UserId};
 use otc_storage::{Call, Earlier, Outcome};
 use prost::Message;
+use tonic::metadata::MetadataValue;
 use tonic::{Code, Response, Status};
 
 use crate::convert::request_id;
@@ -117,20 +118,11 @@ fn replay<Resp: Message + Default>(earlier: Earlier) -> Result<Response<Resp>, S
         Earlier::Conflict => Err(id_conflict()),
         Earlier::Same(_, Some(bytes)) => {
             let mut reply = decode_reply(&bytes).map(Response::new);
-            match &mut reply {
-                Ok(r) => {
-                    r.metadata_mut().insert(
-                        REPLAYED_HEADER,
-                        tonic::metadata::MetadataValue::from_static("true"),
-                    );
-                }
-                Err(s) => {
-                    s.metadata_mut().insert(
-                        REPLAYED_HEADER,
-                        tonic::metadata::MetadataValue::from_static("true"),
-                    );
-                }
-            }
+            let metadata = match &mut reply {
+                Ok(r) => r.metadata_mut(),
+                Err(s) => s.metadata_mut(),
+            };
+            metadata.insert(REPLAYED_HEADER, MetadataValue::from_static("true"));
             reply
         }
         Earlier::Same(_, None) => Err(Status::internal(

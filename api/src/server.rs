@@ -381,3 +381,78 @@ pub async fn run(
     tracing::info!("stopped cleanly");
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_in_human_units() {
+        assert_eq!(parse_size("5MiB"), Ok(5 * 1024 * 1024));
+        assert_eq!(parse_size("512KiB"), Ok(512 * 1024));
+        assert_eq!(parse_size("1048576"), Ok(1_048_576));
+        assert!(parse_size("5MB").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn every_limit_flag_reaches_the_engine_config() {
+        use clap::Parser;
+        let cfg = ServerConfig::try_parse_from([
+            "otcd",
+            "--fund-password-attempts",
+            "3",
+            "--fund-password-lock",
+            "2m",
+            "--buyer-cancels-per-day",
+            "7",
+            "--listings-per-user",
+            "4",
+            "--resting-buys-per-user",
+            "2",
+            "--methods-per-user",
+            "6",
+            "--page-size-max",
+            "50",
+            "--streams-per-user",
+            "1",
+            "--attachment-max",
+            "64KiB",
+            "--attachments-per-appeal",
+            "3",
+            "--chat-chars-max",
+            "100",
+            "--event-retention",
+            "2d",
+        ])
+        .expect("flags");
+        let c = cfg.engine_config().expect("coherent");
+        assert_eq!(
+            (
+                c.fund_password_attempts_max,
+                c.fund_password_lock_ms,
+                c.buyer_cancels_per_day_max,
+                c.live_listings_per_user_max,
+                c.resting_buys_per_user_max,
+                c.methods_per_user_max,
+            ),
+            (3, 120_000, 7, 4, 2, 6)
+        );
+        assert_eq!(
+            (
+                c.page_size_max,
+                c.subscribers_per_user_max,
+                c.attachment_bytes_max,
+                c.attachments_per_appeal_max,
+                c.chat_chars_max,
+                c.event_retention_ms,
+            ),
+            (50, 1, 65_536, 3, 100, 2 * 86_400_000)
+        );
+        let zero = ServerConfig::try_parse_from(["otcd", "--page-size-max", "0"]).expect("flags");
+        let err = zero.engine_config().expect_err("zero page size");
+        assert!(err.contains("page_size"), "{err}");
+    }
+}
