@@ -649,7 +649,13 @@ async fn limits_follow_the_servers_settings() {
     let (mut t, method) = seller(&s, seller_id, "100").await;
     publish(&mut t, listing(&method, "7", "100", "7", "700", 0)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer.place_buy(buy("1")).await.unwrap().into_inner().trade_ids[0].clone();
+    let trade = buyer
+        .place_buy(buy("1"))
+        .await
+        .unwrap()
+        .into_inner()
+        .trade_ids[0]
+        .clone();
     let chat = |text: &str, data: usize| pb::SendChatRequest {
         request_id: rid(),
         trade_id: trade.clone(),
@@ -660,13 +666,22 @@ async fn limits_follow_the_servers_settings() {
             data: vec![1; data],
         }),
     };
-    buyer.send_chat(chat("hello", 0)).await.expect("5 characters");
+    buyer
+        .send_chat(chat("hello", 0))
+        .await
+        .expect("5 characters");
     let e = buyer.send_chat(chat("hello!", 0)).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
-    assert!(e.message().contains("text") && e.message().contains("5"), "{e:?}");
+    assert!(
+        e.message().contains("text") && e.message().contains("5"),
+        "{e:?}"
+    );
     buyer.send_chat(chat("f", 1024)).await.expect("1 KiB file");
     let e = buyer.send_chat(chat("f", 1025)).await.unwrap_err();
-    assert!(e.message().contains("attachment.data") && e.message().contains("1024"), "{e:?}");
+    assert!(
+        e.message().contains("attachment.data") && e.message().contains("1024"),
+        "{e:?}"
+    );
     let e = buyer
         .list_my_trades(pb::PageRequest {
             page_size: 4,

@@ -606,18 +606,30 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     let (mut seller, method) = seller(&s, seller_id, "100").await;
     publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
     let mut buyer = trader(&s, buyer_id).await;
-    let trade = buyer.place_buy(buy("10")).await.expect("buy").into_inner().trade_ids[0].clone();
+    let trade = buyer
+        .place_buy(buy("10"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids[0]
+        .clone();
     mark_paid(&mut buyer, &trade).await;
     let wrong = pb::ReleaseRequest {
         request_id: rid(),
         trade_id: trade.clone(),
         fund_password: "not-the-password".into(),
     };
-    let first = seller.release(wrong.clone()).await.expect_err("wrong password");
+    let first = seller
+        .release(wrong.clone())
+        .await
+        .expect_err("wrong password");
     assert_eq!(first.code(), Code::FailedPrecondition);
     assert!(first.message().contains("(1 wrong in a row)"), "{first:?}");
     for _ in 0..3 {
-        let again = seller.release(wrong.clone()).await.expect_err("the same refusal");
+        let again = seller
+            .release(wrong.clone())
+            .await
+            .expect_err("the same refusal");
         assert_eq!(again.message(), first.message());
         assert!(again.metadata().get("otc-replayed").is_some());
     }
@@ -629,7 +641,9 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
         .await
         .expect_err("wrong again");
     assert!(next.message().contains("(2 wrong in a row)"), "{next:?}");
-    let released = release(&mut seller, &trade).await.expect("the right password");
+    let released = release(&mut seller, &trade)
+        .await
+        .expect("the right password");
     assert_eq!(
         released.trade.map(|t| t.state),
         Some(pb::TradeState::Released as i32)

@@ -41,6 +41,9 @@ pub mod kind {
     pub const USER_TRADE: u8 = b'u';
     /// Per-user listing index: user then listing id (value empty).
     pub const USER_LISTING: u8 = b'v';
+    /// First replies of a group's request ids (read only for a retry), keyed
+    /// like the group's [`IDEMPOTENCY`] record.
+    pub const REPLY: u8 = b'r';
     /// Chat message, by trade id then event sequence.
     pub const CHAT: u8 = b'c';
     /// Attachment chunk, by blob id and chunk number.
@@ -187,7 +190,7 @@ pub fn show_key(key: &[u8]) -> String {
             | &kind::LISTING
             | &kind::BUY_ORDER,
         ) => Some(17),
-        Some(&kind::IDEMPOTENCY | &kind::CHAT) => Some(25),
+        Some(&kind::IDEMPOTENCY | &kind::REPLY | &kind::CHAT) => Some(25),
         _ => None,
     };
     if piece_key_len == Some(key.len())
@@ -201,10 +204,10 @@ pub fn show_key(key: &[u8]) -> String {
 fn show_prefix(key: &[u8]) -> String {
     match (key.first(), key_n(key)) {
         (Some(&k), Some(n)) if key.len() == 9 => format!("{}/{n}", k as char),
-        (Some(&kind::IDEMPOTENCY), Some(n)) if key.len() == 17 => {
+        (Some(&k @ (kind::IDEMPOTENCY | kind::REPLY)), Some(n)) if key.len() == 17 => {
             // Undo the sign flip of `key_time`: show the milliseconds.
             let t = (n ^ (1 << 63)) as i64;
-            format!("i/{t}/{}", key_time_n(key).unwrap_or(0))
+            format!("{}/{t}/{}", k as char, key_time_n(key).unwrap_or(0))
         }
         (Some(&k), Some(n)) if key.len() == 17 => {
             format!("{}/{n}/{}", k as char, key_time_n(key).unwrap_or(0))

@@ -27,8 +27,6 @@ use crate::error::StorageError;
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
 /// it keeps every byte in the `db` file that the commit `fdatasync`s).
 pub const CHUNK_BYTES: usize = codec::PIECE_BYTES;
-/// Largest attachment accepted (SPEC §11: 5 MiB).
-pub const BLOB_BYTES_MAX: usize = 5 * 1024 * 1024;
 
 /// Where the latest snapshot is and how to check it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -543,7 +541,7 @@ impl Store {
 
     /// Visits every retained request-id record (read once at open), oldest
     /// group first, with the key of its group record; returns the next free
-    /// counter for their keys.
+    /// counter for their keys. Replies are not read.
     ///
     /// # Errors
     /// A damaged record (named).
@@ -567,8 +565,21 @@ impl Store {
         Ok(next)
     }
 
-    /// The stored first reply of request id `id` in the group record at
-    /// `prefix` (the newest use of `id` there).
+    /// The record of request id `id` in the group record at `prefix` (the
+    /// newest use of `id` there).
+    ///
+    /// # Errors
+    /// A damaged record (named).
+    pub fn idempotency_record(
+        &self,
+        prefix: &[u8],
+        id: &str,
+    ) -> Result<Option<crate::IdemRecord>, StorageError> {
+        self.group_entry(prefix, id)
+    }
+
+    /// The stored first reply of request id `id` whose group record is at
+    /// `prefix` (an `i/` key; its replies live under the same key as `r/`).
     ///
     /// # Errors
     /// A damaged record (named).
@@ -577,17 +588,31 @@ impl Store {
         prefix: &[u8],
         id: &str,
     ) -> Result<Option<Vec<u8>>, StorageError> {
-        let records: Option<Vec<(String, crate::IdemRecord)>> = self.get_record(prefix)?;
-        Ok(records
+        let mut key = prefix.to_vec();
+        if let Some(k) = key.first_mut() {
+            *k = kind::REPLY;
+        }
+        self.group_entry(&key, id)
+    }
+
+    /// The newest value for `id` in a group record of `(id, value)` pairs.
+    fn group_entry<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        id: &str,
+    ) -> Result<Option<T>, StorageError> {
+        let entries: Option<Vec<(String, T)>> = self.get_record(prefix)?;
+        Ok(entries
             .unwrap_or_default()
             .into_iter()
             .rev()
             .find(|(seen, _)| seen == id)
-            .and_then(|(_, r)| r.reply))
+            .map(|(_, v)| v))
     }
 
-    /// Stages the removal of request-id records whose latest use is before
-    /// `cutoff`, at most `limit` records (each with all its pieces).
+    /// Stages the removal of request-id records (and their replies) whose
+    /// latest use is before `cutoff`, at most `limit` group records of each
+    /// (each with all its pieces).
     ///
     /// # Errors
     /// sled fails.
@@ -597,8 +622,22 @@ impl Store {
         cutoff: otc_engine::Timestamp,
         limit: usize,
     ) -> Result<usize, StorageError> {
-        let start = [kind::IDEMPOTENCY];
-        let end = codec::key_time(kind::IDEMPOTENCY, cutoff.0, 0);
+        let ids = self.stage_prune_before(batch, kind::IDEMPOTENCY, cutoff, limit)?;
+        self.stage_prune_before(batch, kind::REPLY, cutoff, limit)?;
+        Ok(ids)
+    }
+
+    /// Stages the removal of whole time-keyed records of kind `k` before
+    /// `cutoff`, at most `limit` records.
+    fn stage_prune_before(
+        &self,
+        batch: &mut sled::Batch,
+        k: u8,
+        cutoff: otc_engine::Timestamp,
+        limit: usize,
+    ) -> Result<usize, StorageError> {
+        let start = [k];
+        let end = codec::key_time(k, cutoff.0, 0);
         let mut n = 0;
         let mut last_prefix: Vec<u8> = Vec::new();
         for key in self.tree.range(start.as_slice()..end.as_slice()).keys() {

@@ -820,3 +820,154 @@ fn id_records(store: &otc_storage::Store) -> Vec<(String, otc_storage::IdemRecor
         .unwrap();
     out
 }
+
+/// A writer whose replier renders "reply to <command name>" (the API
+/// renders protobuf; storage keeps opaque bytes).
+fn with_replier(dir: &std::path::Path) -> Writer {
+    let mut w = open(dir, WriterOptions::default());
+    w.set_replier(Box::new(|_, command, result| {
+        format!(
+            "{} {}",
+            command.name(),
+            if result.is_ok() { "ok" } else { "refused" }
+        )
+        .into_bytes()
+    }));
+    w
+}
+
+fn client(id: &str, command: Command, fingerprint: u64, file: Option<Vec<u8>>) -> Request {
+    Request {
+        request_id: Some(id.into()),
+        command,
+        now: T0,
+        call: Some(otc_storage::Call {
+            caller: workload_user(9),
+            fingerprint,
+            attachment: file,
+        }),
+    }
+}
+
+#[test]
+fn first_replies_are_stored_with_the_commit_and_survive_restart_and_housekeeping() {
+    let dir = tempfile::tempdir().unwrap();
+    let caller = workload_user(9);
+    {
+        let mut w = with_replier(dir.path());
+        // The same id twice in one group: the second gets the first's reply.
+        let done = w
+            .apply_group_replies(&[
+                client("a", deposit("5", "ext-a"), 1, None),
+                client("a", deposit("5", "ext-a"), 1, None),
+                client("a", deposit("6", "ext-a"), 2, None),
+            ])
+            .unwrap();
+        assert!(matches!(done[0].outcome, Outcome::Applied(_)));
+        assert_eq!(done[0].reply.as_deref(), Some(b"deposit ok".as_slice()));
+        assert!(matches!(done[1].outcome, Outcome::Repeated(..)));
+        assert_eq!(done[1].reply, done[0].reply);
+        assert_eq!(done[2].outcome, Outcome::IdConflict);
+        // A refusal is a first result too.
+        let refused = w
+            .apply_group_replies(&[client("b", deposit("-1", "ext-b"), 3, None)])
+            .unwrap();
+        assert!(matches!(refused[0].outcome, Outcome::Rejected(_)));
+        // The early lookup sees committed ids only, with their replies.
+        assert_eq!(
+            w.earlier(caller, "a", 1).unwrap(),
+            Some(otc_storage::Earlier::Same(
+                StoredOutcome::Applied {
+                    first_seq: 1,
+                    last_seq: 2,
+                },
+                Some(b"deposit ok".to_vec())
+            ))
+        );
+        assert_eq!(
+            w.earlier(caller, "a", 2).unwrap(),
+            Some(otc_storage::Earlier::Conflict)
+        );
+        assert_eq!(w.earlier(caller, "c", 1).unwrap(), None);
+    }
+    let mut w = with_replier(dir.path());
+    w.maintain(T0.plus_ms(60_000)).unwrap();
+    let again = w
+        .apply_group_replies(&[client("b", deposit("-1", "ext-b"), 3, None)])
+        .unwrap();
+    assert_eq!(
+        again[0].reply.as_deref(),
+        Some(b"deposit refused".as_slice())
+    );
+    let Some(otc_storage::Earlier::Same(_, reply)) = w.earlier(caller, "a", 1).unwrap() else {
+        panic!("id a forgotten after a restart")
+    };
+    assert_eq!(reply.as_deref(), Some(b"deposit ok".as_slice()));
+    // Past the retention both records and replies go, on disk too.
+    w.maintain(T0.plus_ms(25 * 3_600_000)).unwrap();
+    assert_eq!(w.earlier(caller, "a", 1).unwrap(), None);
+    assert!(id_records(w.store()).is_empty());
+    assert_eq!(
+        w.store()
+            .idempotency_reply(
+                &otc_storage::codec::key_time(otc_storage::codec::kind::IDEMPOTENCY, T0.0, 0),
+                &format!("{caller}/a")
+            )
+            .unwrap(),
+        None
+    );
+}
+
+#[test]
+fn a_file_is_stored_only_with_the_command_that_references_it() {
+    use otc_engine::command::AttachmentRef;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = with_replier(dir.path());
+    let chat = |blob: &str, size: u64| Command::PostChat {
+        user: workload_user(9),
+        trade: otc_engine::TradeId(1),
+        text: "receipt".into(),
+        attachment: Some(AttachmentRef {
+            blob_id: blob.into(),
+            content_type: "image/png".into(),
+            size_bytes: size,
+            file_name: "r.png".into(),
+        }),
+    };
+    // Refused by the engine (no such trade): no file.
+    let out = w
+        .apply_group_replies(&[client("c1", chat("f1", 3), 1, Some(vec![1, 2, 3]))])
+        .unwrap();
+    assert!(matches!(out[0].outcome, Outcome::Rejected(_)));
+    // Bytes that are not the referenced file: that request alone is refused
+    // and the writer goes on.
+    let out = w
+        .apply_group_replies(&[client("c2", chat("f2", 4), 2, Some(vec![1, 2, 3]))])
+        .unwrap();
+    let Outcome::Rejected(r) = &out[0].outcome else {
+        panic!("{out:?}")
+    };
+    assert!(r.to_string().contains("attachment.data"), "{r}");
+    w.apply_group(&[Request::new(None, deposit("1", "still-up"), T0)])
+        .expect("the writer is still up");
+    assert!(w.store().blob_ids().unwrap().is_empty());
+}
+
+#[test]
+fn a_stopped_writer_answers_no_lookup() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = with_replier(dir.path());
+    let next = w.store().commits.load(std::sync::atomic::Ordering::Relaxed) + 1;
+    w.store()
+        .faults
+        .fail_flush_at
+        .store(next, std::sync::atomic::Ordering::Relaxed);
+    let err = w.apply_group_replies(&[client("x", deposit("5", "ext-x"), 1, None)]);
+    assert!(err.is_err());
+    // The batch reached sled but was never made durable: a retry must not
+    // be told it happened.
+    assert!(matches!(
+        w.earlier(workload_user(9), "x", 1),
+        Err(StorageError::Stopped(_))
+    ));
+}

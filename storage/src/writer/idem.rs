@@ -78,8 +78,6 @@ pub struct IdemRecord {
     pub at: Timestamp,
     /// The first result.
     pub outcome: StoredOutcome,
-    /// The first reply as the API rendered it (opaque bytes), if it did.
-    pub reply: Option<Vec<u8>>,
 }
 
 /// Renders the reply of a client request right after its command was
@@ -97,15 +95,25 @@ pub enum Earlier {
     Conflict,
 }
 
-/// The in-memory view of one id: the reply stays on disk.
-#[derive(Debug, Clone)]
+/// The in-memory view of one id: its outcome and reply stay on disk, in the
+/// group records `i/<record>` and `r/<record>` (read only for a retry).
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     fingerprint: u64,
     at: Timestamp,
-    outcome: StoredOutcome,
-    /// Key of the group record holding the reply.
-    record: Vec<u8>,
+    record: [u8; 17],
 }
+
+/// One id of the group being applied, not yet committed.
+pub(crate) struct NewId {
+    pub(crate) id: String,
+    pub(crate) record: IdemRecord,
+    pub(crate) reply: Option<Vec<u8>>,
+}
+
+/// A staged group's ids, to remember once its commit is durable.
+#[must_use]
+pub(crate) struct Staged(Vec<(String, Entry)>);
 
 /// Every request id remembered, plus the current group's new ones.
 #[derive(Default)]
@@ -114,8 +122,8 @@ pub(crate) struct Idempotency {
     by_time: BTreeSet<(Timestamp, String)>,
     /// Counter that keeps request-id record keys unique.
     key_next: u64,
-    /// The current group's new records (one record per group).
-    pub(crate) new: Vec<(String, IdemRecord)>,
+    /// The current group's new ids (one record per group).
+    pub(crate) new: Vec<NewId>,
 }
 
 /// The storage key of request id `id` sent by `caller` (or acting for
@@ -139,23 +147,39 @@ pub fn fnv1a(bytes: &[u8]) -> u64 {
 }
 
 impl Idempotency {
-    /// Loads the records retained on disk. A reused id's newer record
+    /// Loads the ids retained on disk. A reused id's newer record
     /// supersedes the older one (still on disk until its group expires).
     pub(crate) fn load(store: &Store) -> Result<Self, StorageError> {
         let mut me = Self::default();
+        let mut bad_key = None;
         me.key_next = store.idempotency_records(|prefix, id, rec| {
+            let Ok(record) = <[u8; 17]>::try_from(prefix) else {
+                bad_key = Some(codec::show_key(prefix));
+                return;
+            };
             let entry = Entry {
                 fingerprint: rec.fingerprint,
                 at: rec.at,
-                outcome: rec.outcome,
-                record: prefix.to_vec(),
+                record,
             };
-            me.by_time.insert((entry.at, id.clone()));
-            if let Some(old) = me.ids.insert(id.clone(), entry) {
-                me.by_time.remove(&(old.at, id));
-            }
+            me.remember(id, entry);
         })?;
+        if let Some(key) = bad_key {
+            return Err(StorageError::Corrupt {
+                key,
+                what: "not a request-id group key".into(),
+            });
+        }
         Ok(me)
+    }
+
+    fn remember(&mut self, id: String, entry: Entry) {
+        self.by_time.insert((entry.at, id.clone()));
+        if let Some(old) = self.ids.insert(id.clone(), entry)
+            && old.at != entry.at
+        {
+            self.by_time.remove(&(old.at, id));
+        }
     }
 
     /// What `id` was first used for (in an earlier group or earlier in this
@@ -166,9 +190,9 @@ impl Idempotency {
         id: &str,
         fingerprint: u64,
     ) -> Result<Option<Earlier>, StorageError> {
-        if let Some((_, rec)) = self.new.iter().rev().find(|(seen, _)| seen == id) {
-            return Ok(Some(if rec.fingerprint == fingerprint {
-                Earlier::Same(rec.outcome.clone(), rec.reply.clone())
+        if let Some(new) = self.new.iter().rev().find(|n| n.id == id) {
+            return Ok(Some(if new.record.fingerprint == fingerprint {
+                Earlier::Same(new.record.outcome.clone(), new.reply.clone())
             } else {
                 Earlier::Conflict
             }));
@@ -179,29 +203,61 @@ impl Idempotency {
         if entry.fingerprint != fingerprint {
             return Ok(Some(Earlier::Conflict));
         }
+        let record = store
+            .idempotency_record(&entry.record, id)?
+            .ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&entry.record),
+                what: format!("request id {id} is missing from its group record"),
+            })?;
         let reply = store.idempotency_reply(&entry.record, id)?;
-        Ok(Some(Earlier::Same(entry.outcome.clone(), reply)))
+        Ok(Some(Earlier::Same(record.outcome, reply)))
     }
 
-    /// Stages the group's new records as one record; call once per group.
-    pub(crate) fn stage_group(&mut self, batch: &mut sled::Batch) -> Result<(), StorageError> {
-        let Some(latest) = self.new.iter().map(|(_, r)| r.at).max() else {
-            return Ok(());
+    /// Stages the group's new ids as one record (and their replies as
+    /// another); call once per group, and [`Idempotency::commit`] the
+    /// result once the group is durable.
+    pub(crate) fn stage_group(&mut self, batch: &mut sled::Batch) -> Result<Staged, StorageError> {
+        let Some(latest) = self.new.iter().map(|n| n.record.at).max() else {
+            return Ok(Staged(Vec::new()));
         };
         let key = codec::key_time(codec::kind::IDEMPOTENCY, latest.0, self.key_next);
         self.key_next += 1;
-        Store::stage_record(batch, &key, &self.new)?;
-        for (id, rec) in self.new.drain(..) {
-            self.by_time.insert((rec.at, id.clone()));
-            let entry = Entry {
-                fingerprint: rec.fingerprint,
-                at: rec.at,
-                outcome: rec.outcome,
-                record: key.to_vec(),
-            };
-            self.ids.insert(id, entry);
+        let records: Vec<(&str, &IdemRecord)> = self
+            .new
+            .iter()
+            .map(|n| (n.id.as_str(), &n.record))
+            .collect();
+        Store::stage_record(batch, &key, &records)?;
+        let replies: Vec<(&str, &[u8])> = self
+            .new
+            .iter()
+            .filter_map(|n| Some((n.id.as_str(), n.reply.as_deref()?)))
+            .collect();
+        if !replies.is_empty() {
+            let reply_key = codec::key_time(codec::kind::REPLY, latest.0, self.key_next - 1);
+            Store::stage_record(batch, &reply_key, &replies)?;
         }
-        Ok(())
+        let staged = self
+            .new
+            .drain(..)
+            .map(|n| {
+                let entry = Entry {
+                    fingerprint: n.record.fingerprint,
+                    at: n.record.at,
+                    record: key,
+                };
+                (n.id, entry)
+            })
+            .collect();
+        Ok(Staged(staged))
+    }
+
+    /// Remembers a staged group's ids: only once its commit is durable, so a
+    /// lookup never finds an id whose first result could still be lost.
+    pub(crate) fn commit(&mut self, staged: Staged) {
+        for (id, entry) in staged.0 {
+            self.remember(id, entry);
+        }
     }
 
     /// Forgets ids first used before `cutoff` (their records are pruned on

@@ -157,34 +157,30 @@ pub struct Writer {
     pub stats: WriterStats,
 }
 
-/// Stages the bytes of the file an applied command references, under the
-/// id its `AttachmentRef` names.
-fn stage_attachment(
-    batch: &mut sled::Batch,
-    command: &Command,
-    bytes: &[u8],
-) -> Result<(), StorageError> {
-    let file = match command {
+/// The file a command references, if any.
+fn attached(command: &Command) -> Option<&otc_engine::command::AttachmentRef> {
+    match command {
         Command::AddEvidence { attachment, .. } | Command::PostChat { attachment, .. } => {
             attachment.as_ref()
         }
         _ => None,
-    };
-    let Some(file) = file else {
-        return Err(StorageError::Encode(format!(
-            "{} carries file bytes but references no attachment",
-            command.name()
-        )));
-    };
-    if file.size_bytes != bytes.len() as u64 {
-        return Err(StorageError::Encode(format!(
-            "attachment {} declares {} bytes but carries {}",
-            file.blob_id,
-            file.size_bytes,
-            bytes.len()
-        )));
     }
-    Store::stage_blob(batch, &file.blob_id, bytes)
+}
+
+/// Checks that file bytes sent with a command are the file it references
+/// (before the engine applies it: a mismatch refuses that request alone).
+fn check_attachment(command: &Command, bytes: &[u8]) -> Result<(), Rejection> {
+    match attached(command) {
+        Some(file) if file.size_bytes == bytes.len() as u64 => Ok(()),
+        Some(_) => Err(Rejection::field(
+            "attachment.data",
+            "does not match the attachment it was sent with",
+        )),
+        None => Err(Rejection::field(
+            "attachment",
+            "file bytes came with a command that references no file",
+        )),
+    }
 }
 
 impl Writer {
@@ -213,13 +209,17 @@ impl Writer {
     /// remembered: the API asks before any other work for a request.
     ///
     /// # Errors
-    /// Reading the stored reply fails.
+    /// The writer stopped (what it holds may not be durable), or reading
+    /// the stored reply fails.
     pub fn earlier(
         &self,
         caller: UserId,
         id: &str,
         fingerprint: u64,
     ) -> Result<Option<Earlier>, StorageError> {
+        if let Some(e) = &self.stopped {
+            return Err(StorageError::Stopped(e.to_string()));
+        }
         self.idem
             .earlier(&self.store, &idem::scoped_id(caller, id), fingerprint)
     }
@@ -303,11 +303,12 @@ impl Writer {
                 &self.events,
             )?;
         }
-        self.idem.stage_group(&mut batch)?;
+        let ids = self.idem.stage_group(&mut batch)?;
         self.collect_history(&mut batch, &touched_ids, &mut history)?;
         self.stage_collected_history(&mut batch, history)?;
         let applied = Instant::now();
         self.store.commit(batch)?;
+        self.idem.commit(ids);
         self.stats.commits += 1;
         self.stats.requests += requests.len() as u64;
         self.stats.engine_ns +=
@@ -349,11 +350,15 @@ impl Writer {
                     });
                 }
                 Some(Earlier::Same(outcome, reply)) => {
+                    // The stored reply is the first result; without one (no
+                    // replier) the events it caused stand for it.
                     let events = match outcome {
                         StoredOutcome::Applied {
                             first_seq,
                             last_seq,
-                        } if first_seq <= last_seq => self.events_range(first_seq, last_seq)?,
+                        } if first_seq <= last_seq && reply.is_none() => {
+                            self.events_range(first_seq, last_seq)?
+                        }
                         _ => Vec::new(),
                     };
                     return Ok(Done {
@@ -365,9 +370,13 @@ impl Writer {
             }
         }
         let start = self.events.len();
-        let applied = self
-            .engine
-            .apply_into(&raw.command, raw.now, &mut self.events);
+        let attachment = raw.call.as_ref().and_then(|c| c.attachment.as_deref());
+        let applied = match attachment.map(|bytes| check_attachment(&raw.command, bytes)) {
+            Some(Err(r)) => Err(r),
+            _ => self
+                .engine
+                .apply_into(&raw.command, raw.now, &mut self.events),
+        };
         let reply = match (&self.replier, &request_id) {
             (Some(render), Some(_)) => Some(render(
                 &self.engine,
@@ -383,8 +392,8 @@ impl Writer {
                     stage_event_indexes(batch, e)?;
                     touched_ids.add(e);
                 }
-                if let Some(bytes) = raw.call.as_ref().and_then(|c| c.attachment.as_deref()) {
-                    stage_attachment(batch, &raw.command, bytes)?;
+                if let (Some(bytes), Some(file)) = (attachment, attached(&raw.command)) {
+                    Store::stage_blob(batch, &file.blob_id, bytes)?;
                 }
                 let (first_seq, last_seq) = match (new.first(), new.last()) {
                     (Some(f), Some(l)) => (f.seq, l.seq),
@@ -407,13 +416,16 @@ impl Writer {
             }
         };
         if let Some(id) = request_id {
-            let rec = IdemRecord {
+            let record = IdemRecord {
                 fingerprint: print,
                 at: raw.now,
                 outcome: stored,
-                reply: reply.clone(),
             };
-            self.idem.new.push((id, rec));
+            self.idem.new.push(idem::NewId {
+                id,
+                record,
+                reply: reply.clone(),
+            });
         }
         Ok(Done { outcome, reply })
     }
