@@ -19,6 +19,8 @@ use crate::auth::Authenticator;
 
 /// Requests one group commit takes at most.
 pub const GROUP_REQUESTS_MAX: usize = 4_096;
+/// Attachment bytes past which a group takes no more requests.
+pub const GROUP_FILE_BYTES_MAX: usize = 64 * 1024 * 1024;
 /// Longest the writer sleeps without checking deadlines and housekeeping.
 pub const WRITER_IDLE_MS_MAX: u64 = 1_000;
 /// Housekeeping (pruning ids and events) interval.
@@ -72,6 +74,15 @@ struct Job {
     command: Command,
     call: Option<Call>,
     reply: oneshot::Sender<Result<Done, String>>,
+}
+
+impl Job {
+    fn file_bytes(&self) -> usize {
+        self.call
+            .as_ref()
+            .and_then(|c| c.attachment.as_ref())
+            .map_or(0, Vec::len)
+    }
 }
 
 /// What the handlers share.
@@ -217,14 +228,19 @@ impl Core {
     ) -> Result<FundPasswordProof, Status> {
         let stored = {
             let w = self.writer.read().await;
-            w.engine()
-                .fund_password(user)
-                .map(|(hash, version)| (hash.to_owned(), version))
+            let e = w.engine();
+            let locked = e.user(user).and_then(|u| u.lock_at(clock_now())).is_some();
+            e.fund_password(user)
+                .map(|(hash, version)| (hash.to_owned(), version, locked))
         };
-        let Some((hash, version)) = stored else {
+        let Some((hash, version, locked)) = stored else {
             // No password set: the engine says so.
             return Ok(FundPasswordProof::wrong(0));
         };
+        if locked {
+            // The engine refuses a locked user anyway: spend no argon2 on it.
+            return Ok(FundPasswordProof::unchecked(version));
+        }
         let argon = self.hash_cost.argon2()?;
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
@@ -234,7 +250,11 @@ impl Core {
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
-        Ok(FundPasswordProof { version, matched })
+        Ok(if matched {
+            FundPasswordProof::matched(version)
+        } else {
+            FundPasswordProof::wrong(version)
+        })
     }
 }
 
@@ -264,9 +284,15 @@ fn writer_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        while jobs.len() < GROUP_REQUESTS_MAX {
+        // A group is bounded in requests and in file bytes (one sled batch
+        // and one fdatasync carry them all).
+        let mut file_bytes: usize = jobs.iter().map(Job::file_bytes).sum();
+        while jobs.len() < GROUP_REQUESTS_MAX && file_bytes < GROUP_FILE_BYTES_MAX {
             match rx.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => {
+                    file_bytes += job.file_bytes();
+                    jobs.push(job);
+                }
                 Err(_) => break,
             }
         }

@@ -5,7 +5,11 @@
 //!    request id), the fingerprint a canonical form of the request *as the
 //!    client sent it* (its protobuf encoding without `request_id`, which
 //!    prost writes in field order). The same fingerprint gets the stored
-//!    first reply, the whole message; another gets ALREADY_EXISTS;
+//!    first reply, the whole message; another gets ALREADY_EXISTS.
+//!    Passwords are taken out of the request before it is fingerprinted:
+//!    the fingerprint is a fast hash kept on disk for a day, and must not
+//!    let anyone test guesses at a password without argon2. A retry with
+//!    another password is the same request and gets the first result;
 //! 3. **convert** the request into a command (`prepare`: field checks that
 //!    need no state, argon2, reading a file's bytes);
 //! 4. **submit** it to the writer with the bytes of any attachment, which

@@ -171,22 +171,23 @@ pub struct ServerConfig {
     #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub request_id_retention: Duration,
     /// Requests waiting for the writer before RESOURCE_EXHAUSTED.
-    #[arg(long, default_value_t = 65_536)]
+    #[arg(long, env = "OTC_QUEUE_LEN", default_value_t = 65_536)]
     pub queue_len: usize,
     /// argon2id memory cost for fund passwords, KiB.
-    #[arg(long, default_value_t = 19_456)]
+    #[arg(long, env = "OTC_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
     /// argon2id passes for fund passwords.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, env = "OTC_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
     /// Journal entries between snapshots.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,
     /// Log as JSON lines.
-    #[arg(long)]
+    #[arg(long, env = "OTC_LOG_JSON")]
     pub log_json: bool,
-    /// Test-only fault injection (`crash-after-commit`).
-    #[arg(long, env = "OTC_FAILPOINT", hide = true)]
+    /// Test-only fault injection (`crash-after-commit`); a flag only, so no
+    /// environment can switch it on.
+    #[arg(long, hide = true)]
     pub failpoint: Option<crate::core::Failpoint>,
 }
 
@@ -220,6 +221,26 @@ impl ServerConfig {
         c.event_retention_ms = ms(self.event_retention);
         c.validate()?;
         Ok(c)
+    }
+}
+
+impl ServerConfig {
+    /// The storage options these flags describe.
+    ///
+    /// # Errors
+    /// A request-id retention under SPEC §14's 24 hours.
+    pub fn writer_options(&self) -> Result<WriterOptions, String> {
+        let retention_ms = i64::try_from(self.request_id_retention.as_millis()).unwrap_or(i64::MAX);
+        if retention_ms < otc_engine::ids::MS_PER_DAY {
+            return Err(format!(
+                "request_id_retention must be at least 24h (SPEC §14), not {}",
+                otc_engine::ids::human_duration(retention_ms)
+            ));
+        }
+        Ok(WriterOptions {
+            snapshot_every: self.snapshot_every,
+            idempotency_retention_ms: retention_ms,
+        })
     }
 }
 
@@ -269,11 +290,7 @@ pub async fn run(
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
     let dir = cfg.data_dir.clone();
-    let options = WriterOptions {
-        snapshot_every: cfg.snapshot_every,
-        idempotency_retention_ms: i64::try_from(cfg.request_id_retention.as_millis())
-            .unwrap_or(i64::MAX),
-    };
+    let options = cfg.writer_options()?;
     let started = std::time::Instant::now();
     let mut writer = tokio::task::spawn_blocking(move || open_writer(&dir, engine_config, options))
         .await
@@ -451,6 +468,10 @@ mod tests {
             ),
             (50, 1, 65_536, 3, 100, 2 * 86_400_000)
         );
+        let short =
+            ServerConfig::try_parse_from(["otcd", "--request-id-retention", "1h"]).expect("flags");
+        let err = short.writer_options().expect_err("under a day");
+        assert!(err.contains("at least 24h") && err.contains("1h"), "{err}");
         let zero = ServerConfig::try_parse_from(["otcd", "--page-size-max", "0"]).expect("flags");
         let err = zero.engine_config().expect_err("zero page size");
         assert!(err.contains("page_size"), "{err}");

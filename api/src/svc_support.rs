@@ -117,12 +117,9 @@ impl Support {
     async fn appeal_view(&self, id: TradeId) -> Result<pb::Appeal, Status> {
         let t = common::load_trade(&self.core, id).await?;
         let a = common::load_appeal(&self.core, id).await?;
-        let mut view = cv::appeal_pb(&a, &t, None);
         let w = self.core.writer.read().await;
         let now = crate::core::clock_now();
-        view.seller_record = Some(cv::record_pb(&w.engine().seller_record(t.seller, now)));
-        view.buyer_record = Some(cv::record_pb(&w.engine().seller_record(t.buyer, now)));
-        Ok(view)
+        Ok(crate::views::appeal_for_support(w.engine(), &t, &a, now))
     }
 
     async fn act(

@@ -128,24 +128,23 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
         let rid = std::mem::take(&mut r.request_id);
+        // Secrets stay out of the fingerprint (see `pipeline`).
+        let new_password = std::mem::take(&mut r.new_password);
+        let current_password = std::mem::take(&mut r.current_password);
         mutate(&self.core, c.user, "SetFundPassword", &rid, &r, async {
-            let n = r.new_password.chars().count();
+            let n = new_password.chars().count();
             if !(6..=128).contains(&n) {
                 return Err(Status::invalid_argument(
                     "new_password must be 6 to 128 characters",
                 ));
             }
             // Whether a current password is needed is the engine's rule.
-            let current = if r.current_password.is_empty() {
+            let current = if current_password.is_empty() {
                 None
             } else {
-                Some(
-                    self.core
-                        .check_password(c.user, &r.current_password)
-                        .await?,
-                )
+                Some(self.core.check_password(c.user, &current_password).await?)
             };
-            let hash = self.core.hash_password(r.new_password.clone()).await?;
+            let hash = self.core.hash_password(new_password).await?;
             Ok(Command::SetFundPassword {
                 user: c.user,
                 hash,
@@ -185,9 +184,10 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
         let rid = std::mem::take(&mut r.request_id);
+        let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "PublishListing", &rid, &r, async {
             let spec = ListingSpec::try_from(&r)?;
-            let password = requests::password("fund_password", &r.fund_password)?;
+            let password = requests::password("fund_password", &fund_password)?;
             let proof = self.core.check_password(c.user, password).await?;
             Ok(Command::PublishListing {
                 seller: c.user,
@@ -290,9 +290,10 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
         let rid = std::mem::take(&mut r.request_id);
+        let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "FastSell", &rid, &r, async {
             let request = FastSellRequest::try_from(&r)?;
-            let password = requests::password("fund_password", &r.fund_password)?;
+            let password = requests::password("fund_password", &fund_password)?;
             let proof = self.core.check_password(c.user, password).await?;
             Ok(Command::FastSell {
                 seller: c.user,
@@ -353,9 +354,10 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
         let rid = std::mem::take(&mut r.request_id);
+        let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "Release", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
-            let password = requests::password("fund_password", &r.fund_password)?;
+            let password = requests::password("fund_password", &fund_password)?;
             let proof = self.core.check_password(c.user, password).await?;
             Ok(Command::Release {
                 seller: c.user,

@@ -4,7 +4,9 @@
 //! these bytes back (SPEC §14). Each command comes from exactly one RPC, so
 //! the command says which reply to build.
 
-use otc_engine::{Command, Engine, Event, EventKind, Rejection, TradeId, UserId};
+use otc_engine::appeal::Appeal;
+use otc_engine::trade::Trade;
+use otc_engine::{Command, Engine, Event, EventKind, Rejection, Timestamp, TradeId, UserId};
 use prost::Message;
 use tonic::Status;
 
@@ -182,13 +184,20 @@ fn trade_reply(e: &Engine, receipt: pb::Receipt, id: Option<TradeId>, viewer: Us
     })
 }
 
-/// An appeal as CS sees it, with both parties' records.
-pub fn support_appeal(e: &Engine, id: TradeId) -> Option<pb::Appeal> {
-    let t = e.trade(id)?;
-    let a = e.appeal(id)?;
+/// The appeal of trade `id` as CS sees it, from the working set.
+fn support_appeal(e: &Engine, id: TradeId) -> Option<pb::Appeal> {
+    Some(appeal_for_support(
+        e,
+        e.trade(id)?,
+        e.appeal(id)?,
+        e.state().clock,
+    ))
+}
+
+/// An appeal as CS sees it, with both parties' records at `now`.
+pub fn appeal_for_support(e: &Engine, t: &Trade, a: &Appeal, now: Timestamp) -> pb::Appeal {
     let mut view = cv::appeal_pb(a, t, None);
-    let now = e.state().clock;
     view.seller_record = Some(cv::record_pb(&e.seller_record(t.seller, now)));
     view.buyer_record = Some(cv::record_pb(&e.seller_record(t.buyer, now)));
-    Some(view)
+    view
 }

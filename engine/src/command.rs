@@ -31,8 +31,21 @@ pub struct FundPasswordProof {
     /// The version of the hash the password was checked against (0 when
     /// the user had none).
     pub version: u32,
-    /// Whether the typed password matched that hash.
-    pub matched: bool,
+    /// What the check found.
+    pub verdict: Verdict,
+}
+
+/// What the shell's check of a typed fund password found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    /// It matched the hash.
+    Matched,
+    /// It did not.
+    Wrong,
+    /// Not checked: the engine said the user was locked, so no argon2 was
+    /// spent. The engine refuses it (locked, or "try again" if the lock
+    /// ended meanwhile) and never counts it.
+    Unchecked,
 }
 
 impl FundPasswordProof {
@@ -40,7 +53,7 @@ impl FundPasswordProof {
     pub fn matched(version: u32) -> Self {
         Self {
             version,
-            matched: true,
+            verdict: Verdict::Matched,
         }
     }
 
@@ -48,7 +61,15 @@ impl FundPasswordProof {
     pub fn wrong(version: u32) -> Self {
         Self {
             version,
-            matched: false,
+            verdict: Verdict::Wrong,
+        }
+    }
+
+    /// The password was not checked because the user was locked.
+    pub fn unchecked(version: u32) -> Self {
+        Self {
+            version,
+            verdict: Verdict::Unchecked,
         }
     }
 }

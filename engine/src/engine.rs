@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::appeal::Appeal;
 use crate::buy::BuyOrder;
-use crate::command::{Command, FundPasswordProof};
+use crate::command::{Command, FundPasswordProof, Verdict};
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
 use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
@@ -244,7 +244,15 @@ impl Engine {
             && let Some((user, _)) = command.password_proof()
         {
             // A wrong fund password on an otherwise valid protected command:
-            // the command is applied as a recorded failure (SPEC §6).
+            // the command is applied as a recorded failure (SPEC §6). The
+            // password is checked last, so nothing has changed yet.
+            debug_assert!(
+                self.events.len() == out_len
+                    && self.state.next_seq == seq_before
+                    && self.touched.is_empty(),
+                "engine bug: {} changed state before its password check",
+                command.name()
+            );
             result = self.record_password_failure(user, now);
         }
         if result.is_ok() {
@@ -521,7 +529,11 @@ impl Engine {
         self.state.blocks.contains(&(a, b)) || self.state.blocks.contains(&(b, a))
     }
 
-    /// Checks a fund-password proof: set, not locked, still current.
+    /// Checks a fund-password verdict (SPEC §6): a password is set, the
+    /// user is not locked, the verdict is about the current hash, and the
+    /// password matched. Each operation calls this last, after every other
+    /// check, so a wrong password is recorded (by `apply_into`) only for a
+    /// command that would otherwise have been carried out.
     pub(crate) fn check_proof(
         &self,
         user: UserId,
@@ -533,16 +545,16 @@ impl Engine {
         if let Some(until) = u.lock_at(now) {
             return Err(Rejection::FundPasswordLocked { until });
         }
-        if !proof.matched {
-            // Every other check of the command has passed by now (each
-            // operation checks the proof last, just before it mutates):
-            // `apply_into` records the failure instead.
-            return Err(Rejection::WrongFundPassword);
-        }
         if fund.version != proof.version {
+            // Checked against a hash that changed since: not counted.
             return Err(Rejection::StaleFundPasswordProof);
         }
-        Ok(())
+        match proof.verdict {
+            Verdict::Matched => Ok(()),
+            Verdict::Wrong => Err(Rejection::WrongFundPassword),
+            // The lock ended between the shell's look and now.
+            Verdict::Unchecked => Err(Rejection::FundPasswordUnchecked),
+        }
     }
 
     /// A right password ends a run of wrong ones.

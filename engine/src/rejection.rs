@@ -85,6 +85,10 @@ pub enum Rejection {
     /// The fund password changed after it was verified.
     #[error("the fund password changed while this request was checked; please try again")]
     StaleFundPasswordProof,
+    /// The fund password was not checked because the user was locked, and
+    /// the lock has ended since.
+    #[error("your fund-password lock has just ended; please try again")]
+    FundPasswordUnchecked,
     /// The fund password typed was wrong (never returned by `apply`: the
     /// engine records the failure instead).
     #[error("wrong fund password")]
@@ -223,6 +227,7 @@ impl Rejection {
             | NoFundPassword
             | StaleFundPasswordProof
             | WrongFundPassword
+            | FundPasswordUnchecked
             | CurrentFundPasswordRequired
             | FundPasswordLocked { .. }
             | WrongState { .. }

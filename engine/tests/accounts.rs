@@ -205,6 +205,55 @@ fn a_wrong_password_is_checked_last_and_counts_once_per_command() {
     assert!(r.to_string().contains("fund password"), "{r}");
 }
 
+#[test]
+fn stale_and_unchecked_verdicts_are_refused_and_never_counted() {
+    let mut w = World::default();
+    w.seller(user(S), "10");
+    let spec = w.spec(user(S), "7", "1", "1", "7");
+    let old = w.e.fund_password(user(S)).map_or(0, |(_, v)| v);
+    let proof = w.proof(user(S));
+    w.ok(Command::SetFundPassword {
+        user: user(S),
+        hash: "$argon2id$changed".into(),
+        current: Some(proof),
+    });
+    // Wrong against the old hash: the password changed meanwhile.
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof: otc_engine::command::FundPasswordProof::wrong(old),
+        spec: spec.clone(),
+    });
+    assert_eq!(r, Rejection::StaleFundPasswordProof);
+    // Lock the user, then send what the shell sends a locked user.
+    for _ in 0..5 {
+        w.wrong_password(user(S));
+    }
+    let version = w.e.fund_password(user(S)).map_or(0, |(_, v)| v);
+    let unchecked = otc_engine::command::FundPasswordProof::unchecked(version);
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof: unchecked,
+        spec: spec.clone(),
+    });
+    assert!(matches!(r, Rejection::FundPasswordLocked { .. }), "{r}");
+    // The lock ended between the shell's look and the engine: try again.
+    w.advance(minutes(15));
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof: unchecked,
+        spec: spec.clone(),
+    });
+    assert_eq!(r, Rejection::FundPasswordUnchecked);
+    let events = w.wrong_password(user(S));
+    assert!(matches!(
+        events[0].kind,
+        EventKind::FundPasswordFailed {
+            failures_in_row: 1,
+            ..
+        }
+    ));
+}
+
 // ---- fast match -------------------------------------------------------------
 
 struct Merchant {
