@@ -603,10 +603,11 @@ async fn a_crash_between_commit_and_reply_still_answers_the_first_result() {
 }
 
 /// A wrong fund password is a first result like any other: the retry gets
-/// the same refusal and it counts toward the lockout once.
+/// the same refusal and it counts toward the lockout once; the lock then
+/// refuses even the right password, saying until when.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_counts_once_however_often_it_is_retried() {
-    let s = Server::start(&[]).await;
+    let s = Server::start(&["--fund-password-attempts", "2"]).await;
     let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
     let (mut seller, method) = seller(&s, seller_id, "100").await;
     publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
@@ -638,19 +639,16 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
         assert_eq!(again.message(), first.message());
         assert!(again.metadata().get("otc-replayed").is_some());
     }
-    let next = seller
+    let second = seller
         .release(pb::ReleaseRequest {
             request_id: rid(),
             ..wrong
         })
         .await
         .expect_err("wrong again");
-    assert!(next.message().contains("(2 wrong in a row)"), "{next:?}");
-    let released = release(&mut seller, &trade)
-        .await
-        .expect("the right password");
-    assert_eq!(
-        released.trade.map(|t| t.state),
-        Some(pb::TradeState::Released as i32)
-    );
+    assert!(second.message().contains("locked until"), "{second:?}");
+    let right = release(&mut seller, &trade).await.expect_err("locked");
+    assert_eq!(right.code(), Code::FailedPrecondition);
+    assert!(right.message().contains("try again after"), "{right:?}");
+    assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Paid);
 }
