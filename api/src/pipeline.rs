@@ -51,6 +51,68 @@ impl From<Command> for Prepared {
     }
 }
 
+/// A client request carrying a request id (every mutating RPC's).
+pub trait ClientRequest: Message {
+    /// Takes the request id out, leaving the rest to fingerprint.
+    fn take_request_id(&mut self) -> String;
+}
+
+macro_rules! client_requests {
+    ($($t:ident),* $(,)?) => {
+        $(impl ClientRequest for crate::proto::$t {
+            fn take_request_id(&mut self) -> String {
+                std::mem::take(&mut self.request_id)
+            }
+        })*
+    };
+}
+
+client_requests!(
+    BindPaymentMethodRequest,
+    RemovePaymentMethodRequest,
+    SetFundPasswordRequest,
+    BlockUserRequest,
+    PublishListingRequest,
+    ListingActionRequest,
+    PlaceBuyRequest,
+    CancelBuyOrderRequest,
+    FastSellRequest,
+    TradeActionRequest,
+    ReleaseRequest,
+    OpenAppealRequest,
+    AddEvidenceRequest,
+    SendChatRequest,
+    SetCapacityRequest,
+    SetOnlineRequest,
+    AppealActionRequest,
+    ResolveAppealRequest,
+    TransferRequest,
+    RegisterMerchantRequest,
+);
+
+/// [`mutate`] for a request whose conversion needs no await: `make` builds
+/// the command from the request (its request id already taken out).
+///
+/// # Errors
+/// As [`mutate`].
+pub async fn command<Req, Resp>(
+    core: &Core,
+    caller: UserId,
+    method: &'static str,
+    mut request: Req,
+    make: impl FnOnce(&Req) -> Result<Command, Status>,
+) -> Result<Response<Resp>, Status>
+where
+    Req: ClientRequest,
+    Resp: Message + Default,
+{
+    let rid = request.take_request_id();
+    mutate(core, caller, method, &rid, &request, async {
+        make(&request).map(Prepared::from)
+    })
+    .await
+}
+
 /// The fingerprint of a request as the client sent it: `method` and the
 /// message's encoding (its `request_id` already taken out).
 pub fn fingerprint(method: &str, request: &impl Message) -> u64 {

@@ -173,7 +173,20 @@ pub fn password<'a>(field: &str, text: &'a str) -> Result<&'a str, Status> {
 /// writer. The id is the owner and the SHA-256 of the bytes, so a retry
 /// names the same file and no two different files share an id; the engine
 /// checks type, size and count (SPEC §11).
-pub fn attachment(owner: UserId, a: &pb::Attachment) -> (AttachmentRef, Vec<u8>) {
+pub fn attachment(
+    owner: UserId,
+    a: Option<&pb::Attachment>,
+) -> (Option<AttachmentRef>, Option<Vec<u8>>) {
+    match a {
+        Some(a) => {
+            let (file, bytes) = file(owner, a);
+            (Some(file), Some(bytes))
+        }
+        None => (None, None),
+    }
+}
+
+fn file(owner: UserId, a: &pb::Attachment) -> (AttachmentRef, Vec<u8>) {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(&a.data);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();

@@ -11,7 +11,7 @@ use crate::auth::Role;
 use crate::common::caller;
 use crate::convert as cv;
 use crate::core::Core;
-use crate::pipeline::mutate;
+use crate::pipeline::command;
 use crate::proto as pb;
 use crate::proto::admin_service_server::AdminService;
 use crate::proto::merchant_service_server::MerchantService;
@@ -38,14 +38,11 @@ impl MerchantService for Merchants {
         req: Request<pb::SetCapacityRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, MERCHANT)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "SetCapacity", &rid, &r, async {
+        command(&self.core, c.user, "SetCapacity", req.into_inner(), |r| {
             Ok(Command::SetMerchantCapacity {
                 merchant: c.user,
-                capacity: CapacityRequest::try_from(&r)?,
-            }
-            .into())
+                capacity: CapacityRequest::try_from(r)?,
+            })
         })
         .await
     }
@@ -55,14 +52,11 @@ impl MerchantService for Merchants {
         req: Request<pb::SetOnlineRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, MERCHANT)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "SetOnline", &rid, &r, async {
+        command(&self.core, c.user, "SetOnline", req.into_inner(), |r| {
             Ok(Command::SetMerchantOnline {
                 merchant: c.user,
                 online: r.online,
-            }
-            .into())
+            })
         })
         .await
     }
@@ -110,18 +104,11 @@ impl Admin {
         deposit: bool,
     ) -> Result<Response<pb::TransferResponse>, Status> {
         let c = caller(&self.core, &req, ADMIN)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
         let method = if deposit { "Deposit" } else { "Withdraw" };
-        mutate(&self.core, c.user, method, &rid, &r, async {
+        command(&self.core, c.user, method, req.into_inner(), |r| {
             let user: UserId = cv::user_id("user_id", &r.user_id)?;
             let asset = cv::asset("asset", &r.asset)?;
             let amount = cv::dec("amount", &r.amount)?;
-            if r.external_ref.is_empty() {
-                return Err(Status::invalid_argument(
-                    "external_ref is required (the chain or bank reference)",
-                ));
-            }
             let external_ref = r.external_ref.clone();
             Ok(if deposit {
                 Command::Deposit {
@@ -137,8 +124,7 @@ impl Admin {
                     amount,
                     external_ref,
                 }
-            }
-            .into())
+            })
         })
         .await
     }
@@ -165,14 +151,17 @@ impl AdminService for Admin {
         req: Request<pb::RegisterMerchantRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, ADMIN)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "RegisterMerchant", &rid, &r, async {
-            Ok(Command::RegisterMerchant {
-                user: cv::user_id("user_id", &r.user_id)?,
-            }
-            .into())
-        })
+        command(
+            &self.core,
+            c.user,
+            "RegisterMerchant",
+            req.into_inner(),
+            |r| {
+                Ok(Command::RegisterMerchant {
+                    user: cv::user_id("user_id", &r.user_id)?,
+                })
+            },
+        )
         .await
     }
 }

@@ -13,7 +13,7 @@ use crate::auth::Role;
 use crate::common::{self, SUPPORT_READ, caller};
 use crate::convert as cv;
 use crate::core::Core;
-use crate::pipeline::mutate;
+use crate::pipeline::command;
 use crate::proto as pb;
 use crate::proto::support_service_server::SupportService;
 use crate::requests;
@@ -129,10 +129,8 @@ impl Support {
         req: pb::AppealActionRequest,
         make: fn(UserId, TradeId) -> Command,
     ) -> Result<Response<pb::Appeal>, Status> {
-        let mut r = req;
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, agent, method, &rid, &r, async {
-            Ok(make(agent, cv::trade_id(&r.trade_id)?).into())
+        command(&self.core, agent, method, req, |r| {
+            Ok(make(agent, cv::trade_id(&r.trade_id)?))
         })
         .await
     }
@@ -268,16 +266,13 @@ impl SupportService for Support {
         req: Request<pb::ResolveAppealRequest>,
     ) -> Result<Response<pb::Appeal>, Status> {
         let c = caller(&self.core, &req, SUPPORT_WRITE)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "ResolveAppeal", &rid, &r, async {
+        command(&self.core, c.user, "ResolveAppeal", req.into_inner(), |r| {
             Ok(Command::ResolveAppeal {
                 agent: c.user,
                 trade: cv::trade_id(&r.trade_id)?,
                 resolution: requests::resolution(r.resolution)?,
                 note: r.note.clone(),
-            }
-            .into())
+            })
         })
         .await
     }

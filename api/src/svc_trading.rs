@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::common::{TRADERS, caller};
 use crate::convert as cv;
 use crate::core::Core;
-use crate::pipeline::{Prepared, mutate};
+use crate::pipeline::{ClientRequest, Prepared, command, mutate};
 use crate::proto as pb;
 use crate::proto::trading_service_server::TradingService;
 use crate::{reads, requests};
@@ -35,10 +35,8 @@ impl Trading {
         make: fn(UserId, ListingId) -> Command,
     ) -> Result<Response<pb::ListingResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, method, &rid, &r, async {
-            Ok(make(c.user, cv::listing_id(&r.listing_id)?).into())
+        command(&self.core, c.user, method, req.into_inner(), |r| {
+            Ok(make(c.user, cv::listing_id(&r.listing_id)?))
         })
         .await
     }
@@ -50,10 +48,8 @@ impl Trading {
         make: fn(UserId, TradeId) -> Command,
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, method, &rid, &r, async {
-            Ok(make(c.user, cv::trade_id(&r.trade_id)?).into())
+        command(&self.core, c.user, method, req.into_inner(), |r| {
+            Ok(make(c.user, cv::trade_id(&r.trade_id)?))
         })
         .await
     }
@@ -65,10 +61,8 @@ impl Trading {
         make: fn(UserId, UserId) -> Command,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, method, &rid, &r, async {
-            Ok(make(c.user, cv::user_id("user_id", &r.user_id)?).into())
+        command(&self.core, c.user, method, req.into_inner(), |r| {
+            Ok(make(c.user, cv::user_id("user_id", &r.user_id)?))
         })
         .await
     }
@@ -91,16 +85,19 @@ impl TradingService for Trading {
         req: Request<pb::BindPaymentMethodRequest>,
     ) -> Result<Response<pb::BindPaymentMethodResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "BindPaymentMethod", &rid, &r, async {
-            let details = MethodDetails::try_from(&r)?;
-            Ok(Command::BindMethod {
-                user: c.user,
-                details,
-            }
-            .into())
-        })
+        command(
+            &self.core,
+            c.user,
+            "BindPaymentMethod",
+            req.into_inner(),
+            |r| {
+                let details = MethodDetails::try_from(r)?;
+                Ok(Command::BindMethod {
+                    user: c.user,
+                    details,
+                })
+            },
+        )
         .await
     }
 
@@ -109,15 +106,18 @@ impl TradingService for Trading {
         req: Request<pb::RemovePaymentMethodRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "RemovePaymentMethod", &rid, &r, async {
-            Ok(Command::RemoveMethod {
-                user: c.user,
-                method: cv::method_id(&r.method_id)?,
-            }
-            .into())
-        })
+        command(
+            &self.core,
+            c.user,
+            "RemovePaymentMethod",
+            req.into_inner(),
+            |r| {
+                Ok(Command::RemoveMethod {
+                    user: c.user,
+                    method: cv::method_id(&r.method_id)?,
+                })
+            },
+        )
         .await
     }
 
@@ -127,7 +127,7 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         // Secrets stay out of the fingerprint (see `pipeline`).
         let new_password = std::mem::take(&mut r.new_password);
         let current_password = std::mem::take(&mut r.current_password);
@@ -183,7 +183,7 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::ListingResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "PublishListing", &rid, &r, async {
             let spec = ListingSpec::try_from(&r)?;
@@ -254,14 +254,11 @@ impl TradingService for Trading {
         req: Request<pb::PlaceBuyRequest>,
     ) -> Result<Response<pb::PlaceBuyResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "PlaceBuy", &rid, &r, async {
+        command(&self.core, c.user, "PlaceBuy", req.into_inner(), |r| {
             Ok(Command::PlaceBuy {
                 buyer: c.user,
-                request: BuyRequest::try_from(&r)?,
-            }
-            .into())
+                request: BuyRequest::try_from(r)?,
+            })
         })
         .await
     }
@@ -271,15 +268,18 @@ impl TradingService for Trading {
         req: Request<pb::CancelBuyOrderRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "CancelBuyOrder", &rid, &r, async {
-            Ok(Command::CancelBuyOrder {
-                buyer: c.user,
-                order: cv::buy_order_id(&r.buy_order_id)?,
-            }
-            .into())
-        })
+        command(
+            &self.core,
+            c.user,
+            "CancelBuyOrder",
+            req.into_inner(),
+            |r| {
+                Ok(Command::CancelBuyOrder {
+                    buyer: c.user,
+                    order: cv::buy_order_id(&r.buy_order_id)?,
+                })
+            },
+        )
         .await
     }
 
@@ -289,7 +289,7 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "FastSell", &rid, &r, async {
             let request = FastSellRequest::try_from(&r)?;
@@ -353,7 +353,7 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
         mutate(&self.core, c.user, "Release", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
@@ -374,15 +374,12 @@ impl TradingService for Trading {
         req: Request<pb::OpenAppealRequest>,
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
-        mutate(&self.core, c.user, "OpenAppeal", &rid, &r, async {
+        command(&self.core, c.user, "OpenAppeal", req.into_inner(), |r| {
             Ok(Command::OpenAppeal {
                 user: c.user,
                 trade: cv::trade_id(&r.trade_id)?,
                 reason: r.reason.clone(),
-            }
-            .into())
+            })
         })
         .await
     }
@@ -393,16 +390,10 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::AddEvidenceResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         mutate(&self.core, c.user, "AddEvidence", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
-            let (attachment, bytes) = match &r.attachment {
-                Some(a) => {
-                    let (file, bytes) = requests::attachment(c.user, a);
-                    (Some(file), Some(bytes))
-                }
-                None => (None, None),
-            };
+            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref());
             Ok(Prepared {
                 command: Command::AddEvidence {
                     user: c.user,
@@ -448,16 +439,10 @@ impl TradingService for Trading {
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
         let mut r = req.into_inner();
-        let rid = std::mem::take(&mut r.request_id);
+        let rid = r.take_request_id();
         mutate(&self.core, c.user, "SendChat", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
-            let (attachment, bytes) = match &r.attachment {
-                Some(a) => {
-                    let (file, bytes) = requests::attachment(c.user, a);
-                    (Some(file), Some(bytes))
-                }
-                None => (None, None),
-            };
+            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref());
             Ok(Prepared {
                 command: Command::PostChat {
                     user: c.user,
