@@ -130,6 +130,36 @@ pub struct Engine {
     pub(crate) events: Vec<Event>,
     /// Balances touched by the command being applied, in first-touch order.
     touched: Vec<(UserId, Asset)>,
+    /// Records changed since the shell last took them.
+    pub(crate) changed: Changed,
+}
+
+/// The trades (with their appeals), listings and buy orders the last
+/// applied command changed, as the engine knows them (like raft-rs's
+/// `Ready`): the shell reads them with [`Engine::changed`] after each
+/// command to write the final state of those that ended, without inferring
+/// it from events. An id may appear more than once.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Trades changed, or whose appeal changed.
+    pub trades: Vec<TradeId>,
+    /// Listings changed.
+    pub listings: Vec<ListingId>,
+    /// Buy orders changed.
+    pub orders: Vec<BuyOrderId>,
+}
+
+impl Changed {
+    fn clear(&mut self) {
+        self.trades.clear();
+        self.listings.clear();
+        self.orders.clear();
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.trades.is_empty() && self.listings.is_empty() && self.orders.is_empty()
+    }
 }
 
 /// Panics with a clear message: a broken engine invariant is a bug, and
@@ -159,6 +189,7 @@ impl Engine {
             state,
             events: Vec::new(),
             touched: Vec::new(),
+            changed: Changed::default(),
         })
     }
 
@@ -174,6 +205,7 @@ impl Engine {
             state,
             events: Vec::new(),
             touched: Vec::new(),
+            changed: Changed::default(),
         };
         engine.check_invariants()?;
         Ok(engine)
@@ -237,6 +269,8 @@ impl Engine {
         let now = now.max(self.state.clock);
         let seq_before = self.state.next_seq;
         let out_len = out.len();
+        // `changed` speaks of the last applied command only.
+        self.changed.clear();
         debug_assert!(self.events.is_empty() && self.touched.is_empty());
         std::mem::swap(&mut self.events, out);
         let mut result = self.dispatch(command, now);
@@ -273,13 +307,43 @@ impl Engine {
                 assert!(
                     out.len() == out_len
                         && self.state.next_seq == seq_before
-                        && self.touched.is_empty(),
+                        && self.touched.is_empty()
+                        && self.changed.is_empty(),
                     "engine bug: {} was rejected after changing state ({rejection})",
                     command.name()
                 );
                 Err(rejection)
             }
         }
+    }
+
+    /// The records the last applied command changed (see [`Changed`]).
+    pub fn changed(&self) -> &Changed {
+        &self.changed
+    }
+
+    /// A trade being changed (marked in [`Changed`]).
+    pub(crate) fn trade_mut(&mut self, id: TradeId) -> &mut Trade {
+        self.changed.trades.push(id);
+        invariant(self.state.trades.get_mut(&id), "trade vanished").as_mut()
+    }
+
+    /// A trade's appeal being changed (its trade marked in [`Changed`]).
+    pub(crate) fn appeal_mut(&mut self, id: TradeId) -> &mut Appeal {
+        self.changed.trades.push(id);
+        invariant(self.state.appeals.get_mut(&id), "appeal vanished")
+    }
+
+    /// A listing being changed (marked in [`Changed`]).
+    pub(crate) fn listing_mut(&mut self, id: ListingId) -> &mut Listing {
+        self.changed.listings.push(id);
+        invariant(self.state.listings.get_mut(&id), "listing vanished").as_mut()
+    }
+
+    /// A buy order being changed (marked in [`Changed`]).
+    pub(crate) fn order_mut(&mut self, id: BuyOrderId) -> &mut BuyOrder {
+        self.changed.orders.push(id);
+        invariant(self.state.buy_orders.get_mut(&id), "buy order vanished")
     }
 
     /// The earliest pending deadline: when the shell should next apply

@@ -53,7 +53,8 @@ pub mod users;
 pub use command::Command;
 pub use config::EngineConfig;
 pub use engine::{
-    Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind,
+    Balance, Changed, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals,
+    TransferKind,
 };
 pub use event::{Event, EventKind};
 pub use ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};

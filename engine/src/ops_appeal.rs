@@ -3,7 +3,7 @@
 
 use crate::appeal::{Appeal, AppealStatus, Evidence};
 use crate::command::{AttachmentRef, Resolution};
-use crate::engine::{Engine, invariant};
+use crate::engine::Engine;
 use crate::event::EventKind;
 use crate::ids::{EvidenceId, Timestamp, TradeId, UserId};
 use crate::rejection::Rejection;
@@ -146,9 +146,7 @@ impl Engine {
             description: description.to_owned(),
             attachment: attachment.cloned(),
         };
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished")
-            .evidence
-            .push(item);
+        self.appeal_mut(id).evidence.push(item);
         let actor = if user == buyer {
             Actor::Buyer(user)
         } else {
@@ -169,7 +167,7 @@ impl Engine {
     }
 
     fn timeline(&mut self, id: TradeId, actor: Actor, what: TimelineWhat, now: Timestamp) {
-        let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
+        let t = self.trade_mut(id);
         t.timeline.push(TimelineEntry {
             at: now,
             actor,
@@ -189,7 +187,7 @@ impl Engine {
             Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
             None => {}
         }
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = Some(agent);
+        self.appeal_mut(id).claimed_by = Some(agent);
         self.timeline(id, Actor::Support(agent), TimelineWhat::AppealClaimed, now);
         self.emit(now, EventKind::AppealClaimed { trade: id, agent });
         Ok(())
@@ -214,7 +212,7 @@ impl Engine {
                 });
             }
         }
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished").claimed_by = None;
+        self.appeal_mut(id).claimed_by = None;
         self.timeline(
             id,
             Actor::Support(agent),

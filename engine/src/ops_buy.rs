@@ -233,6 +233,7 @@ impl Engine {
             state: BuyOrderState::Resting,
             fills: Vec::new(),
         };
+        self.changed.orders.push(id);
         self.state.buy_orders.insert(id, order);
         self.state.user_buy_orders.insert((buyer, id));
         self.user_mut(buyer).resting_buys += 1;
@@ -305,7 +306,7 @@ impl Engine {
         };
         let buyer = o.buyer;
         let trade = self.open_listing_trade(listing, buyer, fill, Some(order), now);
-        let o = invariant(self.state.buy_orders.get_mut(&order), "buy order vanished");
+        let o = self.order_mut(order);
         o.fills.push(trade);
         o.remaining = match o.remaining {
             Remaining::Coin(c) => {
@@ -326,7 +327,7 @@ impl Engine {
 
     /// Ends a resting order (filled, expired or cancelled).
     pub(crate) fn end_order(&mut self, id: BuyOrderId, state: BuyOrderState, now: Timestamp) {
-        let o = invariant(self.state.buy_orders.get_mut(&id), "buy order vanished");
+        let o = self.order_mut(id);
         debug_assert_eq!(o.state, BuyOrderState::Resting);
         o.state = state;
         let (buyer, market, expires_at) = (o.buyer, (o.asset, o.fiat), o.expires_at);
@@ -416,7 +417,7 @@ impl Engine {
         now: Timestamp,
     ) -> TradeId {
         let id = TradeId(self.next_id());
-        let l = invariant(self.state.listings.get_mut(&listing), "listing vanished");
+        let l = self.listing_mut(listing);
         l.remaining = invariant(
             l.remaining.checked_sub(fill.coin),
             "fill beyond listing remainder",
@@ -508,6 +509,7 @@ impl Engine {
             price: trade.price,
             pay_by,
         };
+        self.changed.trades.push(trade.id);
         self.state.trades.insert(trade.id, Box::new(trade));
         self.emit(now, kind);
     }

@@ -123,6 +123,7 @@ impl Engine {
         self.escrow(seller, listing.asset, listing.total);
         self.state.book.insert(listing.market(), listing.book_key());
         self.state.user_listings.insert((seller, id));
+        self.changed.listings.push(id);
         self.state.listings.insert(id, Box::new(listing));
         self.count_live(id, 1);
         self.emit_listing(id, now);
@@ -146,7 +147,7 @@ impl Engine {
 
     /// Sets a listing's state; puts it in or takes it out of the book to match.
     fn set_listing_state(&mut self, id: ListingId, state: ListingState) {
-        let l = invariant(self.state.listings.get_mut(&id), "listing vanished");
+        let l = self.listing_mut(id);
         let was_active = l.state == ListingState::Active;
         l.state = state;
         if !state.is_live() {
@@ -313,10 +314,10 @@ impl Engine {
                     self.unescrow(seller, asset, coin);
                     return;
                 }
-                invariant(self.state.listings.get_mut(&id), "listing vanished").methods = bound;
+                self.listing_mut(id).methods = bound;
                 self.set_listing_state(id, ListingState::Active);
                 self.count_live(id, 1);
-                invariant(self.state.listings.get_mut(&id), "listing vanished").remaining = coin;
+                self.listing_mut(id).remaining = coin;
             }
             ListingState::Closed(CloseReason::BelowMinimum) => {
                 // Only a listing closed because it was fully traded reopens (SPEC §7).
@@ -325,7 +326,7 @@ impl Engine {
                 return;
             }
             ListingState::Active | ListingState::Paused => {
-                let stored = invariant(self.state.listings.get_mut(&id), "listing vanished");
+                let stored = self.listing_mut(id);
                 stored.remaining = invariant(
                     stored.remaining.checked_add(coin),
                     "listing remainder overflow",

@@ -8,7 +8,7 @@
 
 use crate::appeal::{Appeal, AppealOutcome};
 use crate::command::{FundPasswordProof, Resolution};
-use crate::engine::{Engine, invariant};
+use crate::engine::Engine;
 use crate::event::{EventKind, SettledBy};
 use crate::ids::{Timestamp, TradeId, UserId};
 use crate::record::RecordEntry;
@@ -129,7 +129,7 @@ impl Engine {
     /// Carries out a decided transition with every side effect. Cannot fail.
     pub(crate) fn transition(&mut self, id: TradeId, d: Decision, text: &str, now: Timestamp) {
         use TradeState as S;
-        let t = invariant(self.state.trades.get_mut(&id), "trade vanished");
+        let t = self.trade_mut(id);
         let from = t.state;
         t.state = d.to;
         t.timeline.push(TimelineEntry {
@@ -267,6 +267,9 @@ impl Engine {
             .deadlines
             .add(forget_at, Deadline::ForgetTrade(t.id));
         self.method_uses(t.seller, t.method, -1, 0);
+        if let Some(id) = t.listing {
+            self.changed.listings.push(id);
+        }
         if let Some(l) = t.listing.and_then(|l| self.state.listings.get_mut(&l)) {
             l.open_trades = l.open_trades.saturating_sub(1);
             if !l.state.is_live() && l.open_trades == 0 {
@@ -324,6 +327,7 @@ impl Engine {
             claimed_by: None,
             outcome: None,
         };
+        self.changed.trades.push(t.id);
         self.state.appeals.insert(t.id, appeal);
         self.state.appeal_queue.insert((now, t.id));
         self.emit(
@@ -338,10 +342,7 @@ impl Engine {
     }
 
     fn appeal_closed(&mut self, t: &Trade, d: Decision, note: &str, now: Timestamp) {
-        let a = invariant(
-            self.state.appeals.get_mut(&t.id),
-            "appealed trade without appeal",
-        );
+        let a = self.appeal_mut(t.id);
         let (outcome, kind) = match (d.actor, d.reason) {
             (
                 Actor::Support(agent),

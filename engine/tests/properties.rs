@@ -376,6 +376,39 @@ fn command(e: &Engine, op: &Op) -> Command {
     }
 }
 
+/// Every trade, appeal, listing and buy order a command added or changed is
+/// in what the engine reports changed (what storage writes history from).
+fn check_changed(
+    before: &otc_engine::State,
+    after: &otc_engine::State,
+    changed: &otc_engine::Changed,
+    name: &str,
+) -> Result<(), TestCaseError> {
+    for (id, t) in &after.trades {
+        let same =
+            before.trades.get(id) == Some(t) && before.appeals.get(id) == after.appeals.get(id);
+        prop_assert!(
+            same || changed.trades.contains(id),
+            "{name} changed trade {id} unreported"
+        );
+    }
+    for (id, l) in &after.listings {
+        let same = before.listings.get(id) == Some(l);
+        prop_assert!(
+            same || changed.listings.contains(id),
+            "{name} changed listing {id} unreported"
+        );
+    }
+    for (id, o) in &after.buy_orders {
+        let same = before.buy_orders.get(id) == Some(o);
+        prop_assert!(
+            same || changed.orders.contains(id),
+            "{name} changed buy order {id} unreported"
+        );
+    }
+    Ok(())
+}
+
 /// Runs the ops, checking after each; returns the commands applied and the
 /// time each was applied at, for replay.
 fn run(ops: &[Op]) -> Result<(Engine, Vec<(Command, Timestamp)>), TestCaseError> {
@@ -389,8 +422,11 @@ fn run(ops: &[Op]) -> Result<(Engine, Vec<(Command, Timestamp)>), TestCaseError>
         let cmd = command(&e, op);
         let before = e.digest();
         let seq = e.last_seq();
+        let records_before = e.state().clone();
         match e.apply(&cmd, now) {
             Ok(events) => {
+                let changed = e.changed().clone();
+                check_changed(&records_before, e.state(), &changed, cmd.name())?;
                 let seqs: Vec<u64> = events.iter().map(|ev| ev.seq).collect();
                 let expected: Vec<u64> = (seq + 1..=seq + events.len() as u64).collect();
                 prop_assert_eq!(seqs, expected, "event sequence has a gap");

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use otc_engine::{BuyOrderId, Event, EventKind, ListingId, Timestamp, TradeId};
+use otc_engine::{BuyOrderId, Changed, Event, EventKind, ListingId, Timestamp, TradeId};
 
 use super::Writer;
 use crate::codec::{self, kind};
@@ -13,35 +13,20 @@ use crate::store::Store;
 /// History records of a group, by key: the latest version of each, in pieces.
 pub(crate) type History = std::collections::BTreeMap<[u8; 9], Vec<codec::KeyValue>>;
 
-/// Ids of the records a group changed, for the history records.
+/// The records a group changed (each once), from what the engine reports
+/// after each command.
 #[derive(Default)]
-pub(crate) struct Touched {
+pub(crate) struct GroupChanges {
     trades: BTreeSet<TradeId>,
     listings: BTreeSet<ListingId>,
     orders: BTreeSet<BuyOrderId>,
 }
 
-impl Touched {
-    pub(crate) fn add(&mut self, e: &Event) {
-        match &e.kind {
-            EventKind::TradeCreated { trade, .. }
-            | EventKind::TradeTransitioned { trade, .. }
-            | EventKind::AppealOpened { trade, .. }
-            | EventKind::EvidenceAdded { trade, .. }
-            | EventKind::AppealClaimed { trade, .. }
-            | EventKind::AppealUnclaimed { trade, .. }
-            | EventKind::AppealResolved { trade, .. }
-            | EventKind::AppealSettled { trade, .. } => {
-                self.trades.insert(*trade);
-            }
-            EventKind::ListingChanged { listing, .. } => {
-                self.listings.insert(*listing);
-            }
-            EventKind::BuyOrderChanged { order, .. } => {
-                self.orders.insert(*order);
-            }
-            _ => {}
-        }
+impl GroupChanges {
+    pub(crate) fn add(&mut self, c: &Changed) {
+        self.trades.extend(&c.trades);
+        self.listings.extend(&c.listings);
+        self.orders.extend(&c.orders);
     }
 }
 
@@ -84,7 +69,7 @@ impl Writer {
     pub(crate) fn collect_history(
         &self,
         batch: &mut sled::Batch,
-        ids: &Touched,
+        ids: &GroupChanges,
         history: &mut History,
     ) -> Result<(), StorageError> {
         let mut keep = |prefix: [u8; 9], pieces| {

@@ -16,7 +16,7 @@ mod history;
 pub mod idem;
 mod recovery;
 
-use history::{History, Touched, stage_event_indexes};
+use history::{GroupChanges, History, stage_event_indexes};
 pub use idem::{Earlier, IdemRecord, Replier, StoredKind, StoredOutcome};
 use idem::{Idempotency, command_fingerprint};
 
@@ -262,7 +262,8 @@ impl Writer {
         let started = Instant::now();
         let mut batch = sled::Batch::default();
         let mut done = Vec::with_capacity(requests.len());
-        let mut touched_ids = Touched::default();
+        // Records the group changed, as the engine reports them.
+        let mut changed = GroupChanges::default();
         let mut history = History::new();
         let mut journal = Vec::with_capacity(requests.len());
         let journal_first = self.journal_next;
@@ -273,10 +274,13 @@ impl Writer {
                 // Firing may forget records (an hour after they ended) that
                 // earlier requests of this group changed: take their final
                 // state while the engine still has it.
-                self.collect_history(&mut batch, &touched_ids, &mut history)?;
-                touched_ids = Touched::default();
+                self.collect_history(&mut batch, &changed, &mut history)?;
+                changed = GroupChanges::default();
             }
-            let one = self.apply_one(req, &mut batch, &mut touched_ids)?;
+            let one = self.apply_one(req, &mut batch)?;
+            if matches!(one.outcome, Outcome::Applied(_)) {
+                changed.add(self.engine.changed());
+            }
             if matches!(one.outcome, Outcome::Applied(_)) {
                 journal.push(JournalRef::Apply {
                     now: req.now,
@@ -304,7 +308,7 @@ impl Writer {
             )?;
         }
         let ids = self.idem.stage_group(&mut batch)?;
-        self.collect_history(&mut batch, &touched_ids, &mut history)?;
+        self.collect_history(&mut batch, &changed, &mut history)?;
         self.stage_collected_history(&mut batch, history)?;
         let applied = Instant::now();
         self.store.commit(batch)?;
@@ -320,12 +324,7 @@ impl Writer {
         Ok(done)
     }
 
-    fn apply_one(
-        &mut self,
-        raw: &Request,
-        batch: &mut sled::Batch,
-        touched_ids: &mut Touched,
-    ) -> Result<Done, StorageError> {
+    fn apply_one(&mut self, raw: &Request, batch: &mut sled::Batch) -> Result<Done, StorageError> {
         // Request ids are scoped by the caller (or, for internal requests,
         // the acting user): two users never collide.
         let scope = raw
@@ -390,7 +389,6 @@ impl Writer {
                 let new = &self.events[start..];
                 for e in new {
                     stage_event_indexes(batch, e)?;
-                    touched_ids.add(e);
                 }
                 if let (Some(bytes), Some(file)) = (attachment, attached(&raw.command)) {
                     Store::stage_blob(batch, &file.blob_id, bytes)?;
