@@ -645,17 +645,7 @@ async fn limits_follow_the_servers_settings() {
         "1KiB",
     ])
     .await;
-    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let (mut t, method) = seller(&s, seller_id, "100").await;
-    publish(&mut t, listing(&method, "7", "100", "7", "700", 0)).await;
-    let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("1"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let (_, mut buyer, trade) = open_trade(&s, "1").await;
     let chat = |text: &str, data: usize| pb::SendChatRequest {
         request_id: rid(),
         trade_id: trade.clone(),

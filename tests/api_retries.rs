@@ -114,6 +114,16 @@ async fn trader(s: &Server, u: Uuid) -> TradingServiceClient<Authed> {
     s.trading(u, Role::User).await
 }
 
+/// The user behind a trading client.
+async fn user_of(mut t: TradingServiceClient<Authed>) -> Uuid {
+    let acc = t
+        .get_account(pb::GetAccountRequest {})
+        .await
+        .expect("account")
+        .into_inner();
+    Uuid::parse_str(&acc.user_id).expect("uuid")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_mutating_rpc_returns_its_first_result_on_retry() {
     let s = Server::start(&[]).await;
@@ -546,17 +556,8 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_commit_and_reply_still_answers_the_first_result() {
     let mut s = Server::start(&[]).await;
-    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let (mut seller, method) = seller(&s, seller_id, "100").await;
-    publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
-    let mut buyer = trader(&s, buyer_id).await;
-    let trade = buyer
-        .place_buy(buy("10"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let (_, buyer, trade) = open_trade(&s, "10").await;
+    let buyer_id = user_of(buyer).await;
     let chat = pb::SendChatRequest {
         request_id: rid(),
         trade_id: trade.clone(),
@@ -608,17 +609,7 @@ async fn a_crash_between_commit_and_reply_still_answers_the_first_result() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     let s = Server::start(&["--fund-password-attempts", "2"]).await;
-    let (seller_id, buyer_id) = (Uuid::new_v4(), Uuid::new_v4());
-    let (mut seller, method) = seller(&s, seller_id, "100").await;
-    publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
-    let mut buyer = trader(&s, buyer_id).await;
-    let trade = buyer
-        .place_buy(buy("10"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let (mut seller, mut buyer, trade) = open_trade(&s, "10").await;
     mark_paid(&mut buyer, &trade).await;
     let wrong = pb::ReleaseRequest {
         request_id: rid(),

@@ -330,6 +330,29 @@ pub mod steps {
             .id
     }
 
+    /// A seller with 100 EB listed at 7 (7 – 700 CNY) and a buyer who bought
+    /// `coin` from it: (seller, buyer, trade id).
+    pub async fn open_trade(
+        s: &Server,
+        coin: &str,
+    ) -> (
+        TradingServiceClient<Authed>,
+        TradingServiceClient<Authed>,
+        String,
+    ) {
+        let (mut seller, method) = seller(s, uuid::Uuid::new_v4(), "100").await;
+        publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
+        let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
+        let trade = buyer
+            .place_buy(buy(coin))
+            .await
+            .expect("buy")
+            .into_inner()
+            .trade_ids
+            .swap_remove(0);
+        (seller, buyer, trade)
+    }
+
     /// A coin buy request.
     pub fn buy(amount: &str) -> pb::PlaceBuyRequest {
         pb::PlaceBuyRequest {
