@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::appeal::Appeal;
 use crate::buy::BuyOrder;
-use crate::command::{Command, FundPasswordProof, Verdict};
+use crate::changed::Changed;
+use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
 use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
@@ -132,34 +133,6 @@ pub struct Engine {
     touched: Vec<(UserId, Asset)>,
     /// Records changed since the shell last took them.
     pub(crate) changed: Changed,
-}
-
-/// The trades (with their appeals), listings and buy orders the last
-/// applied command changed, as the engine knows them (like raft-rs's
-/// `Ready`): the shell reads them with [`Engine::changed`] after each
-/// command to write the final state of those that ended, without inferring
-/// it from events. An id may appear more than once.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Changed {
-    /// Trades changed, or whose appeal changed.
-    pub trades: Vec<TradeId>,
-    /// Listings changed.
-    pub listings: Vec<ListingId>,
-    /// Buy orders changed.
-    pub orders: Vec<BuyOrderId>,
-}
-
-impl Changed {
-    fn clear(&mut self) {
-        self.trades.clear();
-        self.listings.clear();
-        self.orders.clear();
-    }
-
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.trades.is_empty() && self.listings.is_empty() && self.orders.is_empty()
-    }
 }
 
 /// Panics with a clear message: a broken engine invariant is a bug, and
@@ -315,35 +288,6 @@ impl Engine {
                 Err(rejection)
             }
         }
-    }
-
-    /// The records the last applied command changed (see [`Changed`]).
-    pub fn changed(&self) -> &Changed {
-        &self.changed
-    }
-
-    /// A trade being changed (marked in [`Changed`]).
-    pub(crate) fn trade_mut(&mut self, id: TradeId) -> &mut Trade {
-        self.changed.trades.push(id);
-        invariant(self.state.trades.get_mut(&id), "trade vanished").as_mut()
-    }
-
-    /// A trade's appeal being changed (its trade marked in [`Changed`]).
-    pub(crate) fn appeal_mut(&mut self, id: TradeId) -> &mut Appeal {
-        self.changed.trades.push(id);
-        invariant(self.state.appeals.get_mut(&id), "appeal vanished")
-    }
-
-    /// A listing being changed (marked in [`Changed`]).
-    pub(crate) fn listing_mut(&mut self, id: ListingId) -> &mut Listing {
-        self.changed.listings.push(id);
-        invariant(self.state.listings.get_mut(&id), "listing vanished").as_mut()
-    }
-
-    /// A buy order being changed (marked in [`Changed`]).
-    pub(crate) fn order_mut(&mut self, id: BuyOrderId) -> &mut BuyOrder {
-        self.changed.orders.push(id);
-        invariant(self.state.buy_orders.get_mut(&id), "buy order vanished")
     }
 
     /// The earliest pending deadline: when the shell should next apply
@@ -591,40 +535,6 @@ impl Engine {
     /// Whether either user blocked the other.
     pub fn is_blocked(&self, a: UserId, b: UserId) -> bool {
         self.state.blocks.contains(&(a, b)) || self.state.blocks.contains(&(b, a))
-    }
-
-    /// Checks a fund-password verdict (SPEC §6): a password is set, the
-    /// user is not locked, the verdict is about the current hash, and the
-    /// password matched. Each operation calls this last, after every other
-    /// check, so a wrong password is recorded (by `apply_into`) only for a
-    /// command that would otherwise have been carried out.
-    pub(crate) fn check_proof(
-        &self,
-        user: UserId,
-        proof: FundPasswordProof,
-        now: Timestamp,
-    ) -> Result<(), Rejection> {
-        let u = self.user(user).ok_or(Rejection::NoFundPassword)?;
-        let fund = u.fund_password.as_ref().ok_or(Rejection::NoFundPassword)?;
-        if let Some(until) = u.lock_at(now) {
-            return Err(Rejection::FundPasswordLocked { until });
-        }
-        if fund.version != proof.version {
-            // Checked against a hash that changed since: not counted.
-            return Err(Rejection::StaleFundPasswordProof);
-        }
-        match proof.verdict {
-            Verdict::Matched => Ok(()),
-            Verdict::Wrong => Err(Rejection::WrongFundPassword),
-            // The lock ended between the shell's look and now.
-            Verdict::Unchecked => Err(Rejection::FundPasswordUnchecked),
-        }
-    }
-
-    /// A right password ends a run of wrong ones.
-    pub(crate) fn password_succeeded(&mut self, user: UserId) {
-        let u = self.user_mut(user);
-        u.password_failures = 0;
     }
 
     // ---- validation -------------------------------------------------------

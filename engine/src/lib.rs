@@ -28,6 +28,7 @@
 
 pub mod appeal;
 pub mod buy;
+mod changed;
 pub mod command;
 pub mod config;
 mod engine;
@@ -50,11 +51,11 @@ pub mod timers;
 pub mod trade;
 pub mod users;
 
+pub use changed::Changed;
 pub use command::Command;
 pub use config::EngineConfig;
 pub use engine::{
-    Balance, Changed, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals,
-    TransferKind,
+    Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind,
 };
 pub use event::{Event, EventKind};
 pub use ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};

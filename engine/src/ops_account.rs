@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::command::FundPasswordProof;
+use crate::command::{FundPasswordProof, Verdict};
 use crate::engine::{Engine, ExternalRecord, TransferKind};
 use crate::event::EventKind;
 use crate::ids::{MethodId, Timestamp, UserId};
@@ -201,6 +201,40 @@ impl Engine {
         self.user_mut(user).methods.remove(&method);
         self.emit(now, EventKind::MethodRemoved { user, method });
         Ok(())
+    }
+
+    /// Checks a fund-password verdict (SPEC §6): a password is set, the
+    /// user is not locked, the verdict is about the current hash, and the
+    /// password matched. Each operation calls this last, after every other
+    /// check, so a wrong password is recorded (by `apply_into`) only for a
+    /// command that would otherwise have been carried out.
+    pub(crate) fn check_proof(
+        &self,
+        user: UserId,
+        proof: FundPasswordProof,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let u = self.user(user).ok_or(Rejection::NoFundPassword)?;
+        let fund = u.fund_password.as_ref().ok_or(Rejection::NoFundPassword)?;
+        if let Some(until) = u.lock_at(now) {
+            return Err(Rejection::FundPasswordLocked { until });
+        }
+        if fund.version != proof.version {
+            // Checked against a hash that changed since: not counted.
+            return Err(Rejection::StaleFundPasswordProof);
+        }
+        match proof.verdict {
+            Verdict::Matched => Ok(()),
+            Verdict::Wrong => Err(Rejection::WrongFundPassword),
+            // The lock ended between the shell's look and now.
+            Verdict::Unchecked => Err(Rejection::FundPasswordUnchecked),
+        }
+    }
+
+    /// A right password ends a run of wrong ones.
+    pub(crate) fn password_succeeded(&mut self, user: UserId) {
+        let u = self.user_mut(user);
+        u.password_failures = 0;
     }
 
     pub(crate) fn set_fund_password(
