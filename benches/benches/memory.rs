@@ -93,6 +93,7 @@ fn main() {
             methods: vec![method],
             payment_window_ms: None,
             terms: String::new(),
+            release_on_verified: false,
         };
         apply(
             &mut e,

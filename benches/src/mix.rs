@@ -133,6 +133,7 @@ impl Mix {
             methods: vec![method],
             payment_window_ms: None,
             terms: String::new(),
+            release_on_verified: false,
         }
     }
 

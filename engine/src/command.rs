@@ -11,8 +11,9 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{BuyOrderId, ListingId, MethodId, TradeId, UserId};
+use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, TradeId, UserId};
 use crate::money::{Asset, Fiat};
+use crate::payment::{ChannelProvider, GatewayPayment};
 use crate::users::{MethodDetails, MethodKind};
 
 /// What the shell found when it checked the fund password typed with a
@@ -95,6 +96,9 @@ pub struct ListingSpec {
     pub payment_window_ms: Option<i64>,
     /// Free text shown to buyers.
     pub terms: String,
+    /// Release as soon as a payment channel proves payment (SPEC §19);
+    /// needs a channel among `methods`.
+    pub release_on_verified: bool,
 }
 
 /// How much a buyer wants: in coin, or in fiat to spend.
@@ -161,6 +165,9 @@ pub struct FastSellRequest {
     pub amount: Decimal,
     /// The seller's bound method the merchant pays to.
     pub method: MethodId,
+    /// Release as soon as the channel proves payment (SPEC §19); needs
+    /// `method` to be a channel.
+    pub release_on_verified: bool,
 }
 
 /// A stored file attached to evidence; the bytes live in storage.
@@ -295,6 +302,20 @@ pub enum Command {
         resolution: Resolution,
         note: String,
     },
+    /// Admin assigns a payment channel to a seller or merchant (SPEC §19).
+    AssignChannel {
+        user: UserId,
+        channel: String,
+        provider: ChannelProvider,
+    },
+    /// A payment a channel's gateway proved (the shell verified it).
+    GatewayPayment(GatewayPayment),
+    /// A CS agent closes a payment anomaly with a note.
+    ResolveAnomaly {
+        agent: UserId,
+        anomaly: AnomalyId,
+        note: String,
+    },
     /// Fire every deadline due at `now`.
     FireDue,
 }
@@ -346,8 +367,10 @@ impl Command {
             }
             C::ClaimAppeal { agent, .. }
             | C::UnclaimAppeal { agent, .. }
-            | C::ResolveAppeal { agent, .. } => Some(*agent),
-            C::FireDue => None,
+            | C::ResolveAppeal { agent, .. }
+            | C::ResolveAnomaly { agent, .. } => Some(*agent),
+            C::AssignChannel { user, .. } => Some(*user),
+            C::GatewayPayment(_) | C::FireDue => None,
         }
     }
 
@@ -380,6 +403,9 @@ impl Command {
             Command::ClaimAppeal { .. } => "claim appeal",
             Command::UnclaimAppeal { .. } => "unclaim appeal",
             Command::ResolveAppeal { .. } => "resolve appeal",
+            Command::AssignChannel { .. } => "assign channel",
+            Command::GatewayPayment(_) => "gateway payment",
+            Command::ResolveAnomaly { .. } => "resolve anomaly",
             Command::FireDue => "fire due deadlines",
         }
     }

@@ -16,10 +16,11 @@ use crate::changed::Changed;
 use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
-use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
+use crate::ids::{AnomalyId, BuyOrderId, ListingId, Timestamp, TradeId, UserId};
 use crate::listing::{Book, Listing};
 use crate::merchant::Merchant;
 use crate::money::{Asset, AssetSpec, CoinAmount, Fiat, FiatAmount, FiatSpec, Price};
+use crate::payment::Anomaly;
 use crate::record::SellerHistory;
 use crate::rejection::Rejection;
 use crate::timers::Deadlines;
@@ -116,6 +117,13 @@ pub struct State {
     pub user_listings: BTreeSet<(UserId, ListingId)>,
     /// Each user's buy orders.
     pub user_buy_orders: BTreeSet<(UserId, BuyOrderId)>,
+    /// Payment anomalies (SPEC §19), kept for good: they are rare and each
+    /// is money someone must account for.
+    pub anomalies: BTreeMap<AnomalyId, Anomaly>,
+    /// Anomalies by (channel, provider transaction id), to recognise repeats.
+    pub anomaly_txns: BTreeMap<(String, String), AnomalyId>,
+    /// Anomalies CS has not closed, oldest first.
+    pub open_anomalies: BTreeSet<AnomalyId>,
 }
 
 /// The deterministic P2P OTC engine.
@@ -378,6 +386,17 @@ impl Engine {
                 resolution,
                 note,
             } => self.resolve_appeal(*agent, *trade, *resolution, note, now),
+            C::AssignChannel {
+                user,
+                channel,
+                provider,
+            } => self.assign_channel(*user, channel, *provider, now),
+            C::GatewayPayment(payment) => self.gateway_payment(payment, now),
+            C::ResolveAnomaly {
+                agent,
+                anomaly,
+                note,
+            } => self.resolve_anomaly(*agent, *anomaly, note, now),
             C::FireDue => {
                 self.fire_deadlines(now);
                 Ok(())

@@ -8,9 +8,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::buy::BuyOrderState;
 use crate::command::{AttachmentRef, Resolution};
-use crate::ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
+use crate::ids::{
+    AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId,
+};
 use crate::listing::ListingState;
 use crate::money::{Asset, CoinAmount, FiatAmount, Price};
+use crate::payment::{AnomalyKind, ChannelProvider};
 use crate::trade::{Actor, TradeStateKind, TransitionReason};
 use crate::users::MethodKind;
 
@@ -162,6 +165,30 @@ pub enum EventKind {
         agent: UserId,
         resolution: Resolution,
     },
+    /// An admin assigned a payment channel to a user.
+    ChannelAssigned {
+        user: UserId,
+        channel: String,
+        provider: ChannelProvider,
+    },
+    /// A payment channel proved a trade's payment (SPEC §19).
+    PaymentVerified {
+        trade: TradeId,
+        seller: UserId,
+        buyer: UserId,
+        channel: String,
+        txn_id: String,
+        amount: Decimal,
+    },
+    /// A verified payment that could not simply pay its trade.
+    PaymentAnomaly {
+        anomaly: AnomalyId,
+        kind: AnomalyKind,
+        trade: Option<TradeId>,
+        channel: String,
+    },
+    /// CS closed a payment anomaly.
+    AnomalyResolved { anomaly: AnomalyId, agent: UserId },
     /// The parties settled an appeal themselves.
     AppealSettled {
         trade: TradeId,
@@ -201,7 +228,9 @@ impl Event {
             | FundPasswordSet { user }
             | FundPasswordFailed { user, .. }
             | Blocked { user, .. }
-            | Unblocked { user, .. } => one(*user),
+            | Unblocked { user, .. }
+            | ChannelAssigned { user, .. } => one(*user),
+            PaymentVerified { seller, buyer, .. } => two(*seller, *buyer, false),
             MerchantRegistered { merchant }
             | MerchantCapacitySet { merchant }
             | MerchantOnlineSet { merchant, .. } => one(*merchant),
@@ -224,7 +253,10 @@ impl Event {
             | EvidenceAdded { seller, buyer, .. }
             | AppealResolved { seller, buyer, .. }
             | AppealSettled { seller, buyer, .. } => two(*seller, *buyer, true),
-            AppealClaimed { .. } | AppealUnclaimed { .. } => Audience {
+            AppealClaimed { .. }
+            | AppealUnclaimed { .. }
+            | PaymentAnomaly { .. }
+            | AnomalyResolved { .. } => Audience {
                 users: [None, None],
                 support: true,
             },

@@ -70,6 +70,7 @@ u64_id! {
     BuyOrderId => "B",
     MethodId => "M",
     EvidenceId => "E",
+    AnomalyId => "A",
 }
 
 /// Milliseconds in a second, for readable durations.

@@ -21,6 +21,7 @@
 //! - [`listing`], [`buy`], [`trade`], [`appeal`], [`merchant`]: domain records.
 //! - [`timers`]: deadlines as data.
 //! - [`record`]: the seller's 30-day record.
+//! - [`payment`]: verified payment channels: gateway facts and anomalies (SPEC §19).
 //! - `engine` (re-exported): the state and `apply`; `ops_*`: the handlers;
 //!   `invariants`: the checks and digest; `query`: read views.
 
@@ -42,8 +43,10 @@ mod ops_account;
 mod ops_appeal;
 mod ops_buy;
 mod ops_fast;
+mod ops_gateway;
 mod ops_listing;
 mod ops_trade;
+pub mod payment;
 mod query;
 pub mod record;
 pub mod rejection;
@@ -58,7 +61,7 @@ pub use engine::{
     Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind,
 };
 pub use event::{Event, EventKind};
-pub use ids::{BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
+pub use ids::{AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
 pub use invariants::state_digest;
 pub use money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 pub use ops_appeal::ATTACHMENT_TYPES;

@@ -74,6 +74,8 @@ pub struct Listing {
     pub payment_window_ms: i64,
     /// Free text for buyers.
     pub terms: String,
+    /// Its trades on a channel release when the channel proves payment.
+    pub release_on_verified: bool,
     /// When it was published.
     pub created_at: Timestamp,
     /// Its state.

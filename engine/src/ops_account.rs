@@ -155,6 +155,7 @@ impl Engine {
         details
             .validate()
             .map_err(|(field, reason)| Rejection::field(field, reason))?;
+        self.check_channel_method(user, details)?;
         let max = self.config.methods_per_user_max;
         let count = self.user(user).map_or(0, |u| u.methods.len());
         if count >= max as usize {

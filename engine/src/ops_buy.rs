@@ -425,10 +425,12 @@ impl Engine {
         l.open_trades += 1;
         let (seller, asset, fiat, price, window) =
             (l.seller, l.asset, l.fiat, l.price, l.payment_window_ms);
+        let release = l.release_on_verified && self.is_channel(seller, fill.method);
         let trade = self.new_trade(id, seller, buyer, (asset, fiat, price), fill, window, now);
         let trade = Trade {
             listing: Some(listing),
             buy_order,
+            release_on_verified: release,
             ..trade
         };
         self.insert_trade(trade, now);
@@ -481,6 +483,8 @@ impl Engine {
                 pay_by: now.plus_ms(window_ms),
             },
             fast_match: None,
+            release_on_verified: false,
+            payments: Vec::new(),
             timeline: {
                 let mut timeline = Vec::with_capacity(4);
                 timeline.push(created);

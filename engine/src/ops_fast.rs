@@ -23,6 +23,7 @@ struct Sale {
     fiat: Fiat,
     coin: CoinAmount,
     kind: MethodKind,
+    release_on_verified: bool,
 }
 
 impl Engine {
@@ -197,6 +198,12 @@ impl Engine {
             .and_then(|u| u.methods.get(&req.method))
             .map(|m| m.details.kind())
             .ok_or(Rejection::UnknownMethod(req.method))?;
+        if req.release_on_verified && !self.is_channel(seller, req.method) {
+            return Err(Rejection::field(
+                "release_on_verified_payment",
+                "needs method_id to be a payment channel",
+            ));
+        }
         self.require_available(seller, req.asset, coin)?;
         let sale = Sale {
             seller,
@@ -204,6 +211,7 @@ impl Engine {
             fiat: req.fiat,
             coin,
             kind,
+            release_on_verified: req.release_on_verified,
         };
         let (merchant, quote) = self.select_merchant(&sale, &[])?;
         // The password last (see `publish`).
@@ -253,6 +261,7 @@ impl Engine {
         );
         let mut trade = Trade {
             fast_match: Some(link),
+            release_on_verified: sale.release_on_verified,
             ..trade
         };
         trade.timeline[0].actor = Actor::Seller(sale.seller);
@@ -275,6 +284,7 @@ impl Engine {
             fiat: t.fiat,
             coin: t.coin,
             kind,
+            release_on_verified: t.release_on_verified,
         };
         let next = if link.attempt < self.config.fast_match_tries_max {
             self.select_merchant(&sale, &link.tried).ok()

@@ -77,6 +77,12 @@ impl Engine {
             return Err(Rejection::UnknownMethod(*m));
         }
         self.text_arg("terms", &spec.terms, false)?;
+        if spec.release_on_verified && !methods.iter().any(|m| self.is_channel(seller, *m)) {
+            return Err(Rejection::field(
+                "release_on_verified_payment",
+                "needs a payment channel among the listing's methods",
+            ));
+        }
         Ok(Listing {
             id: ListingId(0),
             seller,
@@ -90,6 +96,7 @@ impl Engine {
             methods,
             payment_window_ms: window,
             terms: spec.terms.clone(),
+            release_on_verified: spec.release_on_verified,
             created_at: now,
             state: ListingState::Active,
             open_trades: 0,

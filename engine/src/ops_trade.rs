@@ -21,9 +21,9 @@ use crate::trade::{
 /// A decided transition, ready to carry out.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Decision {
-    actor: Actor,
-    to: TradeState,
-    reason: TransitionReason,
+    pub(crate) actor: Actor,
+    pub(crate) to: TradeState,
+    pub(crate) reason: TransitionReason,
 }
 
 impl Engine {
@@ -172,6 +172,13 @@ impl Engine {
                 self.state
                     .deadlines
                     .add(auto_appeal_at, Deadline::AutoAppeal(id));
+            }
+            (S::AwaitingPayment { pay_by }, S::Appealed { .. }) => {
+                // A channel proved a payment of another amount (SPEC §19).
+                self.state
+                    .deadlines
+                    .cancel(pay_by, Deadline::PaymentDue(id));
+                self.appeal_opened(&t, d.actor, text, now);
             }
             (S::AwaitingPayment { pay_by }, S::Cancelled { reason, .. }) => {
                 self.state
@@ -506,6 +513,8 @@ impl Trade {
             created_at: self.created_at,
             state: self.state,
             fast_match: self.fast_match.clone(),
+            release_on_verified: self.release_on_verified,
+            payments: Vec::new(),
             timeline: Vec::new(),
         }
     }

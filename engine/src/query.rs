@@ -36,6 +36,37 @@ impl Engine {
         self.state.appeals.get(&trade)
     }
 
+    /// Payment anomalies after `after`, oldest first; only open ones unless
+    /// `include_resolved` (SPEC §19).
+    pub fn anomalies(
+        &self,
+        include_resolved: bool,
+        after: Option<crate::ids::AnomalyId>,
+    ) -> Box<dyn Iterator<Item = &crate::payment::Anomaly> + '_> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        if include_resolved {
+            Box::new(
+                self.state
+                    .anomalies
+                    .range((from, Unbounded))
+                    .map(|(_, a)| a),
+            )
+        } else {
+            Box::new(
+                self.state
+                    .open_anomalies
+                    .range((from, Unbounded))
+                    .filter_map(|id| self.state.anomalies.get(id)),
+            )
+        }
+    }
+
+    /// A payment anomaly by id.
+    pub fn anomaly(&self, id: crate::ids::AnomalyId) -> Option<&crate::payment::Anomaly> {
+        self.state.anomalies.get(&id)
+    }
+
     /// A buy order by id.
     pub fn buy_order(&self, id: BuyOrderId) -> Option<&BuyOrder> {
         self.state.buy_orders.get(&id)

@@ -7,7 +7,7 @@
 
 use rust_decimal::Decimal;
 
-use crate::ids::{BuyOrderId, ListingId, MethodId, Timestamp, TradeId, UserId};
+use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, Timestamp, TradeId, UserId};
 use crate::money::{AmountError, Asset, Fiat};
 
 /// The class of a rejection; the API maps it to a status code.
@@ -195,6 +195,19 @@ pub enum Rejection {
     /// A trade the caller is not a party to.
     #[error("trade {0} not found")]
     TradeNotFound(TradeId),
+    /// A notification whose provider transaction id was applied before
+    /// (SPEC §19): nothing changes, and the gateway is told success.
+    #[error("payment {0} was already applied")]
+    DuplicatePayment(String),
+    /// A channel method bound by a user the channel is not assigned to.
+    #[error("payment channel {0} is not assigned to you; an admin assigns channels")]
+    ChannelNotAssigned(String),
+    /// The trade does not pay through a payment channel.
+    #[error("trade {0} is not paid through a payment channel")]
+    NotOnChannel(TradeId),
+    /// No such payment anomaly.
+    #[error("payment anomaly {0} not found")]
+    AnomalyNotFound(AnomalyId),
     /// An appeal claimed by another agent.
     #[error("appeal on trade {trade} is held by agent {holder}; they must hand it back first")]
     ClaimedByOther {
@@ -217,10 +230,11 @@ impl Rejection {
             | ListingNotFound(_)
             | BuyOrderNotFound(_)
             | TradeNotFound(_)
+            | AnomalyNotFound(_)
             | UnknownMethod(_) => RejectionKind::NotFound,
             NotAllowed(_) | NotAMerchant | ClaimedByOther { .. } => RejectionKind::PermissionDenied,
             LimitReached { .. } => RejectionKind::ResourceExhausted,
-            ExternalRefReused(_) => RejectionKind::AlreadyExists,
+            ExternalRefReused(_) | DuplicatePayment(_) => RejectionKind::AlreadyExists,
             InsufficientBalance { .. }
             | NotReadyToSell { .. }
             | MethodInUse { .. }
@@ -239,6 +253,8 @@ impl Rejection {
             | NoMatch(_)
             | NoFittingMerchant(_)
             | CancelLimitReached { .. }
+            | ChannelNotAssigned(_)
+            | NotOnChannel(_)
             | SelfAction(_) => RejectionKind::FailedPrecondition,
         }
     }

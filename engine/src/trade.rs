@@ -114,6 +114,9 @@ pub enum Actor {
     Support(UserId),
     /// A timer.
     System,
+    /// A payment channel's verified notification (SPEC §19); the timeline
+    /// entry beside it names the channel.
+    Gateway,
 }
 
 /// Why a transition happened; recorded in the timeline and events.
@@ -141,6 +144,12 @@ pub enum TransitionReason {
     SettledBySellerRelease,
     /// The buyer withdrew the appeal, admitting no payment.
     BuyerWithdrewAppeal,
+    /// A payment channel proved the payment (SPEC §19).
+    GatewayVerified,
+    /// The seller opted in to release on verified payment.
+    ReleasedOnVerifiedPayment,
+    /// The gateway proved a payment of another amount; the system appealed.
+    GatewayAmountMismatch,
 }
 
 /// An action on a trade, before knowing whether it is allowed.
@@ -160,6 +169,12 @@ pub enum TradeAction {
     PaymentTimeout,
     /// Timer: paid too long ago without release.
     AutoAppeal,
+    /// Gateway: a verified payment of the right amount.
+    GatewayPaid,
+    /// Gateway: release, as the seller opted in at publish.
+    GatewayRelease,
+    /// Gateway: a verified payment of another amount.
+    GatewayMismatch,
 }
 
 impl TradeAction {
@@ -174,6 +189,9 @@ impl TradeAction {
             TradeAction::Resolve(Resolution::Refund) => "resolve (refund)",
             TradeAction::PaymentTimeout => "time out",
             TradeAction::AutoAppeal => "auto-appeal",
+            TradeAction::GatewayPaid => "mark paid (gateway)",
+            TradeAction::GatewayRelease => "release (gateway)",
+            TradeAction::GatewayMismatch => "appeal (gateway amount)",
         }
     }
 }
@@ -196,6 +214,17 @@ pub enum TimelineWhat {
     AppealUnclaimed,
     /// Evidence was added.
     EvidenceAdded(EvidenceId),
+    /// A payment channel proved a payment (SPEC §19): verified evidence.
+    PaymentVerified {
+        /// The channel.
+        channel: String,
+        /// The provider's transaction id.
+        txn_id: String,
+        /// The amount paid.
+        amount: rust_decimal::Decimal,
+        /// When the gateway says it was paid.
+        paid_at: Option<Timestamp>,
+    },
 }
 
 /// One line of a trade's history.
@@ -255,6 +284,11 @@ pub struct Trade {
     pub state: TradeState,
     /// Fast-match chain, if any.
     pub fast_match: Option<FastMatchLink>,
+    /// The seller opted in to release when a channel proves payment.
+    pub release_on_verified: bool,
+    /// Payments a channel proved for it (SPEC §19), kept with its history
+    /// so a notification repeated days later is still recognised.
+    pub payments: Vec<crate::payment::VerifiedPayment>,
     /// Every transition and agent action, in order.
     pub timeline: Vec<TimelineEntry>,
 }
@@ -270,6 +304,8 @@ pub enum Party {
     Support,
     /// A timer.
     System,
+    /// A payment channel's verified notification.
+    Gateway,
 }
 
 impl Trade {
@@ -282,7 +318,10 @@ impl Trade {
             | (A::Release, Party::Seller)
             | (A::OpenAppeal, Party::Buyer | Party::Seller)
             | (A::Resolve(_), Party::Support)
-            | (A::PaymentTimeout | A::AutoAppeal, Party::System) => return Ok(()),
+            | (A::PaymentTimeout | A::AutoAppeal, Party::System)
+            | (A::GatewayPaid | A::GatewayRelease | A::GatewayMismatch, Party::Gateway) => {
+                return Ok(());
+            }
             (A::Cancel, _) => {
                 "the seller can never cancel a trade; open an appeal if the fiat did not arrive"
             }
@@ -329,6 +368,26 @@ impl Trade {
                 };
                 Ok((paid, R::MarkedPaid))
             }
+            // The gateway's payment time was checked against the window
+            // before (a late one is an anomaly, not a transition).
+            (S::AwaitingPayment { .. }, A::GatewayPaid) => Ok((
+                S::Paid {
+                    paid_at: now,
+                    appeal_from: now.plus_ms(cfg.appeal_after_ms),
+                    auto_appeal_at: now.plus_ms(cfg.auto_appeal_after_ms),
+                },
+                R::GatewayVerified,
+            )),
+            (S::AwaitingPayment { .. }, A::GatewayMismatch) => {
+                Ok((S::Appealed { paid_at: now }, R::GatewayAmountMismatch))
+            }
+            (S::Paid { paid_at, .. }, A::GatewayMismatch) => {
+                Ok((S::Appealed { paid_at }, R::GatewayAmountMismatch))
+            }
+            (S::Paid { paid_at, .. }, A::GatewayRelease) => Ok((
+                S::Released { paid_at, at: now },
+                R::ReleasedOnVerifiedPayment,
+            )),
             (S::AwaitingPayment { .. }, A::Cancel) => cancelled(R::BuyerCancelled),
             (S::AwaitingPayment { pay_by }, A::PaymentTimeout) if now >= pay_by => {
                 cancelled(R::PaymentTimeout)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{MethodId, Timestamp};
+use crate::payment::{ChannelProvider, check_channel_name};
 
 /// Longest holder name, bank name or account handle, in characters.
 pub const METHOD_FIELD_CHARS_MAX: usize = 64;
@@ -52,6 +53,13 @@ pub enum MethodDetails {
         /// Account handle.
         account: String,
     },
+    /// A payment channel an admin assigned to this user (SPEC §19).
+    Channel {
+        /// The channel's name in the operator's channels file.
+        channel: String,
+        /// Its gateway.
+        provider: ChannelProvider,
+    },
 }
 
 impl MethodDetails {
@@ -61,6 +69,13 @@ impl MethodDetails {
             MethodDetails::Bank { .. } => MethodKind::Bank,
             MethodDetails::Alipay { .. } => MethodKind::Alipay,
             MethodDetails::WeChat { .. } => MethodKind::WeChat,
+            // Buyers choose by how they pay: a channel is paid with its
+            // gateway's app (a generic processor counts as a bank transfer).
+            MethodDetails::Channel { provider, .. } => match provider {
+                ChannelProvider::Alipay => MethodKind::Alipay,
+                ChannelProvider::WeChatPay => MethodKind::WeChat,
+                ChannelProvider::Hmac => MethodKind::Bank,
+            },
         }
     }
 
@@ -106,6 +121,9 @@ impl MethodDetails {
             | MethodDetails::WeChat { holder, account } => {
                 text("holder", holder)?;
                 text("account", account)
+            }
+            MethodDetails::Channel { channel, .. } => {
+                check_channel_name(channel).map_err(|why| ("channel", why))
             }
         }
     }
@@ -172,6 +190,8 @@ pub struct UserState {
     pub cancel_day: i64,
     /// Cancels and payment timeouts as buyer on `cancel_day`.
     pub cancels_today: u32,
+    /// Payment channels an admin assigned to this user (SPEC §19).
+    pub channels: BTreeMap<String, ChannelProvider>,
 }
 
 impl UserState {

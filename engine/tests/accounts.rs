@@ -296,6 +296,7 @@ fn fast_sell(
         fiat: cny(),
         amount: d(amount),
         method,
+        release_on_verified: false,
     };
     let r = w.e.apply(
         &Command::FastSell {

@@ -143,6 +143,7 @@ impl Workload {
             methods,
             payment_window_ms: None,
             terms: String::new(),
+            release_on_verified: false,
         };
         Command::PublishListing {
             seller,

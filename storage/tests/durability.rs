@@ -498,6 +498,7 @@ fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
         methods: vec![method],
         payment_window_ms: None,
         terms: String::new(),
+        release_on_verified: false,
     };
     let published = one(
         &mut w,

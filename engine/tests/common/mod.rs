@@ -183,6 +183,7 @@ impl World {
             methods,
             payment_window_ms: None,
             terms: String::new(),
+            release_on_verified: false,
         }
     }
 

@@ -1,0 +1,518 @@
+//! Verified payment channels (SPEC §19): what a gateway's proof does to a
+//! trade, anomalies, duplicates (also after the engine forgot the trade),
+//! and the race with the payment-window timer. Invariants are checked after
+//! every command by `World`.
+
+mod common;
+
+use common::*;
+use otc_engine::payment::{
+    AnomalyKind, ChannelProvider, EndedTrade, GatewayPayment, payment_reference,
+};
+use otc_engine::trade::{Actor, TimelineWhat, TradeStateKind, TransitionReason};
+use otc_engine::users::MethodDetails;
+use otc_engine::{Command, EventKind, Rejection, Timestamp, TradeId, UserId};
+
+const S: u8 = 1;
+const B: u8 = 2;
+const AGENT: u8 = 9;
+const CH: &str = "alipay-main";
+
+fn channel() -> MethodDetails {
+    MethodDetails::Channel {
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    }
+}
+
+/// A seller whose only method is the channel, with 10 EB and a password.
+fn channel_seller(w: &mut World) {
+    w.deposit(user(S), "10");
+    w.ok(Command::AssignChannel {
+        user: user(S),
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    });
+    w.bind(user(S), channel());
+    w.set_password(user(S));
+}
+
+/// A listing of 10 EB at 7 CNY, opting in to release or not, and a trade of
+/// 2 EB (14.00 CNY) on it.
+fn trade(w: &mut World, release: bool) -> TradeId {
+    channel_seller(w);
+    let mut spec = w.spec(user(S), "7", "10", "1", "70");
+    spec.release_on_verified = release;
+    w.publish_spec(user(S), spec);
+    w.buy_coin(user(B), "2")
+}
+
+fn pay(t: TradeId, txn: &str, amount: &str) -> GatewayPayment {
+    GatewayPayment {
+        channel: CH.into(),
+        reference: payment_reference(t),
+        txn_id: txn.into(),
+        amount: d(amount),
+        currency: "CNY".into(),
+        paid_at: None,
+        ended: None,
+    }
+}
+
+fn anomaly_kind(events: &[otc_engine::Event]) -> Option<AnomalyKind> {
+    events.iter().find_map(|e| match &e.kind {
+        EventKind::PaymentAnomaly { kind, .. } => Some(kind.clone()),
+        _ => None,
+    })
+}
+
+fn duplicate(w: &mut World, p: GatewayPayment) {
+    let r = w.err(Command::GatewayPayment(p));
+    assert!(matches!(r, Rejection::DuplicatePayment(_)), "{r}");
+}
+
+#[test]
+fn a_channel_is_bound_only_once_assigned() {
+    let mut w = World::default();
+    let r = w.err(Command::BindMethod {
+        user: user(S),
+        details: channel(),
+    });
+    assert!(matches!(r, Rejection::ChannelNotAssigned(_)), "{r}");
+    w.ok(Command::AssignChannel {
+        user: user(S),
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    });
+    // Assigned as alipay: binding it as another provider is refused.
+    let r = w.err(Command::BindMethod {
+        user: user(S),
+        details: MethodDetails::Channel {
+            channel: CH.into(),
+            provider: ChannelProvider::Hmac,
+        },
+    });
+    assert!(matches!(r, Rejection::ChannelNotAssigned(_)), "{r}");
+    w.bind(user(S), channel());
+    let r = w.err(Command::AssignChannel {
+        user: user(S),
+        channel: "Bad Name".into(),
+        provider: ChannelProvider::Alipay,
+    });
+    assert!(
+        matches!(
+            r,
+            Rejection::InvalidField {
+                field: "channel",
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn release_on_verified_payment_needs_a_channel() {
+    let mut w = World::default();
+    w.seller(user(S), "10");
+    let mut spec = w.spec(user(S), "7", "10", "1", "70");
+    spec.release_on_verified = true;
+    let proof = w.proof(user(S));
+    let r = w.err(Command::PublishListing {
+        seller: user(S),
+        proof,
+        spec,
+    });
+    assert!(
+        matches!(
+            r,
+            Rejection::InvalidField {
+                field: "release_on_verified_payment",
+                ..
+            }
+        ),
+        "{r}"
+    );
+}
+
+#[test]
+fn a_verified_payment_marks_the_trade_paid_once() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let events = w.ok(Command::GatewayPayment(pay(t, "2026120122001", "14.00")));
+    assert_eq!(w.state_of(t), "PAID");
+    assert!(events.iter().any(|e| matches!(
+        &e.kind,
+        EventKind::TradeTransitioned {
+            actor: Actor::Gateway,
+            reason: TransitionReason::GatewayVerified,
+            ..
+        }
+    )));
+    let trade = w.e.trade(t).expect("trade");
+    assert_eq!(trade.payments.len(), 1);
+    assert!(trade.timeline.iter().any(|e| matches!(
+        &e.what,
+        TimelineWhat::PaymentVerified { txn_id, .. } if txn_id == "2026120122001"
+    )));
+    // "14" is the same amount as "14.00": exact decimal comparison.
+    duplicate(&mut w, pay(t, "2026120122001", "14"));
+    // Coin stays escrowed: the seller did not opt in.
+    assert_eq!(w.bal(user(S)), (d("0"), d("10")));
+    w.release(user(S), t);
+    assert_eq!(w.bal(user(B)), (d("2"), d("0")));
+}
+
+#[test]
+fn opted_in_trades_are_paid_and_released_in_one_step() {
+    let mut w = World::default();
+    let t = trade(&mut w, true);
+    let events = w.ok(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    assert_eq!(w.state_of(t), "RELEASED");
+    let reasons: Vec<_> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TradeTransitioned { reason, .. } => Some(*reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            TransitionReason::GatewayVerified,
+            TransitionReason::ReleasedOnVerifiedPayment
+        ]
+    );
+    assert_eq!(w.bal(user(B)), (d("2"), d("0")));
+    assert_eq!(w.bal(user(S)), (d("0"), d("8")));
+    duplicate(&mut w, pay(t, "tx1", "14.00"));
+    assert_eq!(w.bal(user(B)), (d("2"), d("0")));
+}
+
+#[test]
+fn a_trade_paid_by_click_gets_the_evidence_and_opted_in_ones_release() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
+    w.ok(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    assert_eq!(w.state_of(t), "PAID");
+    assert_eq!(w.e.trade(t).expect("trade").payments.len(), 1);
+
+    let mut w = World::default();
+    let t = trade(&mut w, true);
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
+    w.ok(Command::GatewayPayment(pay(t, "tx9", "14.00")));
+    assert_eq!(w.state_of(t), "RELEASED");
+}
+
+#[test]
+fn a_wrong_amount_is_an_anomaly_and_the_system_appeals() {
+    let mut w = World::default();
+    let t = trade(&mut w, true);
+    let events = w.ok(Command::GatewayPayment(pay(t, "tx1", "13.99")));
+    assert!(matches!(
+        anomaly_kind(&events),
+        Some(AnomalyKind::WrongAmount { .. })
+    ));
+    // Opted in, but a wrong amount never releases.
+    assert_eq!(w.state_of(t), "APPEALED");
+    let appeal = w.e.appeal(t).expect("appeal");
+    assert_eq!(appeal.opened_by, Actor::Gateway);
+    assert!(
+        appeal.reason.contains("13.99") && appeal.reason.contains("14.00"),
+        "{}",
+        appeal.reason
+    );
+    assert_eq!(w.e.state().open_anomalies.len(), 1);
+    duplicate(&mut w, pay(t, "tx1", "13.99"));
+    // A foreign currency is a wrong amount too.
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let mut p = pay(t, "tx2", "14.00");
+    p.currency = "USD".into();
+    let events = w.ok(Command::GatewayPayment(p));
+    assert!(matches!(
+        anomaly_kind(&events),
+        Some(AnomalyKind::WrongAmount { .. })
+    ));
+    assert_eq!(w.state_of(t), "APPEALED");
+}
+
+#[test]
+fn payments_after_the_end_are_anomalies() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    w.advance(minutes(16));
+    assert_eq!(w.state_of(t), "CANCELLED");
+    let events = w.ok(Command::GatewayPayment(pay(t, "late", "14.00")));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::PaidAfterCancel));
+    duplicate(&mut w, pay(t, "late", "14.00"));
+
+    let t2 = w.buy_coin(user(B), "1");
+    w.ok(Command::GatewayPayment(pay(t2, "ok", "7.00")));
+    w.release(user(S), t2);
+    let events = w.ok(Command::GatewayPayment(pay(t2, "second", "7.00")));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::AlreadyEnded));
+
+    let events = w.ok(Command::GatewayPayment(GatewayPayment {
+        reference: "ORDER-FROM-ELSEWHERE".into(),
+        ..pay(t2, "stranger", "7.00")
+    }));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::UnknownReference));
+    assert_eq!(w.e.state().open_anomalies.len(), 3);
+}
+
+#[test]
+fn a_payment_to_another_channel_or_a_bank_trade_names_no_trade() {
+    let mut w = World::default();
+    w.seller(user(S), "10"); // Alipay account, not a channel.
+    w.publish(user(S), "7", "10", "1", "70");
+    let t = w.buy_coin(user(B), "1");
+    let events = w.ok(Command::GatewayPayment(pay(t, "tx", "7.00")));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::UnknownReference));
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+}
+
+#[test]
+fn the_gateway_time_decides_a_race_with_the_window_timer() {
+    // Paid at the gateway in time, notified after the window, before the
+    // timer ran: paid. Exactly one outcome.
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let pay_by = w.now.plus_ms(minutes(15));
+    w.now = pay_by.plus_ms(500);
+    let mut p = pay(t, "tx", "14.00");
+    p.paid_at = Some(Timestamp(pay_by.0 - 1_000));
+    w.ok(Command::GatewayPayment(p));
+    assert_eq!(w.state_of(t), "PAID");
+    w.advance(0);
+    assert_eq!(w.state_of(t), "PAID");
+
+    // Paid at or after the deadline: an anomaly, and the timer cancels.
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    w.now = pay_by;
+    let mut p = pay(t, "tx", "14.00");
+    p.paid_at = Some(pay_by);
+    let events = w.ok(Command::GatewayPayment(p));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::PaidAfterCancel));
+    w.advance(0);
+    assert_eq!(w.state_of(t), "CANCELLED");
+}
+
+#[test]
+fn duplicates_are_recognised_after_the_engine_forgot_the_trade() {
+    let mut w = World::default();
+    let t = trade(&mut w, true);
+    w.ok(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    w.advance(3 * 24 * 60 * minutes(1));
+    assert!(w.e.trade(t).is_none(), "ended trades leave the working set");
+    let ended = EndedTrade {
+        trade: t,
+        state: TradeStateKind::Released,
+        txn_ids: vec!["tx1".into()],
+    };
+    duplicate(
+        &mut w,
+        GatewayPayment {
+            ended: Some(ended.clone()),
+            ..pay(t, "tx1", "14.00")
+        },
+    );
+    let events = w.ok(Command::GatewayPayment(GatewayPayment {
+        ended: Some(ended),
+        ..pay(t, "tx2", "14.00")
+    }));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::AlreadyEnded));
+}
+
+#[test]
+fn cs_resolves_anomalies_with_a_note() {
+    let mut w = World::default();
+    let events = w.ok(Command::GatewayPayment(GatewayPayment {
+        reference: "nobody".into(),
+        ..pay(TradeId(1), "tx", "5.00")
+    }));
+    let id = events
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::PaymentAnomaly { anomaly, .. } => Some(*anomaly),
+            _ => None,
+        })
+        .expect("anomaly");
+    let agent: UserId = user(AGENT);
+    let r = w.err(Command::ResolveAnomaly {
+        agent,
+        anomaly: id,
+        note: " ".into(),
+    });
+    assert!(
+        matches!(r, Rejection::InvalidField { field: "note", .. }),
+        "{r}"
+    );
+    w.ok(Command::ResolveAnomaly {
+        agent,
+        anomaly: id,
+        note: "refunded to the payer off-platform".into(),
+    });
+    assert!(w.e.state().open_anomalies.is_empty());
+    let r = w.err(Command::ResolveAnomaly {
+        agent,
+        anomaly: id,
+        note: "again".into(),
+    });
+    assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
+}
+
+#[test]
+fn the_payment_order_is_the_buyers_and_the_servers_amount() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let facts = w.e.payment_order(user(B), t, w.now).expect("order");
+    assert_eq!(facts.amount, d("14.00"));
+    assert_eq!(facts.reference, payment_reference(t));
+    assert_eq!(facts.channel, CH);
+    assert!(w.e.payment_order(user(S), t, w.now).is_err());
+    assert!(w.e.payment_order(user(7), t, w.now).is_err());
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
+    let r = w.e.payment_order(user(B), t, w.now).unwrap_err();
+    assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
+}
+
+mod property {
+    //! Random interleavings of verified payments (right, wrong, repeated),
+    //! clicks, releases, appeals and time on channel trades, half of them
+    //! opted in to release: invariants hold after every step (`World`
+    //! checks L1/L2 and the indexes), a rejection changes nothing, and a
+    //! transaction id never pays twice — also after the engine forgot the
+    //! trade, given what history says of it, as the shell gives it.
+
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Pay { t: usize, amount: u8, txn: u8 },
+        MarkPaid(usize),
+        Release(usize),
+        Appeal(usize),
+        Cancel(usize),
+        Buy,
+        Advance(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            5 => (0..8usize, 0..4u8, 0..4u8).prop_map(|(t, amount, txn)| Op::Pay { t, amount, txn }),
+            2 => (0..8usize).prop_map(Op::MarkPaid),
+            2 => (0..8usize).prop_map(Op::Release),
+            1 => (0..8usize).prop_map(Op::Appeal),
+            1 => (0..8usize).prop_map(Op::Cancel),
+            2 => Just(Op::Buy),
+            2 => (0..4u8).prop_map(Op::Advance),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        #[test]
+        fn verified_payments_keep_every_invariant(ops in prop::collection::vec(op(), 1..80)) {
+            let mut w = World::default();
+            let first = trade(&mut w, true);
+            let mut trades = vec![first];
+            // Applied payments as (txn, trade, amount): a gateway's retry
+            // repeats all three.
+            let mut applied: Vec<(String, TradeId, &str)> = Vec::new();
+            // What storage's history would hold: each trade as last seen.
+            let mut history: std::collections::BTreeMap<TradeId, otc_engine::trade::Trade> =
+                std::collections::BTreeMap::new();
+            let mut n = 0u32;
+            for op in ops {
+                for t in w.e.state().trades.values() {
+                    history.insert(t.id, (**t).clone());
+                }
+                n += 1;
+                let pick = |i: usize| trades[i % trades.len()];
+                let cmd = match op {
+                    Op::Pay { t, amount, txn } => {
+                        let (txn_id, id, amount) = if txn == 0 && !applied.is_empty() {
+                            applied[n as usize % applied.len()].clone()
+                        } else {
+                            (format!("tx{n}"), pick(t), ["14.00", "14", "13.99", "7.00"][usize::from(amount)])
+                        };
+                        let ended = match (w.e.trade(id), history.get(&id)) {
+                            (None, Some(t)) => Some(EndedTrade {
+                                trade: id,
+                                state: t.state.kind(),
+                                txn_ids: t.payments.iter().map(|p| p.txn_id.clone()).collect(),
+                            }),
+                            _ => None,
+                        };
+                        Command::GatewayPayment(GatewayPayment { ended, ..pay(id, &txn_id, amount) })
+                    }
+                    Op::MarkPaid(t) => Command::MarkPaid { buyer: user(B), trade: pick(t) },
+                    Op::Release(t) => Command::Release {
+                        seller: user(S),
+                        trade: pick(t),
+                        proof: w.proof(user(S)),
+                    },
+                    Op::Appeal(t) => Command::OpenAppeal {
+                        user: user(B),
+                        trade: pick(t),
+                        reason: "no coin".into(),
+                    },
+                    Op::Cancel(t) => Command::CancelTrade { buyer: user(B), trade: pick(t) },
+                    Op::Buy => {
+                        let r = w.e.apply(
+                            &Command::PlaceBuy {
+                                buyer: user(B),
+                                request: World::buy_request(otc_engine::command::BuyAmount::Coin(d("2"))),
+                            },
+                            w.now,
+                        );
+                        w.check();
+                        if let Ok(events) = r {
+                            trades.extend(trades_of(&events));
+                        }
+                        continue;
+                    }
+                    Op::Advance(j) => {
+                        w.advance([1_000, minutes(16), minutes(31), 24 * 60 * minutes(1)][usize::from(j)]);
+                        continue;
+                    }
+                };
+                let before = w.e.digest();
+                let txn = match &cmd {
+                    Command::GatewayPayment(p) => Some((
+                        p.txn_id.clone(),
+                        otc_engine::payment::trade_of_reference(&p.reference).unwrap_or(TradeId(0)),
+                        if p.amount == d("13.99") { "13.99" } else if p.amount == d("7.00") { "7.00" } else { "14.00" },
+                    )),
+                    _ => None,
+                };
+                match w.e.apply(&cmd, w.now) {
+                    Ok(_) => {
+                        if let Some(txn) = txn {
+                            prop_assert!(!applied.iter().any(|a| a.0 == txn.0), "{} applied twice", txn.0);
+                            applied.push(txn);
+                        }
+                    }
+                    Err(r) => {
+                        prop_assert_eq!(before, w.e.digest(), "rejected {} changed state: {}", cmd.name(), r);
+                    }
+                }
+                w.check();
+            }
+        }
+    }
+}
