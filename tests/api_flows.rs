@@ -356,6 +356,7 @@ async fn fast_match_redispatches_when_a_merchant_times_out() {
             coin_amount: "10".into(),
             method_id: method,
             fund_password: PASSWORD.into(),
+            ..Default::default()
         })
         .await
         .unwrap()

@@ -365,6 +365,7 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
             holder: "x".into(),
             bank: String::new(),
             account: "y".into(),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -583,6 +584,7 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
             coin_amount: "1.123456789".into(),
             method_id: method.clone(),
             fund_password: PASSWORD.into(),
+            ..Default::default()
         })
         .await
         .map(|_| ());
@@ -594,6 +596,7 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
             holder: "Li".into(),
             bank: "ICBC".into(),
             account: "12ab".into(),
+            ..Default::default()
         })
         .await
         .map(|_| ());

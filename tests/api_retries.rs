@@ -168,6 +168,7 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         holder: "Wang Fang".into(),
         bank: String::new(),
         account: account.into(),
+        ..Default::default()
     };
     let method = check!(
         &s,
@@ -534,6 +535,7 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         coin_amount: amount.into(),
         method_id: method.clone(),
         fund_password: PASSWORD.into(),
+        ..Default::default()
     };
     let sold = check!(&s, users, seller, fast_sell, fast("10"), fast("11")).expect("fast sell");
     assert!(sold.trade.is_some());

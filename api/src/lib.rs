@@ -6,25 +6,32 @@
 //! - [`core`]: the single writer thread behind a bounded queue, the event
 //!   bus, fund-password hashing off the writer.
 //! - [`auth`]: bearer JWTs (HS256) and roles.
+//! - [`channels`]: the payment channels declared at start (SPEC §19).
+//! - [`http`]: the gateway listener: notifications and the return page.
 //! - [`pipeline`]: the one path of every mutating RPC: authenticate, look
 //!   the request id up, convert ([`requests`]), submit, answer with the
 //!   reply the writer rendered ([`views`]) and stored with the commit.
 //! - [`convert`]: domain → proto views, masking by [`convert::Audience`];
 //!   rejections → statuses.
-//! - [`reads`]: read-only trading views.
+//! - [`reads`]: read-only trading views; [`payments`]: payment orders.
 //! - [`common`]: role checks, loading trades, attachments, resumable streams.
 //! - [`svc_trading`], [`svc_support`], [`svc_admin`]: one module per service.
 //! - [`client`]: the gRPC client side: bearer-token interceptor, channels,
 //!   service clients (used by `otcctl`, the tests and the load generator).
+//! - [`webhook`]: a minimal HTTP POST, as a gateway sends notifications
+//!   (the sandbox gateway of `otcctl`, tests, benches).
 //! - [`proto`]: generated code.
 
 #![deny(missing_docs)]
 
 pub mod auth;
+pub mod channels;
 pub mod client;
 pub mod common;
 pub mod convert;
 pub mod core;
+pub mod http;
+pub mod payments;
 pub mod pipeline;
 pub mod proto;
 pub mod reads;
@@ -34,3 +41,4 @@ pub mod svc_admin;
 pub mod svc_support;
 pub mod svc_trading;
 pub mod views;
+pub mod webhook;

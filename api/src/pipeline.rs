@@ -88,6 +88,8 @@ client_requests!(
     ResolveAppealRequest,
     TransferRequest,
     RegisterMerchantRequest,
+    AssignChannelRequest,
+    ResolveAnomalyRequest,
 );
 
 /// [`mutate`] for a request whose conversion needs no await: `make` builds

@@ -13,6 +13,7 @@ use otc_engine::command::{
 use otc_engine::users::{MethodDetails, MethodKind};
 use tonic::Status;
 
+use crate::channels::Channels;
 use crate::convert as cv;
 use crate::proto as pb;
 
@@ -44,6 +45,7 @@ impl TryFrom<&pb::PublishListingRequest> for ListingSpec {
             methods,
             payment_window_ms,
             terms: r.terms.clone(),
+            release_on_verified: r.release_on_verified_payment,
         })
     }
 }
@@ -91,25 +93,41 @@ impl TryFrom<&pb::FastSellRequest> for FastSellRequest {
             fiat: cv::fiat("fiat", &r.fiat)?,
             amount: cv::dec("coin_amount", &r.coin_amount)?,
             method: cv::method_id_field("method_id", &r.method_id)?,
+            release_on_verified: r.release_on_verified_payment,
         })
     }
 }
 
-impl TryFrom<&pb::BindPaymentMethodRequest> for MethodDetails {
-    type Error = Status;
-
-    fn try_from(r: &pb::BindPaymentMethodRequest) -> Result<Self, Status> {
-        let (holder, account) = (r.holder.clone(), r.account.clone());
-        Ok(match cv::method_kind("kind", r.kind)? {
-            MethodKind::Bank => MethodDetails::Bank {
-                bank: r.bank.clone(),
-                holder,
-                card_number: account,
-            },
-            MethodKind::Alipay => MethodDetails::Alipay { holder, account },
-            MethodKind::WeChat => MethodDetails::WeChat { holder, account },
-        })
+/// The method a bind request describes; a channel's provider is the one the
+/// operator declared for it.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `kind` or `channel`.
+pub fn method_details(
+    r: &pb::BindPaymentMethodRequest,
+    channels: &Channels,
+) -> Result<MethodDetails, Status> {
+    let (holder, account) = (r.holder.clone(), r.account.clone());
+    if r.kind == pb::PaymentKind::Channel as i32 {
+        return Ok(MethodDetails::Channel {
+            provider: channels.provider(&r.channel).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "channel: no payment channel named {:?} is declared",
+                    r.channel
+                ))
+            })?,
+            channel: r.channel.clone(),
+        });
     }
+    Ok(match cv::method_kind("kind", r.kind)? {
+        MethodKind::Bank => MethodDetails::Bank {
+            bank: r.bank.clone(),
+            holder,
+            card_number: account,
+        },
+        MethodKind::Alipay => MethodDetails::Alipay { holder, account },
+        MethodKind::WeChat => MethodDetails::WeChat { holder, account },
+    })
 }
 
 impl TryFrom<&pb::SetCapacityRequest> for CapacityRequest {

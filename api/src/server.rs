@@ -182,6 +182,31 @@ pub struct ServerConfig {
     /// Journal entries between snapshots.
     #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,
+    /// Address of the HTTP listener for payment gateways' notifications
+    /// (`POST /notify/<channel>`) and the Alipay return page
+    /// (`GET /return/<channel>`). Gateways must reach it at --public-url.
+    #[arg(long, env = "OTC_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// The URL gateways and returning browsers reach the HTTP listener at
+    /// (behind a proxy or a tunnel); `http://<http-listen>` when unset.
+    #[arg(long, env = "OTC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Payment channels (SPEC §19): a TOML file declaring each channel and
+    /// naming its key files (see README, "Payment channels"). Keys are read
+    /// once and never written anywhere.
+    #[arg(long, env = "OTC_CHANNELS")]
+    pub channels: Option<PathBuf>,
+    /// Also serve the sandbox channels sandbox-alipay, sandbox-wechatpay and
+    /// sandbox-hmac, with key pairs created in --sandbox-dir on first use, so
+    /// `otcctl gateway pay` can act as their gateway. For demos and tests.
+    #[arg(long, env = "OTC_SANDBOX_CHANNELS")]
+    pub sandbox_channels: bool,
+    /// Where the sandbox keeps its keys (never inside the data dir).
+    #[arg(long, env = "OTC_SANDBOX_DIR", default_value = "./sandbox")]
+    pub sandbox_dir: PathBuf,
+    /// Largest notification body the HTTP listener reads (larger → 413).
+    #[arg(long, env = "OTC_HTTP_BODY_MAX", default_value = "64KiB", value_parser = parse_size)]
+    pub http_body_max: u64,
     /// Log as JSON lines.
     #[arg(long, env = "OTC_LOG_JSON")]
     pub log_json: bool,
@@ -283,10 +308,13 @@ fn open_writer(dir: &Path, config: EngineConfig, options: WriterOptions) -> Resu
 /// The store cannot be opened or the configuration is incoherent.
 pub async fn run(
     listener: TcpListener,
+    http: TcpListener,
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let engine_config = cfg.engine_config()?;
+    let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+    let channels = Arc::new(crate::channels::from_config(&cfg, http_addr)?);
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
     let dir = cfg.data_dir.clone();
@@ -343,6 +371,20 @@ pub async fn run(
 
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     tracing::info!(%addr, "serving gRPC");
+    let gateways = crate::http::Gateways {
+        core: Arc::clone(&core),
+        channels: Arc::clone(&channels),
+    };
+    let body_max = usize::try_from(cfg.http_body_max).unwrap_or(usize::MAX);
+    let mut http_closing = core.closing.subscribe();
+    let http_server = tokio::spawn(async move {
+        let app = crate::http::router(gateways, body_max);
+        axum::serve(http, app)
+            .with_graceful_shutdown(async move {
+                let _ = http_closing.wait_for(|closing| *closing).await;
+            })
+            .await
+    });
     let closing = core.closing.clone();
     let stop_reporter = reporter.clone();
     let on_shutdown = async move {
@@ -369,6 +411,7 @@ pub async fn run(
         .add_service(
             TradingServiceServer::new(Trading {
                 core: Arc::clone(&core),
+                channels: Arc::clone(&channels),
             })
             .max_decoding_message_size(message_max)
             .max_encoding_message_size(message_max),
@@ -385,9 +428,16 @@ pub async fn run(
         )
         .add_service(AdminServiceServer::new(Admin {
             core: Arc::clone(&core),
+            channels: Arc::clone(&channels),
         }))
         .serve_with_incoming_shutdown(nodelay(listener), on_shutdown);
     let result = serve.await.map_err(|e| format!("server failed: {e}"));
+    // The HTTP listener stops on the same signal; its handlers hold the core.
+    match http_server.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!("the HTTP listener failed: {e}"),
+        Err(e) => tracing::error!("the HTTP listener panicked: {e}"),
+    }
     // Every service is dropped; dropping the last core closes the queue and
     // the writer drains, snapshots and exits.
     drop(core);

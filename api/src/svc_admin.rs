@@ -26,6 +26,8 @@ pub struct Merchants {
 pub struct Admin {
     /// Shared state.
     pub core: Arc<Core>,
+    /// The declared payment channels.
+    pub channels: Arc<crate::channels::Channels>,
 }
 
 const MERCHANT: &[Role] = &[Role::Merchant];
@@ -162,6 +164,44 @@ impl AdminService for Admin {
                 })
             },
         )
+        .await
+    }
+
+    async fn list_channels(
+        &self,
+        req: Request<pb::ListChannelsRequest>,
+    ) -> Result<Response<pb::ListChannelsResponse>, Status> {
+        caller(&self.core, &req, ADMIN)?;
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| pb::Channel {
+                name: c.name().to_owned(),
+                provider: c.provider().to_string(),
+                notify_url: self.channels.notify_url(c.name()),
+            })
+            .collect();
+        Ok(Response::new(pb::ListChannelsResponse { channels }))
+    }
+
+    async fn assign_channel(
+        &self,
+        req: Request<pb::AssignChannelRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let c = caller(&self.core, &req, ADMIN)?;
+        command(&self.core, c.user, "AssignChannel", req.into_inner(), |r| {
+            let provider = self.channels.provider(&r.channel).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "channel: no channel named {:?} is declared (see ListChannels)",
+                    r.channel
+                ))
+            })?;
+            Ok(Command::AssignChannel {
+                user: cv::user_id("user_id", &r.user_id)?,
+                channel: r.channel.clone(),
+                provider,
+            })
+        })
         .await
     }
 }

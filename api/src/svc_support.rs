@@ -277,6 +277,58 @@ impl SupportService for Support {
         .await
     }
 
+    async fn list_anomalies(
+        &self,
+        req: Request<pb::ListAnomaliesRequest>,
+    ) -> Result<Response<pb::ListAnomaliesResponse>, Status> {
+        caller(&self.core, &req, SUPPORT_READ)?;
+        let r = req.into_inner();
+        let size = common::page_size(&self.core, r.page_size).await?;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(cv::anomaly_id("page_token", &r.page_token)?)
+        };
+        let w = self.core.writer.read().await;
+        let mut anomalies: Vec<pb::PaymentAnomaly> = w
+            .engine()
+            .anomalies(r.include_resolved, after)
+            .take(size + 1)
+            .map(cv::anomaly_pb)
+            .collect();
+        let next_page_token = if anomalies.len() > size {
+            anomalies.truncate(size);
+            anomalies.last().map(|a| a.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListAnomaliesResponse {
+            anomalies,
+            next_page_token,
+        }))
+    }
+
+    async fn resolve_anomaly(
+        &self,
+        req: Request<pb::ResolveAnomalyRequest>,
+    ) -> Result<Response<pb::PaymentAnomaly>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        command(
+            &self.core,
+            c.user,
+            "ResolveAnomaly",
+            req.into_inner(),
+            |r| {
+                Ok(Command::ResolveAnomaly {
+                    agent: c.user,
+                    anomaly: cv::anomaly_id("anomaly_id", &r.anomaly_id)?,
+                    note: r.note.clone(),
+                })
+            },
+        )
+        .await
+    }
+
     type StreamAppealQueueStream = EventStream;
 
     async fn stream_appeal_queue(

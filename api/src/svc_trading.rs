@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use otc_engine::command::{BuyRequest, FastSellRequest, ListingSpec};
-use otc_engine::users::MethodDetails;
 use otc_engine::{Command, Event, ListingId, TradeId, UserId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -25,6 +24,8 @@ use crate::{reads, requests};
 pub struct Trading {
     /// Shared state.
     pub core: Arc<Core>,
+    /// The declared payment channels.
+    pub channels: Arc<crate::channels::Channels>,
 }
 
 impl Trading {
@@ -91,7 +92,7 @@ impl TradingService for Trading {
             "BindPaymentMethod",
             req.into_inner(),
             |r| {
-                let details = MethodDetails::try_from(r)?;
+                let details = requests::method_details(r, &self.channels)?;
                 Ok(Command::BindMethod {
                     user: c.user,
                     details,
@@ -367,6 +368,17 @@ impl TradingService for Trading {
             .into())
         })
         .await
+    }
+
+    async fn create_payment_order(
+        &self,
+        req: Request<pb::GetTradeRequest>,
+    ) -> Result<Response<pb::PaymentOrder>, Status> {
+        let c = caller(&self.core, &req, TRADERS)?;
+        let trade = cv::trade_id(&req.get_ref().trade_id)?;
+        crate::payments::payment_order(&self.core, &self.channels, c.user, trade)
+            .await
+            .map(Response::new)
     }
 
     async fn open_appeal(

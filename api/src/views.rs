@@ -113,7 +113,15 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
                 "trade {trade} has no appeal after the action"
             )))),
         },
+        C::ResolveAnomaly { anomaly, .. } => match e.anomaly(*anomaly) {
+            Some(a) => ok(cv::anomaly_pb(a)),
+            None => encode_reply::<pb::PaymentAnomaly>(Err(Status::internal(format!(
+                "payment anomaly {anomaly} vanished after the action"
+            )))),
+        },
         C::RegisterMerchant { .. }
+        | C::AssignChannel { .. }
+        | C::GatewayPayment(_)
         | C::RemoveMethod { .. }
         | C::SetFundPassword { .. }
         | C::Block { .. }

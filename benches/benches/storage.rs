@@ -113,6 +113,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
         methods: vec![method],
         payment_window_ms: None,
         terms: String::new(),
+        release_on_verified: false,
     };
     w.apply_group(&[Request {
         request_id: None,
@@ -220,6 +221,8 @@ fn otcd_to_serving(dir: &std::path::Path) -> Option<(std::time::Duration, String
     let mut child = std::process::Command::new(&bin)
         .args([
             "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
             "127.0.0.1:0",
             "--jwt-secret",
             "bench-secret",

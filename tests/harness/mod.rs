@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
+pub mod gateway;
+
 /// The back-office user of [`Server::admin`].
 pub const ADMIN: uuid::Uuid = uuid::Uuid::from_u128(0xad11_0000_0000_4000_8000_0000_0000_0001);
 
@@ -51,6 +53,8 @@ pub struct Server {
     child: Option<Child>,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The gateway listener, `http://127.0.0.1:PORT`.
+    pub http: String,
     /// Its data dir.
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -76,6 +80,8 @@ impl Server {
         let mut args: Vec<String> = vec![
             "--listen".into(),
             "127.0.0.1:0".into(),
+            "--http-listen".into(),
+            "127.0.0.1:0".into(),
             "--data-dir".into(),
             dir.display().to_string(),
             "--jwt-secret".into(),
@@ -85,7 +91,10 @@ impl Server {
         args.extend(extra.iter().map(|s| (*s).to_owned()));
         let mut child = Command::new(otcd_path())
             .args(&args)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("OTC_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -93,21 +102,34 @@ impl Server {
             .expect("start otcd");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let addr = tokio::time::timeout(Duration::from_secs(60), async {
+        let (http, addr) = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut http = String::new();
             while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(a) = line.strip_prefix("otcd gateway listener on ") {
+                    http = format!("http://{a}");
+                }
                 if let Some(a) = line.strip_prefix("otcd listening on ") {
-                    return a.to_owned();
+                    return (http, a.to_owned());
                 }
             }
             panic!("otcd exited before listening")
         })
         .await
         .expect("otcd did not start within 60 s");
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        // otcd logs to standard output; OTC_TEST_LOG=info shows it.
+        let show = std::env::var_os("OTC_TEST_LOG").is_some();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if show {
+                    eprintln!("otcd: {line}");
+                }
+            }
+        });
         let url = format!("http://{addr}");
         let s = Server {
             child: Some(child),
             url,
+            http,
             dir: dir.to_owned(),
             _temp: None,
             args,
@@ -209,7 +231,7 @@ impl Server {
         let extra: Vec<String> = self
             .args
             .iter()
-            .skip(6 + FAST_WINDOWS.len())
+            .skip(8 + FAST_WINDOWS.len())
             .cloned()
             .collect();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
@@ -277,6 +299,7 @@ pub mod steps {
                 holder: "Wang Fang".into(),
                 bank: String::new(),
                 account: "wang@example.com".into(),
+                ..Default::default()
             })
             .await
             .expect("bind")
@@ -313,6 +336,7 @@ pub mod steps {
             payment_window_secs: window_secs,
             terms: String::new(),
             fund_password: PASSWORD.into(),
+            ..Default::default()
         }
     }
 
@@ -414,4 +438,25 @@ pub mod steps {
         .await
         .map(tonic::Response::into_inner)
     }
+}
+
+/// A plain HTTP GET of `url` (`http://host:port/path`): status and body.
+pub async fn http_get(url: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").expect("http url");
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut stream = tokio::net::TcpStream::connect(authority)
+        .await
+        .expect("connect");
+    let head = format!("GET {path} HTTP/1.1\r\nhost: {authority}\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.expect("read");
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    (status, text)
 }

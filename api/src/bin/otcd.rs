@@ -29,6 +29,20 @@ async fn main() -> std::process::ExitCode {
             }
         }
     }
+    let http = match tokio::net::TcpListener::bind(cfg.http_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "otcd: cannot listen for payment gateways on {}: {e} (see --http-listen)",
+                cfg.http_listen
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Tests read this line (before the next) to find the gateway port.
+    if let Ok(addr) = http.local_addr() {
+        println!("otcd gateway listener on {addr}");
+    }
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -40,7 +54,7 @@ async fn main() -> std::process::ExitCode {
     if let Ok(addr) = listener.local_addr() {
         println!("otcd listening on {addr}");
     }
-    match run(listener, cfg, shutdown_signal()).await {
+    match run(listener, http, cfg, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otcd: {e}");

@@ -255,6 +255,46 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.state = format!("{how:?}");
             T::AppealSettled
         }
+        EventKind::ChannelAssigned { user, channel, .. } => {
+            out.user_id = user.to_string();
+            out.channel = channel.clone();
+            T::ChannelAssigned
+        }
+        EventKind::PaymentVerified {
+            trade,
+            seller,
+            buyer,
+            channel,
+            txn_id,
+            amount,
+        } => {
+            out.trade_id = trade.to_string();
+            out.user_id = seller.to_string();
+            out.counterparty_id = buyer.to_string();
+            out.channel = channel.clone();
+            out.txn_id = txn_id.clone();
+            out.fiat_amount = amount.to_string();
+            out.actor = "gateway".into();
+            T::PaymentVerified
+        }
+        EventKind::PaymentAnomaly {
+            anomaly,
+            kind,
+            trade,
+            channel,
+        } => {
+            out.anomaly_id = anomaly.to_string();
+            out.trade_id = trade.map(|t| t.to_string()).unwrap_or_default();
+            out.channel = channel.clone();
+            out.reason = kind.name().into();
+            out.actor = "gateway".into();
+            T::PaymentAnomaly
+        }
+        EventKind::AnomalyResolved { anomaly, agent } => {
+            out.anomaly_id = anomaly.to_string();
+            out.actor = format!("support:{agent}");
+            T::AnomalyResolved
+        }
     };
     out.r#type = ty as i32;
     out

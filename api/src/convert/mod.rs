@@ -18,9 +18,11 @@ use tonic::Status;
 use crate::proto as pb;
 
 mod events;
+mod payments;
 mod records;
 
 pub use events::event_pb;
+pub use payments::{anomaly_id, anomaly_pb, verified_pb};
 pub use records::{Audience, appeal_pb, listing_kinds, listing_pb, method_pb, record_pb, trade_pb};
 
 /// Longest request id.

@@ -61,15 +61,22 @@ pub fn method_pb(id: MethodId, details: &MethodDetails, audience: Audience) -> p
     } else {
         details.masked()
     };
-    let (bank, holder, account) = match shown {
+    let (bank, holder, account, channel, provider) = match shown {
         MethodDetails::Bank {
             bank,
             holder,
             card_number,
-        } => (bank, holder, card_number),
+        } => (bank, holder, card_number, String::new(), ""),
         MethodDetails::Alipay { holder, account } | MethodDetails::WeChat { holder, account } => {
-            (String::new(), holder, account)
+            (String::new(), holder, account, String::new(), "")
         }
+        MethodDetails::Channel { channel, provider } => (
+            String::new(),
+            String::new(),
+            String::new(),
+            channel,
+            provider.name(),
+        ),
     };
     pb::PaymentMethod {
         id: id.to_string(),
@@ -77,6 +84,8 @@ pub fn method_pb(id: MethodId, details: &MethodDetails, audience: Audience) -> p
         holder,
         bank,
         account,
+        channel,
+        provider: provider.to_owned(),
     }
 }
 
@@ -86,6 +95,7 @@ pub(super) fn actor_text(a: Actor) -> String {
         Actor::Seller(u) => format!("seller:{u}"),
         Actor::Support(u) => format!("support:{u}"),
         Actor::System => "system".into(),
+        Actor::Gateway => "gateway".into(),
     }
 }
 
@@ -136,6 +146,12 @@ pub fn trade_pb(t: &Trade, audience: Audience) -> pb::Trade {
                 TimelineWhat::AppealClaimed => "appeal claimed".into(),
                 TimelineWhat::AppealUnclaimed => "appeal handed back".into(),
                 TimelineWhat::EvidenceAdded(id) => format!("evidence {id} added"),
+                TimelineWhat::PaymentVerified {
+                    channel,
+                    txn_id,
+                    amount,
+                    ..
+                } => format!("payment of {amount} verified by {channel} (transaction {txn_id})"),
             },
         })
         .collect();
@@ -164,6 +180,13 @@ pub fn trade_pb(t: &Trade, audience: Audience) -> pb::Trade {
             .unwrap_or_default(),
         fast_match_attempt: t.fast_match.as_ref().map_or(0, |f| f.attempt),
         buy_order_id: t.buy_order.map(|b| b.to_string()).unwrap_or_default(),
+        release_on_verified_payment: t.release_on_verified,
+        payment_reference: otc_engine::payment::payment_reference(t.id),
+        payments: t
+            .payments
+            .iter()
+            .map(super::payments::verified_pb)
+            .collect(),
     }
 }
 
@@ -219,6 +242,7 @@ pub fn listing_pb(l: &Listing, kinds: Vec<i32>, record: Option<&SellerRecord>) -
         created_at: Some(ts(l.created_at)),
         seller_record: record.map(record_pb),
         open_trades: l.open_trades,
+        release_on_verified_payment: l.release_on_verified,
     }
 }
 

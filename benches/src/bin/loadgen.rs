@@ -314,6 +314,7 @@ async fn lifecycle_client(
                 holder: "Load".into(),
                 bank: String::new(),
                 account: "load@pay".into(),
+                ..Default::default()
             })
             .await?
             .into_inner()
@@ -338,6 +339,7 @@ async fn lifecycle_client(
                 payment_window_secs: 0,
                 terms: String::new(),
                 fund_password: "load-pass".into(),
+                ..Default::default()
             })
             .await?;
         Ok::<(), tonic::Status>(())
@@ -468,6 +470,8 @@ async fn run_otcd(args: &Args) -> f64 {
     let metrics = format!("127.0.0.1:{metrics_port}");
     let server_args: Vec<String> = [
         "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
         "127.0.0.1:0",
         "--data-dir",
         &dir.path().display().to_string(),

@@ -13,7 +13,9 @@ use serde_json::json;
 
 use cmd::Failure;
 use cmd::appeals::AppealsCmd;
+use cmd::channels::{AnomaliesCmd, ChannelsCmd};
 use cmd::evidence::EvidenceCmd;
+use cmd::gateway::GatewayCmd;
 use cmd::merchant::MerchantCmd;
 use cmd::token::TokenCmd;
 use cmd::trades::TradesCmd;
@@ -70,6 +72,15 @@ enum Cmd {
     /// password, listings, buying, paying, releasing, appealing.
     #[command(subcommand)]
     User(UserCmd),
+    /// Payment channels (admin): list, assign to a seller or merchant.
+    #[command(subcommand)]
+    Channels(ChannelsCmd),
+    /// Payment anomalies (support): list, resolve with a note.
+    #[command(subcommand)]
+    Anomalies(AnomaliesCmd),
+    /// The sandbox gateway: pay a trade as its channel's gateway would notify.
+    #[command(subcommand)]
+    Gateway(GatewayCmd),
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -82,6 +93,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Deposit(t) => cmd::transfer::run(&cli, t, Direction::Deposit).await,
         Cmd::Withdraw(t) => cmd::transfer::run(&cli, t, Direction::Withdraw).await,
         Cmd::Merchant(cmd) => cmd::merchant::run(&cli, cmd).await,
+        Cmd::Channels(cmd) => cmd::channels::run_channels(&cli, cmd).await,
+        Cmd::Anomalies(cmd) => cmd::channels::run_anomalies(&cli, cmd).await,
+        Cmd::Gateway(cmd) => cmd::gateway::run(&cli, cmd).await,
     }
 }
 

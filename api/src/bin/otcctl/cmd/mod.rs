@@ -3,7 +3,9 @@
 //! from `--server` and `--token` with `otc_api::client`.
 
 pub mod appeals;
+pub mod channels;
 pub mod evidence;
+pub mod gateway;
 pub mod merchant;
 pub mod token;
 pub mod trades;

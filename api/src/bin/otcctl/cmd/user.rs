@@ -16,15 +16,18 @@ pub enum UserCmd {
     Account,
     /// Bind a receiving method.
     BindMethod {
-        /// alipay, wechat or bank.
+        /// alipay, wechat, bank, or channel (a payment channel an admin assigned you).
         #[arg(long)]
         kind: String,
         /// Holder name.
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         holder: String,
         /// Account handle or card number.
-        #[arg(long)]
+        #[arg(long, default_value = "")]
         account: String,
+        /// The channel's name (--kind channel).
+        #[arg(long, default_value = "")]
+        channel: String,
         /// Bank name (bank cards).
         #[arg(long, default_value = "")]
         bank: String,
@@ -58,6 +61,9 @@ pub enum UserCmd {
         /// Fund password.
         #[arg(long)]
         password: String,
+        /// Release as soon as a payment channel proves payment (SPEC §19).
+        #[arg(long)]
+        release_on_verified_payment: bool,
     },
     /// Buy from the best listing.
     Buy {
@@ -165,15 +171,17 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
             kind,
             holder,
             account,
+            channel,
             bank,
         } => {
             let kind = match kind.as_str() {
                 "alipay" => pb::PaymentKind::Alipay,
                 "wechat" => pb::PaymentKind::Wechat,
                 "bank" => pb::PaymentKind::Bank,
+                "channel" => pb::PaymentKind::Channel,
                 other => {
                     return Err(Failure(format!(
-                        "--kind {other:?}: use alipay, wechat or bank"
+                        "--kind {other:?}: use alipay, wechat, bank or channel"
                     )));
                 }
             };
@@ -184,6 +192,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
                     holder: holder.clone(),
                     bank: bank.clone(),
                     account: account.clone(),
+                    channel: channel.clone(),
                 })
                 .await?
                 .into_inner();
@@ -215,6 +224,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
             max,
             methods,
             password,
+            release_on_verified_payment,
         } => {
             let r = t
                 .publish_listing(pb::PublishListingRequest {
@@ -229,6 +239,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
                     payment_window_secs: 0,
                     terms: String::new(),
                     fund_password: password.clone(),
+                    release_on_verified_payment: *release_on_verified_payment,
                 })
                 .await?
                 .into_inner();

@@ -1,0 +1,264 @@
+//! The gateway listener (`--http-listen`, SPEC §19): one notification route
+//! per channel, the Alipay `return_url` page, and nothing else.
+//!
+//! A notification is verified first (signature, timestamp, account ids, by
+//! `otc_gateway`), then submitted to the writer as verified facts; the engine
+//! decides what they mean. The gateway hears success only after the effect
+//! (or the anomaly) is durable, or when the payment was applied before.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use otc_engine::payment::{EndedTrade, GatewayPayment, trade_of_reference};
+use otc_engine::{Command, EventKind, Rejection, Timestamp};
+use otc_gateway::{Answer, Channel, Notification, Refusal};
+
+use crate::channels::Channels;
+use crate::core::Core;
+
+/// What the listener's handlers share.
+#[derive(Clone)]
+pub struct Gateways {
+    /// The writer and the engine.
+    pub core: Arc<Core>,
+    /// The declared channels.
+    pub channels: Arc<Channels>,
+}
+
+/// The listener's routes, bodies bounded to `body_max` bytes (larger → 413).
+pub fn router(state: Gateways, body_max: usize) -> Router {
+    Router::new()
+        .route("/notify/{channel}", post(notify))
+        .route("/return/{channel}", get(return_page))
+        .layer(DefaultBodyLimit::max(body_max))
+        .with_state(state)
+}
+
+/// How a notification ended, for metrics and logs.
+#[derive(Debug, Clone, Copy)]
+enum Outcome {
+    Verified,
+    Duplicate,
+    Anomaly,
+    NotPaid,
+}
+
+impl Outcome {
+    fn name(self) -> &'static str {
+        match self {
+            Outcome::Verified => "verified",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Anomaly => "anomaly",
+            Outcome::NotPaid => "not_paid",
+        }
+    }
+}
+
+fn count(channel: &str, outcome: &'static str) {
+    metrics::counter!(
+        "otc_gateway_notifications_total",
+        "channel" => channel.to_owned(),
+        "outcome" => outcome
+    )
+    .increment(1);
+}
+
+fn reply(a: Answer) -> Response {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, a.body).into_response();
+    if let Some(v) = a.content_type {
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(v));
+    }
+    r
+}
+
+async fn notify(
+    State(g): State<Gateways>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(channel) = g.channels.get(&name) else {
+        return (StatusCode::NOT_FOUND, "no such channel").into_response();
+    };
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+        .collect();
+    let n = match channel.verify(&pairs, &body, chrono::Utc::now()) {
+        Ok(n) => n,
+        Err(refusal) => {
+            count(&name, refusal.kind());
+            // The refusal names a field, never a key, signature or body.
+            tracing::warn!(channel = %name, kind = refusal.kind(), %refusal, "notification refused");
+            return reply(channel.refused(&refusal));
+        }
+    };
+    if !n.paid {
+        // Verified, but not a payment (e.g. WAIT_BUYER_PAY, TRADE_CLOSED).
+        count(&name, Outcome::NotPaid.name());
+        tracing::info!(channel = %name, status = %n.status, reference = %n.reference, "notification is not a payment");
+        return reply(channel.accepted());
+    }
+    match apply(&g.core, channel, &n).await {
+        Ok(outcome) => {
+            count(&name, outcome.name());
+            tracing::info!(channel = %name, outcome = outcome.name(), reference = %n.reference, txn = %n.txn_id, "notification applied");
+            reply(channel.accepted())
+        }
+        Err(Failure::Refused(why)) => {
+            count(&name, "malformed");
+            tracing::warn!(channel = %name, %why, "verified notification refused by the engine");
+            reply(channel.refused(&Refusal::Malformed {
+                field: "notification".into(),
+                why,
+            }))
+        }
+        Err(Failure::Unavailable(why)) => {
+            // Not durable: the gateway must retry.
+            count(&name, "unavailable");
+            tracing::error!(channel = %name, %why, "notification not applied");
+            (StatusCode::SERVICE_UNAVAILABLE, "retry later").into_response()
+        }
+    }
+}
+
+enum Failure {
+    Refused(String),
+    Unavailable(String),
+}
+
+/// Submits the verified facts and waits for them to be durable.
+async fn apply(core: &Core, channel: &Channel, n: &Notification) -> Result<Outcome, Failure> {
+    let ended = ended_trade(core, &n.reference)
+        .await
+        .map_err(Failure::Unavailable)?;
+    let payment = GatewayPayment {
+        channel: channel.name().to_owned(),
+        reference: n.reference.clone(),
+        txn_id: n.txn_id.clone(),
+        amount: n.amount,
+        currency: n.currency.clone(),
+        paid_at: n.paid_at.map(|t| Timestamp(t.timestamp_millis())),
+        ended,
+    };
+    let done = core
+        .submit(None, Command::GatewayPayment(payment), None)
+        .await
+        .map_err(|s| Failure::Unavailable(s.message().to_owned()))?;
+    match done.outcome {
+        otc_storage::Outcome::Applied(events) => {
+            let anomaly = events
+                .iter()
+                .any(|e| matches!(e.kind, EventKind::PaymentAnomaly { .. }));
+            Ok(if anomaly {
+                Outcome::Anomaly
+            } else {
+                Outcome::Verified
+            })
+        }
+        otc_storage::Outcome::Rejected(Rejection::DuplicatePayment(_)) => Ok(Outcome::Duplicate),
+        otc_storage::Outcome::Rejected(r) => Err(Failure::Refused(r.to_string())),
+        // Notifications carry no request id.
+        otc_storage::Outcome::Repeated(..) | otc_storage::Outcome::IdConflict => {
+            Err(Failure::Refused("not a notification outcome".into()))
+        }
+    }
+}
+
+/// What history says of the trade a reference names, when the engine no
+/// longer holds it (it ended long ago): its end and its verified payments.
+async fn ended_trade(core: &Core, reference: &str) -> Result<Option<EndedTrade>, String> {
+    let Some(id) = trade_of_reference(reference) else {
+        return Ok(None);
+    };
+    let w = core.writer.read().await;
+    if w.engine().trade(id).is_some() {
+        return Ok(None);
+    }
+    let trade = w.store().trade(id).map_err(|e| e.to_string())?;
+    Ok(trade.map(|t| EndedTrade {
+        trade: id,
+        state: t.state.kind(),
+        txn_ids: t.payments.iter().map(|p| p.txn_id.clone()).collect(),
+    }))
+}
+
+/// The Alipay `return_url`: the payer's browser comes back here. It only
+/// displays where the trade stands; nothing here changes state (the
+/// notification does that).
+async fn return_page(
+    State(g): State<Gateways>,
+    Path(name): Path<String>,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    if g.channels.get(&name).is_none() {
+        return (StatusCode::NOT_FOUND, "no such channel").into_response();
+    }
+    let reference = q.get("out_trade_no").map_or("", String::as_str);
+    let state = match trade_of_reference(reference) {
+        Some(id) => {
+            let w = g.core.writer.read().await;
+            match w.engine().trade(id) {
+                Some(t) => Some(t.state.kind().name()),
+                None => w
+                    .store()
+                    .trade(id)
+                    .ok()
+                    .flatten()
+                    .map(|t| t.state.kind().name()),
+            }
+        }
+        None => None,
+    };
+    let line = match state {
+        Some("AWAITING_PAYMENT") => "We are waiting for the payment notification. 正在确认付款。",
+        Some("PAID") => "Payment verified. 付款已确认。",
+        Some("RELEASED") => "Payment verified; the coin is released. 付款已确认，已放币。",
+        Some(_) => "This trade is in the hands of customer service or has ended. 请在应用内查看。",
+        None => "Unknown payment reference. 未知订单。",
+    };
+    let page = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>otc payment</title></head>\
+         <body><h1>otc</h1><p>{}</p><p>Reference: <code>{}</code></p><p>Return to the app to continue. 请返回应用。</p></body></html>",
+        escape(line),
+        escape(reference)
+    );
+    let mut r = (StatusCode::OK, page).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+/// HTML text escaping: what the query held is shown as text.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
