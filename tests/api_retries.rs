@@ -645,3 +645,59 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     assert!(right.message().contains("try again after"), "{right:?}");
     assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Paid);
 }
+
+#[tokio::test]
+async fn payment_channel_rpcs_return_their_first_result_on_retry() {
+    use harness::gateway::{notify, payment, start};
+    let sandbox = tempfile::tempdir().expect("temp");
+    let s = start(sandbox.path(), &[]).await;
+    let seller_id = Uuid::new_v4();
+    let users = [(seller_id, Role::User)];
+    let users = &users[..];
+    let mut admin = s.admin().await;
+    let assign = |channel: &str| pb::AssignChannelRequest {
+        request_id: rid(),
+        user_id: seller_id.to_string(),
+        channel: channel.into(),
+    };
+    check!(
+        &s,
+        users,
+        admin,
+        assign_channel,
+        assign("sandbox-alipay"),
+        assign("sandbox-hmac")
+    )
+    .expect("the first call succeeds");
+
+    let a = notify(
+        &s,
+        sandbox.path(),
+        "sandbox-hmac",
+        &payment("ORDER-FROM-ELSEWHERE", "h-1", "5.00"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let mut agent = s.support(Uuid::new_v4(), Role::Support).await;
+    let open = agent
+        .list_anomalies(pb::ListAnomaliesRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .anomalies;
+    let resolve = |note: &str| pb::ResolveAnomalyRequest {
+        request_id: rid(),
+        anomaly_id: open[0].id.clone(),
+        note: note.into(),
+    };
+    let done = check!(
+        &s,
+        users,
+        agent,
+        resolve_anomaly,
+        resolve("refunded"),
+        resolve("kept")
+    )
+    .expect("the first call succeeds");
+    assert!(done.resolved && done.note == "refunded");
+}
