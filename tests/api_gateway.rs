@@ -5,7 +5,7 @@
 mod harness;
 
 use harness::gateway::{
-    anomalies, channel_trade, get, notify, payment, post, sign, start, success,
+    anomalies, buy_on, channel_trade, get, notify, payment, post, sign, start, success,
 };
 use harness::steps::{balance, mark_paid};
 use harness::{rid, wait_ms};
@@ -44,7 +44,11 @@ async fn each_channel_marks_paid_once_and_answers_as_its_gateway_expects() {
         );
         assert_eq!(paid.payments.len(), 1);
         assert_eq!(paid.payments[0].amount, "14.00");
-        assert!(paid.timeline.iter().any(|e| e.actor == "gateway"));
+        assert!(
+            paid.timeline
+                .iter()
+                .any(|e| e.actor == format!("gateway {channel}"))
+        );
         // The same notification again: success, nothing changes.
         let again = post(&s, channel, &n).await;
         assert!(success(channel, &again), "{channel}: {again:?}");
@@ -267,8 +271,10 @@ async fn a_notification_racing_the_window_timer_has_exactly_one_outcome() {
     let sandbox = tempfile::tempdir().expect("temp");
     let s = start(sandbox.path(), &[]).await;
     let mut outcomes = Vec::new();
+    // One seller owns the channel; each round is a new buyer's trade.
+    let (_seller, _, _) = channel_trade(&s, HMAC, false, 1).await;
     for i in 0..4u64 {
-        let (_seller, mut buyer, t) = channel_trade(&s, HMAC, false, 1).await;
+        let (mut buyer, t) = buy_on(&s, HMAC).await;
         // Around the end of the 1 s window.
         wait_ms(850 + i * 100).await;
         let p = payment(&t.payment_reference, &format!("race-{i}"), "14.00");

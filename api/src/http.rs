@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use otc_engine::payment::{EndedTrade, GatewayPayment, trade_of_reference};
+use otc_engine::users::MethodDetails;
 use otc_engine::{Command, EventKind, Rejection, Timestamp};
 use otc_gateway::{Answer, Channel, Notification, Refusal};
 
@@ -136,23 +137,16 @@ enum Failure {
 
 /// Submits the verified facts and waits for them to be durable.
 async fn apply(core: &Core, channel: &Channel, n: &Notification) -> Result<Outcome, Failure> {
-    let ended = ended_trade(core, &n.reference)
-        .await
-        .map_err(Failure::Unavailable)?;
-    let payment = GatewayPayment {
-        channel: channel.name().to_owned(),
-        reference: n.reference.clone(),
-        txn_id: n.txn_id.clone(),
-        amount: n.amount,
-        currency: n.currency.clone(),
-        paid_at: n.paid_at.map(|t| Timestamp(t.timestamp_millis())),
-        ended,
-    };
-    let done = core
-        .submit(None, Command::GatewayPayment(payment), None)
-        .await
-        .map_err(|s| Failure::Unavailable(s.message().to_owned()))?;
-    match done.outcome {
+    let mut outcome = submit(core, channel, n).await?;
+    if matches!(
+        outcome,
+        otc_storage::Outcome::Rejected(Rejection::HistoryNeeded(_))
+    ) {
+        // The engine forgot the trade after we looked: look again (now in
+        // history) and submit once more.
+        outcome = submit(core, channel, n).await?;
+    }
+    match outcome {
         otc_storage::Outcome::Applied(events) => {
             let anomaly = events
                 .iter()
@@ -172,22 +166,60 @@ async fn apply(core: &Core, channel: &Channel, n: &Notification) -> Result<Outco
     }
 }
 
+/// One submission of the verified facts, with what history says of the
+/// trade when the engine no longer holds it.
+async fn submit(
+    core: &Core,
+    channel: &Channel,
+    n: &Notification,
+) -> Result<otc_storage::Outcome, Failure> {
+    let (history_checked, ended) = ended_trade(core, &n.reference)
+        .await
+        .map_err(Failure::Unavailable)?;
+    let payment = GatewayPayment {
+        channel: channel.name().to_owned(),
+        reference: n.reference.clone(),
+        txn_id: n.txn_id.clone(),
+        amount: n.amount,
+        currency: n.currency.clone(),
+        paid_at: n.paid_at.map(|t| Timestamp(t.timestamp_millis())),
+        history_checked,
+        ended,
+    };
+    core.submit(None, Command::GatewayPayment(payment), None)
+        .await
+        .map(|done| done.outcome)
+        .map_err(|s| Failure::Unavailable(s.message().to_owned()))
+}
+
 /// What history says of the trade a reference names, when the engine no
-/// longer holds it (it ended long ago): its end and its verified payments.
-async fn ended_trade(core: &Core, reference: &str) -> Result<Option<EndedTrade>, String> {
+/// longer holds it (it ended long ago): whether we looked, and its end, its
+/// channel and its verified payments.
+async fn ended_trade(core: &Core, reference: &str) -> Result<(bool, Option<EndedTrade>), String> {
     let Some(id) = trade_of_reference(reference) else {
-        return Ok(None);
+        return Ok((false, None));
     };
     let w = core.writer.read().await;
     if w.engine().trade(id).is_some() {
-        return Ok(None);
+        return Ok((false, None));
     }
     let trade = w.store().trade(id).map_err(|e| e.to_string())?;
-    Ok(trade.map(|t| EndedTrade {
-        trade: id,
-        state: t.state.kind(),
-        txn_ids: t.payments.iter().map(|p| p.txn_id.clone()).collect(),
-    }))
+    Ok((
+        true,
+        trade.map(|t| EndedTrade {
+            trade: id,
+            state: t.state.kind(),
+            channel: match &*t.method_details {
+                MethodDetails::Channel { channel, .. } => Some(channel.clone()),
+                _ => None,
+            },
+            payments: t
+                .payments
+                .iter()
+                .map(|p| (p.channel.clone(), p.txn_id.clone()))
+                .collect(),
+        }),
+    ))
 }
 
 /// The Alipay `return_url`: the payer's browser comes back here. It only

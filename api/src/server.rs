@@ -204,7 +204,8 @@ pub struct ServerConfig {
     /// Where the sandbox keeps its keys (never inside the data dir).
     #[arg(long, env = "OTC_SANDBOX_DIR", default_value = "./sandbox")]
     pub sandbox_dir: PathBuf,
-    /// Largest notification body the HTTP listener reads (larger → 413).
+    /// Largest notification body the HTTP listener reads (larger → 413); at
+    /// most 64KiB, what any gateway sends.
     #[arg(long, env = "OTC_HTTP_BODY_MAX", default_value = "64KiB", value_parser = parse_size)]
     pub http_body_max: u64,
     /// Log as JSON lines.
@@ -313,8 +314,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let engine_config = cfg.engine_config()?;
-    let http_addr = http.local_addr().map_err(|e| e.to_string())?;
-    let channels = Arc::new(crate::channels::from_config(&cfg, http_addr)?);
+
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
     let dir = cfg.data_dir.clone();
@@ -323,6 +323,9 @@ pub async fn run(
     let mut writer = tokio::task::spawn_blocking(move || open_writer(&dir, engine_config, options))
         .await
         .map_err(|e| e.to_string())??;
+    // After the store: the data dir exists, so the sandbox can be kept out of it.
+    let http_addr = http.local_addr().map_err(|e| e.to_string())?;
+    let channels = Arc::new(crate::channels::from_config(&cfg, http_addr)?);
     let overdue = writer
         .fire_due(clock_now())
         .map_err(|e| format!("firing overdue deadlines failed: {e}"))?;
@@ -375,7 +378,10 @@ pub async fn run(
         core: Arc::clone(&core),
         channels: Arc::clone(&channels),
     };
-    let body_max = usize::try_from(cfg.http_body_max).unwrap_or(usize::MAX);
+    // The verifiers read at most their own bound; a larger flag cannot raise it.
+    let body_max = usize::try_from(cfg.http_body_max)
+        .unwrap_or(usize::MAX)
+        .min(otc_gateway::BODY_BYTES_MAX);
     let mut http_closing = core.closing.subscribe();
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);

@@ -124,6 +124,8 @@ pub struct State {
     pub anomaly_txns: BTreeMap<(String, String), AnomalyId>,
     /// Anomalies CS has not closed, oldest first.
     pub open_anomalies: BTreeSet<AnomalyId>,
+    /// Each payment channel's one owner (SPEC §19).
+    pub channel_owners: BTreeMap<String, UserId>,
 }
 
 /// The deterministic P2P OTC engine.

@@ -65,6 +65,15 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         check_channel_name(channel).map_err(|why| Rejection::field("channel", why))?;
+        // A channel is one gateway account: its money reaches one owner.
+        if let Some(owner) = self.state.channel_owners.get(channel)
+            && *owner != user
+        {
+            return Err(Rejection::ChannelTaken {
+                channel: channel.to_owned(),
+                owner: *owner,
+            });
+        }
         let channels = &self.user(user).map(|u| &u.channels);
         if channels.is_some_and(|c| c.get(channel) == Some(&provider)) {
             return Ok(());
@@ -72,6 +81,7 @@ impl Engine {
         self.user_mut(user)
             .channels
             .insert(channel.to_owned(), provider);
+        self.state.channel_owners.insert(channel.to_owned(), user);
         self.emit(
             now,
             EventKind::ChannelAssigned {
@@ -111,6 +121,11 @@ impl Engine {
         let MethodDetails::Channel { channel, provider } = &*t.method_details else {
             return Err(Rejection::NotOnChannel(id));
         };
+        if provider.settles_cny_only() && t.fiat.as_str() != "CNY" {
+            return Err(Rejection::NotAllowed(
+                "this trade's channel settles CNY only; pay as the trade's terms say",
+            ));
+        }
         Ok(PaymentOrderFacts {
             trade: id,
             channel: channel.clone(),
@@ -144,6 +159,13 @@ impl Engine {
         }
         if self.is_duplicate(p) {
             return Err(Rejection::DuplicatePayment(p.txn_id.clone()));
+        }
+        if let Some(id) = trade_of_reference(&p.reference)
+            && self.trade(id).is_none()
+            && id.0 < self.state.next_id
+            && !p.history_checked
+        {
+            return Err(Rejection::HistoryNeeded(id));
         }
         let payment = VerifiedPayment {
             channel: p.channel.clone(),
@@ -190,10 +212,11 @@ impl Engine {
                     .iter()
                     .any(|v| v.channel == p.channel && v.txn_id == p.txn_id)
             });
-        let in_history = p
-            .ended
-            .as_ref()
-            .is_some_and(|e| e.txn_ids.contains(&p.txn_id));
+        let in_history = p.ended.as_ref().is_some_and(|e| {
+            e.payments
+                .iter()
+                .any(|(channel, txn)| *channel == p.channel && *txn == p.txn_id)
+        });
         on_trade || in_history
     }
 
@@ -208,7 +231,9 @@ impl Engine {
         let Some(t) = id.and_then(|id| self.trade(id)) else {
             // Forgotten by the engine: history says how it ended.
             return match (&p.ended, id) {
-                (Some(e), Some(id)) if e.trade == id => {
+                (Some(e), Some(id))
+                    if e.trade == id && e.channel.as_deref() == Some(p.channel.as_str()) =>
+                {
                     let kind = if e.state == TradeStateKind::Cancelled {
                         AnomalyKind::PaidAfterCancel
                     } else {
@@ -237,9 +262,17 @@ impl Engine {
             );
             return anomaly(kind, Some(t.id), appeal);
         }
+        if t.state.is_open() && !t.payments.is_empty() {
+            // A payment was already proved for it: this one is a second.
+            return anomaly(AnomalyKind::PaidTwice, Some(t.id), false);
+        }
         match t.state {
-            TradeState::AwaitingPayment { pay_by } if p.paid_at.unwrap_or(now) >= pay_by => {
-                // Paid after the window: the timer cancels it.
+            // Paid after the window (by both our clock and the gateway's):
+            // the timer cancels it. Paid in time, notified late, before the
+            // timer ran: paid.
+            TradeState::AwaitingPayment { pay_by }
+                if now >= pay_by && p.paid_at.unwrap_or(now) >= pay_by =>
+            {
                 anomaly(AnomalyKind::PaidAfterCancel, Some(t.id), false)
             }
             TradeState::AwaitingPayment { .. } | TradeState::Paid { .. } => Effect::Pay {
@@ -373,6 +406,13 @@ impl Engine {
             .anomalies
             .get(&id)
             .ok_or(Rejection::AnomalyNotFound(id))?;
+        if let Some(t) = a.trade.and_then(|t| self.trade(t))
+            && (t.buyer == agent || t.seller == agent)
+        {
+            return Err(Rejection::NotAllowed(
+                "an agent cannot resolve a payment anomaly on their own trade",
+            ));
+        }
         if a.resolution.is_some() {
             return Err(Rejection::WrongState {
                 what: "payment anomaly",

@@ -31,6 +31,11 @@ pub enum ChannelProvider {
 }
 
 impl ChannelProvider {
+    /// Alipay and WeChat Pay orders are in CNY.
+    pub fn settles_cny_only(self) -> bool {
+        matches!(self, ChannelProvider::Alipay | ChannelProvider::WeChatPay)
+    }
+
     /// The name the config file and the wire use.
     pub fn name(self) -> &'static str {
         match self {
@@ -65,13 +70,15 @@ pub fn payment_reference(trade: TradeId) -> String {
     format!("{REFERENCE_PREFIX}{:012}", trade.0)
 }
 
-/// The trade a payment reference names, if it is one of ours.
+/// The trade a payment reference names, if it is one of ours (exactly as
+/// [`payment_reference`] writes it).
 pub fn trade_of_reference(reference: &str) -> Option<TradeId> {
     let digits = reference.strip_prefix(REFERENCE_PREFIX)?;
     if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok().map(TradeId)
+    let id = TradeId(digits.parse().ok()?);
+    (payment_reference(id) == reference).then_some(id)
 }
 
 /// A notification the shell verified: signature, app id and seller id were
@@ -91,9 +98,14 @@ pub struct GatewayPayment {
     pub currency: String,
     /// When the gateway says it was paid.
     pub paid_at: Option<Timestamp>,
-    /// What durable history says of the trade when the engine has already
-    /// forgotten it (ended long ago); `None` when the engine holds it or no
-    /// such trade ever ended.
+    /// Whether the shell looked the reference's trade up in durable history
+    /// (it does when the engine no longer held the trade). When the engine
+    /// does not hold the trade and the shell did not look, the engine asks
+    /// it to ([`crate::Rejection::HistoryNeeded`]): the trade may have been
+    /// forgotten between the shell's look and the command.
+    pub history_checked: bool,
+    /// What durable history says of the trade, when the shell looked and
+    /// found it.
     pub ended: Option<EndedTrade>,
 }
 
@@ -104,8 +116,10 @@ pub struct EndedTrade {
     pub trade: TradeId,
     /// Its final state.
     pub state: TradeStateKind,
-    /// The transaction ids of payments verified on it.
-    pub txn_ids: Vec<String>,
+    /// The channel it was paid through, if it was on one.
+    pub channel: Option<String>,
+    /// The (channel, transaction id) of payments verified on it.
+    pub payments: Vec<(String, String)>,
 }
 
 /// A payment a gateway proved, kept on the trade (and so in its history).
@@ -139,6 +153,9 @@ pub enum AnomalyKind {
     AlreadyEnded,
     /// The reference names no trade paying to this channel.
     UnknownReference,
+    /// Another payment was already verified for the trade: the payer paid
+    /// twice.
+    PaidTwice,
 }
 
 impl AnomalyKind {
@@ -149,6 +166,7 @@ impl AnomalyKind {
             AnomalyKind::PaidAfterCancel => "PAID_AFTER_CANCEL",
             AnomalyKind::AlreadyEnded => "ALREADY_ENDED",
             AnomalyKind::UnknownReference => "UNKNOWN_REFERENCE",
+            AnomalyKind::PaidTwice => "PAID_TWICE",
         }
     }
 }
@@ -219,6 +237,8 @@ mod tests {
             "XYZ000000000042",
             "OTC1a",
             "OTC 1",
+            "OTC42",
+            "OTC0000000000042",
         ] {
             assert_eq!(trade_of_reference(bad), None, "{bad:?}");
         }

@@ -205,6 +205,18 @@ pub enum Rejection {
     /// The trade does not pay through a payment channel.
     #[error("trade {0} is not paid through a payment channel")]
     NotOnChannel(TradeId),
+    /// The engine no longer holds the trade a verified payment names: the
+    /// shell must look it up in durable history and submit again.
+    #[error("trade {0} left the working set; look it up in history")]
+    HistoryNeeded(TradeId),
+    /// The channel is another user's.
+    #[error("payment channel {channel} is assigned to {owner}; a channel has one owner")]
+    ChannelTaken {
+        /// The channel.
+        channel: String,
+        /// Its owner.
+        owner: UserId,
+    },
     /// No such payment anomaly.
     #[error("payment anomaly {0} not found")]
     AnomalyNotFound(AnomalyId),
@@ -254,6 +266,8 @@ impl Rejection {
             | NoFittingMerchant(_)
             | CancelLimitReached { .. }
             | ChannelNotAssigned(_)
+            | ChannelTaken { .. }
+            | HistoryNeeded(_)
             | NotOnChannel(_)
             | SelfAction(_) => RejectionKind::FailedPrecondition,
         }

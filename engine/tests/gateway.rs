@@ -55,6 +55,7 @@ fn pay(t: TradeId, txn: &str, amount: &str) -> GatewayPayment {
         amount: d(amount),
         currency: "CNY".into(),
         paid_at: None,
+        history_checked: false,
         ended: None,
     }
 }
@@ -313,23 +314,33 @@ fn duplicates_are_recognised_after_the_engine_forgot_the_trade() {
     w.ok(Command::GatewayPayment(pay(t, "tx1", "14.00")));
     w.advance(3 * 24 * 60 * minutes(1));
     assert!(w.e.trade(t).is_none(), "ended trades leave the working set");
+    // The shell did not look in history (the trade was there when it
+    // looked): the engine asks it to.
+    let r = w.err(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    assert!(matches!(r, Rejection::HistoryNeeded(id) if id == t), "{r}");
     let ended = EndedTrade {
         trade: t,
         state: TradeStateKind::Released,
-        txn_ids: vec!["tx1".into()],
+        channel: Some(CH.into()),
+        payments: vec![(CH.into(), "tx1".into())],
     };
-    duplicate(
-        &mut w,
-        GatewayPayment {
-            ended: Some(ended.clone()),
-            ..pay(t, "tx1", "14.00")
-        },
-    );
-    let events = w.ok(Command::GatewayPayment(GatewayPayment {
-        ended: Some(ended),
-        ..pay(t, "tx2", "14.00")
-    }));
+    let looked = |txn: &str, ended: Option<EndedTrade>| GatewayPayment {
+        history_checked: true,
+        ended,
+        ..pay(t, txn, "14.00")
+    };
+    duplicate(&mut w, looked("tx1", Some(ended.clone())));
+    let events = w.ok(Command::GatewayPayment(looked("tx2", Some(ended.clone()))));
     assert_eq!(anomaly_kind(&events), Some(AnomalyKind::AlreadyEnded));
+    // History of a trade on another channel, or none: unknown.
+    let other = EndedTrade {
+        channel: Some("other".into()),
+        ..ended
+    };
+    let events = w.ok(Command::GatewayPayment(looked("tx3", Some(other))));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::UnknownReference));
+    let events = w.ok(Command::GatewayPayment(looked("tx4", None)));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::UnknownReference));
 }
 
 #[test]
@@ -454,11 +465,21 @@ mod property {
                             (None, Some(t)) => Some(EndedTrade {
                                 trade: id,
                                 state: t.state.kind(),
-                                txn_ids: t.payments.iter().map(|p| p.txn_id.clone()).collect(),
+                                channel: Some(CH.into()),
+                                payments: t
+                                    .payments
+                                    .iter()
+                                    .map(|p| (p.channel.clone(), p.txn_id.clone()))
+                                    .collect(),
                             }),
                             _ => None,
                         };
-                        Command::GatewayPayment(GatewayPayment { ended, ..pay(id, &txn_id, amount) })
+                        let history_checked = w.e.trade(id).is_none();
+                        Command::GatewayPayment(GatewayPayment {
+                            history_checked,
+                            ended,
+                            ..pay(id, &txn_id, amount)
+                        })
                     }
                     Op::MarkPaid(t) => Command::MarkPaid { buyer: user(B), trade: pick(t) },
                     Op::Release(t) => Command::Release {
@@ -515,4 +536,59 @@ mod property {
             }
         }
     }
+}
+
+#[test]
+fn a_second_payment_for_a_paid_trade_is_an_anomaly_not_evidence() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    w.ok(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    let events = w.ok(Command::GatewayPayment(pay(t, "tx2", "14.00")));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::PaidTwice));
+    assert_eq!(w.e.trade(t).expect("trade").payments.len(), 1);
+    assert_eq!(w.state_of(t), "PAID");
+}
+
+#[test]
+fn a_channel_has_one_owner_and_references_are_canonical() {
+    let mut w = World::default();
+    channel_seller(&mut w);
+    let r = w.err(Command::AssignChannel {
+        user: user(B),
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    });
+    assert!(matches!(r, Rejection::ChannelTaken { .. }), "{r}");
+    // Assigning it again to its owner changes nothing.
+    assert!(
+        w.ok(Command::AssignChannel {
+            user: user(S),
+            channel: CH.into(),
+            provider: ChannelProvider::Alipay,
+        })
+        .is_empty()
+    );
+    let mut spec = w.spec(user(S), "7", "10", "1", "70");
+    spec.release_on_verified = true;
+    w.publish_spec(user(S), spec);
+    let t = w.buy_coin(user(B), "2");
+    // The same number written otherwise is not our reference.
+    let events = w.ok(Command::GatewayPayment(GatewayPayment {
+        reference: format!("OTC0{}", &payment_reference(t)[3..]),
+        ..pay(t, "tx", "14.00")
+    }));
+    assert_eq!(anomaly_kind(&events), Some(AnomalyKind::UnknownReference));
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+}
+
+#[test]
+fn a_gateway_clock_ahead_of_ours_does_not_make_an_in_time_payment_late() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let pay_by = w.now.plus_ms(minutes(15));
+    let mut p = pay(t, "tx", "14.00");
+    p.paid_at = Some(pay_by.plus_ms(2_000));
+    w.now = pay_by.plus_ms(-1_000);
+    w.ok(Command::GatewayPayment(p));
+    assert_eq!(w.state_of(t), "PAID");
 }

@@ -177,7 +177,7 @@ fn command(e: &Engine, op: &Op) -> Command {
                 0 => alipay(),
                 1 => bank(),
                 3 => MethodDetails::Channel {
-                    channel: "ch".into(),
+                    channel: format!("ch-{u}"),
                     provider: ChannelProvider::Alipay,
                 },
                 _ => MethodDetails::WeChat {
@@ -252,7 +252,7 @@ fn command(e: &Engine, op: &Op) -> Command {
         }
         Op::AssignChannel(u) => Command::AssignChannel {
             user: user(u),
-            channel: "ch".into(),
+            channel: "ch-0".into(),
             provider: ChannelProvider::Alipay,
         },
         Op::GatewayPay { i, amount, txn } => {
@@ -271,8 +271,12 @@ fn command(e: &Engine, op: &Op) -> Command {
             };
             let t = e.trade(id);
             let right = t.map_or(d("14"), |t| t.fiat_amount.value());
+            let channel = match t.map(|t| &*t.method_details) {
+                Some(MethodDetails::Channel { channel, .. }) => channel.clone(),
+                _ => "ch-0".into(),
+            };
             Command::GatewayPayment(GatewayPayment {
-                channel: "ch".into(),
+                channel,
                 // Mostly the picked trade's reference; sometimes a stranger's.
                 reference: if txn == 5 {
                     "ELSEWHERE-1".into()
@@ -288,6 +292,7 @@ fn command(e: &Engine, op: &Op) -> Command {
                 },
                 currency: "CNY".into(),
                 paid_at: None,
+                history_checked: true,
                 ended: None,
             })
         }
@@ -494,11 +499,11 @@ fn run(ops: &[Op]) -> Result<(Engine, Vec<(Command, Timestamp)>), TestCaseError>
     let mut e = Engine::new(EngineConfig::default()).map_err(TestCaseError::fail)?;
     let mut now = T0;
     let mut log = Vec::new();
-    // Every user may bind the payment channel "ch".
+    // Every user may bind a payment channel of their own, "ch-<u>".
     for u in 0..=USERS {
         let assign = Command::AssignChannel {
             user: user(u),
-            channel: "ch".into(),
+            channel: format!("ch-{u}"),
             provider: ChannelProvider::Alipay,
         };
         e.apply(&assign, now)

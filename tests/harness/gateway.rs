@@ -75,6 +75,13 @@ pub async fn channel_trade(
     let mut req = listing(&method, "7", "100", "7", "700", window_secs);
     req.release_on_verified_payment = release;
     publish(&mut seller, req).await;
+    let (buyer, trade) = buy_on(s, channel).await;
+    (seller, buyer, trade)
+}
+
+/// A new buyer's trade of 2 EB from the best listing paid through
+/// `channel`'s kind: (buyer, trade).
+pub async fn buy_on(s: &Server, channel: &str) -> (TradingServiceClient<Authed>, pb::Trade) {
     let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
     // Buyers choose by how they pay: the channel's gateway app.
     let kind = match channel {
@@ -93,7 +100,7 @@ pub async fn channel_trade(
         .trade_ids
         .swap_remove(0);
     let trade = get(&mut buyer, &id).await;
-    (seller, buyer, trade)
+    (buyer, trade)
 }
 
 /// The trade as `t` sees it.

@@ -32,7 +32,7 @@ pub fn anomaly_pb(a: &Anomaly) -> pb::PaymentAnomaly {
         trade_id: a.trade.map(|t| t.to_string()).unwrap_or_default(),
         reference: a.reference.clone(),
         payment: Some(verified_pb(&a.payment)),
-        currency: a.currency.clone(),
+        fiat: a.currency.clone(),
         expected_amount,
         resolved: r.is_some(),
         resolved_by: r.map(|r| r.agent.to_string()).unwrap_or_default(),

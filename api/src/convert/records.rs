@@ -99,6 +99,15 @@ pub(super) fn actor_text(a: Actor) -> String {
     }
 }
 
+/// An actor on a trade's timeline: the gateway is named by the trade's
+/// channel (SPEC §19: actor `gateway <channel>`).
+fn trade_actor(t: &Trade, a: Actor) -> String {
+    match (a, &*t.method_details) {
+        (Actor::Gateway, MethodDetails::Channel { channel, .. }) => format!("gateway {channel}"),
+        _ => actor_text(a),
+    }
+}
+
 fn trade_state_pb(k: TradeStateKind) -> i32 {
     (match k {
         TradeStateKind::AwaitingPayment => pb::TradeState::AwaitingPayment,
@@ -132,7 +141,7 @@ pub fn trade_pb(t: &Trade, audience: Audience) -> pb::Trade {
         .iter()
         .map(|e| pb::TimelineEntry {
             at: Some(ts(e.at)),
-            actor: actor_text(e.actor),
+            actor: trade_actor(t, e.actor),
             what: match &e.what {
                 TimelineWhat::Transition { from, to, reason } => match from {
                     Some(from) => format!(
@@ -297,7 +306,7 @@ pub fn appeal_pb(a: &Appeal, t: &Trade, files_for: Option<UserId>) -> pb::Appeal
     pb::Appeal {
         trade_id: a.trade.to_string(),
         status,
-        opened_by: actor_text(a.opened_by),
+        opened_by: trade_actor(t, a.opened_by),
         reason: a.reason.clone(),
         opened_at: Some(ts(a.opened_at)),
         claimed_by: a.claimed_by.map(|u| u.to_string()).unwrap_or_default(),

@@ -92,7 +92,7 @@ fn anomaly_json(a: &pb::PaymentAnomaly) -> Value {
     let p = a.payment.clone().unwrap_or_default();
     json!({
         "id": a.id, "kind": a.kind, "trade_id": a.trade_id, "reference": a.reference,
-        "channel": p.channel, "txn_id": p.txn_id, "amount": p.amount, "currency": a.currency,
+        "channel": p.channel, "txn_id": p.txn_id, "amount": p.amount, "fiat": a.fiat,
         "expected_amount": a.expected_amount, "received_at": ts(p.received_at.as_ref()),
         "resolved": a.resolved, "resolved_by": a.resolved_by, "note": a.note,
     })
@@ -126,7 +126,7 @@ pub async fn run_anomalies(cli: &Cli, cmd: &AnomaliesCmd) -> Result<(), Failure>
                             a.trade_id.clone(),
                             p.channel,
                             p.txn_id,
-                            format!("{} {}", p.amount, a.currency),
+                            format!("{} {}", p.amount, a.fiat),
                             a.expected_amount.clone(),
                             if a.resolved { "resolved" } else { "open" }.into(),
                         ]

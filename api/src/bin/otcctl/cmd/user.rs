@@ -64,6 +64,9 @@ pub enum UserCmd {
         /// Release as soon as a payment channel proves payment (SPEC §19).
         #[arg(long)]
         release_on_verified_payment: bool,
+        /// Payment window of its trades in seconds (0: the server's default).
+        #[arg(long, default_value_t = 0)]
+        payment_window_secs: i64,
     },
     /// Buy from the best listing.
     Buy {
@@ -225,6 +228,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
             methods,
             password,
             release_on_verified_payment,
+            payment_window_secs,
         } => {
             let r = t
                 .publish_listing(pb::PublishListingRequest {
@@ -236,7 +240,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
                     min_fiat: min.clone(),
                     max_fiat: max.clone(),
                     method_ids: methods.clone(),
-                    payment_window_secs: 0,
+                    payment_window_secs: *payment_window_secs,
                     terms: String::new(),
                     fund_password: password.clone(),
                     release_on_verified_payment: *release_on_verified_payment,
