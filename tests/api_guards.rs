@@ -14,12 +14,13 @@ use otc_api::proto::trading_service_client::TradingServiceClient;
 use tonic::Code;
 use uuid::Uuid;
 
-const ROLES: [Role; 5] = [
+const ROLES: [Role; 6] = [
     Role::User,
     Role::Merchant,
     Role::Support,
     Role::SupportViewer,
     Role::Admin,
+    Role::PriceFeed,
 ];
 
 /// Calls every RPC of every service with an empty request as `role` and
@@ -61,6 +62,7 @@ async fn sweep(s: &Server, tok: &str) -> Vec<(&'static str, Code, String)> {
     call!(t.mark_paid, pb::TradeActionRequest);
     call!(t.cancel_trade, pb::TradeActionRequest);
     call!(t.release, pb::ReleaseRequest);
+    call!(t.create_payment_order, pb::GetTradeRequest);
     call!(t.open_appeal, pb::OpenAppealRequest);
     call!(t.add_evidence, pb::AddEvidenceRequest);
     call!(t.get_appeal, pb::GetTradeRequest);
@@ -80,15 +82,25 @@ async fn sweep(s: &Server, tok: &str) -> Vec<(&'static str, Code, String)> {
     call!(c.unclaim_appeal, pb::AppealActionRequest);
     call!(c.resolve_appeal, pb::ResolveAppealRequest);
     call!(c.stream_appeal_queue, pb::StreamEventsRequest);
+    call!(c.list_anomalies, pb::ListAnomaliesRequest);
+    call!(c.resolve_anomaly, pb::ResolveAnomalyRequest);
     call!(a.deposit, pb::TransferRequest);
     call!(a.withdraw, pb::TransferRequest);
     call!(a.register_merchant, pb::RegisterMerchantRequest);
+    call!(a.list_channels, pb::ListChannelsRequest);
+    call!(a.assign_channel, pb::AssignChannelRequest);
+    call!(a.set_reference_price, pb::SetReferencePriceRequest);
     out
 }
 
 fn allowed(rpc: &str, role: Role) -> bool {
     const MERCHANT: [&str; 3] = ["set_capacity", "set_online", "get_merchant"];
-    const SUPPORT_WRITE: [&str; 3] = ["claim_appeal", "unclaim_appeal", "resolve_appeal"];
+    const SUPPORT_WRITE: [&str; 4] = [
+        "claim_appeal",
+        "unclaim_appeal",
+        "resolve_appeal",
+        "resolve_anomaly",
+    ];
     const SUPPORT_READ: [&str; 6] = [
         "list_appeals",
         "get_appeal",
@@ -97,7 +109,13 @@ fn allowed(rpc: &str, role: Role) -> bool {
         "get_attachment",
         "stream_appeal_queue",
     ];
-    const ADMIN: [&str; 3] = ["deposit", "withdraw", "register_merchant"];
+    const ADMIN: [&str; 5] = [
+        "deposit",
+        "withdraw",
+        "register_merchant",
+        "list_channels",
+        "assign_channel",
+    ];
     // Support's read calls share names with trading ones; the sweep order
     // tells them apart: trading's come first. Handled by `support_side`.
     let _ = SUPPORT_READ;
@@ -109,6 +127,12 @@ fn allowed(rpc: &str, role: Role) -> bool {
     }
     if ADMIN.contains(&rpc) {
         return role == Role::Admin;
+    }
+    if rpc == "set_reference_price" {
+        return matches!(role, Role::Admin | Role::PriceFeed);
+    }
+    if rpc == "list_anomalies" {
+        return matches!(role, Role::Support | Role::SupportViewer);
     }
     matches!(role, Role::User | Role::Merchant)
 }
@@ -123,9 +147,15 @@ async fn every_rpc_checks_the_role() {
             .position(|(r, _, _)| *r == "list_appeals")
             .unwrap();
         for (i, (rpc, code, msg)) in results.iter().enumerate() {
-            let support_side = i >= support_from && i < support_from + 9;
+            let support_side = i >= support_from && i < support_from + 11;
             let ok = if support_side
-                && !["claim_appeal", "unclaim_appeal", "resolve_appeal"].contains(rpc)
+                && ![
+                    "claim_appeal",
+                    "unclaim_appeal",
+                    "resolve_appeal",
+                    "resolve_anomaly",
+                ]
+                .contains(rpc)
             {
                 matches!(role, Role::Support | Role::SupportViewer)
             } else {

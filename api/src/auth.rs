@@ -21,6 +21,8 @@ pub enum Role {
     SupportViewer,
     /// Back office: deposits, withdrawals, merchant registration.
     Admin,
+    /// A price feed: may set reference prices and nothing else (SPEC §22).
+    PriceFeed,
 }
 
 impl Role {
@@ -32,6 +34,7 @@ impl Role {
             Role::Support => "support",
             Role::SupportViewer => "support_viewer",
             Role::Admin => "admin",
+            Role::PriceFeed => "price_feed",
         }
     }
 
@@ -46,9 +49,10 @@ impl Role {
             "support" => Role::Support,
             "support_viewer" => Role::SupportViewer,
             "admin" => Role::Admin,
+            "price_feed" => Role::PriceFeed,
             other => {
                 return Err(format!(
-                    "unknown role {other:?}: use user, merchant, support, support_viewer or admin"
+                    "unknown role {other:?}: use user, merchant, support, support_viewer, admin or price_feed"
                 ));
             }
         })

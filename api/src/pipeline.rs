@@ -90,6 +90,7 @@ client_requests!(
     RegisterMerchantRequest,
     AssignChannelRequest,
     ResolveAnomalyRequest,
+    SetReferencePriceRequest,
 );
 
 /// [`mutate`] for a request whose conversion needs no await: `make` builds

@@ -25,9 +25,7 @@ pub async fn listing(core: &Core, id: ListingId) -> Result<pb::Listing, Status> 
             .map_err(|x| Status::unavailable(x.to_string()))?
             .ok_or_else(|| Status::not_found(format!("listing {id} not found")))?,
     };
-    let kinds = cv::listing_kinds(e, &listing);
-    let record = e.seller_record(listing.seller, clock_now());
-    Ok(cv::listing_pb(&listing, kinds, Some(&record)))
+    Ok(cv::listing_view(e, &listing, clock_now()))
 }
 
 /// The caller's balances, methods (their own, unmasked), lock and blocks.
@@ -115,6 +113,7 @@ pub async fn my_listings(
     Ok(pb::ListListingsResponse {
         listings,
         next_page_token: next_token(&ids, size),
+        ..pb::ListListingsResponse::default()
     })
 }
 
@@ -130,27 +129,45 @@ pub async fn book(
     let (asset, fiat) = (cv::asset("asset", &r.asset)?, cv::fiat("fiat", &r.fiat)?);
     let w = core.writer.read().await;
     let e = w.engine();
+    let now = clock_now();
     let after = if r.page_token.is_empty() {
         None
     } else {
         let id = cv::listing_id(&r.page_token)?;
-        let l = e.listing(id).ok_or_else(|| {
-            Status::invalid_argument("page_token no longer names a listing; browse from the start")
-        })?;
-        Some(l.book_key())
+        let key = e
+            .listing(id)
+            .and_then(|l| Some((e.effective_price(l, now)?, id)));
+        Some(key.ok_or_else(|| {
+            Status::invalid_argument(
+                "page_token no longer names a priced listing; browse from the start",
+            )
+        })?)
     };
-    let page = e.book_page(asset, fiat, after, size, clock_now());
+    let page = e.book_page(asset, fiat, after, size, now);
     let listings: Vec<pb::Listing> = page
         .iter()
-        .map(|entry| {
-            let l = entry.listing;
-            cv::listing_pb(l, cv::listing_kinds(e, l), Some(&entry.record))
-        })
+        .map(|entry| cv::listing_view(e, entry.listing, now))
         .collect();
     let ids: Vec<ListingId> = page.iter().map(|p| p.listing.id).collect();
+    let reference = e.state().references.get(&(asset, fiat));
+    let stale = reference.is_some() && e.fresh_reference((asset, fiat), now).is_none();
+    // The first page also lists what is not matching, and why.
+    let unpriced = if after.is_none() {
+        e.unpriced_page(asset, fiat, None, size, now)
+            .into_iter()
+            .map(|l| cv::listing_view(e, l, now))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(pb::ListListingsResponse {
         listings,
         next_page_token: next_token(&ids, size),
+        reference_price: reference.map(|r| r.price.to_string()).unwrap_or_default(),
+        reference_at: reference.map(|r| cv::ts(r.at)),
+        reference_source: reference.map(|r| r.source.clone()).unwrap_or_default(),
+        reference_stale: stale,
+        unpriced,
     })
 }
 

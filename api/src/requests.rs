@@ -8,7 +8,7 @@
 use otc_engine::UserId;
 use otc_engine::command::{
     AttachmentRef, BuyAmount, BuyRequest, CapacityRequest, FastSellRequest, ListingSpec,
-    MerchantQuote, Resolution,
+    MerchantQuote, PriceSpec, Resolution,
 };
 use otc_engine::users::{MethodDetails, MethodKind};
 use tonic::Status;
@@ -38,7 +38,25 @@ impl TryFrom<&pb::PublishListingRequest> for ListingSpec {
         Ok(ListingSpec {
             asset: cv::asset("asset", &r.asset)?,
             fiat: cv::fiat("fiat", &r.fiat)?,
-            price: cv::dec("price", &r.price)?,
+            price: if r.floating {
+                if !r.price.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "price must be empty for a floating listing (it follows the reference)",
+                    ));
+                }
+                PriceSpec::Floating {
+                    premium_bps: r.premium_bps,
+                    floor: cv::opt_dec("floor", &r.floor)?,
+                    ceiling: cv::opt_dec("ceiling", &r.ceiling)?,
+                }
+            } else {
+                if r.premium_bps != 0 || !r.floor.is_empty() || !r.ceiling.is_empty() {
+                    return Err(Status::invalid_argument(
+                        "premium_bps, floor and ceiling need floating = true",
+                    ));
+                }
+                PriceSpec::Fixed(cv::dec("price", &r.price)?)
+            },
             total: cv::dec("total", &r.total)?,
             min_fiat: cv::dec("min_fiat", &r.min_fiat)?,
             max_fiat: cv::dec("max_fiat", &r.max_fiat)?,

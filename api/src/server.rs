@@ -182,6 +182,20 @@ pub struct ServerConfig {
     /// Journal entries between snapshots.
     #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,
+    /// Lowest premium a floating listing may set, in basis points (SPEC §22).
+    #[arg(long, env = "OTC_PREMIUM_MIN_BPS", default_value_t = -2_000, allow_hyphen_values = true)]
+    pub premium_min_bps: i32,
+    /// Highest premium a floating listing may set, in basis points.
+    #[arg(
+        long,
+        env = "OTC_PREMIUM_MAX_BPS",
+        default_value_t = 2_000,
+        allow_hyphen_values = true
+    )]
+    pub premium_max_bps: i32,
+    /// A reference price older than this stops floating listings from matching.
+    #[arg(long, env = "OTC_REFERENCE_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub reference_max_age: Duration,
     /// Address of the HTTP listener for payment gateways' notifications
     /// (`POST /notify/<channel>`) and the Alipay return page
     /// (`GET /return/<channel>`). Gateways must reach it at --public-url.
@@ -245,6 +259,9 @@ impl ServerConfig {
         c.attachments_per_appeal_max = self.attachments_per_appeal;
         c.chat_chars_max = self.chat_chars_max;
         c.event_retention_ms = ms(self.event_retention);
+        c.premium_bps_min = self.premium_min_bps;
+        c.premium_bps_max = self.premium_max_bps;
+        c.reference_max_age_ms = ms(self.reference_max_age);
         c.validate()?;
         Ok(c)
     }

@@ -184,6 +184,28 @@ impl AdminService for Admin {
         Ok(Response::new(pb::ListChannelsResponse { channels }))
     }
 
+    async fn set_reference_price(
+        &self,
+        req: Request<pb::SetReferencePriceRequest>,
+    ) -> Result<Response<pb::Receipt>, Status> {
+        let c = caller(&self.core, &req, &[Role::Admin, Role::PriceFeed])?;
+        command(
+            &self.core,
+            c.user,
+            "SetReferencePrice",
+            req.into_inner(),
+            |r| {
+                Ok(Command::SetReferencePrice {
+                    asset: cv::asset("asset", &r.asset)?,
+                    fiat: cv::fiat("fiat", &r.fiat)?,
+                    price: cv::dec("price", &r.price)?,
+                    source: r.source.clone(),
+                })
+            },
+        )
+        .await
+    }
+
     async fn assign_channel(
         &self,
         req: Request<pb::AssignChannelRequest>,

@@ -61,13 +61,9 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
                     _ => None,
                 }),
             };
-            let listing = listing.and_then(|id| e.listing(id)).map(|l| {
-                cv::listing_pb(
-                    l,
-                    cv::listing_kinds(e, l),
-                    Some(&e.seller_record(l.seller, e.state().clock)),
-                )
-            });
+            let listing = listing
+                .and_then(|id| e.listing(id))
+                .map(|l| cv::listing_view(e, l, e.state().clock));
             ok(pb::ListingResponse {
                 receipt: Some(receipt),
                 listing,
@@ -121,6 +117,7 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
         },
         C::RegisterMerchant { .. }
         | C::AssignChannel { .. }
+        | C::SetReferencePrice { .. }
         | C::GatewayPayment(_)
         | C::RemoveMethod { .. }
         | C::SetFundPassword { .. }

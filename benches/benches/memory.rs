@@ -86,7 +86,7 @@ fn main() {
         let spec = ListingSpec {
             asset,
             fiat,
-            price: Decimal::new(700 + (i as i64 % 100), 2),
+            price: otc_engine::command::PriceSpec::Fixed(Decimal::new(700 + (i as i64 % 100), 2)),
             total: dec("1000"),
             min_fiat: dec("1"),
             max_fiat: dec("100000"),

@@ -106,7 +106,7 @@ fn build_completed_trades(dir: &std::path::Path, trades: usize) -> Timestamp {
     let spec = ListingSpec {
         asset,
         fiat,
-        price: dec("7"),
+        price: otc_engine::command::PriceSpec::Fixed(dec("7")),
         total: dec("80000000"),
         min_fiat: dec("1"),
         max_fiat: dec("1000"),

@@ -45,6 +45,8 @@ pub struct Mix {
     published: VecDeque<(UserId, ListingId)>,
     round: u64,
     proof: FundPasswordProof,
+    /// Half the listings float over the reference (SPEC §22).
+    floating: bool,
     /// Reused event buffer, as the writer loop does.
     events: Vec<otc_engine::Event>,
 }
@@ -57,12 +59,24 @@ fn created(events: &[otc_engine::Event]) -> Option<TradeId> {
 }
 
 impl Mix {
-    /// An engine whose book holds `live_listings` live listings.
+    /// An engine whose book holds `live_listings` live listings, all fixed.
     pub fn new(live_listings: usize) -> Self {
-        let mut e = Engine::new(EngineConfig::default()).unwrap_or_else(|x| panic!("{x}"));
+        Self::with_floating(live_listings, false)
+    }
+
+    /// As [`Mix::new`]; with `floating`, every other listing floats over a
+    /// reference price (which, for the bench, never goes stale).
+    pub fn with_floating(live_listings: usize, floating: bool) -> Self {
+        let mut config = EngineConfig::default();
+        config.reference_max_age_ms = i64::MAX / 4;
+        let mut e = Engine::new(config).unwrap_or_else(|x| panic!("{x}"));
         let asset = Asset::new("EB").unwrap_or_else(|x| panic!("{x}"));
         let fiat = Fiat::new("CNY").unwrap_or_else(|x| panic!("{x}"));
         let now = Timestamp(1_700_000_000_000);
+        if floating {
+            e.apply(&Self::reference(asset, fiat, "7.50"), now)
+                .unwrap_or_else(|r| panic!("setup: {r}"));
+        }
         let proof = FundPasswordProof::matched(1);
         let mut sellers = Vec::new();
         let n_sellers = live_listings.div_ceil(LISTINGS_PER_SELLER);
@@ -111,6 +125,7 @@ impl Mix {
             published: VecDeque::new(),
             round: 0,
             proof,
+            floating,
             events: Vec::new(),
         };
         for i in 0..live_listings {
@@ -120,9 +135,29 @@ impl Mix {
         mix
     }
 
+    /// Setting the reference price of `asset`/`fiat`.
+    pub fn reference(asset: Asset, fiat: Fiat, price: &str) -> Command {
+        Command::SetReferencePrice {
+            asset,
+            fiat,
+            price: dec(price),
+            source: "bench".into(),
+        }
+    }
+
     fn spec(&self, i: usize, method: MethodId) -> ListingSpec {
-        // Prices spread over 7.00–7.99 so matching walks a realistic book.
-        let price = Decimal::new(700 + (i as i64 * 37) % 100, 2);
+        // Prices spread over 7.00–7.99 so matching walks a realistic book;
+        // floating ones over the same range around the 7.50 reference.
+        let step = (i as i64 * 37) % 100;
+        let price = if self.floating && i % 2 == 0 {
+            otc_engine::command::PriceSpec::Floating {
+                premium_bps: (step as i32 - 50) * 13,
+                floor: None,
+                ceiling: (step % 3 == 0).then(|| Decimal::new(780, 2)),
+            }
+        } else {
+            otc_engine::command::PriceSpec::Fixed(Decimal::new(700 + step, 2))
+        };
         ListingSpec {
             asset: self.asset,
             fiat: self.fiat,

@@ -82,8 +82,8 @@ pub struct ListingSpec {
     pub asset: Asset,
     /// The fiat paid.
     pub fiat: Fiat,
-    /// Fiat per coin.
-    pub price: Decimal,
+    /// Fixed fiat per coin, or a premium over the reference (SPEC §22).
+    pub price: PriceSpec,
     /// Coin escrowed for this listing.
     pub total: Decimal,
     /// Smallest trade, in fiat.
@@ -99,6 +99,22 @@ pub struct ListingSpec {
     /// Release as soon as a payment channel proves payment (SPEC §19);
     /// needs a channel among `methods`.
     pub release_on_verified: bool,
+}
+
+/// A listing's price as requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PriceSpec {
+    /// Fiat per coin.
+    Fixed(Decimal),
+    /// The reference × (1 + premium), clamped to floor and ceiling.
+    Floating {
+        /// Basis points over (or, negative, under) the reference.
+        premium_bps: i32,
+        /// Never below.
+        floor: Option<Decimal>,
+        /// Never above.
+        ceiling: Option<Decimal>,
+    },
 }
 
 /// How much a buyer wants: in coin, or in fiat to spend.
@@ -310,6 +326,13 @@ pub enum Command {
     },
     /// A payment a channel's gateway proved (the shell verified it).
     GatewayPayment(GatewayPayment),
+    /// Admin or the price feed sets a market's reference price (SPEC §22).
+    SetReferencePrice {
+        asset: Asset,
+        fiat: Fiat,
+        price: Decimal,
+        source: String,
+    },
     /// A CS agent closes a payment anomaly with a note.
     ResolveAnomaly {
         agent: UserId,
@@ -370,7 +393,7 @@ impl Command {
             | C::ResolveAppeal { agent, .. }
             | C::ResolveAnomaly { agent, .. } => Some(*agent),
             C::AssignChannel { user, .. } => Some(*user),
-            C::GatewayPayment(_) | C::FireDue => None,
+            C::GatewayPayment(_) | C::SetReferencePrice { .. } | C::FireDue => None,
         }
     }
 
@@ -405,6 +428,7 @@ impl Command {
             Command::ResolveAppeal { .. } => "resolve appeal",
             Command::AssignChannel { .. } => "assign channel",
             Command::GatewayPayment(_) => "gateway payment",
+            Command::SetReferencePrice { .. } => "set reference price",
             Command::ResolveAnomaly { .. } => "resolve anomaly",
             Command::FireDue => "fire due deadlines",
         }

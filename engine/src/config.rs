@@ -81,6 +81,12 @@ pub struct EngineConfig {
     /// working set before it forgets them. History lives in storage; this
     /// keeps memory and snapshots bounded by activity, not by age.
     pub ended_retention_ms: i64,
+    /// Lowest premium a floating listing may set, in basis points (−20%).
+    pub premium_bps_min: i32,
+    /// Highest premium a floating listing may set, in basis points (+20%).
+    pub premium_bps_max: i32,
+    /// A reference older than this stops floating listings from matching.
+    pub reference_max_age_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -137,6 +143,9 @@ impl Default for EngineConfig {
             methods_per_listing_max: 10,
             quotes_per_merchant_max: 20,
             ended_retention_ms: MS_PER_HOUR,
+            premium_bps_min: -2_000,
+            premium_bps_max: 2_000,
+            reference_max_age_ms: 5 * MS_PER_MIN,
         }
     }
 }
@@ -160,9 +169,19 @@ impl EngineConfig {
             ("seller_record_window", self.seller_record_window_ms),
             ("ended_retention", self.ended_retention_ms),
             ("event_retention", self.event_retention_ms),
+            ("reference_max_age", self.reference_max_age_ms),
         ];
         if let Some((name, _)) = windows.iter().find(|(_, ms)| *ms <= 0) {
             return Err(format!("{name} must be longer than zero"));
+        }
+        if self.premium_bps_min > self.premium_bps_max
+            || self.premium_bps_min <= -10_000
+            || self.premium_bps_max > 10_000
+        {
+            return Err(
+                "premium bounds must satisfy -10000 < premium_min <= premium_max <= 10000 (bps)"
+                    .into(),
+            );
         }
         if self.payment_window_ms_min > self.payment_window_ms_max {
             return Err("payment_window_min must not exceed payment_window_max".into());

@@ -11,16 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::appeal::Appeal;
+use crate::book::Book;
 use crate::buy::BuyOrder;
 use crate::changed::Changed;
 use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
 use crate::ids::{AnomalyId, BuyOrderId, ListingId, Timestamp, TradeId, UserId};
-use crate::listing::{Book, Listing};
+use crate::listing::Listing;
 use crate::merchant::Merchant;
 use crate::money::{Asset, AssetSpec, CoinAmount, Fiat, FiatAmount, FiatSpec, Price};
 use crate::payment::Anomaly;
+use crate::pricing::Reference;
 use crate::record::SellerHistory;
 use crate::rejection::Rejection;
 use crate::timers::Deadlines;
@@ -126,6 +128,8 @@ pub struct State {
     pub open_anomalies: BTreeSet<AnomalyId>,
     /// Each payment channel's one owner (SPEC §19).
     pub channel_owners: BTreeMap<String, UserId>,
+    /// Each market's reference price (SPEC §22).
+    pub references: BTreeMap<(Asset, Fiat), Reference>,
 }
 
 /// The deterministic P2P OTC engine.
@@ -394,6 +398,12 @@ impl Engine {
                 provider,
             } => self.assign_channel(*user, channel, *provider, now),
             C::GatewayPayment(payment) => self.gateway_payment(payment, now),
+            C::SetReferencePrice {
+                asset,
+                fiat,
+                price,
+                source,
+            } => self.set_reference(*asset, *fiat, *price, source, now),
             C::ResolveAnomaly {
                 agent,
                 anomaly,

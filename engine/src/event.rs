@@ -12,7 +12,7 @@ use crate::ids::{
     AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId,
 };
 use crate::listing::ListingState;
-use crate::money::{Asset, CoinAmount, FiatAmount, Price};
+use crate::money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 use crate::payment::{AnomalyKind, ChannelProvider};
 use crate::trade::{Actor, TradeStateKind, TransitionReason};
 use crate::users::MethodKind;
@@ -187,6 +187,13 @@ pub enum EventKind {
         trade: Option<TradeId>,
         channel: String,
     },
+    /// A market's reference price was set (SPEC §22).
+    ReferencePriceSet {
+        asset: Asset,
+        fiat: Fiat,
+        price: Price,
+        source: String,
+    },
     /// CS closed a payment anomaly.
     AnomalyResolved { anomaly: AnomalyId, agent: UserId },
     /// The parties settled an appeal themselves.
@@ -256,7 +263,8 @@ impl Event {
             AppealClaimed { .. }
             | AppealUnclaimed { .. }
             | PaymentAnomaly { .. }
-            | AnomalyResolved { .. } => Audience {
+            | AnomalyResolved { .. }
+            | ReferencePriceSet { .. } => Audience {
                 users: [None, None],
                 support: true,
             },

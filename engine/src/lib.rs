@@ -18,6 +18,7 @@
 //! - [`config`]: windows, limits, assets.
 //! - [`command`], [`event`], [`rejection`]: the engine's inputs and outputs.
 //! - [`users`]: payment methods, fund password, blocks, cancel counts.
+//! - [`pricing`], [`book`]: fixed and floating prices, the book in matching order (SPEC §22).
 //! - [`listing`], [`buy`], [`trade`], [`appeal`], [`merchant`]: domain records.
 //! - [`timers`]: deadlines as data.
 //! - [`record`]: the seller's 30-day record.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod appeal;
+pub mod book;
 pub mod buy;
 mod changed;
 pub mod command;
@@ -45,8 +47,10 @@ mod ops_buy;
 mod ops_fast;
 mod ops_gateway;
 mod ops_listing;
+mod ops_price;
 mod ops_trade;
 pub mod payment;
+pub mod pricing;
 mod query;
 pub mod record;
 pub mod rejection;

@@ -1,11 +1,10 @@
-//! Listings (SPEC §7) and the in-memory book of active ones (SPEC §8).
-
-use std::collections::{BTreeMap, BTreeSet};
+//! Listings (SPEC §7); their book is `book.rs`.
 
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ListingId, MethodId, Timestamp, UserId};
-use crate::money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
+use crate::money::{Asset, CoinAmount, Fiat, FiatAmount};
+use crate::pricing::Pricing;
 
 /// Why a listing closed by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,8 +57,8 @@ pub struct Listing {
     pub asset: Asset,
     /// The fiat.
     pub fiat: Fiat,
-    /// Fiat per coin.
-    pub price: Price,
+    /// Fixed, or floating over the market's reference (SPEC §22).
+    pub pricing: Pricing,
     /// Coin escrowed at publication.
     pub total: CoinAmount,
     /// Coin not yet matched; escrowed while the listing is live.
@@ -84,78 +83,9 @@ pub struct Listing {
     pub open_trades: u32,
 }
 
-/// The book key: lowest price first, then oldest (lowest id).
-pub type BookKey = (Price, ListingId);
-
-/// Active listings per (asset, fiat), ordered for matching.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Book {
-    sides: BTreeMap<(Asset, Fiat), BTreeSet<BookKey>>,
-}
-
 impl Listing {
     /// The market it trades in.
     pub fn market(&self) -> (Asset, Fiat) {
         (self.asset, self.fiat)
-    }
-
-    /// Its place in the book.
-    pub fn book_key(&self) -> BookKey {
-        (self.price, self.id)
-    }
-}
-
-impl Book {
-    /// Adds an active listing.
-    pub fn insert(&mut self, market: (Asset, Fiat), key: BookKey) {
-        let fresh = self.sides.entry(market).or_default().insert(key);
-        debug_assert!(fresh, "listing {} was already in the book", key.1);
-    }
-
-    /// Removes a listing (no-op if absent).
-    pub fn remove(&mut self, market: (Asset, Fiat), key: BookKey) {
-        if let Some(side) = self.sides.get_mut(&market) {
-            side.remove(&key);
-            if side.is_empty() {
-                self.sides.remove(&market);
-            }
-        }
-    }
-
-    /// Active listings of a market in matching order.
-    pub fn side(&self, asset: Asset, fiat: Fiat) -> impl Iterator<Item = &BookKey> {
-        self.sides.get(&(asset, fiat)).into_iter().flatten()
-    }
-
-    /// Active listings of a market starting after `after` (for paging).
-    pub fn side_after(
-        &self,
-        asset: Asset,
-        fiat: Fiat,
-        after: Option<BookKey>,
-    ) -> impl Iterator<Item = &BookKey> {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let lower = after.map_or(Unbounded, Excluded);
-        self.sides
-            .get(&(asset, fiat))
-            .into_iter()
-            .flat_map(move |s| s.range((lower, Unbounded)))
-    }
-
-    /// Whether the listing is in the book.
-    pub fn contains(&self, listing: &Listing) -> bool {
-        self.sides
-            .get(&(listing.asset, listing.fiat))
-            .is_some_and(|s| s.contains(&(listing.price, listing.id)))
-    }
-
-    /// How many listings are in the book, across markets.
-    pub fn len(&self) -> usize {
-        self.sides.values().map(BTreeSet::len).sum()
-    }
-
-    /// Whether the book is empty.
-    pub fn is_empty(&self) -> bool {
-        self.sides.is_empty()
     }
 }

@@ -319,6 +319,13 @@ impl Price {
         self.0
     }
 
+    /// A price the engine computed (a floating listing's effective price),
+    /// already rounded to the fiat scale.
+    pub fn computed(value: Decimal) -> Self {
+        debug_assert!(value > Decimal::ZERO);
+        Self(value)
+    }
+
     /// Fiat owed for `coin` at this price: `coin × price`, rounded half-up to
     /// 2 places (SPEC §3). `None` only on arithmetic overflow.
     pub fn fiat_for(self, coin: CoinAmount) -> Option<FiatAmount> {

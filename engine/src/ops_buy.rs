@@ -29,12 +29,14 @@ pub(crate) struct BuyTerms {
     pub methods: Vec<MethodKind>,
 }
 
-/// One match's amounts and the method paid to.
+/// One match's amounts, its price and the method paid to.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Fill {
     pub coin: CoinAmount,
     pub fiat: FiatAmount,
     pub method: MethodId,
+    /// The listing's effective price when matched.
+    pub price: Price,
 }
 
 impl Engine {
@@ -90,9 +92,6 @@ impl Engine {
         {
             return None;
         }
-        if terms.max_price.is_some_and(|max| listing.price > max) {
-            return None;
-        }
         let methods = &self.user(listing.seller)?.methods;
         listing.methods.iter().copied().find(|id| {
             methods.get(id).is_some_and(|m| {
@@ -109,10 +108,12 @@ impl Engine {
         terms: &BuyTerms,
         want: Remaining,
         whole: bool,
-        listing: &Listing,
+        (listing, price): (&Listing, Price),
     ) -> Option<Fill> {
+        if terms.max_price.is_some_and(|max| price > max) {
+            return None;
+        }
         let method = self.eligible_method(buyer, terms, listing)?;
-        let price = listing.price;
         let mut coin = match want {
             Remaining::Coin(c) => c,
             Remaining::Fiat(f) => {
@@ -132,7 +133,12 @@ impl Engine {
             && fiat >= listing.min_fiat
             && fiat <= listing.max_fiat
             && (whole || fiat.value() > rust_decimal::Decimal::ZERO);
-        fits.then_some(Fill { coin, fiat, method })
+        fits.then_some(Fill {
+            coin,
+            fiat,
+            method,
+            price,
+        })
     }
 
     /// The best listing that fills `want` whole.
@@ -141,13 +147,14 @@ impl Engine {
         buyer: UserId,
         terms: &BuyTerms,
         want: Remaining,
+        now: Timestamp,
     ) -> Option<(ListingId, Fill)> {
-        for &(price, id) in self.state.book.side(terms.asset, terms.fiat) {
+        for (price, id) in self.ordered((terms.asset, terms.fiat), now) {
             if terms.max_price.is_some_and(|max| price > max) {
                 break;
             }
             let listing = invariant(self.state.listings.get(&id), "book names a missing listing");
-            if let Some(fill) = self.fill_for(buyer, terms, want, true, listing) {
+            if let Some(fill) = self.fill_for(buyer, terms, want, true, (listing, price)) {
                 return Some((id, fill));
             }
         }
@@ -181,21 +188,20 @@ impl Engine {
         // A taker buy is filled whole by the best listing that can. A buy that
         // may rest instead takes partial fills in price order, then rests.
         if (rest_ms.is_none() || at_limit)
-            && let Some((listing, fill)) = self.find_taker(buyer, &terms, want)
+            && let Some((listing, fill)) = self.find_taker(buyer, &terms, want, now)
         {
             self.user_mut(buyer);
             self.open_listing_trade(listing, buyer, fill, None, now);
             return Ok(());
         }
         let Some(rest_ms) = rest_ms else {
-            let empty = self
-                .state
-                .book
-                .side(terms.asset, terms.fiat)
-                .next()
-                .is_none();
+            let market = (terms.asset, terms.fiat);
+            let empty = !self.state.book.has_market(market);
+            let priced = self.ordered(market, now).next().is_some();
             return Err(Rejection::NoMatch(if empty {
                 "there are no active listings in this market; ask to rest the order to wait for one"
+            } else if !priced {
+                "the market's reference price is stale, so its floating listings are not matching; try again shortly"
             } else {
                 "no listing accepts this amount at an acceptable price with your payment methods"
             }));
@@ -245,23 +251,31 @@ impl Engine {
         self.state
             .deadlines
             .add(now.plus_ms(rest_ms), Deadline::BuyOrderExpires(id));
-        let mut cursor = None;
+        self.fill_from_book(id, now);
+        if self.order_resting(id) {
+            self.emit_order(id, now);
+        }
+    }
+
+    /// Offers a resting order the book in matching order, until it is
+    /// filled or the prices pass its maximum.
+    pub(crate) fn fill_from_book(&mut self, id: BuyOrderId, now: Timestamp) {
+        let Some(o) = self.state.buy_orders.get(&id) else {
+            return;
+        };
+        let (market, max_price) = ((o.asset, o.fiat), o.max_price);
+        let mut cursor: Option<(Price, ListingId)> = None;
         loop {
+            // Fills change the book, so the walk resumes after the cursor.
             let next = self
-                .state
-                .book
-                .side_after(terms.asset, terms.fiat, cursor)
-                .next()
-                .copied();
+                .ordered(market, now)
+                .find(|key| cursor.is_none_or(|c| *key > c));
             let Some(key) = next else { break };
             cursor = Some(key);
-            if terms.max_price.is_some_and(|max| key.0 > max) || !self.order_resting(id) {
+            if max_price.is_some_and(|max| key.0 > max) || !self.order_resting(id) {
                 break;
             }
             self.try_fill(id, key.1, now);
-        }
-        if self.order_resting(id) {
-            self.emit_order(id, now);
         }
     }
 
@@ -301,7 +315,10 @@ impl Engine {
             max_price: o.max_price,
             methods: o.methods.clone(),
         };
-        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, l) else {
+        let Some(price) = self.effective_price(l, now) else {
+            return;
+        };
+        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, (l, price)) else {
             return;
         };
         let buyer = o.buyer;
@@ -423,14 +440,24 @@ impl Engine {
             "fill beyond listing remainder",
         );
         l.open_trades += 1;
-        let (seller, asset, fiat, price, window) =
-            (l.seller, l.asset, l.fiat, l.price, l.payment_window_ms);
+        let (seller, asset, fiat, window) = (l.seller, l.asset, l.fiat, l.payment_window_ms);
+        let l = invariant(self.state.listings.get(&listing), "listing vanished");
+        let basis = self.price_basis(l, now);
         let release = l.release_on_verified && self.is_channel(seller, fill.method);
-        let trade = self.new_trade(id, seller, buyer, (asset, fiat, price), fill, window, now);
+        let trade = self.new_trade(
+            id,
+            seller,
+            buyer,
+            (asset, fiat, fill.price),
+            fill,
+            window,
+            now,
+        );
         let trade = Trade {
             listing: Some(listing),
             buy_order,
             release_on_verified: release,
+            basis,
             ..trade
         };
         self.insert_trade(trade, now);
@@ -485,6 +512,7 @@ impl Engine {
             fast_match: None,
             release_on_verified: false,
             payments: Vec::new(),
+            basis: None,
             timeline: {
                 let mut timeline = Vec::with_capacity(4);
                 timeline.push(created);

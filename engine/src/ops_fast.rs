@@ -248,6 +248,7 @@ impl Engine {
             coin: sale.coin,
             fiat,
             method,
+            price: quote.bid,
         };
         let window = self.config.merchant_window_ms;
         let trade = self.new_trade(

@@ -2,12 +2,13 @@
 //! and coin coming back from cancelled trades. Buying and matching are in
 //! `ops_buy.rs`.
 
-use crate::command::{FundPasswordProof, ListingSpec};
+use crate::command::{FundPasswordProof, ListingSpec, PriceSpec};
 use crate::engine::{Engine, invariant};
 use crate::event::EventKind;
 use crate::ids::{ListingId, Timestamp, UserId};
 use crate::listing::{CloseReason, Listing, ListingState};
 use crate::money::CoinAmount;
+use crate::pricing::{Pricing, effective_price};
 use crate::rejection::Rejection;
 use crate::timers::Deadline;
 
@@ -33,7 +34,30 @@ impl Engine {
         spec: &ListingSpec,
         now: Timestamp,
     ) -> Result<Listing, Rejection> {
-        let price = self.price_arg("price", spec.price, spec.fiat)?;
+        let pricing = match spec.price {
+            PriceSpec::Fixed(p) => Pricing::Fixed(self.price_arg("price", p, spec.fiat)?),
+            PriceSpec::Floating {
+                premium_bps,
+                floor,
+                ceiling,
+            } => Pricing::Floating(self.floating_arg(spec.fiat, premium_bps, floor, ceiling)?),
+        };
+        // The price the limits are checked at: a floating listing's at the
+        // current reference (one is needed to publish).
+        let price =
+            match pricing {
+                Pricing::Fixed(p) => p,
+                Pricing::Floating(f) => {
+                    let r = self.state.references.get(&(spec.asset, spec.fiat)).ok_or(
+                        Rejection::field(
+                            "premium_bps",
+                            "this market has no reference price yet; floating prices need one",
+                        ),
+                    )?;
+                    effective_price(r.price, &f)
+                        .ok_or(Rejection::field("premium_bps", "gives no positive price"))?
+                }
+            };
         let total = self.coin_arg("total", spec.total, spec.asset)?;
         let min_fiat = self.fiat_arg("min_fiat", spec.min_fiat, spec.fiat)?;
         let max_fiat = self.fiat_arg("max_fiat", spec.max_fiat, spec.fiat)?;
@@ -88,7 +112,7 @@ impl Engine {
             seller,
             asset: spec.asset,
             fiat: spec.fiat,
-            price,
+            pricing,
             total,
             remaining: total,
             min_fiat,
@@ -128,7 +152,7 @@ impl Engine {
         listing.id = ListingId(self.next_id());
         let id = listing.id;
         self.escrow(seller, listing.asset, listing.total);
-        self.state.book.insert(listing.market(), listing.book_key());
+        self.state.book.insert(&listing);
         self.state.user_listings.insert((seller, id));
         self.changed.listings.push(id);
         self.state.listings.insert(id, Box::new(listing));
@@ -160,10 +184,10 @@ impl Engine {
         if !state.is_live() {
             l.remaining = CoinAmount::ZERO;
         }
-        let (market, key) = (l.market(), l.book_key());
+        let (market, pricing) = (l.market(), l.pricing);
         match (was_active, state == ListingState::Active) {
-            (true, false) => self.state.book.remove(market, key),
-            (false, true) => self.state.book.insert(market, key),
+            (true, false) => self.state.book.take(market, id, pricing),
+            (false, true) => self.state.book.add(market, id, pricing),
             _ => {}
         }
     }
@@ -268,12 +292,15 @@ impl Engine {
     /// worth less than its minimum (returning that to `available`).
     pub(crate) fn close_if_spent(&mut self, id: ListingId, now: Timestamp) {
         let l = invariant(self.state.listings.get(&id), "listing vanished");
+        // A floating listing without a fresh reference is judged at its
+        // next fill.
+        let price = self.effective_price(l, now);
         let reason = if l.remaining.is_zero() {
             Some(CloseReason::FullyTraded)
-        } else if l
-            .price
-            .fiat_for(l.remaining)
-            .is_none_or(|worth| worth < l.min_fiat)
+        } else if let Some(price) = price
+            && price
+                .fiat_for(l.remaining)
+                .is_none_or(|worth| worth < l.min_fiat)
         {
             Some(CloseReason::BelowMinimum)
         } else {

@@ -515,6 +515,7 @@ impl Trade {
             fast_match: self.fast_match.clone(),
             release_on_verified: self.release_on_verified,
             payments: Vec::new(),
+            basis: None,
             timeline: Vec::new(),
         }
     }

@@ -2,10 +2,11 @@
 //! and per-user pages. Nothing here changes state.
 
 use crate::appeal::Appeal;
+use crate::book::BookKey;
 use crate::buy::BuyOrder;
 use crate::engine::Engine;
 use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
-use crate::listing::{BookKey, Listing};
+use crate::listing::Listing;
 use crate::merchant::Merchant;
 use crate::money::{Asset, Fiat};
 use crate::record::SellerRecord;
@@ -16,6 +17,8 @@ use crate::trade::Trade;
 pub struct BookEntry<'a> {
     /// The listing.
     pub listing: &'a Listing,
+    /// Its effective price now (SPEC §22).
+    pub price: crate::money::Price,
     /// Its seller's 30-day record.
     pub record: SellerRecord,
 }
@@ -107,15 +110,42 @@ impl Engine {
         limit: usize,
         now: Timestamp,
     ) -> Vec<BookEntry<'_>> {
-        self.state
-            .book
-            .side_after(asset, fiat, after)
+        self.ordered((asset, fiat), now)
+            .filter(|key| after.is_none_or(|a| *key > a))
             .take(limit)
-            .filter_map(|(_, id)| self.state.listings.get(id).map(|l| &**l))
-            .map(|listing| BookEntry {
+            .filter_map(|(price, id)| self.state.listings.get(&id).map(|l| (price, &**l)))
+            .map(|(price, listing)| BookEntry {
                 listing,
+                price,
                 record: self.seller_record(listing.seller, now),
             })
+            .collect()
+    }
+
+    /// A market's floating listings that are not matching because its
+    /// reference is missing or stale (the book says why, SPEC §22), after
+    /// `after`, oldest first.
+    pub fn unpriced_page(
+        &self,
+        asset: Asset,
+        fiat: Fiat,
+        after: Option<ListingId>,
+        limit: usize,
+        now: Timestamp,
+    ) -> Vec<&Listing> {
+        if self.fresh_reference((asset, fiat), now).is_some() {
+            return Vec::new();
+        }
+        let mut ids: Vec<ListingId> = self
+            .state
+            .book
+            .floating_ids((asset, fiat))
+            .filter(|id| after.is_none_or(|a| *id > a))
+            .collect();
+        ids.sort_unstable();
+        ids.truncate(limit);
+        ids.iter()
+            .filter_map(|id| self.state.listings.get(id).map(|l| &**l))
             .collect()
     }
 

@@ -289,6 +289,9 @@ pub struct Trade {
     /// Payments a channel proved for it (SPEC §19), kept with its history
     /// so a notification repeated days later is still recognised.
     pub payments: Vec<crate::payment::VerifiedPayment>,
+    /// For a floating listing's trade: the reference its price came from,
+    /// fixed at match (SPEC §22).
+    pub basis: Option<crate::pricing::PriceBasis>,
     /// Every transition and agent action, in order.
     pub timeline: Vec<TimelineEntry>,
 }

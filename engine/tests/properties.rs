@@ -235,7 +235,7 @@ fn command(e: &Engine, op: &Op) -> Command {
             let spec = ListingSpec {
                 asset: eb(),
                 fiat: cny(),
-                price: d(PRICES[price]),
+                price: otc_engine::command::PriceSpec::Fixed(d(PRICES[price])),
                 total: amount(total),
                 min_fiat: d(["1", "10", "50", "0"][min]),
                 max_fiat: d(["100", "1000", "5", "100000"][max]),

@@ -136,7 +136,7 @@ impl Workload {
         let spec = ListingSpec {
             asset: self.asset,
             fiat: self.fiat,
-            price,
+            price: otc_engine::command::PriceSpec::Fixed(price),
             total: Decimal::from(10 + self.rng.below(90)),
             min_fiat: dec("5"),
             max_fiat: dec("2000"),

@@ -491,7 +491,7 @@ fn a_record_forgotten_in_the_same_group_keeps_its_final_state() {
     let spec = ListingSpec {
         asset,
         fiat: Fiat::new("CNY").unwrap(),
-        price: Decimal::from(7),
+        price: otc_engine::command::PriceSpec::Fixed(Decimal::from(7)),
         total: Decimal::from(1),
         min_fiat: Decimal::from(1),
         max_fiat: Decimal::from(7),

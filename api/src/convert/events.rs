@@ -290,6 +290,18 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.actor = "gateway".into();
             T::PaymentAnomaly
         }
+        EventKind::ReferencePriceSet {
+            asset,
+            fiat,
+            price,
+            source,
+        } => {
+            out.asset = asset.to_string();
+            out.state = fiat.to_string();
+            out.price = price.to_string();
+            out.reason = source.clone();
+            T::ReferencePriceSet
+        }
         EventKind::AnomalyResolved { anomaly, agent } => {
             out.anomaly_id = anomaly.to_string();
             out.actor = format!("support:{agent}");

@@ -23,7 +23,9 @@ mod records;
 
 pub use events::event_pb;
 pub use payments::{anomaly_id, anomaly_pb, verified_pb};
-pub use records::{Audience, appeal_pb, listing_kinds, listing_pb, method_pb, record_pb, trade_pb};
+pub use records::{
+    Audience, appeal_pb, listing_kinds, listing_view, method_pb, record_pb, trade_pb,
+};
 
 /// Longest request id.
 pub const REQUEST_ID_CHARS_MAX: usize = 128;

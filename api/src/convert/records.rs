@@ -4,10 +4,11 @@ use otc_engine::appeal::{Appeal, AppealOutcome, AppealStatus};
 use otc_engine::command::Resolution;
 use otc_engine::event::SettledBy;
 use otc_engine::listing::{Listing, ListingState};
+use otc_engine::pricing::Pricing;
 use otc_engine::record::SellerRecord;
 use otc_engine::trade::{Actor, TimelineWhat, Trade, TradeState, TradeStateKind, TransitionReason};
 use otc_engine::users::MethodDetails;
-use otc_engine::{MethodId, UserId};
+use otc_engine::{MethodId, Timestamp, UserId};
 
 use crate::proto as pb;
 
@@ -196,6 +197,18 @@ pub fn trade_pb(t: &Trade, audience: Audience) -> pb::Trade {
             .iter()
             .map(super::payments::verified_pb)
             .collect(),
+        reference_price: t
+            .basis
+            .as_ref()
+            .map(|b| b.reference.to_string())
+            .unwrap_or_default(),
+        reference_at: t.basis.as_ref().map(|b| ts(b.reference_at)),
+        reference_source: t
+            .basis
+            .as_ref()
+            .map(|b| b.source.clone())
+            .unwrap_or_default(),
+        premium_bps: t.basis.as_ref().map_or(0, |b| b.premium_bps),
     }
 }
 
@@ -232,14 +245,51 @@ pub fn listing_kinds(e: &otc_engine::Engine, l: &Listing) -> Vec<i32> {
         .collect()
 }
 
-/// A listing for the wire.
-pub fn listing_pb(l: &Listing, kinds: Vec<i32>, record: Option<&SellerRecord>) -> pb::Listing {
+/// A listing for the wire, priced at `now` (SPEC §22), with its seller's
+/// record.
+pub fn listing_view(e: &otc_engine::Engine, l: &Listing, now: Timestamp) -> pb::Listing {
+    let record = e.seller_record(l.seller, now);
+    let mut view = listing_pb(l, listing_kinds(e, l), Some(&record));
+    let price = e.effective_price(l, now);
+    view.price = price.map(|p| p.to_string()).unwrap_or_default();
+    if let Pricing::Floating(f) = l.pricing {
+        view.floating = true;
+        view.premium_bps = f.premium_bps;
+        view.floor = f.floor.map(|p| p.to_string()).unwrap_or_default();
+        view.ceiling = f.ceiling.map(|p| p.to_string()).unwrap_or_default();
+        match e.state().references.get(&l.market()) {
+            Some(r) => {
+                view.reference_price = r.price.to_string();
+                view.reference_at = Some(ts(r.at));
+                if price.is_none() {
+                    view.unpriced_reason = format!(
+                        "the {}/{} reference price set at {} is older than the allowed {}; floating listings match again when it is renewed",
+                        l.asset,
+                        l.fiat,
+                        r.at,
+                        otc_engine::ids::human_duration(e.config().reference_max_age_ms)
+                    );
+                }
+            }
+            None => {
+                view.unpriced_reason = format!("{}/{} has no reference price yet", l.asset, l.fiat);
+            }
+        }
+    }
+    view
+}
+
+/// A listing for the wire, without prices that depend on the reference.
+fn listing_pb(l: &Listing, kinds: Vec<i32>, record: Option<&SellerRecord>) -> pb::Listing {
     pb::Listing {
         id: l.id.to_string(),
         seller_id: l.seller.to_string(),
         asset: l.asset.to_string(),
         fiat: l.fiat.to_string(),
-        price: l.price.to_string(),
+        price: match l.pricing {
+            Pricing::Fixed(p) => p.to_string(),
+            Pricing::Floating(_) => String::new(),
+        },
         total: l.total.to_string(),
         remaining: l.remaining.to_string(),
         min_fiat: l.min_fiat.to_string(),
@@ -252,6 +302,7 @@ pub fn listing_pb(l: &Listing, kinds: Vec<i32>, record: Option<&SellerRecord>) -
         seller_record: record.map(record_pb),
         open_trades: l.open_trades,
         release_on_verified_payment: l.release_on_verified,
+        ..pb::Listing::default()
     }
 }
 

@@ -176,7 +176,7 @@ impl World {
         ListingSpec {
             asset: eb(),
             fiat: cny(),
-            price: d(price),
+            price: otc_engine::command::PriceSpec::Fixed(d(price)),
             total: d(total),
             min_fiat: d(min),
             max_fiat: d(max),

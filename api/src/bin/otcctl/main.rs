@@ -17,6 +17,7 @@ use cmd::channels::{AnomaliesCmd, ChannelsCmd};
 use cmd::evidence::EvidenceCmd;
 use cmd::gateway::GatewayCmd;
 use cmd::merchant::MerchantCmd;
+use cmd::price::PriceCmd;
 use cmd::token::TokenCmd;
 use cmd::trades::TradesCmd;
 use cmd::transfer::{Direction, Transfer};
@@ -81,6 +82,9 @@ enum Cmd {
     /// The sandbox gateway: pay a trade as its channel's gateway would notify.
     #[command(subcommand)]
     Gateway(GatewayCmd),
+    /// Reference prices for floating listings (admin, price_feed).
+    #[command(subcommand)]
+    Price(PriceCmd),
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -96,6 +100,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Channels(cmd) => cmd::channels::run_channels(&cli, cmd).await,
         Cmd::Anomalies(cmd) => cmd::channels::run_anomalies(&cli, cmd).await,
         Cmd::Gateway(cmd) => cmd::gateway::run(&cli, cmd).await,
+        Cmd::Price(cmd) => cmd::price::run(&cli, cmd).await,
     }
 }
 

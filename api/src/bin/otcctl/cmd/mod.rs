@@ -7,6 +7,7 @@ pub mod channels;
 pub mod evidence;
 pub mod gateway;
 pub mod merchant;
+pub mod price;
 pub mod token;
 pub mod trades;
 pub mod transfer;

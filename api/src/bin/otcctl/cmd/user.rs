@@ -47,8 +47,18 @@ pub enum UserCmd {
         asset: String,
         #[arg(long, default_value = "CNY")]
         fiat: String,
-        #[arg(long)]
+        /// A fixed price per coin (or give --premium-bps).
+        #[arg(long, default_value = "", required_unless_present = "premium_bps")]
         price: String,
+        /// A floating price: basis points over the market's reference (SPEC §22).
+        #[arg(long, allow_hyphen_values = true, conflicts_with = "price")]
+        premium_bps: Option<i32>,
+        /// A floating price's floor.
+        #[arg(long, default_value = "", requires = "premium_bps")]
+        floor: String,
+        /// A floating price's ceiling.
+        #[arg(long, default_value = "", requires = "premium_bps")]
+        ceiling: String,
         #[arg(long)]
         total: String,
         #[arg(long)]
@@ -222,6 +232,9 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
             asset,
             fiat,
             price,
+            premium_bps,
+            floor,
+            ceiling,
             total,
             min,
             max,
@@ -244,6 +257,10 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
                     terms: String::new(),
                     fund_password: password.clone(),
                     release_on_verified_payment: *release_on_verified_payment,
+                    floating: premium_bps.is_some(),
+                    premium_bps: premium_bps.unwrap_or(0),
+                    floor: floor.clone(),
+                    ceiling: ceiling.clone(),
                 })
                 .await?
                 .into_inner();

@@ -1,0 +1,157 @@
+//! Floating prices end to end (SPEC §22): the price feed sets a reference,
+//! a floating listing is browsed at its effective price with the reference
+//! it came from, a stale reference takes it out of matching (the book says
+//! why), and the price_feed role may do nothing else.
+
+mod harness;
+
+use harness::steps::*;
+use harness::{Server, rid, token, wait_ms};
+use otc_api::auth::Role;
+use otc_api::proto as pb;
+use otc_api::proto::admin_service_client::AdminServiceClient;
+
+fn reference(price: &str) -> pb::SetReferencePriceRequest {
+    pb::SetReferencePriceRequest {
+        request_id: rid(),
+        asset: "EB".into(),
+        fiat: "CNY".into(),
+        price: price.into(),
+        source: "feed-1".into(),
+    }
+}
+
+fn browse() -> pb::BrowseBookRequest {
+    pb::BrowseBookRequest {
+        asset: "EB".into(),
+        fiat: "CNY".into(),
+        page_size: 10,
+        page_token: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn floating_listings_follow_the_reference_and_stop_when_it_is_stale() {
+    let s = Server::start(&["--reference-max-age", "2s"]).await;
+    let feed_id = uuid::Uuid::new_v4();
+    let mut feed = AdminServiceClient::new(s.authed(&token(feed_id, Role::PriceFeed)).await);
+    feed.set_reference_price(reference("7.00"))
+        .await
+        .expect("the feed sets the reference");
+    // The feed may do nothing else; users may not set references.
+    let e = feed
+        .deposit(pb::TransferRequest {
+            request_id: rid(),
+            user_id: feed_id.to_string(),
+            asset: "EB".into(),
+            amount: "1".into(),
+            external_ref: "x".into(),
+        })
+        .await
+        .expect_err("the feed cannot deposit");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+    let mut as_user = AdminServiceClient::new(s.authed(&token(feed_id, Role::User)).await);
+    let e = as_user
+        .set_reference_price(reference("1"))
+        .await
+        .expect_err("users cannot");
+    assert_eq!(e.code(), tonic::Code::PermissionDenied);
+
+    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    let mut req = listing(&method, "", "10", "7", "700", 0);
+    req.floating = true;
+    req.premium_bps = 150;
+    req.ceiling = "7.20".into();
+    let id = publish(&mut seller, req).await;
+    let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
+    let book = buyer
+        .browse_book(browse())
+        .await
+        .expect("browse")
+        .into_inner();
+    let l = &book.listings[0];
+    // 7.00 × 1.015 = 7.105 → 7.11 (half-up).
+    assert_eq!((l.id.as_str(), l.price.as_str()), (id.as_str(), "7.11"));
+    let ceiling: rust_decimal::Decimal = l.ceiling.parse().expect("ceiling");
+    assert!(l.floating && l.premium_bps == 150, "{l:?}");
+    assert_eq!(ceiling, rust_decimal::Decimal::new(720, 2));
+    assert_eq!(
+        (l.reference_price.as_str(), book.reference_price.as_str()),
+        ("7", "7")
+    );
+    assert!(!book.reference_stale && book.unpriced.is_empty());
+
+    // The reference moves: the trade takes the effective price then, and keeps it.
+    feed.set_reference_price(reference("7.05"))
+        .await
+        .expect("reference");
+    let trade_id = buyer
+        .place_buy(buy("1"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids
+        .swap_remove(0);
+    feed.set_reference_price(reference("6.00"))
+        .await
+        .expect("reference");
+    let t = buyer
+        .get_trade(pb::GetTradeRequest {
+            trade_id: trade_id.clone(),
+        })
+        .await
+        .expect("trade")
+        .into_inner();
+    // 7.05 × 1.015 = 7.15575 → 7.16.
+    assert_eq!((t.price.as_str(), t.fiat_amount.as_str()), ("7.16", "7.16"));
+    assert_eq!((t.reference_price.as_str(), t.premium_bps), ("7.05", 150));
+
+    // Stale: no longer matching, and the book says why.
+    wait_ms(2_300).await;
+    let book = buyer
+        .browse_book(browse())
+        .await
+        .expect("browse")
+        .into_inner();
+    assert!(book.listings.is_empty() && book.reference_stale, "{book:?}");
+    assert_eq!(book.unpriced.len(), 1);
+    assert!(
+        book.unpriced[0].unpriced_reason.contains("older"),
+        "{book:?}"
+    );
+    let e = buyer.place_buy(buy("1")).await.expect_err("stale");
+    assert!(e.message().contains("stale"), "{e:?}");
+}
+
+#[tokio::test]
+async fn floating_terms_are_refused_with_the_field_named() {
+    let s = Server::start(&[]).await;
+    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    s.admin()
+        .await
+        .set_reference_price(reference("7"))
+        .await
+        .expect("reference");
+    for (change, field) in [
+        (
+            (|r: &mut pb::PublishListingRequest| r.premium_bps = 2_500) as fn(&mut _),
+            "premium_bps",
+        ),
+        (|r| r.floor = "1e3".into(), "floor"),
+        (|r| r.price = "7".into(), "price"),
+    ] {
+        let mut req = listing(&method, "", "10", "7", "700", 0);
+        req.floating = true;
+        change(&mut req);
+        let e = seller.publish_listing(req).await.expect_err("refused");
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+        assert!(e.message().starts_with(field), "{field}: {e:?}");
+    }
+    let mut req = listing(&method, "7", "10", "7", "700", 0);
+    req.premium_bps = 10;
+    let e = seller
+        .publish_listing(req)
+        .await
+        .expect_err("fixed with a premium");
+    assert!(e.message().contains("floating"), "{e:?}");
+}
