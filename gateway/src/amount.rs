@@ -13,6 +13,8 @@ use crate::refusal::Refusal;
 
 /// Decimal places of a yuan amount: fen.
 pub const AMOUNT_SCALE: u32 = 2;
+/// Most decimal places of a fee stated in a bill.
+pub const FEE_SCALE_MAX: u32 = 6;
 /// Most digits before the decimal point. 10^15 yuan is beyond any payment and
 /// keeps every value exact in a `Decimal`.
 pub const AMOUNT_INTEGER_DIGITS_MAX: usize = 15;
@@ -23,6 +25,26 @@ pub const AMOUNT_INTEGER_DIGITS_MAX: usize = 15;
 /// [`Refusal::Malformed`] naming `field` when `text` is not plain positive
 /// decimal text with at most 2 decimal places.
 pub fn parse_yuan(field: &str, text: &str) -> Result<Decimal, Refusal> {
+    let value = parse_plain(field, text, AMOUNT_SCALE)?;
+    if value <= Decimal::ZERO {
+        return Err(Refusal::malformed(field, "not positive"));
+    }
+    Ok(value)
+}
+
+/// Parses a fee in yuan, as bills state it: plain decimal text like an
+/// amount, but zero is allowed and so are up to [`FEE_SCALE_MAX`] decimal
+/// places (WeChat Pay states fees to 5, e.g. `"0.08400"`).
+///
+/// # Errors
+/// [`Refusal::Malformed`] naming `field` when `text` is not plain decimal
+/// text with at most [`FEE_SCALE_MAX`] decimal places (`"-0.01"`, `"1e3"`).
+pub fn parse_fee_yuan(field: &str, text: &str) -> Result<Decimal, Refusal> {
+    parse_plain(field, text, FEE_SCALE_MAX)
+}
+
+/// Plain decimal text: digits, optionally `.` and 1 to `scale_max` digits.
+fn parse_plain(field: &str, text: &str, scale_max: u32) -> Result<Decimal, Refusal> {
     let (integer, fraction) = match text.split_once('.') {
         Some((integer, fraction)) => (integer, Some(fraction)),
         None => (text, None),
@@ -34,15 +56,15 @@ pub fn parse_yuan(field: &str, text: &str) -> Result<Decimal, Refusal> {
     if integer.len() > AMOUNT_INTEGER_DIGITS_MAX {
         return Err(Refusal::malformed(field, "too large"));
     }
-    if fraction.is_some_and(|f| f.len() > AMOUNT_SCALE as usize) {
-        return Err(Refusal::malformed(field, "more than 2 decimal places"));
+    if fraction.is_some_and(|f| f.len() > scale_max as usize) {
+        let why = format!("more than {scale_max} decimal places");
+        return Err(Refusal::malformed(field, why));
     }
     let value = Decimal::from_str_exact(text)
         .map_err(|_| Refusal::malformed(field, "not a plain decimal amount"))?;
-    if value <= Decimal::ZERO {
-        return Err(Refusal::malformed(field, "not positive"));
-    }
-    debug_assert!(value.scale() <= AMOUNT_SCALE);
+    // Only digits and one point got here: no sign, no exponent.
+    debug_assert!(value >= Decimal::ZERO);
+    debug_assert!(value.scale() <= scale_max);
     Ok(value)
 }
 
@@ -151,6 +173,20 @@ mod tests {
             parse_yuan("amount", "100.0000001"),
             Err(Refusal::malformed("amount", "more than 2 decimal places"))
         );
+    }
+
+    #[test]
+    fn fees_may_be_zero_but_follow_the_same_rules() {
+        assert_eq!(parse_fee_yuan("fee", "0.00"), Ok(dec("0.00")));
+        assert_eq!(parse_fee_yuan("fee", "0"), Ok(dec("0")));
+        assert_eq!(parse_fee_yuan("fee", "0.18"), Ok(dec("0.18")));
+        assert_eq!(parse_fee_yuan("fee", "0.08400"), Ok(dec("0.084")));
+        for text in ["-0.01", "1e3", "0.0000001", "", "abc", " 1", "1."] {
+            match parse_fee_yuan("fee", text) {
+                Err(Refusal::Malformed { field, .. }) => assert_eq!(field, "fee"),
+                other => panic!("{text:?} gave {other:?}"),
+            }
+        }
     }
 
     #[test]

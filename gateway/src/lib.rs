@@ -15,7 +15,8 @@
 //!
 //! Architecture invariants:
 //! - No I/O but reading the channels file and its key files; no network, no
-//!   clock: every function that needs time takes `now`.
+//!   clock: every function that needs time takes `now`. A bill is read from
+//!   whatever `BufRead` the caller hands over.
 //! - A [`Notification`] exists only after its signature verified.
 //! - Money is `rust_decimal::Decimal`, parsed from decimal text or integer fen;
 //!   never through a float.
@@ -28,6 +29,8 @@
 //! - [`notification`]: [`Provider`], [`Notification`].
 //! - [`refusal`]: [`Refusal`], why a notification was not accepted.
 //! - [`amount`]: yuan text and fen integers to `Decimal` and back.
+//! - [`bill`]: streaming readers of the gateways' daily trade bills (对账单,
+//!   SPEC §20) and the hmac channel's bill format.
 //! - `alipay`, `wechat`, `webhook`: one verifier per provider; `keys`: RSA
 //!   and secret files; `wire`: headers, form encoding, JSON fields, times.
 //! - [`sandbox`]: generated keys and a gateway that signs notifications, for
@@ -84,6 +87,7 @@
 
 mod alipay;
 pub mod amount;
+pub mod bill;
 pub mod channel;
 pub mod config;
 mod keys;

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Asia::Shanghai;
+use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
 use crate::refusal::Refusal;
@@ -210,12 +211,19 @@ pub(crate) fn parse_rfc3339(field: &str, text: &str) -> Result<DateTime<Utc>, Re
 
 /// Parses `yyyy-MM-dd HH:mm:ss` in Beijing time (Alipay `gmt_payment`).
 pub(crate) fn parse_gateway_time(field: &str, text: &str) -> Result<DateTime<Utc>, Refusal> {
-    let bad = || Refusal::malformed(field, "not a yyyy-MM-dd HH:mm:ss time");
-    let naive = NaiveDateTime::parse_from_str(text, GATEWAY_TIME_FORMAT).map_err(|_| bad())?;
-    let local = Shanghai
+    parse_local_time(field, text, Shanghai)
+}
+
+/// Parses `yyyy-MM-dd HH:mm:ss` as a local time in `tz` (bill times). A time
+/// repeated when clocks go back is taken at its first occurrence; a time
+/// skipped when they go forward is refused.
+pub(crate) fn parse_local_time(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, Refusal> {
+    let naive = NaiveDateTime::parse_from_str(text, GATEWAY_TIME_FORMAT)
+        .map_err(|_| Refusal::malformed(field, "not a yyyy-MM-dd HH:mm:ss time"))?;
+    let local = tz
         .from_local_datetime(&naive)
-        .single()
-        .ok_or_else(bad)?;
+        .earliest()
+        .ok_or_else(|| Refusal::malformed(field, format!("not a local time in {tz}")))?;
     Ok(local.with_timezone(&Utc))
 }
 
@@ -289,6 +297,12 @@ mod tests {
         assert_eq!(t.to_rfc3339(), "2019-08-15T07:56:24+00:00");
         assert_eq!(format_gateway_time(t), "2019-08-15 15:56:24");
         assert!(parse_gateway_time("gmt_payment", "2019-08-15T15:56:24").is_err());
+        let ny = chrono_tz::America::New_York;
+        // 02:30 does not exist on 2026-03-08 in New York; 01:30 on 2026-11-01
+        // happens twice and is taken the first time (EDT, UTC-4).
+        assert!(parse_local_time("t", "2026-03-08 02:30:00", ny).is_err());
+        let t = parse_local_time("t", "2026-11-01 01:30:00", ny).expect("valid");
+        assert_eq!(t.to_rfc3339(), "2026-11-01T05:30:00+00:00");
     }
 
     #[test]
