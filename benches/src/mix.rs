@@ -152,7 +152,7 @@ impl Mix {
         let price = if self.floating && i % 2 == 0 {
             otc_engine::command::PriceSpec::Floating {
                 premium_bps: (step as i32 - 50) * 13,
-                floor: None,
+                floor: (step % 5 == 0).then(|| Decimal::new(705, 2)),
                 ceiling: (step % 3 == 0).then(|| Decimal::new(780, 2)),
             }
         } else {

@@ -10,6 +10,11 @@
 //! the premium and ceiling streams bound every listing not yet pulled from
 //! them; candidates pulled wait in a small heap by their actual effective
 //! price, and one leaves it only when no stream can still hold a better one.
+//! Bounds are whole keys (price, id), so listings at one price come out
+//! oldest first without pulling every listing at that price: within a
+//! stream, equal keys are in id order; the premium stream bounds ids only
+//! when the next premium gives a higher raw price (rounding can make two
+//! premiums equal).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, btree_set};
@@ -20,7 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ListingId;
 use crate::listing::Listing;
 use crate::money::{Asset, Fiat, Price};
-use crate::pricing::{Pricing, effective_price, raw_price};
+use rust_decimal::Decimal;
+
+use crate::pricing::{BPS_PER_ONE, Floating, Pricing, effective_price, raw_price};
 
 /// A market: the coin and the fiat.
 pub type Market = (Asset, Fiat);
@@ -29,11 +36,47 @@ pub type Market = (Asset, Fiat);
 pub type BookKey = (Price, ListingId);
 
 /// Active listings per market, indexed for matching.
+///
+/// Floating listings whose floor binds at the market's latest reference
+/// (their raw price is below it, so they trade at the floor) are kept by
+/// floor instead of in the premium stream: otherwise every walk of the book
+/// would pull all of them. Which ones bind changes only when the reference
+/// crosses a listing's switch point, `(floor − 0.005) / (1 + premium)`;
+/// [`Book::rebalance`] moves just the listings whose switch point lies
+/// between the old and the new reference.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Book {
     fixed: BTreeMap<Market, BTreeSet<(Price, ListingId)>>,
+    /// Every floating listing, by premium.
     floating: BTreeMap<Market, BTreeSet<(i32, ListingId)>>,
+    /// Floating listings whose floor does not bind, by premium.
+    free: BTreeMap<Market, BTreeSet<(i32, ListingId)>>,
+    /// Floating listings whose floor binds, by floor.
+    floored: BTreeMap<Market, BTreeSet<(Price, ListingId)>>,
+    /// Floating listings with a floor, by switch point.
+    switches: BTreeMap<Market, BTreeSet<(Decimal, ListingId)>>,
+    /// The reference the floors were last sorted at.
+    sorted_at: BTreeMap<Market, Price>,
     ceilings: BTreeMap<Market, BTreeSet<(Price, ListingId)>>,
+}
+
+/// Margin around switch points: candidates are re-checked exactly.
+const SWITCH_MARGIN: Decimal = Decimal::from_parts(1, 0, 0, false, 4);
+
+/// The reference below which `f`'s floor binds.
+fn switch_point(f: &Floating) -> Option<Decimal> {
+    let floor = f.floor?.value();
+    let half_cent = Decimal::new(5, 3);
+    let factor = Decimal::from(BPS_PER_ONE + i64::from(f.premium_bps)) / Decimal::from(BPS_PER_ONE);
+    (floor - half_cent).checked_div(factor)
+}
+
+/// Whether `f`'s floor binds at `reference`: its raw price is below it.
+fn floor_binds(f: &Floating, reference: Option<Price>) -> bool {
+    match (f.floor, reference) {
+        (Some(floor), Some(r)) => raw_price(r, f.premium_bps).is_none_or(|raw| raw < floor),
+        _ => false,
+    }
 }
 
 impl Book {
@@ -50,6 +93,10 @@ impl Book {
                 if let Some(c) = f.ceiling {
                     self.ceilings.entry(m).or_default().insert((c, id));
                 }
+                if let Some(s) = switch_point(&f) {
+                    self.switches.entry(m).or_default().insert((s, id));
+                }
+                self.place(m, id, &f);
                 self.floating
                     .entry(m)
                     .or_default()
@@ -57,6 +104,59 @@ impl Book {
             }
         };
         debug_assert!(fresh, "listing {id} was already in the book");
+    }
+
+    /// Puts a floating listing in the floored or the free index, by whether
+    /// its floor binds at the reference the book is sorted at.
+    fn place(&mut self, m: Market, id: ListingId, f: &Floating) {
+        match f.floor {
+            Some(floor) if floor_binds(f, self.sorted_at.get(&m).copied()) => {
+                if let Some(s) = self.free.get_mut(&m) {
+                    s.remove(&(f.premium_bps, id));
+                }
+                self.floored.entry(m).or_default().insert((floor, id));
+            }
+            _ => {
+                if let (Some(floor), Some(s)) = (f.floor, self.floored.get_mut(&m)) {
+                    s.remove(&(floor, id));
+                }
+                self.free.entry(m).or_default().insert((f.premium_bps, id));
+            }
+        }
+    }
+
+    /// Re-sorts floors for a new reference of `m`: only listings whose
+    /// switch point lies between the old and the new reference can move.
+    pub fn rebalance(
+        &mut self,
+        m: Market,
+        reference: Price,
+        listings: &BTreeMap<ListingId, Box<Listing>>,
+    ) {
+        let old = self.sorted_at.insert(m, reference);
+        let new = reference.value();
+        let (lo, hi) = match old.map(Price::value) {
+            Some(old) if old <= new => (old, new),
+            Some(old) => (new, old),
+            // Sorted at no reference: nothing bound; those above `new` may.
+            None => (new, Decimal::MAX),
+        };
+        let lo = lo.saturating_sub(SWITCH_MARGIN);
+        let hi = hi.saturating_add(SWITCH_MARGIN);
+        let movers: Vec<ListingId> = self
+            .switches
+            .get(&m)
+            .map(|s| {
+                s.range((lo, ListingId(0))..=(hi, ListingId(u64::MAX)))
+                    .map(|(_, id)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in movers {
+            if let Some(Pricing::Floating(f)) = listings.get(&id).map(|l| l.pricing) {
+                self.place(m, id, &f);
+            }
+        }
     }
 
     /// Removes a listing (no-op if absent).
@@ -78,6 +178,13 @@ impl Book {
             Pricing::Fixed(price) => take(&mut self.fixed, m, &(price, id)),
             Pricing::Floating(f) => {
                 take(&mut self.floating, m, &(f.premium_bps, id));
+                take(&mut self.free, m, &(f.premium_bps, id));
+                if let Some(floor) = f.floor {
+                    take(&mut self.floored, m, &(floor, id));
+                }
+                if let Some(s) = switch_point(&f) {
+                    take(&mut self.switches, m, &(s, id));
+                }
                 if let Some(c) = f.ceiling {
                     take(&mut self.ceilings, m, &(c, id));
                 }
@@ -133,6 +240,21 @@ impl Book {
         self.fixed.is_empty() && self.floating.is_empty()
     }
 
+    /// Checks the floating indexes agree: each floating listing is free or
+    /// floored (not both), as its floor binds at the sorted reference.
+    pub fn check_floating(&self) -> Result<(), String> {
+        let count =
+            |m: &BTreeMap<Market, BTreeSet<_>>| m.values().map(BTreeSet::len).sum::<usize>();
+        let (all, free) = (count(&self.floating), count(&self.free));
+        let floored: usize = self.floored.values().map(BTreeSet::len).sum();
+        if all != free + floored {
+            return Err(format!(
+                "book: {all} floating listings but {free} free and {floored} floored"
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether a market has any active listing (floating ones whatever the
     /// reference).
     pub fn has_market(&self, m: Market) -> bool {
@@ -147,21 +269,30 @@ impl Book {
         m: Market,
         reference: Option<Price>,
         listings: &'a BTreeMap<ListingId, Box<Listing>>,
+        with_fixed: bool,
     ) -> Ordered<'a> {
-        let floating = reference.and(self.floating.get(&m));
+        debug_assert!(
+            reference.is_none() || reference == self.sorted_at.get(&m).copied(),
+            "the book's floors are sorted at another reference"
+        );
+        let floating = reference.and(self.free.get(&m));
+        let floored = reference.and(self.floored.get(&m));
         let ceilings = reference.and(self.ceilings.get(&m));
         Ordered {
             fixed: self
                 .fixed
                 .get(&m)
+                .filter(|_| with_fixed)
                 .map(|s| s.iter())
                 .into_iter()
                 .flatten()
                 .peekable(),
             premium: floating.map(|s| s.iter()).into_iter().flatten().peekable(),
+            floored: floored.map(|s| s.iter()).into_iter().flatten().peekable(),
             ceiling: ceilings.map(|s| s.iter()).into_iter().flatten().peekable(),
             reference,
             listings,
+            floating_set: floating,
             heap: BinaryHeap::new(),
             pulled: HashSet::new(),
         }
@@ -175,9 +306,12 @@ type Stream<'a, K> =
 pub struct Ordered<'a> {
     fixed: Stream<'a, Price>,
     premium: Stream<'a, i32>,
+    floored: Stream<'a, Price>,
     ceiling: Stream<'a, Price>,
     reference: Option<Price>,
     listings: &'a BTreeMap<ListingId, Box<Listing>>,
+    /// The premium index itself, to look past the head's premium.
+    floating_set: Option<&'a BTreeSet<(i32, ListingId)>>,
     heap: BinaryHeap<Reverse<BookKey>>,
     pulled: HashSet<ListingId>,
 }
@@ -187,27 +321,40 @@ pub struct Ordered<'a> {
 enum Head {
     Fixed,
     Premium,
+    Floored,
     Ceiling,
 }
 
 impl Ordered<'_> {
-    /// The lowest bound of the three streams' heads, and which it is.
-    fn lowest_head(&mut self) -> Option<(Price, Head)> {
-        let mut best: Option<(Price, Head)> = None;
-        let mut consider = |p: Option<Price>, h: Head| {
-            if let Some(p) = p
-                && best.is_none_or(|(b, _)| p < b)
+    /// The lowest bound (a whole key) of the three streams' heads, and
+    /// which stream it is.
+    fn lowest_head(&mut self) -> Option<(BookKey, Head)> {
+        let mut best: Option<(BookKey, Head)> = None;
+        let mut consider = |k: Option<BookKey>, h: Head| {
+            if let Some(k) = k
+                && best.is_none_or(|(b, _)| k < b)
             {
-                best = Some((p, h));
+                best = Some((k, h));
             }
         };
-        consider(self.fixed.peek().map(|(p, _)| *p), Head::Fixed);
-        let raw = match (self.premium.peek(), self.reference) {
-            (Some((bps, _)), Some(r)) => raw_price(r, *bps),
+        consider(self.fixed.peek().map(|(p, id)| (*p, *id)), Head::Fixed);
+        let premium = match (self.premium.peek(), self.reference) {
+            (Some(&&(bps, id)), Some(r)) => raw_price(r, bps).map(|raw| {
+                // Later listings of this premium are younger; a later premium
+                // may round to the same raw price with any id.
+                let next_same = self
+                    .floating_set
+                    .and_then(|s| s.range((bps + 1, ListingId(0))..).next())
+                    .and_then(|(b, _)| raw_price(r, *b))
+                    .is_some_and(|next| next == raw);
+                (raw, if next_same { ListingId(0) } else { id })
+            }),
             _ => None,
         };
-        consider(raw, Head::Premium);
-        consider(self.ceiling.peek().map(|(p, _)| *p), Head::Ceiling);
+        consider(premium, Head::Premium);
+        // A floored listing trades at its floor (never above its ceiling).
+        consider(self.floored.peek().map(|(p, id)| (*p, *id)), Head::Floored);
+        consider(self.ceiling.peek().map(|(p, id)| (*p, *id)), Head::Ceiling);
         best
     }
 
@@ -216,6 +363,7 @@ impl Ordered<'_> {
         let id = match h {
             Head::Fixed => self.fixed.next().map(|(_, id)| *id),
             Head::Premium => self.premium.next().map(|(_, id)| *id),
+            Head::Floored => self.floored.next().map(|(_, id)| *id),
             Head::Ceiling => self.ceiling.next().map(|(_, id)| *id),
         };
         let Some(id) = id else { return };
@@ -240,9 +388,8 @@ impl Iterator for Ordered<'_> {
         loop {
             let head = self.lowest_head();
             match (self.heap.peek(), head) {
-                // Nothing left in any stream can come before the heap's best
-                // (equal bounds are pulled first: an older listing may tie).
-                (Some(Reverse((p, _))), Some((bound, _))) if *p < bound => {
+                // Nothing left in any stream can come before the heap's best.
+                (Some(Reverse(top)), Some((bound, _))) if *top < bound => {
                     return self.heap.pop().map(|Reverse(k)| k);
                 }
                 (Some(_), None) => return self.heap.pop().map(|Reverse(k)| k),

@@ -152,6 +152,7 @@ impl Engine {
         {
             return Err("the book holds listings that are not active".into());
         }
+        s.book.check_floating()?;
         for (id, u) in &s.users {
             if u.live_listings != live.get(id).copied().unwrap_or(0) {
                 return Err(format!(

@@ -4,6 +4,7 @@
 //! taker buy must be filled whole by one listing; a resting buy may be filled
 //! by several, each fill its own trade.
 
+use crate::book::BookKey;
 use crate::buy::{BuyOrder, BuyOrderState, Remaining};
 use crate::command::{BuyAmount, BuyRequest};
 use crate::engine::{Engine, invariant};
@@ -38,6 +39,9 @@ pub(crate) struct Fill {
     /// The listing's effective price when matched.
     pub price: Price,
 }
+
+/// Listings a resting buy is first offered before the rest of the book.
+const FIRST_PASS: usize = 16;
 
 impl Engine {
     // ---- buying -----------------------------------------------------------
@@ -251,31 +255,48 @@ impl Engine {
         self.state
             .deadlines
             .add(now.plus_ms(rest_ms), Deadline::BuyOrderExpires(id));
-        self.fill_from_book(id, now);
+        self.fill_from_book(id, now, false);
         if self.order_resting(id) {
             self.emit_order(id, now);
         }
     }
 
-    /// Offers a resting order the book in matching order, until it is
-    /// filled or the prices pass its maximum.
-    pub(crate) fn fill_from_book(&mut self, id: BuyOrderId, now: Timestamp) {
+    /// Offers a resting order the book in matching order (only its floating
+    /// listings with `floating_only`: after a new reference, the fixed ones
+    /// were offered already), until it is filled or the prices pass its
+    /// maximum. The walk is taken in two passes — a few listings, then, if
+    /// the order still rests, all the rest at once — so an order nothing can
+    /// fill costs one walk of the book, not one per listing.
+    pub(crate) fn fill_from_book(&mut self, id: BuyOrderId, now: Timestamp, floating_only: bool) {
         let Some(o) = self.state.buy_orders.get(&id) else {
             return;
         };
+        if o.state != BuyOrderState::Resting
+            || o.expires_at <= now
+            || self.require_may_buy(o.buyer, now).is_err()
+        {
+            return;
+        }
         let (market, max_price) = ((o.asset, o.fiat), o.max_price);
-        let mut cursor: Option<(Price, ListingId)> = None;
-        loop {
-            // Fills change the book, so the walk resumes after the cursor.
-            let next = self
-                .ordered(market, now)
-                .find(|key| cursor.is_none_or(|c| *key > c));
-            let Some(key) = next else { break };
-            cursor = Some(key);
-            if max_price.is_some_and(|max| key.0 > max) || !self.order_resting(id) {
-                break;
+        let mut last: Option<BookKey> = None;
+        for batch in [FIRST_PASS, usize::MAX] {
+            // Fills change the book, so a pass resumes after the last key.
+            let keys: Vec<BookKey> = self
+                .ordered_in(market, now, floating_only)
+                .filter(|k| last.is_none_or(|l| *k > l))
+                .take_while(|k| max_price.is_none_or(|max| k.0 <= max))
+                .take(batch)
+                .collect();
+            for key in &keys {
+                if !self.order_resting(id) {
+                    return;
+                }
+                self.try_fill(id, key.1, now);
             }
-            self.try_fill(id, key.1, now);
+            if keys.len() < batch {
+                return;
+            }
+            last = keys.last().copied();
         }
     }
 

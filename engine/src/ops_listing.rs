@@ -44,20 +44,19 @@ impl Engine {
         };
         // The price the limits are checked at: a floating listing's at the
         // current reference (one is needed to publish).
-        let price =
-            match pricing {
-                Pricing::Fixed(p) => p,
-                Pricing::Floating(f) => {
-                    let r = self.state.references.get(&(spec.asset, spec.fiat)).ok_or(
-                        Rejection::field(
+        let price = match pricing {
+            Pricing::Fixed(p) => p,
+            Pricing::Floating(f) => {
+                let r =
+                    self.fresh_reference((spec.asset, spec.fiat), now)
+                        .ok_or(Rejection::field(
                             "premium_bps",
-                            "this market has no reference price yet; floating prices need one",
-                        ),
-                    )?;
-                    effective_price(r.price, &f)
-                        .ok_or(Rejection::field("premium_bps", "gives no positive price"))?
-                }
-            };
+                            "this market has no fresh reference price; floating prices need one",
+                        ))?;
+                effective_price(r.price, &f)
+                    .ok_or(Rejection::field("premium_bps", "gives no positive price"))?
+            }
+        };
         let total = self.coin_arg("total", spec.total, spec.asset)?;
         let min_fiat = self.fiat_arg("min_fiat", spec.min_fiat, spec.fiat)?;
         let max_fiat = self.fiat_arg("max_fiat", spec.max_fiat, spec.fiat)?;

@@ -9,7 +9,7 @@ use crate::engine::Engine;
 use crate::event::EventKind;
 use crate::ids::Timestamp;
 use crate::listing::Listing;
-use crate::money::{Asset, Fiat, Price};
+use crate::money::{Asset, FIAT_SCALE, Fiat, Price};
 use crate::pricing::{Floating, PriceBasis, Pricing, Reference, effective_price};
 use crate::rejection::Rejection;
 
@@ -52,8 +52,15 @@ impl Engine {
 
     /// A market's active listings in matching order at `now`.
     pub fn ordered(&self, m: Market, now: Timestamp) -> Ordered<'_> {
+        self.ordered_in(m, now, false)
+    }
+
+    /// [`Engine::ordered`], or only its floating listings.
+    pub(crate) fn ordered_in(&self, m: Market, now: Timestamp, floating_only: bool) -> Ordered<'_> {
         let reference = self.fresh_reference(m, now).map(|r| r.price);
-        self.state.book.ordered(m, reference, &self.state.listings)
+        self.state
+            .book
+            .ordered(m, reference, &self.state.listings, !floating_only)
     }
 
     /// Checks a floating price's terms.
@@ -71,12 +78,18 @@ impl Engine {
                 format!("must be between {min} and {max} basis points"),
             ));
         }
-        let floor = floor
-            .map(|p| self.price_arg("floor", p, fiat))
-            .transpose()?;
-        let ceiling = ceiling
-            .map(|p| self.price_arg("ceiling", p, fiat))
-            .transpose()?;
+        // Effective prices have the fiat's 2 places, so the clamps do too.
+        let clamp = |field: &'static str, p: Decimal| {
+            if p.normalize().scale() > FIAT_SCALE {
+                return Err(Rejection::field(
+                    field,
+                    format!("must have at most {FIAT_SCALE} decimal places"),
+                ));
+            }
+            self.price_arg(field, p, fiat)
+        };
+        let floor = floor.map(|p| clamp("floor", p)).transpose()?;
+        let ceiling = ceiling.map(|p| clamp("ceiling", p)).transpose()?;
         if let (Some(f), Some(c)) = (floor, ceiling)
             && f > c
         {
@@ -110,6 +123,8 @@ impl Engine {
                 source: source.to_owned(),
             },
         );
+        let crate::engine::State { book, listings, .. } = &mut self.state;
+        book.rebalance((asset, fiat), price, listings);
         self.emit(
             now,
             EventKind::ReferencePriceSet {
@@ -126,7 +141,7 @@ impl Engine {
             .map(|s| s.iter().copied().collect())
             .unwrap_or_default();
         for order in resting {
-            self.fill_from_book(order, now);
+            self.fill_from_book(order, now, true);
         }
         Ok(())
     }

@@ -64,8 +64,8 @@ pub struct PriceBasis {
 /// the book's key for a floating listing before clamping. Monotone in `bps`.
 pub fn raw_price(reference: Price, bps: i32) -> Option<Price> {
     let factor = Decimal::from(BPS_PER_ONE + i64::from(bps)) / Decimal::from(BPS_PER_ONE);
-    let exact = reference.value().checked_mul(factor)?;
-    (exact > Decimal::ZERO).then(|| Price::computed(round(exact)))
+    let rounded = round(reference.value().checked_mul(factor)?);
+    (rounded > Decimal::ZERO).then(|| Price::computed(rounded))
 }
 
 /// The effective price of `f` at `reference`: the raw price clamped to the
@@ -106,8 +106,10 @@ mod tests {
         assert_eq!(raw_price(p("7.1234"), 150), Some(p("7.23")));
         // 7.05 × 0.99 = 6.9795 → 6.98 (half-up at the third place)
         assert_eq!(raw_price(p("7.05"), -100), Some(p("6.98")));
-        // 7.00 × 1.00075 = 7.00525 → 7.01
+        // 7.00 × 1.0007 = 7.0049 → 7.00
         assert_eq!(raw_price(p("7"), 7), Some(p("7.00")));
+        // Rounding to zero gives no price.
+        assert_eq!(raw_price(p("0.004"), 0), None);
         assert_eq!(raw_price(p("7.1"), 5), Some(p("7.10")));
         assert_eq!(raw_price(p("2.5"), 2), Some(p("2.50")));
         assert_eq!(raw_price(p("2.5"), 20), Some(p("2.51")));

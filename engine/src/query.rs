@@ -124,7 +124,7 @@ impl Engine {
 
     /// A market's floating listings that are not matching because its
     /// reference is missing or stale (the book says why, SPEC §22), after
-    /// `after`, oldest first.
+    /// `after`, in premium order (their matching order once priced).
     pub fn unpriced_page(
         &self,
         asset: Asset,
@@ -136,16 +136,13 @@ impl Engine {
         if self.fresh_reference((asset, fiat), now).is_some() {
             return Vec::new();
         }
-        let mut ids: Vec<ListingId> = self
-            .state
+        self.state
             .book
             .floating_ids((asset, fiat))
-            .filter(|id| after.is_none_or(|a| *id > a))
-            .collect();
-        ids.sort_unstable();
-        ids.truncate(limit);
-        ids.iter()
-            .filter_map(|id| self.state.listings.get(id).map(|l| &**l))
+            .skip_while(|id| after.is_some_and(|a| *id != a))
+            .skip(usize::from(after.is_some()))
+            .take(limit)
+            .filter_map(|id| self.state.listings.get(&id).map(|l| &**l))
             .collect()
     }
 

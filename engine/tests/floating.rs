@@ -196,6 +196,8 @@ fn floating_terms_are_checked() {
         (floating(-2_001, None, None), "premium_bps"),
         (floating(0, Some("7.2"), Some("7.1")), "floor"),
         (floating(0, Some("0"), None), "floor"),
+        (floating(0, Some("7.123"), None), "floor"),
+        (floating(0, None, Some("7.0001")), "ceiling"),
     ] {
         spec.price = bad;
         let r = w.err(Command::PublishListing {
@@ -250,6 +252,19 @@ mod differential {
         format!("{}.{:02}", c / 100, c % 100)
     }
 
+    /// Prices packed into a few cents, so effective prices tie often.
+    fn narrow() -> impl Strategy<Value = P> {
+        prop_oneof![
+            (700u16..704).prop_map(P::Fixed),
+            (
+                -6i16..=6,
+                prop::option::of(700u16..704),
+                prop::option::of(700u16..704)
+            )
+                .prop_map(|(b, f, c)| P::Float(b, f, c)),
+        ]
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
@@ -257,40 +272,70 @@ mod differential {
         fn the_engine_picks_what_a_naive_scan_picks(
             prices in prop::collection::vec(price(), 1..40),
             reference in 600u16..800,
+            moved in prop::option::of(600u16..800),
             buys in 1usize..6,
         ) {
-            let mut w = World::default();
-            set_ref(&mut w, &cents(reference));
-            let mut published = Vec::new();
-            for (i, p) in prices.iter().enumerate() {
-                let seller = 10 + (i % 5) as u8;
-                if w.e.balance(user(seller), eb()).available.value().is_zero() {
-                    w.seller(user(seller), "1000");
-                }
-                let spec_price = match p {
-                    P::Fixed(c) => PriceSpec::Fixed(d(&cents(*c))),
-                    P::Float(b, f, c) => {
-                        let (f, c) = match (f, c) {
-                            (Some(f), Some(c)) if f > c => (Some(*c), Some(*f)),
-                            other => (*other.0, *other.1),
-                        };
-                        PriceSpec::Floating {
-                            premium_bps: i32::from(*b),
-                            floor: f.map(|f| d(&cents(f))),
-                            ceiling: c.map(|c| d(&cents(c))),
-                        }
-                    }
-                };
-                let mut spec = w.spec(user(seller), "7", "1", "1", "10000");
-                spec.price = spec_price;
-                published.push(w.publish_spec(user(seller), spec));
+            check(&prices, reference, moved, buys)?;
+        }
+
+        #[test]
+        fn ties_go_to_the_oldest(
+            prices in prop::collection::vec(narrow(), 1..40),
+            moved in prop::option::of(690u16..712),
+            buys in 1usize..8,
+        ) {
+            check(&prices, 700, moved, buys)?;
+        }
+    }
+
+    /// Publishes `prices` at `reference`, moves it to `moved` (floors then
+    /// bind or come free), and compares the book with a naive sort.
+    fn check(
+        prices: &[P],
+        reference: u16,
+        moved: Option<u16>,
+        buys: usize,
+    ) -> Result<(), TestCaseError> {
+        let mut w = World::default();
+        set_ref(&mut w, &cents(reference));
+        let mut published = Vec::new();
+        for (i, p) in prices.iter().enumerate() {
+            let seller = 10 + (i % 5) as u8;
+            if w.e.balance(user(seller), eb()).available.value().is_zero() {
+                w.seller(user(seller), "1000");
             }
-            // The naive order.
-            let r = w.e.state().references.values().next().expect("reference").price;
-            let naive = |w: &World| {
-                let mut all: Vec<_> = w
-                    .e
-                    .state()
+            let spec_price = match p {
+                P::Fixed(c) => PriceSpec::Fixed(d(&cents(*c))),
+                P::Float(b, f, c) => {
+                    let (f, c) = match (f, c) {
+                        (Some(f), Some(c)) if f > c => (Some(*c), Some(*f)),
+                        other => (*other.0, *other.1),
+                    };
+                    PriceSpec::Floating {
+                        premium_bps: i32::from(*b),
+                        floor: f.map(|f| d(&cents(f))),
+                        ceiling: c.map(|c| d(&cents(c))),
+                    }
+                }
+            };
+            let mut spec = w.spec(user(seller), "7", "1", "1", "10000");
+            spec.price = spec_price;
+            published.push(w.publish_spec(user(seller), spec));
+        }
+        if let Some(moved) = moved {
+            set_ref(&mut w, &cents(moved));
+        }
+        // The naive order.
+        let r =
+            w.e.state()
+                .references
+                .values()
+                .next()
+                .expect("reference")
+                .price;
+        let naive = |w: &World| {
+            let mut all: Vec<_> =
+                w.e.state()
                     .listings
                     .values()
                     .filter(|l| l.state == otc_engine::listing::ListingState::Active)
@@ -302,20 +347,22 @@ mod differential {
                         (p, l.id)
                     })
                     .collect();
-                all.sort();
-                all
+            all.sort();
+            all
+        };
+        let ordered: Vec<_> = w.e.ordered((eb(), cny()), w.now).collect();
+        prop_assert_eq!(&ordered, &naive(&w));
+        // Each buy of a whole listing (1 EB) takes the naive first.
+        for _ in 0..buys {
+            let Some(&(price, first)) = naive(&w).first() else {
+                break;
             };
-            let ordered: Vec<_> = w.e.ordered((eb(), cny()), w.now).collect();
-            prop_assert_eq!(&ordered, &naive(&w));
-            // Each buy of a whole listing (1 EB) takes the naive first.
-            for _ in 0..buys {
-                let Some(&(price, first)) = naive(&w).first() else { break };
-                let t = w.buy_coin(user(3), "1");
-                let trade = w.e.trade(t).expect("trade");
-                prop_assert_eq!(trade.listing, Some(first));
-                prop_assert_eq!(trade.price, price);
-            }
-            prop_assert!(!published.is_empty());
+            let t = w.buy_coin(user(3), "1");
+            let trade = w.e.trade(t).expect("trade");
+            prop_assert_eq!(trade.listing, Some(first));
+            prop_assert_eq!(trade.price, price);
         }
+        prop_assert!(!published.is_empty());
+        Ok(())
     }
 }

@@ -4,7 +4,7 @@
 //! ```sh
 //! cargo build --release -p otc-benches --bin engine_rounds
 //! valgrind --tool=callgrind --toggle-collect='*measured_round*' \
-//!     target/release/engine_rounds 10000 20000
+//!     target/release/engine_rounds 10000 20000 [1: half floating]
 //! ```
 //! Instructions per command = the collected total / (rounds × 9).
 
@@ -24,7 +24,8 @@ fn arg(n: usize, default: usize) -> usize {
 
 fn main() {
     let (live, rounds) = (arg(1, 10_000), arg(2, 20_000));
-    let mut mix = Mix::new(live);
+    // A third argument of 1: half the listings float (SPEC §22).
+    let mut mix = Mix::with_floating(live, arg(3, 0) == 1);
     // Warm into steady state (past the first payment timeouts), as the bench does.
     mix.warm();
     let started = std::time::Instant::now();
