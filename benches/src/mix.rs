@@ -67,8 +67,10 @@ impl Mix {
     /// As [`Mix::new`]; with `floating`, every other listing floats over a
     /// reference price (which, for the bench, never goes stale).
     pub fn with_floating(live_listings: usize, floating: bool) -> Self {
-        let mut config = EngineConfig::default();
-        config.reference_max_age_ms = i64::MAX / 4;
+        let config = EngineConfig {
+            reference_max_age_ms: i64::MAX / 4,
+            ..EngineConfig::default()
+        };
         let mut e = Engine::new(config).unwrap_or_else(|x| panic!("{x}"));
         let asset = Asset::new("EB").unwrap_or_else(|x| panic!("{x}"));
         let fiat = Fiat::new("CNY").unwrap_or_else(|x| panic!("{x}"));
@@ -149,7 +151,7 @@ impl Mix {
         // Prices spread over 7.00–7.99 so matching walks a realistic book;
         // floating ones over the same range around the 7.50 reference.
         let step = (i as i64 * 37) % 100;
-        let price = if self.floating && i % 2 == 0 {
+        let price = if self.floating && i.is_multiple_of(2) {
             otc_engine::command::PriceSpec::Floating {
                 premium_bps: (step as i32 - 50) * 13,
                 floor: (step % 5 == 0).then(|| Decimal::new(705, 2)),
