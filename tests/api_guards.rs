@@ -84,6 +84,18 @@ async fn sweep(s: &Server, tok: &str) -> Vec<(&'static str, Code, String)> {
     call!(c.stream_appeal_queue, pb::StreamEventsRequest);
     call!(c.list_anomalies, pb::ListAnomaliesRequest);
     call!(c.resolve_anomaly, pb::ResolveAnomalyRequest);
+    {
+        let empty = tokio_stream::iter(Vec::<pb::BillChunk>::new());
+        let (code, msg) = match c.import_bill(empty).await {
+            Ok(_) => (Code::Ok, String::new()),
+            Err(e) => (e.code(), e.message().to_owned()),
+        };
+        out.push(("import_bill", code, msg));
+    }
+    call!(c.list_recon_mistakes, pb::ListReconMistakesRequest);
+    call!(c.close_recon_mistake, pb::HandleMistakeRequest);
+    call!(c.apply_missed_payment, pb::HandleMistakeRequest);
+    call!(c.get_statement, pb::GetStatementRequest);
     call!(a.deposit, pb::TransferRequest);
     call!(a.withdraw, pb::TransferRequest);
     call!(a.register_merchant, pb::RegisterMerchantRequest);
@@ -127,6 +139,15 @@ fn allowed(rpc: &str, role: Role) -> bool {
     }
     if ADMIN.contains(&rpc) {
         return role == Role::Admin;
+    }
+    if ["close_recon_mistake", "apply_missed_payment"].contains(&rpc) {
+        return role == Role::Support;
+    }
+    if rpc == "import_bill" {
+        return matches!(role, Role::Support | Role::Admin);
+    }
+    if ["list_recon_mistakes", "get_statement"].contains(&rpc) {
+        return matches!(role, Role::Support | Role::SupportViewer | Role::Admin);
     }
     if rpc == "set_reference_price" {
         return matches!(role, Role::Admin | Role::PriceFeed);

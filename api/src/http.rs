@@ -195,7 +195,10 @@ async fn submit(
 /// What history says of the trade a reference names, when the engine no
 /// longer holds it (it ended long ago): whether we looked, and its end, its
 /// channel and its verified payments.
-async fn ended_trade(core: &Core, reference: &str) -> Result<(bool, Option<EndedTrade>), String> {
+pub(crate) async fn ended_trade(
+    core: &Core,
+    reference: &str,
+) -> Result<(bool, Option<EndedTrade>), String> {
     let Some(id) = trade_of_reference(reference) else {
         return Ok((false, None));
     };

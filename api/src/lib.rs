@@ -13,7 +13,8 @@
 //!   reply the writer rendered ([`views`]) and stored with the commit.
 //! - [`convert`]: domain → proto views, masking by [`convert::Audience`];
 //!   rejections → statuses.
-//! - [`reads`]: read-only trading views; [`payments`]: payment orders.
+//! - [`reads`]: read-only trading views; [`payments`]: payment orders;
+//!   [`recon`]: bill import and statements (SPEC §20).
 //! - [`common`]: role checks, loading trades, attachments, resumable streams.
 //! - [`svc_trading`], [`svc_support`], [`svc_admin`]: one module per service.
 //! - [`client`]: the gRPC client side: bearer-token interceptor, channels,
@@ -35,6 +36,7 @@ pub mod payments;
 pub mod pipeline;
 pub mod proto;
 pub mod reads;
+pub mod recon;
 pub mod requests;
 pub mod server;
 pub mod svc_admin;

@@ -91,6 +91,7 @@ client_requests!(
     AssignChannelRequest,
     ResolveAnomalyRequest,
     SetReferencePriceRequest,
+    HandleMistakeRequest,
 );
 
 /// [`mutate`] for a request whose conversion needs no await: `make` builds

@@ -218,6 +218,13 @@ pub struct ServerConfig {
     /// Where the sandbox keeps its keys (never inside the data dir).
     #[arg(long, env = "OTC_SANDBOX_DIR", default_value = "./sandbox")]
     pub sandbox_dir: PathBuf,
+    /// Largest gateway bill `ImportBill` accepts (SPEC §20).
+    #[arg(long, env = "OTC_BILL_MAX", default_value = "256MiB", value_parser = parse_size)]
+    pub bill_max: u64,
+    /// Payments this close to midnight wait for the next day's bill before
+    /// they count as missing (SPEC §20).
+    #[arg(long, env = "OTC_RECON_WINDOW", default_value = "30m", value_parser = parse_duration)]
+    pub recon_window: Duration,
     /// Largest notification body the HTTP listener reads (larger → 413); at
     /// most 64KiB, what any gateway sends.
     #[arg(long, env = "OTC_HTTP_BODY_MAX", default_value = "64KiB", value_parser = parse_size)]
@@ -445,6 +452,11 @@ pub async fn run(
         .add_service(
             SupportServiceServer::new(Support {
                 core: Arc::clone(&core),
+                channels: Arc::clone(&channels),
+                recon: crate::recon::ReconConfig {
+                    bill_max: cfg.bill_max,
+                    window_ms: i64::try_from(cfg.recon_window.as_millis()).unwrap_or(i64::MAX),
+                },
             })
             .max_decoding_message_size(message_max)
             .max_encoding_message_size(message_max),

@@ -13,7 +13,7 @@ use crate::auth::Role;
 use crate::common::{self, SUPPORT_READ, caller};
 use crate::convert as cv;
 use crate::core::Core;
-use crate::pipeline::command;
+use crate::pipeline::{command, mutate};
 use crate::proto as pb;
 use crate::proto::support_service_server::SupportService;
 use crate::requests;
@@ -22,6 +22,10 @@ use crate::requests;
 pub struct Support {
     /// Shared state.
     pub core: Arc<Core>,
+    /// The declared payment channels (their bills).
+    pub channels: Arc<crate::channels::Channels>,
+    /// Reconciliation settings.
+    pub recon: crate::recon::ReconConfig,
 }
 
 const SUPPORT_WRITE: &[Role] = &[Role::Support];
@@ -327,6 +331,122 @@ impl SupportService for Support {
             },
         )
         .await
+    }
+
+    async fn import_bill(
+        &self,
+        req: Request<tonic::Streaming<pb::BillChunk>>,
+    ) -> Result<Response<pb::ReconReport>, Status> {
+        let c = caller(&self.core, &req, &[Role::Support, Role::Admin])?;
+        crate::recon::import_bill(
+            &self.core,
+            &self.channels,
+            c.user,
+            self.recon,
+            req.into_inner(),
+        )
+        .await
+    }
+
+    async fn list_recon_mistakes(
+        &self,
+        req: Request<pb::ListReconMistakesRequest>,
+    ) -> Result<Response<pb::ListReconMistakesResponse>, Status> {
+        caller(
+            &self.core,
+            &req,
+            &[Role::Support, Role::SupportViewer, Role::Admin],
+        )?;
+        let r = req.into_inner();
+        let size = common::page_size(&self.core, r.page_size).await?;
+        let after = if r.page_token.is_empty() {
+            None
+        } else {
+            Some(cv::mistake_id("page_token", &r.page_token)?)
+        };
+        let w = self.core.writer.read().await;
+        let mut mistakes: Vec<pb::ReconMistake> = w
+            .engine()
+            .recon_mistakes(r.include_handled, after)
+            .take(size + 1)
+            .map(cv::mistake_pb)
+            .collect();
+        let next_page_token = if mistakes.len() > size {
+            mistakes.truncate(size);
+            mistakes.last().map(|m| m.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListReconMistakesResponse {
+            mistakes,
+            next_page_token,
+        }))
+    }
+
+    async fn close_recon_mistake(
+        &self,
+        req: Request<pb::HandleMistakeRequest>,
+    ) -> Result<Response<pb::ReconMistake>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        command(
+            &self.core,
+            c.user,
+            "CloseReconMistake",
+            req.into_inner(),
+            |r| {
+                Ok(Command::CloseMistake {
+                    agent: c.user,
+                    mistake: cv::mistake_id("mistake_id", &r.mistake_id)?,
+                    note: r.note.clone(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn apply_missed_payment(
+        &self,
+        req: Request<pb::HandleMistakeRequest>,
+    ) -> Result<Response<pb::ReconMistake>, Status> {
+        let c = caller(&self.core, &req, SUPPORT_WRITE)?;
+        let mut r = req.into_inner();
+        let rid = std::mem::take(&mut r.request_id);
+        let mistake = cv::mistake_id("mistake_id", &r.mistake_id)?;
+        mutate(&self.core, c.user, "ApplyMissedPayment", &rid, &r, async {
+            // What history says of the trade, when the engine forgot it.
+            let reference = {
+                let w = self.core.writer.read().await;
+                w.engine()
+                    .recon_mistake(mistake)
+                    .map(|m| m.facts.reference.clone())
+                    .unwrap_or_default()
+            };
+            let (history_checked, ended) = crate::http::ended_trade(&self.core, &reference)
+                .await
+                .map_err(Status::unavailable)?;
+            Ok(Command::ApplyMissedPayment {
+                agent: c.user,
+                mistake,
+                history_checked,
+                ended,
+            }
+            .into())
+        })
+        .await
+    }
+
+    async fn get_statement(
+        &self,
+        req: Request<pb::GetStatementRequest>,
+    ) -> Result<Response<pb::Statement>, Status> {
+        caller(
+            &self.core,
+            &req,
+            &[Role::Support, Role::SupportViewer, Role::Admin],
+        )?;
+        crate::recon::statement(&self.core, req.get_ref())
+            .await
+            .map(Response::new)
     }
 
     type StreamAppealQueueStream = EventStream;

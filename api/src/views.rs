@@ -115,6 +115,35 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
                 "payment anomaly {anomaly} vanished after the action"
             )))),
         },
+        C::CloseMistake { mistake, .. } | C::ApplyMissedPayment { mistake, .. } => {
+            match e.recon_mistake(*mistake) {
+                Some(m) => ok(cv::mistake_pb(m)),
+                None => encode_reply::<pb::ReconMistake>(Err(Status::internal(format!(
+                    "mistake {mistake} vanished after the action"
+                )))),
+            }
+        }
+        C::RecordBill {
+            channel,
+            day,
+            digest,
+            report,
+        } => ok(pb::ReconReport {
+            channel: channel.clone(),
+            date: day.clone(),
+            digest: digest.clone(),
+            lines: report.lines,
+            matched: report.matched,
+            pending: report.pending,
+            mistakes: events
+                .iter()
+                .filter_map(|ev| match ev.kind {
+                    EventKind::ReconMistake { mistake, .. } => e.recon_mistake(mistake),
+                    _ => None,
+                })
+                .map(cv::mistake_pb)
+                .collect(),
+        }),
         C::RegisterMerchant { .. }
         | C::AssignChannel { .. }
         | C::SetReferencePrice { .. }

@@ -11,9 +11,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, TradeId, UserId};
+use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, MistakeId, TradeId, UserId};
 use crate::money::{Asset, Fiat};
-use crate::payment::{ChannelProvider, GatewayPayment};
+use crate::payment::{ChannelProvider, EndedTrade, GatewayPayment};
+use crate::recon::Report;
 use crate::users::{MethodDetails, MethodKind};
 
 /// What the shell found when it checked the fund password typed with a
@@ -333,6 +334,26 @@ pub enum Command {
         price: Decimal,
         source: String,
     },
+    /// The outcome of matching a gateway's bill (SPEC §20).
+    RecordBill {
+        channel: String,
+        day: String,
+        digest: String,
+        report: Report,
+    },
+    /// CS closes a reconciliation mistake with a note.
+    CloseMistake {
+        agent: UserId,
+        mistake: MistakeId,
+        note: String,
+    },
+    /// CS applies a payment missing here from the bill (SPEC §19's effects).
+    ApplyMissedPayment {
+        agent: UserId,
+        mistake: MistakeId,
+        history_checked: bool,
+        ended: Option<EndedTrade>,
+    },
     /// A CS agent closes a payment anomaly with a note.
     ResolveAnomaly {
         agent: UserId,
@@ -393,7 +414,11 @@ impl Command {
             | C::ResolveAppeal { agent, .. }
             | C::ResolveAnomaly { agent, .. } => Some(*agent),
             C::AssignChannel { user, .. } => Some(*user),
-            C::GatewayPayment(_) | C::SetReferencePrice { .. } | C::FireDue => None,
+            C::CloseMistake { agent, .. } | C::ApplyMissedPayment { agent, .. } => Some(*agent),
+            C::GatewayPayment(_)
+            | C::SetReferencePrice { .. }
+            | C::RecordBill { .. }
+            | C::FireDue => None,
         }
     }
 
@@ -429,6 +454,9 @@ impl Command {
             Command::AssignChannel { .. } => "assign channel",
             Command::GatewayPayment(_) => "gateway payment",
             Command::SetReferencePrice { .. } => "set reference price",
+            Command::RecordBill { .. } => "record bill",
+            Command::CloseMistake { .. } => "close mistake",
+            Command::ApplyMissedPayment { .. } => "apply missed payment",
             Command::ResolveAnomaly { .. } => "resolve anomaly",
             Command::FireDue => "fire due deadlines",
         }

@@ -87,6 +87,8 @@ pub struct EngineConfig {
     pub premium_bps_max: i32,
     /// A reference older than this stops floating listings from matching.
     pub reference_max_age_ms: i64,
+    /// How long verified payments are kept for reconciliation (SPEC §20).
+    pub payment_log_retention_ms: i64,
 }
 
 impl Default for EngineConfig {
@@ -146,6 +148,7 @@ impl Default for EngineConfig {
             premium_bps_min: -2_000,
             premium_bps_max: 2_000,
             reference_max_age_ms: 5 * MS_PER_MIN,
+            payment_log_retention_ms: 35 * MS_PER_DAY,
         }
     }
 }
@@ -170,6 +173,7 @@ impl EngineConfig {
             ("ended_retention", self.ended_retention_ms),
             ("event_retention", self.event_retention_ms),
             ("reference_max_age", self.reference_max_age_ms),
+            ("payment_log_retention", self.payment_log_retention_ms),
         ];
         if let Some((name, _)) = windows.iter().find(|(_, ms)| *ms <= 0) {
             return Err(format!("{name} must be longer than zero"));

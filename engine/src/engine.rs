@@ -17,12 +17,14 @@ use crate::changed::Changed;
 use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
-use crate::ids::{AnomalyId, BuyOrderId, ListingId, Timestamp, TradeId, UserId};
+use crate::ids::{AnomalyId, BuyOrderId, ListingId, MistakeId, Timestamp, TradeId, UserId};
 use crate::listing::Listing;
 use crate::merchant::Merchant;
 use crate::money::{Asset, AssetSpec, CoinAmount, Fiat, FiatAmount, FiatSpec, Price};
+use crate::ops_recon::DayFlows;
 use crate::payment::Anomaly;
 use crate::pricing::Reference;
+use crate::recon::{BillRecord, LoggedPayment, Mistake, MistakeKind};
 use crate::record::SellerHistory;
 use crate::rejection::Rejection;
 use crate::timers::Deadlines;
@@ -130,6 +132,23 @@ pub struct State {
     pub channel_owners: BTreeMap<String, UserId>,
     /// Each market's reference price (SPEC §22).
     pub references: BTreeMap<(Asset, Fiat), Reference>,
+    /// Verified payments kept for reconciliation (SPEC §20), by (channel, txn).
+    pub payment_log: BTreeMap<(String, String), LoggedPayment>,
+    /// The same, by (channel, paid at, txn), for a day's range and expiry.
+    pub payment_times: BTreeSet<(String, Timestamp, String)>,
+    /// Bills imported, by (channel, day).
+    pub bills: BTreeMap<(String, String), BillRecord>,
+    /// Reconciliation mistakes.
+    pub mistakes: BTreeMap<MistakeId, Mistake>,
+    /// Mistakes CS has not handled, oldest first.
+    pub open_mistakes: BTreeSet<MistakeId>,
+    /// (channel, txn, kind) of every mistake, so a bill imported again (or
+    /// corrected) does not repeat one.
+    pub mistake_keys: BTreeSet<(String, String, MistakeKind)>,
+    /// Coin flows per (asset, UTC day), for statements.
+    pub days: BTreeMap<(Asset, i64), DayFlows>,
+    /// Σ balances per asset when each UTC day's first command came.
+    pub day_opening_balances: BTreeMap<(Asset, i64), rust_decimal::Decimal>,
 }
 
 /// The deterministic P2P OTC engine.
@@ -260,6 +279,9 @@ impl Engine {
         self.changed.clear();
         debug_assert!(self.events.is_empty() && self.touched.is_empty());
         std::mem::swap(&mut self.events, out);
+        // Balances as the day began, kept only if this command is applied
+        // (a refused command changes nothing, and is never replayed).
+        let day_opening = self.day_opening(now);
         let mut result = self.dispatch(command, now);
         if matches!(result, Err(Rejection::WrongFundPassword))
             && let Some((user, _)) = command.password_proof()
@@ -277,6 +299,9 @@ impl Engine {
             result = self.record_password_failure(user, now);
         }
         if result.is_ok() {
+            for (key, total) in day_opening {
+                self.state.day_opening_balances.insert(key, total);
+            }
             self.state.clock = now;
             self.emit_balances(now);
             self.debug_check();
@@ -404,6 +429,23 @@ impl Engine {
                 price,
                 source,
             } => self.set_reference(*asset, *fiat, *price, source, now),
+            C::RecordBill {
+                channel,
+                day,
+                digest,
+                report,
+            } => self.record_bill(channel, day, digest, report, now),
+            C::CloseMistake {
+                agent,
+                mistake,
+                note,
+            } => self.close_mistake(*agent, *mistake, note, now),
+            C::ApplyMissedPayment {
+                agent,
+                mistake,
+                history_checked,
+                ended,
+            } => self.apply_missed(*agent, *mistake, (*history_checked, ended.clone()), now),
             C::ResolveAnomaly {
                 agent,
                 anomaly,

@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 use crate::buy::BuyOrderState;
 use crate::command::{AttachmentRef, Resolution};
 use crate::ids::{
-    AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId,
+    AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, MistakeId, Timestamp, TradeId, UserId,
 };
 use crate::listing::ListingState;
 use crate::money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 use crate::payment::{AnomalyKind, ChannelProvider};
+use crate::recon::MistakeKind;
 use crate::trade::{Actor, TradeStateKind, TransitionReason};
 use crate::users::MethodKind;
 
@@ -194,6 +195,20 @@ pub enum EventKind {
         price: Price,
         source: String,
     },
+    /// A bill's reconciliation recorded a mistake.
+    ReconMistake {
+        mistake: MistakeId,
+        kind: MistakeKind,
+        channel: String,
+    },
+    /// A gateway's bill was imported.
+    BillImported {
+        channel: String,
+        day: String,
+        mistakes: u64,
+    },
+    /// CS handled a reconciliation mistake.
+    MistakeHandled { mistake: MistakeId, agent: UserId },
     /// CS closed a payment anomaly.
     AnomalyResolved { anomaly: AnomalyId, agent: UserId },
     /// The parties settled an appeal themselves.
@@ -264,6 +279,9 @@ impl Event {
             | AppealUnclaimed { .. }
             | PaymentAnomaly { .. }
             | AnomalyResolved { .. }
+            | ReconMistake { .. }
+            | BillImported { .. }
+            | MistakeHandled { .. }
             | ReferencePriceSet { .. } => Audience {
                 users: [None, None],
                 support: true,

@@ -71,6 +71,7 @@ u64_id! {
     MethodId => "M",
     EvidenceId => "E",
     AnomalyId => "A",
+    MistakeId => "R",
 }
 
 /// Milliseconds in a second, for readable durations.

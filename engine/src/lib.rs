@@ -23,6 +23,7 @@
 //! - [`timers`]: deadlines as data.
 //! - [`record`]: the seller's 30-day record.
 //! - [`payment`]: verified payment channels: gateway facts and anomalies (SPEC §19).
+//! - [`recon`]: reconciliation against gateways' bills, and daily statements (SPEC §20).
 //! - `engine` (re-exported): the state and `apply`; `ops_*`: the handlers;
 //!   `invariants`: the checks and digest; `query`: read views.
 
@@ -48,10 +49,12 @@ mod ops_fast;
 mod ops_gateway;
 mod ops_listing;
 mod ops_price;
+mod ops_recon;
 mod ops_trade;
 pub mod payment;
 pub mod pricing;
 mod query;
+pub mod recon;
 pub mod record;
 pub mod rejection;
 pub mod timers;
@@ -65,9 +68,12 @@ pub use engine::{
     Balance, DEBUG_FULL_CHECK_ENTRIES_MAX, Engine, ExternalRecord, State, Totals, TransferKind,
 };
 pub use event::{Event, EventKind};
-pub use ids::{AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, Timestamp, TradeId, UserId};
+pub use ids::{
+    AnomalyId, BuyOrderId, EvidenceId, ListingId, MethodId, MistakeId, Timestamp, TradeId, UserId,
+};
 pub use invariants::state_digest;
 pub use money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 pub use ops_appeal::ATTACHMENT_TYPES;
+pub use ops_recon::{DayFlows, Statement, chrono_day, civil};
 pub use query::BookEntry;
 pub use rejection::{Rejection, RejectionKind};

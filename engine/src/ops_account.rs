@@ -62,6 +62,7 @@ impl Engine {
         }
         self.user_mut(user);
         self.credit_available(user, asset, amount);
+        self.count_flow(asset, now, |f| &mut f.deposits, amount);
         let totals = self.state.totals.entry(asset).or_default();
         totals.deposited = crate::engine::invariant(
             totals.deposited.checked_add(amount),
@@ -105,6 +106,7 @@ impl Engine {
         // Never takes escrowed coin (SPEC §4).
         self.require_available(user, asset, amount)?;
         self.debit_available(user, asset, amount);
+        self.count_flow(asset, now, |f| &mut f.withdrawals, amount);
         let totals = self.state.totals.entry(asset).or_default();
         totals.withdrawn = crate::engine::invariant(
             totals.withdrawn.checked_add(amount),

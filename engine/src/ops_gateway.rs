@@ -145,6 +145,17 @@ impl Engine {
         p: &GatewayPayment,
         now: Timestamp,
     ) -> Result<(), Rejection> {
+        self.gateway_payment_as(p, Actor::Gateway, now)
+    }
+
+    /// [`Engine::gateway_payment`] by `actor`: the gateway's notification,
+    /// or reconciliation applying a payment from the bill (SPEC §20).
+    pub(crate) fn gateway_payment_as(
+        &mut self,
+        p: &GatewayPayment,
+        actor: Actor,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
         check_channel_name(&p.channel).map_err(|why| Rejection::field("channel", why))?;
         for (field, value) in [("txn_id", &p.txn_id), ("reference", &p.reference)] {
             if value.is_empty() || value.len() > GATEWAY_ID_MAX {
@@ -175,7 +186,9 @@ impl Engine {
             received_at: now,
         };
         match self.effect_of(p, now) {
-            Effect::Pay { trade, release } => self.pay_verified(trade, payment, release, now),
+            Effect::Pay { trade, release } => {
+                self.pay_verified(trade, payment, release, actor, now);
+            }
             Effect::Anomaly {
                 kind,
                 trade,
@@ -189,12 +202,14 @@ impl Engine {
                     _ => String::new(),
                 };
                 if let (Some(id), true) = (trade, appeal) {
-                    self.add_payment(id, payment.clone(), now);
-                    self.gateway_transition(id, TradeAction::GatewayMismatch, &reason, now);
+                    self.add_payment(id, payment.clone(), actor, now);
+                    self.gateway_transition(id, TradeAction::GatewayMismatch, &reason, actor, now);
                 }
                 self.record_anomaly(kind, trade, p, payment, now);
             }
         }
+        // Kept for reconciliation against the gateway's bill (SPEC §20).
+        self.log_payment(p, now);
         Ok(())
     }
 
@@ -202,7 +217,7 @@ impl Engine {
     /// its history (after), or as an anomaly.
     fn is_duplicate(&self, p: &GatewayPayment) -> bool {
         let key = (p.channel.clone(), p.txn_id.clone());
-        if self.state.anomaly_txns.contains_key(&key) {
+        if self.state.anomaly_txns.contains_key(&key) || self.state.payment_log.contains_key(&key) {
             return true;
         }
         let on_trade = trade_of_reference(&p.reference)
@@ -298,6 +313,7 @@ impl Engine {
         id: TradeId,
         payment: VerifiedPayment,
         release: bool,
+        actor: Actor,
         now: Timestamp,
     ) {
         let t = invariant(self.trade(id), "paid trade vanished");
@@ -317,21 +333,21 @@ impl Engine {
                 amount: payment.amount,
             },
         );
-        self.add_payment(id, payment, now);
+        self.add_payment(id, payment, actor, now);
         if awaiting {
-            self.gateway_transition(id, TradeAction::GatewayPaid, "", now);
+            self.gateway_transition(id, TradeAction::GatewayPaid, "", actor, now);
         }
         if release {
-            self.gateway_transition(id, TradeAction::GatewayRelease, "", now);
+            self.gateway_transition(id, TradeAction::GatewayRelease, "", actor, now);
         }
     }
 
     /// The proof on the trade and its timeline.
-    fn add_payment(&mut self, id: TradeId, payment: VerifiedPayment, now: Timestamp) {
+    fn add_payment(&mut self, id: TradeId, payment: VerifiedPayment, actor: Actor, now: Timestamp) {
         let t = self.trade_mut(id);
         t.timeline.push(TimelineEntry {
             at: now,
-            actor: Actor::Gateway,
+            actor,
             what: TimelineWhat::PaymentVerified {
                 channel: payment.channel.clone(),
                 txn_id: payment.txn_id.clone(),
@@ -344,17 +360,20 @@ impl Engine {
 
     /// A transition the gateway's proof causes; decided by the SPEC §10
     /// table like any other.
-    fn gateway_transition(&mut self, id: TradeId, action: TradeAction, text: &str, now: Timestamp) {
+    fn gateway_transition(
+        &mut self,
+        id: TradeId,
+        action: TradeAction,
+        text: &str,
+        actor: Actor,
+        now: Timestamp,
+    ) {
         let t: &Trade = invariant(self.trade(id), "trade vanished");
         let (to, reason) = invariant(
             t.step(action, Party::Gateway, now, &self.config).ok(),
             "gateway transition decided as allowed",
         );
-        let d = Decision {
-            actor: Actor::Gateway,
-            to,
-            reason,
-        };
+        let d = Decision { actor, to, reason };
         self.transition(id, d, text, now);
     }
 

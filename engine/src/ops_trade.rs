@@ -250,6 +250,7 @@ impl Engine {
         now: Timestamp,
     ) {
         self.settle(t.seller, t.buyer, t.asset, t.coin);
+        self.count_flow(t.asset, now, |f| &mut f.released, t.coin);
         self.record(t, by_seller.then(|| at.ms_since(paid_at)), now);
         self.trade_ended(t, now);
     }
@@ -310,6 +311,7 @@ impl Engine {
             }
             u.cancels_today += 1;
         }
+        self.count_flow(t.asset, now, |f| &mut f.returned, t.coin);
         match (t.listing, &t.fast_match) {
             (Some(listing), _) => self.return_to_listing(listing, t.coin, now),
             (None, Some(_)) if reason == TransitionReason::PaymentTimeout => {

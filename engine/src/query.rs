@@ -65,6 +65,32 @@ impl Engine {
         }
     }
 
+    /// Reconciliation mistakes after `after`, oldest first; only open ones
+    /// unless `include_handled` (SPEC §20).
+    pub fn recon_mistakes(
+        &self,
+        include_handled: bool,
+        after: Option<crate::ids::MistakeId>,
+    ) -> Box<dyn Iterator<Item = &crate::recon::Mistake> + '_> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        if include_handled {
+            Box::new(self.state.mistakes.range((from, Unbounded)).map(|(_, m)| m))
+        } else {
+            Box::new(
+                self.state
+                    .open_mistakes
+                    .range((from, Unbounded))
+                    .filter_map(|id| self.state.mistakes.get(id)),
+            )
+        }
+    }
+
+    /// A reconciliation mistake by id.
+    pub fn recon_mistake(&self, id: crate::ids::MistakeId) -> Option<&crate::recon::Mistake> {
+        self.state.mistakes.get(&id)
+    }
+
     /// A payment anomaly by id.
     pub fn anomaly(&self, id: crate::ids::AnomalyId) -> Option<&crate::payment::Anomaly> {
         self.state.anomalies.get(&id)

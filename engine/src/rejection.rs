@@ -7,7 +7,9 @@
 
 use rust_decimal::Decimal;
 
-use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, Timestamp, TradeId, UserId};
+use crate::ids::{
+    AnomalyId, BuyOrderId, ListingId, MethodId, MistakeId, Timestamp, TradeId, UserId,
+};
 use crate::money::{AmountError, Asset, Fiat};
 
 /// The class of a rejection; the API maps it to a status code.
@@ -217,6 +219,9 @@ pub enum Rejection {
         /// Its owner.
         owner: UserId,
     },
+    /// No such reconciliation mistake.
+    #[error("reconciliation mistake {0} not found")]
+    MistakeNotFound(MistakeId),
     /// No such payment anomaly.
     #[error("payment anomaly {0} not found")]
     AnomalyNotFound(AnomalyId),
@@ -243,6 +248,7 @@ impl Rejection {
             | BuyOrderNotFound(_)
             | TradeNotFound(_)
             | AnomalyNotFound(_)
+            | MistakeNotFound(_)
             | UnknownMethod(_) => RejectionKind::NotFound,
             NotAllowed(_) | NotAMerchant | ClaimedByOther { .. } => RejectionKind::PermissionDenied,
             LimitReached { .. } => RejectionKind::ResourceExhausted,

@@ -117,6 +117,8 @@ pub enum Actor {
     /// A payment channel's verified notification (SPEC §19); the timeline
     /// entry beside it names the channel.
     Gateway,
+    /// A payment applied from the gateway's bill by reconciliation (SPEC §20).
+    Reconciliation,
 }
 
 /// Why a transition happened; recorded in the timeline and events.

@@ -316,7 +316,9 @@ fn duplicates_are_recognised_after_the_engine_forgot_the_trade() {
     assert!(w.e.trade(t).is_none(), "ended trades leave the working set");
     // The shell did not look in history (the trade was there when it
     // looked): the engine asks it to.
-    let r = w.err(Command::GatewayPayment(pay(t, "tx1", "14.00")));
+    // A repeat is known from the payment log (kept for reconciliation).
+    duplicate(&mut w, pay(t, "tx1", "14.00"));
+    let r = w.err(Command::GatewayPayment(pay(t, "tx9", "14.00")));
     assert!(matches!(r, Rejection::HistoryNeeded(id) if id == t), "{r}");
     let ended = EndedTrade {
         trade: t,

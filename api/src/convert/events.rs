@@ -302,6 +302,32 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.reason = source.clone();
             T::ReferencePriceSet
         }
+        EventKind::ReconMistake {
+            mistake,
+            kind,
+            channel,
+        } => {
+            out.mistake_id = mistake.to_string();
+            out.reason = kind.name().into();
+            out.channel = channel.clone();
+            out.actor = "reconciliation".into();
+            T::ReconMistake
+        }
+        EventKind::BillImported {
+            channel,
+            day,
+            mistakes,
+        } => {
+            out.channel = channel.clone();
+            out.state = day.clone();
+            out.amount = mistakes.to_string();
+            T::BillImported
+        }
+        EventKind::MistakeHandled { mistake, agent } => {
+            out.mistake_id = mistake.to_string();
+            out.actor = format!("support:{agent}");
+            T::MistakeHandled
+        }
         EventKind::AnomalyResolved { anomaly, agent } => {
             out.anomaly_id = anomaly.to_string();
             out.actor = format!("support:{agent}");

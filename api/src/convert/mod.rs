@@ -22,7 +22,7 @@ mod payments;
 mod records;
 
 pub use events::event_pb;
-pub use payments::{anomaly_id, anomaly_pb, verified_pb};
+pub use payments::{anomaly_id, anomaly_pb, mistake_id, mistake_pb, verified_pb};
 pub use records::{
     Audience, appeal_pb, listing_kinds, listing_view, method_pb, record_pb, trade_pb,
 };

@@ -52,3 +52,40 @@ pub fn anomaly_id(field: &str, text: &str) -> Result<AnomalyId, Status> {
         .map(AnomalyId)
         .map_err(|_| Status::invalid_argument(format!("{field} must look like A-12")))
 }
+
+/// A reconciliation mistake for CS.
+pub fn mistake_pb(m: &otc_engine::recon::Mistake) -> pb::ReconMistake {
+    let f = &m.facts;
+    let h = m.handled.as_ref();
+    pb::ReconMistake {
+        id: m.id.to_string(),
+        kind: f.kind.name().into(),
+        channel: m.channel.clone(),
+        date: m.day.clone(),
+        txn_id: f.txn_id.clone(),
+        reference: f.reference.clone(),
+        ours_amount: f.ours.map(|a| a.to_string()).unwrap_or_default(),
+        bill_amount: f.theirs.map(|a| a.to_string()).unwrap_or_default(),
+        bill_status: f
+            .bill_status
+            .map(|s| s.name().to_owned())
+            .unwrap_or_default(),
+        at: Some(ts(f.at)),
+        handled: h.is_some(),
+        handled_by: h.map(|h| h.agent.to_string()).unwrap_or_default(),
+        handled_at: h.map(|h| ts(h.at)),
+        note: h.map(|h| h.note.clone()).unwrap_or_default(),
+    }
+}
+
+/// A mistake id field ("R-12" or "12").
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field`.
+pub fn mistake_id(field: &str, text: &str) -> Result<otc_engine::MistakeId, Status> {
+    let digits = text.strip_prefix("R-").unwrap_or(text);
+    digits
+        .parse::<u64>()
+        .map(otc_engine::MistakeId)
+        .map_err(|_| Status::invalid_argument(format!("{field} must look like R-12")))
+}

@@ -97,6 +97,7 @@ pub(super) fn actor_text(a: Actor) -> String {
         Actor::Support(u) => format!("support:{u}"),
         Actor::System => "system".into(),
         Actor::Gateway => "gateway".into(),
+        Actor::Reconciliation => "reconciliation".into(),
     }
 }
 

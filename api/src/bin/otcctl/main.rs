@@ -18,6 +18,7 @@ use cmd::evidence::EvidenceCmd;
 use cmd::gateway::GatewayCmd;
 use cmd::merchant::MerchantCmd;
 use cmd::price::PriceCmd;
+use cmd::recon::{ReconCmd, StatementArgs};
 use cmd::token::TokenCmd;
 use cmd::trades::TradesCmd;
 use cmd::transfer::{Direction, Transfer};
@@ -85,6 +86,11 @@ enum Cmd {
     /// Reference prices for floating listings (admin, price_feed).
     #[command(subcommand)]
     Price(PriceCmd),
+    /// Reconciliation against gateways' bills (support).
+    #[command(subcommand)]
+    Recon(ReconCmd),
+    /// An asset's daily statement, as CSV (support, admin).
+    Statement(StatementArgs),
 }
 
 async fn run(cli: Cli) -> Result<(), Failure> {
@@ -101,6 +107,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Cmd::Anomalies(cmd) => cmd::channels::run_anomalies(&cli, cmd).await,
         Cmd::Gateway(cmd) => cmd::gateway::run(&cli, cmd).await,
         Cmd::Price(cmd) => cmd::price::run(&cli, cmd).await,
+        Cmd::Recon(cmd) => cmd::recon::run(&cli, cmd).await,
+        Cmd::Statement(a) => cmd::recon::statement(&cli, a).await,
     }
 }
 

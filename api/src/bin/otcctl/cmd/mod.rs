@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod gateway;
 pub mod merchant;
 pub mod price;
+pub mod recon;
 pub mod token;
 pub mod trades;
 pub mod transfer;

@@ -1,0 +1,199 @@
+//! Reconciliation in the shell (SPEC §20): a bill streamed in chunks to a
+//! temporary file (bounded by `--bill-max`), parsed streaming by
+//! `otc_gateway::bill`, matched line by line by the engine's `Matcher`, and
+//! recorded through the pipeline (request id, durable, first reply on a
+//! retry). A malformed bill is refused whole, naming the line and column,
+//! and records nothing. Statements are read from the engine.
+
+use std::io::{BufReader, Write};
+
+use chrono::{NaiveDate, TimeZone};
+use otc_engine::recon::{BillLine, BillStatus, DayWindow};
+use otc_engine::{Command, Timestamp, UserId};
+use otc_gateway::bill::{BillReader, RowStatus, format_of};
+use tokio_stream::StreamExt;
+use tonic::{Response, Status, Streaming};
+
+use crate::channels::Channels;
+use crate::convert as cv;
+use crate::core::Core;
+use crate::pipeline::{Prepared, mutate};
+use crate::proto as pb;
+
+/// Reconciliation settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ReconConfig {
+    /// Largest bill accepted, in bytes.
+    pub bill_max: u64,
+    /// Payments this close to midnight wait for the next day's bill.
+    pub window_ms: i64,
+}
+
+/// A bill's day in the channel's time zone, as engine time.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `date`.
+pub fn day_window(tz: chrono_tz::Tz, date: &str, window_ms: i64) -> Result<DayWindow, Status> {
+    let bad = || Status::invalid_argument("date must be a day as YYYY-MM-DD");
+    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
+    let start = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| tz.from_local_datetime(&t).earliest())
+            .map(|t| Timestamp(t.timestamp_millis()))
+    };
+    let next = day.succ_opt().ok_or_else(bad)?;
+    Ok(DayWindow {
+        start: start(day).ok_or_else(bad)?,
+        end: start(next).ok_or_else(bad)?,
+        window_ms,
+    })
+}
+
+/// A temporary file removed when dropped.
+struct TempBill(std::path::PathBuf);
+
+impl Drop for TempBill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Imports a bill (see the module docs).
+///
+/// # Errors
+/// INVALID_ARGUMENT for a missing or bad first chunk, an unknown channel,
+/// a bill over the limit or a malformed line; what the pipeline answers.
+pub async fn import_bill(
+    core: &Core,
+    channels: &Channels,
+    caller: UserId,
+    config: ReconConfig,
+    mut chunks: Streaming<pb::BillChunk>,
+) -> Result<Response<pb::ReconReport>, Status> {
+    let first = chunks
+        .next()
+        .await
+        .ok_or_else(|| Status::invalid_argument("the bill is empty: send its chunks"))??;
+    let rid = first.request_id.clone();
+    let channel = channels.get(&first.channel).ok_or_else(|| {
+        Status::invalid_argument(format!(
+            "channel: no payment channel named {:?} is declared",
+            first.channel
+        ))
+    })?;
+    let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;
+    // The chunks go to a temporary file, so memory does not grow with the bill.
+    let path = std::env::temp_dir().join(format!("otc-bill-{}", uuid::Uuid::new_v4().simple()));
+    let temp = TempBill(path);
+    let mut file = std::fs::File::create(&temp.0)
+        .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
+    let mut size = 0u64;
+    let mut chunk = Some(first.clone());
+    while let Some(c) = chunk {
+        size += c.data.len() as u64;
+        if size > config.bill_max {
+            return Err(Status::invalid_argument(format!(
+                "the bill is larger than the configured limit of {} bytes (--bill-max)",
+                config.bill_max
+            )));
+        }
+        file.write_all(&c.data)
+            .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
+        chunk = chunks.next().await.transpose()?;
+    }
+    file.flush()
+        .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
+    drop(file);
+    // The day's payments recorded here, then the bill line by line.
+    let matcher = core
+        .writer
+        .read()
+        .await
+        .engine()
+        .bill_matcher(channel.name(), day);
+    let (format, tz, max) = (
+        format_of(channel.provider()),
+        channel.time_zone(),
+        config.bill_max,
+    );
+    let path = temp.0.clone();
+    let (report, digest) = tokio::task::spawn_blocking(move || {
+        let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+        let mut reader = BillReader::new(format, tz, BufReader::new(input), max);
+        let mut matcher = matcher;
+        while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
+            matcher.line(&BillLine {
+                txn_id: row.txn_id,
+                reference: row.reference,
+                amount: row.amount,
+                status: match row.status {
+                    RowStatus::Paid => BillStatus::Paid,
+                    RowStatus::Refund => BillStatus::Refund,
+                    RowStatus::Closed => BillStatus::Closed,
+                },
+                at: Timestamp(row.at.timestamp_millis()),
+            });
+        }
+        let digest: String = reader.digest().iter().map(|b| format!("{b:02x}")).collect();
+        Ok::<_, String>((matcher.finish(), digest))
+    })
+    .await
+    .map_err(|e| Status::internal(e.to_string()))?
+    .map_err(|why| Status::invalid_argument(format!("the bill is refused whole: {why}")))?;
+    drop(temp);
+    if report.overflow {
+        return Err(Status::invalid_argument(format!(
+            "data: the bill disagrees on more than {} payments; is it {}'s bill of {}?",
+            otc_engine::recon::MISTAKES_PER_BILL_MAX,
+            first.channel,
+            first.date
+        )));
+    }
+    // The request's fingerprint: channel, date and the file's digest.
+    let key = pb::BillChunk {
+        request_id: String::new(),
+        channel: first.channel.clone(),
+        date: first.date.clone(),
+        data: digest.as_bytes().to_vec(),
+    };
+    let command = Command::RecordBill {
+        channel: first.channel.clone(),
+        day: first.date.clone(),
+        digest,
+        report,
+    };
+    mutate(core, caller, "ImportBill", &rid, &key, async {
+        Ok(Prepared::from(command))
+    })
+    .await
+}
+
+/// The statement of `asset` for a UTC day.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `asset` or `date`.
+pub async fn statement(core: &Core, r: &pb::GetStatementRequest) -> Result<pb::Statement, Status> {
+    let asset = cv::asset("asset", &r.asset)?;
+    let day = otc_engine::chrono_day(&r.date)
+        .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))?;
+    let w = core.writer.read().await;
+    let e = w.engine();
+    if !e.config().assets.contains_key(&asset) {
+        return Err(Status::invalid_argument(format!(
+            "asset {asset} is not traded here"
+        )));
+    }
+    let s = e.statement(asset, day);
+    Ok(pb::Statement {
+        asset: asset.to_string(),
+        date: r.date.clone(),
+        opening: s.opening.to_string(),
+        deposits: s.flows.deposits.to_string(),
+        withdrawals: s.flows.withdrawals.to_string(),
+        released_to_buyers: s.flows.released.to_string(),
+        returned_to_sellers: s.flows.returned.to_string(),
+        closing: s.closing.to_string(),
+        balances: s.balances.to_string(),
+        balanced: s.balanced,
+    })
+}

@@ -1,0 +1,395 @@
+//! Reconciliation and statements (SPEC §20): the payment log bills are
+//! matched against, recording a bill's outcome, CS handling mistakes
+//! (applying a missed notification from the bill), and daily statements.
+
+use crate::engine::{Engine, invariant};
+use crate::event::EventKind;
+use crate::ids::{MistakeId, Timestamp, UserId};
+use crate::money::{Asset, CoinAmount};
+use crate::payment::{EndedTrade, GatewayPayment};
+use crate::recon::{
+    BillRecord, DayWindow, Handled, LoggedPayment, Matcher, Mistake, MistakeKind, Report,
+};
+use crate::rejection::Rejection;
+use crate::trade::Actor;
+
+/// Money in and out of the books on one UTC day, per asset.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayFlows {
+    /// Deposited.
+    pub deposits: CoinAmount,
+    /// Withdrawn.
+    pub withdrawals: CoinAmount,
+    /// Released to buyers.
+    pub released: CoinAmount,
+    /// Returned to sellers (cancelled trades, refunds).
+    pub returned: CoinAmount,
+}
+
+/// A daily statement (SPEC §20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The asset.
+    pub asset: Asset,
+    /// The UTC day (days since the epoch).
+    pub day: i64,
+    /// Coin on the books when the day began.
+    pub opening: rust_decimal::Decimal,
+    /// The day's flows.
+    pub flows: DayFlows,
+    /// `opening + deposits − withdrawals`.
+    pub closing: rust_decimal::Decimal,
+    /// Σ balances (available + escrowed) at the day's end (or now, for
+    /// today).
+    pub balances: rust_decimal::Decimal,
+    /// L1 for the day: `closing == balances`.
+    pub balanced: bool,
+}
+
+impl Engine {
+    /// Logs a verified payment for reconciliation, dropping entries older
+    /// than the configured retention.
+    pub(crate) fn log_payment(&mut self, p: &GatewayPayment, now: Timestamp) {
+        let at = p.paid_at.unwrap_or(now);
+        let key = (p.channel.clone(), p.txn_id.clone());
+        self.state
+            .payment_times
+            .insert((p.channel.clone(), at, p.txn_id.clone()));
+        self.state.payment_log.insert(
+            key,
+            LoggedPayment {
+                reference: p.reference.clone(),
+                amount: p.amount,
+                at,
+                reconciled: false,
+            },
+        );
+        let horizon = now.plus_ms(-self.config.payment_log_retention_ms);
+        while let Some(first) = self.state.payment_times.first().cloned() {
+            if first.1 >= horizon {
+                break;
+            }
+            self.state.payment_times.pop_first();
+            self.state.payment_log.remove(&(first.0, first.2));
+        }
+    }
+
+    /// A matcher for `channel`'s bill of the day `d`, over the payments
+    /// recorded here around that day (those an earlier bill matched are
+    /// never missing there).
+    pub fn bill_matcher(&self, channel: &str, d: DayWindow) -> Matcher {
+        let (from, to) = d.span();
+        let ours = self
+            .state
+            .payment_times
+            .range(
+                (channel.to_owned(), from, String::new())..(channel.to_owned(), to, String::new()),
+            )
+            .filter_map(|(c, _, txn)| {
+                let p = self.state.payment_log.get(&(c.clone(), txn.clone()))?;
+                Some((txn.clone(), p.clone()))
+            });
+        Matcher::new(ours, d)
+    }
+
+    /// Whether `channel`'s bill of `day` with this digest was imported.
+    pub fn bill(&self, channel: &str, day: &str) -> Option<&BillRecord> {
+        self.state.bills.get(&(channel.to_owned(), day.to_owned()))
+    }
+
+    /// Records a bill's outcome. The same bill again changes nothing; a
+    /// "missing here" whose notification arrived meanwhile is not one; a
+    /// mistake already recorded for the same transaction is not repeated.
+    pub(crate) fn record_bill(
+        &mut self,
+        channel: &str,
+        day: &str,
+        digest: &str,
+        report: &Report,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        crate::payment::check_channel_name(channel).map_err(|w| Rejection::field("channel", w))?;
+        if chrono_day(day).is_none() {
+            return Err(Rejection::field("date", "must be YYYY-MM-DD"));
+        }
+        if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Rejection::field("digest", "must be a SHA-256 in hex"));
+        }
+        if report.overflow || report.mistakes.len() > crate::recon::MISTAKES_PER_BILL_MAX {
+            return Err(Rejection::field(
+                "data",
+                format!(
+                    "the bill disagrees on more than {} payments; is it this channel's bill of this day?",
+                    crate::recon::MISTAKES_PER_BILL_MAX
+                ),
+            ));
+        }
+        if self.bill(channel, day).is_some_and(|b| b.digest == digest) {
+            return Ok(());
+        }
+        for txn in &report.reconciled {
+            if let Some(p) = self
+                .state
+                .payment_log
+                .get_mut(&(channel.to_owned(), txn.clone()))
+            {
+                p.reconciled = true;
+            }
+        }
+        let mut recorded = 0;
+        for facts in &report.mistakes {
+            let arrived = facts.kind == MistakeKind::MissingHere
+                && self
+                    .state
+                    .payment_log
+                    .contains_key(&(channel.to_owned(), facts.txn_id.clone()));
+            let key = (channel.to_owned(), facts.txn_id.clone(), facts.kind);
+            if arrived || self.state.mistake_keys.contains(&key) {
+                continue;
+            }
+            let id = MistakeId(self.next_id());
+            self.state.mistake_keys.insert(key);
+            self.state.open_mistakes.insert(id);
+            self.state.mistakes.insert(
+                id,
+                Mistake {
+                    id,
+                    channel: channel.to_owned(),
+                    day: day.to_owned(),
+                    facts: facts.clone(),
+                    handled: None,
+                },
+            );
+            recorded += 1;
+            self.emit(
+                now,
+                EventKind::ReconMistake {
+                    mistake: id,
+                    kind: facts.kind,
+                    channel: channel.to_owned(),
+                },
+            );
+        }
+        self.state.bills.insert(
+            (channel.to_owned(), day.to_owned()),
+            BillRecord {
+                digest: digest.to_owned(),
+                imported_at: now,
+                lines: report.lines,
+                matched: report.matched,
+                mistakes: recorded,
+            },
+        );
+        self.emit(
+            now,
+            EventKind::BillImported {
+                channel: channel.to_owned(),
+                day: day.to_owned(),
+                mistakes: recorded,
+            },
+        );
+        Ok(())
+    }
+
+    fn open_mistake(&self, id: MistakeId) -> Result<&Mistake, Rejection> {
+        let m = self
+            .state
+            .mistakes
+            .get(&id)
+            .ok_or(Rejection::MistakeNotFound(id))?;
+        if m.handled.is_some() {
+            return Err(Rejection::WrongState {
+                what: "reconciliation mistake",
+                id: id.to_string(),
+                state: "HANDLED",
+                action: "handle",
+            });
+        }
+        Ok(m)
+    }
+
+    fn handle_mistake(&mut self, agent: UserId, id: MistakeId, note: String, now: Timestamp) {
+        let m = invariant(self.state.mistakes.get_mut(&id), "mistake vanished");
+        m.handled = Some(Handled {
+            agent,
+            at: now,
+            note,
+        });
+        self.state.open_mistakes.remove(&id);
+        self.emit(now, EventKind::MistakeHandled { mistake: id, agent });
+    }
+
+    /// CS closes a mistake with a note.
+    pub(crate) fn close_mistake(
+        &mut self,
+        agent: UserId,
+        id: MistakeId,
+        note: &str,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        self.text_arg("note", note, true)?;
+        self.open_mistake(id)?;
+        self.handle_mistake(agent, id, note.to_owned(), now);
+        Ok(())
+    }
+
+    /// CS applies a missed notification from the bill: the effects of
+    /// SPEC §19, with actor `reconciliation`.
+    pub(crate) fn apply_missed(
+        &mut self,
+        agent: UserId,
+        id: MistakeId,
+        history: (bool, Option<EndedTrade>),
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let m = self.open_mistake(id)?;
+        if m.facts.kind != MistakeKind::MissingHere {
+            return Err(Rejection::NotAllowed(
+                "only a payment missing here can be applied from the bill; close the others with a note",
+            ));
+        }
+        let payment = GatewayPayment {
+            channel: m.channel.clone(),
+            reference: m.facts.reference.clone(),
+            txn_id: m.facts.txn_id.clone(),
+            amount: m.facts.theirs.unwrap_or_default(),
+            currency: self.payment_currency(&m.facts.reference),
+            paid_at: Some(m.facts.at),
+            history_checked: history.0,
+            ended: history.1,
+        };
+        self.gateway_payment_as(&payment, Actor::Reconciliation, now)?;
+        self.handle_mistake(agent, id, "applied from the bill".into(), now);
+        Ok(())
+    }
+
+    /// The currency of the trade a reference names (a bill states none).
+    fn payment_currency(&self, reference: &str) -> String {
+        crate::payment::trade_of_reference(reference)
+            .and_then(|id| self.trade(id))
+            .map_or_else(|| "CNY".to_owned(), |t| t.fiat.as_str().to_owned())
+    }
+
+    /// Counts a flow of coin on `now`'s UTC day.
+    pub(crate) fn count_flow(
+        &mut self,
+        asset: Asset,
+        now: Timestamp,
+        f: impl FnOnce(&mut DayFlows) -> &mut CoinAmount,
+        amount: CoinAmount,
+    ) {
+        let flows = self.state.days.entry((asset, now.utc_day())).or_default();
+        let slot = f(flows);
+        *slot = invariant(slot.checked_add(amount), "daily flow overflow");
+    }
+
+    /// At the first command of a new UTC day: Σ balances per asset as the
+    /// day began (the previous days ended with them), for the statements'
+    /// L1 check. Empty on any other command.
+    pub(crate) fn day_opening(&self, now: Timestamp) -> Vec<((Asset, i64), rust_decimal::Decimal)> {
+        let day = now.utc_day();
+        if self.state.clock.0 == 0 || self.state.clock.utc_day() >= day {
+            return Vec::new();
+        }
+        self.config
+            .assets
+            .keys()
+            .map(|asset| ((*asset, day), self.total_balances(*asset)))
+            .collect()
+    }
+
+    fn total_balances(&self, asset: Asset) -> rust_decimal::Decimal {
+        self.state
+            .balances
+            .iter()
+            .filter(|((_, a), _)| *a == asset)
+            .map(|(_, b)| b.available.value() + b.escrowed.value())
+            .sum()
+    }
+
+    /// The statement of `asset` for UTC day `day` (days since the epoch).
+    pub fn statement(&self, asset: Asset, day: i64) -> Statement {
+        let before: rust_decimal::Decimal = self
+            .state
+            .days
+            .range((asset, i64::MIN)..(asset, day))
+            .map(|(_, f)| f.deposits.value() - f.withdrawals.value())
+            .sum();
+        let flows = self
+            .state
+            .days
+            .get(&(asset, day))
+            .copied()
+            .unwrap_or_default();
+        let closing = before + flows.deposits.value() - flows.withdrawals.value();
+        // Balances only change with commands: the day ended with what the
+        // first later day with commands opened with, or what they are now.
+        let balances = self
+            .state
+            .day_opening_balances
+            .range((asset, day + 1)..=(asset, i64::MAX))
+            .next()
+            .map_or_else(|| self.total_balances(asset), |(_, b)| *b);
+        Statement {
+            asset,
+            day,
+            opening: before,
+            flows,
+            closing,
+            balances,
+            balanced: closing == balances,
+        }
+    }
+}
+
+/// A `YYYY-MM-DD` day as days since the epoch.
+pub fn chrono_day(day: &str) -> Option<i64> {
+    let b = day.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |s: &str| s.parse::<i64>().ok();
+    let (y, m, d) = (num(&day[..4])?, num(&day[5..7])?, num(&day[8..])?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), checked by round trip.
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    (civil(days) == (y, m, d)).then_some(days)
+}
+
+/// Days since the epoch as (year, month, day).
+pub fn civil(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_round_trip() {
+        assert_eq!(chrono_day("1970-01-01"), Some(0));
+        assert_eq!(chrono_day("2026-12-01"), Some(20_788));
+        assert_eq!(civil(20_788), (2026, 12, 1));
+        assert_eq!(chrono_day("2024-02-29"), Some(19_782));
+        for bad in ["2026-02-30", "2026-13-01", "2026/12/01", "26-12-01", ""] {
+            assert_eq!(chrono_day(bad), None, "{bad}");
+        }
+    }
+}

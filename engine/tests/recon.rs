@@ -1,0 +1,209 @@
+//! Reconciliation (SPEC §20) in the engine: a bill matched both ways, the
+//! same bill again, a missed notification applied from the bill, and
+//! daily statements whose closing total is the sum of balances.
+
+mod common;
+
+use common::*;
+use otc_engine::ids::MS_PER_DAY;
+use otc_engine::payment::{ChannelProvider, GatewayPayment, payment_reference};
+use otc_engine::recon::{BillLine, BillStatus, DayWindow, MistakeKind};
+use otc_engine::trade::Actor;
+use otc_engine::users::MethodDetails;
+use otc_engine::{Command, EventKind, MistakeId, Rejection, Timestamp, TradeId};
+
+const S: u8 = 1;
+const B: u8 = 2;
+const AGENT: u8 = 9;
+const CH: &str = "bank-x";
+
+fn world() -> World {
+    let mut w = World::default();
+    w.deposit(user(S), "100");
+    w.ok(Command::AssignChannel {
+        user: user(S),
+        channel: CH.into(),
+        provider: ChannelProvider::Hmac,
+    });
+    w.bind(
+        user(S),
+        MethodDetails::Channel {
+            channel: CH.into(),
+            provider: ChannelProvider::Hmac,
+        },
+    );
+    w.set_password(user(S));
+    let spec = w.spec(user(S), "7", "100", "7", "700");
+    w.publish_spec(user(S), spec);
+    w
+}
+
+fn pay(w: &mut World, t: TradeId, txn: &str) {
+    w.ok(Command::GatewayPayment(GatewayPayment {
+        channel: CH.into(),
+        reference: payment_reference(t),
+        txn_id: txn.into(),
+        amount: d("14.00"),
+        currency: "CNY".into(),
+        paid_at: Some(w.now),
+        history_checked: false,
+        ended: None,
+    }));
+}
+
+fn today(w: &World) -> DayWindow {
+    let start = Timestamp(w.now.0 - w.now.0.rem_euclid(MS_PER_DAY));
+    DayWindow {
+        start,
+        end: start.plus_ms(MS_PER_DAY),
+        window_ms: minutes(30),
+    }
+}
+
+fn line(t: TradeId, txn: &str, amount: &str, at: Timestamp) -> BillLine {
+    BillLine {
+        txn_id: txn.into(),
+        reference: payment_reference(t),
+        amount: d(amount),
+        status: BillStatus::Paid,
+        at,
+    }
+}
+
+fn record(w: &mut World, lines: &[BillLine], digest: &str) -> Vec<otc_engine::Event> {
+    let mut m = w.e.bill_matcher(CH, today(w));
+    for l in lines {
+        m.line(l);
+    }
+    let report = m.finish();
+    w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: digest.repeat(64)[..64].into(),
+        report,
+    })
+}
+
+fn mistakes(events: &[otc_engine::Event]) -> Vec<(MistakeId, MistakeKind)> {
+    events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ReconMistake { mistake, kind, .. } => Some((mistake, kind)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_missed_notification_is_found_and_applied_from_the_bill() {
+    let mut w = world();
+    let t1 = w.buy_coin(user(B), "2");
+    let t2 = w.buy_coin(user(B), "2");
+    pay(&mut w, t1, "tx1");
+    // t2 was paid at the gateway, but its notification never arrived.
+    let at = w.now;
+    let bill = [line(t1, "tx1", "14.00", at), line(t2, "tx2", "14.00", at)];
+    let events = record(&mut w, &bill, "a");
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::MissingHere);
+    // The same bill again changes nothing.
+    assert!(record(&mut w, &bill, "a").is_empty());
+    // Applied from the bill: paid, actor reconciliation.
+    w.ok(Command::ApplyMissedPayment {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        history_checked: false,
+        ended: None,
+    });
+    assert_eq!(w.state_of(t2), "PAID");
+    let trade = w.e.trade(t2).expect("trade");
+    assert!(
+        trade
+            .timeline
+            .iter()
+            .any(|e| e.actor == Actor::Reconciliation)
+    );
+    assert!(w.e.state().open_mistakes.is_empty());
+    // A corrected bill of the day now matches cleanly.
+    assert!(mistakes(&record(&mut w, &bill, "b")).is_empty());
+    let r = w.err(Command::CloseMistake {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        note: "again".into(),
+    });
+    assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
+}
+
+#[test]
+fn payments_missing_there_wait_for_the_next_day_near_midnight() {
+    let mut w = world();
+    let t1 = w.buy_coin(user(B), "2");
+    pay(&mut w, t1, "tx1");
+    let events = record(&mut w, &[], "c");
+    assert_eq!(
+        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
+        [MistakeKind::MissingThere]
+    );
+    // Near midnight: pending, not missing.
+    let mut w = world();
+    let day = today(&w);
+    w.now = day.end.plus_ms(-minutes(10));
+    let t = w.buy_coin(user(B), "2");
+    pay(&mut w, t, "tx-late");
+    assert!(mistakes(&record(&mut w, &[], "d")).is_empty());
+    // An amount mismatch, and a refund of a payment we hold.
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    pay(&mut w, t, "tx");
+    let mut refund = line(t, "tx", "14.00", w.now);
+    refund.status = BillStatus::Refund;
+    let events = record(&mut w, &[refund.clone()], "e");
+    assert_eq!(
+        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
+        [MistakeKind::StatusMismatch]
+    );
+    let t2 = w.buy_coin(user(B), "2");
+    pay(&mut w, t2, "tx2");
+    // The day's corrected bill: the refund again (not repeated) and a new line.
+    let wrong = line(t2, "tx2", "14.01", w.now);
+    let events = record(&mut w, &[refund, wrong], "f");
+    assert_eq!(
+        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
+        [MistakeKind::AmountMismatch]
+    );
+}
+
+#[test]
+fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
+    let mut w = world();
+    let day1 = w.now.utc_day();
+    let t1 = w.buy_coin(user(B), "2");
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t1,
+    });
+    w.release(user(S), t1);
+    let _t2 = w.buy_coin(user(B), "3"); // left to time out: returned
+    w.advance(minutes(20));
+    w.deposit(user(B), "5");
+    // The next day: a withdrawal.
+    w.advance(MS_PER_DAY);
+    let day2 = w.now.utc_day();
+    w.ok(Command::Withdraw {
+        user: user(B),
+        asset: eb(),
+        amount: d("1"),
+        external_ref: "w-1".into(),
+    });
+    let s1 = w.e.statement(eb(), day1);
+    assert_eq!(s1.flows.deposits.value(), d("105"));
+    assert_eq!(s1.flows.released.value(), d("2"));
+    assert_eq!(s1.flows.returned.value(), d("3"));
+    assert_eq!(s1.closing, d("105"));
+    assert!(s1.balanced, "{s1:?}");
+    let s2 = w.e.statement(eb(), day2);
+    assert_eq!(s2.opening, s1.closing);
+    assert_eq!(s2.closing, d("104"));
+    assert!(s2.balanced, "{s2:?}");
+}
