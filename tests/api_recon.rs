@@ -147,6 +147,16 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
     let short = format!("id,reference,amount,fee,status,paid_at\nh-1,OTC1,5.00,paid,{at}\n");
     let e = import(&s, &date, &short, &rid()).await.expect_err("cells");
     assert!(e.message().contains("line 2"), "{e:?}");
+    // A well-formed bill of another day.
+    let good =
+        format!("id,reference,amount,fee,status,paid_at\nh-1,OTC000000000001,5.00,0,paid,{at}\n");
+    let e = import(&s, "2020-01-01", &good, &rid())
+        .await
+        .expect_err("other day");
+    assert!(
+        e.message().contains("line 2") && e.message().contains("day"),
+        "{e:?}"
+    );
     let e = import(&s, "2026-13-01", &bad, &rid())
         .await
         .expect_err("date");

@@ -85,7 +85,12 @@ pub async fn import_bill(
     // The chunks go to a temporary file, so memory does not grow with the bill.
     let path = std::env::temp_dir().join(format!("otc-bill-{}", uuid::Uuid::new_v4().simple()));
     let temp = TempBill(path);
-    let mut file = std::fs::File::create(&temp.0)
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&temp.0)
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
     let mut size = 0u64;
     let mut chunk = Some(first.clone());
@@ -121,7 +126,15 @@ pub async fn import_bill(
         let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
         let mut reader = BillReader::new(format, tz, BufReader::new(input), max);
         let mut matcher = matcher;
+        let (from, to) = day.span();
         while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
+            let at = Timestamp(row.at.timestamp_millis());
+            if at < from || at >= to {
+                return Err(format!(
+                    "line {}: {} is not on the bill's day; is it the bill of another day?",
+                    row.line, row.at
+                ));
+            }
             matcher.line(&BillLine {
                 txn_id: row.txn_id,
                 reference: row.reference,
@@ -131,7 +144,7 @@ pub async fn import_bill(
                     RowStatus::Refund => BillStatus::Refund,
                     RowStatus::Closed => BillStatus::Closed,
                 },
-                at: Timestamp(row.at.timestamp_millis()),
+                at,
             });
         }
         let digest: String = reader.digest().iter().map(|b| format!("{b:02x}")).collect();

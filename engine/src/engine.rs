@@ -134,8 +134,10 @@ pub struct State {
     pub references: BTreeMap<(Asset, Fiat), Reference>,
     /// Verified payments kept for reconciliation (SPEC §20), by (channel, txn).
     pub payment_log: BTreeMap<(String, String), LoggedPayment>,
-    /// The same, by (channel, paid at, txn), for a day's range and expiry.
+    /// The same, by (channel, paid at, txn), for a day's range.
     pub payment_times: BTreeSet<(String, Timestamp, String)>,
+    /// The same, by (logged at, channel, txn), for expiry.
+    pub payment_expiry: BTreeSet<(Timestamp, String, String)>,
     /// Bills imported, by (channel, day).
     pub bills: BTreeMap<(String, String), BillRecord>,
     /// Reconciliation mistakes.

@@ -55,6 +55,9 @@ impl Engine {
         self.state
             .payment_times
             .insert((p.channel.clone(), at, p.txn_id.clone()));
+        self.state
+            .payment_expiry
+            .insert((now, p.channel.clone(), p.txn_id.clone()));
         self.state.payment_log.insert(
             key,
             LoggedPayment {
@@ -64,13 +67,20 @@ impl Engine {
                 reconciled: false,
             },
         );
+        // Expire by when they were logged, across every channel.
         let horizon = now.plus_ms(-self.config.payment_log_retention_ms);
-        while let Some(first) = self.state.payment_times.first().cloned() {
-            if first.1 >= horizon {
+        while let Some((logged, channel, txn)) = self.state.payment_expiry.first().cloned() {
+            if logged >= horizon {
                 break;
             }
-            self.state.payment_times.pop_first();
-            self.state.payment_log.remove(&(first.0, first.2));
+            self.state.payment_expiry.pop_first();
+            if let Some(p) = self
+                .state
+                .payment_log
+                .remove(&(channel.clone(), txn.clone()))
+            {
+                self.state.payment_times.remove(&(channel, p.at, txn));
+            }
         }
     }
 
@@ -138,13 +148,22 @@ impl Engine {
         }
         let mut recorded = 0;
         for facts in &report.mistakes {
-            let arrived = facts.kind == MistakeKind::MissingHere
-                && self
-                    .state
-                    .payment_log
-                    .contains_key(&(channel.to_owned(), facts.txn_id.clone()));
+            let logged = self
+                .state
+                .payment_log
+                .get_mut(&(channel.to_owned(), facts.txn_id.clone()));
+            let settled = match (facts.kind, logged) {
+                // The notification arrived meanwhile: the bill shows it.
+                (MistakeKind::MissingHere, Some(p)) => {
+                    p.reconciled = true;
+                    Some(p.amount) == facts.theirs
+                }
+                // Another bill (the next or the previous day's) showed it.
+                (MistakeKind::MissingThere, Some(p)) => p.reconciled,
+                _ => false,
+            };
             let key = (channel.to_owned(), facts.txn_id.clone(), facts.kind);
-            if arrived || self.state.mistake_keys.contains(&key) {
+            if settled || self.state.mistake_keys.contains(&key) {
                 continue;
             }
             let id = MistakeId(self.next_id());
@@ -258,7 +277,12 @@ impl Engine {
             history_checked: history.0,
             ended: history.1,
         };
+        let key = (payment.channel.clone(), payment.txn_id.clone());
         self.gateway_payment_as(&payment, Actor::Reconciliation, now)?;
+        // The bill showed it: no later bill calls it missing there.
+        if let Some(p) = self.state.payment_log.get_mut(&key) {
+            p.reconciled = true;
+        }
         self.handle_mistake(agent, id, "applied from the bill".into(), now);
         Ok(())
     }

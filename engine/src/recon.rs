@@ -189,7 +189,8 @@ pub struct Report {
     pub pending: u64,
     /// The mistakes found.
     pub mistakes: Vec<MistakeFacts>,
-    /// Transaction ids the bill matched (marked reconciled).
+    /// Transaction ids here the bill showed (matched or not): marked
+    /// reconciled, so no later bill calls them missing there.
     pub reconciled: Vec<String>,
     /// More than [`MISTAKES_PER_BILL_MAX`] mistakes: the rest were not kept.
     pub overflow: bool,
@@ -226,12 +227,19 @@ impl Matcher {
             at: l.at,
         };
         let found = self.ours.get_mut(&l.txn_id);
+        if let Some((_, seen)) = &found
+            && *seen
+            && l.status == BillStatus::Paid
+        {
+            // The same payment listed again: counted once.
+            return;
+        }
         let m = match (l.status, found) {
             (BillStatus::Paid, Some((p, seen))) => {
                 *seen = true;
+                self.report.reconciled.push(l.txn_id.clone());
                 if p.amount == l.amount {
                     self.report.matched += 1;
-                    self.report.reconciled.push(l.txn_id.clone());
                     None
                 } else {
                     Some(mistake(MistakeKind::AmountMismatch, Some(p)))
@@ -239,6 +247,9 @@ impl Matcher {
             }
             (BillStatus::Paid, None) => Some(mistake(MistakeKind::MissingHere, None)),
             (BillStatus::Refund | BillStatus::Closed, Some((p, seen))) => {
+                if !*seen {
+                    self.report.reconciled.push(l.txn_id.clone());
+                }
                 *seen = true;
                 Some(mistake(MistakeKind::StatusMismatch, Some(p)))
             }
@@ -361,7 +372,8 @@ mod tests {
         m.line(&line("e", "2.00", BillStatus::Closed, noon)); // status
         let r = m.finish();
         assert_eq!((r.lines, r.matched, r.pending), (6, 1, 1));
-        assert_eq!(r.reconciled, ["a"]);
+        // Every payment here the bill showed, matched or not.
+        assert_eq!(r.reconciled, ["a", "b", "d", "e"]);
         let mut kinds: Vec<_> = r
             .mistakes
             .iter()

@@ -207,3 +207,95 @@ fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
     assert_eq!(s2.closing, d("104"));
     assert!(s2.balanced, "{s2:?}");
 }
+
+fn record_day(
+    w: &mut World,
+    day: DayWindow,
+    name: &str,
+    lines: &[BillLine],
+    digest: &str,
+) -> Vec<otc_engine::Event> {
+    let mut m = w.e.bill_matcher(CH, day);
+    for l in lines {
+        m.line(l);
+    }
+    let report = m.finish();
+    w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: name.into(),
+        digest: digest.repeat(64)[..64].into(),
+        report,
+    })
+}
+
+#[test]
+fn the_next_days_bill_settles_yesterdays_pending_payments() {
+    let mut w = world();
+    let d1 = today(&w);
+    let d2 = DayWindow {
+        start: d1.end,
+        end: d1.end.plus_ms(MS_PER_DAY),
+        window_ms: d1.window_ms,
+    };
+    // Paid ten minutes before midnight: pending in day 1's bill.
+    w.now = d1.end.plus_ms(-minutes(10));
+    let late = w.buy_coin(user(B), "2");
+    pay(&mut w, late, "late");
+    let mistaken = w.buy_coin(user(B), "2");
+    pay(&mut w, mistaken, "mm");
+    // Day 1's bill lists the second with another amount, not the first.
+    let mm = line(mistaken, "mm", "14.50", w.now);
+    let events = record_day(&mut w, d1, "2023-11-14", &[mm], "a");
+    assert_eq!(
+        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
+        [MistakeKind::AmountMismatch]
+    );
+    // Day 2's bill lists neither: the pending one is now missing there; the
+    // one day 1's bill showed is not.
+    w.now = d2.start.plus_ms(minutes(60));
+    let events = record_day(&mut w, d2, "2023-11-15", &[], "b");
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::MissingThere);
+    let m = w.e.state().mistakes.get(&found[0].0).expect("mistake");
+    assert_eq!(m.facts.txn_id, "late");
+
+    // The same, when day 2's bill does list the late payment: clean.
+    let mut w = world();
+    let d1 = today(&w);
+    let d2 = DayWindow {
+        start: d1.end,
+        end: d1.end.plus_ms(MS_PER_DAY),
+        window_ms: d1.window_ms,
+    };
+    w.now = d1.end.plus_ms(-minutes(10));
+    let late = w.buy_coin(user(B), "2");
+    pay(&mut w, late, "late");
+    assert!(mistakes(&record_day(&mut w, d1, "2023-11-14", &[], "a")).is_empty());
+    let listed = line(late, "late", "14.00", w.now);
+    w.now = d2.start.plus_ms(minutes(60));
+    assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[listed], "b")).is_empty());
+}
+
+#[test]
+fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
+    let mut w = world();
+    let d1 = today(&w);
+    w.now = d1.end.plus_ms(-minutes(10));
+    let t = w.buy_coin(user(B), "2");
+    let listed = line(t, "dropped", "14.00", w.now);
+    let found = mistakes(&record_day(&mut w, d1, "2023-11-14", &[listed], "a"));
+    w.ok(Command::ApplyMissedPayment {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        history_checked: false,
+        ended: None,
+    });
+    let d2 = DayWindow {
+        start: d1.end,
+        end: d1.end.plus_ms(MS_PER_DAY),
+        window_ms: d1.window_ms,
+    };
+    w.now = d2.start.plus_ms(minutes(60));
+    assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[], "b")).is_empty());
+}
