@@ -10,7 +10,7 @@ use std::io::{BufReader, Write};
 use chrono::{NaiveDate, TimeZone};
 use otc_engine::recon::{BillLine, BillStatus, DayWindow};
 use otc_engine::{Command, Timestamp, UserId};
-use otc_gateway::bill::{BillReader, RowStatus, format_of};
+use otc_gateway::bill::{BillReader, BillRow, RowStatus, format_of};
 use tokio_stream::StreamExt;
 use tonic::{Response, Status, Streaming};
 
@@ -47,6 +47,21 @@ pub fn day_window(tz: chrono_tz::Tz, date: &str, window_ms: i64) -> Result<DayWi
         end: start(next).ok_or_else(bad)?,
         window_ms,
     })
+}
+
+/// A parsed bill row as the engine's matcher takes it.
+pub fn bill_line(row: BillRow) -> BillLine {
+    BillLine {
+        at: Timestamp(row.at.timestamp_millis()),
+        txn_id: row.txn_id,
+        reference: row.reference,
+        amount: row.amount,
+        status: match row.status {
+            RowStatus::Paid => BillStatus::Paid,
+            RowStatus::Refund => BillStatus::Refund,
+            RowStatus::Closed => BillStatus::Closed,
+        },
+    }
 }
 
 /// A temporary file removed when dropped.
@@ -135,17 +150,7 @@ pub async fn import_bill(
                     row.line, row.at
                 ));
             }
-            matcher.line(&BillLine {
-                txn_id: row.txn_id,
-                reference: row.reference,
-                amount: row.amount,
-                status: match row.status {
-                    RowStatus::Paid => BillStatus::Paid,
-                    RowStatus::Refund => BillStatus::Refund,
-                    RowStatus::Closed => BillStatus::Closed,
-                },
-                at,
-            });
+            matcher.line(&bill_line(row));
         }
         let digest: String = reader.digest().iter().map(|b| format!("{b:02x}")).collect();
         Ok::<_, String>((matcher.finish(), digest))

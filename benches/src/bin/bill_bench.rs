@@ -10,8 +10,8 @@
 use std::time::Instant;
 
 use otc_engine::Timestamp;
-use otc_engine::recon::{BillLine, BillStatus, DayWindow, Matcher};
-use otc_gateway::bill::{BillFormat, BillReader, RowStatus, synthetic_hmac_bill};
+use otc_engine::recon::{DayWindow, Matcher};
+use otc_gateway::bill::{BillFormat, BillReader, synthetic_hmac_bill};
 
 /// Peak resident memory of this process so far, KiB (Linux `VmHWM`).
 fn peak_kib() -> u64 {
@@ -45,17 +45,7 @@ fn run(lines: u64) -> (u64, f64, u64) {
         match reader.next_row() {
             Ok(Some(row)) => {
                 n += 1;
-                matcher.line(&BillLine {
-                    txn_id: row.txn_id,
-                    reference: row.reference,
-                    amount: row.amount,
-                    status: match row.status {
-                        RowStatus::Paid => BillStatus::Paid,
-                        RowStatus::Refund => BillStatus::Refund,
-                        RowStatus::Closed => BillStatus::Closed,
-                    },
-                    at: Timestamp(row.at.timestamp_millis()),
-                });
+                matcher.line(&otc_api::recon::bill_line(row));
             }
             Ok(None) => break,
             Err(e) => panic!("the synthetic bill is malformed: {e}"),
