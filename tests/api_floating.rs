@@ -64,6 +64,10 @@ async fn floating_listings_follow_the_reference_and_stop_when_it_is_stale() {
     req.ceiling = "7.20".into();
     let id = publish(&mut seller, req).await;
     let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
+    // Fresh again, however slow the set-up was.
+    feed.set_reference_price(reference("7.00"))
+        .await
+        .expect("reference");
     let book = buyer
         .browse_book(browse())
         .await

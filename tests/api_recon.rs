@@ -153,10 +153,7 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
     let e = import(&s, "2020-01-01", &good, &rid())
         .await
         .expect_err("other day");
-    assert!(
-        e.message().contains("line 2") && e.message().contains("day"),
-        "{e:?}"
-    );
+    assert!(e.message().contains("another day"), "{e:?}");
     let e = import(&s, "2026-13-01", &bad, &rid())
         .await
         .expect_err("date");
@@ -189,6 +186,7 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
 async fn the_statement_closes_at_the_sum_of_balances() {
     let sandbox = tempfile::tempdir().expect("temp");
     let s = start(sandbox.path(), &[]).await;
+    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let (mut seller, mut buyer, t) = channel_trade(&s, HMAC, false, 600).await;
     notify(
         &s,
@@ -200,7 +198,10 @@ async fn the_statement_closes_at_the_sum_of_balances() {
     harness::steps::release(&mut seller, &t.id)
         .await
         .expect("release");
-    let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    if chrono::Utc::now().format("%Y-%m-%d").to_string() != date {
+        // The flows straddled UTC midnight: the day's statement holds part.
+        return;
+    }
     let st = s
         .support(uuid::Uuid::new_v4(), Role::SupportViewer)
         .await

@@ -141,16 +141,20 @@ pub async fn import_bill(
         let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
         let mut reader = BillReader::new(format, tz, BufReader::new(input), max);
         let mut matcher = matcher;
+        // Refunds and late completions may fall outside the day; a bill
+        // with no line on it is another day's.
         let (from, to) = day.span();
+        let (mut lines, mut on_day) = (0u64, 0u64);
         while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
             let at = Timestamp(row.at.timestamp_millis());
-            if at < from || at >= to {
-                return Err(format!(
-                    "line {}: {} is not on the bill's day; is it the bill of another day?",
-                    row.line, row.at
-                ));
-            }
+            lines += 1;
+            on_day += u64::from(at >= from && at < to);
             matcher.line(&bill_line(row));
+        }
+        if lines > 0 && on_day == 0 {
+            return Err(format!(
+                "none of its {lines} lines is on the bill's day; is it the bill of another day?"
+            ));
         }
         let digest: String = reader.digest().iter().map(|b| format!("{b:02x}")).collect();
         Ok::<_, String>((matcher.finish(), digest))

@@ -152,11 +152,19 @@ impl Engine {
                 .state
                 .payment_log
                 .get_mut(&(channel.to_owned(), facts.txn_id.clone()));
+            let mut facts = facts.clone();
             let settled = match (facts.kind, logged) {
-                // The notification arrived meanwhile: the bill shows it.
+                // The notification arrived meanwhile: the bill shows it, at
+                // its amount or at another.
                 (MistakeKind::MissingHere, Some(p)) => {
                     p.reconciled = true;
-                    Some(p.amount) == facts.theirs
+                    if Some(p.amount) == facts.theirs {
+                        true
+                    } else {
+                        facts.kind = MistakeKind::AmountMismatch;
+                        facts.ours = Some(p.amount);
+                        false
+                    }
                 }
                 // Another bill (the next or the previous day's) showed it.
                 (MistakeKind::MissingThere, Some(p)) => p.reconciled,

@@ -199,7 +199,9 @@ pub struct Report {
 /// Matches a bill's lines, one at a time, against the payments recorded
 /// here (see the module docs).
 pub struct Matcher {
-    ours: BTreeMap<String, (LoggedPayment, bool)>,
+    /// Transaction id → (payment, a line of the bill named it, a paid
+    /// line named it).
+    ours: BTreeMap<String, (LoggedPayment, bool, bool)>,
     day: DayWindow,
     report: Report,
 }
@@ -208,7 +210,10 @@ impl Matcher {
     /// A matcher over `ours` (transaction id → payment), for `day`.
     pub fn new(ours: impl IntoIterator<Item = (String, LoggedPayment)>, day: DayWindow) -> Self {
         Self {
-            ours: ours.into_iter().map(|(k, v)| (k, (v, false))).collect(),
+            ours: ours
+                .into_iter()
+                .map(|(k, v)| (k, (v, false, false)))
+                .collect(),
             day,
             report: Report::default(),
         }
@@ -227,17 +232,20 @@ impl Matcher {
             at: l.at,
         };
         let found = self.ours.get_mut(&l.txn_id);
-        if let Some((_, seen)) = &found
-            && *seen
+        if let Some((_, _, paid_seen)) = &found
+            && *paid_seen
             && l.status == BillStatus::Paid
         {
             // The same payment listed again: counted once.
             return;
         }
         let m = match (l.status, found) {
-            (BillStatus::Paid, Some((p, seen))) => {
+            (BillStatus::Paid, Some((p, seen, paid_seen))) => {
+                if !*seen {
+                    self.report.reconciled.push(l.txn_id.clone());
+                }
                 *seen = true;
-                self.report.reconciled.push(l.txn_id.clone());
+                *paid_seen = true;
                 if p.amount == l.amount {
                     self.report.matched += 1;
                     None
@@ -246,7 +254,7 @@ impl Matcher {
                 }
             }
             (BillStatus::Paid, None) => Some(mistake(MistakeKind::MissingHere, None)),
-            (BillStatus::Refund | BillStatus::Closed, Some((p, seen))) => {
+            (BillStatus::Refund | BillStatus::Closed, Some((p, seen, _))) => {
                 if !*seen {
                     self.report.reconciled.push(l.txn_id.clone());
                 }
@@ -275,7 +283,7 @@ impl Matcher {
     /// for the next day's bill) or after the day.
     pub fn finish(mut self) -> Report {
         let wait_from = self.day.end.plus_ms(-self.day.window_ms);
-        for (txn, (p, seen)) in std::mem::take(&mut self.ours) {
+        for (txn, (p, seen, _)) in std::mem::take(&mut self.ours) {
             // Shown by this bill, or matched by an earlier one (the day
             // before's, for a payment near midnight).
             if seen || p.reconciled {

@@ -299,3 +299,58 @@ fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
     w.now = d2.start.plus_ms(minutes(60));
     assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[], "b")).is_empty());
 }
+
+#[test]
+fn a_refund_listed_before_its_payment_still_checks_the_payment() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    pay(&mut w, t, "tx");
+    let mut refund = line(t, "tx", "14.00", w.now);
+    refund.status = BillStatus::Refund;
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&refund);
+    m.line(&line(t, "tx", "14.00", w.now));
+    m.line(&line(t, "tx", "14.00", w.now)); // listed twice: counted once
+    let r = m.finish();
+    assert_eq!((r.lines, r.matched), (3, 1));
+    assert_eq!(r.reconciled, ["tx"]);
+    assert_eq!(
+        r.mistakes.iter().map(|m| m.kind).collect::<Vec<_>>(),
+        [MistakeKind::StatusMismatch]
+    );
+}
+
+#[test]
+fn a_notification_arriving_during_the_import_at_another_amount_is_a_mismatch() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    // The bill was matched before the notification arrived...
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&line(t, "late", "14.00", w.now));
+    let report = m.finish();
+    // ...which then brought another amount.
+    w.ok(Command::GatewayPayment(GatewayPayment {
+        channel: CH.into(),
+        reference: payment_reference(t),
+        txn_id: "late".into(),
+        amount: d("13.00"),
+        currency: "CNY".into(),
+        paid_at: Some(w.now),
+        history_checked: false,
+        ended: None,
+    }));
+    let events = w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: "c".repeat(64),
+        report,
+    });
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::AmountMismatch);
+    let facts = &w.e.state().mistakes[&found[0].0].facts;
+    assert_eq!(
+        (facts.ours, facts.theirs),
+        (Some(d("13.00")), Some(d("14.00")))
+    );
+}
