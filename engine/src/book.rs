@@ -221,11 +221,6 @@ impl Book {
         self.fixed.values().map(BTreeSet::len).sum::<usize>() + count(&self.floating)
     }
 
-    /// Floating listings with a ceiling, across markets (for the checks).
-    pub fn ceiling_count(&self) -> usize {
-        self.ceilings.values().map(BTreeSet::len).sum()
-    }
-
     /// A market's floating listings, in premium order.
     pub fn floating_ids(&self, m: Market) -> impl Iterator<Item = ListingId> + '_ {
         self.floating

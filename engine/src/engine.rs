@@ -1,5 +1,5 @@
-//! The engine: state, the one `apply` entry point, and the shared helpers the
-//! `ops_*` modules use to move money and emit events.
+//! The engine: state, the one `apply` entry point, and event emission.
+//! Balance moves are in `balances.rs`, field checks in `args.rs`.
 //!
 //! Every command is validated completely before anything changes; once a
 //! handler starts mutating it cannot fail. So a rejected command changes
@@ -20,7 +20,7 @@ use crate::event::{Event, EventKind};
 use crate::ids::{AnomalyId, BuyOrderId, ListingId, MistakeId, Timestamp, TradeId, UserId};
 use crate::listing::Listing;
 use crate::merchant::Merchant;
-use crate::money::{Asset, AssetSpec, CoinAmount, Fiat, FiatAmount, FiatSpec, Price};
+use crate::money::{Asset, CoinAmount, Fiat};
 use crate::ops_recon::DayFlows;
 use crate::payment::Anomaly;
 use crate::pricing::Reference;
@@ -165,7 +165,7 @@ pub struct Engine {
     /// Events of the command being applied.
     pub(crate) events: Vec<Event>,
     /// Balances touched by the command being applied, in first-touch order.
-    touched: Vec<(UserId, Asset)>,
+    pub(crate) touched: Vec<(UserId, Asset)>,
     /// Records changed since the shell last took them.
     pub(crate) changed: Changed,
 }
@@ -507,93 +507,6 @@ impl Engine {
         id
     }
 
-    // ---- balances ---------------------------------------------------------
-
-    /// A user's balance of an asset (zero if never touched).
-    pub fn balance(&self, user: UserId, asset: Asset) -> Balance {
-        self.state
-            .balances
-            .get(&(user, asset))
-            .copied()
-            .unwrap_or_default()
-    }
-
-    fn balance_mut(&mut self, user: UserId, asset: Asset) -> &mut Balance {
-        if !self.touched.contains(&(user, asset)) {
-            self.touched.push((user, asset));
-        }
-        self.state.balances.entry((user, asset)).or_default()
-    }
-
-    /// `available += amount`.
-    pub(crate) fn credit_available(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
-        let b = self.balance_mut(user, asset);
-        b.available = invariant(b.available.checked_add(amount), "available overflow");
-    }
-
-    /// `available −= amount`; the caller checked it is there.
-    pub(crate) fn debit_available(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
-        let b = self.balance_mut(user, asset);
-        b.available = invariant(
-            b.available.checked_sub(amount),
-            "debit of coin not available",
-        );
-    }
-
-    /// `available → escrowed`; the caller checked it is there.
-    pub(crate) fn escrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
-        let b = self.balance_mut(user, asset);
-        b.available = invariant(
-            b.available.checked_sub(amount),
-            "escrow of coin not available",
-        );
-        b.escrowed = invariant(b.escrowed.checked_add(amount), "escrow overflow");
-    }
-
-    /// `escrowed → available` (a cancel returns coin to the seller).
-    pub(crate) fn unescrow(&mut self, user: UserId, asset: Asset, amount: CoinAmount) {
-        let b = self.balance_mut(user, asset);
-        b.escrowed = invariant(
-            b.escrowed.checked_sub(amount),
-            "unescrow of coin not escrowed",
-        );
-        b.available = invariant(b.available.checked_add(amount), "available overflow");
-    }
-
-    /// Seller's escrow → buyer's available (a release).
-    pub(crate) fn settle(
-        &mut self,
-        seller: UserId,
-        buyer: UserId,
-        asset: Asset,
-        amount: CoinAmount,
-    ) {
-        let s = self.balance_mut(seller, asset);
-        s.escrowed = invariant(
-            s.escrowed.checked_sub(amount),
-            "release of coin not escrowed",
-        );
-        self.credit_available(buyer, asset, amount);
-    }
-
-    /// Checks `available ≥ needed`.
-    pub(crate) fn require_available(
-        &self,
-        user: UserId,
-        asset: Asset,
-        needed: CoinAmount,
-    ) -> Result<(), Rejection> {
-        let available = self.balance(user, asset).available;
-        if available < needed {
-            return Err(Rejection::InsufficientBalance {
-                asset,
-                needed: needed.value(),
-                available: available.value(),
-            });
-        }
-        Ok(())
-    }
-
     // ---- users ------------------------------------------------------------
 
     /// A user's non-money state, if they ever did anything.
@@ -610,100 +523,5 @@ impl Engine {
     /// Whether either user blocked the other.
     pub fn is_blocked(&self, a: UserId, b: UserId) -> bool {
         self.state.blocks.contains(&(a, b)) || self.state.blocks.contains(&(b, a))
-    }
-
-    // ---- validation -------------------------------------------------------
-
-    pub(crate) fn asset_spec(&self, asset: Asset) -> Result<AssetSpec, Rejection> {
-        self.config
-            .assets
-            .get(&asset)
-            .copied()
-            .ok_or(Rejection::UnknownAsset(asset))
-    }
-
-    pub(crate) fn fiat_spec(&self, fiat: Fiat) -> Result<FiatSpec, Rejection> {
-        self.config
-            .fiats
-            .get(&fiat)
-            .copied()
-            .ok_or(Rejection::UnknownFiat(fiat))
-    }
-
-    pub(crate) fn coin_arg(
-        &self,
-        field: &'static str,
-        value: rust_decimal::Decimal,
-        asset: Asset,
-    ) -> Result<CoinAmount, Rejection> {
-        let spec = self.asset_spec(asset)?;
-        CoinAmount::new(value, &spec).map_err(|e| Rejection::amount(field, e))
-    }
-
-    pub(crate) fn fiat_arg(
-        &self,
-        field: &'static str,
-        value: rust_decimal::Decimal,
-        fiat: Fiat,
-    ) -> Result<FiatAmount, Rejection> {
-        let spec = self.fiat_spec(fiat)?;
-        FiatAmount::new(value, &spec).map_err(|e| Rejection::amount(field, e))
-    }
-
-    pub(crate) fn price_arg(
-        &self,
-        field: &'static str,
-        value: rust_decimal::Decimal,
-        fiat: Fiat,
-    ) -> Result<Price, Rejection> {
-        let spec = self.fiat_spec(fiat)?;
-        Price::new(value, &spec).map_err(|e| Rejection::amount(field, e))
-    }
-
-    /// Checks a free-text field: at most the configured characters, and not
-    /// blank when `required`.
-    pub(crate) fn text_arg(
-        &self,
-        field: &'static str,
-        value: &str,
-        required: bool,
-    ) -> Result<(), Rejection> {
-        self.text_arg_max(field, value, required, self.config.text_chars_max)
-    }
-
-    /// [`Engine::text_arg`] with its own limit (chat has its own setting).
-    pub(crate) fn text_arg_max(
-        &self,
-        field: &'static str,
-        value: &str,
-        required: bool,
-        max: usize,
-    ) -> Result<(), Rejection> {
-        if required && value.trim().is_empty() {
-            return Err(Rejection::field(field, "must not be empty"));
-        }
-        if value.chars().count() > max {
-            return Err(Rejection::field(
-                field,
-                format!("must be at most {max} characters"),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Checks a window in milliseconds lies in `[min, max]`.
-    pub(crate) fn window_arg(
-        field: &'static str,
-        ms: i64,
-        min: i64,
-        max: i64,
-    ) -> Result<i64, Rejection> {
-        if ms < min || ms > max {
-            return Err(Rejection::field(
-                field,
-                format!("must be between {} and {} seconds", min / 1000, max / 1000),
-            ));
-        }
-        Ok(ms)
     }
 }

@@ -30,6 +30,8 @@
 #![deny(missing_docs)]
 
 pub mod appeal;
+mod args;
+mod balances;
 pub mod book;
 pub mod buy;
 mod changed;

@@ -354,3 +354,62 @@ fn a_notification_arriving_during_the_import_at_another_amount_is_a_mismatch() {
         (Some(d("13.00")), Some(d("14.00")))
     );
 }
+
+#[test]
+fn the_payment_log_expires_across_every_channel() {
+    let mut w = World::new(otc_engine::EngineConfig {
+        payment_log_retention_ms: MS_PER_DAY,
+        ..otc_engine::EngineConfig::default()
+    });
+    // Old payments on "z-last"; a new one on "a-first", which sorts first.
+    let mut listings = Vec::new();
+    for (seller, channel) in [(3, "z-last"), (S, "a-first")] {
+        w.deposit(user(seller), "100");
+        w.ok(Command::AssignChannel {
+            user: user(seller),
+            channel: channel.into(),
+            provider: ChannelProvider::Hmac,
+        });
+        w.bind(
+            user(seller),
+            MethodDetails::Channel {
+                channel: channel.into(),
+                provider: ChannelProvider::Hmac,
+            },
+        );
+        w.set_password(user(seller));
+        let spec = w.spec(user(seller), "7", "100", "7", "700");
+        listings.push(w.publish_spec(user(seller), spec));
+    }
+    let paid = |w: &mut World, channel: &str, txn: &str| {
+        let t = w.buy_coin(user(B), "1");
+        w.ok(Command::GatewayPayment(GatewayPayment {
+            channel: channel.into(),
+            reference: payment_reference(t),
+            txn_id: txn.into(),
+            amount: d("7.00"),
+            currency: "CNY".into(),
+            paid_at: Some(w.now),
+            history_checked: false,
+            ended: None,
+        }));
+    };
+    // The older listing (z-last's) fills first.
+    paid(&mut w, "z-last", "old-1");
+    paid(&mut w, "z-last", "old-2");
+    w.ok(Command::CancelListing {
+        seller: user(3),
+        listing: listings[0],
+    });
+    assert_eq!(w.e.state().payment_log.len(), 2);
+    w.advance(2 * MS_PER_DAY);
+    paid(&mut w, "a-first", "new");
+    let s = w.e.state();
+    let left: Vec<_> = s
+        .payment_log
+        .keys()
+        .map(|(c, t)| (c.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(left, [("a-first", "new")]);
+    assert_eq!((s.payment_times.len(), s.payment_expiry.len()), (1, 1));
+}

@@ -223,18 +223,7 @@ impl Channel {
 /// A payment reference we send: 1–64 of ASCII letters, digits, `_` and `-`
 /// (Alipay's `out_trade_no` alphabet).
 fn check_reference(reference: &str) -> Result<(), String> {
-    let ok = !reference.is_empty()
-        && reference.len() <= GATEWAY_ID_BYTES_MAX
-        && reference
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "reference must be 1 to {GATEWAY_ID_BYTES_MAX} of A-Z, a-z, 0-9, _ and -"
-        ))
-    }
+    crate::config::check_id_text("reference", reference, GATEWAY_ID_BYTES_MAX)
 }
 
 impl fmt::Debug for Channel {

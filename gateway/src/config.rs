@@ -265,16 +265,22 @@ fn check_name(name: &str) -> Result<(), String> {
 }
 
 fn check_account_id(field: &str, id: &str) -> Result<(), String> {
-    let ok = !id.is_empty()
-        && id.len() <= ACCOUNT_ID_BYTES_MAX
-        && id
+    check_id_text(field, id, ACCOUNT_ID_BYTES_MAX)
+}
+
+/// An id gateways accept (account ids, `out_trade_no`): 1 to `max` of
+/// ASCII letters, digits, `_` and `-`.
+pub(crate) fn check_id_text(field: &str, text: &str, max: usize) -> Result<(), String> {
+    let ok = !text.is_empty()
+        && text.len() <= max
+        && text
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if ok {
         Ok(())
     } else {
         Err(format!(
-            "{field} must be 1 to {ACCOUNT_ID_BYTES_MAX} of A-Z, a-z, 0-9, _ and -"
+            "{field} must be 1 to {max} of A-Z, a-z, 0-9, _ and -"
         ))
     }
 }
