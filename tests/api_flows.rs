@@ -188,7 +188,7 @@ async fn appeals_open_after_the_window_and_cs_resolves_both_ways() {
                 attachment: Some(pb::Attachment {
                     content_type: "image/png".into(),
                     file_name: "r.png".into(),
-                    data: vec![7; 2048],
+                    data: [b"\x89PNG\r\n\x1a\n".as_slice(), &[7; 2040]].concat(),
                 }),
             })
             .await

@@ -493,7 +493,11 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
             attachment: Some(pb::Attachment {
                 content_type: "image/png".into(),
                 file_name: "big.png".into(),
-                data: vec![0; 5 * 1024 * 1024 + 1],
+                data: [
+                    b"\x89PNG\r\n\x1a\n".as_slice(),
+                    &vec![0; 5 * 1024 * 1024 - 7],
+                ]
+                .concat(),
             }),
         })
         .await
@@ -707,7 +711,7 @@ async fn limits_follow_the_servers_settings() {
         attachment: (data > 0).then(|| pb::Attachment {
             content_type: "image/png".into(),
             file_name: "a.png".into(),
-            data: vec![1; data],
+            data: [b"\x89PNG\r\n\x1a\n".as_slice(), &vec![1; data - 8]].concat(),
         }),
     };
     buyer

@@ -106,7 +106,7 @@ fn file(name: &str, byte: u8) -> pb::Attachment {
     pb::Attachment {
         content_type: "image/png".into(),
         file_name: name.into(),
-        data: vec![byte; 4096],
+        data: [b"\x89PNG\r\n\x1a\n".as_slice(), &[byte; 4088]].concat(),
     }
 }
 

@@ -8,6 +8,8 @@
 //! - [`auth`]: bearer JWTs (HS256) and roles.
 //! - [`channels`]: the payment channels declared at start (SPEC §19).
 //! - [`http`]: the gateway listener: notifications and the return page.
+//! - [`console`]: the web console listener: embedded pages and the same
+//!   services as gRPC-Web (SPEC §21).
 //! - [`pipeline`]: the one path of every mutating RPC: authenticate, look
 //!   the request id up, convert ([`requests`]), submit, answer with the
 //!   reply the writer rendered ([`views`]) and stored with the commit.
@@ -29,6 +31,7 @@ pub mod auth;
 pub mod channels;
 pub mod client;
 pub mod common;
+pub mod console;
 pub mod convert;
 pub mod core;
 pub mod http;

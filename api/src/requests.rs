@@ -209,16 +209,44 @@ pub fn password<'a>(field: &str, text: &'a str) -> Result<&'a str, Status> {
 /// writer. The id is the owner and the SHA-256 of the bytes, so a retry
 /// names the same file and no two different files share an id; the engine
 /// checks type, size and count (SPEC §11).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `attachment.data` when the bytes are not a file
+/// of the declared type (which types are allowed is the engine's rule).
 pub fn attachment(
     owner: UserId,
     a: Option<&pb::Attachment>,
-) -> (Option<AttachmentRef>, Option<Vec<u8>>) {
+) -> Result<(Option<AttachmentRef>, Option<Vec<u8>>), Status> {
     match a {
         Some(a) => {
+            check_signature(&a.content_type, &a.data)?;
             let (file, bytes) = file(owner, a);
-            (Some(file), Some(bytes))
+            Ok((Some(file), Some(bytes)))
         }
-        None => (None, None),
+        None => Ok((None, None)),
+    }
+}
+
+/// The bytes every file of a type allowed as an attachment begins with.
+fn signature_matches(content_type: &str, data: &[u8]) -> Option<bool> {
+    Some(match content_type {
+        "image/png" => data.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "image/jpeg" => data.starts_with(&[0xFF, 0xD8, 0xFF]),
+        "image/webp" => data.len() >= 12 && &data[..4] == b"RIFF" && &data[8..12] == b"WEBP",
+        "application/pdf" => data.starts_with(b"%PDF-"),
+        _ => return None,
+    })
+}
+
+/// An attachment is served with its declared type, so the bytes must be of
+/// that type: a page declared `image/png` is refused, never shown.
+fn check_signature(content_type: &str, data: &[u8]) -> Result<(), Status> {
+    match signature_matches(content_type, data) {
+        Some(false) => Err(Status::invalid_argument(format!(
+            "attachment.data is not a {content_type} file (its first bytes do not match)"
+        ))),
+        // Types the engine does not allow are refused there, naming the field.
+        Some(true) | None => Ok(()),
     }
 }
 
@@ -234,4 +262,24 @@ fn file(owner: UserId, a: &pb::Attachment) -> (AttachmentRef, Vec<u8>) {
         file_name: a.file_name.clone(),
     };
     (file, a.data.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attachments_must_be_what_they_declare() {
+        use super::check_signature;
+        assert!(check_signature("image/png", b"\x89PNG\r\n\x1a\n....").is_ok());
+        assert!(check_signature("image/jpeg", &[0xFF, 0xD8, 0xFF, 0xE0]).is_ok());
+        assert!(check_signature("image/webp", b"RIFF\0\0\0\0WEBPVP8 ").is_ok());
+        assert!(check_signature("application/pdf", b"%PDF-1.7").is_ok());
+        let html = b"<html><script>alert(1)</script>";
+        for t in ["image/png", "image/jpeg", "image/webp", "application/pdf"] {
+            let e = check_signature(t, html).expect_err("html is not that type");
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(e.message().contains("attachment.data"), "{}", e.message());
+        }
+        // Undeclared types are the engine's to refuse.
+        assert!(check_signature("text/html", html).is_ok());
+    }
 }

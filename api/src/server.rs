@@ -29,6 +29,63 @@ pub const CONCURRENCY_PER_CONNECTION: usize = 256;
 /// Deadline for one unary request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Where `otcd` listens: gRPC, the gateway listener, the web console.
+pub struct Listeners {
+    /// gRPC (`--listen`).
+    pub grpc: TcpListener,
+    /// Gateways' notifications (`--http-listen`).
+    pub http: TcpListener,
+    /// The web console (`--console-listen`).
+    pub console: TcpListener,
+}
+
+/// The four services, built once and served both as gRPC and, to the web
+/// console, as gRPC-Web: one set of handlers, one set of rules.
+struct Services {
+    trading: TradingServiceServer<Trading>,
+    merchant: MerchantServiceServer<Merchants>,
+    support: SupportServiceServer<Support>,
+    admin: AdminServiceServer<Admin>,
+}
+
+impl Services {
+    fn new(
+        core: &Arc<Core>,
+        channels: &Arc<crate::channels::Channels>,
+        cfg: &ServerConfig,
+    ) -> Self {
+        // A message may carry one attachment of the configured size.
+        let message_max = usize::try_from(cfg.attachment_max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(MESSAGE_OVERHEAD_BYTES);
+        Services {
+            trading: TradingServiceServer::new(Trading {
+                core: Arc::clone(core),
+                channels: Arc::clone(channels),
+            })
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
+            merchant: MerchantServiceServer::new(Merchants {
+                core: Arc::clone(core),
+            }),
+            support: SupportServiceServer::new(Support {
+                core: Arc::clone(core),
+                channels: Arc::clone(channels),
+                recon: crate::recon::ReconConfig {
+                    bill_max: cfg.bill_max,
+                    window_ms: i64::try_from(cfg.recon_window.as_millis()).unwrap_or(i64::MAX),
+                },
+            })
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
+            admin: AdminServiceServer::new(Admin {
+                core: Arc::clone(core),
+                channels: Arc::clone(channels),
+            }),
+        }
+    }
+}
+
 /// Accepted connections with Nagle's algorithm off: small gRPC frames must
 /// not wait for a delayed ACK (it added ~40 ms to every call).
 pub fn nodelay(
@@ -201,6 +258,10 @@ pub struct ServerConfig {
     /// (`GET /return/<channel>`). Gateways must reach it at --public-url.
     #[arg(long, env = "OTC_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
     pub http_listen: SocketAddr,
+    /// Address of the web console for customer service and admins (SPEC
+    /// §21): its pages, and the gRPC services as gRPC-Web.
+    #[arg(long, env = "OTC_CONSOLE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub console_listen: SocketAddr,
     /// The URL gateways and returning browsers reach the HTTP listener at
     /// (behind a proxy or a tunnel); `http://<http-listen>` when unset.
     #[arg(long, env = "OTC_PUBLIC_URL")]
@@ -332,11 +393,15 @@ fn open_writer(dir: &Path, config: EngineConfig, options: WriterOptions) -> Resu
 /// # Errors
 /// The store cannot be opened or the configuration is incoherent.
 pub async fn run(
-    listener: TcpListener,
-    http: TcpListener,
+    listeners: Listeners,
     cfg: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
+    let Listeners {
+        grpc: listener,
+        http,
+        console,
+    } = listeners;
     let engine_config = cfg.engine_config()?;
 
     let secret =
@@ -406,12 +471,26 @@ pub async fn run(
     let body_max = usize::try_from(cfg.http_body_max)
         .unwrap_or(usize::MAX)
         .min(otc_gateway::BODY_BYTES_MAX);
+    let services = Services::new(&core, &channels, &cfg);
     let mut http_closing = core.closing.subscribe();
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
         axum::serve(http, app)
             .with_graceful_shutdown(async move {
                 let _ = http_closing.wait_for(|closing| *closing).await;
+            })
+            .await
+    });
+    let mut console_closing = core.closing.subscribe();
+    let console_routes = tonic::service::Routes::new(services.trading.clone())
+        .add_service(services.merchant.clone())
+        .add_service(services.support.clone())
+        .add_service(services.admin.clone());
+    let console_server = tokio::spawn(async move {
+        let app = crate::console::router(console_routes);
+        axum::serve(console, app)
+            .with_graceful_shutdown(async move {
+                let _ = console_closing.wait_for(|closing| *closing).await;
             })
             .await
     });
@@ -428,50 +507,25 @@ pub async fn run(
             .await;
         let _ = closing.send(true);
     };
-    // A message may carry one attachment of the configured size.
-    let message_max = usize::try_from(cfg.attachment_max)
-        .unwrap_or(usize::MAX)
-        .saturating_add(MESSAGE_OVERHEAD_BYTES);
     let serve = Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            TradingServiceServer::new(Trading {
-                core: Arc::clone(&core),
-                channels: Arc::clone(&channels),
-            })
-            .max_decoding_message_size(message_max)
-            .max_encoding_message_size(message_max),
-        )
-        .add_service(MerchantServiceServer::new(Merchants {
-            core: Arc::clone(&core),
-        }))
-        .add_service(
-            SupportServiceServer::new(Support {
-                core: Arc::clone(&core),
-                channels: Arc::clone(&channels),
-                recon: crate::recon::ReconConfig {
-                    bill_max: cfg.bill_max,
-                    window_ms: i64::try_from(cfg.recon_window.as_millis()).unwrap_or(i64::MAX),
-                },
-            })
-            .max_decoding_message_size(message_max)
-            .max_encoding_message_size(message_max),
-        )
-        .add_service(AdminServiceServer::new(Admin {
-            core: Arc::clone(&core),
-            channels: Arc::clone(&channels),
-        }))
+        .add_service(services.trading)
+        .add_service(services.merchant)
+        .add_service(services.support)
+        .add_service(services.admin)
         .serve_with_incoming_shutdown(nodelay(listener), on_shutdown);
     let result = serve.await.map_err(|e| format!("server failed: {e}"));
     // The HTTP listener stops on the same signal; its handlers hold the core.
-    match http_server.await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::error!("the HTTP listener failed: {e}"),
-        Err(e) => tracing::error!("the HTTP listener panicked: {e}"),
+    for (name, task) in [("HTTP", http_server), ("console", console_server)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("the {name} listener failed: {e}"),
+            Err(e) => tracing::error!("the {name} listener panicked: {e}"),
+        }
     }
     // Every service is dropped; dropping the last core closes the queue and
     // the writer drains, snapshots and exits.

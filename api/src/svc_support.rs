@@ -165,15 +165,22 @@ impl SupportService for Support {
         };
         let w = self.core.writer.read().await;
         let e = w.engine();
-        let candidates: Vec<&otc_engine::appeal::Appeal> = match status {
-            None => e.appeal_queue().collect(),
-            Some(s) => e.appeals_with(s),
+        // The queue (open and claimed) pages by its (opened at, trade) key;
+        // closed appeals by trade id.
+        let candidates: Box<dyn Iterator<Item = &otc_engine::appeal::Appeal>> = match status {
+            Some(AppealStatus::Closed) => Box::new(
+                e.appeals_with(AppealStatus::Closed)
+                    .into_iter()
+                    .filter(move |a| after.is_none_or(|t| a.trade > t)),
+            ),
+            _ => match after {
+                Some(t) => Box::new(e.appeal_queue_after(t)),
+                None => Box::new(e.appeal_queue()),
+            },
         };
         let mut appeals = Vec::new();
-        let mut skipping = after.is_some();
         for a in candidates {
-            if skipping {
-                skipping = Some(a.trade) != after;
+            if status.is_some_and(|s| a.status() != s) {
                 continue;
             }
             if r.mine && a.claimed_by != Some(c.user) {
@@ -186,6 +193,8 @@ impl SupportService for Support {
                 break;
             }
         }
+        // The stream of the queue resumes from here with no gap.
+        let as_of_seq = e.last_seq();
         let next_page_token = if appeals.len() == size {
             appeals
                 .last()
@@ -197,6 +206,7 @@ impl SupportService for Support {
         Ok(Response::new(pb::ListAppealsResponse {
             appeals,
             next_page_token,
+            as_of_seq,
         }))
     }
 

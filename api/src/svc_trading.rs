@@ -405,7 +405,7 @@ impl TradingService for Trading {
         let rid = r.take_request_id();
         mutate(&self.core, c.user, "AddEvidence", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
-            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref());
+            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref())?;
             Ok(Prepared {
                 command: Command::AddEvidence {
                     user: c.user,
@@ -454,7 +454,7 @@ impl TradingService for Trading {
         let rid = r.take_request_id();
         mutate(&self.core, c.user, "SendChat", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
-            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref());
+            let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref())?;
             Ok(Prepared {
                 command: Command::PostChat {
                     user: c.user,

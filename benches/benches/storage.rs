@@ -224,6 +224,8 @@ fn otcd_to_serving(dir: &std::path::Path) -> Option<(std::time::Duration, String
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--jwt-secret",
             "bench-secret",
             "--data-dir",

@@ -251,6 +251,21 @@ impl Engine {
             .filter_map(|(_, id)| self.state.appeals.get(id))
     }
 
+    /// Appeals in the CS queue after the appeal of `after` (exclusive),
+    /// oldest first, found in O(log n) however deep the page. Nothing when
+    /// `after` names no appeal the engine holds.
+    pub fn appeal_queue_after(&self, after: TradeId) -> impl Iterator<Item = &Appeal> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        // An unknown appeal starts past the end: an empty page, never a repeat.
+        let key = self
+            .state
+            .appeals
+            .get(&after)
+            .map_or((Timestamp(i64::MAX), after), |a| (a.opened_at, after));
+        let range = self.state.appeal_queue.range((Excluded(key), Unbounded));
+        range.filter_map(|(_, id)| self.state.appeals.get(id))
+    }
+
     /// Appeals with a given status, oldest first (closed ones by trade id).
     pub fn appeals_with(&self, status: AppealStatus) -> Vec<&Appeal> {
         match status {

@@ -642,3 +642,50 @@ fn appeal_too_early_names_the_window_in_force() {
         "{r}"
     );
 }
+
+#[test]
+fn the_appeal_queue_pages_from_any_appeal_even_one_that_closed() {
+    let mut w = World::default();
+    w.seller(user(S), "100");
+    w.publish(user(S), "7.00", "100", "10", "700");
+    let trades: Vec<_> = (0..4)
+        .map(|_| {
+            let t = w.buy_coin(user(B), "2");
+            w.ok(Command::MarkPaid {
+                buyer: user(B),
+                trade: t,
+            });
+            w.advance(minutes(1));
+            t
+        })
+        .collect();
+    w.advance(minutes(30));
+    for &t in &trades {
+        w.ok(Command::OpenAppeal {
+            user: user(S),
+            trade: t,
+            reason: "fiat not received".into(),
+        });
+        w.advance(minutes(1));
+    }
+    let after = |w: &World, t| -> Vec<_> { w.e.appeal_queue_after(t).map(|a| a.trade).collect() };
+    assert_eq!(after(&w, trades[0]), trades[1..].to_vec());
+    // The page's last appeal closes before the next page is asked for.
+    w.ok(Command::ClaimAppeal {
+        agent: user(AGENT),
+        trade: trades[1],
+    });
+    w.ok(Command::ResolveAppeal {
+        agent: user(AGENT),
+        trade: trades[1],
+        resolution: Resolution::Refund,
+        note: "no payment shown".into(),
+    });
+    assert_eq!(after(&w, trades[1]), trades[2..].to_vec());
+    assert_eq!(after(&w, trades[3]), Vec::new());
+    assert_eq!(
+        after(&w, otc_engine::TradeId(999)),
+        Vec::new(),
+        "an unknown token starts past the end, never over"
+    );
+}

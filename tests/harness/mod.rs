@@ -17,6 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
+pub mod browser;
 pub mod gateway;
 
 /// The back-office user of [`Server::admin`].
@@ -55,6 +56,8 @@ pub struct Server {
     pub url: String,
     /// The gateway listener, `http://127.0.0.1:PORT`.
     pub http: String,
+    /// The web console, `http://127.0.0.1:PORT/`.
+    pub console: String,
     /// Its data dir.
     pub dir: PathBuf,
     _temp: Option<tempfile::TempDir>,
@@ -82,6 +85,8 @@ impl Server {
             "127.0.0.1:0".into(),
             "--http-listen".into(),
             "127.0.0.1:0".into(),
+            "--console-listen".into(),
+            "127.0.0.1:0".into(),
             "--data-dir".into(),
             dir.display().to_string(),
             "--jwt-secret".into(),
@@ -102,14 +107,18 @@ impl Server {
             .expect("start otcd");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (http, addr) = tokio::time::timeout(Duration::from_secs(60), async {
+        let (http, console, addr) = tokio::time::timeout(Duration::from_secs(60), async {
             let mut http = String::new();
+            let mut console = String::new();
             while let Ok(Some(line)) = lines.next_line().await {
                 if let Some(a) = line.strip_prefix("otcd gateway listener on ") {
                     http = format!("http://{a}");
                 }
+                if let Some(a) = line.strip_prefix("otcd web console on ") {
+                    console = a.to_owned();
+                }
                 if let Some(a) = line.strip_prefix("otcd listening on ") {
-                    return (http, a.to_owned());
+                    return (http, console, a.to_owned());
                 }
             }
             panic!("otcd exited before listening")
@@ -130,6 +139,7 @@ impl Server {
             child: Some(child),
             url,
             http,
+            console,
             dir: dir.to_owned(),
             _temp: None,
             args,
@@ -231,7 +241,7 @@ impl Server {
         let extra: Vec<String> = self
             .args
             .iter()
-            .skip(8 + FAST_WINDOWS.len())
+            .skip(10 + FAST_WINDOWS.len())
             .cloned()
             .collect();
         let extra: Vec<&str> = extra.iter().map(String::as_str).collect();

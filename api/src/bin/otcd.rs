@@ -2,7 +2,7 @@
 //! SIGTERM or SIGINT, then shut down cleanly (exit 0).
 
 use clap::Parser;
-use otc_api::server::{ServerConfig, run};
+use otc_api::server::{Listeners, ServerConfig, run};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -43,6 +43,20 @@ async fn main() -> std::process::ExitCode {
     if let Ok(addr) = http.local_addr() {
         println!("otcd gateway listener on {addr}");
     }
+    let console = match tokio::net::TcpListener::bind(cfg.console_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "otcd: cannot serve the web console on {}: {e} (see --console-listen)",
+                cfg.console_listen
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // Tests read this line (before the next) to find the console's port.
+    if let Ok(addr) = console.local_addr() {
+        println!("otcd web console on http://{addr}/");
+    }
     let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -54,7 +68,12 @@ async fn main() -> std::process::ExitCode {
     if let Ok(addr) = listener.local_addr() {
         println!("otcd listening on {addr}");
     }
-    match run(listener, http, cfg, shutdown_signal()).await {
+    let listeners = Listeners {
+        grpc: listener,
+        http,
+        console,
+    };
+    match run(listeners, cfg, shutdown_signal()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("otcd: {e}");

@@ -473,6 +473,8 @@ async fn run_otcd(args: &Args) -> f64 {
         "127.0.0.1:0",
         "--http-listen",
         "127.0.0.1:0",
+        "--console-listen",
+        "127.0.0.1:0",
         "--data-dir",
         &dir.path().display().to_string(),
         "--jwt-secret",

@@ -321,6 +321,8 @@ async fn start(
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
             "--jwt-secret",
             SECRET,
         ])
