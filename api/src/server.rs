@@ -152,7 +152,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 #[command(
     name = "otcd",
     version,
-    about = "The otc P2P OTC trading server (gRPC, embedded sled store)"
+    about = "The otc P2P OTC trading server (gRPC, embedded sled store)",
+    // A flag given twice takes its last value (scripts append overrides).
+    args_override_self = true
 )]
 pub struct ServerConfig {
     /// Address to serve gRPC on.

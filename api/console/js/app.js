@@ -1,0 +1,163 @@
+// Shared state of the running console: the session, calls with the token,
+// request ids, the error banner and the confirmation dialog.
+
+import { call } from './grpcweb.js';
+import { RequestIds } from './requests.js';
+import { byId, clear, h, label, setLabel } from './dom.js';
+import { t } from './i18n.js';
+
+const TOKEN_KEY = 'otc.token';
+
+export const app = {
+  session: null,          // {token, role, sub, exp}
+  ids: new RequestIds(),
+  go: () => {},           // set by main.js: go(viewName, arg)
+  signOut: () => {},      // set by main.js: signOut(errorOrNull)
+};
+
+export const SUPPORT = 'support';
+export const VIEWER = 'support_viewer';
+export const ADMIN = 'admin';
+
+export function role() {
+  return app.session ? app.session.role : '';
+}
+
+/** Whether the signed-in user may act (claim, resolve, close…): role support only. */
+export function canAct() {
+  return role() === SUPPORT;
+}
+
+export function savedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || '';
+  } catch {
+    return '';
+  }
+}
+
+export function saveToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage disabled: the session lasts for this page only */ }
+}
+
+/** A call with the session's token. */
+export function rpc(method, request, opts = {}) {
+  return call(method, request, { ...opts, token: app.session ? app.session.token : '' });
+}
+
+export const SUPPORT_SVC = '/otc.v1.SupportService/';
+export const ADMIN_SVC = '/otc.v1.AdminService/';
+
+/** A mutating call: request_id chosen per action, reused when retrying an unsure outcome. */
+export function mutate(method, params) {
+  return app.ids.run(method, params, (req) => rpc(method, req));
+}
+
+// ------------------------------------------------------------------ errors
+
+export function clearError() {
+  const box = byId('error');
+  if (!box) return;
+  box.hidden = true;
+  clear(byId('error-text'));
+  delete box.dataset.code;
+}
+
+/** Shows a failed call (status name and message, as text) in #error. */
+export function showError(err) {
+  if (!err) return;
+  if (err.aborted) return;
+  if (err.codeName === 'UNAUTHENTICATED' && app.session) {
+    app.signOut(err);
+    return;
+  }
+  const box = byId('error');
+  const text = byId('error-text');
+  if (!box || !text) return;
+  clear(text);
+  if (err.codeName) {
+    text.appendChild(h('strong', { class: 'code', text: err.codeName }));
+    text.appendChild(document.createTextNode(`: ${err.message || ''}`));
+    box.dataset.code = err.codeName;
+  } else if (err.i18nKey) {
+    text.appendChild(label(err.i18nKey, err.args));
+    box.dataset.code = 'LOCAL';
+  } else {
+    text.appendChild(document.createTextNode(String(err.message || err)));
+    box.dataset.code = 'ERROR';
+  }
+  box.hidden = false;
+}
+
+/** An error of this page (not from the server), with a translated message. */
+export function localError(key, args) {
+  const e = new Error(t(key, args));
+  e.i18nKey = key;
+  e.args = args;
+  return e;
+}
+
+/** Wraps a user action: clears the banner, shows any failure; never rejects. */
+export function guard(fn) {
+  return async (...args) => {
+    clearError();
+    try {
+      return await fn(...args);
+    } catch (e) {
+      showError(e);
+      return undefined;
+    }
+  };
+}
+
+/** Runs `fn` with `button` disabled (no double submits). */
+export async function busy(button, fn) {
+  if (button) button.disabled = true;
+  try {
+    return await fn();
+  } finally {
+    if (button && button.isConnected) button.disabled = false;
+  }
+}
+
+// ------------------------------------------------------------------ confirmation
+
+let pendingConfirm = null;
+
+/**
+ * Shows #confirm with a title key and lines [[labelKey, value], ...];
+ * resolves true for #confirm-yes, false for #confirm-no / Escape.
+ */
+export function confirmDialog(titleKey, lines, yesKey = 'confirm.yes') {
+  if (pendingConfirm) pendingConfirm(false);
+  const box = byId('confirm');
+  setLabel(byId('confirm-title'), titleKey);
+  setLabel(byId('confirm-yes'), yesKey);
+  const body = clear(byId('confirm-text'));
+  for (const [key, value] of lines) {
+    const shown = value instanceof Node ? value : (value === '' || value === undefined || value === null ? '—' : String(value));
+    body.appendChild(h('div', { class: 'confirm-line' },
+      h('span', { class: 'confirm-key', i18n: key }),
+      h('span', { class: 'confirm-value' }, shown)));
+  }
+  box.hidden = false;
+  byId('confirm-no').focus();
+  return new Promise((resolve) => {
+    pendingConfirm = (answer) => {
+      pendingConfirm = null;
+      box.hidden = true;
+      resolve(answer);
+    };
+  });
+}
+
+export function answerConfirm(answer) {
+  if (pendingConfirm) pendingConfirm(answer);
+}
+
+export function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

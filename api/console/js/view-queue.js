@@ -1,0 +1,226 @@
+// The appeal queue (#queue-view): the list, its pages, and live updates.
+
+import { AppealQueue } from './queue.js';
+import { LiveStream } from './live.js';
+import { app, guard, rpc, showError, SUPPORT_SVC, busy } from './app.js';
+import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
+
+const PAGE_SIZE = 200;
+
+let model = new AppealQueue();
+let epoch = 0;                // bumped at sign-out: late replies are dropped
+let live = null;
+let loaded = false;
+let renderQueued = false;
+const refetching = new Map(); // trade id -> {dirty}
+const listeners = { anomalies: [], mistakes: [], trade: [] };
+
+/** Other views subscribe to what the stream tells: on("anomalies"|"mistakes"|"trade", fn). */
+export function on(kind, fn) {
+  listeners[kind].push(fn);
+}
+
+function emit(kind, arg) {
+  for (const fn of listeners[kind]) {
+    try {
+      fn(arg);
+    } catch (e) {
+      showError(e);
+    }
+  }
+}
+
+export function isLive() {
+  return Boolean(live && live.running);
+}
+
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    render();
+  });
+}
+
+function row(a) {
+  const me = app.session ? app.session.sub : '';
+  const open = h('button', { class: 'link open-trade', text: a.trade_id });
+  const tr = h('tr', { data: { trade: a.trade_id, status: a.status }, tabindex: '0', class: 'clickable' },
+    h('td', { class: 'mono' }, open),
+    h('td', null, badge(a.status)),
+    h('td', null, idCell(a.opened_by)),
+    h('td', { class: 'reason' }, h('span', { class: 'clamp', title: a.reason || null, text: a.reason || '—' })),
+    h('td', { class: 'num' }, h('span', { class: 'amount', text: a.coin_amount }), ' ', h('span', { class: 'asset', text: a.asset })),
+    h('td', { class: 'num' }, textOr(a.fiat_amount)),
+    h('td', { class: 'nowrap' }, timeEl(a.opened_at)),
+    h('td', null, a.claimed_by ? idCell(a.claimed_by, me) : textOr('')));
+  tr.addEventListener('click', () => app.go('trade', a.trade_id));
+  tr.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && e.target === tr) app.go('trade', a.trade_id);
+  });
+  return tr;
+}
+
+export function render() {
+  const tbody = byId('queue-body');
+  if (!tbody) return;
+  clear(tbody);
+  for (const a of model.list()) tbody.appendChild(row(a));
+  byId('queue-empty').hidden = !loaded || model.size > 0;
+  setLabel(byId('queue-count'), 'queue.count', { n: model.size });
+  byId('queue-more').hidden = !model.hasMore;
+  const more = byId('queue-new');
+  more.hidden = model.moreCount === 0;
+  more.dataset.count = String(model.moreCount);
+  setLabel(more, 'queue.newMore', { n: model.moreCount });
+}
+
+/** Reads the first page afresh (sign-in, OUT_OF_RANGE); the stream resumes from its as_of_seq. */
+export async function reload() {
+  const mine = epoch;
+  const fresh = new AppealQueue();
+  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: PAGE_SIZE });
+  if (mine !== epoch) return;
+  fresh.load(page);
+  model = fresh;
+  loaded = true;
+  refetching.clear();
+  render();
+}
+
+async function loadMore() {
+  if (!model.hasMore) return;
+  const current = model;
+  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: PAGE_SIZE, page_token: current.nextPageToken });
+  if (current !== model) return;
+  const { refetch } = model.load(page);
+  for (const id of refetch) refetchAppeal(id);
+  render();
+}
+
+/** Re-reads one appeal; at most one request per trade in flight, repeated if changed meanwhile. */
+export async function refetchAppeal(tradeId) {
+  const current = model;
+  const state = refetching.get(tradeId);
+  if (state) {
+    state.dirty = true;
+    return;
+  }
+  const mine = { dirty: true };
+  refetching.set(tradeId, mine);
+  try {
+    while (mine.dirty) {
+      mine.dirty = false;
+      let appeal;
+      try {
+        appeal = await rpc(`${SUPPORT_SVC}GetAppeal`, { trade_id: tradeId });
+      } catch (e) {
+        if (e.codeName === 'NOT_FOUND') {
+          current.remove(tradeId);
+          break;
+        }
+        throw e;
+      }
+      if (current !== model) return;
+      current.upsert(appeal);
+      scheduleRender();
+    }
+  } catch (e) {
+    showError(e);
+  } finally {
+    if (refetching.get(tradeId) === mine) refetching.delete(tradeId);
+    scheduleRender();
+  }
+}
+
+function setLive(state, error) {
+  const el = byId('live');
+  if (!el) return;
+  el.hidden = false;
+  el.dataset.state = state;
+  setLabel(byId('live-text'), state === 'live' ? 'live.live' : 'live.reconnecting');
+  el.title = error && error.codeName ? `${error.codeName}: ${error.message}` : '';
+}
+
+function onEvent(ev) {
+  const r = model.applyEvent(ev);
+  if (r.action === 'ignore') return;
+  const last = byId('last-event');
+  if (last) {
+    last.hidden = false;
+    setLabel(last, 'live.last', { seq: r.seq });
+  }
+  switch (r.action) {
+    case 'refetch': refetchAppeal(r.tradeId); break;
+    case 'remove': scheduleRender(); break;
+    case 'anomalies': emit('anomalies', ev); break;
+    case 'mistakes': emit('mistakes', ev); break;
+    default: break;
+  }
+  if (ev.trade_id) emit('trade', ev);
+}
+
+let starting = null;
+
+async function startQueue(myEpoch) {
+  loaded = false;
+  model = new AppealQueue();
+  render();
+  await reload();
+  if (myEpoch !== epoch) return;
+  live = new LiveStream({
+    resumeFrom: () => model.resumeFrom(),
+    onEvent,
+    onState: setLive,
+    onOutOfRange: reload,
+    onFatal: (e) => {
+      setLive('reconnecting', e);
+      showError(e);
+    },
+    onViewError: showError,
+  });
+  live.start();
+}
+
+/** Signed in as support or support_viewer: load the queue and go live (once). */
+export function ensureQueue() {
+  if (live) return Promise.resolve();
+  if (!starting) {
+    const mine = epoch;
+    starting = startQueue(mine).finally(() => {
+      if (mine === epoch) starting = null;
+    });
+  }
+  return starting;
+}
+
+/** Signing out: stop the stream and forget the queue. */
+export function stopQueue() {
+  epoch += 1;
+  starting = null;
+  if (live) live.stop();
+  live = null;
+  const el = byId('live');
+  if (el) el.hidden = true;
+  const last = byId('last-event');
+  if (last) last.hidden = true;
+  model = new AppealQueue();
+  loaded = false;
+  refetching.clear();
+  render();
+}
+
+export function initQueueView() {
+  byId('queue-more').addEventListener('click', guard(() => busy(byId('queue-more'), loadMore)));
+}
+
+export const queueView = {
+  section: 'queue-view',
+  show() {
+    render();
+    return ensureQueue();
+  },
+  hide() {},
+  model: () => model,
+};

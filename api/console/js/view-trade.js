@@ -1,0 +1,376 @@
+// The trade view (#trade-view): a trade with its appeal, both parties'
+// records, the seller's receiving method, verified payments, the timeline,
+// evidence and chat; claim, hand back and resolve for role support.
+
+import {
+  app, busy, canAct, confirmDialog, guard, localError, mutate, rpc, showError, SUPPORT_SVC,
+} from './app.js';
+import { attachmentNode, releaseAttachments } from './attachments.js';
+import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
+import { formatDuration } from './format.js';
+import { on, refetchAppeal } from './view-queue.js';
+
+const CHAT_POLL_MS = 3000;
+const CHAT_PAGE = 200;
+
+let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer}
+let generation = 0;
+let noteDraft = '';
+
+const OPEN_STATUSES = new Set(['APPEAL_STATUS_OPEN', 'APPEAL_STATUS_CLAIMED']);
+
+function isCurrent(gen) {
+  return current !== null && current.gen === gen;
+}
+
+function yesNo(v) {
+  return label(v ? 'common.yes' : 'common.no');
+}
+
+function party(uid) {
+  if (!current || !current.trade || !uid) return null;
+  if (uid === current.trade.seller_id) return h('span', { class: 'badge b-seller', i18n: 'party.seller' });
+  if (uid === current.trade.buyer_id) return h('span', { class: 'badge b-buyer', i18n: 'party.buyer' });
+  return null;
+}
+
+function who(uid) {
+  return h('span', { class: 'person' }, party(uid), idCell(uid, app.session ? app.session.sub : ''));
+}
+
+function section(key, id, ...content) {
+  return h('section', { class: 'card', id: id ? `${id}-card` : null }, h('h3', { i18n: key }), ...content);
+}
+
+// ------------------------------------------------------------------ rendering
+
+function tradeFields(tr) {
+  const pairs = [
+    ['field.tradeId', h('span', { class: 'mono', text: tr.id }), 'id'],
+    ['field.state', badge(tr.state), 'state'],
+    ['field.asset', tr.asset, 'asset'],
+    ['field.coinAmount', h('span', { class: 'amount', text: tr.coin_amount }), 'coin_amount'],
+    ['field.fiat', tr.fiat, 'fiat'],
+    ['field.fiatAmount', h('span', { class: 'amount', text: tr.fiat_amount }), 'fiat_amount'],
+    ['field.price', h('span', { class: 'amount', text: tr.price }), 'price'],
+    ['field.seller', who(tr.seller_id), 'seller_id'],
+    ['field.buyer', who(tr.buyer_id), 'buyer_id'],
+    ['field.listing', tr.listing_id || tr.buy_order_id, 'listing_id'],
+    ['field.createdAt', timeEl(tr.created_at), 'created_at'],
+    ['field.payBy', timeEl(tr.pay_by), 'pay_by'],
+    ['field.paidAt', timeEl(tr.paid_at), 'paid_at'],
+    ['field.appealFrom', timeEl(tr.appeal_from), 'appeal_from'],
+    ['field.paymentReference', h('span', { class: 'mono', text: tr.payment_reference || '—' }), 'payment_reference'],
+    ['field.releaseOnVerified', yesNo(tr.release_on_verified_payment), 'release_on_verified_payment'],
+  ];
+  if (tr.cancel_reason) pairs.push(['field.cancelReason', tr.cancel_reason, 'cancel_reason']);
+  if (tr.fast_match_origin) {
+    pairs.push(['field.fastMatch', `${tr.fast_match_origin} #${tr.fast_match_attempt}`, 'fast_match_origin']);
+  }
+  if (tr.reference_price) {
+    pairs.push(['field.referencePrice', h('span', { class: 'amount', text: tr.reference_price }), 'reference_price']);
+    pairs.push(['field.premiumBps', String(tr.premium_bps), 'premium_bps']);
+    pairs.push(['field.referenceAt', timeEl(tr.reference_at), 'reference_at']);
+    pairs.push(['field.referenceSource', tr.reference_source, 'reference_source']);
+  }
+  return fieldList(pairs);
+}
+
+function appealFields(a) {
+  if (!a) return h('p', { class: 'muted', i18n: 'trade.noAppeal' });
+  return fieldList([
+    ['field.status', badge(a.status), 'status'],
+    ['field.openedBy', idCell(a.opened_by), 'opened_by'],
+    ['field.reason', h('span', { class: 'prewrap', text: a.reason || '—' }), 'reason'],
+    ['field.openedAt', timeEl(a.opened_at), 'opened_at'],
+    ['field.claimedBy', a.claimed_by ? idCell(a.claimed_by, app.session ? app.session.sub : '') : '—', 'claimed_by'],
+    ['field.outcome', h('span', { class: 'prewrap', text: a.outcome || '—' }), 'outcome'],
+  ]);
+}
+
+function record(partyKey, uid, r) {
+  const rec = r || { completed_30d: 0, completion_rate_30d: '', median_release_secs: '0' };
+  return h('div', { class: `record record-${partyKey}`, data: { party: partyKey } },
+    h('h4', null, h('span', { class: `badge b-${partyKey}`, i18n: `party.${partyKey}` }), ' ', idCell(uid)),
+    fieldList([
+      ['record.completed', String(rec.completed_30d), 'completed_30d'],
+      ['record.rate', rec.completion_rate_30d || '—', 'completion_rate_30d'],
+      ['record.median', formatDuration(rec.median_release_secs), 'median_release_secs'],
+    ], 'compact'));
+}
+
+function methodFields(m) {
+  if (!m) return h('p', { class: 'muted', i18n: 'common.none' });
+  const pairs = [
+    ['method.kind', badge(m.kind), 'kind'],
+    ['method.holder', m.holder, 'holder'],
+  ];
+  if (m.bank) pairs.push(['method.bank', m.bank, 'bank']);
+  pairs.push(['method.account', h('span', { class: 'mono', text: m.account || '—' }), 'account']);
+  if (m.channel) pairs.push(['method.channel', m.channel, 'channel']);
+  if (m.provider) pairs.push(['method.provider', m.provider, 'provider']);
+  return fieldList(pairs);
+}
+
+function paymentsTable(payments) {
+  if (!payments.length) return h('p', { class: 'muted', i18n: 'trade.noPayments' });
+  return h('table', { class: 'grid', id: 'payments' },
+    h('thead', null, h('tr', null, ['col.channel', 'col.txn', 'col.amount', 'col.paidAt', 'col.receivedAt']
+      .map((k) => h('th', { i18n: k })))),
+    h('tbody', null, payments.map((p) => h('tr', null,
+      h('td', { text: p.channel || '—' }),
+      h('td', { class: 'mono', text: p.txn_id || '—' }),
+      h('td', { class: 'num', text: p.amount || '—' }),
+      h('td', { class: 'nowrap' }, timeEl(p.paid_at)),
+      h('td', { class: 'nowrap' }, timeEl(p.received_at))))));
+}
+
+function timelineList(entries) {
+  return h('ol', { id: 'timeline', class: 'timeline' }, entries.map((e) => h('li', null,
+    h('span', { class: 'tl-time' }, timeEl(e.at)),
+    h('span', { class: 'tl-actor' }, idCell(e.actor)),
+    h('span', { class: 'tl-what', text: e.what }))));
+}
+
+function evidenceList(tradeId, evidence) {
+  const ul = h('ul', { id: 'evidence', class: 'evidence-list' });
+  if (!evidence.length) ul.appendChild(h('li', { class: 'muted', i18n: 'trade.noEvidence' }));
+  for (const e of evidence) {
+    ul.appendChild(h('li', { class: 'evidence', data: { evidence: e.id } },
+      h('div', { class: 'meta' }, h('span', { class: 'mono', text: e.id }), ' ', who(e.by_user_id), ' ', timeEl(e.at)),
+      h('div', { class: 'evidence-text prewrap', text: e.description || '—' }),
+      e.attachment ? attachmentNode(tradeId, e.id, e.attachment) : null));
+  }
+  return ul;
+}
+
+function chatItem(tradeId, m) {
+  const attId = (m.attachment && m.attachment.id) || `chat-${m.seq}`;
+  return h('li', { class: 'chat-msg', data: { seq: m.seq } },
+    h('div', { class: 'meta' }, h('span', { class: 'chat-author' }, who(m.author_id)), ' ', timeEl(m.at)),
+    h('span', { class: 'chat-text prewrap', text: m.text }),
+    m.attachment ? attachmentNode(tradeId, attId, m.attachment) : null);
+}
+
+// ------------------------------------------------------------------ actions (support only)
+
+function claimControls(a) {
+  const box = byId('claim-box');
+  if (!box) return;
+  clear(box);
+  if (!a || !OPEN_STATUSES.has(a.status)) return;
+  if (a.status === 'APPEAL_STATUS_OPEN') {
+    const b = h('button', { id: 'claim', class: 'primary', i18n: 'action.claim' });
+    b.addEventListener('click', guard(() => busy(b, () => act('ClaimAppeal'))));
+    box.appendChild(b);
+  } else {
+    const b = h('button', { id: 'unclaim', i18n: 'action.unclaim' });
+    b.addEventListener('click', guard(() => busy(b, () => act('UnclaimAppeal'))));
+    box.appendChild(b);
+  }
+}
+
+function resolveControls() {
+  const note = h('textarea', { id: 'note', rows: '3', maxlength: '2000', required: true, 'placeholder-i18n': 'resolve.notePlaceholder' });
+  note.value = noteDraft;
+  note.addEventListener('input', () => {
+    noteDraft = note.value;
+    note.classList.remove('invalid');
+  });
+  const release = h('button', { id: 'resolve-release', class: 'primary', i18n: 'action.resolveRelease' });
+  const refund = h('button', { id: 'resolve-refund', class: 'danger', i18n: 'action.resolveRefund' });
+  release.addEventListener('click', guard(() => busy(release, () => resolve('RESOLUTION_RELEASE'))));
+  refund.addEventListener('click', guard(() => busy(refund, () => resolve('RESOLUTION_REFUND'))));
+  return h('div', { id: 'resolve-box', class: 'resolve' },
+    h('label', { for: 'note', class: 'label', i18n: 'resolve.note' }), note,
+    h('div', { class: 'buttons' }, release, refund));
+}
+
+function updateActions() {
+  const actions = byId('actions');
+  if (!actions || !canAct()) return;
+  const a = current.appeal;
+  claimControls(a);
+  const open = a && OPEN_STATUSES.has(a.status);
+  const existing = byId('resolve-box');
+  if (open && !existing) actions.appendChild(resolveControls());
+  if (!open && existing) existing.remove();
+}
+
+async function act(method) {
+  const id = current.id;
+  await mutate(`${SUPPORT_SVC}${method}`, { trade_id: id });
+  await refresh();
+  refetchAppeal(id);
+}
+
+async function resolve(resolution) {
+  const note = byId('note');
+  const text = note.value.trim();
+  if (!text) {
+    note.classList.add('invalid');
+    note.focus();
+    throw localError('err.noteRequired');
+  }
+  const tr = current.trade;
+  const id = current.id;
+  const ok = await confirmDialog('confirm.resolveTitle', [
+    ['confirm.trade', id],
+    ['confirm.resolution', label(resolution === 'RESOLUTION_RELEASE' ? 'resolve.releaseMeans' : 'resolve.refundMeans')],
+    ['confirm.coin', `${tr.coin_amount} ${tr.asset}`],
+    ['confirm.fiat', `${tr.fiat_amount} ${tr.fiat}`],
+    ['confirm.note', text],
+  ], resolution === 'RESOLUTION_RELEASE' ? 'action.resolveRelease' : 'action.resolveRefund');
+  if (!ok || !current || current.id !== id) return;
+  await mutate(`${SUPPORT_SVC}ResolveAppeal`, { trade_id: id, resolution, note: text });
+  noteDraft = '';
+  const box = byId('note');
+  if (box) box.value = '';
+  await refresh();
+  refetchAppeal(id);
+}
+
+// ------------------------------------------------------------------ loading
+
+/** The view's cards, built once per trade; refreshes replace what is inside them. */
+function skeleton() {
+  const hold = (id) => h('div', { class: 'card-body', id: `${id}-body` }, h('p', { class: 'muted', i18n: 'common.loading' }));
+  const holders = {
+    trade: hold('trade'), appeal: hold('appeal'), records: hold('records'), method: hold('method'),
+    payments: hold('payments'), timeline: hold('timeline'), evidence: hold('evidence'),
+  };
+  const appealCard = section('trade.sectionAppeal', 'appeal', holders.appeal);
+  if (canAct()) {
+    appealCard.appendChild(h('div', { id: 'actions', class: 'actions' }, h('div', { id: 'claim-box', class: 'buttons' })));
+  }
+  const chatCard = section('trade.sectionChat', 'chat',
+    h('p', { id: 'chat-empty', class: 'muted', i18n: 'trade.noChat' }),
+    h('ul', { id: 'chat', class: 'chat' }));
+  clear(byId('trade-body')).append(
+    section('trade.sectionTrade', 'trade', holders.trade),
+    appealCard,
+    section('trade.sectionRecords', 'records', holders.records),
+    section('trade.sectionMethod', 'method', holders.method),
+    section('trade.sectionPayments', 'payments', holders.payments),
+    section('trade.sectionTimeline', 'timeline', holders.timeline),
+    section('trade.sectionEvidence', 'evidence', holders.evidence),
+    chatCard,
+  );
+  return holders;
+}
+
+function fill(holder, node) {
+  clear(holder).appendChild(node);
+}
+
+function renderAll() {
+  const { trade: tr, appeal: a, holders } = current;
+  setLabel(byId('trade-title'), 'trade.title', { id: current.id });
+  const state = clear(byId('trade-state'));
+  if (!tr) return;
+  state.appendChild(badge(tr.state));
+  fill(holders.trade, tradeFields(tr));
+  fill(holders.appeal, appealFields(a));
+  fill(holders.records, h('div', { id: 'records', class: 'records' },
+    record('seller', a ? a.seller_id : tr.seller_id, a ? a.seller_record : null),
+    record('buyer', a ? a.buyer_id : tr.buyer_id, a ? a.buyer_record : null)));
+  fill(holders.method, h('div', { id: 'seller-method' }, methodFields(tr.seller_method)));
+  fill(holders.payments, paymentsTable(tr.payments));
+  fill(holders.timeline, timelineList(tr.timeline));
+  fill(holders.evidence, evidenceList(current.id, a ? a.evidence : []));
+  if (canAct()) updateActions();
+}
+
+/** Re-reads the trade and its appeal (after an action or an event). */
+export async function refresh() {
+  if (!current) return;
+  const { gen, id } = current;
+  const [trade, appeal] = await Promise.all([
+    rpc(`${SUPPORT_SVC}GetTrade`, { trade_id: id }),
+    rpc(`${SUPPORT_SVC}GetAppeal`, { trade_id: id }).catch((e) => {
+      if (e.codeName === 'NOT_FOUND') return null;
+      throw e;
+    }),
+  ]);
+  if (!isCurrent(gen)) return;
+  current.trade = trade;
+  current.appeal = appeal;
+  renderAll();
+}
+
+async function pollChat() {
+  if (!current || current.polling) return;
+  const { gen, id } = current;
+  current.polling = true;
+  try {
+    for (;;) {
+      const page = await rpc(`${SUPPORT_SVC}ListChat`, { trade_id: id, after_seq: current.chatSeq, page_size: CHAT_PAGE });
+      if (!isCurrent(gen)) return;
+      const list = byId('chat');
+      for (const m of page.messages) {
+        if (BigInt(m.seq) <= BigInt(current.chatSeq)) continue;
+        current.chatSeq = m.seq;
+        current.chatCount += 1;
+        list.appendChild(chatItem(id, m));
+      }
+      byId('chat-empty').hidden = current.chatCount > 0;
+      if (page.messages.length < CHAT_PAGE) break;
+    }
+  } finally {
+    if (isCurrent(gen)) current.polling = false;
+  }
+}
+
+function stop() {
+  if (current) {
+    clearInterval(current.timer);
+    clearTimeout(current.refreshTimer);
+  }
+  current = null;
+  releaseAttachments();
+}
+
+/** Opens the trade view for `tradeId`. */
+export async function openTrade(tradeId) {
+  stop();
+  generation += 1;
+  noteDraft = '';
+  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null };
+  setLabel(byId('trade-title'), 'trade.title', { id: tradeId });
+  clear(byId('trade-state'));
+  current.holders = skeleton();
+  const gen = current.gen;
+  await refresh();
+  if (!isCurrent(gen)) return;
+  await pollChat();
+  if (!isCurrent(gen)) return;
+  current.timer = setInterval(() => {
+    pollChat().catch(showError);
+  }, CHAT_POLL_MS);
+}
+
+function onTradeEvent(ev) {
+  if (!current || ev.trade_id !== current.id) return;
+  clearTimeout(current.refreshTimer);
+  current.refreshTimer = setTimeout(() => refresh().catch(showError), 250);
+}
+
+export function initTradeView() {
+  byId('back').addEventListener('click', () => app.go('queue'));
+  byId('trade-refresh').addEventListener('click', guard(() => busy(byId('trade-refresh'), async () => {
+    await refresh();
+    await pollChat();
+  })));
+  on('trade', onTradeEvent);
+}
+
+export const tradeView = {
+  section: 'trade-view',
+  show(tradeId) {
+    return openTrade(tradeId);
+  },
+  hide() {
+    stop();
+  },
+  currentId: () => (current ? current.id : null),
+};

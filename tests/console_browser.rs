@@ -1,0 +1,533 @@
+//! The web console's screens in headless Chromium (Debian's `chromium`
+//! driven through `chromedriver`) against a real `otcd` (SPEC §21): an agent
+//! watches an appeal arrive without reloading, claims and hands it back,
+//! reads the evidence (the image inline, the PDF as a download) and the
+//! chat, resolves with a note after a confirmation; hostile text stays text
+//! and runs nothing; 中文 labels; the agent's time zone. A viewer finds no
+//! action and a forced call is refused. The queue resumes after the server
+//! restarts with nothing missed; anomalies and reconciliation mistakes land
+//! live and are handled; admin deposits, withdraws, registers a merchant and
+//! reads the statement.
+//!
+//! Screenshots go to `target/console-screenshots/` (the README's are copies).
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use harness::browser::Browser;
+use harness::steps::*;
+use harness::{Server, rid, token, wait_ms};
+use otc_api::auth::Role;
+use otc_api::proto as pb;
+use serde_json::json;
+use uuid::Uuid;
+
+const RECEIPT_PNG: &[u8] = include_bytes!("fixtures/receipt.png");
+const HOSTILE: &str = "<img src=x onerror=alert(1)>";
+
+fn screenshot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/console-screenshots")
+        .join(name)
+}
+
+/// Windows of these tests: appeals open after 2 s; the system does not
+/// appeal on its own while a browser is starting.
+const WINDOWS: &[&str] = &["--auto-appeal-after", "10m"];
+
+/// A paid trade (bought by `buyer_id`) whose appeal window has passed:
+/// (seller, buyer, trade).
+async fn paid_trade(
+    s: &Server,
+    buyer_id: Uuid,
+) -> (
+    otc_api::proto::trading_service_client::TradingServiceClient<harness::Authed>,
+    otc_api::proto::trading_service_client::TradingServiceClient<harness::Authed>,
+    String,
+) {
+    let (mut seller, method) = seller(s, Uuid::new_v4(), "10").await;
+    let mut terms = listing(&method, "7.05", "10", "7", "700", 0);
+    terms.terms = "<b>bold terms</b> 仅限支付宝".into();
+    publish(&mut seller, terms).await;
+    let mut buyer = s.trading(buyer_id, Role::User).await;
+    let trade = buyer
+        .place_buy(buy("3"))
+        .await
+        .expect("buy")
+        .into_inner()
+        .trade_ids[0]
+        .clone();
+    mark_paid(&mut buyer, &trade).await;
+    wait_ms(2_100).await;
+    (seller, buyer, trade)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
+    let s = Server::start(WINDOWS).await;
+    let (mut seller, mut buyer, trade) = paid_trade(&s, Uuid::new_v4()).await;
+    let agent = Uuid::new_v4();
+    let b = Browser::start("Asia/Shanghai").await;
+    b.sign_in(&s, &token(agent, Role::Support)).await;
+    b.wait_for("#queue-title").await;
+    b.wait_for("#live[data-state=live]").await;
+    assert_eq!(b.count("#queue tr[data-trade]").await, 0);
+
+    // The appeal arrives while the agent watches: no reload.
+    buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            reason: format!("paid but not released {HOSTILE}"),
+        })
+        .await
+        .expect("appeal");
+    let row = format!("#queue tr[data-trade='{trade}']");
+    b.wait_for(&row).await;
+    b.wait_text(&row, "paid but not released <img").await;
+    for (description, content_type, name, data) in [
+        (
+            "bank receipt",
+            "image/png",
+            "receipt.png",
+            RECEIPT_PNG.to_vec(),
+        ),
+        (
+            "statement <script>alert(2)</script>",
+            "application/pdf",
+            "statement.pdf",
+            b"%PDF-1.4\n% a statement\n".to_vec(),
+        ),
+    ] {
+        buyer
+            .add_evidence(pb::AddEvidenceRequest {
+                request_id: rid(),
+                trade_id: trade.clone(),
+                description: description.into(),
+                attachment: Some(pb::Attachment {
+                    content_type: content_type.into(),
+                    file_name: name.into(),
+                    data,
+                }),
+            })
+            .await
+            .expect("evidence");
+    }
+    for (who, text) in [
+        (&mut buyer, HOSTILE),
+        (&mut seller, "没有收到 nothing arrived"),
+    ] {
+        who.send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: text.into(),
+            attachment: None,
+        })
+        .await
+        .expect("chat");
+    }
+    b.screenshot(&screenshot_path("queue.png")).await;
+
+    b.click(&row).await;
+    b.wait_for("#trade-view").await;
+    b.wait_for("#timeline li").await;
+    b.wait_text("#trade-view", "Wang Fang").await; // the receiving method
+    b.wait_text("#trade-view", "wang@example.com").await;
+    // Times in the agent's zone (the browser's, Asia/Shanghai), then in UTC.
+    let created = "#trade-card dd[data-field=created_at] time";
+    let at = b
+        .attr(created, "datetime")
+        .await
+        .expect("a machine-readable time");
+    let at = chrono::DateTime::parse_from_rfc3339(&at).expect("RFC 3339");
+    let shanghai = at.with_timezone(&chrono_tz::Asia::Shanghai);
+    b.wait_text(created, &shanghai.format("%Y-%m-%d %H:%M:%S").to_string())
+        .await;
+    b.type_into("#tz", "Mars/Olympus").await;
+    b.click("#tz-apply").await;
+    b.wait_text("#error", "Mars/Olympus").await;
+    b.type_into("#tz", "UTC").await;
+    b.click("#tz-apply").await;
+    let utc = at.with_timezone(&chrono::Utc);
+    b.wait_text(created, &utc.format("%Y-%m-%d %H:%M:%S").to_string())
+        .await;
+    b.type_into("#tz", "Asia/Shanghai").await;
+    b.click("#tz-apply").await;
+    b.wait_for("#evidence img").await;
+    let loaded = b
+        .exec(
+            "const i = document.querySelector('#evidence img'); \
+             return [i.complete && i.naturalWidth, i.src.slice(0, 5)];",
+            vec![],
+        )
+        .await
+        .expect("image state");
+    assert_eq!(
+        loaded,
+        json!([120, "blob:"]),
+        "the PNG shows inline from a blob"
+    );
+    let download = b
+        .attr("#evidence a[download]", "download")
+        .await
+        .expect("the PDF is a download");
+    assert_eq!(download, "statement.pdf");
+    b.wait_text("#evidence", "statement <script>alert(2)</script>")
+        .await;
+    b.wait_for(".chat-text").await;
+    b.wait_text("#chat", HOSTILE).await;
+    b.wait_text("#chat", "没有收到").await;
+    let injected = b
+        .exec(
+            "return document.querySelectorAll('#chat img, #evidence script, #queue img').length;",
+            vec![],
+        )
+        .await
+        .expect("count");
+    assert_eq!(injected, json!(0), "typed HTML stays text");
+    assert!(!b.alert_open().await, "no script ran");
+
+    b.click("#claim").await;
+    b.wait_for("#unclaim").await;
+    let mut cs = s.support(agent, Role::Support).await;
+    let claimed = cs
+        .get_appeal(pb::GetTradeRequest {
+            trade_id: trade.clone(),
+        })
+        .await
+        .expect("appeal")
+        .into_inner();
+    assert_eq!(claimed.claimed_by, agent.to_string());
+    b.set_window(1400, 1900).await;
+    b.screenshot(&screenshot_path("trade.png")).await;
+    b.set_window(1400, 1000).await;
+
+    // Hand back and claim again: both reach the server.
+    b.click("#unclaim").await;
+    b.wait_for("#claim").await;
+    b.click("#claim").await;
+    b.wait_for("#unclaim").await;
+
+    // Resolving needs a note, then a confirmation.
+    b.click("#resolve-release").await;
+    b.wait_text("#error", "note").await;
+    assert!(
+        b.count("#confirm:not([hidden])").await == 0 || !b.text("#confirm").await.contains(&trade),
+        "no confirmation without a note"
+    );
+    b.type_into("#note", "buyer's bank receipt matches; released")
+        .await;
+    b.click("#resolve-release").await;
+    b.wait_for("#confirm").await;
+    b.wait_text("#confirm", &trade).await;
+    b.click("#confirm-yes").await;
+    let started = Instant::now();
+    loop {
+        if state(&mut buyer, &trade).await == pb::TradeState::Released {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never released"
+        );
+        wait_ms(50).await;
+    }
+    let closed = cs
+        .get_appeal(pb::GetTradeRequest {
+            trade_id: trade.clone(),
+        })
+        .await
+        .expect("appeal")
+        .into_inner();
+    assert!(
+        closed.outcome.contains("buyer's bank receipt matches"),
+        "{}",
+        closed.outcome
+    );
+    b.click("#back").await;
+    b.wait_gone(&row).await;
+
+    // 中文.
+    let english = b.text("#queue-title").await;
+    b.click("#lang").await;
+    b.wait_text("#queue-title", "申诉队列").await;
+    assert_ne!(english, b.text("#queue-title").await);
+    let lang = b
+        .exec("return document.documentElement.lang;", vec![])
+        .await
+        .expect("lang");
+    assert!(lang.as_str().is_some_and(|l| l.starts_with("zh")), "{lang}");
+    b.click("#lang").await;
+    b.wait_text("#queue-title", "Appeal queue").await;
+
+    // The token never went into a URL or the browser's log.
+    let tok = token(agent, Role::Support);
+    let url = b.exec("return location.href;", vec![]).await.expect("href");
+    assert!(!url.to_string().contains(&tok[..20]));
+    let log = b.console_log().await.join("\n");
+    assert!(!log.contains(&tok[..20]), "the token was logged");
+    assert!(
+        !log.contains("Content Security Policy"),
+        "a CSP violation: {log}"
+    );
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
+    let s = Server::start(WINDOWS).await;
+    let (_, mut buyer, trade) = paid_trade(&s, Uuid::new_v4()).await;
+    buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            reason: "no release".into(),
+        })
+        .await
+        .expect("appeal");
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(Uuid::new_v4(), Role::SupportViewer))
+        .await;
+    let row = format!("#queue tr[data-trade='{trade}']");
+    b.click(&row).await;
+    b.wait_for("#timeline li").await;
+    for control in [
+        "#claim",
+        "#unclaim",
+        "#note",
+        "#resolve-release",
+        "#resolve-refund",
+        "#nav-admin",
+    ] {
+        assert_eq!(b.count(control).await, 0, "a viewer sees no {control}");
+    }
+    // Forced through the console's own client, the server refuses.
+    let outcome = b
+        .exec_async(
+            "const done = arguments[arguments.length - 1];
+             import('/js/grpcweb.js').then(async (g) => {
+               const token = sessionStorage.getItem('otc.token');
+               try {
+                 await g.call('/otc.v1.SupportService/ClaimAppeal',
+                              { request_id: 'forced-1', trade_id: arguments[0] }, { token });
+                 done('accepted');
+               } catch (e) { done(e.codeName || String(e)); }
+             }, (e) => done('import failed: ' + e));",
+            vec![json!(trade)],
+        )
+        .await
+        .expect("script");
+    assert_eq!(outcome, json!("PERMISSION_DENIED"));
+    let mut cs = s.support(Uuid::new_v4(), Role::SupportViewer).await;
+    let appeal = cs
+        .get_appeal(pb::GetTradeRequest {
+            trade_id: trade.clone(),
+        })
+        .await
+        .expect("appeal")
+        .into_inner();
+    assert!(appeal.claimed_by.is_empty(), "nothing changed");
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_resumes_after_the_server_restarts_with_nothing_missed() {
+    // The console keeps its address across the restart, as in production.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut s = Server::start(&["--auto-appeal-after", "10m", "--console-listen", &addr]).await;
+    let (_, mut first_buyer, first) = paid_trade(&s, Uuid::new_v4()).await;
+    let second_buyer = Uuid::new_v4();
+    let (_, _, second) = paid_trade(&s, second_buyer).await;
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(Uuid::new_v4(), Role::Support)).await;
+    b.wait_for("#live[data-state=live]").await;
+    first_buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: first.clone(),
+            reason: "first".into(),
+        })
+        .await
+        .expect("appeal");
+    let first_row = format!("#queue tr[data-trade='{first}']");
+    b.wait_for(&first_row).await;
+
+    s.restart().await;
+    // While the console reconnects, another appeal opens.
+    s.trading(second_buyer, Role::User)
+        .await
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: second.clone(),
+            reason: "second, while the console was away".into(),
+        })
+        .await
+        .expect("appeal after the restart");
+    b.wait_for(&format!("#queue tr[data-trade='{second}']"))
+        .await;
+    b.wait_for("#live[data-state=live]").await;
+    assert_eq!(b.count(&first_row).await, 1, "nothing shown twice");
+    assert_eq!(b.count("#queue tr[data-trade]").await, 2);
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anomalies_and_reconciliation_mistakes_land_live_and_are_handled() {
+    use harness::gateway::{channel_trade, get, notify, payment, start};
+    const HMAC: &str = "sandbox-hmac";
+    let sandbox = tempfile::tempdir().expect("temp");
+    let s = start(sandbox.path(), WINDOWS).await;
+    let agent = Uuid::new_v4();
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(agent, Role::Support)).await;
+    b.wait_for("#live[data-state=live]").await;
+    b.click("#nav-anomalies").await;
+    b.wait_for("#anomalies-view").await;
+
+    // A payment for a reference that names no trade lands while CS watches.
+    let answer = notify(
+        &s,
+        sandbox.path(),
+        HMAC,
+        &payment("OTC000000009999", "h-unknown", "10.00"),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let row = "#anomalies tr[data-anomaly]";
+    b.wait_text(row, "h-unknown").await;
+    b.wait_text(row, "OTC000000009999").await;
+    b.click(".anomaly-resolve").await;
+    b.wait_text("#error", "note").await;
+    b.type_into(".anomaly-note", "refunded the payer by bank")
+        .await;
+    b.click(".anomaly-resolve").await;
+    b.wait_gone(row).await;
+    let all = harness::gateway::anomalies(&s, true).await;
+    assert!(
+        all[0].resolved && all[0].note == "refunded the payer by bank",
+        "{all:?}"
+    );
+    assert_eq!(all[0].resolved_by, agent.to_string());
+
+    // A payment whose notification never came: the bill finds it.
+    b.click("#nav-mistakes").await;
+    b.wait_for("#mistakes-view").await;
+    let (_seller, mut buyer, trade) = channel_trade(&s, HMAC, false, 600).await;
+    let now = chrono::Utc::now();
+    let date = now
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d")
+        .to_string();
+    let bill = format!(
+        "id,reference,amount,fee,status,paid_at\nh-dropped,{},{},0.08,paid,{}\n",
+        trade.payment_reference,
+        trade.fiat_amount,
+        now.to_rfc3339()
+    );
+    let mut admin = s.support(harness::ADMIN, Role::Admin).await;
+    let chunks = vec![
+        pb::BillChunk {
+            request_id: rid(),
+            channel: HMAC.into(),
+            date,
+            data: Vec::new(),
+        },
+        pb::BillChunk {
+            data: bill.into_bytes(),
+            ..Default::default()
+        },
+    ];
+    let report = admin
+        .import_bill(tokio_stream::iter(chunks))
+        .await
+        .expect("import")
+        .into_inner();
+    // The bill lacks the unknown reference's payment (missing there) and
+    // has the dropped one (missing here).
+    let mut kinds: Vec<_> = report
+        .mistakes
+        .iter()
+        .map(|m| (m.kind.as_str(), m.txn_id.as_str()))
+        .collect();
+    kinds.sort_unstable();
+    assert_eq!(
+        kinds,
+        [
+            ("MISSING_HERE", "h-dropped"),
+            ("MISSING_THERE", "h-unknown")
+        ]
+    );
+    b.wait_text("#mistakes tr[data-kind=MISSING_THERE]", "h-unknown")
+        .await;
+    let row = "#mistakes tr[data-mistake][data-kind=MISSING_HERE]";
+    b.wait_text(row, "h-dropped").await;
+    b.type_into(&format!("{row} .mistake-note"), "gateway shows it paid")
+        .await;
+    b.click(&format!("{row} .mistake-apply")).await;
+    b.wait_for("#confirm").await;
+    b.wait_text("#confirm", "h-dropped").await;
+    b.click("#confirm-yes").await;
+    b.wait_gone(row).await;
+    assert_eq!(
+        get(&mut buyer, &trade.id).await.state,
+        pb::TradeState::Paid as i32
+    );
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement() {
+    let s = Server::start(WINDOWS).await;
+    let user = Uuid::new_v4();
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(harness::ADMIN, Role::Admin)).await;
+    assert_eq!(b.count("#nav-queue").await, 0, "admin has no appeal queue");
+    b.click("#nav-admin").await;
+    b.type_into("#admin-user", &user.to_string()).await;
+    b.type_into("#admin-amount", "12.50").await;
+    b.type_into("#admin-ref", "bank-7").await;
+    b.click("#admin-deposit").await;
+    b.wait_text("#admin-result [data-field=available]", "12.5")
+        .await;
+    b.type_into("#admin-amount", "2.5").await;
+    b.type_into("#admin-ref", "bank-8").await;
+    b.click("#admin-withdraw").await;
+    let mut t = s.trading(user, Role::User).await;
+    let available = balance(&mut t).await.0;
+    assert_eq!(
+        available.parse::<rust_decimal::Decimal>().ok(),
+        "10".parse().ok()
+    );
+    b.wait_text("#admin-result [data-field=available]", &available)
+        .await;
+    // A bad field is named, and nothing moves.
+    b.type_into("#admin-amount", "1e3").await;
+    b.type_into("#admin-ref", "bank-9").await;
+    b.click("#admin-deposit").await;
+    b.wait_text("#error", "amount").await;
+    assert_eq!(balance(&mut t).await.0, available, "nothing moved");
+    b.type_into("#merchant-user", &user.to_string()).await;
+    b.click("#register-merchant").await;
+    b.wait_for("#admin-result").await;
+    let merchant = s
+        .merchant(user)
+        .await
+        .get_merchant(pb::GetMerchantRequest {})
+        .await;
+    assert!(merchant.is_ok(), "registered: {merchant:?}");
+
+    b.click("#nav-statement").await;
+    b.click("#statement-load").await;
+    b.wait_for("#statement-balanced[data-balanced=true]").await;
+    b.wait_text("#statement-view [data-field=deposits]", "12.5")
+        .await;
+    b.wait_text("#statement-view [data-field=withdrawals]", "2.5")
+        .await;
+    b.quit().await;
+}
