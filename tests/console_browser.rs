@@ -129,6 +129,12 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
         .expect("chat");
     }
     b.screenshot(&screenshot_path("queue.png")).await;
+    b.click("#lang").await;
+    b.wait_text("#queue-title", "申诉队列").await;
+    b.wait_text(&row, "paid but not released").await;
+    b.screenshot(&screenshot_path("queue-zh.png")).await;
+    b.click("#lang").await;
+    b.wait_text("#queue-title", "Appeal queue").await;
 
     b.click(&row).await;
     b.wait_for("#trade-view").await;
