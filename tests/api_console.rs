@@ -187,6 +187,70 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
     );
 }
 
+/// Attachments are served with their declared type, so the bytes must be of
+/// it: HTML declared as a PNG is refused naming the field, and nothing is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attachment_must_be_the_type_it_declares() {
+    let s = Server::start(&[]).await;
+    let (_, mut buyer, trade) = open_trade(&s, "1").await;
+    let e = buyer
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: "receipt".into(),
+            attachment: Some(pb::Attachment {
+                content_type: "image/png".into(),
+                file_name: "receipt.png".into(),
+                data: b"<html><script>alert(1)</script></html>".to_vec(),
+            }),
+        })
+        .await
+        .expect_err("HTML is not a PNG");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(e.message().contains("attachment.data"), "{}", e.message());
+    let chat = buyer
+        .list_chat(pb::ListChatRequest {
+            trade_id: trade.clone(),
+            after_seq: 0,
+            page_size: 0,
+        })
+        .await
+        .expect("chat")
+        .into_inner();
+    assert!(chat.messages.is_empty(), "nothing was kept: {chat:?}");
+}
+
+/// A stream whose client went away (a closed tab, a reload) frees its slot
+/// at once, not at the next event it would have been sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_stream_frees_its_slot_without_waiting_for_an_event() {
+    let s = Server::start(&["--streams-per-user", "1"]).await;
+    let agent = Uuid::new_v4();
+    let mut cs = s.support(agent, Role::Support).await;
+    let first = cs
+        .stream_appeal_queue(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("the one stream");
+    drop(first);
+    let started = Instant::now();
+    loop {
+        match cs
+            .stream_appeal_queue(pb::StreamEventsRequest { after_seq: 0 })
+            .await
+        {
+            Ok(_) => break,
+            Err(e) => {
+                assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "the slot was never freed (no event came to reveal the closed stream)"
+                );
+                wait_ms(50).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consoles_own_logic_passes_its_unit_tests_in_chromium() {
     let s = Server::start(&[]).await;

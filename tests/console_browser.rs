@@ -128,6 +128,20 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
         .await
         .expect("chat");
     }
+    // A chat attachment, as the buyer sends a screenshot.
+    buyer
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: "my transfer".into(),
+            attachment: Some(pb::Attachment {
+                content_type: "image/png".into(),
+                file_name: "transfer.png".into(),
+                data: RECEIPT_PNG.to_vec(),
+            }),
+        })
+        .await
+        .expect("chat with a file");
     b.screenshot(&screenshot_path("queue.png")).await;
     b.click("#lang").await;
     b.wait_text("#queue-title", "申诉队列").await;
@@ -162,19 +176,14 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
     b.type_into("#tz", "Asia/Shanghai").await;
     b.click("#tz-apply").await;
     b.wait_for("#evidence img").await;
-    let loaded = b
-        .exec(
-            "const i = document.querySelector('#evidence img'); \
-             return [i.complete && i.naturalWidth, i.src.slice(0, 5)];",
-            vec![],
-        )
-        .await
-        .expect("image state");
-    assert_eq!(
-        loaded,
-        json!([120, "blob:"]),
-        "the PNG shows inline from a blob"
-    );
+    // The PNG shows inline from a blob, decoded (120 px wide).
+    b.wait_js(
+        "const i = document.querySelector('#evidence img'); \
+         return [i.complete && i.naturalWidth, i.src.slice(0, 5)];",
+        &json!([120, "blob:"]),
+    )
+    .await;
+    b.wait_for("#evidence a[download]").await;
     let download = b
         .attr("#evidence a[download]", "download")
         .await
@@ -185,9 +194,17 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
     b.wait_for(".chat-text").await;
     b.wait_text("#chat", HOSTILE).await;
     b.wait_text("#chat", "没有收到").await;
+    b.wait_js(
+        "const i = document.querySelector('#chat img.attachment-img'); \
+         return i ? [i.complete && i.naturalWidth, i.src.slice(0, 5)] : null;",
+        &json!([120, "blob:"]),
+    )
+    .await;
     let injected = b
         .exec(
-            "return document.querySelectorAll('#chat img, #evidence script, #queue img').length;",
+            "const imgs = [...document.querySelectorAll('img')] \
+               .filter((i) => !i.src.startsWith('blob:') && !i.src.endsWith('.svg')); \
+             return imgs.length + document.querySelectorAll('main script').length;",
             vec![],
         )
         .await
@@ -283,7 +300,17 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
-    let s = Server::start(WINDOWS).await;
+    let sandbox = tempfile::tempdir().expect("temp");
+    let s = harness::gateway::start(sandbox.path(), WINDOWS).await;
+    // Something on each list a support agent could act on.
+    let answer = harness::gateway::notify(
+        &s,
+        sandbox.path(),
+        "sandbox-hmac",
+        &harness::gateway::payment("OTC000000009998", "h-viewer", "10.00"),
+    )
+    .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
     let (_, mut buyer, trade) = paid_trade(&s, Uuid::new_v4()).await;
     buyer
         .open_appeal(pb::OpenAppealRequest {
@@ -335,6 +362,41 @@ async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
         .expect("appeal")
         .into_inner();
     assert!(appeal.claimed_by.is_empty(), "nothing changed");
+
+    // The anomaly and the reconciliation mistake lists: read, no action.
+    b.click("#nav-anomalies").await;
+    b.wait_text("#anomalies tr[data-anomaly]", "h-viewer").await;
+    b.click("#nav-mistakes").await;
+    let date = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y-%m-%d")
+        .to_string();
+    let chunks = vec![pb::BillChunk {
+        request_id: rid(),
+        channel: "sandbox-hmac".into(),
+        date,
+        data: format!(
+            "id,reference,amount,fee,status,paid_at\n\
+                 h-other,OTC000000000001,5.00,0.01,paid,{}\n",
+            chrono::Utc::now().to_rfc3339()
+        )
+        .into_bytes(),
+    }];
+    s.support(harness::ADMIN, Role::Admin)
+        .await
+        .import_bill(tokio_stream::iter(chunks))
+        .await
+        .expect("a bill without h-viewer: missing there");
+    b.wait_text("#mistakes tr[data-kind=MISSING_THERE]", "h-viewer")
+        .await;
+    for control in [".mistake-note", ".mistake-close", ".mistake-apply"] {
+        assert_eq!(b.count(control).await, 0, "a viewer sees no {control}");
+    }
+    b.click("#nav-anomalies").await;
+    b.wait_text("#anomalies tr[data-anomaly]", "h-viewer").await;
+    for control in [".anomaly-note", ".anomaly-resolve"] {
+        assert_eq!(b.count(control).await, 0, "a viewer sees no {control}");
+    }
     b.quit().await;
 }
 
@@ -504,12 +566,21 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     b.type_into("#admin-amount", "2.5").await;
     b.type_into("#admin-ref", "bank-8").await;
     b.click("#admin-withdraw").await;
+    // The page's call lands; then the server holds what the page shows.
     let mut t = s.trading(user, Role::User).await;
-    let available = balance(&mut t).await.0;
-    assert_eq!(
-        available.parse::<rust_decimal::Decimal>().ok(),
-        "10".parse().ok()
-    );
+    let ten: rust_decimal::Decimal = "10".parse().expect("decimal");
+    let started = Instant::now();
+    let available = loop {
+        let available = balance(&mut t).await.0;
+        if available.parse::<rust_decimal::Decimal>().ok() == Some(ten) {
+            break available;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never withdrawn: {available}"
+        );
+        wait_ms(50).await;
+    };
     b.wait_text("#admin-result [data-field=available]", &available)
         .await;
     // A bad field is named, and nothing moves.

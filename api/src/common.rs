@@ -179,9 +179,13 @@ pub async fn event_stream(
             return;
         }
         loop {
+            // A client that went away (a closed tab, a reload) frees its slot
+            // now, not at the next event it would have been sent; shutdown
+            // ends every stream, even one opened after it began.
             let next = tokio::select! {
                 next = live.recv() => next,
-                _ = closing.changed() => return,
+                _ = tx.closed() => return,
+                _ = closing.wait_for(|closing| *closing) => return,
             };
             match next {
                 Ok(e) if e.seq <= last => continue,
@@ -191,8 +195,15 @@ pub async fn event_stream(
                     }
                     if e.seq == last + 1 {
                         last = e.seq;
-                        if keep(&e) && tx.send(Ok(convert::event_pb(&e))).await.is_err() {
-                            return;
+                        if keep(&e) {
+                            // A client that stopped reading does not hold up shutdown.
+                            let sent = tokio::select! {
+                                sent = tx.send(Ok(convert::event_pb(&e))) => sent.is_ok(),
+                                _ = closing.wait_for(|closing| *closing) => false,
+                            };
+                            if !sent {
+                                return;
+                            }
                         }
                     }
                 }

@@ -25,10 +25,12 @@ pub const SCHEMA: &str = include_str!(concat!(env!("OUT_DIR"), "/console_schema.
 
 /// What the console's pages may load and run: scripts and styles from this
 /// origin only (no inline script or style), images from here or from blobs
-/// the page made (evidence), calls to this origin only, no framing.
+/// the page made (evidence), calls to this origin only, no framing; and the
+/// browser refuses any string-to-HTML sink (Trusted Types) outright.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' blob: data:; connect-src 'self'; base-uri 'none'; \
-     form-action 'none'; frame-ancestors 'none'";
+     style-src 'self'; img-src 'self' blob:; connect-src 'self'; base-uri 'none'; \
+     form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; \
+     trusted-types 'none'";
 
 /// The console's routes: the embedded files and, for anything else, the gRPC
 /// services as gRPC-Web.

@@ -489,7 +489,12 @@ pub async fn run(
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
     let console_server = tokio::spawn(async move {
+        use axum::serve::ListenerExt;
         let app = crate::console::router(console_routes);
+        // Small gRPC-Web frames must not wait for a delayed ACK either.
+        let console = console.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(console, app)
             .with_graceful_shutdown(async move {
                 let _ = console_closing.wait_for(|closing| *closing).await;

@@ -382,6 +382,25 @@ await section('request ids', () => {
   ids.settle(M, p, null);
   ok(ids.idFor(M, p) !== second, 'a success forgets the id: the next action gets a fresh one');
   eq(actionKey(M, { b: 1, a: 2, request_id: 'x' }), actionKey(M, { a: 2, b: 1 }), 'action identity ignores key order and request_id');
+  // An unsure try's id is reused only for a retry soon after: the same click
+  // minutes later (claim, hand back, claim) is a new action.
+  let clock = 0;
+  const timed = new RequestIds(() => `t-${++n}`, () => clock, 60_000);
+  const C = '/otc.v1.SupportService/ClaimAppeal';
+  const claim = { trade_id: 'T-7' };
+  const unsure = timed.idFor(C, claim);
+  timed.settle(C, claim, new gw.GrpcError(14, 'network error', { network: true }));
+  clock = 59_999;
+  eq(timed.idFor(C, claim), unsure, 'a retry within the window reuses the id');
+  timed.settle(C, claim, new gw.GrpcError(14, 'network error', { network: true }));
+  clock = 60_000 + 59_999 + 1;
+  ok(timed.idFor(C, claim) !== unsure, 'after the window the same action gets a fresh id');
+});
+
+await section('strings keep a leading byte-order mark', () => {
+  const schema = { messages: { 'x.S': [{ no: 1, name: 's', type: 'string' }] }, enums: {} };
+  const bytes = proto.encode(schema, 'x.S', { s: '\uFEFFhello' });
+  eq(proto.decode(schema, 'x.S', bytes).s, '\uFEFFhello', 'U+FEFF at the start is the user\'s text');
 });
 
 // ------------------------------------------------------------------ the queue model

@@ -8,7 +8,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, Command};
 
 /// The key WebDriver names an element by.
@@ -42,18 +42,32 @@ impl Browser {
     pub async fn start(time_zone: &str) -> Browser {
         let chromium = program("OTC_CHROMIUM", "/usr/bin/chromium");
         let chromedriver = program("OTC_CHROMEDRIVER", "/usr/bin/chromedriver");
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("free port");
-            l.local_addr().expect("addr").port()
-        };
-        let driver = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver picks a free port and prints it (no race
+        // with another process for a port we chose).
+        let mut driver = Command::new(chromedriver)
+            .arg("--port=0")
             .env("TZ", time_zone)
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("start chromedriver");
+        let stdout = driver.stdout.take().expect("chromedriver stdout");
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        let port: u16 = tokio::time::timeout(PATIENCE, async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                    return rest.trim_end_matches('.').trim().parse().ok();
+                }
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .expect("chromedriver did not say its port");
+        // Keep reading so chromedriver never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         let base = format!("127.0.0.1:{port}");
         let started = Instant::now();
         loop {
@@ -266,6 +280,22 @@ impl Browser {
         .await
     }
 
+    /// Waits until `script` returns `expected`; returns what it last returned.
+    pub async fn wait_js(&self, script: &str, expected: &Value) {
+        let started = Instant::now();
+        loop {
+            let got = self.exec(script, vec![]).await;
+            if got.as_ref().is_ok_and(|v| v == expected) {
+                return;
+            }
+            assert!(
+                started.elapsed() < PATIENCE,
+                "{script} gave {got:?}, never {expected}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Runs an async `script` whose last argument is the callback.
     pub async fn exec_async(&self, script: &str, args: Vec<Value>) -> Result<Value, String> {
         let _ = self
@@ -289,19 +319,19 @@ impl Browser {
     }
 
     /// The browser console's messages so far (errors, CSP reports).
+    ///
+    /// # Panics
+    /// When the log cannot be read: a check of it must not pass vacuously.
     pub async fn console_log(&self) -> Vec<String> {
-        self.cmd("POST", "/se/log", Some(json!({ "type": "browser" })))
+        let v = self
+            .cmd("POST", "/se/log", Some(json!({ "type": "browser" })))
             .await
-            .ok()
-            .and_then(|v| {
-                v.as_array().map(|entries| {
-                    entries
-                        .iter()
-                        .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
-                        .collect()
-                })
-            })
-            .unwrap_or_default()
+            .expect("the browser's log");
+        v.as_array()
+            .expect("log entries")
+            .iter()
+            .map(|e| e["message"].as_str().unwrap_or_default().to_owned())
+            .collect()
     }
 
     /// Saves a PNG of the page to `path`.

@@ -33,6 +33,7 @@ export const en = {
   'live.last': 'last event #{seq}',
 
   'queue.title': 'Appeal queue',
+  'queue.countMore': '{n} shown; more on the server',
   'queue.count': '{n} open',
   'queue.empty': 'No open appeals.',
   'queue.more': 'Load more',
@@ -136,6 +137,7 @@ export const en = {
   'action.resolveAnomaly': 'Resolve',
   'action.closeMistake': 'Close',
   'action.applyMissed': 'Apply payment',
+  'resolve.heldByOther': 'Another agent holds this appeal: only they can hand it back or resolve it.',
   'resolve.note': 'Resolution note (required)',
   'resolve.notePlaceholder': 'What did you check and decide?',
   'resolve.releaseMeans': 'RELEASE: the escrowed coin goes to the buyer',

@@ -33,6 +33,7 @@ export const zh = {
   'live.last': '最新事件 #{seq}',
 
   'queue.title': '申诉队列',
+  'queue.countMore': '已显示 {n} 个，服务器上还有更多',
   'queue.count': '{n} 个待处理',
   'queue.empty': '没有待处理的申诉。',
   'queue.more': '加载更多',
@@ -136,6 +137,7 @@ export const zh = {
   'action.resolveAnomaly': '处理',
   'action.closeMistake': '关闭',
   'action.applyMissed': '补录付款',
+  'resolve.heldByOther': '该申诉由其他客服处理中：只有处理人可以退回或裁决。',
   'resolve.note': '裁决备注（必填）',
   'resolve.notePlaceholder': '您核实了什么，作出了什么决定？',
   'resolve.releaseMeans': '放币：托管的币转给买家',

@@ -17,7 +17,8 @@ const FIXED32 = new Set(['fixed32', 'sfixed32', 'float']);
 const SCALARS = new Set([...VARINT, ...FIXED64, ...FIXED32, 'string', 'bytes']);
 
 const utf8Encoder = new TextEncoder();
-const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: a string that starts with U+FEFF keeps it (it is the user's text).
+const utf8Decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 function fail(message) {
   return new Error(`protobuf: ${message}`);

@@ -36,20 +36,29 @@ export function actionKey(method, params) {
   return JSON.stringify([method, stable(rest)]);
 }
 
+/** How long an unsure try's id is reused: a retry is a click soon after. */
+export const RETRY_WINDOW_MS = 60_000;
+
 export class RequestIds {
-  constructor(make = uuid) {
+  constructor(make = uuid, now = () => Date.now(), windowMs = RETRY_WINDOW_MS) {
     this.make = make;
-    this.pending = new Map();
+    this.now = now;
+    this.windowMs = windowMs;
+    this.pending = new Map(); // key -> {id, at}
   }
 
-  /** The id to send for this action: the pending one of an unsure earlier try, or a fresh one. */
+  /**
+   * The id to send for this action: the pending one of an unsure earlier try
+   * made within the retry window, or a fresh one. (Later, the same click is a
+   * new action: claim, hand back, claim again must claim again.)
+   */
   idFor(method, params) {
     const key = actionKey(method, params);
-    let id = this.pending.get(key);
-    if (!id) {
-      id = this.make();
-      this.pending.set(key, id);
-    }
+    const now = this.now();
+    const p = this.pending.get(key);
+    if (p && now - p.at < this.windowMs) return p.id;
+    const id = this.make();
+    this.pending.set(key, { id, at: now });
     return id;
   }
 

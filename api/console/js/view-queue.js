@@ -68,7 +68,7 @@ export function render() {
   clear(tbody);
   for (const a of model.list()) tbody.appendChild(row(a));
   byId('queue-empty').hidden = !loaded || model.size > 0;
-  setLabel(byId('queue-count'), 'queue.count', { n: model.size });
+  setLabel(byId('queue-count'), model.hasMore ? 'queue.countMore' : 'queue.count', { n: model.size });
   byId('queue-more').hidden = !model.hasMore;
   const more = byId('queue-new');
   more.hidden = model.moreCount === 0;

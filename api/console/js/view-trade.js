@@ -159,6 +159,11 @@ function claimControls(a) {
   if (!box) return;
   clear(box);
   if (!a || !OPEN_STATUSES.has(a.status)) return;
+  if (heldByOther(a)) {
+    // The holder must hand it back first; the server would refuse.
+    box.appendChild(h('p', { class: 'muted', i18n: 'resolve.heldByOther' }));
+    return;
+  }
   if (a.status === 'APPEAL_STATUS_OPEN') {
     const b = h('button', { id: 'claim', class: 'primary', i18n: 'action.claim' });
     b.addEventListener('click', guard(() => busy(b, () => act('ClaimAppeal'))));
@@ -186,12 +191,17 @@ function resolveControls() {
     h('div', { class: 'buttons' }, release, refund));
 }
 
+/** Claimed by another agent (only the holder may hand back or resolve). */
+function heldByOther(a) {
+  return Boolean(a && a.status === 'APPEAL_STATUS_CLAIMED' && a.claimed_by && a.claimed_by !== app.session.sub);
+}
+
 function updateActions() {
   const actions = byId('actions');
   if (!actions || !canAct()) return;
   const a = current.appeal;
   claimControls(a);
-  const open = a && OPEN_STATUSES.has(a.status);
+  const open = a && OPEN_STATUSES.has(a.status) && !heldByOther(a);
   const existing = byId('resolve-box');
   if (open && !existing) actions.appendChild(resolveControls());
   if (!open && existing) existing.remove();
@@ -285,6 +295,10 @@ function renderAll() {
 export async function refresh() {
   if (!current) return;
   const { gen, id } = current;
+  // Overlapping refreshes of one trade: only the latest one started may
+  // render, so an older answer never overwrites a newer one.
+  current.refreshSeq = (current.refreshSeq || 0) + 1;
+  const seq = current.refreshSeq;
   const [trade, appeal] = await Promise.all([
     rpc(`${SUPPORT_SVC}GetTrade`, { trade_id: id }),
     rpc(`${SUPPORT_SVC}GetAppeal`, { trade_id: id }).catch((e) => {
@@ -292,7 +306,7 @@ export async function refresh() {
       throw e;
     }),
   ]);
-  if (!isCurrent(gen)) return;
+  if (!isCurrent(gen) || current.refreshSeq !== seq) return;
   current.trade = trade;
   current.appeal = appeal;
   renderAll();
