@@ -353,6 +353,7 @@ impl ServerConfig {
         Ok(WriterOptions {
             snapshot_every: self.snapshot_every,
             idempotency_retention_ms: retention_ms,
+            ..WriterOptions::default()
         })
     }
 }
@@ -420,7 +421,16 @@ pub async fn run(
     let overdue = writer
         .fire_due(clock_now())
         .map_err(|e| format!("firing overdue deadlines failed: {e}"))?;
+    let journal = &writer.store().recovered;
+    if let Some((segment, offset)) = &journal.torn_tail {
+        tracing::warn!(
+            segment = %segment.display(),
+            offset,
+            "the journal's last record was torn (written, never acknowledged): dropped"
+        );
+    }
     tracing::info!(
+        journal_replayed = journal.replayed,
         recovered_in_ms = started.elapsed().as_millis() as u64,
         last_seq = writer.engine().last_seq(),
         overdue_fired = overdue.len(),

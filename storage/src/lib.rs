@@ -5,9 +5,13 @@
 //!
 //! - [`writer`]: the single writer. Applies a *group* of requests to the
 //!   engine, stages their journal entries, events, idempotency records and
-//!   history records in one sled `Batch`, and commits it (apply, flush,
+//!   history records in one `Batch`, and commits it (one journal record,
 //!   `fdatasync`) before returning any result: group commit.
-//! - [`store`]: the sled tree, the commit, snapshots, history, attachments.
+//! - [`wal`]: our own write-ahead journal: one framed, checksummed record
+//!   per commit, `fdatasync`ed before anything is acknowledged; torn and
+//!   damaged records told apart at recovery.
+//! - [`store`]: the commit (journal, then sled in memory, flushed in the
+//!   background), snapshots, history, attachments.
 //! - [`codec`]: record framing (format version + crc32) and keys.
 //! - [`error`]: storage errors; any of them stops the writer.
 //! - [`workload`]: a seeded, realistic command mix for tests and benchmarks.
@@ -21,6 +25,7 @@
 pub mod codec;
 pub mod error;
 pub mod store;
+pub mod wal;
 pub mod workload;
 pub mod writer;
 

@@ -274,7 +274,7 @@ fn attachments_round_trip_in_chunks() {
     let dir = tempfile::tempdir().unwrap();
     let w = open(dir.path(), WriterOptions::default());
     let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
-    let mut batch = sled::Batch::default();
+    let mut batch = otc_storage::store::Batch::default();
     otc_storage::Store::stage_blob(&mut batch, "ev-1", &bytes).unwrap();
     w.store().commit(batch).unwrap();
     assert_eq!(w.store().blob("ev-1").unwrap(), Some(bytes));

@@ -378,7 +378,7 @@ fn pruning_request_ids_never_splits_a_record() {
         w.apply_group(&group).unwrap();
     }
     let store = w.store();
-    let mut batch = sled::Batch::default();
+    let mut batch = otc_storage::store::Batch::default();
     let removed = store
         .stage_idempotency_prune(&mut batch, T0.plus_ms(10), 1)
         .unwrap();

@@ -1,6 +1,7 @@
 //! Attachments: chunked under `b/<id>`, staged in the batch of the command
 //! that references them.
 
+use super::Batch;
 use super::{CHUNK_BYTES, Store};
 use crate::codec::{self, kind};
 use crate::error::StorageError;
@@ -9,7 +10,7 @@ impl Store {
     /// Stages an attachment under `id` (chunked) in the batch of the
     /// command that references it: the file is durable exactly when that
     /// command is, and never without it.
-    pub fn stage_blob(batch: &mut sled::Batch, id: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    pub fn stage_blob(batch: &mut Batch, id: &str, bytes: &[u8]) -> Result<(), StorageError> {
         let header = codec::key_str(kind::BLOB, id);
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         batch.insert(

@@ -1,6 +1,7 @@
 //! Request-id records (`i/`) and the first replies of their requests
 //! (`r/`), keyed by time so retention is a key range.
 
+use super::Batch;
 use super::Store;
 use crate::codec::{self, kind};
 use crate::error::StorageError;
@@ -85,7 +86,7 @@ impl Store {
     /// sled fails.
     pub fn stage_idempotency_prune(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         cutoff: otc_engine::Timestamp,
         limit: usize,
     ) -> Result<usize, StorageError> {
@@ -98,7 +99,7 @@ impl Store {
     /// `cutoff`, at most `limit` records.
     fn stage_prune_before(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         k: u8,
         cutoff: otc_engine::Timestamp,
         limit: usize,

@@ -1,19 +1,25 @@
-//! The sled store: one tree, one atomic `Batch` per commit, then a flush and
-//! an `fdatasync` of sled's data file.
+//! The store: our own write-ahead journal ([`crate::wal`]) ahead of one sled
+//! tree. A commit writes its whole [`Batch`] as one journal record and
+//! `fdatasync`s it (that is what makes it durable), then applies the batch
+//! to sled in memory; a background thread flushes sled and `fdatasync`s its
+//! data file, and the next commit records that checkpoint in the journal
+//! ("sled holds everything up to record N"), so old segments are recycled.
+//! Every batch also sets `mwalseq` to its record's number, atomically with
+//! its changes: after a crash sled says which records it holds, and
+//! [`Store::open`] replays the journal after them into sled.
 //!
-//! Why the extra `fdatasync`: sled 0.34.7's flush uses `sync_file_range`,
-//! which writes pages but flushes neither the device cache nor file
-//! metadata. An acknowledged trade must survive power loss, so after sled's
-//! flush we `fdatasync` its `db` file (fsync applies to the inode, so our own
-//! descriptor flushes what sled wrote). Every value is at most 4 KiB: group
-//! records and history records are stored in pieces (`codec::encode_pieces`),
-//! snapshots and attachments in chunks, so no sled page crosses its blob
-//! threshold and everything lives in that file.
+//! Why our own `fdatasync` of sled's `db` file: sled 0.34.7's flush uses
+//! `sync_file_range`, which flushes neither the device cache nor file
+//! metadata. Every value is at most 4 KiB: group records and history records
+//! are stored in pieces (`codec::encode_pieces`), snapshots and attachments
+//! in chunks, so no sled page crosses its blob threshold and everything
+//! lives in that file.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use otc_engine::buy::BuyOrder;
 use otc_engine::listing::Listing;
@@ -23,9 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, kind};
 use crate::error::StorageError;
+use crate::wal::{self, Wal};
 
+mod batch;
 mod blobs;
 mod ids;
+
+pub use batch::Batch;
 
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
 /// it keeps every byte in the `db` file that the commit `fdatasync`s).
@@ -73,13 +83,105 @@ pub struct Store {
     /// sled's data file, kept open to `fdatasync` after each flush.
     data_file: File,
     dir: PathBuf,
+    /// The journal; only the writer's thread appends (the lock is uncontended).
+    wal: Mutex<Wal>,
+    /// What the background flusher shares with commits.
+    flushed: Arc<Flushed>,
+    flusher: Option<std::thread::JoinHandle<()>>,
+    /// What opening found in the journal.
+    pub recovered: Recovered,
     /// Injected faults, shared with tests.
     pub faults: Arc<Faults>,
     /// Commits so far (for metrics).
     pub commits: AtomicU64,
 }
 
+/// What [`Store::open`] found in the journal.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Records replayed into sled (written and acknowledged, not yet in sled).
+    pub replayed: usize,
+    /// A torn last record (never acknowledged) that was dropped: segment
+    /// file and offset.
+    pub torn_tail: Option<(PathBuf, u64)>,
+}
+
+/// The background flusher's side of the checkpoint.
+#[derive(Debug, Default)]
+struct Flushed {
+    /// The last journal record applied to sled.
+    applied: AtomicU64,
+    /// The last journal record sled holds durably.
+    durable: AtomicU64,
+    stop: AtomicBool,
+    /// Why the flusher stopped, if it failed.
+    failed: Mutex<Option<String>>,
+}
+
+/// How often the background flusher makes sled durable.
+pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
+
+/// How the store journals and flushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Size of a journal segment file (preallocated).
+    pub segment_bytes: u64,
+    /// How often sled is flushed and `fdatasync`ed in the background;
+    /// `None` only when snapshots do it (tests of recovery from the journal).
+    pub flush_every: Option<Duration>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            segment_bytes: wal::SEGMENT_BYTES,
+            flush_every: Some(FLUSH_EVERY),
+        }
+    }
+}
+
 const META_SNAPSHOT: &[u8] = b"msnapshot";
+/// The last journal record this sled state holds (set by every batch).
+const META_WAL_SEQ: &[u8] = b"mwalseq";
+
+/// The background flusher: every `every`, sled flushed and its data
+/// file `fdatasync`ed; then everything applied before the flush began is
+/// durable in sled. On failure it records why and stops (the next commit
+/// fails: the writer stops, as for any storage failure).
+fn flush_loop(db: &sled::Db, file: &File, flushed: &Flushed, every: Duration) {
+    while !flushed.stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(every);
+        let applied = flushed.applied.load(Ordering::Acquire);
+        if applied <= flushed.durable.load(Ordering::Acquire) {
+            continue;
+        }
+        let done = db
+            .flush()
+            .map_err(|e| e.to_string())
+            .and_then(|_| file.sync_data().map_err(|e| e.to_string()));
+        match done {
+            Ok(()) => {
+                flushed.durable.fetch_max(applied, Ordering::AcqRel);
+            }
+            Err(e) => {
+                if let Ok(mut failed) = flushed.failed.lock() {
+                    *failed = Some(e);
+                }
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.flushed.stop.store(true, Ordering::Release);
+        if let Some(t) = self.flusher.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
 
 /// Key of a per-user index entry: `kind ++ user ++ id`.
 pub fn user_key(k: u8, user: otc_engine::UserId, id: u64) -> [u8; 25] {
@@ -105,17 +207,71 @@ impl Store {
     /// # Errors
     /// The directory or sled cannot be opened.
     pub fn open(dir: &Path) -> Result<Self, StorageError> {
+        Self::open_with(dir, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with other journal and flush settings.
+    ///
+    /// # Errors
+    /// As [`Store::open`]; also a damaged journal record before its end
+    /// (named by segment and offset).
+    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new().path(dir).open()?;
+        // sled flushes when our flusher says (and the flush is followed by
+        // an fdatasync, which sled's own timer would not do).
+        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
         let tree = db.open_tree("otc")?;
         let data_file = File::open(dir.join("db"))?;
         // The directory entry of a new data file must be durable too.
         File::open(dir)?.sync_all()?;
+        let checkpoint = match tree.get(META_WAL_SEQ)? {
+            Some(v) => {
+                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt {
+                    key: "mwalseq".into(),
+                    what: "not 8 bytes".into(),
+                })?)
+            }
+            None => 0,
+        };
+        let (mut wal, replay) = Wal::open(&dir.join("wal"), checkpoint, options.segment_bytes)?;
+        // Acknowledged records sled had not made durable: into sled, then
+        // flushed, so the journal's segments can be recycled.
+        for (_, payload) in &replay.records {
+            tree.apply_batch(Batch::decode(payload)?.to_sled())?;
+        }
+        if !replay.records.is_empty() {
+            db.flush()?;
+            data_file.sync_data()?;
+        }
+        wal.checkpoint(replay.last_seq)?;
+        let flushed = Arc::new(Flushed::default());
+        flushed.applied.store(replay.last_seq, Ordering::Relaxed);
+        flushed.durable.store(replay.last_seq, Ordering::Relaxed);
+        let flusher = match options.flush_every {
+            Some(every) => {
+                let flushed = Arc::clone(&flushed);
+                let db = db.clone();
+                let file = File::open(dir.join("db"))?;
+                Some(
+                    std::thread::Builder::new()
+                        .name("otc-sled-flush".into())
+                        .spawn(move || flush_loop(&db, &file, &flushed, every))?,
+                )
+            }
+            None => None,
+        };
         Ok(Self {
             db,
             tree,
             data_file,
             dir: dir.to_owned(),
+            wal: Mutex::new(wal),
+            flushed,
+            flusher,
+            recovered: Recovered {
+                replayed: replay.records.len(),
+                torn_tail: replay.torn_tail,
+            },
             faults: Arc::default(),
             commits: AtomicU64::new(0),
         })
@@ -126,23 +282,83 @@ impl Store {
         &self.dir
     }
 
-    /// Applies `batch` atomically and makes it durable: sled flush, then
-    /// `fdatasync` of the data file. Returns only once it would survive
-    /// power loss.
+    fn wal(&self) -> Result<std::sync::MutexGuard<'_, Wal>, StorageError> {
+        self.wal
+            .lock()
+            .map_err(|_| StorageError::Io("the journal's lock was poisoned".into()))
+    }
+
+    /// Makes `batch` durable, then visible: one journal record written and
+    /// `fdatasync`ed on this thread, then the batch applied to sled (in
+    /// memory; flushed in the background). Returns only once the batch
+    /// would survive power loss.
     ///
     /// # Errors
-    /// Any write, flush or sync failure (or an injected fault).
-    pub fn commit(&self, batch: sled::Batch) -> Result<(), StorageError> {
+    /// Any write or sync failure (or an injected fault), or a failed
+    /// background flush. A failed `fdatasync` is never retried: the caller
+    /// stops for good.
+    pub fn commit(&self, mut batch: Batch) -> Result<(), StorageError> {
         let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(e) = self.flush_failure() {
+            return Err(e);
+        }
         self.faults
             .check(n, &self.faults.fail_write_at, "write failed")?;
-        self.tree.apply_batch(batch)?;
+        let mut wal = self.wal()?;
+        let seq = wal.next_seq();
+        batch.insert(META_WAL_SEQ, seq.to_be_bytes());
+        wal.write(&batch.encode())?;
+        self.faults
+            .check(n, &self.faults.fail_flush_at, "flush failed")?;
+        wal.sync()?;
+        self.tree.apply_batch(batch.to_sled())?;
+        self.flushed.applied.store(seq, Ordering::Release);
+        wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Applies `batch` straight to sled and flushes sled durably (for
+    /// snapshots: large, and only an optimisation of recovery, so they need
+    /// no journal record). Everything committed before is durable in sled
+    /// afterwards: a checkpoint.
+    ///
+    /// # Errors
+    /// As [`Store::commit`].
+    pub fn commit_checkpoint(&self, mut batch: Batch) -> Result<(), StorageError> {
+        let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(e) = self.flush_failure() {
+            return Err(e);
+        }
+        self.faults
+            .check(n, &self.faults.fail_write_at, "write failed")?;
+        let mut wal = self.wal()?;
+        let last = wal.next_seq() - 1;
+        batch.insert(META_WAL_SEQ, last.to_be_bytes());
+        self.tree.apply_batch(batch.to_sled())?;
         self.faults
             .check(n, &self.faults.fail_flush_at, "flush failed")?;
         self.db.flush()?;
         self.data_file.sync_data()?;
+        self.flushed.durable.fetch_max(last, Ordering::AcqRel);
+        wal.checkpoint(last)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    fn flush_failure(&self) -> Option<StorageError> {
+        let failed = self.flushed.failed.lock().ok()?;
+        failed
+            .as_ref()
+            .map(|e| StorageError::Io(format!("the background flush of sled failed: {e}")))
+    }
+
+    /// Journal segment files in use (recycled once sled holds their records).
+    ///
+    /// # Errors
+    /// The journal's lock was poisoned.
+    pub fn journal_segments(&self) -> Result<usize, StorageError> {
+        Ok(self.wal()?.segments())
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
@@ -180,7 +396,7 @@ impl Store {
     /// Reading the old pieces fails.
     pub fn stage_pieces_replacing(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         prefix: &[u8],
         pieces: Vec<codec::KeyValue>,
     ) -> Result<(), StorageError> {
@@ -200,7 +416,7 @@ impl Store {
     /// # Errors
     /// The value does not encode (a bug).
     pub fn stage_record<T: serde::Serialize + ?Sized>(
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         prefix: &[u8],
         value: &T,
     ) -> Result<(), StorageError> {
@@ -292,7 +508,7 @@ impl Store {
     /// The state does not encode, or reading old keys fails.
     pub fn stage_snapshot(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         config: &otc_engine::EngineConfig,
         state: &State,
         journal_pos: u64,
@@ -301,13 +517,13 @@ impl Store {
         let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
         for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
             batch.insert(
-                &codec::key_u64(kind::SNAPSHOT, i as u64),
+                codec::key_u64(kind::SNAPSHOT, i as u64),
                 codec::frame(chunk),
             );
         }
         let old = self.snapshot_header()?.map_or(0, |h| h.chunks);
         for i in chunks..old {
-            batch.remove(&codec::key_u64(kind::SNAPSHOT, i));
+            batch.remove(codec::key_u64(kind::SNAPSHOT, i));
         }
         let start = codec::key_u64(kind::JOURNAL, 0);
         let end = codec::key_u64(kind::JOURNAL, journal_pos);
@@ -430,7 +646,7 @@ impl Store {
     ) -> Result<usize, StorageError> {
         let start = codec::key_u64(kind::EVENT, 0);
         let end = [kind::EVENT + 1];
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let (mut n, mut groups) = (0, 0);
         self.each_record(&start, &end, |_, pieces| {
             let events: Vec<Event> = codec::decode_pieces(pieces)?;

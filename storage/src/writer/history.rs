@@ -1,6 +1,7 @@
 //! History and retention: the final state of records a group ended,
 //! the per-user indexes, snapshots, and pruning of request ids and events.
 
+use crate::store::Batch;
 use std::collections::BTreeSet;
 
 use otc_engine::{BuyOrderId, Changed, Event, EventKind, ListingId, Timestamp, TradeId};
@@ -32,7 +33,7 @@ impl GroupChanges {
 
 /// Records an event needs besides the group's event record: a chat message
 /// (read per trade) and the per-user index of a new trade.
-pub(crate) fn stage_event_indexes(batch: &mut sled::Batch, e: &Event) -> Result<(), StorageError> {
+pub(crate) fn stage_event_indexes(batch: &mut Batch, e: &Event) -> Result<(), StorageError> {
     match e.kind {
         EventKind::ChatPosted { trade, .. } => {
             Store::stage_record(batch, &crate::store::chat_key(trade, e.seq), e)?;
@@ -46,7 +47,7 @@ pub(crate) fn stage_event_indexes(batch: &mut sled::Batch, e: &Event) -> Result<
             for user in [seller, buyer] {
                 batch.insert(
                     crate::store::user_key(kind::USER_TRADE, user, trade.0).as_slice(),
-                    &[],
+                    [],
                 );
             }
         }
@@ -68,7 +69,7 @@ impl Writer {
     /// pieces of its first version in the batch.
     pub(crate) fn collect_history(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         ids: &GroupChanges,
         history: &mut History,
     ) -> Result<(), StorageError> {
@@ -91,7 +92,7 @@ impl Writer {
             if let Some(l) = self.engine.listing(*id) {
                 batch.insert(
                     crate::store::user_key(kind::USER_LISTING, l.seller, id.0).as_slice(),
-                    &[],
+                    [],
                 );
                 if !l.state.is_live() {
                     let prefix = codec::key_u64(kind::LISTING, id.0);
@@ -114,7 +115,7 @@ impl Writer {
     /// whatever pieces it had on disk.
     pub(crate) fn stage_collected_history(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         history: History,
     ) -> Result<(), StorageError> {
         for (prefix, pieces) in history {
@@ -128,14 +129,14 @@ impl Writer {
     /// # Errors
     /// The commit fails (the writer stops).
     pub fn snapshot(&mut self) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         self.store.stage_snapshot(
             &mut batch,
             self.engine.config(),
             self.engine.state(),
             self.journal_next,
         )?;
-        if let Err(e) = self.store.commit(batch) {
+        if let Err(e) = self.store.commit_checkpoint(batch) {
             self.stopped = Some(e.clone());
             return Err(e);
         }
@@ -154,7 +155,7 @@ impl Writer {
         }
         let cutoff = now.plus_ms(-self.options.idempotency_retention_ms);
         self.idem.forget_before(cutoff);
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let n = match self
             .store
             .stage_idempotency_prune(&mut batch, cutoff, 100_000)

@@ -11,6 +11,7 @@
 //! In memory each id keeps only its fingerprint, outcome and the key of the
 //! group record on disk; replies are read from disk on a retry (rare).
 
+use crate::store::Batch;
 use std::collections::{BTreeSet, HashMap};
 
 use otc_engine::{Command, Engine, Event, Rejection, RejectionKind, Timestamp, UserId};
@@ -216,7 +217,7 @@ impl Idempotency {
     /// Stages the group's new ids as one record (and their replies as
     /// another); call once per group, and [`Idempotency::commit`] the
     /// result once the group is durable.
-    pub(crate) fn stage_group(&mut self, batch: &mut sled::Batch) -> Result<Staged, StorageError> {
+    pub(crate) fn stage_group(&mut self, batch: &mut Batch) -> Result<Staged, StorageError> {
         let Some(latest) = self.new.iter().map(|n| n.record.at).max() else {
             return Ok(Staged(Vec::new()));
         };

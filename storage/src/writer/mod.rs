@@ -2,6 +2,7 @@
 //! requests, and makes each group durable in one atomic commit before any
 //! result leaves it (group commit).
 
+use crate::store::Batch;
 use std::time::Instant;
 
 use otc_engine::ids::MS_PER_HOUR;
@@ -117,6 +118,8 @@ pub struct WriterOptions {
     pub snapshot_every: u64,
     /// How long request ids are remembered (SPEC §14: at least 24 h).
     pub idempotency_retention_ms: i64,
+    /// The journal's segments and sled's background flush.
+    pub store: crate::store::StoreOptions,
 }
 
 impl Default for WriterOptions {
@@ -124,6 +127,7 @@ impl Default for WriterOptions {
         Self {
             snapshot_every: 100_000,
             idempotency_retention_ms: 24 * MS_PER_HOUR,
+            store: crate::store::StoreOptions::default(),
         }
     }
 }
@@ -260,7 +264,7 @@ impl Writer {
 
     fn apply_group_inner(&mut self, requests: &[Request]) -> Result<Vec<Done>, StorageError> {
         let started = Instant::now();
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let mut done = Vec::with_capacity(requests.len());
         // Records the group changed, as the engine reports them.
         let mut changed = GroupChanges::default();
@@ -324,7 +328,7 @@ impl Writer {
         Ok(done)
     }
 
-    fn apply_one(&mut self, raw: &Request, batch: &mut sled::Batch) -> Result<Done, StorageError> {
+    fn apply_one(&mut self, raw: &Request, batch: &mut Batch) -> Result<Done, StorageError> {
         // Request ids are scoped by the caller (or, for internal requests,
         // the acting user): two users never collide.
         let scope = raw

@@ -1,6 +1,7 @@
 //! Recovery: open the data dir, load the latest snapshot, replay the
 //! journal after it, and check everything before serving.
 
+use crate::store::Batch;
 use std::path::Path;
 
 use otc_engine::{Engine, EngineConfig};
@@ -24,7 +25,7 @@ impl Writer {
         config: EngineConfig,
         options: WriterOptions,
     ) -> Result<Self, StorageError> {
-        let store = Store::open(dir)?;
+        let store = Store::open_with(dir, &options.store)?;
         let (mut engine, journal_start) = match store.load_snapshot()? {
             Some((h, stored_config, state)) => (
                 Engine::from_state(stored_config, state).map_err(StorageError::Inconsistent)?,
@@ -80,7 +81,7 @@ impl Writer {
             .map_err(StorageError::Inconsistent)?;
         let idem = Idempotency::load(&store)?;
         if journal_next == 0 || engine.config() != &config {
-            let mut batch = sled::Batch::default();
+            let mut batch = Batch::default();
             Store::stage_record(
                 &mut batch,
                 &codec::key_u64(kind::JOURNAL, journal_next),
