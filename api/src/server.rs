@@ -241,6 +241,10 @@ pub struct ServerConfig {
     /// Journal entries between snapshots.
     #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,
+    /// How often sled is flushed and fdatasynced behind the write-ahead
+    /// journal (the journal's records older than that are then recycled).
+    #[arg(long, env = "OTC_SLED_FLUSH_EVERY", default_value = "100ms", value_parser = parse_duration)]
+    pub sled_flush_every: Duration,
     /// Lowest premium a floating listing may set, in basis points (SPEC §22).
     #[arg(long, env = "OTC_PREMIUM_MIN_BPS", default_value_t = -2_000, allow_hyphen_values = true)]
     pub premium_min_bps: i32,
@@ -353,7 +357,10 @@ impl ServerConfig {
         Ok(WriterOptions {
             snapshot_every: self.snapshot_every,
             idempotency_retention_ms: retention_ms,
-            ..WriterOptions::default()
+            store: otc_storage::store::StoreOptions {
+                flush_every: Some(self.sled_flush_every),
+                ..otc_storage::store::StoreOptions::default()
+            },
         })
     }
 }
