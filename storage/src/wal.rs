@@ -2,51 +2,67 @@
 //! of it. One record per commit (the whole batch the group wrote), appended
 //! to a preallocated segment file of our own and `fdatasync`ed on the
 //! writer's thread, with no hand-off to another thread. sled receives the
-//! same batch right after, in memory, and is flushed in the background; a
-//! checkpoint ("sled holds everything up to sequence N") lets whole segments
-//! be recycled.
+//! same batch right after, in memory, and is flushed in the background;
+//! once sled holds a segment's records durably the segment is zeroed (off
+//! the writer's thread) and reused.
 //!
-//! A record is framed as `len: u32 | seq: u64 | crc: u32 | payload`, all
-//! little-endian, the CRC32C covering `len`, `seq` and the payload.
+//! A segment starts with a 16-byte header: `OTCWAL01` and a random salt,
+//! new each time the file is (re)used. A record is framed as
+//! `len: u32 | seq: u64 | crc: u32 | payload`, little-endian, the CRC32C
+//! covering the salt, `len`, `seq` and the payload: a record of the file's
+//! previous life, or bytes a user put in an attachment, never pass for one.
 //!
 //! Reading it back (recovery): records follow each other with consecutive
-//! sequence numbers across segments (ordered by the first sequence in their
-//! names). The log ends at the first frame that is not the next record:
-//! zeros (preallocated, never written), a stale record of a recycled
-//! segment, or a torn write. A frame that claims to be the next record but
-//! fails its checksum is a torn tail only if no later record exists
-//! anywhere after it; if one does, an acknowledged record was damaged and
-//! recovery refuses to start, naming the segment and offset.
+//! numbers across segments (ordered by the first number in their names).
+//! The log ends at the first frame that is not the next record. Past the
+//! end there are only zeros (segments are zero-filled before use), so
+//! anything else there is a torn write: dropped, zeroed and reported. If a
+//! good later record exists after a bad one, an acknowledged record was
+//! damaged: recovery refuses to start, naming the segment and offset.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use crate::error::StorageError;
 
+mod spares;
+
+pub use spares::Spares;
+
 /// Bytes before each payload.
 pub const HEADER: usize = 16;
+/// Bytes of a segment's own header (magic and salt).
+pub const SEGMENT_HEADER: usize = 16;
 /// Default size of a segment file.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+const MAGIC: &[u8; 8] = b"OTCWAL01";
 const SUFFIX: &str = ".wal";
-const SPARE_PREFIX: &str = "spare-";
+/// How far past the expected record a later one may be numbered.
+const SEQ_REACH: u64 = 1 << 40;
 
-fn crc(len: u32, seq: u64, payload: &[u8]) -> u32 {
-    let mut c = crc32c::crc32c(&len.to_le_bytes());
+fn crc(salt: u64, len: u32, seq: u64, payload: &[u8]) -> u32 {
+    let mut c = crc32c::crc32c(&salt.to_le_bytes());
+    c = crc32c::crc32c_append(c, &len.to_le_bytes());
     c = crc32c::crc32c_append(c, &seq.to_le_bytes());
     crc32c::crc32c_append(c, payload)
 }
 
-/// The frame of `payload` as record `seq`.
-pub fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(payload.len()).unwrap_or(u32::MAX);
+/// The frame of `payload` as record `seq` in a segment salted `salt`.
+///
+/// # Errors
+/// A payload of 4 GiB or more.
+pub fn frame(salt: u64, seq: u64, payload: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let len = u32::try_from(payload.len())
+        .map_err(|_| StorageError::Encode("a journal record of 4 GiB or more".into()))?;
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&crc(len, seq, payload).to_le_bytes());
+    out.extend_from_slice(&crc(salt, len, seq, payload).to_le_bytes());
     out.extend_from_slice(payload);
-    out
+    Ok(out)
 }
 
 /// What a frame at some offset is.
@@ -54,29 +70,62 @@ pub fn frame(seq: u64, payload: &[u8]) -> Vec<u8> {
 enum Frame<'a> {
     /// A whole record with a good checksum.
     Good { seq: u64, payload: &'a [u8] },
-    /// Claims to be record `seq` but is cut short or fails its checksum.
-    Bad { seq: u64 },
-    /// Not a record at all (zeros, too short for a header).
-    Nothing,
+    /// Not a good record: `zeros` when its header is all zero.
+    Bad { seq: u64, len: usize, zeros: bool },
 }
 
-fn read_frame(bytes: &[u8], at: usize) -> Frame<'_> {
+fn read_frame(bytes: &[u8], at: usize, salt: u64) -> Frame<'_> {
     let Some(head) = bytes.get(at..at + HEADER) else {
-        return Frame::Nothing;
+        let zeros = bytes
+            .get(at..)
+            .is_none_or(|rest| rest.iter().all(|&b| b == 0));
+        return Frame::Bad {
+            seq: 0,
+            len: 0,
+            zeros,
+        };
     };
     let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]);
     let seq = u64::from_le_bytes([
         head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11],
     ]);
     let sum = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-    if len == 0 && seq == 0 && sum == 0 {
-        return Frame::Nothing;
-    }
+    let zeros = head.iter().all(|&b| b == 0);
     let start = at + HEADER;
     match bytes.get(start..start + len as usize) {
-        Some(payload) if crc(len, seq, payload) == sum => Frame::Good { seq, payload },
-        _ => Frame::Bad { seq },
+        Some(payload) if !zeros && crc(salt, len, seq, payload) == sum => {
+            Frame::Good { seq, payload }
+        }
+        _ => Frame::Bad {
+            seq,
+            len: len as usize,
+            zeros,
+        },
     }
+}
+
+/// The salt of a segment's bytes, if it has a header.
+fn salt_of(bytes: &[u8]) -> Option<u64> {
+    let head = bytes.get(..SEGMENT_HEADER)?;
+    (head[..8] == MAGIC[..]).then(|| {
+        u64::from_le_bytes([
+            head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15],
+        ])
+    })
+}
+
+fn fresh_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// A segment file on disk.
@@ -91,7 +140,8 @@ struct SegmentFile {
 pub struct Replay {
     /// Records after the checkpoint, in order: (sequence, payload).
     pub records: Vec<(u64, Vec<u8>)>,
-    /// A torn last record that was dropped: (segment file, offset).
+    /// A torn last write (never acknowledged) that was dropped and zeroed:
+    /// (segment file, offset).
     pub torn_tail: Option<(PathBuf, u64)>,
     /// The last sequence number in the journal (the checkpoint's if none
     /// follows it).
@@ -105,6 +155,7 @@ pub struct Wal {
     segment_bytes: u64,
     file: File,
     path: PathBuf,
+    salt: u64,
     /// Where the next record goes in `file`.
     offset: u64,
     /// The file's size (preallocated).
@@ -112,32 +163,13 @@ pub struct Wal {
     next_seq: u64,
     /// Closed segments, oldest first: (path, last sequence in it).
     closed: Vec<(PathBuf, u64)>,
-    /// Segments whose records sled holds: reused before new files are made.
-    spares: Vec<PathBuf>,
+    spares: Arc<Spares>,
+    /// A write or sync failed: nothing more is written (never retried).
+    failed: Option<String>,
 }
 
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SUFFIX}")
-}
-
-fn list(dir: &Path) -> Result<(Vec<SegmentFile>, Vec<PathBuf>), StorageError> {
-    let mut segments = Vec::new();
-    let mut spares = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if name.starts_with(SPARE_PREFIX) {
-            spares.push(path);
-        } else if let Some(stem) = name.strip_suffix(SUFFIX)
-            && let Ok(first_seq) = stem.parse::<u64>()
-        {
-            segments.push(SegmentFile { path, first_seq });
-        }
-    }
-    segments.sort_by_key(|s| s.first_seq);
-    Ok((segments, spares))
 }
 
 fn read_all(path: &Path) -> Result<Vec<u8>, StorageError> {
@@ -146,27 +178,34 @@ fn read_all(path: &Path) -> Result<Vec<u8>, StorageError> {
     Ok(bytes)
 }
 
-/// Whether any good record numbered `from` or later starts anywhere in
-/// `bytes` at or after `at` (a byte-wise search; all-zero blocks skipped).
-fn later_record(bytes: &[u8], at: usize, from: u64) -> Option<usize> {
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+/// Whether a good record numbered `from` or later starts in `bytes` at or
+/// after `at`. Past the end of a log there are only zeros (skipped a block
+/// at a time) and the remains of at most one torn write.
+fn later_record(bytes: &[u8], at: usize, salt: u64, from: u64) -> bool {
     const BLOCK: usize = 4096;
     let mut i = at;
     while i + HEADER <= bytes.len() {
-        if i.is_multiple_of(BLOCK)
-            && let Some(block) = bytes.get(i..i + BLOCK)
-            && block.iter().all(|&b| b == 0)
-        {
-            i += BLOCK;
+        let block_end = (i / BLOCK + 1) * BLOCK;
+        if bytes[i..block_end.min(bytes.len())].iter().all(|&b| b == 0) {
+            // A header starting in the zeros would have non-zero bytes
+            // within its first 16: back up so none is skipped.
+            i = block_end.max(i + 1).saturating_sub(HEADER - 1).max(i + 1);
             continue;
         }
-        if let Frame::Good { seq, .. } = read_frame(bytes, i)
+        if let Frame::Good { seq, .. } = read_frame(bytes, i, salt)
             && seq >= from
+            && seq - from < SEQ_REACH
         {
-            return Some(i);
+            return true;
         }
         i += 1;
     }
-    None
+    false
 }
 
 fn corrupt(path: &Path, offset: usize, what: &str) -> StorageError {
@@ -176,35 +215,74 @@ fn corrupt(path: &Path, offset: usize, what: &str) -> StorageError {
     }
 }
 
+/// Fails, naming offset `end` of `segments[i]`, when a good record
+/// numbered `from` or later exists after `search` there or in a later
+/// segment.
+fn nothing_after(
+    segments: &[(SegmentFile, Vec<u8>)],
+    i: usize,
+    end: usize,
+    search: usize,
+    from: u64,
+) -> Result<(), StorageError> {
+    let (seg, bytes) = &segments[i];
+    let found = salt_of(bytes).is_some_and(|salt| later_record(bytes, search, salt, from))
+        || segments[i + 1..].iter().any(|(_, b)| {
+            salt_of(b).is_some_and(|salt| later_record(b, SEGMENT_HEADER, salt, from))
+        });
+    if found {
+        return Err(corrupt(
+            &seg.path,
+            end,
+            &format!("record {from} is damaged and later records follow it"),
+        ));
+    }
+    Ok(())
+}
+
 impl Wal {
     /// Opens the journal in `dir` (creating it), reads every record after
     /// `checkpoint` (what sled already holds), and leaves the journal ready
-    /// to append the next one. A torn last record is dropped and reported.
+    /// to append the next one. A torn last write is zeroed and reported.
     ///
     /// # Errors
     /// A damaged record before the end of the journal (named by segment and
-    /// offset), a gap in the sequence, or I/O.
+    /// offset), a gap between sled and the journal, or I/O.
     pub fn open(
         dir: &Path,
         checkpoint: u64,
         segment_bytes: u64,
     ) -> Result<(Wal, Replay), StorageError> {
         std::fs::create_dir_all(dir)?;
-        let (segments, mut spares) = list(dir)?;
+        let (files, spares) = Spares::scan(dir, segment_bytes)?;
+        let mut segments = Vec::with_capacity(files.len());
+        for f in files {
+            let bytes = read_all(&f.path)?;
+            segments.push((f, bytes));
+        }
         let mut replay = Replay {
             last_seq: checkpoint,
             ..Replay::default()
         };
-        // Where the log ends: (segment index, offset).
-        let mut end: Option<(usize, usize)> = None;
         let mut expected: Option<u64> = None;
         let mut closed = Vec::new();
-        'segments: for (i, seg) in segments.iter().enumerate() {
-            let bytes = read_all(&seg.path)?;
-            let mut at = 0usize;
+        // Where the log ends: (segment index, offset).
+        let mut end: Option<(usize, usize)> = None;
+        'segments: for i in 0..segments.len() {
+            let first_seq = segments[i].0.first_seq;
+            let salt = salt_of(&segments[i].1);
+            let mut at = SEGMENT_HEADER;
             loop {
-                let next = expected.unwrap_or(seg.first_seq);
-                match read_frame(&bytes, at) {
+                let next = expected.unwrap_or(first_seq);
+                let frame = match salt {
+                    Some(salt) => read_frame(&segments[i].1, at, salt),
+                    None => Frame::Bad {
+                        seq: 0,
+                        len: 0,
+                        zeros: true,
+                    },
+                };
+                match frame {
                     Frame::Good { seq, payload } if seq == next => {
                         if seq > checkpoint {
                             replay.records.push((seq, payload.to_vec()));
@@ -213,135 +291,151 @@ impl Wal {
                         expected = Some(seq + 1);
                         at += HEADER + payload.len();
                     }
-                    Frame::Bad { seq } if seq == next => {
-                        // The next record, damaged: torn if nothing follows.
-                        Self::nothing_after(&segments, i, &bytes, at, at + 1, next)?;
-                        replay.torn_tail = Some((seg.path.clone(), at as u64));
-                        end = Some((i, at));
-                        break 'segments;
+                    Frame::Good { seq, .. } => {
+                        return Err(corrupt(
+                            &segments[i].0.path,
+                            at,
+                            &format!("record {seq} stands where record {next} should"),
+                        ));
                     }
-                    _ => {
-                        // Not the next record: the end of this segment's
-                        // records. The next segment must carry on.
-                        let carries_on = segments
+                    Frame::Bad { zeros: true, .. }
+                        if segments
                             .get(i + 1)
-                            .is_some_and(|s| Some(s.first_seq) == expected);
-                        if carries_on {
-                            closed.push((seg.path.clone(), expected.map_or(0, |e| e - 1)));
-                            continue 'segments;
+                            .is_some_and(|s| Some(s.0.first_seq) == expected) =>
+                    {
+                        // The segment filled up: the next one carries on.
+                        closed.push((segments[i].0.path.clone(), next - 1));
+                        continue 'segments;
+                    }
+                    Frame::Bad { seq, len, .. } => {
+                        // The end. Anything but zeros here is a torn write,
+                        // unless a later record exists: then it is damage.
+                        nothing_after(&segments, i, at, at + 1, next)?;
+                        if seq == next
+                            && let Some(salt) = salt
+                            && let Frame::Good { .. } =
+                                read_frame(&segments[i].1, at + HEADER + len, salt)
+                        {
+                            return Err(corrupt(
+                                &segments[i].0.path,
+                                at,
+                                &format!("record {next} is damaged and later records follow it"),
+                            ));
                         }
-                        Self::nothing_after(&segments, i, &bytes, at, at, next)?;
+                        let (seg, bytes) = &segments[i];
+                        if bytes
+                            .get(at..)
+                            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+                        {
+                            Self::zero_from(&seg.path, at, bytes)?;
+                            replay.torn_tail = Some((seg.path.clone(), at as u64));
+                        }
                         end = Some((i, at));
                         break 'segments;
                     }
                 }
             }
         }
-        let next_seq = expected.unwrap_or(checkpoint + 1).max(checkpoint + 1);
-        if replay
-            .records
-            .first()
-            .is_some_and(|(s, _)| *s != checkpoint + 1)
+        if let Some((seq, _)) = replay.records.first()
+            && *seq != checkpoint + 1
         {
             return Err(StorageError::Inconsistent(format!(
-                "the journal resumes at record {} but sled holds only up to {checkpoint}",
-                replay.records[0].0
+                "the journal resumes at record {seq} but sled holds only up to {checkpoint}"
             )));
         }
-        // Segments past the end hold nothing we need: spares.
-        let last = end.map_or(segments.len().saturating_sub(1), |(i, _)| i);
-        for seg in segments.iter().skip(last + 1) {
-            spares.push(seg.path.clone());
-        }
-        let (file, path, offset, capacity) = match (end, segments.get(last)) {
-            (Some((i, at)), Some(seg)) if i == last => {
+        // After the journal's last record, or after sled's if sled is ahead
+        // (the journal ended at or before sled's point).
+        let next_seq = expected.unwrap_or(checkpoint + 1).max(checkpoint + 1);
+        let spares = Arc::new(spares);
+        let wal = match end {
+            // Appending carries on where the log ends, if it ends at the
+            // record after sled's; otherwise a new segment starts there.
+            Some((i, at)) if expected.unwrap_or(next_seq) == next_seq => {
+                let (seg, bytes) = &segments[i];
                 let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
                 let capacity = file.metadata()?.len();
-                (file, seg.path.clone(), at as u64, capacity)
+                let salt = match salt_of(bytes) {
+                    Some(salt) => salt,
+                    None => Self::write_header(&file)?,
+                };
+                Wal {
+                    dir: dir.to_owned(),
+                    segment_bytes,
+                    file,
+                    path: seg.path.clone(),
+                    salt,
+                    offset: at as u64,
+                    capacity,
+                    next_seq,
+                    closed,
+                    spares,
+                    failed: None,
+                }
             }
             _ => {
-                let path = dir.join(segment_name(next_seq));
-                let (file, capacity) = Self::create(dir, &path, &mut spares, segment_bytes)?;
-                (file, path, 0, capacity)
+                // Every record in the journal is at or below sled's point.
+                let closed = segments
+                    .iter()
+                    .map(|(seg, _)| (seg.path.clone(), checkpoint))
+                    .collect();
+                Self::start(dir, segment_bytes, next_seq, closed, spares)?
             }
         };
-        let wal = Wal {
+        // The caller makes sled durable, then calls `checkpoint`: only then
+        // may the segments sled holds be reused.
+        Ok((wal, replay))
+    }
+
+    /// A journal whose next record, `next_seq`, starts a new segment.
+    fn start(
+        dir: &Path,
+        segment_bytes: u64,
+        next_seq: u64,
+        closed: Vec<(PathBuf, u64)>,
+        spares: Arc<Spares>,
+    ) -> Result<Wal, StorageError> {
+        let path = dir.join(segment_name(next_seq));
+        let (file, capacity) = spares.take_or_make(dir, &path, segment_bytes)?;
+        let salt = Self::write_header(&file)?;
+        Ok(Wal {
             dir: dir.to_owned(),
             segment_bytes,
             file,
             path,
-            offset,
+            salt,
+            offset: SEGMENT_HEADER as u64,
             capacity,
             next_seq,
             closed,
             spares,
-        };
-        Ok((wal, replay))
+            failed: None,
+        })
     }
 
-    /// Fails, naming the end found at offset `end` of segment `i`, when a
-    /// good record numbered `from` or later exists from offset `search` on
-    /// in that segment or anywhere in a later one.
-    fn nothing_after(
-        segments: &[SegmentFile],
-        i: usize,
-        bytes: &[u8],
-        end: usize,
-        search: usize,
-        from: u64,
-    ) -> Result<(), StorageError> {
-        let damaged = |path: &Path| {
-            corrupt(
-                path,
-                end,
-                &format!("record {from} is damaged and later records follow it"),
-            )
-        };
-        if later_record(bytes, search, from).is_some() {
-            return Err(damaged(&segments[i].path));
-        }
-        for seg in &segments[i + 1..] {
-            if later_record(&read_all(&seg.path)?, 0, from).is_some() {
-                return Err(damaged(&segments[i].path));
-            }
+    fn write_header(file: &File) -> Result<u64, StorageError> {
+        let salt = fresh_salt();
+        let mut head = [0u8; SEGMENT_HEADER];
+        head[..8].copy_from_slice(MAGIC);
+        head[8..].copy_from_slice(&salt.to_le_bytes());
+        file.write_all_at(&head, 0)?;
+        file.sync_data()?;
+        Ok(salt)
+    }
+
+    /// Zeroes a torn write: from `at` to the last non-zero byte after it.
+    fn zero_from(path: &Path, at: usize, bytes: &[u8]) -> Result<(), StorageError> {
+        let last = bytes.iter().rposition(|&b| b != 0).map_or(at, |p| p + 1);
+        if last > at {
+            let file = OpenOptions::new().write(true).open(path)?;
+            file.write_all_at(&vec![0u8; last - at], at as u64)?;
+            file.sync_data()?;
         }
         Ok(())
     }
 
-    /// A segment at `path`: a spare renamed (its blocks already allocated)
-    /// or a new zero-filled file; the directory entry made durable.
-    fn create(
-        dir: &Path,
-        path: &Path,
-        spares: &mut Vec<PathBuf>,
-        size: u64,
-    ) -> Result<(File, u64), StorageError> {
-        let reusable = spares
-            .iter()
-            .position(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= size));
-        let file = if let Some(i) = reusable {
-            let spare = spares.swap_remove(i);
-            std::fs::rename(&spare, path)?;
-            OpenOptions::new().read(true).write(true).open(path)?
-        } else {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)?;
-            let zeros = vec![0u8; 1 << 20];
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(zeros.len() as u64) as usize;
-                file.write_all(&zeros[..n])?;
-                left -= n as u64;
-            }
-            file.sync_all()?;
-            file
-        };
-        File::open(dir)?.sync_all()?;
-        let capacity = file.metadata()?.len();
-        Ok((file, capacity))
+    /// The shared pool of spare segments (the flusher zeroes used ones).
+    pub fn spares(&self) -> Arc<Spares> {
+        Arc::clone(&self.spares)
     }
 
     /// The sequence number the next record gets.
@@ -349,67 +443,102 @@ impl Wal {
         self.next_seq
     }
 
+    /// Fails if a write or sync failed before (the journal is stopped).
+    ///
+    /// # Errors
+    /// The earlier failure.
+    pub fn check(&self) -> Result<(), StorageError> {
+        match &self.failed {
+            Some(e) => Err(StorageError::Stopped(format!("the journal failed: {e}"))),
+            None => Ok(()),
+        }
+    }
+
+    fn fail(&mut self, e: StorageError) -> StorageError {
+        self.failed = Some(e.to_string());
+        e
+    }
+
     /// Writes record `next_seq()` (not yet durable: see [`Wal::sync`]),
     /// starting a new segment when this one is full.
     ///
     /// # Errors
-    /// I/O; the caller stops for good.
+    /// I/O, or an earlier failure: the journal writes nothing more.
     pub fn write(&mut self, payload: &[u8]) -> Result<u64, StorageError> {
+        self.check()?;
         let seq = self.next_seq;
-        let bytes = frame(seq, payload);
-        if self.offset + bytes.len() as u64 > self.capacity {
-            self.roll(bytes.len() as u64)?;
+        // Room first: a new segment brings its own salt.
+        if let Err(e) = self.place((HEADER + payload.len()) as u64) {
+            return Err(self.fail(e));
         }
-        self.file.write_all_at(&bytes, self.offset)?;
+        let bytes = frame(self.salt, seq, payload)?;
+        if let Err(e) = self.file.write_all_at(&bytes, self.offset) {
+            return Err(self.fail(e.into()));
+        }
         self.offset += bytes.len() as u64;
         self.next_seq += 1;
         Ok(seq)
     }
 
-    /// `fdatasync` of the current segment: every record written is durable.
-    /// Never retried after a failure (the page cache may have dropped the
-    /// data): the caller stops.
-    ///
-    /// # Errors
-    /// I/O.
-    pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data()?;
-        Ok(())
-    }
-
-    fn roll(&mut self, need: u64) -> Result<(), StorageError> {
+    /// Makes room for a frame of `need` bytes.
+    fn place(&mut self, need: u64) -> Result<(), StorageError> {
+        if self.offset + need <= self.capacity {
+            return Ok(());
+        }
+        if self.offset == SEGMENT_HEADER as u64 {
+            // Nothing in this segment yet: it grows to hold the record.
+            let size = SEGMENT_HEADER as u64 + need;
+            spares::zero_fill(&self.file, self.capacity, size)?;
+            self.file.sync_all()?;
+            self.capacity = size;
+            return Ok(());
+        }
         // Everything in the full segment was synced when it was written.
         let path = self.dir.join(segment_name(self.next_seq));
-        let size = self.segment_bytes.max(need);
-        let (file, capacity) = Self::create(&self.dir, &path, &mut self.spares, size)?;
+        debug_assert_ne!(path, self.path, "a full segment holds earlier records");
+        let size = self.segment_bytes.max(SEGMENT_HEADER as u64 + need);
+        let (file, capacity) = self.spares.take_or_make(&self.dir, &path, size)?;
+        let salt = Self::write_header(&file)?;
         let old = std::mem::replace(&mut self.path, path);
         self.closed.push((old, self.next_seq - 1));
         self.file = file;
-        self.offset = 0;
+        self.salt = salt;
+        self.offset = SEGMENT_HEADER as u64;
         self.capacity = capacity;
         Ok(())
     }
 
+    /// `fdatasync` of the current segment: every record written is durable.
+    /// Never retried after a failure (the page cache may have dropped the
+    /// data): the journal stops.
+    ///
+    /// # Errors
+    /// I/O, or an earlier failure.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check()?;
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.fail(e.into()));
+        }
+        Ok(())
+    }
+
     /// sled holds every record up to `durable`: closed segments wholly at or
-    /// below it become spares (renamed, reused by later segments).
+    /// below it go to the spares, to be zeroed and reused.
     ///
     /// # Errors
     /// I/O renaming a segment.
     pub fn checkpoint(&mut self, durable: u64) -> Result<(), StorageError> {
+        let mut renamed = false;
         while let Some((_, last)) = self.closed.first() {
             if *last > durable {
                 break;
             }
-            let (path, last) = self.closed.remove(0);
-            let spare = self.dir.join(format!("{SPARE_PREFIX}{last:020}{SUFFIX}"));
-            std::fs::rename(&path, &spare)?;
-            self.spares.push(spare);
+            let (path, _) = self.closed.remove(0);
+            self.spares.retire(&self.dir, &path)?;
+            renamed = true;
         }
-        // Two spares are enough to roll over without making a file.
-        while self.spares.len() > 2 {
-            if let Some(p) = self.spares.pop() {
-                std::fs::remove_file(p)?;
-            }
+        if renamed {
+            sync_dir(&self.dir)?;
         }
         Ok(())
     }
@@ -418,7 +547,15 @@ impl Wal {
     pub fn segments(&self) -> usize {
         self.closed.len() + 1
     }
+
+    /// Where the next record goes in the current segment.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
 }
+
+/// A list of spare files shared with the flusher.
+type Shared = Mutex<Vec<PathBuf>>;
 
 #[cfg(test)]
 mod tests;

@@ -214,7 +214,7 @@ fn a_failed_write_stops_the_writer_and_loses_nothing_acknowledged() {
                 "the writer stays stopped"
             );
             if fail_flush {
-                None // the batch reached sled but was never acknowledged; either outcome is allowed
+                None // the record was written but never synced nor acknowledged; either outcome is allowed
             } else {
                 Some(acknowledged)
             }

@@ -174,7 +174,7 @@ fn a_stopped_writer_answers_no_lookup() {
         .store(next, std::sync::atomic::Ordering::Relaxed);
     let err = w.apply_group_replies(&[client("x", deposit("5", "ext-x"), 1, None)]);
     assert!(err.is_err());
-    // The batch reached sled but was never made durable: a retry must not
+    // The record was written but never made durable: a retry must not
     // be told it happened.
     assert!(matches!(
         w.earlier(workload_user(9), "x", 1),

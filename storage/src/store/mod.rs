@@ -2,8 +2,9 @@
 //! tree. A commit writes its whole [`Batch`] as one journal record and
 //! `fdatasync`s it (that is what makes it durable), then applies the batch
 //! to sled in memory; a background thread flushes sled and `fdatasync`s its
-//! data file, and the next commit records that checkpoint in the journal
-//! ("sled holds everything up to record N"), so old segments are recycled.
+//! data file, and the next commit takes that as the checkpoint ("sled holds
+//! everything up to record N"): older segments are retired, zeroed by the
+//! flusher and reused.
 //! Every batch also sets `mwalseq` to its record's number, atomically with
 //! its changes: after a crash sled says which records it holds, and
 //! [`Store::open`] replays the journal after them into sled.
@@ -60,7 +61,8 @@ pub struct SnapshotHeader {
 pub struct Faults {
     /// Fail the batch write of this commit.
     pub fail_write_at: AtomicU64,
-    /// Fail the flush (after the batch was applied) of this commit.
+    /// Fail the journal's `fdatasync` (after the record was written, before
+    /// sled sees the batch) of this commit; for a snapshot, sled's flush.
     pub fail_flush_at: AtomicU64,
     commits: AtomicU64,
 }
@@ -148,7 +150,14 @@ const META_WAL_SEQ: &[u8] = b"mwalseq";
 /// file `fdatasync`ed; then everything applied before the flush began is
 /// durable in sled. On failure it records why and stops (the next commit
 /// fails: the writer stops, as for any storage failure).
-fn flush_loop(db: &sled::Db, file: &File, flushed: &Flushed, every: Duration) {
+fn flush_loop(
+    db: &sled::Db,
+    file: &File,
+    flushed: &Flushed,
+    every: Duration,
+    spares: &wal::Spares,
+    wal_dir: &Path,
+) {
     while !flushed.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);
         let applied = flushed.applied.load(Ordering::Acquire);
@@ -158,7 +167,10 @@ fn flush_loop(db: &sled::Db, file: &File, flushed: &Flushed, every: Duration) {
         let done = db
             .flush()
             .map_err(|e| e.to_string())
-            .and_then(|_| file.sync_data().map_err(|e| e.to_string()));
+            .and_then(|_| file.sync_data().map_err(|e| e.to_string()))
+            // Segments retired at earlier checkpoints: zeroed for reuse here,
+            // off the writer's thread.
+            .and_then(|()| spares.clean_up(wal_dir).map_err(|e| e.to_string()));
         match done {
             Ok(()) => {
                 flushed.durable.fetch_max(applied, Ordering::AcqRel);
@@ -233,17 +245,19 @@ impl Store {
             }
             None => 0,
         };
-        let (mut wal, replay) = Wal::open(&dir.join("wal"), checkpoint, options.segment_bytes)?;
-        // Acknowledged records sled had not made durable: into sled, then
-        // flushed, so the journal's segments can be recycled.
+        let wal_dir = dir.join("wal");
+        let (mut wal, replay) = Wal::open(&wal_dir, checkpoint, options.segment_bytes)?;
+        // Acknowledged records sled had not made durable: into sled. Then
+        // sled is made durable in any case (what it read back may have been
+        // only in the page cache) before any segment is reused.
         for (_, payload) in &replay.records {
             tree.apply_batch(Batch::decode(payload)?.to_sled())?;
         }
-        if !replay.records.is_empty() {
-            db.flush()?;
-            data_file.sync_data()?;
-        }
+        db.flush()?;
+        data_file.sync_data()?;
         wal.checkpoint(replay.last_seq)?;
+        let spares = wal.spares();
+        spares.clean_up(&wal_dir)?;
         let flushed = Arc::new(Flushed::default());
         flushed.applied.store(replay.last_seq, Ordering::Relaxed);
         flushed.durable.store(replay.last_seq, Ordering::Relaxed);
@@ -252,10 +266,14 @@ impl Store {
                 let flushed = Arc::clone(&flushed);
                 let db = db.clone();
                 let file = File::open(dir.join("db"))?;
+                let spares = Arc::clone(&spares);
+                let wal_dir = wal_dir.clone();
                 Some(
                     std::thread::Builder::new()
                         .name("otc-sled-flush".into())
-                        .spawn(move || flush_loop(&db, &file, &flushed, every))?,
+                        .spawn(move || {
+                            flush_loop(&db, &file, &flushed, every, &spares, &wal_dir);
+                        })?,
                 )
             }
             None => None,
@@ -333,6 +351,9 @@ impl Store {
         self.faults
             .check(n, &self.faults.fail_write_at, "write failed")?;
         let mut wal = self.wal()?;
+        // A journal that failed may hold a record it never synced: claiming
+        // it as held would be a lie.
+        wal.check()?;
         let last = wal.next_seq() - 1;
         batch.insert(META_WAL_SEQ, last.to_be_bytes());
         self.tree.apply_batch(batch.to_sled())?;

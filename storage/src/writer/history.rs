@@ -129,6 +129,10 @@ impl Writer {
     /// # Errors
     /// The commit fails (the writer stops).
     pub fn snapshot(&mut self) -> Result<(), StorageError> {
+        // A stopped writer's engine may be ahead of disk: never snapshot it.
+        if let Some(e) = &self.stopped {
+            return Err(StorageError::Stopped(e.to_string()));
+        }
         let mut batch = Batch::default();
         self.store.stage_snapshot(
             &mut batch,
