@@ -190,22 +190,41 @@ fn later_record(bytes: &[u8], at: usize, salt: u64, from: u64) -> bool {
     const BLOCK: usize = 4096;
     let mut i = at;
     while i + HEADER <= bytes.len() {
-        let block_end = (i / BLOCK + 1) * BLOCK;
-        if bytes[i..block_end.min(bytes.len())].iter().all(|&b| b == 0) {
-            // A header starting in the zeros would have non-zero bytes
-            // within its first 16: back up so none is skipped.
-            i = block_end.max(i + 1).saturating_sub(HEADER - 1).max(i + 1);
+        let end = ((i / BLOCK + 1) * BLOCK).min(bytes.len());
+        if end - i >= HEADER && bytes[i..end].iter().all(|&b| b == 0) {
+            // No header starts where its 16 bytes would all be zero: the
+            // first that could starts 15 bytes before the zeros end.
+            i = end - HEADER + 1;
             continue;
         }
-        if let Frame::Good { seq, .. } = read_frame(bytes, i, salt)
-            && seq >= from
+        // The header first (cheap): a number in reach and a payload that
+        // fits; only then the checksum.
+        let head = &bytes[i..i + HEADER];
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let seq = u64::from_le_bytes([
+            head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11],
+        ]);
+        if seq >= from
             && seq - from < SEQ_REACH
+            && i + HEADER + len <= bytes.len()
+            && let Frame::Good { .. } = read_frame(bytes, i, salt)
         {
             return true;
         }
         i += 1;
     }
     false
+}
+
+/// The raw header at `at`: (len, seq), if there are 16 bytes there.
+fn raw_header(bytes: &[u8], at: usize) -> Option<(usize, u64)> {
+    let head = bytes.get(at..at + HEADER)?;
+    Some((
+        u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize,
+        u64::from_le_bytes([
+            head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11],
+        ]),
+    ))
 }
 
 fn corrupt(path: &Path, offset: usize, what: &str) -> StorageError {
@@ -266,8 +285,10 @@ impl Wal {
         };
         let mut expected: Option<u64> = None;
         let mut closed = Vec::new();
-        // Where the log ends: (segment index, offset).
+        // Where the log ends: (segment index, offset); and whether a torn
+        // write lies there (zeroed only once every check has passed).
         let mut end: Option<(usize, usize)> = None;
+        let mut torn: Option<(usize, usize)> = None;
         'segments: for i in 0..segments.len() {
             let first_seq = segments[i].0.first_seq;
             let salt = salt_of(&segments[i].1);
@@ -307,28 +328,43 @@ impl Wal {
                         closed.push((segments[i].0.path.clone(), next - 1));
                         continue 'segments;
                     }
-                    Frame::Bad { seq, len, .. } => {
+                    Frame::Bad { seq, len, zeros } => {
                         // The end. Anything but zeros here is a torn write,
-                        // unless a later record exists: then it is damage.
-                        nothing_after(&segments, i, at, at + 1, next)?;
-                        if seq == next
-                            && let Some(salt) = salt
-                            && let Frame::Good { .. } =
-                                read_frame(&segments[i].1, at + HEADER + len, salt)
-                        {
+                        // unless it shows signs of being a damaged record
+                        // with more after it.
+                        let (seg, bytes) = &segments[i];
+                        let rest_nonzero = bytes
+                            .get(at..)
+                            .is_some_and(|rest| rest.iter().any(|&b| b != 0));
+                        if salt.is_none() && rest_nonzero {
+                            // Headers are written and synced before any
+                            // record: bytes after a missing one are damage.
                             return Err(corrupt(
-                                &segments[i].0.path,
-                                at,
-                                &format!("record {next} is damaged and later records follow it"),
+                                &seg.path,
+                                0,
+                                "the segment's header is damaged and records follow it",
                             ));
                         }
-                        let (seg, bytes) = &segments[i];
-                        if bytes
-                            .get(at..)
-                            .is_some_and(|rest| rest.iter().any(|&b| b != 0))
+                        nothing_after(&segments, i, at, at + 1, next)?;
+                        // A record whose header is whole (its number is the
+                        // next one and its length fits) but whose checksum
+                        // fails: a torn write has nothing after its extent.
+                        let extent = at + HEADER + len;
+                        if !zeros
+                            && seq == next
+                            && extent <= bytes.len()
+                            && bytes[extent..].iter().any(|&b| b != 0)
                         {
-                            Self::zero_from(&seg.path, at, bytes)?;
-                            replay.torn_tail = Some((seg.path.clone(), at as u64));
+                            let what = match raw_header(bytes, extent) {
+                                Some((_, s)) if s == next + 1 => {
+                                    format!("record {next} is damaged and record {s} follows it")
+                                }
+                                _ => format!("record {next} is damaged and bytes follow it"),
+                            };
+                            return Err(corrupt(&seg.path, at, &what));
+                        }
+                        if rest_nonzero {
+                            torn = Some((i, at));
                         }
                         end = Some((i, at));
                         break 'segments;
@@ -343,6 +379,11 @@ impl Wal {
                 "the journal resumes at record {seq} but sled holds only up to {checkpoint}"
             )));
         }
+        if let Some((i, at)) = torn {
+            let (seg, bytes) = &segments[i];
+            Self::zero_from(&seg.path, at, bytes)?;
+            replay.torn_tail = Some((seg.path.clone(), at as u64));
+        }
         // After the journal's last record, or after sled's if sled is ahead
         // (the journal ended at or before sled's point).
         let next_seq = expected.unwrap_or(checkpoint + 1).max(checkpoint + 1);
@@ -350,8 +391,13 @@ impl Wal {
         let wal = match end {
             // Appending carries on where the log ends, if it ends at the
             // record after sled's; otherwise a new segment starts there.
-            Some((i, at)) if expected.unwrap_or(next_seq) == next_seq => {
+            Some((i, at)) if expected.unwrap_or(segments[i].0.first_seq) == next_seq => {
                 let (seg, bytes) = &segments[i];
+                // Segments past the end hold no record (checked above).
+                let mut closed = closed;
+                for (later, _) in &segments[i + 1..] {
+                    closed.push((later.path.clone(), checkpoint));
+                }
                 let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
                 let capacity = file.metadata()?.len();
                 let salt = match salt_of(bytes) {
@@ -374,8 +420,11 @@ impl Wal {
             }
             _ => {
                 // Every record in the journal is at or below sled's point.
+                // (A segment with the new one's name is replaced by it.)
+                let new_path = dir.join(segment_name(next_seq));
                 let closed = segments
                     .iter()
+                    .filter(|(seg, _)| seg.path != new_path)
                     .map(|(seg, _)| (seg.path.clone(), checkpoint))
                     .collect();
                 Self::start(dir, segment_bytes, next_seq, closed, spares)?
@@ -454,6 +503,11 @@ impl Wal {
         }
     }
 
+    /// Stops the journal as a failed write or sync would (fault injection).
+    pub fn poison(&mut self, why: &str) {
+        self.failed = Some(why.to_owned());
+    }
+
     fn fail(&mut self, e: StorageError) -> StorageError {
         self.failed = Some(e.to_string());
         e
@@ -467,6 +521,11 @@ impl Wal {
     pub fn write(&mut self, payload: &[u8]) -> Result<u64, StorageError> {
         self.check()?;
         let seq = self.next_seq;
+        if u32::try_from(payload.len()).is_err() {
+            return Err(StorageError::Encode(
+                "a journal record of 4 GiB or more".into(),
+            ));
+        }
         // Room first: a new segment brings its own salt.
         if let Err(e) = self.place((HEADER + payload.len()) as u64) {
             return Err(self.fail(e));
@@ -495,7 +554,12 @@ impl Wal {
         }
         // Everything in the full segment was synced when it was written.
         let path = self.dir.join(segment_name(self.next_seq));
-        debug_assert_ne!(path, self.path, "a full segment holds earlier records");
+        if path == self.path {
+            return Err(StorageError::Inconsistent(format!(
+                "journal segment {} would replace itself",
+                path.display()
+            )));
+        }
         let size = self.segment_bytes.max(SEGMENT_HEADER as u64 + need);
         let (file, capacity) = self.spares.take_or_make(&self.dir, &path, size)?;
         let salt = Self::write_header(&file)?;
@@ -528,17 +592,19 @@ impl Wal {
     /// # Errors
     /// I/O renaming a segment.
     pub fn checkpoint(&mut self, durable: u64) -> Result<(), StorageError> {
-        let mut renamed = false;
+        let mut retired = Vec::new();
         while let Some((_, last)) = self.closed.first() {
             if *last > durable {
                 break;
             }
             let (path, _) = self.closed.remove(0);
-            self.spares.retire(&self.dir, &path)?;
-            renamed = true;
+            retired.push(self.spares.retire(&self.dir, &path)?);
         }
-        if renamed {
+        if !retired.is_empty() {
+            // The renames are durable before the flusher may zero a file:
+            // never a live name over zeroed content after a crash.
             sync_dir(&self.dir)?;
+            self.spares.add_dirty(retired)?;
         }
         Ok(())
     }

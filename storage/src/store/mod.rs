@@ -326,8 +326,14 @@ impl Store {
         let seq = wal.next_seq();
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
         wal.write(&batch.encode())?;
-        self.faults
-            .check(n, &self.faults.fail_flush_at, "flush failed")?;
+        if let Err(e) = self
+            .faults
+            .check(n, &self.faults.fail_flush_at, "flush failed")
+        {
+            // As a failed fdatasync would: the journal stops.
+            wal.poison("injected: flush failed");
+            return Err(e);
+        }
         wal.sync()?;
         self.tree.apply_batch(batch.to_sled())?;
         self.flushed.applied.store(seq, Ordering::Release);

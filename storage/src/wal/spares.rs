@@ -65,7 +65,11 @@ impl Spares {
             if name.starts_with(DIRTY) || name.starts_with(TEMP) {
                 std::fs::remove_file(&path)?;
             } else if name.starts_with(SPARE) {
-                if std::fs::metadata(&path)?.len() >= segment_bytes {
+                let keep = {
+                    let clean = lock(&spares.clean)?;
+                    clean.len() < KEEP
+                };
+                if keep && std::fs::metadata(&path)?.len() >= segment_bytes {
                     lock(&spares.clean)?.push(path);
                 } else {
                     std::fs::remove_file(&path)?;
@@ -116,12 +120,17 @@ impl Spares {
         Ok((file, capacity))
     }
 
-    /// Retires a segment whose records sled holds (the caller syncs the
-    /// directory).
-    pub(super) fn retire(&self, dir: &Path, path: &Path) -> Result<(), StorageError> {
+    /// Retires a segment whose records sled holds: renamed dirty. The
+    /// caller syncs the directory, then hands the files to [`Spares::add_dirty`].
+    pub(super) fn retire(&self, dir: &Path, path: &Path) -> Result<PathBuf, StorageError> {
         let dirty = unique(dir, DIRTY);
         std::fs::rename(path, &dirty)?;
-        lock(&self.dirty)?.push(dirty);
+        Ok(dirty)
+    }
+
+    /// Retired files, their renames durable: the flusher may zero them.
+    pub(super) fn add_dirty(&self, paths: Vec<PathBuf>) -> Result<(), StorageError> {
+        lock(&self.dirty)?.extend(paths);
         Ok(())
     }
 
