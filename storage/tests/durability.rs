@@ -245,7 +245,18 @@ fn a_damaged_record_refuses_to_start_naming_the_key() {
         .unwrap();
     }
     {
-        let db = sled::open(dir.path()).unwrap();
+        // sled frees its lock a moment after the writer's handle is gone.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::open(dir.path()) {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                    assert!(e.to_string().contains("lock"), "{e}");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => panic!("sled: {e}"),
+            }
+        };
         let tree = db.open_tree("otc").unwrap();
         let key = otc_storage::codec::piece_key(
             &otc_storage::codec::key_u64(otc_storage::codec::kind::JOURNAL, 0),

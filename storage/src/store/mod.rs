@@ -146,6 +146,27 @@ const META_SNAPSHOT: &[u8] = b"msnapshot";
 /// The last journal record this sled state holds (set by every batch).
 const META_WAL_SEQ: &[u8] = b"mwalseq";
 
+/// Opens sled in `dir`. sled releases its file lock on its own threads a
+/// moment after the last handle is dropped, so a reopen in the same process
+/// (tests, an embedding) retries for a while before giving up.
+fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
+    let started = std::time::Instant::now();
+    loop {
+        // sled flushes when our flusher says (and the flush is followed by
+        // an fdatasync, which sled's own timer would not do).
+        match sled::Config::new().path(dir).flush_every_ms(None).open() {
+            Ok(db) => return Ok(db),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// The background flusher: every `every`, sled flushed and its data
 /// file `fdatasync`ed; then everything applied before the flush began is
 /// durable in sled. On failure it records why and stops (the next commit
@@ -192,6 +213,14 @@ impl Drop for Store {
             t.thread().unpark();
             let _ = t.join();
         }
+        // sled with writes pending finishes them on its I/O threads after
+        // the handle is dropped, holding its file lock meanwhile: flush now,
+        // so a reopen in this process finds the lock free (and sled durable,
+        // unless the writer stopped: then nothing more is written).
+        if self.flush_failure().is_none() && self.wal().is_ok_and(|w| w.check().is_ok()) {
+            let _ = self.db.flush();
+            let _ = self.data_file.sync_data();
+        }
     }
 }
 
@@ -229,9 +258,7 @@ impl Store {
     /// (named by segment and offset).
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)?;
-        // sled flushes when our flusher says (and the flush is followed by
-        // an fdatasync, which sled's own timer would not do).
-        let db = sled::Config::new().path(dir).flush_every_ms(None).open()?;
+        let db = open_sled(dir)?;
         let tree = db.open_tree("otc")?;
         let data_file = File::open(dir.join("db"))?;
         // The directory entry of a new data file must be durable too.
