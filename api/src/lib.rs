@@ -2,7 +2,7 @@
 //!
 //! The edge of the system: the only crate that knows protobuf and gRPC.
 //!
-//! - [`server`]: `otcd`'s configuration and `run(listener, config, shutdown)`.
+//! - [`server`]: `run(listeners, config, shutdown)`; [`config`]: its flags.
 //! - [`core`]: the single writer thread behind a bounded queue, the event
 //!   bus, fund-password hashing off the writer.
 //! - [`auth`]: bearer JWTs (HS256) and roles.
@@ -31,6 +31,7 @@ pub mod auth;
 pub mod channels;
 pub mod client;
 pub mod common;
+pub mod config;
 pub mod console;
 pub mod convert;
 pub mod core;

@@ -18,9 +18,8 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use otc_engine::buy::BuyOrder;
 use otc_engine::listing::Listing;
@@ -30,13 +29,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, kind};
 use crate::error::StorageError;
-use crate::wal::{self, Wal};
+use crate::wal::Wal;
 
 mod batch;
 mod blobs;
+mod commit;
 mod ids;
 
 pub use batch::Batch;
+use commit::Flushed;
+pub use commit::{FLUSH_EVERY, Recovered, StoreOptions};
 
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
 /// it keeps every byte in the `db` file that the commit `fdatasync`s).
@@ -98,131 +100,7 @@ pub struct Store {
     pub commits: AtomicU64,
 }
 
-/// What [`Store::open`] found in the journal.
-#[derive(Debug, Clone, Default)]
-pub struct Recovered {
-    /// Records replayed into sled (written and acknowledged, not yet in sled).
-    pub replayed: usize,
-    /// A torn last record (never acknowledged) that was dropped: segment
-    /// file and offset.
-    pub torn_tail: Option<(PathBuf, u64)>,
-}
-
-/// The background flusher's side of the checkpoint.
-#[derive(Debug, Default)]
-struct Flushed {
-    /// The last journal record applied to sled.
-    applied: AtomicU64,
-    /// The last journal record sled holds durably.
-    durable: AtomicU64,
-    stop: AtomicBool,
-    /// Why the flusher stopped, if it failed.
-    failed: Mutex<Option<String>>,
-}
-
-/// How often the background flusher makes sled durable.
-pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
-
-/// How the store journals and flushes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoreOptions {
-    /// Size of a journal segment file (preallocated).
-    pub segment_bytes: u64,
-    /// How often sled is flushed and `fdatasync`ed in the background;
-    /// `None` only when snapshots do it (tests of recovery from the journal).
-    pub flush_every: Option<Duration>,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        Self {
-            segment_bytes: wal::SEGMENT_BYTES,
-            flush_every: Some(FLUSH_EVERY),
-        }
-    }
-}
-
 const META_SNAPSHOT: &[u8] = b"msnapshot";
-/// The last journal record this sled state holds (set by every batch).
-const META_WAL_SEQ: &[u8] = b"mwalseq";
-
-/// Opens sled in `dir`. sled releases its file lock on its own threads a
-/// moment after the last handle is dropped, so a reopen in the same process
-/// (tests, an embedding) retries for a while before giving up.
-fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
-    let started = std::time::Instant::now();
-    loop {
-        // sled flushes when our flusher says (and the flush is followed by
-        // an fdatasync, which sled's own timer would not do).
-        match sled::Config::new().path(dir).flush_every_ms(None).open() {
-            Ok(db) => return Ok(db),
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < Duration::from_secs(5) =>
-            {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The background flusher: every `every`, sled flushed and its data
-/// file `fdatasync`ed; then everything applied before the flush began is
-/// durable in sled. On failure it records why and stops (the next commit
-/// fails: the writer stops, as for any storage failure).
-fn flush_loop(
-    db: &sled::Db,
-    file: &File,
-    flushed: &Flushed,
-    every: Duration,
-    spares: &wal::Spares,
-    wal_dir: &Path,
-) {
-    while !flushed.stop.load(Ordering::Acquire) {
-        std::thread::park_timeout(every);
-        let applied = flushed.applied.load(Ordering::Acquire);
-        if applied <= flushed.durable.load(Ordering::Acquire) {
-            continue;
-        }
-        let done = db
-            .flush()
-            .map_err(|e| e.to_string())
-            .and_then(|_| file.sync_data().map_err(|e| e.to_string()))
-            // Segments retired at earlier checkpoints: zeroed for reuse here,
-            // off the writer's thread.
-            .and_then(|()| spares.clean_up(wal_dir).map_err(|e| e.to_string()));
-        match done {
-            Ok(()) => {
-                flushed.durable.fetch_max(applied, Ordering::AcqRel);
-            }
-            Err(e) => {
-                if let Ok(mut failed) = flushed.failed.lock() {
-                    *failed = Some(e);
-                }
-                return;
-            }
-        }
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        self.flushed.stop.store(true, Ordering::Release);
-        if let Some(t) = self.flusher.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-        // sled with writes pending finishes them on its I/O threads after
-        // the handle is dropped, holding its file lock meanwhile: flush now,
-        // so a reopen in this process finds the lock free (and sled durable,
-        // unless the writer stopped: then nothing more is written).
-        if self.flush_failure().is_none() && self.wal().is_ok_and(|w| w.check().is_ok()) {
-            let _ = self.db.flush();
-            let _ = self.data_file.sync_data();
-        }
-    }
-}
 
 /// Key of a per-user index entry: `kind ++ user ++ id`.
 pub fn user_key(k: u8, user: otc_engine::UserId, id: u64) -> [u8; 25] {
@@ -243,176 +121,9 @@ pub fn chat_key(trade: otc_engine::TradeId, seq: u64) -> [u8; 17] {
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
-    ///
-    /// # Errors
-    /// The directory or sled cannot be opened.
-    pub fn open(dir: &Path) -> Result<Self, StorageError> {
-        Self::open_with(dir, &StoreOptions::default())
-    }
-
-    /// [`Store::open`] with other journal and flush settings.
-    ///
-    /// # Errors
-    /// As [`Store::open`]; also a damaged journal record before its end
-    /// (named by segment and offset).
-    pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir)?;
-        let db = open_sled(dir)?;
-        let tree = db.open_tree("otc")?;
-        let data_file = File::open(dir.join("db"))?;
-        // The directory entry of a new data file must be durable too.
-        File::open(dir)?.sync_all()?;
-        let checkpoint = match tree.get(META_WAL_SEQ)? {
-            Some(v) => {
-                u64::from_be_bytes(v.as_ref().try_into().map_err(|_| StorageError::Corrupt {
-                    key: "mwalseq".into(),
-                    what: "not 8 bytes".into(),
-                })?)
-            }
-            None => 0,
-        };
-        let wal_dir = dir.join("wal");
-        let (mut wal, replay) = Wal::open(&wal_dir, checkpoint, options.segment_bytes)?;
-        // Acknowledged records sled had not made durable: into sled. Then
-        // sled is made durable in any case (what it read back may have been
-        // only in the page cache) before any segment is reused.
-        for (_, payload) in &replay.records {
-            tree.apply_batch(Batch::decode(payload)?.to_sled())?;
-        }
-        db.flush()?;
-        data_file.sync_data()?;
-        wal.checkpoint(replay.last_seq)?;
-        let spares = wal.spares();
-        spares.clean_up(&wal_dir)?;
-        let flushed = Arc::new(Flushed::default());
-        flushed.applied.store(replay.last_seq, Ordering::Relaxed);
-        flushed.durable.store(replay.last_seq, Ordering::Relaxed);
-        let flusher = match options.flush_every {
-            Some(every) => {
-                let flushed = Arc::clone(&flushed);
-                let db = db.clone();
-                let file = File::open(dir.join("db"))?;
-                let spares = Arc::clone(&spares);
-                let wal_dir = wal_dir.clone();
-                Some(
-                    std::thread::Builder::new()
-                        .name("otc-sled-flush".into())
-                        .spawn(move || {
-                            flush_loop(&db, &file, &flushed, every, &spares, &wal_dir);
-                        })?,
-                )
-            }
-            None => None,
-        };
-        Ok(Self {
-            db,
-            tree,
-            data_file,
-            dir: dir.to_owned(),
-            wal: Mutex::new(wal),
-            flushed,
-            flusher,
-            recovered: Recovered {
-                replayed: replay.records.len(),
-                torn_tail: replay.torn_tail,
-            },
-            faults: Arc::default(),
-            commits: AtomicU64::new(0),
-        })
-    }
-
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    fn wal(&self) -> Result<std::sync::MutexGuard<'_, Wal>, StorageError> {
-        self.wal
-            .lock()
-            .map_err(|_| StorageError::Io("the journal's lock was poisoned".into()))
-    }
-
-    /// Makes `batch` durable, then visible: one journal record written and
-    /// `fdatasync`ed on this thread, then the batch applied to sled (in
-    /// memory; flushed in the background). Returns only once the batch
-    /// would survive power loss.
-    ///
-    /// # Errors
-    /// Any write or sync failure (or an injected fault), or a failed
-    /// background flush. A failed `fdatasync` is never retried: the caller
-    /// stops for good.
-    pub fn commit(&self, mut batch: Batch) -> Result<(), StorageError> {
-        let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(e) = self.flush_failure() {
-            return Err(e);
-        }
-        self.faults
-            .check(n, &self.faults.fail_write_at, "write failed")?;
-        let mut wal = self.wal()?;
-        let seq = wal.next_seq();
-        batch.insert(META_WAL_SEQ, seq.to_be_bytes());
-        wal.write(&batch.encode())?;
-        if let Err(e) = self
-            .faults
-            .check(n, &self.faults.fail_flush_at, "flush failed")
-        {
-            // As a failed fdatasync would: the journal stops.
-            wal.poison("injected: flush failed");
-            return Err(e);
-        }
-        wal.sync()?;
-        self.tree.apply_batch(batch.to_sled())?;
-        self.flushed.applied.store(seq, Ordering::Release);
-        wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Applies `batch` straight to sled and flushes sled durably (for
-    /// snapshots: large, and only an optimisation of recovery, so they need
-    /// no journal record). Everything committed before is durable in sled
-    /// afterwards: a checkpoint.
-    ///
-    /// # Errors
-    /// As [`Store::commit`].
-    pub fn commit_checkpoint(&self, mut batch: Batch) -> Result<(), StorageError> {
-        let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(e) = self.flush_failure() {
-            return Err(e);
-        }
-        self.faults
-            .check(n, &self.faults.fail_write_at, "write failed")?;
-        let mut wal = self.wal()?;
-        // A journal that failed may hold a record it never synced: claiming
-        // it as held would be a lie.
-        wal.check()?;
-        let last = wal.next_seq() - 1;
-        batch.insert(META_WAL_SEQ, last.to_be_bytes());
-        self.tree.apply_batch(batch.to_sled())?;
-        self.faults
-            .check(n, &self.faults.fail_flush_at, "flush failed")?;
-        self.db.flush()?;
-        self.data_file.sync_data()?;
-        self.flushed.durable.fetch_max(last, Ordering::AcqRel);
-        wal.checkpoint(last)?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    fn flush_failure(&self) -> Option<StorageError> {
-        let failed = self.flushed.failed.lock().ok()?;
-        failed
-            .as_ref()
-            .map(|e| StorageError::Io(format!("the background flush of sled failed: {e}")))
-    }
-
-    /// Journal segment files in use (recycled once sled holds their records).
-    ///
-    /// # Errors
-    /// The journal's lock was poisoned.
-    pub fn journal_segments(&self) -> Result<usize, StorageError> {
-        Ok(self.wal()?.segments())
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {

@@ -4,6 +4,7 @@
 
 use std::os::unix::fs::FileExt;
 
+use super::frame::later_record;
 use super::*;
 
 /// Segments this small hold a few records each.

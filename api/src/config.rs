@@ -1,0 +1,275 @@
+//! `otcd`'s flags (each also an environment variable), in human units, and
+//! the engine and storage settings they describe.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use otc_engine::EngineConfig;
+use otc_storage::WriterOptions;
+
+/// Parses "500ms", "10s", "30m", "24h".
+///
+/// # Errors
+/// A message saying the accepted forms.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("{text:?} is not a duration like 500ms, 10s, 30m or 24h");
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n * 1_000,
+        "m" => n * 60_000,
+        "h" => n * 3_600_000,
+        "d" => n * 86_400_000,
+        _ => return Err(bad()),
+    };
+    if ms == 0 {
+        return Err(format!("{text:?} must be longer than zero"));
+    }
+    Ok(Duration::from_millis(ms))
+}
+
+/// Parses "512KiB", "5MiB", "1GiB" or a plain number of bytes.
+///
+/// # Errors
+/// A message saying the accepted forms.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || format!("{text:?} is not a size like 512KiB, 5MiB or 1048576");
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (num, unit) = text.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    let bytes = n.checked_mul(factor).ok_or_else(bad)?;
+    if bytes == 0 {
+        return Err(format!("{text:?} must be more than zero"));
+    }
+    Ok(bytes)
+}
+
+/// Everything `otcd` can be told (flags, or the environment).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "otcd",
+    version,
+    about = "The otc P2P OTC trading server (gRPC, embedded sled store)",
+    // A flag given twice takes its last value (scripts append overrides).
+    args_override_self = true
+)]
+pub struct ServerConfig {
+    /// Address to serve gRPC on.
+    #[arg(long, env = "OTC_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Directory of the sled store (created if missing).
+    #[arg(long, env = "OTC_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// HS256 secret for bearer tokens; without one, a secret is created in the data dir.
+    #[arg(long, env = "OTC_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Address for the Prometheus metrics endpoint (off when unset).
+    #[arg(long, env = "OTC_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Time after "paid" before either side may appeal.
+    #[arg(long, env = "OTC_APPEAL_AFTER", default_value = "30m", value_parser = parse_duration)]
+    pub appeal_after: Duration,
+    /// Time after "paid" when an unreleased trade is appealed by the system.
+    #[arg(long, env = "OTC_AUTO_APPEAL_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub auto_appeal_after: Duration,
+    /// Payment window of fast-match trades.
+    #[arg(long, env = "OTC_MERCHANT_WINDOW", default_value = "10m", value_parser = parse_duration)]
+    pub merchant_window: Duration,
+    /// Payment window of listings that name none.
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_DEFAULT", default_value = "15m", value_parser = parse_duration)]
+    pub payment_window_default: Duration,
+    /// Shortest payment window a listing may set.
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_MIN", default_value = "5m", value_parser = parse_duration)]
+    pub payment_window_min: Duration,
+    /// Longest payment window a listing may set.
+    #[arg(long, env = "OTC_PAYMENT_WINDOW_MAX", default_value = "60m", value_parser = parse_duration)]
+    pub payment_window_max: Duration,
+    /// Life of a resting buy that names none.
+    #[arg(long, env = "OTC_RESTING_BUY_DEFAULT", default_value = "10m", value_parser = parse_duration)]
+    pub resting_buy_default: Duration,
+    /// Wrong fund passwords in a row before protected actions lock (SPEC §6).
+    #[arg(long, env = "OTC_FUND_PASSWORD_ATTEMPTS", default_value_t = 5)]
+    pub fund_password_attempts: u32,
+    /// How long a fund-password lock lasts.
+    #[arg(long, env = "OTC_FUND_PASSWORD_LOCK", default_value = "15m", value_parser = parse_duration)]
+    pub fund_password_lock: Duration,
+    /// Buyer cancels (own and payment timeouts) per UTC day before buying stops (SPEC §8).
+    #[arg(long, env = "OTC_BUYER_CANCELS_PER_DAY", default_value_t = 3)]
+    pub buyer_cancels_per_day: u32,
+    /// Live (active or paused) listings per user (SPEC §18).
+    #[arg(long, env = "OTC_LISTINGS_PER_USER", default_value_t = 20)]
+    pub listings_per_user: u32,
+    /// Resting buy orders per user (SPEC §18).
+    #[arg(long, env = "OTC_RESTING_BUYS_PER_USER", default_value_t = 5)]
+    pub resting_buys_per_user: u32,
+    /// Bound payment methods per user (SPEC §18).
+    #[arg(long, env = "OTC_METHODS_PER_USER", default_value_t = 10)]
+    pub methods_per_user: u32,
+    /// Largest page a list call returns (SPEC §18).
+    #[arg(long, env = "OTC_PAGE_SIZE_MAX", default_value_t = 200)]
+    pub page_size_max: u32,
+    /// Event streams one user may hold open (SPEC §18).
+    #[arg(long, env = "OTC_STREAMS_PER_USER", default_value_t = 5)]
+    pub streams_per_user: u32,
+    /// Largest attachment (evidence or chat file; SPEC §11).
+    #[arg(long, env = "OTC_ATTACHMENT_MAX", default_value = "5MiB", value_parser = parse_size)]
+    pub attachment_max: u64,
+    /// Attachments per appeal (SPEC §11).
+    #[arg(long, env = "OTC_ATTACHMENTS_PER_APPEAL", default_value_t = 10)]
+    pub attachments_per_appeal: u32,
+    /// Longest chat message, in characters (SPEC §18).
+    #[arg(long, env = "OTC_CHAT_CHARS_MAX", default_value_t = 2_000)]
+    pub chat_chars_max: usize,
+    /// How long events are kept for resuming streams (SPEC §13).
+    #[arg(long, env = "OTC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
+    pub event_retention: Duration,
+    /// How long request ids are remembered for retries (SPEC §14: at least 24h).
+    #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
+    pub request_id_retention: Duration,
+    /// Requests waiting for the writer before RESOURCE_EXHAUSTED.
+    #[arg(long, env = "OTC_QUEUE_LEN", default_value_t = 65_536)]
+    pub queue_len: usize,
+    /// argon2id memory cost for fund passwords, KiB.
+    #[arg(long, env = "OTC_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
+    pub argon2_memory_kib: u32,
+    /// argon2id passes for fund passwords.
+    #[arg(long, env = "OTC_ARGON2_ITERATIONS", default_value_t = 2)]
+    pub argon2_iterations: u32,
+    /// Journal entries between snapshots.
+    #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
+    pub snapshot_every: u64,
+    /// How often sled is flushed and fdatasynced behind the write-ahead
+    /// journal (the journal's records older than that are then recycled).
+    #[arg(long, env = "OTC_SLED_FLUSH_EVERY", default_value = "100ms", value_parser = parse_duration)]
+    pub sled_flush_every: Duration,
+    /// Lowest premium a floating listing may set, in basis points (SPEC §22).
+    #[arg(long, env = "OTC_PREMIUM_MIN_BPS", default_value_t = -2_000, allow_hyphen_values = true)]
+    pub premium_min_bps: i32,
+    /// Highest premium a floating listing may set, in basis points.
+    #[arg(
+        long,
+        env = "OTC_PREMIUM_MAX_BPS",
+        default_value_t = 2_000,
+        allow_hyphen_values = true
+    )]
+    pub premium_max_bps: i32,
+    /// A reference price older than this stops floating listings from matching.
+    #[arg(long, env = "OTC_REFERENCE_MAX_AGE", default_value = "5m", value_parser = parse_duration)]
+    pub reference_max_age: Duration,
+    /// Address of the HTTP listener for payment gateways' notifications
+    /// (`POST /notify/<channel>`) and the Alipay return page
+    /// (`GET /return/<channel>`). Gateways must reach it at --public-url.
+    #[arg(long, env = "OTC_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    pub http_listen: SocketAddr,
+    /// Address of the web console for customer service and admins (SPEC
+    /// §21): its pages, and the gRPC services as gRPC-Web.
+    #[arg(long, env = "OTC_CONSOLE_LISTEN", default_value = "127.0.0.1:8090")]
+    pub console_listen: SocketAddr,
+    /// The URL gateways and returning browsers reach the HTTP listener at
+    /// (behind a proxy or a tunnel); `http://<http-listen>` when unset.
+    #[arg(long, env = "OTC_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Payment channels (SPEC §19): a TOML file declaring each channel and
+    /// naming its key files (see README, "Payment channels"). Keys are read
+    /// once and never written anywhere.
+    #[arg(long, env = "OTC_CHANNELS")]
+    pub channels: Option<PathBuf>,
+    /// Also serve the sandbox channels sandbox-alipay, sandbox-wechatpay and
+    /// sandbox-hmac, with key pairs created in --sandbox-dir on first use, so
+    /// `otcctl gateway pay` can act as their gateway. For demos and tests.
+    #[arg(long, env = "OTC_SANDBOX_CHANNELS")]
+    pub sandbox_channels: bool,
+    /// Where the sandbox keeps its keys (never inside the data dir).
+    #[arg(long, env = "OTC_SANDBOX_DIR", default_value = "./sandbox")]
+    pub sandbox_dir: PathBuf,
+    /// Largest gateway bill `ImportBill` accepts (SPEC §20).
+    #[arg(long, env = "OTC_BILL_MAX", default_value = "256MiB", value_parser = parse_size)]
+    pub bill_max: u64,
+    /// Payments this close to midnight wait for the next day's bill before
+    /// they count as missing (SPEC §20).
+    #[arg(long, env = "OTC_RECON_WINDOW", default_value = "30m", value_parser = parse_duration)]
+    pub recon_window: Duration,
+    /// Largest notification body the HTTP listener reads (larger → 413); at
+    /// most 64KiB, what any gateway sends.
+    #[arg(long, env = "OTC_HTTP_BODY_MAX", default_value = "64KiB", value_parser = parse_size)]
+    pub http_body_max: u64,
+    /// Log as JSON lines.
+    #[arg(long, env = "OTC_LOG_JSON")]
+    pub log_json: bool,
+    /// Test-only fault injection (`crash-after-commit`); a flag only, so no
+    /// environment can switch it on.
+    #[arg(long, hide = true)]
+    pub failpoint: Option<crate::core::Failpoint>,
+}
+
+impl ServerConfig {
+    /// The engine configuration these flags describe.
+    ///
+    /// # Errors
+    /// Incoherent windows (e.g. a minimum above the maximum).
+    pub fn engine_config(&self) -> Result<EngineConfig, String> {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let mut c = EngineConfig::default();
+        c.appeal_after_ms = ms(self.appeal_after);
+        c.auto_appeal_after_ms = ms(self.auto_appeal_after);
+        c.merchant_window_ms = ms(self.merchant_window);
+        c.payment_window_ms_default = ms(self.payment_window_default);
+        c.payment_window_ms_min = ms(self.payment_window_min);
+        c.payment_window_ms_max = ms(self.payment_window_max);
+        c.resting_buy_ms_default = ms(self.resting_buy_default);
+        c.resting_buy_ms_max = c.resting_buy_ms_max.max(c.resting_buy_ms_default);
+        c.fund_password_attempts_max = self.fund_password_attempts;
+        c.fund_password_lock_ms = ms(self.fund_password_lock);
+        c.buyer_cancels_per_day_max = self.buyer_cancels_per_day;
+        c.live_listings_per_user_max = self.listings_per_user;
+        c.resting_buys_per_user_max = self.resting_buys_per_user;
+        c.methods_per_user_max = self.methods_per_user;
+        c.page_size_max = self.page_size_max;
+        c.subscribers_per_user_max = self.streams_per_user;
+        c.attachment_bytes_max = self.attachment_max;
+        c.attachments_per_appeal_max = self.attachments_per_appeal;
+        c.chat_chars_max = self.chat_chars_max;
+        c.event_retention_ms = ms(self.event_retention);
+        c.premium_bps_min = self.premium_min_bps;
+        c.premium_bps_max = self.premium_max_bps;
+        c.reference_max_age_ms = ms(self.reference_max_age);
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+impl ServerConfig {
+    /// The storage options these flags describe.
+    ///
+    /// # Errors
+    /// A request-id retention under SPEC §14's 24 hours.
+    pub fn writer_options(&self) -> Result<WriterOptions, String> {
+        let retention_ms = i64::try_from(self.request_id_retention.as_millis()).unwrap_or(i64::MAX);
+        if retention_ms < otc_engine::ids::MS_PER_DAY {
+            return Err(format!(
+                "request_id_retention must be at least 24h (SPEC §14), not {}",
+                otc_engine::ids::human_duration(retention_ms)
+            ));
+        }
+        Ok(WriterOptions {
+            snapshot_every: self.snapshot_every,
+            idempotency_retention_ms: retention_ms,
+            store: otc_storage::store::StoreOptions {
+                flush_every: Some(self.sled_flush_every),
+                ..otc_storage::store::StoreOptions::default()
+            },
+        })
+    }
+}
