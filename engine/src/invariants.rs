@@ -58,6 +58,7 @@ impl Engine {
         self.check_listings(s)?;
         self.check_trades(s)?;
         self.check_orders_and_appeals(s)?;
+        s.deadlines.check()?;
         Ok(())
     }
 
