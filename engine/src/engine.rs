@@ -23,6 +23,7 @@ use crate::merchant::Merchant;
 use crate::money::{Asset, CoinAmount, Fiat};
 use crate::ops_recon::DayFlows;
 use crate::payment::Anomaly;
+use crate::per_user::PerUser;
 use crate::pricing::Reference;
 use crate::recon::{BillRecord, LoggedPayment, Mistake, MistakeKind};
 use crate::record::SellerHistory;
@@ -116,11 +117,11 @@ pub struct State {
     /// Paid trades' outcomes per seller, for the seller record.
     pub seller_history: BTreeMap<UserId, SellerHistory>,
     /// Each user's trades (as either party), for listing them.
-    pub user_trades: BTreeSet<(UserId, TradeId)>,
+    pub user_trades: PerUser<TradeId>,
     /// Each user's listings.
-    pub user_listings: BTreeSet<(UserId, ListingId)>,
+    pub user_listings: PerUser<ListingId>,
     /// Each user's buy orders.
-    pub user_buy_orders: BTreeSet<(UserId, BuyOrderId)>,
+    pub user_buy_orders: PerUser<BuyOrderId>,
     /// Payment anomalies (SPEC §19), kept for good: they are rare and each
     /// is money someone must account for.
     pub anomalies: BTreeMap<AnomalyId, Anomaly>,

@@ -219,17 +219,24 @@ impl Engine {
                 ));
             }
         }
+        s.user_trades.check("trade")?;
+        s.user_listings.check("listing")?;
+        s.user_buy_orders.check("buy order")?;
         if s.user_trades.len() != 2 * s.trades.len()
-            || s.user_trades.iter().any(|(u, id)| {
-                s.trades
-                    .get(id)
-                    .is_none_or(|t| t.buyer != *u && t.seller != *u)
+            || s.trades.values().any(|t| {
+                !s.user_trades.contains(t.buyer, t.id) || !s.user_trades.contains(t.seller, t.id)
             })
         {
             return Err("the per-user trade index does not match the trades".into());
         }
         if s.user_listings.len() != s.listings.len()
             || s.user_buy_orders.len() != s.buy_orders.len()
+            || s.listings
+                .values()
+                .any(|l| !s.user_listings.contains(l.seller, l.id))
+            || s.buy_orders
+                .values()
+                .any(|o| !s.user_buy_orders.contains(o.buyer, o.id))
         {
             return Err("the per-user listing or buy-order index does not match".into());
         }

@@ -54,6 +54,7 @@ mod ops_price;
 mod ops_recon;
 mod ops_trade;
 pub mod payment;
+pub mod per_user;
 pub mod pricing;
 mod query;
 pub mod recon;

@@ -245,7 +245,7 @@ impl Engine {
         };
         self.changed.orders.push(id);
         self.state.buy_orders.insert(id, order);
-        self.state.user_buy_orders.insert((buyer, id));
+        self.state.user_buy_orders.insert(buyer, id);
         self.user_mut(buyer).resting_buys += 1;
         self.state
             .resting
@@ -550,8 +550,8 @@ impl Engine {
         self.state
             .deadlines
             .add(pay_by, Deadline::PaymentDue(trade.id));
-        self.state.user_trades.insert((trade.seller, trade.id));
-        self.state.user_trades.insert((trade.buyer, trade.id));
+        self.state.user_trades.insert(trade.seller, trade.id);
+        self.state.user_trades.insert(trade.buyer, trade.id);
         let kind = EventKind::TradeCreated {
             trade: trade.id,
             seller: trade.seller,

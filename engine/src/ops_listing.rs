@@ -152,7 +152,7 @@ impl Engine {
         let id = listing.id;
         self.escrow(seller, listing.asset, listing.total);
         self.state.book.insert(&listing);
-        self.state.user_listings.insert((seller, id));
+        self.state.user_listings.insert(seller, id);
         self.changed.listings.push(id);
         self.state.listings.insert(id, Box::new(listing));
         self.count_live(id, 1);
