@@ -23,7 +23,7 @@ use crate::merchant::Merchant;
 use crate::money::{Asset, CoinAmount, Fiat};
 use crate::ops_recon::DayFlows;
 use crate::payment::Anomaly;
-use crate::per_user::PerUser;
+use crate::per_user::{PerUser, UserMap};
 use crate::pricing::Reference;
 use crate::recon::{BillRecord, LoggedPayment, Mistake, MistakeKind};
 use crate::record::SellerHistory;
@@ -93,7 +93,7 @@ pub struct State {
     /// Used external references (deposit/withdraw idempotency).
     pub external_refs: BTreeMap<String, ExternalRecord>,
     /// Non-money user state.
-    pub users: BTreeMap<UserId, UserState>,
+    pub users: UserMap<UserState>,
     /// `(blocker, blocked)` pairs.
     pub blocks: BTreeSet<(UserId, UserId)>,
     /// Every listing ever published.
@@ -518,7 +518,7 @@ impl Engine {
     /// The user's state, created on first use (SPEC §4: the account exists
     /// from the first call its token makes).
     pub(crate) fn user_mut(&mut self, user: UserId) -> &mut UserState {
-        self.state.users.entry(user).or_default()
+        self.state.users.get_or_default(user)
     }
 
     /// Whether either user blocked the other.

@@ -154,7 +154,7 @@ impl Engine {
             return Err("the book holds listings that are not active".into());
         }
         s.book.check_floating()?;
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             if u.live_listings != live.get(id).copied().unwrap_or(0) {
                 return Err(format!(
                     "{id:?} counts {} live listings, has {:?}",
@@ -249,7 +249,7 @@ impl Engine {
                 ));
             }
         }
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             for (mid, m) in &u.methods {
                 if m.open_trades != method_trades.get(&(*id, *mid)).copied().unwrap_or(0) {
                     return Err(format!("method {mid} of {id:?} miscounts its open trades"));
@@ -276,7 +276,7 @@ impl Engine {
                 *resting.entry(o.buyer).or_default() += 1;
             }
         }
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             if u.resting_buys != resting.get(id).copied().unwrap_or(0) {
                 return Err(format!("{id:?} miscounts resting buys"));
             }

@@ -167,7 +167,7 @@ impl Engine {
             listings, users, ..
         } = &mut self.state;
         let l = invariant(listings.get(&id), "listing vanished");
-        let u = users.entry(l.seller).or_default();
+        let u = users.get_or_default(l.seller);
         u.live_listings = u.live_listings.saturating_add_signed(delta);
         for m in &l.methods {
             let m = invariant(u.methods.get_mut(m), "listed method was removed");

@@ -70,11 +70,11 @@ pub type IdBuild = BuildHasherDefault<IdHasher>;
 
 /// One user's ids, ascending: one inline (most users hold one), or a
 /// queue (a busy seller's trades end oldest first, so removals are near the
-/// front).
+/// front), boxed so a table slot stays small.
 #[derive(Debug, Clone)]
 enum Ids<I> {
     One(I),
-    Many(VecDeque<I>),
+    Many(Box<VecDeque<I>>),
 }
 
 impl<I: Copy + Ord> Ids<I> {
@@ -117,7 +117,7 @@ impl<I: Copy + Ord> Ids<I> {
                 } else {
                     VecDeque::from([id, *first])
                 };
-                *self = Ids::Many(pair);
+                *self = Ids::Many(Box::new(pair));
                 true
             }
             Ids::Many(v) => match v.back() {
@@ -299,6 +299,94 @@ impl<'de, I: Copy + Ord + Deserialize<'de>> Deserialize<'de> for PerUser<I> {
     }
 }
 
+/// A map keyed by user, hashed ([`IdHasher`]) instead of ordered: one
+/// lookup per access rather than a search among every user. It iterates in
+/// hash order (for checks only: no command reads it in order) and compares
+/// and serializes as the `BTreeMap` it replaces, in user order. Values are
+/// boxed: a table slot stays small, so the table's growth (which leaves its
+/// old generations resident) costs little per user.
+#[derive(Debug, Clone)]
+pub struct UserMap<V>(HashMap<UserId, Box<V>, IdBuild>);
+
+impl<V> Default for UserMap<V> {
+    fn default() -> Self {
+        Self(HashMap::default())
+    }
+}
+
+impl<V> UserMap<V> {
+    /// The user's value.
+    pub fn get(&self, user: &UserId) -> Option<&V> {
+        self.0.get(user).map(|v| &**v)
+    }
+
+    /// The user's value, to change.
+    pub fn get_mut(&mut self, user: &UserId) -> Option<&mut V> {
+        self.0.get_mut(user).map(|v| &mut **v)
+    }
+
+    /// The user's value, created with `V::default()` on first use.
+    pub fn get_or_default(&mut self, user: UserId) -> &mut V
+    where
+        V: Default,
+    {
+        self.0.entry(user).or_default()
+    }
+
+    /// Sets the user's value, returning the old one.
+    pub fn insert(&mut self, user: UserId, v: V) -> Option<V> {
+        self.0.insert(user, Box::new(v)).map(|old| *old)
+    }
+
+    /// How many users.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every user and value, in no particular (but deterministic) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&UserId, &V)> {
+        self.0.iter().map(|(u, v)| (u, &**v))
+    }
+
+    /// Every user and value in user order (sorts: for snapshots and checks).
+    pub fn sorted(&self) -> Vec<(&UserId, &V)> {
+        let mut all: Vec<_> = self.iter().collect();
+        all.sort_unstable_by_key(|(u, _)| **u);
+        all
+    }
+}
+
+impl<V: PartialEq> PartialEq for UserMap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<V: Eq> Eq for UserMap<V> {}
+
+impl<V: Serialize> Serialize for UserMap<V> {
+    /// As the `BTreeMap` it replaces: entries in user order.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (u, v) in self.sorted() {
+            map.serialize_entry(u, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UserMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HashMap::<UserId, Box<V>, IdBuild>::deserialize(d).map(Self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -344,5 +432,23 @@ mod tests {
         assert_eq!(index.of(user).collect::<Vec<_>>(), want);
         let below: Vec<TradeId> = want.iter().copied().filter(|id| id.0 < 150).collect();
         assert_eq!(index.below(user, TradeId(150)).collect::<Vec<_>>(), below);
+    }
+
+    #[test]
+    fn user_map_serializes_as_the_btree_map() {
+        let mut hashed: UserMap<u32> = UserMap::default();
+        let mut ordered: std::collections::BTreeMap<UserId, u32> =
+            std::collections::BTreeMap::new();
+        for n in 0..1_000u64 {
+            let (user, v) = (u(n * 7919 % 1_000), (n % 13) as u32);
+            *hashed.get_or_default(user) += v;
+            *ordered.entry(user).or_default() += v;
+        }
+        let old = bincode::serialize(&ordered).unwrap_or_default();
+        let new = bincode::serialize(&hashed).unwrap_or_default();
+        assert_eq!(old, new);
+        let back: UserMap<u32> = bincode::deserialize(&new).unwrap_or_default();
+        assert_eq!(back, hashed);
+        assert_eq!(back.len(), ordered.len());
     }
 }
