@@ -17,6 +17,7 @@ use crate::changed::Changed;
 use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
+use crate::hashed::HashedMap;
 use crate::ids::{AnomalyId, BuyOrderId, ListingId, MistakeId, Timestamp, TradeId, UserId};
 use crate::listing::Listing;
 use crate::merchant::Merchant;
@@ -87,7 +88,7 @@ pub struct State {
     /// Next id for listings, trades, buy orders, methods and evidence.
     pub next_id: u64,
     /// Balances per (user, asset).
-    pub balances: BTreeMap<(UserId, Asset), Balance>,
+    pub balances: HashedMap<(UserId, Asset), Balance>,
     /// Deposits and withdrawals per asset.
     pub totals: BTreeMap<Asset, Totals>,
     /// Used external references (deposit/withdraw idempotency).

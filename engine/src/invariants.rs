@@ -65,7 +65,7 @@ impl Engine {
     /// L1: per asset, Σ available + Σ escrowed = Σ deposits − Σ withdrawals.
     fn check_l1(&self, s: &State) -> Result<(), String> {
         let mut held: BTreeMap<Asset, CoinAmount> = BTreeMap::new();
-        for ((_, asset), b) in &s.balances {
+        for ((_, asset), b) in s.balances.sorted() {
             let e = held.entry(*asset).or_default();
             *e = e
                 .checked_add(b.available)
@@ -108,7 +108,7 @@ impl Engine {
         for t in s.trades.values().filter(|t| t.state.is_open()) {
             add(&mut expected, (t.seller, t.asset), t.coin)?;
         }
-        for (key, b) in &s.balances {
+        for (key, b) in s.balances.sorted() {
             let want = expected.remove(key).unwrap_or_default();
             if b.escrowed != want {
                 return Err(format!(

@@ -39,6 +39,7 @@ pub mod command;
 pub mod config;
 mod engine;
 pub mod event;
+pub mod hashed;
 pub mod ids;
 mod invariants;
 pub mod listing;
