@@ -21,7 +21,7 @@ impl Engine {
         if !self.touched.contains(&(user, asset)) {
             self.touched.push((user, asset));
         }
-        self.state.balances.entry((user, asset)).or_default()
+        self.state.balances.get_or_default((user, asset))
     }
 
     /// `available += amount`.

@@ -362,7 +362,9 @@ impl Ordered<'_> {
             Head::Ceiling => self.ceiling.next().map(|(_, id)| *id),
         };
         let Some(id) = id else { return };
-        if !self.pulled.insert(id) {
+        // A fixed listing is in no other stream, so it cannot come twice;
+        // a floating one may come from the premium, floor and ceiling ones.
+        if !matches!(h, Head::Fixed) && !self.pulled.insert(id) {
             return;
         }
         let price = match (self.listings.get(&id).map(|l| l.pricing), self.reference) {

@@ -17,12 +17,14 @@ use crate::changed::Changed;
 use crate::command::Command;
 use crate::config::EngineConfig;
 use crate::event::{Event, EventKind};
+use crate::hashed::HashedMap;
 use crate::ids::{AnomalyId, BuyOrderId, ListingId, MistakeId, Timestamp, TradeId, UserId};
 use crate::listing::Listing;
 use crate::merchant::Merchant;
 use crate::money::{Asset, CoinAmount, Fiat};
 use crate::ops_recon::DayFlows;
 use crate::payment::Anomaly;
+use crate::per_user::{PerUser, UserMap};
 use crate::pricing::Reference;
 use crate::recon::{BillRecord, LoggedPayment, Mistake, MistakeKind};
 use crate::record::SellerHistory;
@@ -86,13 +88,13 @@ pub struct State {
     /// Next id for listings, trades, buy orders, methods and evidence.
     pub next_id: u64,
     /// Balances per (user, asset).
-    pub balances: BTreeMap<(UserId, Asset), Balance>,
+    pub balances: HashedMap<(UserId, Asset), Balance>,
     /// Deposits and withdrawals per asset.
     pub totals: BTreeMap<Asset, Totals>,
     /// Used external references (deposit/withdraw idempotency).
     pub external_refs: BTreeMap<String, ExternalRecord>,
     /// Non-money user state.
-    pub users: BTreeMap<UserId, UserState>,
+    pub users: UserMap<UserState>,
     /// `(blocker, blocked)` pairs.
     pub blocks: BTreeSet<(UserId, UserId)>,
     /// Every listing ever published.
@@ -116,11 +118,11 @@ pub struct State {
     /// Paid trades' outcomes per seller, for the seller record.
     pub seller_history: BTreeMap<UserId, SellerHistory>,
     /// Each user's trades (as either party), for listing them.
-    pub user_trades: BTreeSet<(UserId, TradeId)>,
+    pub user_trades: PerUser<TradeId>,
     /// Each user's listings.
-    pub user_listings: BTreeSet<(UserId, ListingId)>,
+    pub user_listings: PerUser<ListingId>,
     /// Each user's buy orders.
-    pub user_buy_orders: BTreeSet<(UserId, BuyOrderId)>,
+    pub user_buy_orders: PerUser<BuyOrderId>,
     /// Payment anomalies (SPEC §19), kept for good: they are rare and each
     /// is money someone must account for.
     pub anomalies: BTreeMap<AnomalyId, Anomaly>,
@@ -517,7 +519,7 @@ impl Engine {
     /// The user's state, created on first use (SPEC §4: the account exists
     /// from the first call its token makes).
     pub(crate) fn user_mut(&mut self, user: UserId) -> &mut UserState {
-        self.state.users.entry(user).or_default()
+        self.state.users.get_or_default(user)
     }
 
     /// Whether either user blocked the other.

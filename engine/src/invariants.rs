@@ -58,13 +58,14 @@ impl Engine {
         self.check_listings(s)?;
         self.check_trades(s)?;
         self.check_orders_and_appeals(s)?;
+        s.deadlines.check()?;
         Ok(())
     }
 
     /// L1: per asset, Σ available + Σ escrowed = Σ deposits − Σ withdrawals.
     fn check_l1(&self, s: &State) -> Result<(), String> {
         let mut held: BTreeMap<Asset, CoinAmount> = BTreeMap::new();
-        for ((_, asset), b) in &s.balances {
+        for ((_, asset), b) in s.balances.sorted() {
             let e = held.entry(*asset).or_default();
             *e = e
                 .checked_add(b.available)
@@ -107,7 +108,7 @@ impl Engine {
         for t in s.trades.values().filter(|t| t.state.is_open()) {
             add(&mut expected, (t.seller, t.asset), t.coin)?;
         }
-        for (key, b) in &s.balances {
+        for (key, b) in s.balances.sorted() {
             let want = expected.remove(key).unwrap_or_default();
             if b.escrowed != want {
                 return Err(format!(
@@ -153,7 +154,7 @@ impl Engine {
             return Err("the book holds listings that are not active".into());
         }
         s.book.check_floating()?;
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             if u.live_listings != live.get(id).copied().unwrap_or(0) {
                 return Err(format!(
                     "{id:?} counts {} live listings, has {:?}",
@@ -218,17 +219,24 @@ impl Engine {
                 ));
             }
         }
+        s.user_trades.check("trade")?;
+        s.user_listings.check("listing")?;
+        s.user_buy_orders.check("buy order")?;
         if s.user_trades.len() != 2 * s.trades.len()
-            || s.user_trades.iter().any(|(u, id)| {
-                s.trades
-                    .get(id)
-                    .is_none_or(|t| t.buyer != *u && t.seller != *u)
+            || s.trades.values().any(|t| {
+                !s.user_trades.contains(t.buyer, t.id) || !s.user_trades.contains(t.seller, t.id)
             })
         {
             return Err("the per-user trade index does not match the trades".into());
         }
         if s.user_listings.len() != s.listings.len()
             || s.user_buy_orders.len() != s.buy_orders.len()
+            || s.listings
+                .values()
+                .any(|l| !s.user_listings.contains(l.seller, l.id))
+            || s.buy_orders
+                .values()
+                .any(|o| !s.user_buy_orders.contains(o.buyer, o.id))
         {
             return Err("the per-user listing or buy-order index does not match".into());
         }
@@ -241,7 +249,7 @@ impl Engine {
                 ));
             }
         }
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             for (mid, m) in &u.methods {
                 if m.open_trades != method_trades.get(&(*id, *mid)).copied().unwrap_or(0) {
                     return Err(format!("method {mid} of {id:?} miscounts its open trades"));
@@ -268,7 +276,7 @@ impl Engine {
                 *resting.entry(o.buyer).or_default() += 1;
             }
         }
-        for (id, u) in &s.users {
+        for (id, u) in s.users.sorted() {
             if u.resting_buys != resting.get(id).copied().unwrap_or(0) {
                 return Err(format!("{id:?} miscounts resting buys"));
             }

@@ -152,7 +152,7 @@ impl Engine {
         let id = listing.id;
         self.escrow(seller, listing.asset, listing.total);
         self.state.book.insert(&listing);
-        self.state.user_listings.insert((seller, id));
+        self.state.user_listings.insert(seller, id);
         self.changed.listings.push(id);
         self.state.listings.insert(id, Box::new(listing));
         self.count_live(id, 1);
@@ -167,7 +167,7 @@ impl Engine {
             listings, users, ..
         } = &mut self.state;
         let l = invariant(listings.get(&id), "listing vanished");
-        let u = users.entry(l.seller).or_default();
+        let u = users.get_or_default(l.seller);
         u.live_listings = u.live_listings.saturating_add_signed(delta);
         for m in &l.methods {
             let m = invariant(u.methods.get_mut(m), "listed method was removed");

@@ -333,7 +333,8 @@ impl Engine {
     fn total_balances(&self, asset: Asset) -> rust_decimal::Decimal {
         self.state
             .balances
-            .iter()
+            .sorted()
+            .into_iter()
             .filter(|((_, a), _)| *a == asset)
             .map(|(_, b)| b.available.value() + b.escrowed.value())
             .sum()

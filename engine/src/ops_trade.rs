@@ -462,8 +462,8 @@ impl Engine {
         }
         let (seller, buyer) = (t.seller, t.buyer);
         self.state.trades.remove(&id);
-        self.state.user_trades.remove(&(seller, id));
-        self.state.user_trades.remove(&(buyer, id));
+        self.state.user_trades.remove(seller, id);
+        self.state.user_trades.remove(buyer, id);
         self.state.appeals.remove(&id);
     }
 
@@ -477,7 +477,7 @@ impl Engine {
         }
         let seller = l.seller;
         self.state.listings.remove(&id);
-        self.state.user_listings.remove(&(seller, id));
+        self.state.user_listings.remove(seller, id);
     }
 
     /// Drops an ended buy order.
@@ -490,7 +490,7 @@ impl Engine {
         }
         let buyer = o.buyer;
         self.state.buy_orders.remove(&id);
-        self.state.user_buy_orders.remove(&(buyer, id));
+        self.state.user_buy_orders.remove(buyer, id);
     }
 }
 

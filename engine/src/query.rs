@@ -177,10 +177,10 @@ impl Engine {
         let hi = before.unwrap_or(TradeId(u64::MAX));
         self.state
             .user_trades
-            .range((user, TradeId(0))..(user, hi))
+            .below(user, hi)
             .rev()
             .take(limit)
-            .filter_map(|(_, id)| self.state.trades.get(id).map(|t| &**t))
+            .filter_map(|id| self.state.trades.get(&id).map(|t| &**t))
             .collect()
     }
 
@@ -194,10 +194,10 @@ impl Engine {
         let hi = before.unwrap_or(ListingId(u64::MAX));
         self.state
             .user_listings
-            .range((user, ListingId(0))..(user, hi))
+            .below(user, hi)
             .rev()
             .take(limit)
-            .filter_map(|(_, id)| self.state.listings.get(id).map(|l| &**l))
+            .filter_map(|id| self.state.listings.get(&id).map(|l| &**l))
             .collect()
     }
 
@@ -211,10 +211,10 @@ impl Engine {
         let hi = before.unwrap_or(BuyOrderId(u64::MAX));
         self.state
             .user_buy_orders
-            .range((user, BuyOrderId(0))..(user, hi))
+            .below(user, hi)
             .rev()
             .take(limit)
-            .filter_map(|(_, id)| self.state.buy_orders.get(id))
+            .filter_map(|id| self.state.buy_orders.get(&id))
             .collect()
     }
 }

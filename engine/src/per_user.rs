@@ -1,0 +1,457 @@
+//! Per-user indexes of engine ids (each user's trades, listings, buy
+//! orders), hashed by user instead of one ordered set of `(user, id)`.
+//!
+//! The ordered set cost a search of the whole set (hundreds of thousands of
+//! pairs) per insert and remove; here a user's ids are a short sorted list
+//! found by one hash lookup. Ids come from one increasing counter, so an
+//! insert is almost always a push at the end. The hasher is fixed
+//! ([`IdHasher`]), and no iteration order of the hash map reaches anything
+//! outside: the index iterates, compares and serializes as the sorted set of
+//! `(user, id)` it replaces, so snapshots and digests keep their layout.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+use serde::de::Deserializer;
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::UserId;
+
+/// A fixed, seedless hasher for engine keys (user ids): deterministic on
+/// every run and build, as the engine must be. Each 8-byte word is folded
+/// in (FxHash), then the result is mixed (SplitMix64's finalizer) so every
+/// bit of the key reaches the low bits the table indexes by.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IdHasher(u64);
+
+const FX_K: u64 = 0x517c_c1b7_2722_0a95;
+
+impl IdHasher {
+    fn fold(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_K);
+    }
+}
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.fold(u64::from_le_bytes(w));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.fold(u64::from_le_bytes(w));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.fold(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.fold(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+/// Builds [`IdHasher`]s.
+pub type IdBuild = BuildHasherDefault<IdHasher>;
+
+/// One user's ids, ascending: one inline (most users hold one), or a
+/// queue (a busy seller's trades end oldest first, so removals are near the
+/// front), boxed so a table slot stays small.
+#[derive(Debug, Clone)]
+// The box is deliberate: a slot is then 16 bytes instead of 40, and the
+// table's slots (every user with any id) outnumber the queues many times.
+#[allow(clippy::box_collection)]
+enum Ids<I> {
+    One(I),
+    Many(Box<VecDeque<I>>),
+}
+
+impl<I: Copy + Ord> Ids<I> {
+    fn len(&self) -> usize {
+        match self {
+            Ids::One(_) => 1,
+            Ids::Many(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<I> {
+        match self {
+            Ids::One(id) => (i == 0).then_some(*id),
+            Ids::Many(v) => v.get(i).copied(),
+        }
+    }
+
+    /// How many ids are below `hi`.
+    fn count_below(&self, hi: I) -> usize {
+        match self {
+            Ids::One(id) => usize::from(*id < hi),
+            Ids::Many(v) => v.partition_point(|id| *id < hi),
+        }
+    }
+
+    fn contains(&self, id: I) -> bool {
+        match self {
+            Ids::One(only) => *only == id,
+            Ids::Many(v) => v.binary_search(&id).is_ok(),
+        }
+    }
+
+    /// Adds `id` in order; false if it was there.
+    fn insert(&mut self, id: I) -> bool {
+        match self {
+            Ids::One(first) if *first == id => false,
+            Ids::One(first) => {
+                let pair = if *first < id {
+                    VecDeque::from([*first, id])
+                } else {
+                    VecDeque::from([id, *first])
+                };
+                *self = Ids::Many(Box::new(pair));
+                true
+            }
+            Ids::Many(v) => match v.back() {
+                Some(last) if *last < id => {
+                    v.push_back(id);
+                    true
+                }
+                _ => match v.binary_search(&id) {
+                    Ok(_) => false,
+                    Err(i) => {
+                        v.insert(i, id);
+                        true
+                    }
+                },
+            },
+        }
+    }
+
+    /// Removes `id`; whether it was there. Leaves `Many` possibly empty.
+    fn remove(&mut self, id: I) -> bool {
+        match self {
+            Ids::One(only) => *only == id,
+            Ids::Many(v) => match v.binary_search(&id) {
+                Ok(i) => {
+                    v.remove(i);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+}
+
+/// Each user's ids of one kind: a set of `(user, id)` pairs.
+#[derive(Debug, Clone)]
+pub struct PerUser<I> {
+    by_user: HashMap<UserId, Ids<I>, IdBuild>,
+    /// Pairs held, across users.
+    len: usize,
+}
+
+impl<I> Default for PerUser<I> {
+    fn default() -> Self {
+        Self {
+            by_user: HashMap::default(),
+            len: 0,
+        }
+    }
+}
+
+impl<I: Copy + Ord> PerUser<I> {
+    /// Adds `(user, id)`; false if it was there.
+    pub fn insert(&mut self, user: UserId, id: I) -> bool {
+        let fresh = match self.by_user.entry(user) {
+            std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().insert(id),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(Ids::One(id));
+                true
+            }
+        };
+        self.len += usize::from(fresh);
+        fresh
+    }
+
+    /// Removes `(user, id)`; whether it was there.
+    pub fn remove(&mut self, user: UserId, id: I) -> bool {
+        let Some(ids) = self.by_user.get_mut(&user) else {
+            return false;
+        };
+        let gone = ids.remove(id);
+        if gone {
+            self.len -= 1;
+            if matches!(ids, Ids::One(_)) || ids.len() == 0 {
+                self.by_user.remove(&user);
+            }
+        }
+        gone
+    }
+
+    /// Whether `(user, id)` is held.
+    pub fn contains(&self, user: UserId, id: I) -> bool {
+        self.by_user.get(&user).is_some_and(|ids| ids.contains(id))
+    }
+
+    /// A user's ids, ascending.
+    pub fn of(&self, user: UserId) -> impl DoubleEndedIterator<Item = I> + '_ {
+        let ids = self.by_user.get(&user);
+        let n = ids.map_or(0, Ids::len);
+        (0..n).filter_map(move |i| ids.and_then(|ids| ids.get(i)))
+    }
+
+    /// A user's ids below `hi`, ascending.
+    pub fn below(&self, user: UserId, hi: I) -> impl DoubleEndedIterator<Item = I> + '_ {
+        let ids = self.by_user.get(&user);
+        let n = ids.map_or(0, |ids| ids.count_below(hi));
+        (0..n).filter_map(move |i| ids.and_then(|ids| ids.get(i)))
+    }
+
+    /// How many pairs are held.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every pair, in `(user, id)` order (sorts the users: for checks and
+    /// snapshots, not for commands).
+    pub fn sorted(&self) -> Vec<(UserId, I)> {
+        let mut users: Vec<&UserId> = self.by_user.keys().collect();
+        users.sort_unstable();
+        let mut out = Vec::with_capacity(self.len);
+        for u in users {
+            out.extend(self.of(*u).map(|id| (*u, id)));
+        }
+        out
+    }
+
+    /// Checks the index is well formed: each user's ids strictly
+    /// ascending and non-empty, and the count right.
+    ///
+    /// # Errors
+    /// A sentence naming what is wrong.
+    pub fn check(&self, what: &str) -> Result<(), String> {
+        let mut n = 0;
+        for u in self.by_user.keys() {
+            let s: Vec<I> = self.of(*u).collect();
+            if s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
+                return Err(format!(
+                    "the per-user {what} index of {u:?} is not ascending"
+                ));
+            }
+            n += s.len();
+        }
+        if n != self.len {
+            return Err(format!(
+                "the per-user {what} index counts {} but holds {n}",
+                self.len
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<I: Copy + Ord> PartialEq for PerUser<I> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len == other.len
+            && self.by_user.len() == other.by_user.len()
+            && self
+                .by_user
+                .iter()
+                .all(|(u, ids)| ids.len() == other.of(*u).count() && other.of(*u).eq(self.of(*u)))
+    }
+}
+
+impl<I: Copy + Ord> Eq for PerUser<I> {}
+
+impl<I: Copy + Ord + Serialize> Serialize for PerUser<I> {
+    /// As the sorted set of `(user, id)` it replaces.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for pair in self.sorted() {
+            seq.serialize_element(&pair)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de, I: Copy + Ord + Deserialize<'de>> Deserialize<'de> for PerUser<I> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let pairs = Vec::<(UserId, I)>::deserialize(d)?;
+        let mut out = Self::default();
+        for (u, id) in pairs {
+            out.insert(u, id);
+        }
+        Ok(out)
+    }
+}
+
+/// A map keyed by user, hashed ([`IdHasher`]) instead of ordered: one
+/// lookup per access rather than a search among every user. It iterates in
+/// hash order (for checks only: no command reads it in order) and compares
+/// and serializes as the `BTreeMap` it replaces, in user order. Values are
+/// boxed: a table slot stays small, so the table's growth (which leaves its
+/// old generations resident) costs little per user.
+#[derive(Debug, Clone)]
+pub struct UserMap<V>(HashMap<UserId, Box<V>, IdBuild>);
+
+impl<V> Default for UserMap<V> {
+    fn default() -> Self {
+        Self(HashMap::default())
+    }
+}
+
+impl<V> UserMap<V> {
+    /// The user's value.
+    pub fn get(&self, user: &UserId) -> Option<&V> {
+        self.0.get(user).map(|v| &**v)
+    }
+
+    /// The user's value, to change.
+    pub fn get_mut(&mut self, user: &UserId) -> Option<&mut V> {
+        self.0.get_mut(user).map(|v| &mut **v)
+    }
+
+    /// The user's value, created with `V::default()` on first use.
+    pub fn get_or_default(&mut self, user: UserId) -> &mut V
+    where
+        V: Default,
+    {
+        self.0.entry(user).or_default()
+    }
+
+    /// Sets the user's value, returning the old one.
+    pub fn insert(&mut self, user: UserId, v: V) -> Option<V> {
+        self.0.insert(user, Box::new(v)).map(|old| *old)
+    }
+
+    /// How many users.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Every user and value, in no particular (but deterministic) order.
+    pub fn iter(&self) -> impl Iterator<Item = (&UserId, &V)> {
+        self.0.iter().map(|(u, v)| (u, &**v))
+    }
+
+    /// Every user and value in user order (sorts: for snapshots and checks).
+    pub fn sorted(&self) -> Vec<(&UserId, &V)> {
+        let mut all: Vec<_> = self.iter().collect();
+        all.sort_unstable_by_key(|(u, _)| **u);
+        all
+    }
+}
+
+impl<V: PartialEq> PartialEq for UserMap<V> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<V: Eq> Eq for UserMap<V> {}
+
+impl<V: Serialize> Serialize for UserMap<V> {
+    /// As the `BTreeMap` it replaces: entries in user order.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (u, v) in self.sorted() {
+            map.serialize_entry(u, v)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de, V: Deserialize<'de>> Deserialize<'de> for UserMap<V> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        HashMap::<UserId, Box<V>, IdBuild>::deserialize(d).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use crate::ids::TradeId;
+
+    fn u(n: u64) -> UserId {
+        UserId(uuid::Uuid::from_u64_pair(n.rotate_right(7), n))
+    }
+
+    #[test]
+    fn behaves_as_the_sorted_set_it_replaces() {
+        let mut index: PerUser<TradeId> = PerUser::default();
+        let mut set: BTreeSet<(UserId, TradeId)> = BTreeSet::new();
+        // A small deterministic walk of inserts and removes.
+        let mut x: u64 = 7;
+        for _ in 0..5_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let (user, id) = (u((x >> 33) % 50), TradeId((x >> 17) % 300));
+            if (x >> 60) < 10 {
+                assert_eq!(index.insert(user, id), set.insert((user, id)));
+            } else {
+                assert_eq!(index.remove(user, id), set.remove(&(user, id)));
+            }
+            assert_eq!(index.len(), set.len());
+            assert_eq!(index.contains(user, id), set.contains(&(user, id)));
+        }
+        assert!(index.check("trade").is_ok());
+        assert_eq!(index.sorted(), set.iter().copied().collect::<Vec<_>>());
+        let old = bincode::serialize(&set).unwrap_or_default();
+        let new = bincode::serialize(&index).unwrap_or_default();
+        assert_eq!(old, new);
+        let back: PerUser<TradeId> = bincode::deserialize(&new).unwrap_or_default();
+        assert_eq!(back, index);
+        let user = u(3);
+        let want: Vec<TradeId> = set
+            .range((user, TradeId(0))..=(user, TradeId(u64::MAX)))
+            .map(|(_, id)| *id)
+            .collect();
+        assert_eq!(index.of(user).collect::<Vec<_>>(), want);
+        let below: Vec<TradeId> = want.iter().copied().filter(|id| id.0 < 150).collect();
+        assert_eq!(index.below(user, TradeId(150)).collect::<Vec<_>>(), below);
+    }
+
+    #[test]
+    fn user_map_serializes_as_the_btree_map() {
+        let mut hashed: UserMap<u32> = UserMap::default();
+        let mut ordered: std::collections::BTreeMap<UserId, u32> =
+            std::collections::BTreeMap::new();
+        for n in 0..1_000u64 {
+            let (user, v) = (u(n * 7919 % 1_000), (n % 13) as u32);
+            *hashed.get_or_default(user) += v;
+            *ordered.entry(user).or_default() += v;
+        }
+        let old = bincode::serialize(&ordered).unwrap_or_default();
+        let new = bincode::serialize(&hashed).unwrap_or_default();
+        assert_eq!(old, new);
+        let back: UserMap<u32> = bincode::deserialize(&new).unwrap_or_default();
+        assert_eq!(back, hashed);
+        assert_eq!(back.len(), ordered.len());
+    }
+}
