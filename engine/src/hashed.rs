@@ -49,9 +49,15 @@ impl<K: Hash + Eq + Ord + Copy, V> HashedMap<K, V> {
 
     /// Every entry in key order (sorts: for checks, statements, snapshots).
     pub fn sorted(&self) -> Vec<(&K, &V)> {
-        let mut all: Vec<_> = self.0.iter().collect();
-        all.sort_unstable_by_key(|(k, _)| **k);
-        all
+        self.sorted_where(|_| true)
+    }
+
+    /// The entries whose key passes `keep`, in key order (only those are
+    /// sorted).
+    pub fn sorted_where(&self, keep: impl Fn(&K) -> bool) -> Vec<(&K, &V)> {
+        let mut some: Vec<_> = self.0.iter().filter(|(k, _)| keep(k)).collect();
+        some.sort_unstable_by_key(|(k, _)| **k);
+        some
     }
 }
 

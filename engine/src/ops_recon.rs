@@ -331,11 +331,12 @@ impl Engine {
     }
 
     fn total_balances(&self, asset: Asset) -> rust_decimal::Decimal {
+        // Only this asset's balances are sorted (in key order, so the sum
+        // is computed the same way in every run).
         self.state
             .balances
-            .sorted()
+            .sorted_where(|(_, a)| *a == asset)
             .into_iter()
-            .filter(|((_, a), _)| *a == asset)
             .map(|(_, b)| b.available.value() + b.escrowed.value())
             .sum()
     }

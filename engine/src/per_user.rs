@@ -248,7 +248,10 @@ impl<I: Copy + Ord> PerUser<I> {
     /// A sentence naming what is wrong.
     pub fn check(&self, what: &str) -> Result<(), String> {
         let mut n = 0;
-        for u in self.by_user.keys() {
+        // In user order: the same user is named in every run.
+        let mut users: Vec<_> = self.by_user.keys().collect();
+        users.sort_unstable();
+        for u in users {
             let s: Vec<I> = self.of(*u).collect();
             if s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!(

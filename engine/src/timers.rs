@@ -78,8 +78,11 @@ impl Deadlines {
         self.set.insert(e);
     }
 
-    /// Drops a scheduled deadline (no-op if it is not there).
+    /// Drops a scheduled deadline (no-op if it is not there). Forget
+    /// deadlines are never cancelled: `add` relies on it (a cancelled
+    /// forget re-added could sit in both the set and the FIFO).
     pub fn cancel(&mut self, due: Timestamp, what: Deadline) {
+        debug_assert!(!what.is_forget(), "forget deadlines are never cancelled");
         let e = (due, what);
         if !self.set.remove(&e)
             && what.is_forget()
