@@ -78,11 +78,10 @@ impl Deadlines {
         self.set.insert(e);
     }
 
-    /// Drops a scheduled deadline (no-op if it is not there). Forget
-    /// deadlines are never cancelled: `add` relies on it (a cancelled
-    /// forget re-added could sit in both the set and the FIFO).
+    /// Drops a scheduled deadline (no-op if it is not there). The engine
+    /// never cancels a forget deadline; if something did and then added
+    /// one already held in the set, it could sit in both (`check` says so).
     pub fn cancel(&mut self, due: Timestamp, what: Deadline) {
-        debug_assert!(!what.is_forget(), "forget deadlines are never cancelled");
         let e = (due, what);
         if !self.set.remove(&e)
             && what.is_forget()
