@@ -313,6 +313,24 @@ mod tests {
     }
 
     #[test]
+    fn storage_flags_reach_the_writer_and_a_repeated_flag_takes_its_last_value() {
+        use clap::Parser;
+        let cfg = ServerConfig::try_parse_from([
+            "otcd",
+            "--sled-flush-every",
+            "250ms",
+            "--console-listen",
+            "127.0.0.1:1",
+            "--console-listen",
+            "127.0.0.1:2",
+        ])
+        .expect("flags");
+        assert_eq!(cfg.console_listen.port(), 2);
+        let w = cfg.writer_options().expect("writer options");
+        assert_eq!(w.store.flush_every, Some(Duration::from_millis(250)));
+    }
+
+    #[test]
     fn every_limit_flag_reaches_the_engine_config() {
         use clap::Parser;
         let cfg = ServerConfig::try_parse_from([

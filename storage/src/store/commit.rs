@@ -296,12 +296,4 @@ impl Store {
             .as_ref()
             .map(|e| StorageError::Io(format!("the background flush of sled failed: {e}")))
     }
-
-    /// Journal segment files in use (recycled once sled holds their records).
-    ///
-    /// # Errors
-    /// The journal's lock was poisoned.
-    pub fn journal_segments(&self) -> Result<usize, StorageError> {
-        Ok(self.wal()?.segments())
-    }
 }

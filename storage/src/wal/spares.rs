@@ -158,9 +158,4 @@ impl Spares {
             lock(&self.clean)?.push(spare);
         }
     }
-
-    /// Retired segments not yet zeroed.
-    pub fn dirty(&self) -> usize {
-        self.dirty.lock().map_or(0, |d| d.len())
-    }
 }
