@@ -20,17 +20,16 @@
 //! good later record exists after a bad one, an acknowledged record was
 //! damaged: recovery refuses to start, naming the segment and offset.
 
-use std::fs::{File, OpenOptions};
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::error::StorageError;
 
+pub mod disk;
 mod frame;
 mod spares;
 
+pub use disk::{Bug, Disk, DiskFile, RealDisk};
 pub use frame::frame;
 use frame::{Frame, corrupt, nothing_after, raw_header, read_frame, salt_of};
 pub use spares::Spares;
@@ -83,9 +82,10 @@ pub struct Replay {
 /// The journal, open for appending.
 #[derive(Debug)]
 pub struct Wal {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     segment_bytes: u64,
-    file: File,
+    file: Arc<dyn DiskFile>,
     path: PathBuf,
     salt: u64,
     /// Where the next record goes in `file`.
@@ -104,17 +104,6 @@ fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SUFFIX}")
 }
 
-fn read_all(path: &Path) -> Result<Vec<u8>, StorageError> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-fn sync_dir(dir: &Path) -> Result<(), StorageError> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 impl Wal {
     /// Opens the journal in `dir` (creating it), reads every record after
     /// `checkpoint` (what sled already holds), and leaves the journal ready
@@ -128,11 +117,25 @@ impl Wal {
         checkpoint: u64,
         segment_bytes: u64,
     ) -> Result<(Wal, Replay), StorageError> {
-        std::fs::create_dir_all(dir)?;
-        let (files, spares) = Spares::scan(dir, segment_bytes)?;
+        Self::open_on(&disk::real(), dir, checkpoint, segment_bytes)
+    }
+
+    /// [`Wal::open`] on another disk (a simulated one, in tests).
+    ///
+    /// # Errors
+    /// As [`Wal::open`]; also two reads of a segment that disagree where the
+    /// journal seems to end (the disk returned damaged bytes).
+    pub fn open_on(
+        disk: &Arc<dyn Disk>,
+        dir: &Path,
+        checkpoint: u64,
+        segment_bytes: u64,
+    ) -> Result<(Wal, Replay), StorageError> {
+        disk.create_dir_all(dir)?;
+        let (files, spares) = Spares::scan(disk, dir, segment_bytes)?;
         let mut segments = Vec::with_capacity(files.len());
         for f in files {
-            let bytes = read_all(&f.path)?;
+            let bytes = disk.read(&f.path)?;
             segments.push((f, bytes));
         }
         let mut replay = Replay {
@@ -158,6 +161,17 @@ impl Wal {
                         len: 0,
                         zeros: true,
                     },
+                };
+                let frame = match frame {
+                    Frame::Bad {
+                        seq,
+                        len,
+                        zeros: false,
+                    } if seq == next && disk.injects(Bug::SkipChecksum) => segments[i]
+                        .1
+                        .get(at + HEADER..at + HEADER + len)
+                        .map_or(frame, |payload| Frame::Good { seq, payload }),
+                    other => other,
                 };
                 match frame {
                     Frame::Good { seq, payload } if seq == next => {
@@ -220,6 +234,16 @@ impl Wal {
                             return Err(corrupt(&seg.path, at, &what));
                         }
                         if rest_nonzero {
+                            // A torn write, or a read that returned damaged
+                            // bytes: a second read tells them apart, and a
+                            // disk that answers two ways is not trusted.
+                            if !disk.injects(Bug::TrustOneRead) && disk.read(&seg.path)? != *bytes {
+                                return Err(corrupt(
+                                    &seg.path,
+                                    at,
+                                    "two reads of the segment returned different bytes",
+                                ));
+                            }
                             torn = Some((i, at));
                         }
                         end = Some((i, at));
@@ -237,7 +261,7 @@ impl Wal {
         }
         if let Some((i, at)) = torn {
             let (seg, bytes) = &segments[i];
-            Self::zero_from(&seg.path, at, bytes)?;
+            Self::zero_from(&**disk, &seg.path, at, bytes)?;
             replay.torn_tail = Some((seg.path.clone(), at as u64));
         }
         // After the journal's last record, or after sled's if sled is ahead
@@ -254,13 +278,14 @@ impl Wal {
                 for (later, _) in &segments[i + 1..] {
                     closed.push((later.path.clone(), checkpoint));
                 }
-                let file = OpenOptions::new().read(true).write(true).open(&seg.path)?;
-                let capacity = file.metadata()?.len();
+                let file = disk.open(&seg.path)?;
+                let capacity = file.len()?;
                 let salt = match salt_of(bytes) {
                     Some(salt) => salt,
-                    None => Self::write_header(&file)?,
+                    None => Self::write_header(&*file)?,
                 };
                 Wal {
+                    disk: Arc::clone(disk),
                     dir: dir.to_owned(),
                     segment_bytes,
                     file,
@@ -283,7 +308,7 @@ impl Wal {
                     .filter(|(seg, _)| seg.path != new_path)
                     .map(|(seg, _)| (seg.path.clone(), checkpoint))
                     .collect();
-                Self::start(dir, segment_bytes, next_seq, closed, spares)?
+                Self::start(disk, dir, segment_bytes, next_seq, closed, spares)?
             }
         };
         // The caller makes sled durable, then calls `checkpoint`: only then
@@ -293,6 +318,7 @@ impl Wal {
 
     /// A journal whose next record, `next_seq`, starts a new segment.
     fn start(
+        disk: &Arc<dyn Disk>,
         dir: &Path,
         segment_bytes: u64,
         next_seq: u64,
@@ -301,8 +327,9 @@ impl Wal {
     ) -> Result<Wal, StorageError> {
         let path = dir.join(segment_name(next_seq));
         let (file, capacity) = spares.take_or_make(dir, &path, segment_bytes)?;
-        let salt = Self::write_header(&file)?;
+        let salt = Self::write_header(&*file)?;
         Ok(Wal {
+            disk: Arc::clone(disk),
             dir: dir.to_owned(),
             segment_bytes,
             file,
@@ -317,22 +344,27 @@ impl Wal {
         })
     }
 
-    fn write_header(file: &File) -> Result<u64, StorageError> {
+    fn write_header(file: &dyn DiskFile) -> Result<u64, StorageError> {
         let salt = fresh_salt();
         let mut head = [0u8; SEGMENT_HEADER];
         head[..8].copy_from_slice(MAGIC);
         head[8..].copy_from_slice(&salt.to_le_bytes());
-        file.write_all_at(&head, 0)?;
+        file.write_at(&head, 0)?;
         file.sync_data()?;
         Ok(salt)
     }
 
     /// Zeroes a torn write: from `at` to the last non-zero byte after it.
-    fn zero_from(path: &Path, at: usize, bytes: &[u8]) -> Result<(), StorageError> {
+    fn zero_from(
+        disk: &dyn Disk,
+        path: &Path,
+        at: usize,
+        bytes: &[u8],
+    ) -> Result<(), StorageError> {
         let last = bytes.iter().rposition(|&b| b != 0).map_or(at, |p| p + 1);
         if last > at {
-            let file = OpenOptions::new().write(true).open(path)?;
-            file.write_all_at(&vec![0u8; last - at], at as u64)?;
+            let file = disk.open(path)?;
+            file.write_at(&vec![0u8; last - at], at as u64)?;
             file.sync_data()?;
         }
         Ok(())
@@ -387,7 +419,7 @@ impl Wal {
             return Err(self.fail(e));
         }
         let bytes = frame(self.salt, seq, payload)?;
-        if let Err(e) = self.file.write_all_at(&bytes, self.offset) {
+        if let Err(e) = self.file.write_at(&bytes, self.offset) {
             return Err(self.fail(e.into()));
         }
         self.offset += bytes.len() as u64;
@@ -403,8 +435,8 @@ impl Wal {
         if self.offset == SEGMENT_HEADER as u64 {
             // Nothing in this segment yet: it grows to hold the record.
             let size = SEGMENT_HEADER as u64 + need;
-            spares::zero_fill(&self.file, self.capacity, size)?;
-            self.file.sync_all()?;
+            spares::zero_fill(&*self.file, self.capacity, size)?;
+            self.file.sync_data()?;
             self.capacity = size;
             return Ok(());
         }
@@ -418,7 +450,7 @@ impl Wal {
         }
         let size = self.segment_bytes.max(SEGMENT_HEADER as u64 + need);
         let (file, capacity) = self.spares.take_or_make(&self.dir, &path, size)?;
-        let salt = Self::write_header(&file)?;
+        let salt = Self::write_header(&*file)?;
         let old = std::mem::replace(&mut self.path, path);
         self.closed.push((old, self.next_seq - 1));
         self.file = file;
@@ -436,7 +468,13 @@ impl Wal {
     /// I/O, or an earlier failure.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.check()?;
+        if self.disk.injects(Bug::AckBeforeSync) {
+            return Ok(());
+        }
         if let Err(e) = self.file.sync_data() {
+            if self.disk.injects(Bug::RetryFailedSync) && self.file.sync_data().is_ok() {
+                return Ok(());
+            }
             return Err(self.fail(e.into()));
         }
         Ok(())
@@ -459,7 +497,7 @@ impl Wal {
         if !retired.is_empty() {
             // The renames are durable before the flusher may zero a file:
             // never a live name over zeroed content after a crash.
-            sync_dir(&self.dir)?;
+            self.disk.sync_dir(&self.dir)?;
             self.spares.add_dirty(retired)?;
         }
         Ok(())

@@ -22,6 +22,7 @@ fn options(snapshot_every: u64) -> WriterOptions {
         store: StoreOptions {
             segment_bytes: 64 * 1024,
             flush_every: None,
+            ..StoreOptions::default()
         },
         ..WriterOptions::default()
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Batch, Store};
 use crate::error::StorageError;
-use crate::wal::{self, Wal};
+use crate::wal::{self, Disk, Wal};
 
 /// What [`Store::open`] found in the journal.
 #[derive(Debug, Clone, Default)]
@@ -37,14 +37,35 @@ pub(super) struct Flushed {
 /// How often the background flusher makes sled durable.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
+/// Called each time sled has been made durable (flushed and `fdatasync`ed),
+/// before anything relies on it: a simulator copies sled's files here, to
+/// put back what a crash would leave.
+pub type SledDurableHook = Arc<dyn Fn(&Path) + Send + Sync>;
+
 /// How the store journals and flushes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct StoreOptions {
     /// Size of a journal segment file (preallocated).
     pub segment_bytes: u64,
     /// How often sled is flushed and `fdatasync`ed in the background;
-    /// `None` only when snapshots do it (tests of recovery from the journal).
+    /// `None` when snapshots or [`Store::flush_now`] do it (tests, the
+    /// simulator).
     pub flush_every: Option<Duration>,
+    /// The disk under the journal (a simulated, faulty one in the simulator).
+    pub disk: Arc<dyn Disk>,
+    /// See [`SledDurableHook`].
+    pub on_sled_durable: Option<SledDurableHook>,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("segment_bytes", &self.segment_bytes)
+            .field("flush_every", &self.flush_every)
+            .field("disk", &self.disk)
+            .field("on_sled_durable", &self.on_sled_durable.is_some())
+            .finish()
+    }
 }
 
 impl Default for StoreOptions {
@@ -52,7 +73,42 @@ impl Default for StoreOptions {
         Self {
             segment_bytes: wal::SEGMENT_BYTES,
             flush_every: Some(FLUSH_EVERY),
+            disk: wal::disk::real(),
+            on_sled_durable: None,
         }
+    }
+}
+
+/// What the flusher needs, shared with [`Store::flush_now`].
+pub(super) struct FlushParts {
+    db: sled::Db,
+    file: File,
+    dir: PathBuf,
+    wal_dir: PathBuf,
+    spares: Arc<wal::Spares>,
+    hook: Option<SledDurableHook>,
+}
+
+impl FlushParts {
+    /// One flush: sled flushed and its data file `fdatasync`ed; then
+    /// everything applied before it began is durable in sled; retired
+    /// segments are zeroed for reuse.
+    fn flush(&self, flushed: &Flushed) -> Result<(), String> {
+        let applied = flushed.applied.load(Ordering::Acquire);
+        if applied <= flushed.durable.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.db.flush().map_err(|e| e.to_string())?;
+        self.file.sync_data().map_err(|e| e.to_string())?;
+        if let Some(hook) = &self.hook {
+            hook(&self.dir);
+        }
+        flushed.durable.fetch_max(applied, Ordering::AcqRel);
+        // Segments retired at earlier checkpoints: zeroed for reuse here,
+        // off the writer's thread.
+        self.spares
+            .clean_up(&self.wal_dir)
+            .map_err(|e| e.to_string())
     }
 }
 
@@ -80,41 +136,22 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
     }
 }
 
-/// The background flusher: every `every`, sled flushed and its data
-/// file `fdatasync`ed; then everything applied before the flush began is
-/// durable in sled. On failure it records why and stops (the next commit
-/// fails: the writer stops, as for any storage failure).
-fn flush_loop(
-    db: &sled::Db,
-    file: &File,
-    flushed: &Flushed,
-    every: Duration,
-    spares: &wal::Spares,
-    wal_dir: &Path,
-) {
+/// Records why a flush failed: the next commit fails (the writer stops, as
+/// for any storage failure).
+fn record_failure(flushed: &Flushed, e: String) {
+    if let Ok(mut failed) = flushed.failed.lock() {
+        failed.get_or_insert(e);
+    }
+}
+
+/// The background flusher: a flush every `every`; on failure it records
+/// why and stops.
+fn flush_loop(parts: &FlushParts, flushed: &Flushed, every: Duration) {
     while !flushed.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);
-        let applied = flushed.applied.load(Ordering::Acquire);
-        if applied <= flushed.durable.load(Ordering::Acquire) {
-            continue;
-        }
-        let done = db
-            .flush()
-            .map_err(|e| e.to_string())
-            .and_then(|_| file.sync_data().map_err(|e| e.to_string()))
-            // Segments retired at earlier checkpoints: zeroed for reuse here,
-            // off the writer's thread.
-            .and_then(|()| spares.clean_up(wal_dir).map_err(|e| e.to_string()));
-        match done {
-            Ok(()) => {
-                flushed.durable.fetch_max(applied, Ordering::AcqRel);
-            }
-            Err(e) => {
-                if let Ok(mut failed) = flushed.failed.lock() {
-                    *failed = Some(e);
-                }
-                return;
-            }
+        if let Err(e) = parts.flush(flushed) {
+            record_failure(flushed, e);
+            return;
         }
     }
 }
@@ -168,34 +205,43 @@ impl Store {
             None => 0,
         };
         let wal_dir = dir.join("wal");
-        let (mut wal, replay) = Wal::open(&wal_dir, checkpoint, options.segment_bytes)?;
+        let (mut wal, replay) =
+            Wal::open_on(&options.disk, &wal_dir, checkpoint, options.segment_bytes)?;
         // Acknowledged records sled had not made durable: into sled. Then
         // sled is made durable in any case (what it read back may have been
         // only in the page cache) before any segment is reused.
-        for (_, payload) in &replay.records {
-            tree.apply_batch(Batch::decode(payload)?.to_sled())?;
+        if !options.disk.injects(wal::Bug::SkipSledReplay) {
+            for (_, payload) in &replay.records {
+                tree.apply_batch(Batch::decode(payload)?.to_sled())?;
+            }
         }
         db.flush()?;
         data_file.sync_data()?;
+        if let Some(hook) = &options.on_sled_durable {
+            hook(dir);
+        }
         wal.checkpoint(replay.last_seq)?;
         let spares = wal.spares();
         spares.clean_up(&wal_dir)?;
         let flushed = Arc::new(Flushed::default());
         flushed.applied.store(replay.last_seq, Ordering::Relaxed);
         flushed.durable.store(replay.last_seq, Ordering::Relaxed);
+        let parts = Arc::new(FlushParts {
+            db: db.clone(),
+            file: File::open(dir.join("db"))?,
+            dir: dir.to_owned(),
+            wal_dir,
+            spares,
+            hook: options.on_sled_durable.clone(),
+        });
         let flusher = match options.flush_every {
             Some(every) => {
                 let flushed = Arc::clone(&flushed);
-                let db = db.clone();
-                let file = File::open(dir.join("db"))?;
-                let spares = Arc::clone(&spares);
-                let wal_dir = wal_dir.clone();
+                let parts = Arc::clone(&parts);
                 Some(
                     std::thread::Builder::new()
                         .name("otc-sled-flush".into())
-                        .spawn(move || {
-                            flush_loop(&db, &file, &flushed, every, &spares, &wal_dir);
-                        })?,
+                        .spawn(move || flush_loop(&parts, &flushed, every))?,
                 )
             }
             None => None,
@@ -207,6 +253,7 @@ impl Store {
             dir: dir.to_owned(),
             wal: Mutex::new(wal),
             flushed,
+            flush_parts: parts,
             flusher,
             recovered: Recovered {
                 replayed: replay.records.len(),
@@ -272,10 +319,26 @@ impl Store {
             .check(n, &self.faults.fail_flush_at, "flush failed")?;
         self.db.flush()?;
         self.data_file.sync_data()?;
+        if let Some(hook) = &self.flush_parts.hook {
+            hook(&self.dir);
+        }
         self.flushed.durable.fetch_max(last, Ordering::AcqRel);
         wal.checkpoint(last)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Flushes sled now, as the background flusher does (for a store opened
+    /// without one: the simulator decides when sled becomes durable). A
+    /// failure is kept: the next commit fails.
+    ///
+    /// # Errors
+    /// The flush or its `fdatasync` failed.
+    pub fn flush_now(&self) -> Result<(), StorageError> {
+        self.flush_parts.flush(&self.flushed).map_err(|e| {
+            record_failure(&self.flushed, e.clone());
+            StorageError::Io(format!("the flush of sled failed: {e}"))
+        })
     }
 
     /// The start of every commit: its number (for injected faults), no

@@ -37,8 +37,8 @@ mod commit;
 mod ids;
 
 pub use batch::Batch;
-use commit::Flushed;
-pub use commit::{FLUSH_EVERY, Recovered, StoreOptions};
+pub use commit::{FLUSH_EVERY, Recovered, SledDurableHook, StoreOptions};
+use commit::{FlushParts, Flushed};
 
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
 /// it keeps every byte in the `db` file that the commit `fdatasync`s).
@@ -91,6 +91,7 @@ pub struct Store {
     wal: Mutex<Wal>,
     /// What the background flusher shares with commits.
     flushed: Arc<Flushed>,
+    flush_parts: Arc<FlushParts>,
     flusher: Option<std::thread::JoinHandle<()>>,
     /// What opening found in the journal.
     pub recovered: Recovered,

@@ -6,11 +6,11 @@
 //! segment. At open, dirty and temporary files are deleted: they hold
 //! nothing sled lacks.
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use super::{SUFFIX, SegmentFile, Shared, fresh_salt, sync_dir};
+use super::disk::{Disk, DiskFile};
+use super::{SUFFIX, SegmentFile, Shared, fresh_salt};
 use crate::error::StorageError;
 
 const SPARE: &str = "spare-";
@@ -21,19 +21,20 @@ const TEMP: &str = "tmp-";
 const KEEP: usize = 2;
 
 /// The pool of spare segment files.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Spares {
+    disk: Arc<dyn Disk>,
     clean: Shared,
     dirty: Shared,
 }
 
 /// Writes zeros into `file` from `from` up to `to`.
-pub(super) fn zero_fill(file: &File, from: u64, to: u64) -> Result<(), StorageError> {
+pub(super) fn zero_fill(file: &dyn DiskFile, from: u64, to: u64) -> Result<(), StorageError> {
     let zeros = vec![0u8; 1 << 20];
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len() as u64) as usize;
-        file.write_all_at(&zeros[..n], at)?;
+        file.write_at(&zeros[..n], at)?;
         at += n as u64;
     }
     Ok(())
@@ -52,27 +53,31 @@ impl Spares {
     /// The segments in `dir`, oldest first, and the spares (dirty and
     /// temporary files are deleted).
     pub(super) fn scan(
+        disk: &Arc<dyn Disk>,
         dir: &Path,
         segment_bytes: u64,
     ) -> Result<(Vec<SegmentFile>, Spares), StorageError> {
         let mut segments = Vec::new();
-        let spares = Spares::default();
-        for entry in std::fs::read_dir(dir)? {
-            let path = entry?.path();
+        let spares = Spares {
+            disk: Arc::clone(disk),
+            clean: Shared::default(),
+            dirty: Shared::default(),
+        };
+        for path in disk.list(dir)? {
             let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
                 continue;
             };
             if name.starts_with(DIRTY) || name.starts_with(TEMP) {
-                std::fs::remove_file(&path)?;
+                disk.remove(&path)?;
             } else if name.starts_with(SPARE) {
                 let keep = {
                     let clean = lock(&spares.clean)?;
                     clean.len() < KEEP
                 };
-                if keep && std::fs::metadata(&path)?.len() >= segment_bytes {
+                if keep && disk.len(&path)? >= segment_bytes {
                     lock(&spares.clean)?.push(path);
                 } else {
-                    std::fs::remove_file(&path)?;
+                    disk.remove(&path)?;
                 }
             } else if let Some(stem) = name.strip_suffix(SUFFIX)
                 && let Ok(first_seq) = stem.parse::<u64>()
@@ -91,32 +96,29 @@ impl Spares {
         dir: &Path,
         path: &Path,
         size: u64,
-    ) -> Result<(File, u64), StorageError> {
+    ) -> Result<(Arc<dyn DiskFile>, u64), StorageError> {
+        let disk = &self.disk;
         let spare = {
             let mut clean = lock(&self.clean)?;
             let fits = clean
                 .iter()
-                .position(|p| std::fs::metadata(p).is_ok_and(|m| m.len() >= size));
+                .position(|p| disk.len(p).is_ok_and(|len| len >= size));
             fits.map(|i| clean.swap_remove(i))
         };
         let from = match spare {
             Some(p) => p,
             None => {
                 let temp = unique(dir, TEMP);
-                let file = OpenOptions::new()
-                    .read(true)
-                    .write(true)
-                    .create_new(true)
-                    .open(&temp)?;
-                zero_fill(&file, 0, size)?;
-                file.sync_all()?;
+                let file = disk.create_new(&temp)?;
+                zero_fill(&*file, 0, size)?;
+                file.sync_data()?;
                 temp
             }
         };
-        std::fs::rename(&from, path)?;
-        sync_dir(dir)?;
-        let file = OpenOptions::new().read(true).write(true).open(path)?;
-        let capacity = file.metadata()?.len();
+        disk.rename(&from, path)?;
+        disk.sync_dir(dir)?;
+        let file = disk.open(path)?;
+        let capacity = file.len()?;
         Ok((file, capacity))
     }
 
@@ -124,7 +126,7 @@ impl Spares {
     /// caller syncs the directory, then hands the files to [`Spares::add_dirty`].
     pub(super) fn retire(&self, dir: &Path, path: &Path) -> Result<PathBuf, StorageError> {
         let dirty = unique(dir, DIRTY);
-        std::fs::rename(path, &dirty)?;
+        self.disk.rename(path, &dirty)?;
         Ok(dirty)
     }
 
@@ -145,16 +147,16 @@ impl Spares {
                 return Ok(());
             };
             if lock(&self.clean)?.len() >= KEEP {
-                std::fs::remove_file(&path)?;
+                self.disk.remove(&path)?;
                 continue;
             }
-            let file = OpenOptions::new().write(true).open(&path)?;
-            let len = file.metadata()?.len();
-            zero_fill(&file, 0, len)?;
+            let file = self.disk.open(&path)?;
+            let len = file.len()?;
+            zero_fill(&*file, 0, len)?;
             file.sync_data()?;
             let spare = unique(dir, SPARE);
-            std::fs::rename(&path, &spare)?;
-            sync_dir(dir)?;
+            self.disk.rename(&path, &spare)?;
+            self.disk.sync_dir(dir)?;
             lock(&self.clean)?.push(spare);
         }
     }

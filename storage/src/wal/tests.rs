@@ -2,6 +2,7 @@
 //! tail dropped, a damaged record before the tail refused, recycled
 //! segments with stale records, a gap refused.
 
+use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use super::frame::later_record;
@@ -30,14 +31,14 @@ fn seqs(r: &Replay) -> Vec<u64> {
 
 /// The segments in `dir`, oldest first.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let (segments, _) = Spares::scan(dir, 0).expect("scan");
+    let (segments, _) = Spares::scan(&disk::real(), dir, 0).expect("scan");
     segments.into_iter().map(|s| s.path).collect()
 }
 
 /// (path, offset, length) of record `seq` as written.
 fn locate(dir: &Path, seq: u64) -> (PathBuf, usize, usize) {
     for path in segment_files(dir) {
-        let bytes = read_all(&path).expect("read");
+        let bytes = RealDisk.read(&path).expect("read");
         let Some(salt) = salt_of(&bytes) else {
             continue;
         };
@@ -148,7 +149,7 @@ fn retired_segments_are_zeroed_and_reused() {
     assert_eq!(spares.len(), 2, "two zeroed spares kept");
     for p in &spares {
         assert!(
-            read_all(p).expect("spare").iter().all(|&b| b == 0),
+            RealDisk.read(p).expect("spare").iter().all(|&b| b == 0),
             "zeroed"
         );
     }
@@ -177,7 +178,7 @@ fn a_torn_write_whose_header_never_landed_is_reported_too() {
     let (_, r) = Wal::open(dir.path(), 0, SMALL).expect("torn");
     assert_eq!(seqs(&r), (1..=5).collect::<Vec<_>>());
     assert_eq!(r.torn_tail, Some((path.clone(), at as u64)));
-    let bytes = read_all(&path).expect("segment");
+    let bytes = RealDisk.read(&path).expect("segment");
     assert!(
         bytes[at..at + len].iter().all(|&b| b == 0),
         "the torn bytes are zeroed"
@@ -330,7 +331,7 @@ fn a_damaged_segment_header_refuses_to_start() {
         let err = Wal::open(dir.path(), 0, SMALL).expect_err(what);
         assert!(err.to_string().contains("journal segment"), "{what}: {err}");
         // Nothing was zeroed: the records are still there.
-        let bytes = read_all(&first).expect("segment");
+        let bytes = RealDisk.read(&first).expect("segment");
         assert!(bytes[SEGMENT_HEADER..].iter().any(|&b| b != 0), "{what}");
     }
 }
