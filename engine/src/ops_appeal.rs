@@ -182,6 +182,16 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         let a = self.open_appeal_of(id, "claim the appeal of")?;
+        // A party holding its own appeal would lock every other agent out
+        // of it (it may not resolve it either).
+        if self
+            .trade(id)
+            .is_some_and(|t| t.buyer == agent || t.seller == agent)
+        {
+            return Err(Rejection::NotAllowed(
+                "an agent cannot claim an appeal on their own trade",
+            ));
+        }
         match a.claimed_by {
             Some(holder) if holder == agent => return Ok(()), // Already theirs.
             Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),

@@ -326,6 +326,26 @@ fn resolution_needs_a_note_and_the_claim() {
     });
 }
 
+/// Found by the simulator's reference model: a party could claim its own
+/// appeal (it may not resolve it) and so lock every agent out of it.
+#[test]
+fn a_party_cannot_claim_its_own_appeal() {
+    let (mut w, _, t) = appealed();
+    for party in [B, S] {
+        let r = w.err(Command::ClaimAppeal {
+            agent: user(party),
+            trade: t,
+        });
+        assert_eq!(r.kind(), RejectionKind::PermissionDenied, "{r:?}");
+    }
+    w.ok(Command::ResolveAppeal {
+        agent: user(AGENT),
+        trade: t,
+        resolution: Resolution::Refund,
+        note: "no payment".into(),
+    });
+}
+
 #[test]
 fn seller_release_settles_an_appeal() {
     let (mut w, _, t) = appealed();

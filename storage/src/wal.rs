@@ -45,20 +45,6 @@ const SUFFIX: &str = ".wal";
 /// How far past the expected record a later one may be numbered.
 const SEQ_REACH: u64 = 1 << 40;
 
-fn fresh_salt() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNT: AtomicU64 = AtomicU64::new(0);
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos()),
-    );
-    h.finish()
-}
-
 /// A segment file on disk.
 #[derive(Debug, Clone)]
 struct SegmentFile {
@@ -282,7 +268,7 @@ impl Wal {
                 let capacity = file.len()?;
                 let salt = match salt_of(bytes) {
                     Some(salt) => salt,
-                    None => Self::write_header(&*file)?,
+                    None => Self::write_header(&**disk, &*file)?,
                 };
                 Wal {
                     disk: Arc::clone(disk),
@@ -327,7 +313,7 @@ impl Wal {
     ) -> Result<Wal, StorageError> {
         let path = dir.join(segment_name(next_seq));
         let (file, capacity) = spares.take_or_make(dir, &path, segment_bytes)?;
-        let salt = Self::write_header(&*file)?;
+        let salt = Self::write_header(&**disk, &*file)?;
         Ok(Wal {
             disk: Arc::clone(disk),
             dir: dir.to_owned(),
@@ -344,8 +330,8 @@ impl Wal {
         })
     }
 
-    fn write_header(file: &dyn DiskFile) -> Result<u64, StorageError> {
-        let salt = fresh_salt();
+    fn write_header(disk: &dyn Disk, file: &dyn DiskFile) -> Result<u64, StorageError> {
+        let salt = disk.salt();
         let mut head = [0u8; SEGMENT_HEADER];
         head[..8].copy_from_slice(MAGIC);
         head[8..].copy_from_slice(&salt.to_le_bytes());
@@ -450,7 +436,7 @@ impl Wal {
         }
         let size = self.segment_bytes.max(SEGMENT_HEADER as u64 + need);
         let (file, capacity) = self.spares.take_or_make(&self.dir, &path, size)?;
-        let salt = Self::write_header(&*file)?;
+        let salt = Self::write_header(&*self.disk, &*file)?;
         let old = std::mem::replace(&mut self.path, path);
         self.closed.push((old, self.next_seq - 1));
         self.file = file;

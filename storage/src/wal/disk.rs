@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// A file open for reading and writing.
+#[allow(clippy::len_without_is_empty)] // A file, not a collection.
 pub trait DiskFile: Send + Sync + fmt::Debug {
     /// Writes all of `bytes` at `at` (not durable until a sync).
     ///
@@ -59,6 +60,11 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn injects(&self, bug: Bug) -> bool {
         let _ = bug;
         false
+    }
+
+    /// A fresh random number: a segment's salt, a unique file name.
+    fn salt(&self) -> u64 {
+        fresh_salt()
     }
 
     /// Creates `dir` and its parents.
@@ -176,6 +182,22 @@ impl Disk for RealDisk {
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         File::open(dir)?.sync_all()
     }
+}
+
+/// A number no earlier call gave (in all likelihood): hashed from a counter
+/// and the time with a random key.
+pub fn fresh_salt() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNT.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
 }
 
 /// The disk the journal uses unless told otherwise.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::disk::{Disk, DiskFile};
-use super::{SUFFIX, SegmentFile, Shared, fresh_salt};
+use super::{SUFFIX, SegmentFile, Shared};
 use crate::error::StorageError;
 
 const SPARE: &str = "spare-";
@@ -45,8 +45,8 @@ fn lock(m: &Shared) -> Result<std::sync::MutexGuard<'_, Vec<PathBuf>>, StorageEr
         .map_err(|_| StorageError::Io("the journal's spares lock was poisoned".into()))
 }
 
-fn unique(dir: &Path, prefix: &str) -> PathBuf {
-    dir.join(format!("{prefix}{:016x}{SUFFIX}", fresh_salt()))
+fn unique(disk: &dyn Disk, dir: &Path, prefix: &str) -> PathBuf {
+    dir.join(format!("{prefix}{:016x}{SUFFIX}", disk.salt()))
 }
 
 impl Spares {
@@ -108,7 +108,7 @@ impl Spares {
         let from = match spare {
             Some(p) => p,
             None => {
-                let temp = unique(dir, TEMP);
+                let temp = unique(&**disk, dir, TEMP);
                 let file = disk.create_new(&temp)?;
                 zero_fill(&*file, 0, size)?;
                 file.sync_data()?;
@@ -125,7 +125,7 @@ impl Spares {
     /// Retires a segment whose records sled holds: renamed dirty. The
     /// caller syncs the directory, then hands the files to [`Spares::add_dirty`].
     pub(super) fn retire(&self, dir: &Path, path: &Path) -> Result<PathBuf, StorageError> {
-        let dirty = unique(dir, DIRTY);
+        let dirty = unique(&*self.disk, dir, DIRTY);
         self.disk.rename(path, &dirty)?;
         Ok(dirty)
     }
@@ -154,7 +154,7 @@ impl Spares {
             let len = file.len()?;
             zero_fill(&*file, 0, len)?;
             file.sync_data()?;
-            let spare = unique(dir, SPARE);
+            let spare = unique(&*self.disk, dir, SPARE);
             self.disk.rename(&path, &spare)?;
             self.disk.sync_dir(dir)?;
             lock(&self.clean)?.push(spare);
