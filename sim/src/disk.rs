@@ -307,6 +307,13 @@ impl Disk for Shared {
             .collect())
     }
 
+    fn read_at(&self, path: &Path, at: u64, len: usize) -> io::Result<Vec<u8>> {
+        let all = self.read(path)?;
+        let from = usize::try_from(at).unwrap_or(usize::MAX).min(all.len());
+        let to = from.saturating_add(len).min(all.len());
+        Ok(all[from..to].to_vec())
+    }
+
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut inner = self.0.lock();
         if inner.off {

@@ -267,6 +267,20 @@ impl Wal {
                 let file = disk.open(&seg.path)?;
                 let capacity = file.len()?;
                 let salt = match salt_of(bytes) {
+                    // Every record appended from here on is checksummed
+                    // with this salt: a bit flipped in the one read of it
+                    // would make them all unreadable. Read it again.
+                    Some(salt)
+                        if !disk.injects(Bug::TrustOneRead)
+                            && salt_of(&disk.read_at(&seg.path, 0, SEGMENT_HEADER)?)
+                                != Some(salt) =>
+                    {
+                        return Err(corrupt(
+                            &seg.path,
+                            0,
+                            "two reads of the segment's header returned different bytes",
+                        ));
+                    }
                     Some(salt) => salt,
                     None => Self::write_header(&**disk, &*file)?,
                 };

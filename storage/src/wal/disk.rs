@@ -82,6 +82,11 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O.
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// `len` bytes of `path` from `at` (fewer at the end of the file).
+    ///
+    /// # Errors
+    /// I/O.
+    fn read_at(&self, path: &Path, at: u64, len: usize) -> io::Result<Vec<u8>>;
     /// The size of `path`.
     ///
     /// # Errors
@@ -150,6 +155,20 @@ impl Disk for RealDisk {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let mut bytes = Vec::new();
         File::open(path)?.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    fn read_at(&self, path: &Path, at: u64, len: usize) -> io::Result<Vec<u8>> {
+        let file = File::open(path)?;
+        let mut bytes = vec![0u8; len];
+        let mut got = 0;
+        while got < len {
+            match file.read_at(&mut bytes[got..], at + got as u64)? {
+                0 => break,
+                n => got += n,
+            }
+        }
+        bytes.truncate(got);
         Ok(bytes)
     }
 
