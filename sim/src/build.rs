@@ -14,7 +14,7 @@ use rust_decimal::Decimal;
 use crate::plan::{Act, Party, Password, TradeAct};
 
 /// User `n` of every run.
-pub fn user(n: u8) -> UserId {
+pub fn user(n: u16) -> UserId {
     UserId(uuid::Uuid::from_u64_pair(
         0x51a0_0000_0000_0000,
         u64::from(n),

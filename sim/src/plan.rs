@@ -102,7 +102,7 @@ pub enum TradeAct {
 #[allow(missing_docs)]
 pub enum Step {
     /// User `user` sends `act` (joins the group being gathered).
-    Request { user: u8, act: Act },
+    Request { user: u16, act: Act },
     /// The `k`-th acknowledged request sent again with its id.
     Retry(u32),
     /// Another request under the `k`-th acknowledged request's id.
@@ -303,11 +303,17 @@ fn act(rng: &mut Rng) -> Act {
 /// The plan of seed `seed`: `steps` steps, faults from `faults`.
 pub fn generate(seed: u64, steps: usize, faults: Faults) -> Vec<Step> {
     let mut rng = Rng::new(seed);
-    let users = 4 + rng.below(20);
+    // Most seeds crowd a few users into each other's trades; one in four
+    // spreads the load over thousands.
+    let users = if rng.below(4) == 0 {
+        200 + rng.below(2_800)
+    } else {
+        4 + rng.below(20)
+    };
     let mut plan = Vec::with_capacity(steps);
-    // Everyone starts with coin, a method and a password.
-    for u in 0..users {
-        let user = u8::try_from(u).unwrap_or(0);
+    // Everyone starts with coin, a method and a password: at once when they
+    // are few, before their first step when they are many.
+    let setup = |plan: &mut Vec<Step>, user: u16| {
         for act in [
             Act::Deposit {
                 amount: 10_000,
@@ -318,11 +324,23 @@ pub fn generate(seed: u64, steps: usize, faults: Faults) -> Vec<Step> {
         ] {
             plan.push(Step::Request { user, act });
         }
+    };
+    let mut ready = vec![users < 100; usize::try_from(users).unwrap_or(0)];
+    if users < 100 {
+        for u in 0..users {
+            setup(&mut plan, u16::try_from(u).unwrap_or(0));
+        }
+        plan.push(Step::Commit);
     }
-    plan.push(Step::Commit);
     let group = 1 + rng.below(12);
     while plan.len() < steps {
-        let user = u8::try_from(rng.below(users)).unwrap_or(0);
+        let user = u16::try_from(rng.below(users)).unwrap_or(0);
+        if let Some(r) = ready.get_mut(usize::from(user))
+            && !*r
+        {
+            *r = true;
+            setup(&mut plan, user);
+        }
         let step = match rng.below(1_000) {
             0..=649 => Step::Request {
                 user,

@@ -257,7 +257,7 @@ impl Sim {
         format!("sim{}-{}", self.seed, self.n)
     }
 
-    fn request(&mut self, user: u8, act: &Act) -> Result<(), Failure> {
+    fn request(&mut self, user: u16, act: &Act) -> Result<(), Failure> {
         let me = build::user(user);
         let n = self.n;
         let commands = match act {
