@@ -455,6 +455,24 @@ impl Sim {
                 "the writer's state differs from a replay of the acknowledged commands (an acknowledged request lost, or one that was never acknowledged kept)",
             );
         }
+        // Each open trade in the one state the model has it in.
+        use otc_engine::trade::TradeStateKind as K;
+        let mut open = (0, 0, 0);
+        for t in self.writer()?.engine().state().trades.values() {
+            match t.state.kind() {
+                K::AwaitingPayment => open.0 += 1,
+                K::Paid => open.1 += 1,
+                K::Appealed => open.2 += 1,
+                K::Released | K::Cancelled => {}
+            }
+        }
+        let m = self.model.counts();
+        if open != (m.awaiting_payment, m.paid, m.appealed) {
+            return self.fail(format!(
+                "open trades (awaiting payment, paid, appealed): the engine has {open:?}, the reference model {:?}",
+                (m.awaiting_payment, m.paid, m.appealed)
+            ));
+        }
         Ok(())
     }
 
