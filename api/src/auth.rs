@@ -2,6 +2,9 @@
 //! `exp`. `none`, other algorithms, expired, not-yet-valid, malformed and
 //! wrongly signed tokens are all UNAUTHENTICATED.
 
+use std::sync::Arc;
+
+use dashmap::DashMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use otc_engine::UserId;
 use serde::{Deserialize, Serialize};
@@ -90,6 +93,20 @@ pub struct Caller {
 pub struct Authenticator {
     key: DecodingKey,
     validation: Validation,
+    /// Tokens verified before (the whole token, signature included, is the
+    /// key): the caller and the token's expiry. A client sends the same
+    /// token on every call; its signature is checked once, its expiry on
+    /// every call.
+    verified: Arc<DashMap<String, (Caller, u64)>>,
+}
+
+/// Verified tokens kept at most (then the cache starts over).
+const VERIFIED_MAX: usize = 100_000;
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Authenticator {
@@ -102,6 +119,7 @@ impl Authenticator {
         Self {
             key: DecodingKey::from_secret(secret),
             validation,
+            verified: Arc::default(),
         }
     }
 
@@ -133,14 +151,28 @@ impl Authenticator {
     /// UNAUTHENTICATED for expired, not-yet-valid, malformed, wrongly signed or
     /// wrong-algorithm tokens.
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
+        // As jsonwebtoken decides, with no leeway: expired once `exp < now`.
+        if let Some(hit) = self.verified.get(token) {
+            let (caller, exp) = *hit;
+            if exp >= now_secs() {
+                return Ok(caller);
+            }
+        }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
         let uuid = uuid::Uuid::parse_str(&data.claims.sub)
             .map_err(|_| Status::unauthenticated("invalid token: sub must be a user UUID"))?;
-        Ok(Caller {
+        let caller = Caller {
             user: UserId(uuid),
             role: data.claims.role,
-        })
+        };
+        // (`nbf` was checked: it stays in the past.)
+        if self.verified.len() >= VERIFIED_MAX {
+            self.verified.clear();
+        }
+        self.verified
+            .insert(token.to_owned(), (caller, data.claims.exp));
+        Ok(caller)
     }
 }
 
@@ -169,6 +201,24 @@ pub fn mint(secret: &[u8], user: uuid::Uuid, role: Role, ttl_secs: u64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_verified_once_is_still_checked_for_expiry_and_signature() {
+        let auth = Authenticator::new(b"secret");
+        let user = uuid::Uuid::new_v4();
+        let good = mint(b"secret", user, Role::User, 60).unwrap();
+        assert!(auth.verify(&good).is_ok());
+        assert_eq!(auth.verified.len(), 1, "remembered");
+        assert!(auth.verify(&good).is_ok(), "answered from the cache");
+        // The same claims under another key are another token: checked in full.
+        let forged = mint(b"other", user, Role::User, 60).unwrap();
+        assert!(auth.verify(&forged).is_err());
+        // A remembered token past its expiry is verified again (and refused).
+        let caller = auth.verify(&good).unwrap();
+        auth.verified
+            .insert("a.b.c".into(), (caller, now_secs() - 1));
+        assert!(auth.verify("a.b.c").is_err(), "an expired token is refused");
+    }
 
     #[test]
     fn tokens_verify_and_bad_ones_are_refused() {
