@@ -7,6 +7,7 @@ use otc_engine::command::{
     BuyAmount, BuyRequest, CapacityRequest, FastSellRequest, FundPasswordProof, ListingSpec,
     MerchantQuote, PriceSpec, Resolution,
 };
+use otc_engine::payment::{ChannelProvider, GatewayPayment, payment_reference};
 use otc_engine::users::{MethodDetails, MethodKind};
 use otc_engine::{Asset, Command, Engine, Fiat, TradeId, UserId};
 use rust_decimal::Decimal;
@@ -58,6 +59,11 @@ fn actor(party: Party, right: UserId, other: UserId, me: UserId) -> UserId {
         Party::Stranger if me != right && me != other => me,
         Party::Stranger => agent(),
     }
+}
+
+/// `me`'s payment channel.
+pub fn channel_of(me: UserId) -> String {
+    format!("sim-{}", me.0.as_u64_pair().1)
 }
 
 /// A trade that does not exist.
@@ -207,6 +213,85 @@ pub fn command(e: &Engine, me: UserId, act: &Act, n: u64) -> Command {
             party,
             action,
         } => trade_command(e, me, *trade, *party, *action),
+        Act::BindChannel => Command::BindMethod {
+            user: me,
+            details: MethodDetails::Channel {
+                channel: channel_of(me),
+                provider: ChannelProvider::Hmac,
+            },
+        },
+        Act::GatewayPay {
+            trade,
+            right_amount,
+            repeat,
+        } => {
+            let trades = &e.state().trades;
+            let t = trades
+                .values()
+                .rev()
+                .nth(usize::from(*trade) % trades.len().max(1));
+            let (id, amount) =
+                t.map_or((NO_TRADE, Decimal::ONE), |t| (t.id, t.fiat_amount.value()));
+            let channel = match t.map(|t| &*t.method_details) {
+                Some(MethodDetails::Channel { channel, .. }) => channel.clone(),
+                _ => channel_of(me),
+            };
+            Command::GatewayPayment(GatewayPayment {
+                channel,
+                reference: payment_reference(id),
+                txn_id: format!("txn-{}", if *repeat { n.saturating_sub(1) } else { n }),
+                amount: if *right_amount {
+                    amount
+                } else {
+                    amount + Decimal::ONE
+                },
+                currency: "CNY".into(),
+                paid_at: None,
+                history_checked: false,
+                ended: None,
+            })
+        }
+        Act::ReferencePrice { price } => Command::SetReferencePrice {
+            asset,
+            fiat,
+            price: Decimal::new(690 + i64::from(*price), 2),
+            source: "sim".into(),
+        },
+        Act::PublishFloating { premium_bps, total } => Command::PublishListing {
+            seller: me,
+            proof: proof(e, me, Password::Right),
+            spec: ListingSpec {
+                asset,
+                fiat,
+                price: PriceSpec::Floating {
+                    premium_bps: i32::from(*premium_bps),
+                    floor: Some(dec("6.50")),
+                    ceiling: Some(dec("7.50")),
+                },
+                total: Decimal::from(*total),
+                min_fiat: dec("5"),
+                max_fiat: dec("5000"),
+                methods: methods(me),
+                payment_window_ms: None,
+                terms: String::new(),
+                release_on_verified: methods(me).len() % 2 == 1,
+            },
+        },
+        Act::Block { other, unblock } => {
+            let target = user(*other);
+            if *unblock {
+                Command::Unblock { user: me, target }
+            } else {
+                Command::Block { user: me, target }
+            }
+        }
+        Act::RemoveMethod => Command::RemoveMethod {
+            user: me,
+            method: methods(me)
+                .first()
+                .copied()
+                .unwrap_or(otc_engine::MethodId(u64::MAX)),
+        },
     }
 }
 
@@ -286,6 +371,15 @@ fn trade_command(e: &Engine, me: UserId, rank: u16, party: Party, action: TradeA
                 String::new()
             },
         },
+    }
+}
+
+/// Assigns `me` the run's channel (a back-office step before binding it).
+pub fn assign_channel(me: UserId) -> Command {
+    Command::AssignChannel {
+        user: me,
+        channel: channel_of(me),
+        provider: ChannelProvider::Hmac,
     }
 }
 

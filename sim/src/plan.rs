@@ -69,6 +69,23 @@ pub enum Act {
     },
     /// Make this user a merchant and declare capacity, online.
     BecomeMerchant,
+    /// Assign this user a payment channel and bind it (SPEC §19).
+    BindChannel,
+    /// A gateway's verified payment for the `trade`-th trade: the right
+    /// amount or not, a new transaction or a repeat of the last.
+    GatewayPay {
+        trade: u16,
+        right_amount: bool,
+        repeat: bool,
+    },
+    /// The reference price moves (SPEC §22).
+    ReferencePrice { price: u8 },
+    /// Publish a floating listing at `premium_bps` over the reference.
+    PublishFloating { premium_bps: i16, total: u32 },
+    /// Block (or unblock) another user.
+    Block { other: u16, unblock: bool },
+    /// Remove this user's first method (refused while in use).
+    RemoveMethod,
     /// Fast-sell `coin` to a merchant.
     FastSell { coin: u16, password: Password },
 }
@@ -266,7 +283,27 @@ fn act(rng: &mut Rng) -> Act {
             order: r(rng, 16),
             party: party(rng),
         },
-        36 => Act::BecomeMerchant,
+        36 => match rng.below(8) {
+            0 => Act::BecomeMerchant,
+            1 => Act::BindChannel,
+            2 => Act::ReferencePrice {
+                price: u8::try_from(rng.below(30)).unwrap_or(0),
+            },
+            3 => Act::PublishFloating {
+                premium_bps: i16::try_from(rng.below(600)).unwrap_or(0) - 300,
+                total: 5 + u32::try_from(rng.below(80)).unwrap_or(0),
+            },
+            4 => Act::Block {
+                other: r(rng, 3_000),
+                unblock: rng.below(2) == 0,
+            },
+            5 => Act::RemoveMethod,
+            _ => Act::GatewayPay {
+                trade: r(rng, 8),
+                right_amount: rng.below(6) != 0,
+                repeat: rng.below(8) == 0,
+            },
+        },
         37..=39 => Act::FastSell {
             coin: 1 + r(rng, 10),
             password: password(rng),

@@ -49,6 +49,34 @@ pub struct Report {
     pub trades: u64,
     /// What the disk did.
     pub disk: DiskStats,
+    /// Commands applied, by name.
+    pub applied: std::collections::BTreeMap<&'static str, u64>,
+    /// Commands refused, by name.
+    pub refused: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Report {
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Report) {
+        self.commits += other.commits;
+        self.acked += other.acked;
+        self.retries += other.retries;
+        self.restarts += other.restarts;
+        self.refused_starts += other.refused_starts;
+        self.failed_commits += other.failed_commits;
+        self.trades += other.trades;
+        self.disk.crashes += other.disk.crashes;
+        self.disk.torn += other.disk.torn;
+        self.disk.lost += other.disk.lost;
+        self.disk.sync_failures += other.disk.sync_failures;
+        self.disk.flips += other.disk.flips;
+        for (k, v) in &other.applied {
+            *self.applied.entry(k).or_default() += v;
+        }
+        for (k, v) in &other.refused {
+            *self.refused.entry(k).or_default() += v;
+        }
+    }
 }
 
 /// A failed check.
@@ -269,6 +297,10 @@ impl Sim {
                     online: true,
                 },
             ],
+            Act::BindChannel => vec![
+                build::assign_channel(me),
+                build::command(self.writer()?.engine(), me, act, n),
+            ],
             _ => vec![build::command(self.writer()?.engine(), me, act, n)],
         };
         for command in commands {
@@ -351,6 +383,13 @@ impl Sim {
                 ));
             }
         }
+        let name = req.command.name();
+        let counts = if result.is_ok() {
+            &mut self.report.applied
+        } else {
+            &mut self.report.refused
+        };
+        *counts.entry(name).or_default() += 1;
         if let Ok(events) = result {
             self.applied.push((req.now, req.command.clone()));
             self.report.trades += events

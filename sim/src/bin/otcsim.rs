@@ -122,6 +122,13 @@ fn main() -> ExitCode {
     let (mut passed, mut failed) = (0u64, 0u64);
     let mut total = otc_sim::Report::default();
     for seed in a.seeds.clone() {
+        let done = seed - a.seeds.start;
+        if done > 0 && done.is_multiple_of(500) {
+            eprintln!(
+                "{done} seeds run ({failed} failed) in {:.0} s",
+                started.elapsed().as_secs_f64()
+            );
+        }
         let cfg = Config {
             seed,
             steps: a.steps,
@@ -136,17 +143,7 @@ fn main() -> ExitCode {
         match run_plan(&cfg, &plan) {
             Ok(r) => {
                 passed += 1;
-                total.commits += r.commits;
-                total.acked += r.acked;
-                total.retries += r.retries;
-                total.restarts += r.restarts;
-                total.refused_starts += r.refused_starts;
-                total.failed_commits += r.failed_commits;
-                total.trades += r.trades;
-                total.disk.torn += r.disk.torn;
-                total.disk.lost += r.disk.lost;
-                total.disk.sync_failures += r.disk.sync_failures;
-                total.disk.flips += r.disk.flips;
+                total.add(&r);
             }
             Err(f) => {
                 failed += 1;
@@ -184,6 +181,14 @@ fn main() -> ExitCode {
         total.disk.sync_failures,
         total.disk.flips
     );
+    let show = |m: &std::collections::BTreeMap<&str, u64>| {
+        m.iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("applied: {}", show(&total.applied));
+    println!("refused: {}", show(&total.refused));
     if failed == 0 {
         ExitCode::SUCCESS
     } else {
