@@ -184,12 +184,17 @@ impl Sim {
         // sled's files on a RAM disk where there is one: its fsyncs cost
         // nothing there, and its durability is simulated anyway.
         let shm = Path::new("/dev/shm");
-        let tmp = if shm.is_dir() {
-            tempfile::Builder::new().prefix("otcsim-").tempdir_in(shm)
-        } else {
-            tempfile::Builder::new().prefix("otcsim-").tempdir()
-        }
-        .map_err(io)?;
+        let tmp = shm
+            .is_dir()
+            .then(|| {
+                tempfile::Builder::new()
+                    .prefix("otcsim-")
+                    .tempdir_in(shm)
+                    .ok()
+            })
+            .flatten()
+            .map_or_else(|| tempfile::Builder::new().prefix("otcsim-").tempdir(), Ok)
+            .map_err(io)?;
         let data = tmp.path().join("data");
         let durable = tmp.path().join("sled-durable");
         let disk = SimDisk::new(cfg.seed);
