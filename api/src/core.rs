@@ -321,19 +321,7 @@ fn writer_loop(
         let result = if requests.is_empty() {
             Ok(Vec::new())
         } else {
-            // Applied and written under the write lock; readers come back
-            // in while the disk syncs (they see the engine with the group
-            // applied, sled and request ids without it), and nothing is
-            // answered before the group is durable.
-            match w.begin_group(&requests) {
-                Ok(in_flight) => {
-                    drop(w);
-                    let synced = writer.blocking_read().sync_group(&in_flight);
-                    w = writer.blocking_write();
-                    w.finish_group(in_flight, synced)
-                }
-                Err(e) => Err(e),
-            }
+            w.apply_group_replies(&requests)
         };
         let after = w.stats;
         // Where the time goes: engine work vs write + flush + fdatasync.

@@ -148,7 +148,7 @@ pub struct WriterStats {
 /// A group applied to the engine and written to the journal, not yet
 /// durable: see [`Writer::begin_group`].
 #[must_use]
-pub struct InFlight {
+struct InFlight {
     written: crate::store::Written,
     ids: idem::Staged,
     done: Vec<Done>,
@@ -267,15 +267,13 @@ impl Writer {
 
     /// The first step of [`Writer::apply_group_replies`]: the group applied
     /// to the engine and its record written to the journal, not yet
-    /// durable. Then [`Writer::sync_group`] (with `&self`: the caller may
-    /// let readers in while the disk works), then [`Writer::finish_group`],
-    /// before anything is answered. Readers meanwhile see the engine with
-    /// the group applied; nothing that needs durable data (history, events,
-    /// request ids) has it until `finish_group`.
+    /// durable. Then [`Writer::sync_group`], then [`Writer::finish_group`],
+    /// before anything is answered. (Private: a caller that let readers in
+    /// between would show them state that is not durable yet.)
     ///
     /// # Errors
     /// As [`Writer::apply_group`]: the writer stops.
-    pub fn begin_group(&mut self, requests: &[Request]) -> Result<InFlight, StorageError> {
+    fn begin_group(&mut self, requests: &[Request]) -> Result<InFlight, StorageError> {
         if let Some(e) = &self.stopped {
             return Err(StorageError::Stopped(e.to_string()));
         }
@@ -295,7 +293,7 @@ impl Writer {
     /// # Errors
     /// The sync failed (pass the result to [`Writer::finish_group`], which
     /// stops the writer).
-    pub fn sync_group(&self, in_flight: &InFlight) -> Result<(), StorageError> {
+    fn sync_group(&self, in_flight: &InFlight) -> Result<(), StorageError> {
         self.store.sync(&in_flight.written)
     }
 
@@ -304,7 +302,7 @@ impl Writer {
     ///
     /// # Errors
     /// The sync or this step failed: the writer stops for good.
-    pub fn finish_group(
+    fn finish_group(
         &mut self,
         in_flight: InFlight,
         synced: Result<(), StorageError>,
