@@ -10,6 +10,7 @@
 //! - [`disk`]: the simulated disk: lost and torn writes, failing
 //!   `fdatasync`, flipped bits on read.
 //! - [`run`]: the run and its checks, after every commit and recovery.
+//! - [`report`]: a run's configuration, report and failure.
 //! - [`model`]: a naive reference model of SPEC §10–§12 run side by side.
 //! - [`shrink`]: a failing plan made smaller while it still fails.
 
@@ -19,6 +20,7 @@ pub mod build;
 pub mod disk;
 pub mod model;
 pub mod plan;
+pub mod report;
 pub mod run;
 pub mod shrink;
 

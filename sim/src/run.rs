@@ -8,85 +8,17 @@ use std::sync::{Arc, Mutex};
 
 use otc_engine::{Command, Engine, EngineConfig, Event, Rejection, Timestamp};
 use otc_storage::store::StoreOptions;
-use otc_storage::wal::Bug;
 use otc_storage::{Done, Outcome, Request, Writer, WriterOptions};
 
 use crate::build;
-use crate::disk::{DiskStats, Shared, SimDisk};
+use crate::disk::{Shared, SimDisk};
 use crate::model::Model;
-use crate::plan::{self, Act, Faults, Step};
+
+mod recover;
+use crate::plan::{self, Act, Step};
 use crate::rng::Rng;
 
-/// What to run.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// The seed: the plan, the disk's tears and the storage sizes.
-    pub seed: u64,
-    /// Steps in the plan.
-    pub steps: usize,
-    /// Faults the plan may inject.
-    pub faults: Faults,
-    /// A deliberate bug (to show the checks catch its class).
-    pub bug: Option<Bug>,
-}
-
-/// What a passing run did.
-#[derive(Debug, Clone, Default)]
-pub struct Report {
-    /// Commits that succeeded.
-    pub commits: u64,
-    /// Requests acknowledged.
-    pub acked: u64,
-    /// Retries answered with their first reply.
-    pub retries: u64,
-    /// Restarts after a crash.
-    pub restarts: u64,
-    /// Starts refused (a flipped bit read), then retried.
-    pub refused_starts: u64,
-    /// Commits that failed under an injected fault.
-    pub failed_commits: u64,
-    /// Trades opened.
-    pub trades: u64,
-    /// What the disk did.
-    pub disk: DiskStats,
-    /// Commands applied, by name.
-    pub applied: std::collections::BTreeMap<&'static str, u64>,
-    /// Commands refused, by name.
-    pub refused: std::collections::BTreeMap<&'static str, u64>,
-}
-
-impl Report {
-    /// Adds `other`'s counts to these.
-    pub fn add(&mut self, other: &Report) {
-        self.commits += other.commits;
-        self.acked += other.acked;
-        self.retries += other.retries;
-        self.restarts += other.restarts;
-        self.refused_starts += other.refused_starts;
-        self.failed_commits += other.failed_commits;
-        self.trades += other.trades;
-        self.disk.crashes += other.disk.crashes;
-        self.disk.torn += other.disk.torn;
-        self.disk.lost += other.disk.lost;
-        self.disk.sync_failures += other.disk.sync_failures;
-        self.disk.flips += other.disk.flips;
-        for (k, v) in &other.applied {
-            *self.applied.entry(k).or_default() += v;
-        }
-        for (k, v) in &other.refused {
-            *self.refused.entry(k).or_default() += v;
-        }
-    }
-}
-
-/// A failed check.
-#[derive(Debug, Clone)]
-pub struct Failure {
-    /// The index of the step it happened at.
-    pub step: usize,
-    /// What was wrong.
-    pub what: String,
-}
+pub use crate::report::{Config, Failure, Report};
 
 /// One process runs one simulation at a time: sled's failpoints are global.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -98,6 +30,20 @@ struct Pending {
     retry_of: Option<usize>,
     /// Another request under that one's id.
     reuse_of: Option<usize>,
+    /// A request of a group whose commit failed, sent again after the
+    /// restart (as its client would): whether the group survived.
+    resend: Option<bool>,
+}
+
+impl Pending {
+    fn new(req: Request) -> Pending {
+        Pending {
+            req,
+            retry_of: None,
+            reuse_of: None,
+            resend: None,
+        }
+    }
 }
 
 /// An acknowledged request and its reply.
@@ -131,10 +77,16 @@ struct Sim {
     model: Model,
     /// A group whose commit failed: durable or not, recovery decides.
     failed: Option<Vec<Pending>>,
-    /// A fault is armed or happened that explains a failing commit.
-    fault_armed: bool,
+    /// Failed `fdatasync`s seen so far (a new one explains a failure).
+    sync_failures_seen: u64,
     /// sled's flush failed: the writer stops at its next commit.
     sled_failed: bool,
+    /// Every event the oracle emitted, in order.
+    oracle_events: Vec<Event>,
+    /// Events up to here were compared with the store's after a restart.
+    events_checked: usize,
+    /// Copying sled's durable state failed (the hook cannot return it).
+    hook_error: Arc<Mutex<Option<String>>>,
     n: u64,
     step: usize,
     report: Report,
@@ -143,27 +95,6 @@ struct Sim {
 
 fn replier() -> otc_storage::Replier {
     Box::new(|_, _, result| format!("{result:?}").into_bytes())
-}
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
-        }
-    }
-    Ok(())
-}
-
-fn replace_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    if to.exists() {
-        std::fs::remove_dir_all(to)?;
-    }
-    copy_dir(from, to)
 }
 
 impl Sim {
@@ -201,11 +132,14 @@ impl Sim {
         disk.inject(cfg.bug);
         let mut rng = Rng::new(cfg.seed ^ 0x5eed_51a0);
         // sled's state as of its last flush: what a crash leaves of it.
+        let hook_error: Arc<Mutex<Option<String>>> = Arc::default();
         let hook: otc_storage::store::SledDurableHook = {
-            let durable = durable.clone();
+            let (durable, error) = (durable.clone(), Arc::clone(&hook_error));
             Arc::new(move |dir: &Path| {
-                if let Err(e) = replace_dir(dir, &durable) {
-                    panic!("copying sled's durable state: {e}");
+                if let Err(e) = recover::replace_dir(dir, &durable)
+                    && let Ok(mut slot) = error.lock()
+                {
+                    slot.get_or_insert(format!("copying sled's durable state: {e}"));
                 }
             })
         };
@@ -241,8 +175,11 @@ impl Sim {
             applied: Vec::new(),
             model,
             failed: None,
-            fault_armed: false,
+            sync_failures_seen: 0,
             sled_failed: false,
+            oracle_events: Vec::new(),
+            events_checked: 0,
+            hook_error,
             n: 0,
             step: 0,
             report: Report::default(),
@@ -250,31 +187,6 @@ impl Sim {
         };
         sim.start()?;
         Ok(sim)
-    }
-
-    /// Opens the writer on what the disk and sled hold; a start refused
-    /// after a flipped bit is retried (the flip was a bad read).
-    fn start(&mut self) -> Result<(), Failure> {
-        loop {
-            let flips = self.disk.stats().flips;
-            match Writer::open(&self.data, self.config.clone(), self.options.clone()) {
-                Ok(mut w) => {
-                    w.set_replier(replier());
-                    self.writer = Some(w);
-                    return Ok(());
-                }
-                Err(e) if self.disk.stats().flips > flips => {
-                    let what = e.to_string();
-                    if !what.contains(".wal") {
-                        return self.fail(format!(
-                            "a start refused after a flipped bit does not name the segment: {what}"
-                        ));
-                    }
-                    self.report.refused_starts += 1;
-                }
-                Err(e) => return self.fail(format!("the restart was refused: {e}")),
-            }
-        }
     }
 
     fn writer(&mut self) -> Result<&mut Writer, Failure> {
@@ -310,11 +222,8 @@ impl Sim {
         };
         for command in commands {
             let id = self.next_id();
-            self.group.push(Pending {
-                req: Request::new(Some(id), command, self.now),
-                retry_of: None,
-                reuse_of: None,
-            });
+            self.group
+                .push(Pending::new(Request::new(Some(id), command, self.now)));
         }
         Ok(())
     }
@@ -334,9 +243,8 @@ impl Sim {
             let mut req = self.acked[i].req.clone();
             req.now = self.now;
             self.group.push(Pending {
-                req,
                 retry_of: Some(i),
-                reuse_of: None,
+                ..Pending::new(req)
             });
         }
     }
@@ -361,9 +269,8 @@ impl Sim {
         }
         let req = Request::new(first.request_id.clone(), command, self.now);
         self.group.push(Pending {
-            req,
-            retry_of: None,
             reuse_of: Some(i),
+            ..Pending::new(req)
         });
         Ok(())
     }
@@ -396,6 +303,7 @@ impl Sim {
         };
         *counts.entry(name).or_default() += 1;
         if let Ok(events) = result {
+            self.oracle_events.extend_from_slice(events);
             self.applied.push((req.now, req.command.clone()));
             self.report.trades += events
                 .iter()
@@ -414,11 +322,7 @@ impl Sim {
         if let Some(due) = self.writer()?.due_request(now) {
             // A due timer and the clicks of the same moment race: it goes
             // first or last (the server appends it last).
-            let fire = Pending {
-                req: due,
-                retry_of: None,
-                reuse_of: None,
-            };
+            let fire = Pending::new(due);
             if group.len() % 2 == 1 {
                 group.insert(0, fire);
             } else {
@@ -433,10 +337,11 @@ impl Sim {
         let dones = match result {
             Ok(dones) => dones,
             Err(e) => {
-                if !self.fault_armed && !self.disk.is_off() {
+                if !self.fault_fired() {
                     return self.fail(format!("a commit failed with no fault injected: {e}"));
                 }
                 self.report.failed_commits += 1;
+                self.check_stopped()?;
                 self.failed = Some(group);
                 return self.crash();
             }
@@ -462,6 +367,28 @@ impl Sim {
             }
             self.report.retries += 1;
             return Ok(());
+        }
+        if let Some(survived) = p.resend {
+            match &done.outcome {
+                Outcome::Repeated(..) if survived => return Ok(()),
+                // It survived without changing the state: refused.
+                Outcome::Repeated(otc_storage::StoredOutcome::Rejected { .. }, _) => {
+                    return Ok(());
+                }
+                Outcome::Repeated(..) | Outcome::IdConflict => {
+                    return self.fail(format!(
+                        "request {:?} of a failed group answered {:?} when sent again, yet the restarted state showed no sign of it",
+                        p.req.request_id, done.outcome
+                    ));
+                }
+                _ if survived => {
+                    return self.fail(format!(
+                        "request {:?} of a failed group that survived the crash was applied again: {:?}",
+                        p.req.request_id, done.outcome
+                    ));
+                }
+                _ => {}
+            }
         }
         if p.reuse_of.is_some() {
             if done.outcome != Outcome::IdConflict {
@@ -489,6 +416,9 @@ impl Sim {
     /// L1, L2 and one state per trade (the engine's own checks), and the
     /// writer's state equal to the replay's.
     fn check_state(&mut self) -> Result<(), Failure> {
+        if let Some(e) = self.hook_error.lock().ok().and_then(|mut e| e.take()) {
+            return self.fail(e);
+        }
         let w = self.writer()?;
         let (checked, digest) = (w.engine().check_invariants(), w.engine().digest());
         if let Err(e) = checked {
@@ -520,75 +450,29 @@ impl Sim {
         Ok(())
     }
 
-    /// The process dies; the disk keeps what it keeps; it restarts.
-    fn crash(&mut self) -> Result<(), Failure> {
-        self.group.clear();
-        drop(self.writer.take());
-        sled::fail::reset();
-        self.disk.crash();
-        self.fault_armed = false;
-        // sled as of its last flush, or (as if its own writes had reached
-        // the disk) as it is: flushed when the writer dropped it, unless
-        // the writer had stopped (then what sled wrote on its own threads
-        // depends on timing, and the run would not replay exactly).
-        let stopped = self.failed.is_some() || self.sled_failed;
-        self.sled_failed = false;
-        if stopped || self.rng.below(3) != 0 {
-            let durable = self.data.with_file_name("sled-durable");
-            if let Err(e) = replace_dir(&durable, &self.data) {
-                return self.fail(format!("restoring sled's durable state: {e}"));
-            }
-        }
-        self.start()?;
-        self.report.restarts += 1;
-        // A failed group may have reached the journal: then all of it.
-        if let Some(group) = self.failed.take() {
-            let digest = self.writer()?.engine().digest();
-            if digest != self.oracle.digest() {
-                for p in group
-                    .iter()
-                    .filter(|p| p.retry_of.is_none() && p.reuse_of.is_none())
-                {
-                    self.replay_one(&p.req, None)?;
-                }
-            }
-        }
-        self.check_state()?;
-        // Every request acknowledged in the life that ended answers its
-        // first reply.
-        let from = self.life_start.max(self.acked.len().saturating_sub(300));
-        for i in from..self.acked.len() {
-            if self.now.0 - self.acked[i].req.now.0 < RETRY_WITHIN_MS {
-                let mut req = self.acked[i].req.clone();
-                req.now = self.now;
-                self.group.push(Pending {
-                    req,
-                    retry_of: Some(i),
-                    reuse_of: None,
-                });
-            }
-        }
-        self.life_start = self.acked.len();
-        // As the server: every deadline due while down fires at once.
-        self.commit()
-    }
-
     fn flush(&mut self, fail: bool) -> Result<(), Failure> {
         if fail {
             sled::fail::set("buffer write", 1);
-            self.fault_armed = true;
         }
         let flushed = self.writer()?.store().flush_now();
         // Only inside this flush: left armed, it would fire wherever sled's
         // own threads write next, and the run would not replay exactly.
         sled::fail::reset();
         if let Err(e) = flushed {
-            if !self.fault_armed && !self.disk.is_off() {
+            if !fail && !self.fault_fired() {
                 return self.fail(format!("sled's flush failed with no fault injected: {e}"));
             }
             self.sled_failed = true;
         }
         Ok(())
+    }
+
+    /// Whether an injected fault has fired since the last restart: the
+    /// power went off, an `fdatasync` failed, or sled's flush did.
+    fn fault_fired(&self) -> bool {
+        self.disk.is_off()
+            || self.disk.stats().sync_failures > self.sync_failures_seen
+            || self.sled_failed
     }
 
     fn run_step(&mut self, step: &Step) -> Result<(), Failure> {
@@ -605,46 +489,14 @@ impl Sim {
                 self.commit()?;
                 self.flush(*fail)?;
             }
-            Step::PowerOff(n) => {
-                self.disk.power_off_after(u64::from(*n));
-                self.fault_armed = true;
-            }
-            Step::FailSync => {
-                self.disk.fail_next_sync();
-                self.fault_armed = true;
-            }
+            Step::PowerOff(n) => self.disk.power_off_after(u64::from(*n)),
+            Step::FailSync => self.disk.fail_next_sync(),
             Step::FlipRead => self.disk.flip_next_read(),
             Step::Crash => {
                 self.commit()?;
                 self.crash()?;
             }
         }
-        Ok(())
-    }
-
-    fn finish(&mut self, faults: Faults) -> Result<(), Failure> {
-        self.commit()?;
-        if faults.crash {
-            self.crash()?;
-        }
-        self.check_state()?;
-        // And a replay of every acknowledged command from scratch.
-        let mut fresh = match Engine::new(self.config.clone()) {
-            Ok(e) => e,
-            Err(e) => return self.fail(format!("the default configuration: {e}")),
-        };
-        for (now, command) in &self.applied {
-            if let Err(r) = fresh.apply(command, *now) {
-                return self.fail(format!(
-                    "{command:?} at {}: applied once, refused by a fresh replay: {r:?}",
-                    now.0
-                ));
-            }
-        }
-        if fresh.digest() != self.writer()?.engine().digest() {
-            return self.fail("the state differs from a fresh replay of the acknowledged commands");
-        }
-        self.report.disk = self.disk.stats();
         Ok(())
     }
 }

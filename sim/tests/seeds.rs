@@ -66,15 +66,28 @@ fn a_seed_replays_exactly() {
 }
 
 /// The first seed (of 60) whose run fails with `bug` injected under
-/// `faults`.
-fn caught(bug: Bug, faults: Faults) -> (u64, Failure) {
+/// `faults`, failing one of the checks named in `by`.
+fn caught(bug: Bug, faults: Faults, by: &[&str]) -> (u64, Failure) {
     for seed in 0..60 {
         if let Err(f) = run(&config(seed, 2_000, faults, Some(bug))) {
+            assert!(
+                by.iter().any(|b| f.what.contains(b)),
+                "{bug:?} at seed {seed} failed an unexpected check: {}",
+                f.what
+            );
             return (seed, f);
         }
     }
     panic!("{bug:?} went unnoticed over 60 seeds: the checks are vacuous");
 }
+
+/// What losing an acknowledged write looks like to the checks.
+const LOST: &[&str] = &[
+    "differs from a replay",
+    "a retry of request",
+    "the restart was refused",
+    "events differ",
+];
 
 #[test]
 fn lost_unsynced_writes_catch_acknowledging_before_fdatasync() {
@@ -82,10 +95,9 @@ fn lost_unsynced_writes_catch_acknowledging_before_fdatasync() {
         crash: true,
         ..Faults::NONE
     };
-    let (seed, f) = caught(Bug::AckBeforeSync, faults);
-    assert!(
-        f.what.contains("differs") || f.what.contains("refused") || f.what.contains("retry"),
-        "seed {seed}: {}",
+    let (seed, f) = caught(Bug::AckBeforeSync, faults, LOST);
+    eprintln!(
+        "acknowledging before fdatasync caught at seed {seed}: {}",
         f.what
     );
     // The same seed passes without the bug.
@@ -99,7 +111,7 @@ fn failing_fdatasync_catches_a_retried_sync() {
         sync: true,
         ..Faults::NONE
     };
-    let (seed, f) = caught(Bug::RetryFailedSync, faults);
+    let (seed, f) = caught(Bug::RetryFailedSync, faults, LOST);
     eprintln!("retried sync caught at seed {seed}: {}", f.what);
     run(&config(seed, 2_000, faults, None)).expect("the seed without the bug");
 }
@@ -111,7 +123,16 @@ fn torn_writes_catch_a_skipped_checksum() {
         power: true,
         ..Faults::NONE
     };
-    let (seed, f) = caught(Bug::SkipChecksum, faults);
+    let (seed, f) = caught(
+        Bug::SkipChecksum,
+        faults,
+        &[
+            "differs from a replay",
+            "the restart was refused",
+            "a commit failed",
+            "a start refused",
+        ],
+    );
     eprintln!("skipped checksum caught at seed {seed}: {}", f.what);
     run(&config(seed, 2_000, faults, None)).expect("the seed without the bug");
 }
@@ -123,7 +144,7 @@ fn flipped_reads_catch_trusting_one_read() {
         flip: true,
         ..Faults::NONE
     };
-    let (seed, f) = caught(Bug::TrustOneRead, faults);
+    let (seed, f) = caught(Bug::TrustOneRead, faults, LOST);
     eprintln!("one read trusted caught at seed {seed}: {}", f.what);
     run(&config(seed, 2_000, faults, None)).expect("the seed without the bug");
 }
@@ -135,7 +156,7 @@ fn sled_failures_catch_a_skipped_replay_into_sled() {
         sled: true,
         ..Faults::NONE
     };
-    let (seed, f) = caught(Bug::SkipSledReplay, faults);
+    let (seed, f) = caught(Bug::SkipSledReplay, faults, LOST);
     eprintln!("skipped replay caught at seed {seed}: {}", f.what);
     run(&config(seed, 2_000, faults, None)).expect("the seed without the bug");
 }
@@ -146,7 +167,7 @@ fn a_failing_plan_shrinks_and_the_shrunk_plan_still_fails() {
         crash: true,
         ..Faults::NONE
     };
-    let (seed, first) = caught(Bug::AckBeforeSync, faults);
+    let (seed, first) = caught(Bug::AckBeforeSync, faults, LOST);
     let cfg = config(seed, 2_000, faults, Some(Bug::AckBeforeSync));
     let full = plan::generate(seed, 2_000, faults);
     let (kept, last) = shrink(&cfg, &full, &first, 200);
