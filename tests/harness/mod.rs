@@ -232,6 +232,17 @@ impl Server {
             .expect("wait")
     }
 
+    /// The flags this server runs with, parsed as `otcd` parses them: the
+    /// engine and storage settings to open its data dir with in-process
+    /// (so the reopen journals no configuration change).
+    pub fn config(&self) -> otc_api::config::ServerConfig {
+        use clap::Parser;
+        otc_api::config::ServerConfig::try_parse_from(
+            std::iter::once("otcd".to_owned()).chain(self.args.iter().cloned()),
+        )
+        .expect("otcd's own flags parse")
+    }
+
     /// Starts again on the same data dir with the same flags.
     pub async fn restart(&mut self) {
         if self.child.is_some() {
