@@ -23,16 +23,15 @@ mod harness;
 mod soak;
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::Server;
-use otc_api::proto as pb;
 use rust_decimal::Decimal;
-use soak::actors::{self, Ctx, Desk, Ended, admin_who};
-use soak::{Acked, Call, Clients, Ids, Log, Rng, Who, replay_one};
+use soak::actors::{self, Ctx, Desk, Ended};
+use soak::checks::{conservation, dec, dir_size};
+use soak::{Acked, Call, Clients, Ids, Log, Rng, replay_one};
 use uuid::Uuid;
 
 /// Rounds of `kill9_soak` unless `OTC_SOAK_ROUNDS` says otherwise.
@@ -456,53 +455,6 @@ fn sample(rng: &mut Rng, len: usize) -> Vec<usize> {
     picked.into_iter().collect()
 }
 
-fn dec(text: &str) -> Result<Decimal, String> {
-    Decimal::from_str(text).map_err(|e| format!("{text:?} is not a decimal: {e}"))
-}
-
-/// L1 over the API: today's statement is balanced (Σ deposits − Σ
-/// withdrawals of all days = Σ balances), and Σ over every user of
-/// available + escrowed is that total. Only timers run meanwhile, and they
-/// move no coin between users.
-async fn conservation(c: &mut Clients, users: &[Uuid]) -> Result<String, String> {
-    let day = || chrono::Utc::now().format("%Y-%m-%d").to_string();
-    let before = day();
-    let mut held = Decimal::ZERO;
-    for u in users {
-        let acc = soak::within(
-            c.trading(Who::user(*u))
-                .get_account(pb::GetAccountRequest {}),
-        )
-        .await
-        .map_err(|s| format!("GetAccount {u}: {s:?}"))?
-        .into_inner();
-        for b in acc.balances.iter().filter(|b| b.asset == "EB") {
-            held += dec(&b.available)? + dec(&b.escrowed)?;
-        }
-    }
-    let st = soak::within(
-        c.support(admin_who())
-            .get_statement(pb::GetStatementRequest {
-                asset: "EB".into(),
-                date: before.clone(),
-            }),
-    )
-    .await
-    .map_err(|s| format!("GetStatement: {s:?}"))?
-    .into_inner();
-    let (closing, balances) = (dec(&st.closing)?, dec(&st.balances)?);
-    if !st.balanced || closing != balances {
-        return Err(format!("L1: the statement is not balanced: {st:?}"));
-    }
-    // Across midnight the statement is of the day before: skip the sum.
-    if before == day() && held != balances {
-        return Err(format!(
-            "L1: users hold {held} in all, the statement says {balances}: {st:?}"
-        ));
-    }
-    Ok(format!("L1 holds: {balances} EB held"))
-}
-
 /// Waits out the server's housekeeping interval with the server idle, then
 /// re-sends every call of the data dir's rounds (see [`Plan::housekeeping`]).
 async fn housekeeping(ep: &mut Epoch, t: &mut Totals) -> String {
@@ -595,18 +547,4 @@ async fn check_dir(ep: &mut Epoch, restart: bool) -> String {
          (acked {acked_wd}), {:.1} MiB",
         size as f64 / f64::from(1 << 20)
     )
-}
-
-fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

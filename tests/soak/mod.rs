@@ -3,6 +3,8 @@
 //! replay that re-sends one and compares the answer with the first.
 
 pub mod actors;
+pub mod checks;
+pub mod desk;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
