@@ -371,10 +371,18 @@ impl Sim {
         if let Some(survived) = p.resend {
             match &done.outcome {
                 Outcome::Repeated(..) if survived => return Ok(()),
-                // It survived without changing the state: refused.
+                // It survived without changing the state: refused, or
+                // applied with no event (a claim one already held).
                 Outcome::Repeated(otc_storage::StoredOutcome::Rejected { .. }, _) => {
                     return Ok(());
                 }
+                Outcome::Repeated(
+                    otc_storage::StoredOutcome::Applied {
+                        first_seq,
+                        last_seq,
+                    },
+                    _,
+                ) if first_seq > last_seq => return Ok(()),
                 Outcome::Repeated(..) | Outcome::IdConflict => {
                     return self.fail(format!(
                         "request {:?} of a failed group answered {:?} when sent again, yet the restarted state showed no sign of it",
