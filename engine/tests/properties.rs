@@ -141,7 +141,7 @@ fn agent(a: u8) -> UserId {
 /// from what exists, so most commands are meaningful; some are not).
 fn command(e: &Engine, op: &Op) -> Command {
     let s = e.state();
-    let trades: Vec<TradeId> = s.trades.keys().copied().collect();
+    let trades: Vec<TradeId> = s.trades.keys().collect();
     let listings: Vec<_> = s.listings.keys().copied().collect();
     let orders: Vec<_> = s.buy_orders.keys().copied().collect();
     let trade = |i| pick(&trades, i).unwrap_or(TradeId(999_999));
@@ -468,11 +468,11 @@ fn check_changed(
     changed: &otc_engine::Changed,
     name: &str,
 ) -> Result<(), TestCaseError> {
-    for (id, t) in &after.trades {
+    for (id, t) in after.trades.iter() {
         let same =
-            before.trades.get(id) == Some(t) && before.appeals.get(id) == after.appeals.get(id);
+            before.trades.get(&id) == Some(t) && before.appeals.get(&id) == after.appeals.get(&id);
         prop_assert!(
-            same || changed.trades.contains(id),
+            same || changed.trades.contains(&id),
             "{name} changed trade {id} unreported"
         );
     }
