@@ -25,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ListingId;
 use crate::listing::Listing;
 use crate::money::{Asset, Fiat, Price};
+use crate::slab::IdSlab;
 use rust_decimal::Decimal;
 
 use crate::pricing::{BPS_PER_ONE, Floating, Pricing, effective_price, raw_price};
@@ -131,7 +132,7 @@ impl Book {
         &mut self,
         m: Market,
         reference: Price,
-        listings: &BTreeMap<ListingId, Box<Listing>>,
+        listings: &IdSlab<ListingId, Box<Listing>>,
     ) {
         let old = self.sorted_at.insert(m, reference);
         let new = reference.value();
@@ -263,7 +264,7 @@ impl Book {
         &'a self,
         m: Market,
         reference: Option<Price>,
-        listings: &'a BTreeMap<ListingId, Box<Listing>>,
+        listings: &'a IdSlab<ListingId, Box<Listing>>,
         with_fixed: bool,
     ) -> Ordered<'a> {
         debug_assert!(
@@ -304,7 +305,7 @@ pub struct Ordered<'a> {
     floored: Stream<'a, Price>,
     ceiling: Stream<'a, Price>,
     reference: Option<Price>,
-    listings: &'a BTreeMap<ListingId, Box<Listing>>,
+    listings: &'a IdSlab<ListingId, Box<Listing>>,
     /// The premium index itself, to look past the head's premium.
     floating_set: Option<&'a BTreeSet<(i32, ListingId)>>,
     heap: BinaryHeap<Reverse<BookKey>>,

@@ -99,7 +99,7 @@ pub struct State {
     /// `(blocker, blocked)` pairs.
     pub blocks: BTreeSet<(UserId, UserId)>,
     /// Every listing ever published.
-    pub listings: BTreeMap<ListingId, Box<Listing>>,
+    pub listings: IdSlab<ListingId, Box<Listing>>,
     /// Active listings in matching order.
     pub book: Book,
     /// Every buy order that rested.

@@ -9,24 +9,28 @@
 //! orders...). Empty slots at the front are dropped as they appear. A record
 //! that stays while those after it go (a trade held by an appeal) would pin
 //! the window and let it grow; when the window is much longer than the
-//! records it holds, the records at its front move to an ordered map of
-//! old ones, below the window. So memory stays proportional to the records.
+//! records it holds, the records at its front move to a map of old ones
+//! below the window, hashed by id with the engine's fixed hasher (listings
+//! stay for weeks while ids run on). So memory stays proportional to the
+//! records, and every lookup is O(1).
 //!
 //! It iterates, compares and serializes as the `BTreeMap` it replaces
 //! (entries in id order: the old ones, then the window), so snapshots and
 //! digests keep their layout; how records are split is invisible outside.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
+use std::hash::Hash;
 
 use serde::de::Deserializer;
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{ListingId, TradeId};
+use crate::per_user::IdBuild;
 
 /// An engine id that is a plain counter value.
-pub trait DenseId: Copy + Ord {
+pub trait DenseId: Copy + Ord + Hash {
     /// The counter value.
     fn index(self) -> u64;
     /// The id of a counter value.
@@ -60,8 +64,8 @@ const WINDOW_PER_RECORD: usize = 4;
 /// See the module docs.
 #[derive(Clone)]
 pub struct IdSlab<K, V> {
-    /// Records below the window (`< base`), in id order.
-    old: BTreeMap<K, V>,
+    /// Records below the window (`< base`), hashed: iterating them sorts.
+    old: HashMap<K, V, IdBuild>,
     /// The id of `window[0]`.
     base: u64,
     /// Slots for ids `base..base + window.len()`; the first, if any, is
@@ -74,7 +78,7 @@ pub struct IdSlab<K, V> {
 impl<K, V> Default for IdSlab<K, V> {
     fn default() -> Self {
         Self {
-            old: BTreeMap::new(),
+            old: HashMap::default(),
             base: 0,
             window: VecDeque::new(),
             held: 0,
@@ -196,20 +200,20 @@ impl<K: DenseId, V> IdSlab<K, V> {
         self.len() == 0
     }
 
-    /// Every record in id order.
+    /// Every record in id order (sorts the old ones: for checks,
+    /// snapshots and tests, not for commands).
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (K, &V)> + '_ {
         let base = self.base;
-        self.old
-            .iter()
-            .map(|(k, v)| (*k, v))
-            .chain(
-                self.window
-                    .iter()
-                    .enumerate()
-                    .filter_map(move |(off, slot)| {
-                        slot.as_ref().map(|v| (K::from_index(base + off as u64), v))
-                    }),
-            )
+        let mut old: Vec<(K, &V)> = self.old.iter().map(|(k, v)| (*k, v)).collect();
+        old.sort_unstable_by_key(|(k, _)| *k);
+        old.into_iter().chain(
+            self.window
+                .iter()
+                .enumerate()
+                .filter_map(move |(off, slot)| {
+                    slot.as_ref().map(|v| (K::from_index(base + off as u64), v))
+                }),
+        )
     }
 
     /// Every id in order.
@@ -228,11 +232,7 @@ impl<K: DenseId, V> IdSlab<K, V> {
     /// # Errors
     /// A sentence naming what is wrong.
     pub fn check(&self, what: &str) -> Result<(), String> {
-        if self
-            .old
-            .last_key_value()
-            .is_some_and(|(k, _)| k.index() >= self.base)
-        {
+        if self.old.keys().any(|k| k.index() >= self.base) {
             return Err(format!("an old {what} is inside the window"));
         }
         if matches!(self.window.front(), Some(None)) {

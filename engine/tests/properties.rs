@@ -142,7 +142,7 @@ fn agent(a: u8) -> UserId {
 fn command(e: &Engine, op: &Op) -> Command {
     let s = e.state();
     let trades: Vec<TradeId> = s.trades.keys().collect();
-    let listings: Vec<_> = s.listings.keys().copied().collect();
+    let listings: Vec<_> = s.listings.keys().collect();
     let orders: Vec<_> = s.buy_orders.keys().copied().collect();
     let trade = |i| pick(&trades, i).unwrap_or(TradeId(999_999));
     // Mostly the right party of the picked trade, sometimes whoever `u` is.
@@ -476,10 +476,10 @@ fn check_changed(
             "{name} changed trade {id} unreported"
         );
     }
-    for (id, l) in &after.listings {
-        let same = before.listings.get(id) == Some(l);
+    for (id, l) in after.listings.iter() {
+        let same = before.listings.get(&id) == Some(l);
         prop_assert!(
-            same || changed.listings.contains(id),
+            same || changed.listings.contains(&id),
             "{name} changed listing {id} unreported"
         );
     }
