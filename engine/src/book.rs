@@ -399,6 +399,7 @@ impl Book {
         let floored = reference.and(self.floored.get(&m));
         let ceilings = reference.and(self.ceilings.get(&m));
         Ordered {
+            only_fixed: floating.is_none() && floored.is_none() && ceilings.is_none(),
             fixed: LevelIter::new(self.fixed.get(&m).filter(|_| with_fixed)).peekable(),
             premium: floating.map(|s| s.iter()).into_iter().flatten().peekable(),
             floored: floored.map(|s| s.iter()).into_iter().flatten().peekable(),
@@ -417,6 +418,9 @@ type Stream<'a, K> =
 
 /// A market's listings in matching order (see the module docs).
 pub struct Ordered<'a> {
+    /// No floating stream: the fixed one is in matching order by itself,
+    /// with no heap between.
+    only_fixed: bool,
     fixed: Peekable<LevelIter<'a>>,
     premium: Stream<'a, i32>,
     floored: Stream<'a, Price>,
@@ -500,6 +504,16 @@ impl Iterator for Ordered<'_> {
     type Item = BookKey;
 
     fn next(&mut self) -> Option<BookKey> {
+        if self.only_fixed {
+            // As `pull` would: at the listing's own price, skipping none
+            // that the heap would keep.
+            for (_, id) in self.fixed.by_ref() {
+                if let Some(Pricing::Fixed(p)) = self.listings.get(&id).map(|l| l.pricing) {
+                    return Some((p, id));
+                }
+            }
+            return None;
+        }
         loop {
             let head = self.lowest_head();
             match (self.heap.peek(), head) {
@@ -532,7 +546,7 @@ mod tests {
             // Few distinct values, some written with another scale (7.5 and
             // 7.50 are one level, each entry keeping its own).
             let cents = 700 + (r % 40) as i64;
-            let p = if r % 5 == 0 && cents % 10 == 0 {
+            let p = if r.is_multiple_of(5) && cents % 10 == 0 {
                 Price::computed(Decimal::new(cents / 10, 1))
             } else {
                 Price::computed(Decimal::new(cents, 2))

@@ -302,7 +302,7 @@ mod tests {
             match r % 10 {
                 0..=4 => {
                     next += 1 + r % 3;
-                    if r % 997 == 0 {
+                    if r.is_multiple_of(997) {
                         next += 50_000;
                     }
                     let id = TradeId(next);
@@ -315,7 +315,7 @@ mod tests {
                     // Something a while back; keep every 50th id for long.
                     let back = 1 + (r >> 4) % 3_000;
                     let id = TradeId(next.saturating_sub(back));
-                    if id.0 % 50 != 0 || r % 5 == 0 {
+                    if !id.0.is_multiple_of(50) || r.is_multiple_of(5) {
                         assert_eq!(slab.remove(&id), map.remove(&id));
                     }
                 }
@@ -328,7 +328,7 @@ mod tests {
                     if let Some(v) = map.get_mut(&id) {
                         **v += 1;
                     }
-                    if r % 7 == 0 {
+                    if r.is_multiple_of(7) {
                         assert_eq!(slab.insert(id, Box::new(7)), map.insert(id, Box::new(7)));
                     }
                 }

@@ -461,7 +461,7 @@ mod tests {
                 _ => Deadline::ForgetBuyOrder(BuyOrderId(id)),
             };
             // Mostly a constant delay per kind; sometimes another one.
-            let delay = if r % 11 == 0 {
+            let delay = if r.is_multiple_of(11) {
                 (r % 900) as i64
             } else {
                 100 * (r % 7) as i64
