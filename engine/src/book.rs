@@ -17,14 +17,17 @@
 //! premiums equal).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, btree_set};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, btree_map, btree_set};
 use std::iter::Peekable;
 
+use serde::de::Deserializer;
+use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::ListingId;
 use crate::listing::Listing;
 use crate::money::{Asset, Fiat, Price};
+use crate::slab::IdSlab;
 use rust_decimal::Decimal;
 
 use crate::pricing::{BPS_PER_ONE, Floating, Pricing, effective_price, raw_price};
@@ -46,7 +49,7 @@ pub type BookKey = (Price, ListingId);
 /// between the old and the new reference.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Book {
-    fixed: BTreeMap<Market, BTreeSet<(Price, ListingId)>>,
+    fixed: BTreeMap<Market, Levels>,
     /// Every floating listing, by premium.
     floating: BTreeMap<Market, BTreeSet<(i32, ListingId)>>,
     /// Floating listings whose floor does not bind, by premium.
@@ -58,6 +61,121 @@ pub struct Book {
     /// The reference the floors were last sorted at.
     sorted_at: BTreeMap<Market, Price>,
     ceilings: BTreeMap<Market, BTreeSet<(Price, ListingId)>>,
+}
+
+/// A market's fixed listings by price level, then id: a search among the
+/// few distinct prices, then among one level's ids (integers), instead of
+/// comparing prices all the way down one set of `(price, id)`. Each entry
+/// keeps its listing's own price (the level's key is the first price of
+/// that value), so it iterates, compares and serializes exactly as the
+/// `BTreeSet<(Price, ListingId)>` it replaces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Levels {
+    levels: BTreeMap<Price, BTreeMap<ListingId, Price>>,
+    len: usize,
+}
+
+impl Levels {
+    /// Adds `(price, id)`; false if it was there.
+    pub fn insert(&mut self, price: Price, id: ListingId) -> bool {
+        let level = self.levels.entry(price).or_default();
+        match level.entry(id) {
+            btree_map::Entry::Occupied(_) => false,
+            btree_map::Entry::Vacant(e) => {
+                e.insert(price);
+                self.len += 1;
+                true
+            }
+        }
+    }
+
+    /// Removes `(price, id)`; whether it was there.
+    pub fn remove(&mut self, price: Price, id: ListingId) -> bool {
+        let Some(level) = self.levels.get_mut(&price) else {
+            return false;
+        };
+        let gone = level.remove(&id).is_some();
+        if gone {
+            self.len -= 1;
+            if level.is_empty() {
+                self.levels.remove(&price);
+            }
+        }
+        gone
+    }
+
+    /// Whether `(price, id)` is held.
+    pub fn contains(&self, price: Price, id: ListingId) -> bool {
+        self.levels
+            .get(&price)
+            .and_then(|level| level.get(&id))
+            .is_some_and(|p| *p == price)
+    }
+
+    /// How many entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Every `(price, id)` in order.
+    pub fn iter(&self) -> LevelIter<'_> {
+        LevelIter::new(Some(self))
+    }
+}
+
+/// [`Levels`] in `(price, id)` order.
+pub struct LevelIter<'a> {
+    outer: Option<btree_map::Values<'a, Price, BTreeMap<ListingId, Price>>>,
+    inner: Option<btree_map::Iter<'a, ListingId, Price>>,
+}
+
+impl<'a> LevelIter<'a> {
+    fn new(levels: Option<&'a Levels>) -> Self {
+        Self {
+            outer: levels.map(|l| l.levels.values()),
+            inner: None,
+        }
+    }
+}
+
+impl Iterator for LevelIter<'_> {
+    type Item = (Price, ListingId);
+
+    fn next(&mut self) -> Option<(Price, ListingId)> {
+        loop {
+            if let Some((id, p)) = self.inner.as_mut().and_then(Iterator::next) {
+                return Some((*p, *id));
+            }
+            self.inner = Some(self.outer.as_mut()?.next()?.iter());
+        }
+    }
+}
+
+impl Serialize for Levels {
+    /// As the `BTreeSet<(Price, ListingId)>` it replaces.
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.len))?;
+        for e in self.iter() {
+            seq.serialize_element(&e)?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Levels {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let all = BTreeSet::<(Price, ListingId)>::deserialize(d)?;
+        let mut out = Self::default();
+        for (p, id) in all {
+            out.insert(p, id);
+        }
+        Ok(out)
+    }
 }
 
 /// Margin around switch points: candidates are re-checked exactly.
@@ -88,7 +206,7 @@ impl Book {
     /// Adds an active listing by its parts.
     pub fn add(&mut self, m: Market, id: ListingId, pricing: Pricing) {
         let fresh = match pricing {
-            Pricing::Fixed(price) => self.fixed.entry(m).or_default().insert((price, id)),
+            Pricing::Fixed(price) => self.fixed.entry(m).or_default().insert(price, id),
             Pricing::Floating(f) => {
                 if let Some(c) = f.ceiling {
                     self.ceilings.entry(m).or_default().insert((c, id));
@@ -131,7 +249,7 @@ impl Book {
         &mut self,
         m: Market,
         reference: Price,
-        listings: &BTreeMap<ListingId, Box<Listing>>,
+        listings: &IdSlab<ListingId, Box<Listing>>,
     ) {
         let old = self.sorted_at.insert(m, reference);
         let new = reference.value();
@@ -175,7 +293,14 @@ impl Book {
             }
         }
         match pricing {
-            Pricing::Fixed(price) => take(&mut self.fixed, m, &(price, id)),
+            Pricing::Fixed(price) => {
+                if let Some(side) = self.fixed.get_mut(&m) {
+                    side.remove(price, id);
+                    if side.is_empty() {
+                        self.fixed.remove(&m);
+                    }
+                }
+            }
             Pricing::Floating(f) => {
                 take(&mut self.floating, m, &(f.premium_bps, id));
                 take(&mut self.free, m, &(f.premium_bps, id));
@@ -198,7 +323,7 @@ impl Book {
             Pricing::Fixed(price) => self
                 .fixed
                 .get(&l.market())
-                .is_some_and(|s| s.contains(&(price, l.id))),
+                .is_some_and(|s| s.contains(price, l.id)),
             Pricing::Floating(f) => {
                 let by_premium = self
                     .floating
@@ -218,7 +343,7 @@ impl Book {
     pub fn len(&self) -> usize {
         let count =
             |m: &BTreeMap<Market, BTreeSet<_>>| m.values().map(BTreeSet::len).sum::<usize>();
-        self.fixed.values().map(BTreeSet::len).sum::<usize>() + count(&self.floating)
+        self.fixed.values().map(Levels::len).sum::<usize>() + count(&self.floating)
     }
 
     /// A market's floating listings, in premium order.
@@ -263,7 +388,7 @@ impl Book {
         &'a self,
         m: Market,
         reference: Option<Price>,
-        listings: &'a BTreeMap<ListingId, Box<Listing>>,
+        listings: &'a IdSlab<ListingId, Box<Listing>>,
         with_fixed: bool,
     ) -> Ordered<'a> {
         debug_assert!(
@@ -274,14 +399,8 @@ impl Book {
         let floored = reference.and(self.floored.get(&m));
         let ceilings = reference.and(self.ceilings.get(&m));
         Ordered {
-            fixed: self
-                .fixed
-                .get(&m)
-                .filter(|_| with_fixed)
-                .map(|s| s.iter())
-                .into_iter()
-                .flatten()
-                .peekable(),
+            only_fixed: floating.is_none() && floored.is_none() && ceilings.is_none(),
+            fixed: LevelIter::new(self.fixed.get(&m).filter(|_| with_fixed)).peekable(),
             premium: floating.map(|s| s.iter()).into_iter().flatten().peekable(),
             floored: floored.map(|s| s.iter()).into_iter().flatten().peekable(),
             ceiling: ceilings.map(|s| s.iter()).into_iter().flatten().peekable(),
@@ -299,12 +418,15 @@ type Stream<'a, K> =
 
 /// A market's listings in matching order (see the module docs).
 pub struct Ordered<'a> {
-    fixed: Stream<'a, Price>,
+    /// No floating stream: the fixed one is in matching order by itself,
+    /// with no heap between.
+    only_fixed: bool,
+    fixed: Peekable<LevelIter<'a>>,
     premium: Stream<'a, i32>,
     floored: Stream<'a, Price>,
     ceiling: Stream<'a, Price>,
     reference: Option<Price>,
-    listings: &'a BTreeMap<ListingId, Box<Listing>>,
+    listings: &'a IdSlab<ListingId, Box<Listing>>,
     /// The premium index itself, to look past the head's premium.
     floating_set: Option<&'a BTreeSet<(i32, ListingId)>>,
     heap: BinaryHeap<Reverse<BookKey>>,
@@ -332,7 +454,7 @@ impl Ordered<'_> {
                 best = Some((k, h));
             }
         };
-        consider(self.fixed.peek().map(|(p, id)| (*p, *id)), Head::Fixed);
+        consider(self.fixed.peek().copied(), Head::Fixed);
         let premium = match (self.premium.peek(), self.reference) {
             (Some(&&(bps, id)), Some(r)) => raw_price(r, bps).map(|raw| {
                 // Later listings of this premium are younger; a later premium
@@ -356,7 +478,7 @@ impl Ordered<'_> {
     /// Moves the head of `h` into the heap at its effective price.
     fn pull(&mut self, h: Head) {
         let id = match h {
-            Head::Fixed => self.fixed.next().map(|(_, id)| *id),
+            Head::Fixed => self.fixed.next().map(|(_, id)| id),
             Head::Premium => self.premium.next().map(|(_, id)| *id),
             Head::Floored => self.floored.next().map(|(_, id)| *id),
             Head::Ceiling => self.ceiling.next().map(|(_, id)| *id),
@@ -382,6 +504,16 @@ impl Iterator for Ordered<'_> {
     type Item = BookKey;
 
     fn next(&mut self) -> Option<BookKey> {
+        if self.only_fixed {
+            // As `pull` would: at the listing's own price, skipping none
+            // that the heap would keep.
+            for (_, id) in self.fixed.by_ref() {
+                if let Some(Pricing::Fixed(p)) = self.listings.get(&id).map(|l| l.pricing) {
+                    return Some((p, id));
+                }
+            }
+            return None;
+        }
         loop {
             let head = self.lowest_head();
             match (self.heap.peek(), head) {
@@ -394,5 +526,52 @@ impl Iterator for Ordered<'_> {
                 (None, None) => return None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_behave_and_serialize_as_the_btree_set() {
+        let mut levels = Levels::default();
+        let mut set: BTreeSet<(Price, ListingId)> = BTreeSet::new();
+        let mut x: u64 = 3;
+        for _ in 0..20_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = x >> 33;
+            // Few distinct values, some written with another scale (7.5 and
+            // 7.50 are one level, each entry keeping its own).
+            let cents = 700 + (r % 40) as i64;
+            let p = if r.is_multiple_of(5) && cents % 10 == 0 {
+                Price::computed(Decimal::new(cents / 10, 1))
+            } else {
+                Price::computed(Decimal::new(cents, 2))
+            };
+            let id = ListingId((r >> 8) % 2_000);
+            if (r >> 20) % 3 < 2 {
+                // One price per listing, as in the book.
+                if !set.iter().any(|(_, i)| *i == id) {
+                    assert_eq!(levels.insert(p, id), set.insert((p, id)));
+                }
+            } else if let Some(&(q, i)) = set.iter().find(|(_, i)| *i == id) {
+                assert_eq!(levels.remove(q, i), set.remove(&(q, i)));
+            } else {
+                assert!(!levels.remove(p, id));
+            }
+            assert_eq!(levels.len(), set.len());
+            assert_eq!(levels.contains(p, id), set.contains(&(p, id)));
+        }
+        let want: Vec<_> = set.iter().copied().collect();
+        assert_eq!(levels.iter().collect::<Vec<_>>(), want);
+        let old = bincode::serialize(&set).unwrap_or_default();
+        let new = bincode::serialize(&levels).unwrap_or_default();
+        assert_eq!(old, new);
+        let back: Levels = bincode::deserialize(&new).unwrap_or_default();
+        assert_eq!(back, levels);
+        assert_eq!(bincode::serialize(&back).unwrap_or_default(), old);
     }
 }

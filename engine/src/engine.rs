@@ -29,6 +29,7 @@ use crate::pricing::Reference;
 use crate::recon::{BillRecord, LoggedPayment, Mistake, MistakeKind};
 use crate::record::SellerHistory;
 use crate::rejection::Rejection;
+use crate::slab::IdSlab;
 use crate::timers::Deadlines;
 use crate::trade::Trade;
 use crate::users::UserState;
@@ -98,15 +99,15 @@ pub struct State {
     /// `(blocker, blocked)` pairs.
     pub blocks: BTreeSet<(UserId, UserId)>,
     /// Every listing ever published.
-    pub listings: BTreeMap<ListingId, Box<Listing>>,
+    pub listings: IdSlab<ListingId, Box<Listing>>,
     /// Active listings in matching order.
     pub book: Book,
     /// Every buy order that rested.
     pub buy_orders: BTreeMap<BuyOrderId, BuyOrder>,
     /// Resting buy orders per market, oldest first.
     pub resting: BTreeMap<(Asset, Fiat), BTreeSet<BuyOrderId>>,
-    /// Every trade.
-    pub trades: BTreeMap<TradeId, Box<Trade>>,
+    /// Every trade (in a slab by id, serialized as the ordered map).
+    pub trades: IdSlab<TradeId, Box<Trade>>,
     /// Appeals by trade.
     pub appeals: BTreeMap<TradeId, Appeal>,
     /// Open appeals, oldest first: the CS queue.

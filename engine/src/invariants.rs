@@ -219,6 +219,8 @@ impl Engine {
                 ));
             }
         }
+        s.trades.check("trade")?;
+        s.listings.check("listing")?;
         s.user_trades.check("trade")?;
         s.user_listings.check("listing")?;
         s.user_buy_orders.check("buy order")?;

@@ -21,6 +21,7 @@
 //! - [`pricing`], [`book`]: fixed and floating prices, the book in matching order (SPEC §22).
 //! - [`listing`], [`buy`], [`trade`], [`appeal`], [`merchant`]: domain records.
 //! - [`timers`]: deadlines as data.
+//! - [`slab`]: records by dense engine id (trades), ordered as a map.
 //! - [`record`]: the seller's 30-day record.
 //! - [`payment`]: verified payment channels: gateway facts and anomalies (SPEC §19).
 //! - [`recon`]: reconciliation against gateways' bills, and daily statements (SPEC §20).
@@ -61,6 +62,7 @@ mod query;
 pub mod recon;
 pub mod record;
 pub mod rejection;
+pub mod slab;
 pub mod timers;
 pub mod trade;
 pub mod users;

@@ -2,14 +2,19 @@
 //! `(due, what)`. The engine exposes the earliest and fires the due ones; the
 //! shell owns the real clock and a single timer on the next deadline.
 //!
-//! Most deadlines are "forget" ones (an ended record leaves the working set
-//! `ended_retention_ms` after it ended). Their delay is constant and time
-//! never runs backwards, so they arrive in order: they go to a FIFO, which
-//! costs O(1) per add and pop instead of an ordered-set insert and remove.
-//! One that does not sort after the FIFO's last (the retention shortened, or
-//! two ended in one command in another order) goes to the sorted set, like
-//! every other kind. The two are merged by the same `(due, what)` order, so
-//! the deadlines fire, iterate and serialize exactly as one sorted set would.
+//! Most deadlines come at a constant delay after the command that sets them
+//! (a trade's payment window, the appeal delays after payment, and "forget":
+//! an ended record leaves the working set `ended_retention_ms` after it
+//! ended), and time never runs backwards, so each kind arrives in order: each
+//! goes to a queue of its own, which costs O(1) per add and pop instead of an
+//! ordered-set insert and remove. A cancelled one (a trade paid before its
+//! payment deadline) is marked dead in place, found by binary search, and
+//! dropped when it reaches the front. One that does not sort after its
+//! queue's last is put in place if it lands near the end (two ended in one
+//! command in another order), else it goes to the sorted set, like every
+//! other kind (a listing's own payment window, the retention shortened). The
+//! queues and the set are merged by the same `(due, what)` order, so the
+//! deadlines fire, iterate and serialize exactly as one sorted set would.
 
 use std::collections::{BTreeSet, VecDeque};
 
@@ -39,155 +44,291 @@ pub enum Deadline {
 }
 
 impl Deadline {
-    /// A constant-delay deadline that is never cancelled: FIFO material.
-    fn is_forget(&self) -> bool {
-        matches!(
-            self,
-            Deadline::ForgetTrade(_) | Deadline::ForgetListing(_) | Deadline::ForgetBuyOrder(_)
-        )
+    /// The queue of a constant-delay kind.
+    fn queue(&self) -> Option<usize> {
+        match self {
+            Deadline::PaymentDue(_) => Some(0),
+            Deadline::AppealOpens(_) => Some(1),
+            Deadline::AutoAppeal(_) => Some(2),
+            Deadline::BuyOrderExpires(_) => None,
+            Deadline::ForgetTrade(_) | Deadline::ForgetListing(_) | Deadline::ForgetBuyOrder(_) => {
+                Some(3)
+            }
+        }
     }
 }
 
 type Entry = (Timestamp, Deadline);
 
+/// How many queues (see [`Deadline::queue`]).
+const QUEUES: usize = 4;
+/// How far from a queue's end an out-of-order deadline is still put in
+/// place (a short move) rather than in the set.
+const NEAR_END: usize = 64;
+
+/// A queued deadline, or a cancelled one waiting to reach the front.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slot {
+    e: Entry,
+    live: bool,
+}
+
+/// Deadlines of one kind, strictly increasing; the front, if any, live.
+#[derive(Debug, Clone, Default)]
+struct Queue {
+    slots: VecDeque<Slot>,
+    dead: usize,
+}
+
+impl Queue {
+    fn find(&self, e: &Entry) -> Result<usize, usize> {
+        self.slots.binary_search_by(|s| s.e.cmp(e))
+    }
+
+    fn front(&self) -> Option<&Entry> {
+        self.slots.front().map(|s| &s.e)
+    }
+
+    fn live(&self) -> usize {
+        self.slots.len() - self.dead
+    }
+
+    /// Drops cancelled slots at the front.
+    fn trim(&mut self) {
+        while self.slots.front().is_some_and(|s| !s.live) {
+            self.slots.pop_front();
+            self.dead -= 1;
+        }
+    }
+
+    /// Revives `i` if it was cancelled.
+    fn revive(&mut self, i: usize) {
+        if let Some(s) = self.slots.get_mut(i)
+            && !s.live
+        {
+            s.live = true;
+            self.dead -= 1;
+        }
+    }
+
+    /// Adds `e` if it belongs here (at or after the end, or near it);
+    /// false if it must go to the set.
+    fn add(&mut self, e: Entry, in_set: impl Fn(&Entry) -> bool) -> bool {
+        let slot = Slot { e, live: true };
+        match self.slots.back() {
+            None => {
+                if in_set(&e) {
+                    return false;
+                }
+                self.slots.push_back(slot);
+                true
+            }
+            Some(last) if e > last.e => {
+                if in_set(&e) {
+                    return false;
+                }
+                self.slots.push_back(slot);
+                true
+            }
+            Some(_) => match self.find(&e) {
+                Ok(i) => {
+                    if !self.slots[i].live && in_set(&e) {
+                        return false;
+                    }
+                    self.revive(i);
+                    true
+                }
+                Err(i) if i + NEAR_END >= self.slots.len() => {
+                    if in_set(&e) {
+                        return false;
+                    }
+                    self.slots.insert(i, slot);
+                    true
+                }
+                Err(_) => false,
+            },
+        }
+    }
+
+    /// Cancels `e`; whether it was live here.
+    fn cancel(&mut self, e: &Entry) -> bool {
+        match self.find(e) {
+            Ok(i) if self.slots[i].live => {
+                self.slots[i].live = false;
+                self.dead += 1;
+                self.trim();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn contains(&self, e: &Entry) -> bool {
+        self.find(e).is_ok_and(|i| self.slots[i].live)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.slots.iter().filter(|s| s.live).map(|s| &s.e)
+    }
+}
+
 /// All pending deadlines, earliest first.
 ///
-/// Serialized as one sorted set (the layout before the FIFO existed), and
-/// compared by content, so how entries are split between the two parts is
+/// Serialized as one sorted set (the layout before the queues existed), and
+/// compared by content, so how entries are split between the parts is
 /// invisible outside.
 #[derive(Debug, Clone, Default)]
 pub struct Deadlines {
-    /// Deadlines in `(due, what)` order that are not in `fifo`.
+    /// Deadlines in `(due, what)` order that are not live in a queue.
     set: BTreeSet<Entry>,
-    /// Forget deadlines, strictly increasing; none of them is in `set`.
-    fifo: VecDeque<Entry>,
+    /// Constant-delay deadlines, one queue per kind ([`Deadline::queue`]).
+    queues: [Queue; QUEUES],
 }
 
 impl Deadlines {
     /// Schedules `what` at `due`.
     pub fn add(&mut self, due: Timestamp, what: Deadline) {
         let e = (due, what);
-        if what.is_forget() {
-            match self.fifo.back() {
-                None => return self.fifo.push_back(e),
-                Some(last) if e > *last => return self.fifo.push_back(e),
-                Some(_) if self.fifo.binary_search(&e).is_ok() => return,
-                Some(_) => {}
+        if let Some(q) = what.queue() {
+            let set = &self.set;
+            // The set is searched only if it could hold `e`.
+            let in_set = |e: &Entry| set.last().is_some_and(|last| last >= e) && set.contains(e);
+            if self.queues[q].add(e, in_set) {
+                return;
             }
         }
         self.set.insert(e);
     }
 
-    /// Drops a scheduled deadline (no-op if it is not there). The engine
-    /// never cancels a forget deadline; if something did and then added
-    /// one already held in the set, it could sit in both (`check` says so).
+    /// Drops a scheduled deadline (no-op if it is not there).
     pub fn cancel(&mut self, due: Timestamp, what: Deadline) {
         let e = (due, what);
-        if !self.set.remove(&e)
-            && what.is_forget()
-            && let Ok(i) = self.fifo.binary_search(&e)
+        if let Some(q) = what.queue()
+            && self.queues[q].cancel(&e)
         {
-            // Not done by the engine today (forget deadlines are never
-            // cancelled); kept correct for completeness.
-            self.fifo.remove(i);
+            return;
         }
+        self.set.remove(&e);
+    }
+
+    /// Where the earliest pending deadline is: `None` for the set.
+    fn earliest(&self) -> Option<(Option<usize>, Entry)> {
+        let mut best = self.set.first().map(|e| (None, *e));
+        for (i, q) in self.queues.iter().enumerate() {
+            if let Some(f) = q.front()
+                && best.is_none_or(|(_, b)| *f < b)
+            {
+                best = Some((Some(i), *f));
+            }
+        }
+        best
     }
 
     /// The earliest pending deadline.
     pub fn next(&self) -> Option<Entry> {
-        match (self.set.first(), self.fifo.front()) {
-            (Some(s), Some(f)) => Some(*s.min(f)),
-            (s, f) => s.or(f).copied(),
-        }
+        self.earliest().map(|(_, e)| e)
     }
 
     /// Takes the earliest deadline if it is due at `now`.
     pub fn pop_due(&mut self, now: Timestamp) -> Option<Entry> {
-        let from_fifo = match (self.set.first(), self.fifo.front()) {
-            (Some(s), Some(f)) => f < s,
-            (None, Some(_)) => true,
-            (_, None) => false,
-        };
-        if from_fifo {
-            match self.fifo.front() {
-                Some(&(due, _)) if due <= now => self.fifo.pop_front(),
-                _ => None,
-            }
-        } else {
-            match self.set.first() {
-                Some(&(due, _)) if due <= now => self.set.pop_first(),
-                _ => None,
+        match self.earliest()? {
+            (_, (due, _)) if due > now => None,
+            (None, _) => self.set.pop_first(),
+            (Some(i), _) => {
+                let q = &mut self.queues[i];
+                let s = q.slots.pop_front();
+                q.trim();
+                s.map(|s| s.e)
             }
         }
     }
 
     /// How many are pending.
     pub fn len(&self) -> usize {
-        self.set.len() + self.fifo.len()
+        self.set.len() + self.queues.iter().map(Queue::live).sum::<usize>()
     }
 
     /// Whether none are pending.
     pub fn is_empty(&self) -> bool {
-        self.set.is_empty() && self.fifo.is_empty()
+        self.len() == 0
     }
 
     /// Whether this exact deadline is pending.
     pub fn contains(&self, due: Timestamp, what: Deadline) -> bool {
         let e = (due, what);
-        self.set.contains(&e) || (what.is_forget() && self.fifo.binary_search(&e).is_ok())
+        self.set.contains(&e) || what.queue().is_some_and(|q| self.queues[q].contains(&e))
     }
 
     /// All pending deadlines, earliest first.
     pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        let mut parts: Vec<Box<dyn Iterator<Item = &Entry> + '_>> = vec![Box::new(self.set.iter())];
+        for q in &self.queues {
+            parts.push(Box::new(q.iter()));
+        }
         Merged {
-            set: self.set.iter().peekable(),
-            fifo: self.fifo.iter().peekable(),
+            parts: parts.into_iter().map(Iterator::peekable).collect(),
+            left: self.len(),
         }
     }
 
-    /// Checks the split: the FIFO strictly increasing, only forget
-    /// deadlines in it, and none of them also in the set.
+    /// Checks the split: each queue strictly increasing, holding its kind
+    /// only, its front live and its dead counted; no live queued deadline
+    /// also in the set.
     ///
     /// # Errors
     /// A sentence naming what is wrong.
     pub fn check(&self) -> Result<(), String> {
-        let mut last: Option<&Entry> = None;
-        for e in &self.fifo {
-            if !e.1.is_forget() {
-                return Err(format!("deadline FIFO holds {:?}, not a forget", e.1));
+        for (i, q) in self.queues.iter().enumerate() {
+            let mut last: Option<&Entry> = None;
+            for s in &q.slots {
+                let e = &s.e;
+                if e.1.queue() != Some(i) {
+                    return Err(format!("deadline queue {i} holds {:?}", e.1));
+                }
+                if last.is_some_and(|l| l >= e) {
+                    return Err(format!("deadline queue {i} out of order at {e:?}"));
+                }
+                if s.live && self.set.contains(e) {
+                    return Err(format!("deadline {e:?} is both in a queue and the set"));
+                }
+                last = Some(e);
             }
-            if last.is_some_and(|l| l >= e) {
-                return Err(format!("deadline FIFO out of order at {:?}", e));
+            if q.slots.front().is_some_and(|s| !s.live) {
+                return Err(format!("deadline queue {i} starts with a cancelled one"));
             }
-            if self.set.contains(e) {
-                return Err(format!("deadline {:?} is both in the FIFO and the set", e));
+            if q.slots.iter().filter(|s| !s.live).count() != q.dead {
+                return Err(format!("deadline queue {i} miscounts its cancelled ones"));
             }
-            last = Some(e);
         }
         Ok(())
     }
 }
 
-/// The set and the FIFO merged in `(due, what)` order.
+/// The set and the queues merged in `(due, what)` order.
 struct Merged<'a> {
-    set: std::iter::Peekable<std::collections::btree_set::Iter<'a, Entry>>,
-    fifo: std::iter::Peekable<std::collections::vec_deque::Iter<'a, Entry>>,
+    parts: Vec<std::iter::Peekable<Box<dyn Iterator<Item = &'a Entry> + 'a>>>,
+    left: usize,
 }
 
 impl<'a> Iterator for Merged<'a> {
     type Item = &'a Entry;
 
     fn next(&mut self) -> Option<&'a Entry> {
-        match (self.set.peek(), self.fifo.peek()) {
-            (Some(s), Some(f)) if f < s => self.fifo.next(),
-            (Some(_), _) => self.set.next(),
-            (None, _) => self.fifo.next(),
+        let mut best: Option<(usize, &Entry)> = None;
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            if let Some(e) = p.peek()
+                && best.is_none_or(|(_, b)| *e < b)
+            {
+                best = Some((i, e));
+            }
         }
+        let (i, _) = best?;
+        self.left = self.left.saturating_sub(1);
+        self.parts[i].next()
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let n = self.set.len() + self.fifo.len();
-        (n, Some(n))
+        (self.left, Some(self.left))
     }
 }
 
@@ -232,7 +373,7 @@ impl<'de> Deserialize<'de> for Deadlines {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let stored = Stored::deserialize(d)?;
         let mut out = Deadlines::default();
-        // In order, so every forget deadline lands in the FIFO.
+        // In order, so every queued kind lands in its queue.
         for (due, what) in stored.set {
             out.add(due, what);
         }
@@ -293,5 +434,80 @@ mod tests {
         assert_eq!(d.next(), Some(want[3]));
         d.cancel(t(20), Deadline::ForgetListing(ListingId(4)));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn behaves_as_one_sorted_set() {
+        let mut d = Deadlines::default();
+        let mut set: BTreeSet<Entry> = BTreeSet::new();
+        let mut x: u64 = 5;
+        let mut now = 0i64;
+        let mut added: Vec<Entry> = Vec::new();
+        let mut saw_dead = false;
+        for _ in 0..40_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let r = x >> 33;
+            now += (r % 3) as i64;
+            let id = r % 500;
+            let what = match r % 7 {
+                0 => Deadline::PaymentDue(TradeId(id)),
+                1 => Deadline::AppealOpens(TradeId(id)),
+                2 => Deadline::AutoAppeal(TradeId(id)),
+                3 => Deadline::BuyOrderExpires(BuyOrderId(id)),
+                4 => Deadline::ForgetTrade(TradeId(id)),
+                5 => Deadline::ForgetListing(ListingId(id)),
+                _ => Deadline::ForgetBuyOrder(BuyOrderId(id)),
+            };
+            // Mostly a constant delay per kind; sometimes another one.
+            let delay = if r.is_multiple_of(11) {
+                (r % 900) as i64
+            } else {
+                100 * (r % 7) as i64
+            };
+            match (r >> 8) % 10 {
+                0..=5 => {
+                    let e = (t(now + delay), what);
+                    d.add(e.0, e.1);
+                    set.insert(e);
+                    added.push(e);
+                }
+                6..=7 => {
+                    // Cancel something added before (maybe already gone).
+                    let i = (r >> 12) as usize % added.len().max(1);
+                    if let Some(&(due, what)) = added.get(i) {
+                        d.cancel(due, what);
+                        set.remove(&(due, what));
+                        saw_dead |= d.queues.iter().any(|q| q.dead > 0);
+                    }
+                }
+                _ => {
+                    while let Some(e) = d.pop_due(t(now)) {
+                        assert_eq!(Some(e), set.pop_first());
+                    }
+                    assert!(set.first().is_none_or(|f| f.0 > t(now)));
+                }
+            }
+            assert_eq!(d.len(), set.len());
+            assert_eq!(d.next(), set.first().copied());
+            if let Some(&(due, what)) = added.get((r >> 20) as usize % added.len().max(1)) {
+                assert_eq!(d.contains(due, what), set.contains(&(due, what)));
+            }
+        }
+        assert!(d.check().is_ok(), "{:?}", d.check());
+        assert!(saw_dead, "cancelled ones wait in place");
+        assert!(!d.set.is_empty() && d.queues.iter().all(|q| q.live() > 0));
+        assert!(d.iter().copied().eq(set.iter().copied()));
+        #[derive(Serialize)]
+        struct Old<'a> {
+            set: &'a BTreeSet<Entry>,
+        }
+        let old = bincode::serialize(&Old { set: &set }).unwrap_or_default();
+        let new = bincode::serialize(&d).unwrap_or_default();
+        assert_eq!(old, new);
+        let back: Deadlines = bincode::deserialize(&new).unwrap_or_default();
+        assert_eq!(back, d);
+        assert!(back.check().is_ok());
     }
 }

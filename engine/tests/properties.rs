@@ -141,8 +141,8 @@ fn agent(a: u8) -> UserId {
 /// from what exists, so most commands are meaningful; some are not).
 fn command(e: &Engine, op: &Op) -> Command {
     let s = e.state();
-    let trades: Vec<TradeId> = s.trades.keys().copied().collect();
-    let listings: Vec<_> = s.listings.keys().copied().collect();
+    let trades: Vec<TradeId> = s.trades.keys().collect();
+    let listings: Vec<_> = s.listings.keys().collect();
     let orders: Vec<_> = s.buy_orders.keys().copied().collect();
     let trade = |i| pick(&trades, i).unwrap_or(TradeId(999_999));
     // Mostly the right party of the picked trade, sometimes whoever `u` is.
@@ -468,18 +468,18 @@ fn check_changed(
     changed: &otc_engine::Changed,
     name: &str,
 ) -> Result<(), TestCaseError> {
-    for (id, t) in &after.trades {
+    for (id, t) in after.trades.iter() {
         let same =
-            before.trades.get(id) == Some(t) && before.appeals.get(id) == after.appeals.get(id);
+            before.trades.get(&id) == Some(t) && before.appeals.get(&id) == after.appeals.get(&id);
         prop_assert!(
-            same || changed.trades.contains(id),
+            same || changed.trades.contains(&id),
             "{name} changed trade {id} unreported"
         );
     }
-    for (id, l) in &after.listings {
-        let same = before.listings.get(id) == Some(l);
+    for (id, l) in after.listings.iter() {
+        let same = before.listings.get(&id) == Some(l);
         prop_assert!(
-            same || changed.listings.contains(id),
+            same || changed.listings.contains(&id),
             "{name} changed listing {id} unreported"
         );
     }

@@ -77,7 +77,7 @@ pub fn command(e: &Engine, me: UserId, act: &Act, n: u64) -> Command {
             .map(|s| s.methods.keys().copied().collect())
             .unwrap_or_default()
     };
-    let listings: Vec<_> = e.state().listings.keys().copied().collect();
+    let listings: Vec<_> = e.state().listings.keys().collect();
     let seller_of = |id| e.state().listings.get(&id).map_or(me, |l| l.seller);
     match act {
         Act::Deposit { amount, bad } => Command::Deposit {
