@@ -66,6 +66,9 @@ const QUEUES: usize = 4;
 /// place (a short move) rather than in the set.
 const NEAR_END: usize = 64;
 
+/// Cancelled slots a queue keeps beyond its live ones before dropping them.
+const COMPACT_AFTER: usize = 1_024;
+
 /// A queued deadline, or a cancelled one waiting to reach the front.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Slot {
@@ -157,6 +160,13 @@ impl Queue {
                 self.slots[i].live = false;
                 self.dead += 1;
                 self.trim();
+                // Cancelled slots wait for the front, which for a day-long
+                // delay is a day: dropped in bulk once they outnumber the
+                // live ones (order kept, so the search still works).
+                if self.dead > self.live() + COMPACT_AFTER {
+                    self.slots.retain(|s| s.live);
+                    self.dead = 0;
+                }
                 true
             }
             _ => false,
@@ -434,6 +444,37 @@ mod tests {
         assert_eq!(d.next(), Some(want[3]));
         d.cancel(t(20), Deadline::ForgetListing(ListingId(4)));
         assert!(d.is_empty());
+    }
+
+    #[test]
+    fn cancelled_slots_do_not_wait_a_whole_delay_in_memory() {
+        let mut d = Deadlines::default();
+        // A day-long delay: every trade released cancels its auto-appeal.
+        for i in 0..5_000 {
+            d.add(t(86_400_000 + i), Deadline::AutoAppeal(TradeId(i as u64)));
+        }
+        for i in 1..4_900 {
+            d.cancel(t(86_400_000 + i), Deadline::AutoAppeal(TradeId(i as u64)));
+        }
+        let q = &d.queues[Deadline::AutoAppeal(TradeId(0)).queue().unwrap_or(0)];
+        assert!(
+            q.slots.len() <= q.live() + COMPACT_AFTER + 1,
+            "{} slots",
+            q.slots.len()
+        );
+        assert_eq!(d.len(), 101);
+        assert!(d.check().is_ok());
+        let left: Vec<_> = d.iter().map(|(at, _)| at.0 - 86_400_000).collect();
+        let want: Vec<_> = std::iter::once(0).chain(4_900..5_000).collect();
+        assert_eq!(left, want);
+        // Still one sorted set: re-adding a dropped one puts it back in order.
+        d.add(t(86_400_000 + 7), Deadline::AutoAppeal(TradeId(7)));
+        assert!(d.contains(t(86_400_000 + 7), Deadline::AutoAppeal(TradeId(7))));
+        assert!(d.check().is_ok());
+        assert_eq!(
+            d.next(),
+            Some((t(86_400_000), Deadline::AutoAppeal(TradeId(0))))
+        );
     }
 
     #[test]
