@@ -66,6 +66,16 @@ pub fn channel_of(me: UserId) -> String {
     format!("sim-{}", me.0.as_u64_pair().1)
 }
 
+/// The `rank`-th trade from the newest (recent trades are the live ones).
+fn newest_trade(e: &Engine, rank: u16) -> Option<&otc_engine::trade::Trade> {
+    let trades = &e.state().trades;
+    trades
+        .values()
+        .rev()
+        .nth(usize::from(rank) % trades.len().max(1))
+        .map(|t| &**t)
+}
+
 /// A trade that does not exist.
 const NO_TRADE: TradeId = TradeId(u64::MAX);
 
@@ -225,11 +235,7 @@ pub fn command(e: &Engine, me: UserId, act: &Act, n: u64) -> Command {
             right_amount,
             repeat,
         } => {
-            let trades = &e.state().trades;
-            let t = trades
-                .values()
-                .rev()
-                .nth(usize::from(*trade) % trades.len().max(1));
+            let t = newest_trade(e, *trade);
             let (id, amount) =
                 t.map_or((NO_TRADE, Decimal::ONE), |t| (t.id, t.fiat_amount.value()));
             let channel = match t.map(|t| &*t.method_details) {
@@ -296,13 +302,7 @@ pub fn command(e: &Engine, me: UserId, act: &Act, n: u64) -> Command {
 }
 
 fn trade_command(e: &Engine, me: UserId, rank: u16, party: Party, action: TradeAct) -> Command {
-    // Ranked from the newest: recent trades are the live ones.
-    let trades = &e.state().trades;
-    let found = trades
-        .values()
-        .rev()
-        .nth(usize::from(rank) % trades.len().max(1));
-    let (id, buyer, seller) = match found {
+    let (id, buyer, seller) = match newest_trade(e, rank) {
         Some(t) if rank < 390 => (t.id, t.buyer, t.seller),
         _ => (NO_TRADE, me, me),
     };

@@ -157,11 +157,6 @@ impl SimDisk {
         self.lock().flip_next_read = true;
     }
 
-    /// Whether an armed flip is still waiting for a read.
-    pub fn flip_pending(&self) -> bool {
-        self.lock().flip_next_read
-    }
-
     /// Makes the journal behave with `bug` from now on.
     pub fn inject(&self, bug: Option<Bug>) {
         self.lock().bug = bug;

@@ -12,15 +12,6 @@ use super::{Batch, Store};
 use crate::error::StorageError;
 use crate::wal::{self, Disk, Wal};
 
-/// A batch written to the journal as record `seq`, not yet synced.
-#[derive(Debug)]
-#[must_use]
-pub struct Written {
-    n: u64,
-    seq: u64,
-    batch: Batch,
-}
-
 /// What [`Store::open`] found in the journal.
 #[derive(Debug, Clone, Default)]
 pub struct Recovered {
@@ -288,54 +279,22 @@ impl Store {
     /// Any write or sync failure (or an injected fault), or a failed
     /// background flush. A failed `fdatasync` is never retried: the caller
     /// stops for good.
-    pub fn commit(&self, batch: Batch) -> Result<(), StorageError> {
-        let written = self.write(batch)?;
-        self.sync(&written)?;
-        self.apply(written)
-    }
-
-    /// The first step of [`Store::commit`]: `batch` written to the journal
-    /// as its next record (not yet durable, and not yet in sled).
-    ///
-    /// # Errors
-    /// As [`Store::commit`].
-    pub fn write(&self, mut batch: Batch) -> Result<Written, StorageError> {
+    pub fn commit(&self, mut batch: Batch) -> Result<(), StorageError> {
         let (n, mut wal) = self.begin()?;
         let seq = wal.next_seq();
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
         wal.write(&batch.encode())?;
-        Ok(Written { n, seq, batch })
-    }
-
-    /// The second step: `fdatasync` of the journal (it makes `written`, and
-    /// everything written before it, durable). Takes `&self`: the caller may
-    /// let readers in meanwhile.
-    ///
-    /// # Errors
-    /// As [`Store::commit`]; the journal stops.
-    pub fn sync(&self, written: &Written) -> Result<(), StorageError> {
-        let mut wal = self.wal()?;
         if let Err(e) = self
             .faults
-            .check(written.n, &self.faults.fail_flush_at, "flush failed")
+            .check(n, &self.faults.fail_flush_at, "flush failed")
         {
             // As a failed fdatasync would: the journal stops.
             wal.poison("injected: flush failed");
             return Err(e);
         }
-        wal.sync()
-    }
-
-    /// The last step, once `written` is durable: sled gets the batch (in
-    /// memory), and segments sled holds durably are retired.
-    ///
-    /// # Errors
-    /// sled fails, or retiring a segment does.
-    pub fn apply(&self, written: Written) -> Result<(), StorageError> {
-        let mut wal = self.wal()?;
-        wal.check()?;
-        self.tree.apply_batch(written.batch.to_sled())?;
-        self.flushed.applied.store(written.seq, Ordering::Release);
+        wal.sync()?;
+        self.tree.apply_batch(batch.to_sled())?;
+        self.flushed.applied.store(seq, Ordering::Release);
         wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())

@@ -37,7 +37,7 @@ mod commit;
 mod ids;
 
 pub use batch::Batch;
-pub use commit::{FLUSH_EVERY, Recovered, SledDurableHook, StoreOptions, Written};
+pub use commit::{FLUSH_EVERY, Recovered, SledDurableHook, StoreOptions};
 use commit::{FlushParts, Flushed};
 
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:

@@ -145,18 +145,6 @@ pub struct WriterStats {
     pub commit_ns: u64,
 }
 
-/// A group applied to the engine and written to the journal, not yet
-/// durable: see [`Writer::begin_group`].
-#[must_use]
-struct InFlight {
-    written: crate::store::Written,
-    ids: idem::Staged,
-    done: Vec<Done>,
-    requests: u64,
-    started: Instant,
-    applied: Instant,
-}
-
 /// The engine plus its durable store. All writes go through [`Writer::apply_group`].
 pub struct Writer {
     engine: Engine,
@@ -260,25 +248,11 @@ impl Writer {
     /// # Errors
     /// As [`Writer::apply_group`].
     pub fn apply_group_replies(&mut self, requests: &[Request]) -> Result<Vec<Done>, StorageError> {
-        let in_flight = self.begin_group(requests)?;
-        let synced = self.sync_group(&in_flight);
-        self.finish_group(in_flight, synced)
-    }
-
-    /// The first step of [`Writer::apply_group_replies`]: the group applied
-    /// to the engine and its record written to the journal, not yet
-    /// durable. Then [`Writer::sync_group`], then [`Writer::finish_group`],
-    /// before anything is answered. (Private: a caller that let readers in
-    /// between would show them state that is not durable yet.)
-    ///
-    /// # Errors
-    /// As [`Writer::apply_group`]: the writer stops.
-    fn begin_group(&mut self, requests: &[Request]) -> Result<InFlight, StorageError> {
         if let Some(e) = &self.stopped {
             return Err(StorageError::Stopped(e.to_string()));
         }
-        match self.begin_inner(requests) {
-            Ok(f) => Ok(f),
+        match self.apply_group_inner(requests) {
+            Ok(done) => Ok(done),
             Err(e) => {
                 // Any failure mid-group may leave the engine ahead of disk:
                 // stop for good; a restart recovers from what is durable.
@@ -288,52 +262,7 @@ impl Writer {
         }
     }
 
-    /// The second step: `fdatasync` of the group's journal record.
-    ///
-    /// # Errors
-    /// The sync failed (pass the result to [`Writer::finish_group`], which
-    /// stops the writer).
-    fn sync_group(&self, in_flight: &InFlight) -> Result<(), StorageError> {
-        self.store.sync(&in_flight.written)
-    }
-
-    /// The last step, with what [`Writer::sync_group`] returned: sled and
-    /// the request ids get the group, and its results are returned.
-    ///
-    /// # Errors
-    /// The sync or this step failed: the writer stops for good.
-    fn finish_group(
-        &mut self,
-        in_flight: InFlight,
-        synced: Result<(), StorageError>,
-    ) -> Result<Vec<Done>, StorageError> {
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
-        }
-        match synced.and_then(|()| self.finish_inner(in_flight)) {
-            Ok(done) => Ok(done),
-            Err(e) => {
-                self.stopped = Some(e.clone());
-                Err(e)
-            }
-        }
-    }
-
-    fn finish_inner(&mut self, f: InFlight) -> Result<Vec<Done>, StorageError> {
-        self.store.apply(f.written)?;
-        self.idem.commit(f.ids);
-        self.stats.commits += 1;
-        self.stats.requests += f.requests;
-        self.stats.engine_ns +=
-            u64::try_from(f.applied.duration_since(f.started).as_nanos()).unwrap_or(u64::MAX);
-        self.stats.commit_ns += u64::try_from(f.applied.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        if self.since_snapshot >= self.options.snapshot_every {
-            self.snapshot()?;
-        }
-        Ok(f.done)
-    }
-
-    fn begin_inner(&mut self, requests: &[Request]) -> Result<InFlight, StorageError> {
+    fn apply_group_inner(&mut self, requests: &[Request]) -> Result<Vec<Done>, StorageError> {
         let started = Instant::now();
         let mut batch = Batch::default();
         let mut done = Vec::with_capacity(requests.len());
@@ -386,15 +315,17 @@ impl Writer {
         self.collect_history(&mut batch, &changed, &mut history)?;
         self.stage_collected_history(&mut batch, history)?;
         let applied = Instant::now();
-        let written = self.store.write(batch)?;
-        Ok(InFlight {
-            written,
-            ids,
-            done,
-            requests: requests.len() as u64,
-            started,
-            applied,
-        })
+        self.store.commit(batch)?;
+        self.idem.commit(ids);
+        self.stats.commits += 1;
+        self.stats.requests += requests.len() as u64;
+        self.stats.engine_ns +=
+            u64::try_from(applied.duration_since(started).as_nanos()).unwrap_or(u64::MAX);
+        self.stats.commit_ns += u64::try_from(applied.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        if self.since_snapshot >= self.options.snapshot_every {
+            self.snapshot()?;
+        }
+        Ok(done)
     }
 
     fn apply_one(&mut self, raw: &Request, batch: &mut Batch) -> Result<Done, StorageError> {
