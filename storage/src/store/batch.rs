@@ -1,5 +1,5 @@
 //! What one commit writes: inserts and removes, written whole to the
-//! journal first (one record), then applied to sled atomically.
+//! journal first (one record), then applied to sled change by change.
 
 use crate::error::StorageError;
 
@@ -93,6 +93,22 @@ impl Batch {
             return Err(bad("trailing bytes"));
         }
         Ok(Batch { ops })
+    }
+
+    /// Applies the changes to `tree` one by one, in order (not as a sled
+    /// batch: see the store's module comment for why that is enough, and
+    /// cheaper).
+    ///
+    /// # Errors
+    /// sled failed; the tree may hold a prefix of the changes.
+    pub fn apply_in_order(&self, tree: &sled::Tree) -> Result<(), StorageError> {
+        for (key, value) in &self.ops {
+            match value {
+                Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
+                None => tree.remove(key.as_slice())?,
+            };
+        }
+        Ok(())
     }
 
     /// The same changes as a sled batch.

@@ -212,7 +212,7 @@ impl Store {
         // only in the page cache) before any segment is reused.
         if !options.disk.injects(wal::Bug::SkipSledReplay) {
             for (_, payload) in &replay.records {
-                tree.apply_batch(Batch::decode(payload)?.to_sled())?;
+                Batch::decode(payload)?.apply_in_order(&tree)?;
             }
         }
         db.flush()?;
@@ -293,7 +293,7 @@ impl Store {
             return Err(e);
         }
         wal.sync()?;
-        self.tree.apply_batch(batch.to_sled())?;
+        batch.apply_in_order(&self.tree)?;
         self.flushed.applied.store(seq, Ordering::Release);
         wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
         self.commits.fetch_add(1, Ordering::Relaxed);

@@ -5,9 +5,21 @@
 //! data file, and the next commit takes that as the checkpoint ("sled holds
 //! everything up to record N"): older segments are retired, zeroed by the
 //! flusher and reused.
-//! Every batch also sets `mwalseq` to its record's number, atomically with
-//! its changes: after a crash sled says which records it holds, and
+//! Every batch also sets `mwalseq` to its record's number, as its last
+//! change: after a crash sled says which records it holds, and
 //! [`Store::open`] replays the journal after them into sled.
+//!
+//! A batch goes into sled one change at a time, in order, not as a sled
+//! batch. Atomicity comes from the journal: sled recovers a prefix of one
+//! thread's writes (sled's own crash test checks exactly that), so if it
+//! holds `mwalseq = N` it holds all of records up to N, and perhaps part
+//! of N + 1, which the replay sets again, change by change, to the same
+//! values. Readers never see part of a group: they read under the lock the
+//! writer holds through the commit. (A sled batch cost two hand-offs to
+//! sled's I/O threads per commit: it starts a fresh log buffer and writes
+//! the old one, waking all seven pool threads each time.) Snapshots, whose
+//! header must never be seen without its chunks, still go in as one sled
+//! batch.
 //!
 //! Why our own `fdatasync` of sled's `db` file: sled 0.34.7's flush uses
 //! `sync_file_range`, which flushes neither the device cache nor file
