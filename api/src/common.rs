@@ -47,7 +47,7 @@ pub const SUPPORT_READ: &[Role] = &[Role::Support, Role::SupportViewer];
 /// # Errors
 /// NOT_FOUND; UNAVAILABLE on storage failure.
 pub async fn load_trade(core: &Core, id: TradeId) -> Result<Trade, Status> {
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     if let Some(t) = w.engine().trade(id) {
         return Ok(t.clone());
     }
@@ -62,7 +62,7 @@ pub async fn load_trade(core: &Core, id: TradeId) -> Result<Trade, Status> {
 /// # Errors
 /// NOT_FOUND when the trade has none; UNAVAILABLE on storage failure.
 pub async fn load_appeal(core: &Core, id: TradeId) -> Result<otc_engine::appeal::Appeal, Status> {
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     if let Some(a) = w.engine().appeal(id) {
         return Ok(a.clone());
     }
@@ -90,7 +90,7 @@ pub async fn party_trade(core: &Core, user: UserId, id: TradeId) -> Result<Trade
 /// # Errors
 /// INVALID_ARGUMENT naming `page_size`.
 pub async fn page_size(core: &Core, n: u32) -> Result<usize, Status> {
-    let max = core.writer.read().await.engine().config().page_size_max;
+    let max = core.read().await?.engine().config().page_size_max;
     convert::page_size(n, max)
 }
 
@@ -99,7 +99,7 @@ pub async fn page_size(core: &Core, n: u32) -> Result<usize, Status> {
 /// # Errors
 /// NOT_FOUND when missing; UNAVAILABLE on storage failure.
 pub async fn read_attachment(core: &Core, a: &AttachmentRef) -> Result<pb::Attachment, Status> {
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     let data = w
         .store()
         .blob(&a.blob_id)
@@ -139,7 +139,7 @@ pub async fn event_stream(
     keep: impl Fn(&Event) -> bool + Send + Sync + 'static,
 ) -> Result<ReceiverStream<Result<pb::Event, Status>>, Status> {
     {
-        let w = core.writer.read().await;
+        let w = core.read().await?;
         let first = w
             .first_retained_seq()
             .map_err(|e| Status::unavailable(e.to_string()))?;
@@ -230,7 +230,13 @@ async fn backfill(
 ) -> Result<(), ()> {
     loop {
         let batch = {
-            let w = core.writer.read().await;
+            let w = match core.read().await {
+                Ok(w) => w,
+                Err(status) => {
+                    let _ = tx.send(Err(status)).await;
+                    return Err(());
+                }
+            };
             match w.store().events_from(*last + 1, BACKFILL_BATCH) {
                 Ok(b) => b,
                 Err(e) => {

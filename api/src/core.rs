@@ -12,7 +12,7 @@ use dashmap::DashMap;
 use otc_engine::command::FundPasswordProof;
 use otc_engine::{Command, Event, Timestamp, UserId};
 use otc_storage::{Call, Done, Outcome, Request, Writer};
-use tokio::sync::{RwLock, broadcast, oneshot};
+use tokio::sync::{RwLock, RwLockReadGuard, broadcast, oneshot};
 use tonic::Status;
 
 use crate::auth::Authenticator;
@@ -158,6 +158,18 @@ impl Core {
         Ok(())
     }
 
+    /// The writer, read-locked; refused (UNAVAILABLE) once storage failed,
+    /// checked under the lock: what a failed group left in memory or
+    /// partly in sled is never served. Every read goes through here.
+    ///
+    /// # Errors
+    /// UNAVAILABLE after a storage failure.
+    pub async fn read(&self) -> Result<RwLockReadGuard<'_, Writer>, Status> {
+        let w = self.writer.read().await;
+        self.check_up()?;
+        Ok(w)
+    }
+
     /// Queues a command for the writer and waits for its durable outcome.
     ///
     /// # Errors
@@ -227,7 +239,7 @@ impl Core {
         password: &str,
     ) -> Result<FundPasswordProof, Status> {
         let stored = {
-            let w = self.writer.read().await;
+            let w = self.read().await?;
             let e = w.engine();
             let locked = e.user(user).and_then(|u| u.lock_at(clock_now())).is_some();
             e.fund_password(user)
@@ -284,8 +296,8 @@ fn writer_loop(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        // A group is bounded in requests and in file bytes (one sled batch
-        // and one fdatasync carry them all).
+        // A group is bounded in requests and in file bytes (one journal
+        // record and one fdatasync carry them all).
         let mut file_bytes: usize = jobs.iter().map(Job::file_bytes).sum();
         while jobs.len() < GROUP_REQUESTS_MAX && file_bytes < GROUP_FILE_BYTES_MAX {
             match rx.try_recv() {
@@ -339,6 +351,11 @@ fn writer_loop(
                 failed.store(true, Ordering::Relaxed);
             }
         }
+        if result.is_err() {
+            // Before the lock is let go: no reader that checks `failed`
+            // after taking it sees what the failed group left behind.
+            failed.store(true, Ordering::Relaxed);
+        }
         drop(w);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("otc_group_requests").record(jobs.len() as f64);
@@ -380,5 +397,60 @@ fn writer_loop(
         && let Err(e) = writer.blocking_write().snapshot()
     {
         tracing::error!(error = %e, "final snapshot failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use otc_engine::EngineConfig;
+    use otc_storage::WriterOptions;
+    use otc_storage::workload::workload_user;
+
+    use super::*;
+
+    fn deposit(external_ref: &str) -> Command {
+        Command::Deposit {
+            user: workload_user(1),
+            asset: otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}")),
+            amount: rust_decimal::Decimal::from_str("3").unwrap_or_else(|e| panic!("{e}")),
+            external_ref: external_ref.into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn once_a_commit_failed_no_read_is_served() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let writer = Writer::open(
+            dir.path(),
+            EngineConfig::default(),
+            WriterOptions::default(),
+        )
+        .unwrap_or_else(|e| panic!("open: {e}"));
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        let (core, thread) = Core::start(writer, Authenticator::new(b"secret"), cost, 16, None);
+        let done = core.submit(None, deposit("first"), None).await;
+        assert!(done.is_ok(), "{done:?}");
+        assert!(core.read().await.is_ok());
+        {
+            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+            let next = w.store().commits.load(Ordering::Relaxed) + 1;
+            w.store()
+                .faults
+                .fail_write_at
+                .store(next, Ordering::Relaxed);
+        }
+        let failed = core.submit(None, deposit("second"), None).await;
+        assert!(failed.is_err(), "the injected failure: {failed:?}");
+        match core.read().await {
+            Ok(_) => panic!("a read was served after storage failed"),
+            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable),
+        }
+        drop(core);
+        let _ = thread.join();
     }
 }

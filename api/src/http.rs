@@ -202,7 +202,7 @@ pub(crate) async fn ended_trade(
     let Some(id) = trade_of_reference(reference) else {
         return Ok((false, None));
     };
-    let w = core.writer.read().await;
+    let w = core.read().await.map_err(|s| s.message().to_owned())?;
     if w.engine().trade(id).is_some() {
         return Ok((false, None));
     }
@@ -239,7 +239,14 @@ async fn return_page(
     let reference = q.get("out_trade_no").map_or("", String::as_str);
     let state = match trade_of_reference(reference) {
         Some(id) => {
-            let w = g.core.writer.read().await;
+            let Ok(w) = g.core.read().await else {
+                // Storage failed: nothing it holds is shown.
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage failed; the server stopped until it is restarted",
+                )
+                    .into_response();
+            };
             match w.engine().trade(id) {
                 Some(t) => Some(t.state.kind().name()),
                 None => w

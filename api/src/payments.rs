@@ -26,9 +26,8 @@ pub async fn payment_order(
 ) -> Result<pb::PaymentOrder, Status> {
     let now = clock_now();
     let facts = core
-        .writer
         .read()
-        .await
+        .await?
         .engine()
         .payment_order(buyer, trade, now)
         .map_err(|r| cv::status_of(&r))?;

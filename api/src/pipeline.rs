@@ -151,9 +151,8 @@ where
     let rid = request_id(rid)?;
     let print = fingerprint(method, request);
     let earlier = core
-        .writer
         .read()
-        .await
+        .await?
         .earlier(caller, &rid, print)
         .map_err(|e| Status::unavailable(e.to_string()))?;
     if let Some(earlier) = earlier {

@@ -15,7 +15,7 @@ use crate::proto as pb;
 /// # Errors
 /// NOT_FOUND; UNAVAILABLE on storage failure.
 pub async fn listing(core: &Core, id: ListingId) -> Result<pb::Listing, Status> {
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     let e = w.engine();
     let listing = match e.listing(id) {
         Some(l) => l.clone(),
@@ -33,7 +33,7 @@ pub async fn listing(core: &Core, id: ListingId) -> Result<pb::Listing, Status> 
 /// # Errors
 /// None today; kept fallible like every read.
 pub async fn account(core: &Core, c: &Caller) -> Result<pb::GetAccountResponse, Status> {
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     let e = w.engine();
     let balances = e
         .config()
@@ -100,7 +100,7 @@ pub async fn my_listings(
         Some(cv::listing_id(&r.page_token)?.0)
     };
     let ids = {
-        let w = core.writer.read().await;
+        let w = core.read().await?;
         w.store()
             .user_items(otc_storage::codec::kind::USER_LISTING, user, before, size)
             .map_err(|e| Status::unavailable(e.to_string()))?
@@ -127,7 +127,7 @@ pub async fn book(
 ) -> Result<pb::ListListingsResponse, Status> {
     let size = common::page_size(core, r.page_size).await?;
     let (asset, fiat) = (cv::asset("asset", &r.asset)?, cv::fiat("fiat", &r.fiat)?);
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     let e = w.engine();
     let now = clock_now();
     let after = if r.page_token.is_empty() {
@@ -196,7 +196,7 @@ pub async fn my_trades(
         Some(cv::trade_id(&r.page_token)?.0)
     };
     let ids = {
-        let w = core.writer.read().await;
+        let w = core.read().await?;
         w.store()
             .user_items(otc_storage::codec::kind::USER_TRADE, user, before, size)
             .map_err(|e| Status::unavailable(e.to_string()))?

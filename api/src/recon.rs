@@ -126,9 +126,8 @@ pub async fn import_bill(
     drop(file);
     // The day's payments recorded here, then the bill line by line.
     let matcher = core
-        .writer
         .read()
-        .await
+        .await?
         .engine()
         .bill_matcher(channel.name(), day);
     let (format, tz, max) = (
@@ -198,7 +197,7 @@ pub async fn statement(core: &Core, r: &pb::GetStatementRequest) -> Result<pb::S
     let asset = cv::asset("asset", &r.asset)?;
     let day = otc_engine::chrono_day(&r.date)
         .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))?;
-    let w = core.writer.read().await;
+    let w = core.read().await?;
     let e = w.engine();
     if !e.config().assets.contains_key(&asset) {
         return Err(Status::invalid_argument(format!(

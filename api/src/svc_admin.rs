@@ -68,7 +68,7 @@ impl MerchantService for Merchants {
         req: Request<pb::GetMerchantRequest>,
     ) -> Result<Response<pb::GetMerchantResponse>, Status> {
         let c = caller(&self.core, &req, MERCHANT)?;
-        let w = self.core.writer.read().await;
+        let w = self.core.read().await?;
         let m = w.engine().merchant(c.user).ok_or_else(|| {
             Status::permission_denied("only registered partner merchants can do this")
         })?;

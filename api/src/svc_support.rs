@@ -42,7 +42,7 @@ pub async fn chat_page(
 ) -> Result<Response<pb::ListChatResponse>, Status> {
     let size = common::page_size(core, page_size).await?;
     let events = {
-        let w = core.writer.read().await;
+        let w = core.read().await?;
         w.store()
             .chat(id, after_seq, size)
             .map_err(|e| Status::unavailable(e.to_string()))?
@@ -90,7 +90,7 @@ pub async fn find_attachment(
         let seq: u64 = seq.parse().map_err(|_| {
             Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
         })?;
-        let w = core.writer.read().await;
+        let w = core.read().await?;
         let events = w
             .store()
             .chat(trade, seq.saturating_sub(1), 1)
@@ -121,7 +121,7 @@ impl Support {
     async fn appeal_view(&self, id: TradeId) -> Result<pb::Appeal, Status> {
         let t = common::load_trade(&self.core, id).await?;
         let a = common::load_appeal(&self.core, id).await?;
-        let w = self.core.writer.read().await;
+        let w = self.core.read().await?;
         let now = crate::core::clock_now();
         Ok(crate::views::appeal_for_support(w.engine(), &t, &a, now))
     }
@@ -163,7 +163,7 @@ impl SupportService for Support {
             Ok(pb::AppealStatus::Closed) => Some(AppealStatus::Closed),
             Err(_) => return Err(Status::invalid_argument("status must be an AppealStatus")),
         };
-        let w = self.core.writer.read().await;
+        let w = self.core.read().await?;
         let e = w.engine();
         // The queue (open and claimed) pages by its (opened at, trade) key;
         // closed appeals by trade id.
@@ -303,7 +303,7 @@ impl SupportService for Support {
         } else {
             Some(cv::anomaly_id("page_token", &r.page_token)?)
         };
-        let w = self.core.writer.read().await;
+        let w = self.core.read().await?;
         let mut anomalies: Vec<pb::PaymentAnomaly> = w
             .engine()
             .anomalies(r.include_resolved, after)
@@ -374,7 +374,7 @@ impl SupportService for Support {
         } else {
             Some(cv::mistake_id("page_token", &r.page_token)?)
         };
-        let w = self.core.writer.read().await;
+        let w = self.core.read().await?;
         let mut mistakes: Vec<pb::ReconMistake> = w
             .engine()
             .recon_mistakes(r.include_handled, after)
@@ -425,7 +425,7 @@ impl SupportService for Support {
         mutate(&self.core, c.user, "ApplyMissedPayment", &rid, &r, async {
             // What history says of the trade, when the engine forgot it.
             let reference = {
-                let w = self.core.writer.read().await;
+                let w = self.core.read().await?;
                 w.engine()
                     .recon_mistake(mistake)
                     .map(|m| m.facts.reference.clone())

@@ -4,7 +4,7 @@
 //! the payload being bincode. Reading checks both and names the key on
 //! failure: storage never serves a record it cannot vouch for.
 //!
-//! All records live in one sled tree so that one `Batch` (atomic in sled)
+//! All records live in one sled tree: one `Batch` (one journal record)
 //! carries a whole group commit. Keys start with a one-byte kind.
 
 use bincode::Options;

@@ -391,7 +391,8 @@ impl Wal {
         }
     }
 
-    /// Stops the journal as a failed write or sync would (fault injection).
+    /// Stops the journal as a failed write or sync would (fault injection,
+    /// or sled failing partway through applying a synced record).
     pub fn poison(&mut self, why: &str) {
         self.failed = Some(why.to_owned());
     }

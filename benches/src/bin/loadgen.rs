@@ -96,10 +96,10 @@ impl Stats {
         if let Some(h) = &mut self.latency_us {
             let _ = h.record(us);
         }
-        if !self.by_call.contains_key(call) {
-            if let Ok(h) = Histogram::new_with_bounds(1, 60_000_000, 3) {
-                self.by_call.insert(call, h);
-            }
+        if !self.by_call.contains_key(call)
+            && let Ok(h) = Histogram::new_with_bounds(1, 60_000_000, 3)
+        {
+            self.by_call.insert(call, h);
         }
         if let Some(h) = self.by_call.get_mut(call) {
             let _ = h.record(us);
@@ -606,6 +606,10 @@ fn pin_thread(core: usize) {
 
 fn main() {
     let args = Args::parse();
+    // Before the runtime starts its threads: they inherit the core.
+    if args.pin && args.serve_baseline.is_none() {
+        pin_self();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(if args.pin { 1 } else { 2 })
         .enable_all()
@@ -614,9 +618,6 @@ fn main() {
     if let Some(addr) = args.serve_baseline.clone() {
         rt.block_on(serve_baseline(&addr));
         return;
-    }
-    if args.pin {
-        pin_self();
     }
     println!(
         "loadgen: {} clients over {} connections, {} s per phase, pinned: {}",

@@ -11,11 +11,15 @@
 //!
 //! A batch goes into sled one change at a time, in order, not as a sled
 //! batch. Atomicity comes from the journal: sled recovers a prefix of one
-//! thread's writes (sled's own crash test checks exactly that), so if it
-//! holds `mwalseq = N` it holds all of records up to N, and perhaps part
-//! of N + 1, which the replay sets again, change by change, to the same
-//! values. Readers never see part of a group: they read under the lock the
-//! writer holds through the commit. (A sled batch cost two hand-offs to
+//! thread's writes (sled's own crash test checks that after a process
+//! kill; the sled batches used before relied on the same prefix between
+//! batches), so if it holds `mwalseq = N` it holds all of records up to N,
+//! and perhaps part of N + 1, which the replay sets again, change by
+//! change, to the same values. A failure partway through stops the
+//! journal, so no later `mwalseq` is ever written over a part. Readers
+//! never see part of a group: they read under the lock the writer holds
+//! through the commit, and once a commit failed every read is refused
+//! (`otcd` checks under that lock). (A sled batch cost two hand-offs to
 //! sled's I/O threads per commit: it starts a fresh log buffer and writes
 //! the old one, waking all seven pool threads each time.) Snapshots, whose
 //! header must never be seen without its chunks, still go in as one sled
