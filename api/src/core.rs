@@ -330,10 +330,22 @@ fn writer_loop(
         // Due deadlines ride in the same group: one commit, one fdatasync.
         requests.extend(w.due_request(now));
         let before = w.stats;
+        let group = jobs.len();
+        // Answered as soon as the group is durable, before sled gets it:
+        // readers still wait for this lock, so none reads before sled has it.
+        let mut unanswered = Some(jobs);
         let result = if requests.is_empty() {
-            Ok(Vec::new())
+            Ok(())
         } else {
-            w.apply_group_replies(&requests)
+            w.apply_group_then(&requests, &mut |outcomes| {
+                if let Some(jobs) = unanswered.take() {
+                    if failpoint == Some(Failpoint::CrashAfterCommit) && from_clients {
+                        tracing::warn!("failpoint crash-after-commit: aborting before the replies");
+                        std::process::abort();
+                    }
+                    answer(jobs, outcomes, bus);
+                }
+            })
         };
         let after = w.stats;
         // Where the time goes: engine work vs write + flush + fdatasync.
@@ -351,44 +363,25 @@ fn writer_loop(
                 failed.store(true, Ordering::Relaxed);
             }
         }
-        if result.is_err() {
+        if let Err(e) = &result {
             // Before the lock is let go: no reader that checks `failed`
             // after taking it sees what the failed group left behind.
             failed.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "commit failed; the server stops accepting writes");
         }
         drop(w);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
-        metrics::histogram!("otc_group_requests").record(jobs.len() as f64);
-        match result {
-            Ok(mut outcomes) => {
-                if failpoint == Some(Failpoint::CrashAfterCommit) && from_clients {
-                    tracing::warn!("failpoint crash-after-commit: aborting before the replies");
-                    std::process::abort();
-                }
-                // The outcome past the jobs' is the deadlines' (if any were due).
-                let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
-                for (job, done) in jobs.into_iter().zip(outcomes) {
-                    if let Outcome::Applied(events) = &done.outcome {
-                        for e in events {
-                            let _ = bus.send(Arc::new(e.clone()));
-                        }
-                    }
-                    let _ = job.reply.send(Ok(done));
-                }
-                for done in fired {
-                    if let Outcome::Applied(events) = done.outcome {
-                        for e in events {
-                            let _ = bus.send(Arc::new(e));
-                        }
-                    }
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed; the server stops accepting writes");
-                failed.store(true, Ordering::Relaxed);
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.to_string()));
-                }
+        metrics::histogram!("otc_group_requests").record(group as f64);
+        // Not answered: the group never became durable (a failure after it
+        // did, in sled or a snapshot, leaves the answers already given).
+        if let Some(jobs) = unanswered {
+            let why = match &result {
+                Err(e) => e.to_string(),
+                // Not reached: a group that commits is answered.
+                Ok(()) => "internal: the group committed without outcomes".to_owned(),
+            };
+            for job in jobs {
+                let _ = job.reply.send(Err(why.clone()));
             }
         }
     }
@@ -397,6 +390,27 @@ fn writer_loop(
         && let Err(e) = writer.blocking_write().snapshot()
     {
         tracing::error!(error = %e, "final snapshot failed");
+    }
+}
+
+/// Sends each job its outcome, and every applied event to the live streams;
+/// outcomes past the jobs' are the due deadlines' (events only).
+fn answer(jobs: Vec<Job>, mut outcomes: Vec<Done>, bus: &broadcast::Sender<Arc<Event>>) {
+    let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
+    for (job, done) in jobs.into_iter().zip(outcomes) {
+        if let Outcome::Applied(events) = &done.outcome {
+            for e in events {
+                let _ = bus.send(Arc::new(e.clone()));
+            }
+        }
+        let _ = job.reply.send(Ok(done));
+    }
+    for done in fired {
+        if let Outcome::Applied(events) = done.outcome {
+            for e in events {
+                let _ = bus.send(Arc::new(e));
+            }
+        }
     }
 }
 
@@ -452,5 +466,52 @@ mod tests {
         }
         drop(core);
         let _ = thread.join();
+    }
+
+    /// A group is answered once durable, before sled and a snapshot due
+    /// after it: a snapshot failing then stops the writer, the answer
+    /// stands, and the group is there after a restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failure_after_the_group_is_durable_keeps_its_answer() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let options = || WriterOptions {
+            snapshot_every: 1,
+            ..WriterOptions::default()
+        };
+        let writer = Writer::open(dir.path(), EngineConfig::default(), options())
+            .unwrap_or_else(|e| panic!("open: {e}"));
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        let (core, thread) = Core::start(writer, Authenticator::new(b"secret"), cost, 16, None);
+        let first = core.submit(None, deposit("first"), None).await;
+        assert!(first.is_ok(), "{first:?}");
+        {
+            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+            // The group's commit, then its snapshot: the snapshot fails.
+            let snapshot = w.store().commits.load(Ordering::Relaxed) + 2;
+            w.store()
+                .faults
+                .fail_flush_at
+                .store(snapshot, Ordering::Relaxed);
+        }
+        let second = core.submit(None, deposit("second"), None).await;
+        assert!(second.is_ok(), "answered once durable: {second:?}");
+        match core.read().await {
+            Ok(_) => panic!("a read was served after the snapshot failed"),
+            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable),
+        }
+        drop(core);
+        let _ = thread.join();
+        let reopened = Writer::open(dir.path(), EngineConfig::default(), options())
+            .unwrap_or_else(|e| panic!("reopen: {e}"));
+        let eb = otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}"));
+        let held = reopened.engine().balance(workload_user(1), eb).available;
+        assert_eq!(
+            held.value(),
+            rust_decimal::Decimal::from(6),
+            "both deposits"
+        );
     }
 }

@@ -279,7 +279,23 @@ impl Store {
     /// Any write or sync failure (or an injected fault), or a failed
     /// background flush. A failed `fdatasync` is never retried: the caller
     /// stops for good.
-    pub fn commit(&self, mut batch: Batch) -> Result<(), StorageError> {
+    pub fn commit(&self, batch: Batch) -> Result<(), StorageError> {
+        self.commit_then(batch, || ())
+    }
+
+    /// [`Store::commit`], calling `durable` as soon as the batch is durable
+    /// (its journal record `fdatasync`ed), before sled gets it: `otcd`
+    /// answers its clients from there, while its readers still wait for
+    /// the writer's lock, so none reads before sled has the batch.
+    ///
+    /// # Errors
+    /// As [`Store::commit`]; an error after `durable` ran (sled failing)
+    /// stops the journal all the same.
+    pub fn commit_then(
+        &self,
+        mut batch: Batch,
+        durable: impl FnOnce(),
+    ) -> Result<(), StorageError> {
         let (n, mut wal) = self.begin()?;
         let seq = wal.next_seq();
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
@@ -293,6 +309,7 @@ impl Store {
             return Err(e);
         }
         wal.sync()?;
+        durable();
         if let Err(e) = batch.apply_in_order(&self.tree) {
             // sled may hold part of this record, under an older `mwalseq`:
             // nothing more may be written over it (a later `mwalseq` would

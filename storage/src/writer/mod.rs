@@ -248,11 +248,30 @@ impl Writer {
     /// # Errors
     /// As [`Writer::apply_group`].
     pub fn apply_group_replies(&mut self, requests: &[Request]) -> Result<Vec<Done>, StorageError> {
+        let mut out = Vec::new();
+        self.apply_group_then(requests, &mut |done| out = done)?;
+        Ok(out)
+    }
+
+    /// [`Writer::apply_group_replies`], handing the results to `durable` as
+    /// soon as the group is durable, before sled gets it and before a
+    /// snapshot that falls due (see [`Store::commit_then`]). `durable` is
+    /// not called if the group is not durable.
+    ///
+    /// # Errors
+    /// As [`Writer::apply_group`]; an error may come after `durable` ran
+    /// (sled or the snapshot failing): the group is durable all the same,
+    /// and the writer stops.
+    pub fn apply_group_then(
+        &mut self,
+        requests: &[Request],
+        durable: &mut dyn FnMut(Vec<Done>),
+    ) -> Result<(), StorageError> {
         if let Some(e) = &self.stopped {
             return Err(StorageError::Stopped(e.to_string()));
         }
-        match self.apply_group_inner(requests) {
-            Ok(done) => Ok(done),
+        match self.apply_group_inner(requests, durable) {
+            Ok(()) => Ok(()),
             Err(e) => {
                 // Any failure mid-group may leave the engine ahead of disk:
                 // stop for good; a restart recovers from what is durable.
@@ -262,7 +281,11 @@ impl Writer {
         }
     }
 
-    fn apply_group_inner(&mut self, requests: &[Request]) -> Result<Vec<Done>, StorageError> {
+    fn apply_group_inner(
+        &mut self,
+        requests: &[Request],
+        durable: &mut dyn FnMut(Vec<Done>),
+    ) -> Result<(), StorageError> {
         let started = Instant::now();
         let mut batch = Batch::default();
         let mut done = Vec::with_capacity(requests.len());
@@ -315,7 +338,12 @@ impl Writer {
         self.collect_history(&mut batch, &changed, &mut history)?;
         self.stage_collected_history(&mut batch, history)?;
         let applied = Instant::now();
-        self.store.commit(batch)?;
+        let mut done = Some(done);
+        self.store.commit_then(batch, || {
+            if let Some(done) = done.take() {
+                durable(done);
+            }
+        })?;
         self.idem.commit(ids);
         self.stats.commits += 1;
         self.stats.requests += requests.len() as u64;
@@ -325,7 +353,7 @@ impl Writer {
         if self.since_snapshot >= self.options.snapshot_every {
             self.snapshot()?;
         }
-        Ok(done)
+        Ok(())
     }
 
     fn apply_one(&mut self, raw: &Request, batch: &mut Batch) -> Result<Done, StorageError> {
