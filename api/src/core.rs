@@ -271,7 +271,8 @@ impl Core {
 }
 
 /// The writer thread: takes whatever queued (up to a group), applies and
-/// commits it as one unit, fires due deadlines, then answers and publishes.
+/// commits it as one unit with the deadlines due, and answers and publishes
+/// as soon as the group is durable, still holding the lock.
 fn writer_loop(
     writer: &RwLock<Writer>,
     rx: &Receiver<Job>,
@@ -327,6 +328,9 @@ fn writer_loop(
             .collect();
         let started = Instant::now();
         let mut w = writer.blocking_write();
+        // Declared after the guard, so dropped before it if this thread
+        // panics: answers may already be out, so readers must be refused.
+        let _on_panic = FailOnPanic(failed);
         // Due deadlines ride in the same group: one commit, one fdatasync.
         requests.extend(w.due_request(now));
         let before = w.stats;
@@ -367,7 +371,7 @@ fn writer_loop(
             // Before the lock is let go: no reader that checks `failed`
             // after taking it sees what the failed group left behind.
             failed.store(true, Ordering::Relaxed);
-            tracing::error!(error = %e, "commit failed; the server stops accepting writes");
+            tracing::error!(error = %e, "storage failed in a group commit; the server stops accepting requests");
         }
         drop(w);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
@@ -390,6 +394,18 @@ fn writer_loop(
         && let Err(e) = writer.blocking_write().snapshot()
     {
         tracing::error!(error = %e, "final snapshot failed");
+    }
+}
+
+/// Marks storage failed if the writer thread unwinds while it holds the
+/// lock (see `writer_loop`).
+struct FailOnPanic<'a>(&'a AtomicBool);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::Relaxed);
+        }
     }
 }
 

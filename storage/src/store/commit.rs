@@ -289,8 +289,9 @@ impl Store {
     /// the writer's lock, so none reads before sled has the batch.
     ///
     /// # Errors
-    /// As [`Store::commit`]; an error after `durable` ran (sled failing)
-    /// stops the journal all the same.
+    /// As [`Store::commit`]. An error may also come after `durable` ran
+    /// (sled failing, which stops the journal, or retiring segments at the
+    /// checkpoint): the batch is durable all the same, and the caller stops.
     pub fn commit_then(
         &self,
         mut batch: Batch,

@@ -232,9 +232,12 @@ impl Writer {
     /// unit. Results are returned only after the commit.
     ///
     /// # Errors
-    /// The commit failed: the writer stops for good (every later call
-    /// returns [`StorageError::Stopped`]); none of these requests were
-    /// acknowledged and the process must restart to recover from disk.
+    /// The group failed: the writer stops for good (every later call
+    /// returns [`StorageError::Stopped`]) and the process must restart to
+    /// recover from disk. The group may or may not be durable (a failure
+    /// can come after its journal record was synced, in sled or a snapshot):
+    /// the restart decides, and a retry under the same request id learns
+    /// which.
     pub fn apply_group(&mut self, requests: &[Request]) -> Result<Vec<Outcome>, StorageError> {
         Ok(self
             .apply_group_replies(requests)?
