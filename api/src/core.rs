@@ -436,7 +436,10 @@ mod tests {
 
     use otc_engine::EngineConfig;
     use otc_storage::WriterOptions;
+    use otc_storage::store::Faults;
     use otc_storage::workload::workload_user;
+    use std::path::Path;
+    use std::sync::atomic::AtomicU64;
 
     use super::*;
 
@@ -449,37 +452,42 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn once_a_commit_failed_no_read_is_served() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let writer = Writer::open(
-            dir.path(),
-            EngineConfig::default(),
-            WriterOptions::default(),
-        )
-        .unwrap_or_else(|e| panic!("open: {e}"));
+    /// The writer thread over a store in `dir`, as `otcd` runs it.
+    fn start(dir: &Path, options: WriterOptions) -> (Arc<Core>, std::thread::JoinHandle<()>) {
+        let writer = Writer::open(dir, EngineConfig::default(), options)
+            .unwrap_or_else(|e| panic!("open: {e}"));
         let cost = HashCost {
             memory_kib: 64,
             iterations: 1,
         };
-        let (core, thread) = Core::start(writer, Authenticator::new(b"secret"), cost, 16, None);
-        let done = core.submit(None, deposit("first"), None).await;
-        assert!(done.is_ok(), "{done:?}");
-        assert!(core.read().await.is_ok());
-        {
-            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
-            let next = w.store().commits.load(Ordering::Relaxed) + 1;
-            w.store()
-                .faults
-                .fail_write_at
-                .store(next, Ordering::Relaxed);
-        }
-        let failed = core.submit(None, deposit("second"), None).await;
-        assert!(failed.is_err(), "the injected failure: {failed:?}");
+        Core::start(writer, Authenticator::new(b"secret"), cost, 16, None)
+    }
+
+    /// Sets a fault `commits_ahead` commits from now (the next is 1).
+    async fn fail_in(core: &Core, commits_ahead: u64, at: fn(&Faults) -> &AtomicU64) {
+        let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+        let n = w.store().commits.load(Ordering::Relaxed) + commits_ahead;
+        at(&w.store().faults).store(n, Ordering::Relaxed);
+    }
+
+    async fn assert_reads_refused(core: &Core) {
         match core.read().await {
             Ok(_) => panic!("a read was served after storage failed"),
             Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn once_a_commit_failed_no_read_is_served() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (core, thread) = start(dir.path(), WriterOptions::default());
+        let done = core.submit(None, deposit("first"), None).await;
+        assert!(done.is_ok(), "{done:?}");
+        assert!(core.read().await.is_ok());
+        fail_in(&core, 1, |f| &f.fail_write_at).await;
+        let failed = core.submit(None, deposit("second"), None).await;
+        assert!(failed.is_err(), "the injected failure: {failed:?}");
+        assert_reads_refused(&core).await;
         drop(core);
         let _ = thread.join();
     }
@@ -494,30 +502,14 @@ mod tests {
             snapshot_every: 1,
             ..WriterOptions::default()
         };
-        let writer = Writer::open(dir.path(), EngineConfig::default(), options())
-            .unwrap_or_else(|e| panic!("open: {e}"));
-        let cost = HashCost {
-            memory_kib: 64,
-            iterations: 1,
-        };
-        let (core, thread) = Core::start(writer, Authenticator::new(b"secret"), cost, 16, None);
+        let (core, thread) = start(dir.path(), options());
         let first = core.submit(None, deposit("first"), None).await;
         assert!(first.is_ok(), "{first:?}");
-        {
-            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
-            // The group's commit, then its snapshot: the snapshot fails.
-            let snapshot = w.store().commits.load(Ordering::Relaxed) + 2;
-            w.store()
-                .faults
-                .fail_flush_at
-                .store(snapshot, Ordering::Relaxed);
-        }
+        // The group's commit, then its snapshot: the snapshot fails.
+        fail_in(&core, 2, |f| &f.fail_flush_at).await;
         let second = core.submit(None, deposit("second"), None).await;
         assert!(second.is_ok(), "answered once durable: {second:?}");
-        match core.read().await {
-            Ok(_) => panic!("a read was served after the snapshot failed"),
-            Err(status) => assert_eq!(status.code(), tonic::Code::Unavailable),
-        }
+        assert_reads_refused(&core).await;
         drop(core);
         let _ = thread.join();
         let reopened = Writer::open(dir.path(), EngineConfig::default(), options())

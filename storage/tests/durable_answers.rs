@@ -43,6 +43,12 @@ fn apply_counting(w: &mut Writer, r: &str) -> (Result<(), StorageError>, usize) 
     (result, calls)
 }
 
+/// Fails the flush (`fdatasync`) of the commit `ahead` commits from now.
+fn fail_flush_in(w: &Writer, ahead: u64) {
+    let n = w.store().commits.load(Ordering::Relaxed) + ahead;
+    w.store().faults.fail_flush_at.store(n, Ordering::Relaxed);
+}
+
 fn held(w: &Writer) -> Decimal {
     let eb = otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}"));
     w.engine().balance(workload_user(1), eb).available.value()
@@ -58,11 +64,7 @@ fn the_callback_runs_once_when_durable_and_never_otherwise() {
         assert_eq!(calls, 1);
 
         // The journal's fdatasync fails: not durable, no callback.
-        let next = w.store().commits.load(Ordering::Relaxed) + 1;
-        w.store()
-            .faults
-            .fail_flush_at
-            .store(next, Ordering::Relaxed);
+        fail_flush_in(&w, 1);
         let (failed, calls) = apply_counting(&mut w, "lost");
         assert!(
             matches!(failed, Err(StorageError::Injected(_))),
@@ -81,11 +83,7 @@ fn the_callback_runs_once_when_durable_and_never_otherwise() {
         );
         // The group commits; the snapshot due after it fails: answered
         // once, then the error.
-        let snapshot = w.store().commits.load(Ordering::Relaxed) + 2;
-        w.store()
-            .faults
-            .fail_flush_at
-            .store(snapshot, Ordering::Relaxed);
+        fail_flush_in(&w, 2);
         let (failed, calls) = apply_counting(&mut w, "second");
         assert!(failed.is_err(), "the snapshot's failure is reported");
         assert_eq!(calls, 1, "the durable group was answered once");
