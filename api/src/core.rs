@@ -348,6 +348,10 @@ fn writer_loop(
                         std::process::abort();
                     }
                     answer(jobs, outcomes, bus);
+                    // Let the woken tasks send their answers now: with every
+                    // thread on one core, the scheduler would otherwise keep
+                    // this thread on it through sled's part of the commit.
+                    std::thread::yield_now();
                 }
             })
         };
