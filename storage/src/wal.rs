@@ -29,7 +29,7 @@ pub mod disk;
 mod frame;
 mod spares;
 
-pub use disk::{Bug, Disk, DiskFile, RealDisk};
+pub use disk::{BLOCK, Bug, Disk, DiskFile, RealDisk};
 pub use frame::frame;
 use frame::{Frame, corrupt, nothing_after, raw_header, read_frame, salt_of};
 pub use spares::Spares;
@@ -76,6 +76,10 @@ pub struct Wal {
     salt: u64,
     /// Where the next record goes in `file`.
     offset: u64,
+    /// The file's bytes from the block boundary at or before `offset` up
+    /// to it: each record is written from that boundary to the next one
+    /// after it (see [`Wal::write`]).
+    tail: Vec<u8>,
     /// The file's size (preallocated).
     capacity: u64,
     next_seq: u64,
@@ -84,6 +88,30 @@ pub struct Wal {
     spares: Arc<Spares>,
     /// A write or sync failed: nothing more is written (never retried).
     failed: Option<String>,
+}
+
+/// A segment's header: the magic and `salt`.
+fn header(salt: u64) -> [u8; SEGMENT_HEADER] {
+    let mut head = [0u8; SEGMENT_HEADER];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..].copy_from_slice(&salt.to_le_bytes());
+    head
+}
+
+/// The block boundary at or before `at`.
+fn block_floor(at: u64) -> u64 {
+    at - at % BLOCK as u64
+}
+
+/// The tail (see [`Wal`]) of a segment read back as `bytes` whose log ends
+/// at `at`, its header now `salt`'s.
+fn tail_of(bytes: &[u8], at: usize, salt: u64) -> Vec<u8> {
+    let from = block_floor(at as u64) as usize;
+    let mut tail = bytes.get(from..at).unwrap_or_default().to_vec();
+    if from == 0 && tail.len() >= SEGMENT_HEADER {
+        tail[..SEGMENT_HEADER].copy_from_slice(&header(salt));
+    }
+    tail
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -292,6 +320,7 @@ impl Wal {
                     path: seg.path.clone(),
                     salt,
                     offset: at as u64,
+                    tail: tail_of(bytes, at, salt),
                     capacity,
                     next_seq,
                     closed,
@@ -336,6 +365,7 @@ impl Wal {
             path,
             salt,
             offset: SEGMENT_HEADER as u64,
+            tail: header(salt).to_vec(),
             capacity,
             next_seq,
             closed,
@@ -346,10 +376,7 @@ impl Wal {
 
     fn write_header(disk: &dyn Disk, file: &dyn DiskFile) -> Result<u64, StorageError> {
         let salt = disk.salt();
-        let mut head = [0u8; SEGMENT_HEADER];
-        head[..8].copy_from_slice(MAGIC);
-        head[8..].copy_from_slice(&salt.to_le_bytes());
-        file.write_at(&head, 0)?;
+        file.write_at(&header(salt), 0)?;
         file.sync_data()?;
         Ok(salt)
     }
@@ -419,12 +446,27 @@ impl Wal {
         if let Err(e) = self.place((HEADER + payload.len()) as u64) {
             return Err(self.fail(e));
         }
-        let bytes = frame(self.salt, seq, payload)?;
-        if let Err(e) = self.file.write_at(&bytes, self.offset) {
+        let framed = frame(self.salt, seq, payload)?;
+        // Written from the block boundary before it to the one after it
+        // (past `offset` the segment holds zeros, written again as they
+        // are), so the real disk can take it straight, durable as it
+        // returns (see `RealDisk`). The blocks it shares with the record
+        // before hold that record's bytes again, unchanged.
+        let start = self.offset - self.tail.len() as u64;
+        let mut out = std::mem::take(&mut self.tail);
+        out.extend_from_slice(&framed);
+        let end = (start + out.len() as u64)
+            .next_multiple_of(BLOCK as u64)
+            .min(self.capacity);
+        out.resize(usize::try_from(end - start).unwrap_or(out.len()), 0);
+        if let Err(e) = self.file.write_at(&out, start) {
             return Err(self.fail(e.into()));
         }
-        self.offset += bytes.len() as u64;
+        self.offset += framed.len() as u64;
         self.next_seq += 1;
+        out.truncate(usize::try_from(self.offset - start).unwrap_or(out.len()));
+        out.drain(..usize::try_from(block_floor(self.offset).saturating_sub(start)).unwrap_or(0));
+        self.tail = out;
         Ok(seq)
     }
 
@@ -457,6 +499,7 @@ impl Wal {
         self.file = file;
         self.salt = salt;
         self.offset = SEGMENT_HEADER as u64;
+        self.tail = header(salt).to_vec();
         self.capacity = capacity;
         Ok(())
     }
