@@ -1,10 +1,13 @@
 //! The write-ahead journal: what makes a group durable before anyone hears
 //! of it. One record per commit (the whole batch the group wrote), appended
-//! to a preallocated segment file of our own and `fdatasync`ed on the
-//! writer's thread, with no hand-off to another thread. sled receives the
-//! same batch right after, in memory, and is flushed in the background;
-//! once sled holds a segment's records durably the segment is zeroed (off
-//! the writer's thread) and reused.
+//! to a preallocated segment file of our own and made durable on the
+//! writer's thread, with no hand-off to another thread: written whole
+//! blocks at a time, which the real disk takes straight (`O_DIRECT |
+//! O_DSYNC`, see [`RealDisk`]), then [`Wal::sync`] (an `fdatasync` where
+//! any write was buffered). sled receives the same batch right after, in
+//! memory, and is flushed in the background; once sled holds a segment's
+//! records durably the segment is zeroed (off the writer's thread) and
+//! reused.
 //!
 //! A segment starts with a 16-byte header: `OTCWAL01` and a random salt,
 //! new each time the file is (re)used. A record is framed as
@@ -504,7 +507,9 @@ impl Wal {
         Ok(())
     }
 
-    /// `fdatasync` of the current segment: every record written is durable.
+    /// `fdatasync` of the current segment (none is needed on the real disk
+    /// if every write since the last went straight to it): every record
+    /// written is durable.
     /// Never retried after a failure (the page cache may have dropped the
     /// data): the journal stops.
     ///
