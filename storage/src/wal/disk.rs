@@ -6,7 +6,9 @@
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
+#[cfg(target_os = "linux")]
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,7 +25,20 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O.
     fn write_at(&self, bytes: &[u8], at: u64) -> io::Result<()>;
+    /// [`DiskFile::write_at`], never sent straight to the disk even in
+    /// whole blocks: for zeroing a file, where one `fdatasync` after many
+    /// writes beats a synchronous write each.
+    ///
+    /// # Errors
+    /// I/O.
+    fn write_buffered_at(&self, bytes: &[u8], at: u64) -> io::Result<()> {
+        self.write_at(bytes, at)
+    }
     /// `fdatasync`: the data written so far (and the size) survive a crash.
+    /// The real disk may skip it when everything written through this
+    /// handle since its last one went straight to the disk, durably; the
+    /// first on a handle is always done (the file may hold writes of an
+    /// earlier handle, or process, that only the page cache has).
     ///
     /// # Errors
     /// I/O. After a failure the data written may be lost whatever a later
@@ -150,24 +165,30 @@ struct RealFile {
     /// An aligned copy of the bytes a direct write sends (the caller's
     /// need not be aligned in memory).
     scratch: Mutex<Vec<u8>>,
-    /// A buffered write came since the last `fdatasync`.
+    /// An `fdatasync` is owed: a buffered write came since the last one,
+    /// or none was done yet on this handle.
     unsynced: AtomicBool,
 }
 
 impl RealFile {
     fn new(file: File, path: &Path) -> RealFile {
-        let direct = OpenOptions::new()
-            .write(true)
-            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-            .open(path)
-            .ok();
+        let direct = open_direct(path).filter(|direct| same_file(&file, direct));
         RealFile {
             file,
             direct_on: AtomicBool::new(direct.is_some()),
             direct,
             scratch: Mutex::new(Vec::new()),
-            unsynced: AtomicBool::new(false),
+            unsynced: AtomicBool::new(true),
         }
+    }
+
+    /// Writes through the page cache (durable after an `fdatasync`).
+    fn write_buffered(&self, bytes: &[u8], at: u64) -> io::Result<()> {
+        let written = self.file.write_all_at(bytes, at);
+        // After the write (whatever came of it): a sync that clears the
+        // flag between the two would not cover the write.
+        self.unsynced.store(true, Ordering::Release);
+        written
     }
 
     /// Writes `bytes` straight to the disk, durably; `None` if this file
@@ -192,8 +213,9 @@ impl RealFile {
         let aligned = &mut scratch[skip..skip + bytes.len()];
         aligned.copy_from_slice(bytes);
         match direct.write_all_at(aligned, at) {
-            // Refused before any byte moved (a file system that opens
-            // direct files but wants another alignment): buffer from now on.
+            // Refused (a file system that opens direct files but wants
+            // another alignment): buffered from now on, this write too,
+            // whole, over whatever part of it may have landed.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
                 self.direct_on.store(false, Ordering::Relaxed);
                 None
@@ -208,8 +230,11 @@ impl DiskFile for RealFile {
         if let Some(done) = self.write_direct(bytes, at) {
             return done;
         }
-        self.unsynced.store(true, Ordering::Release);
-        self.file.write_all_at(bytes, at)
+        self.write_buffered(bytes, at)
+    }
+
+    fn write_buffered_at(&self, bytes: &[u8], at: u64) -> io::Result<()> {
+        self.write_buffered(bytes, at)
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -224,6 +249,31 @@ impl DiskFile for RealFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+}
+
+/// `path` opened for direct, synchronous writes, where the system has them.
+#[cfg(target_os = "linux")]
+fn open_direct(path: &Path) -> Option<File> {
+    OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+        .open(path)
+        .ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn open_direct(_path: &Path) -> Option<File> {
+    None
+}
+
+/// Whether two handles are of the same file (the second was opened by
+/// name: it must not be another file put there meanwhile).
+fn same_file(a: &File, b: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (a.metadata(), b.metadata()) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
     }
 }
 
@@ -330,6 +380,10 @@ mod tests {
     fn whole_blocks_from_unaligned_memory_go_straight_to_the_disk() {
         let dir = tempfile::tempdir().expect("dir");
         let (path, file) = file_in(dir.path());
+        assert!(
+            file.unsynced.load(Ordering::Acquire),
+            "a new handle owes its first fdatasync"
+        );
         file.write_at(&vec![0u8; 3 * BLOCK], 0).expect("zeros");
         file.sync_data().expect("sync");
         // Bytes at an odd address: the file copies them to aligned memory.
@@ -359,6 +413,13 @@ mod tests {
         );
         file.sync_data().expect("sync");
         assert!(!file.unsynced.load(Ordering::Acquire));
+        file.write_buffered_at(&vec![0u8; BLOCK], BLOCK as u64)
+            .expect("zeros");
+        assert!(
+            file.unsynced.load(Ordering::Acquire),
+            "whole blocks asked to be buffered are"
+        );
+        file.sync_data().expect("sync");
         file.write_at(&vec![7u8; BLOCK], BLOCK as u64)
             .expect("block");
         file.write_at(b"!", 3).expect("byte");

@@ -34,7 +34,7 @@ pub(super) fn zero_fill(file: &dyn DiskFile, from: u64, to: u64) -> Result<(), S
     let mut at = from;
     while at < to {
         let n = (to - at).min(zeros.len() as u64) as usize;
-        file.write_at(&zeros[..n], at)?;
+        file.write_buffered_at(&zeros[..n], at)?;
         at += n as u64;
     }
     Ok(())

@@ -494,3 +494,33 @@ fn records_around_block_edges_survive_reopening_mid_block() {
         next += 20;
     }
 }
+
+/// Segments of three blocks: records roll over to new segments, one grows
+/// a segment of its own (its end off a block edge: buffered), the journal is
+/// reopened and appended to, and every record reads back as written.
+#[test]
+fn block_writes_roll_over_and_grow_segments() {
+    let dir = tempfile::tempdir().expect("dir");
+    let segment = 3 * BLOCK as u64;
+    let body = |seq: u64| {
+        let size = [100usize, 3000, 5000, 20_000, 1][(seq % 5) as usize];
+        vec![seq as u8; size]
+    };
+    for (round, upto) in [(0, 30u64), (1, 40)] {
+        let (mut wal, r) = Wal::open(dir.path(), 0, segment).expect("open");
+        let before = if round == 0 { 0 } else { 30 };
+        assert_eq!(seqs(&r), (1..=before).collect::<Vec<_>>());
+        while wal.next_seq() <= upto {
+            let seq = wal.next_seq();
+            wal.write(&body(seq)).expect("write");
+            wal.sync().expect("sync");
+        }
+        assert!(wal.segments() > 5, "rolled over: {}", wal.segments());
+    }
+    let (_, r) = Wal::open(dir.path(), 0, segment).expect("reopen");
+    assert_eq!(seqs(&r), (1..=40).collect::<Vec<_>>());
+    for (seq, p) in &r.records {
+        assert_eq!(p, &body(*seq), "record {seq}");
+    }
+    assert!(r.torn_tail.is_none());
+}
