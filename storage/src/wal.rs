@@ -467,9 +467,13 @@ impl Wal {
         }
         self.offset += framed.len() as u64;
         self.next_seq += 1;
-        out.truncate(usize::try_from(self.offset - start).unwrap_or(out.len()));
-        out.drain(..usize::try_from(block_floor(self.offset).saturating_sub(start)).unwrap_or(0));
-        self.tail = out;
+        // The new tail, in a buffer of its own (`out` may be a large
+        // group's). `start` is on a block edge unless the segment file was
+        // shorter than its header (then the tail is empty and stays
+        // consistent: `start` is where its bytes begin).
+        let from = usize::try_from(block_floor(self.offset).saturating_sub(start)).unwrap_or(0);
+        let to = usize::try_from(self.offset - start).unwrap_or(out.len());
+        self.tail = out.get(from..to).unwrap_or_default().to_vec();
         Ok(seq)
     }
 

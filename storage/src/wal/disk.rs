@@ -17,6 +17,9 @@ use std::sync::{Arc, Mutex};
 /// this boundary goes straight to the real disk (see [`RealDisk`]).
 pub const BLOCK: usize = 4096;
 
+/// The largest aligned buffer a file keeps between direct writes.
+const SCRATCH_KEPT: usize = 1 << 20;
+
 /// A file open for reading and writing.
 #[allow(clippy::len_without_is_empty)] // A file, not a collection.
 pub trait DiskFile: Send + Sync + fmt::Debug {
@@ -212,7 +215,12 @@ impl RealFile {
         let skip = (BLOCK - scratch.as_ptr() as usize % BLOCK) % BLOCK;
         let aligned = &mut scratch[skip..skip + bytes.len()];
         aligned.copy_from_slice(bytes);
-        match direct.write_all_at(aligned, at) {
+        let written = direct.write_all_at(aligned, at);
+        if scratch.len() > SCRATCH_KEPT {
+            // A large group's record: not kept for the next.
+            *scratch = Vec::new();
+        }
+        match written {
             // Refused (a file system that opens direct files but wants
             // another alignment): buffered from now on, this write too,
             // whole, over whatever part of it may have landed.
