@@ -34,7 +34,9 @@ mod spares;
 
 pub use disk::{BLOCK, Bug, Disk, DiskFile, RealDisk};
 pub use frame::frame;
-use frame::{Frame, corrupt, nothing_after, raw_header, read_frame, salt_of};
+use frame::{
+    Frame, block_floor, corrupt, header, nothing_after, raw_header, read_frame, salt_of, tail_of,
+};
 pub use spares::Spares;
 
 /// Bytes before each payload.
@@ -91,30 +93,6 @@ pub struct Wal {
     spares: Arc<Spares>,
     /// A write or sync failed: nothing more is written (never retried).
     failed: Option<String>,
-}
-
-/// A segment's header: the magic and `salt`.
-fn header(salt: u64) -> [u8; SEGMENT_HEADER] {
-    let mut head = [0u8; SEGMENT_HEADER];
-    head[..8].copy_from_slice(MAGIC);
-    head[8..].copy_from_slice(&salt.to_le_bytes());
-    head
-}
-
-/// The block boundary at or before `at`.
-fn block_floor(at: u64) -> u64 {
-    at - at % BLOCK as u64
-}
-
-/// The tail (see [`Wal`]) of a segment read back as `bytes` whose log ends
-/// at `at`, its header now `salt`'s.
-fn tail_of(bytes: &[u8], at: usize, salt: u64) -> Vec<u8> {
-    let from = block_floor(at as u64) as usize;
-    let mut tail = bytes.get(from..at).unwrap_or_default().to_vec();
-    if from == 0 && tail.len() >= SEGMENT_HEADER {
-        tail[..SEGMENT_HEADER].copy_from_slice(&header(salt));
-    }
-    tail
 }
 
 fn segment_name(first_seq: u64) -> String {
@@ -296,6 +274,10 @@ impl Wal {
                     closed.push((later.path.clone(), checkpoint));
                 }
                 let file = disk.open(&seg.path)?;
+                // Its last records may be only in the page cache (written by
+                // a process that died before their sync; recovery read them
+                // there): durable before anything is written after them.
+                file.sync_data()?;
                 let capacity = file.len()?;
                 let salt = match salt_of(bytes) {
                     // Every record appended from here on is checksummed
@@ -394,7 +376,7 @@ impl Wal {
         let last = bytes.iter().rposition(|&b| b != 0).map_or(at, |p| p + 1);
         if last > at {
             let file = disk.open(path)?;
-            file.write_at(&vec![0u8; last - at], at as u64)?;
+            file.write_buffered_at(&vec![0u8; last - at], at as u64)?;
             file.sync_data()?;
         }
         Ok(())
@@ -490,7 +472,9 @@ impl Wal {
             self.capacity = size;
             return Ok(());
         }
-        // Everything in the full segment was synced when it was written.
+        // Everything in the full segment is durable (a no-op unless a
+        // sync is owed) before a record in the next one can be.
+        self.file.sync_data()?;
         let path = self.dir.join(segment_name(self.next_seq));
         if path == self.path {
             return Err(StorageError::Inconsistent(format!(

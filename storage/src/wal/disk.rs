@@ -151,8 +151,9 @@ pub trait Disk: Send + Sync + fmt::Debug {
 /// cache and its writeback, about 25 µs sooner than `pwrite` and
 /// `fdatasync` here (BENCHMARKS.md). Any other write is buffered and
 /// durable after [`DiskFile::sync_data`], which is an `fdatasync` only if
-/// such a write came since the last one. Where the file system refuses
-/// direct I/O, every write is buffered.
+/// such a write came since the last one, or none was done yet on this
+/// handle. Where the file system refuses direct I/O, every write is
+/// buffered.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealDisk;
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use super::{HEADER, MAGIC, SEGMENT_HEADER, SEQ_REACH, SegmentFile};
+use super::{BLOCK, HEADER, MAGIC, SEGMENT_HEADER, SEQ_REACH, SegmentFile};
 use crate::error::StorageError;
 
 pub(super) fn crc(salt: u64, len: u32, seq: u64, payload: &[u8]) -> u32 {
@@ -152,4 +152,28 @@ pub(super) fn nothing_after(
         ));
     }
     Ok(())
+}
+
+/// A segment's header: the magic and `salt`.
+pub(super) fn header(salt: u64) -> [u8; SEGMENT_HEADER] {
+    let mut head = [0u8; SEGMENT_HEADER];
+    head[..8].copy_from_slice(MAGIC);
+    head[8..].copy_from_slice(&salt.to_le_bytes());
+    head
+}
+
+/// The block boundary at or before `at`.
+pub(super) fn block_floor(at: u64) -> u64 {
+    at - at % BLOCK as u64
+}
+
+/// The tail (see [`Wal`]) of a segment read back as `bytes` whose log ends
+/// at `at`, its header now `salt`'s.
+pub(super) fn tail_of(bytes: &[u8], at: usize, salt: u64) -> Vec<u8> {
+    let from = block_floor(at as u64) as usize;
+    let mut tail = bytes.get(from..at).unwrap_or_default().to_vec();
+    if from == 0 && tail.len() >= SEGMENT_HEADER {
+        tail[..SEGMENT_HEADER].copy_from_slice(&header(salt));
+    }
+    tail
 }

@@ -495,9 +495,10 @@ fn records_around_block_edges_survive_reopening_mid_block() {
     }
 }
 
-/// Segments of three blocks: records roll over to new segments, one grows
-/// a segment of its own (its end off a block edge: buffered), the journal is
-/// reopened and appended to, and every record reads back as written.
+/// Segments of three blocks: records roll over to new segments, the largest
+/// get a segment of their own (sized to fit, its end off a block edge: that
+/// write is buffered), the journal is reopened and appended to, and every
+/// record reads back as written.
 #[test]
 fn block_writes_roll_over_and_grow_segments() {
     let dir = tempfile::tempdir().expect("dir");
