@@ -1,6 +1,7 @@
 //! The store: our own write-ahead journal ([`crate::wal`]) ahead of one sled
 //! tree. A commit writes its whole [`Batch`] as one journal record and
-//! `fdatasync`s it (that is what makes it durable), then applies the batch
+//! makes it durable (a direct synchronous write on the real disk, or a
+//! write and an `fdatasync`: see [`crate::wal`]), then applies the batch
 //! to sled in memory; a background thread flushes sled and `fdatasync`s its
 //! data file, and the next commit takes that as the checkpoint ("sled holds
 //! everything up to record N"): older segments are retired, zeroed by the
