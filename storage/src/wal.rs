@@ -35,7 +35,8 @@ mod spares;
 pub use disk::{BLOCK, Bug, Disk, DiskFile, RealDisk};
 pub use frame::frame;
 use frame::{
-    Frame, block_floor, corrupt, header, nothing_after, raw_header, read_frame, salt_of, tail_of,
+    Frame, block_floor, corrupt, frame_into, header, nothing_after, raw_header, read_frame,
+    salt_of, tail_of,
 };
 pub use spares::Spares;
 
@@ -431,7 +432,6 @@ impl Wal {
         if let Err(e) = self.place((HEADER + payload.len()) as u64) {
             return Err(self.fail(e));
         }
-        let framed = frame(self.salt, seq, payload)?;
         // Written from the block boundary before it to the one after it
         // (past `offset` the segment holds zeros, written again as they
         // are), so the real disk can take it straight, durable as it
@@ -439,7 +439,14 @@ impl Wal {
         // before hold that record's bytes again, unchanged.
         let start = self.offset - self.tail.len() as u64;
         let mut out = std::mem::take(&mut self.tail);
-        out.extend_from_slice(&framed);
+        out.reserve(HEADER + payload.len() + BLOCK);
+        let framed = match frame_into(&mut out, self.salt, seq, payload) {
+            Ok(n) => n,
+            Err(e) => {
+                self.tail = out;
+                return Err(e);
+            }
+        };
         let end = (start + out.len() as u64)
             .next_multiple_of(BLOCK as u64)
             .min(self.capacity);
@@ -447,7 +454,7 @@ impl Wal {
         if let Err(e) = self.file.write_at(&out, start) {
             return Err(self.fail(e.into()));
         }
-        self.offset += framed.len() as u64;
+        self.offset += framed as u64;
         self.next_seq += 1;
         // The new tail, in a buffer of its own (`out` may be a large
         // group's). `start` is on a block edge unless the segment file was
@@ -472,8 +479,9 @@ impl Wal {
             self.capacity = size;
             return Ok(());
         }
-        // Everything in the full segment is durable (a no-op unless a
-        // sync is owed) before a record in the next one can be.
+        // Everything written to the full segment is durable before the
+        // next takes a record: `Wal::sync` syncs only the current one (a
+        // no-op when each record was synced, as commits do).
         self.file.sync_data()?;
         let path = self.dir.join(segment_name(self.next_seq));
         if path == self.path {
@@ -554,5 +562,7 @@ impl Wal {
 /// A list of spare files shared with the flusher.
 type Shared = Mutex<Vec<PathBuf>>;
 
+#[cfg(test)]
+mod block_tests;
 #[cfg(test)]
 mod tests;

@@ -161,27 +161,33 @@ pub struct RealDisk;
 struct RealFile {
     /// Reads, the size, and the writes that are not whole blocks.
     file: File,
-    /// The same file opened `O_DIRECT | O_DSYNC`, while the file system
-    /// takes direct writes.
-    direct: Option<File>,
-    /// Whether `direct` is still used (a write it refused turns it off).
-    direct_on: AtomicBool,
-    /// An aligned copy of the bytes a direct write sends (the caller's
-    /// need not be aligned in memory).
-    scratch: Mutex<Vec<u8>>,
+    /// While the file system takes direct writes (one it refuses ends
+    /// them): the same file opened `O_DIRECT | O_DSYNC`.
+    direct: Mutex<Option<Direct>>,
     /// An `fdatasync` is owed: a buffered write came since the last one,
     /// or none was done yet on this handle.
     unsynced: AtomicBool,
 }
 
+#[derive(Debug)]
+struct Direct {
+    file: File,
+    /// An aligned copy of the bytes a write sends (the caller's need not
+    /// be aligned in memory).
+    scratch: Vec<u8>,
+}
+
 impl RealFile {
     fn new(file: File, path: &Path) -> RealFile {
-        let direct = open_direct(path).filter(|direct| same_file(&file, direct));
+        let direct = open_direct(path)
+            .filter(|direct| same_file(&file, direct))
+            .map(|file| Direct {
+                file,
+                scratch: Vec::new(),
+            });
         RealFile {
             file,
-            direct_on: AtomicBool::new(direct.is_some()),
-            direct,
-            scratch: Mutex::new(Vec::new()),
+            direct: Mutex::new(direct),
             unsynced: AtomicBool::new(true),
         }
     }
@@ -195,28 +201,25 @@ impl RealFile {
         written
     }
 
-    /// Writes `bytes` straight to the disk, durably; `None` if this file
-    /// does not take direct writes (nothing was written then).
+    /// Writes `bytes` straight to the disk, durably; `None` if they are not
+    /// whole blocks or this file takes no direct writes (then nothing was
+    /// written, or it is all to be written again).
     fn write_direct(&self, bytes: &[u8], at: u64) -> Option<io::Result<()>> {
-        let direct = self.direct.as_ref()?;
         let whole = |n: u64| n.is_multiple_of(BLOCK as u64);
-        if bytes.is_empty()
-            || !whole(at)
-            || !whole(bytes.len() as u64)
-            || !self.direct_on.load(Ordering::Relaxed)
-        {
+        if bytes.is_empty() || !whole(at) || !whole(bytes.len() as u64) {
             return None;
         }
-        let Ok(mut scratch) = self.scratch.lock() else {
+        let Ok(mut direct) = self.direct.lock() else {
             return Some(Err(io::Error::other(
-                "the journal's write buffer lock was poisoned",
+                "the journal's direct-write lock was poisoned",
             )));
         };
+        let Direct { file, scratch } = direct.as_mut()?;
         scratch.resize(bytes.len() + BLOCK, 0);
         let skip = (BLOCK - scratch.as_ptr() as usize % BLOCK) % BLOCK;
         let aligned = &mut scratch[skip..skip + bytes.len()];
         aligned.copy_from_slice(bytes);
-        let written = direct.write_all_at(aligned, at);
+        let written = file.write_all_at(aligned, at);
         if scratch.len() > SCRATCH_KEPT {
             // A large group's record: not kept for the next.
             *scratch = Vec::new();
@@ -226,11 +229,16 @@ impl RealFile {
             // another alignment): buffered from now on, this write too,
             // whole, over whatever part of it may have landed.
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                self.direct_on.store(false, Ordering::Relaxed);
+                *direct = None;
                 None
             }
             done => Some(done),
         }
+    }
+
+    #[cfg(test)]
+    fn writes_direct(&self) -> bool {
+        self.direct.lock().is_ok_and(|d| d.is_some())
     }
 }
 
@@ -247,8 +255,9 @@ impl DiskFile for RealFile {
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if self.direct.is_some() && !self.unsynced.swap(false, Ordering::AcqRel) {
-            // Every write since the last sync was direct, durable already.
+        if !self.unsynced.swap(false, Ordering::AcqRel) {
+            // Nothing written through this handle since its last sync but
+            // straight to the disk, durable already.
             return Ok(());
         }
         self.file.sync_data().inspect_err(|_| {
@@ -399,7 +408,7 @@ mod tests {
         let bytes: Vec<u8> = (0..2 * BLOCK + 1).map(|i| (i % 251) as u8).collect();
         let odd = &bytes[1..];
         file.write_at(odd, BLOCK as u64).expect("direct");
-        if file.direct.is_some() {
+        if file.writes_direct() {
             assert!(
                 !file.unsynced.load(Ordering::Acquire),
                 "durable on return: nothing left for fdatasync"

@@ -19,14 +19,29 @@ pub(super) fn crc(salt: u64, len: u32, seq: u64, payload: &[u8]) -> u32 {
 /// # Errors
 /// A payload of 4 GiB or more.
 pub fn frame(salt: u64, seq: u64, payload: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let mut out = Vec::with_capacity(HEADER + payload.len());
+    frame_into(&mut out, salt, seq, payload)?;
+    Ok(out)
+}
+
+/// [`frame`], appended to `out`; returns the frame's length. On an error
+/// `out` is unchanged.
+///
+/// # Errors
+/// A payload of 4 GiB or more.
+pub(super) fn frame_into(
+    out: &mut Vec<u8>,
+    salt: u64,
+    seq: u64,
+    payload: &[u8],
+) -> Result<usize, StorageError> {
     let len = u32::try_from(payload.len())
         .map_err(|_| StorageError::Encode("a journal record of 4 GiB or more".into()))?;
-    let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(&crc(salt, len, seq, payload).to_le_bytes());
     out.extend_from_slice(payload);
-    Ok(out)
+    Ok(HEADER + payload.len())
 }
 
 /// What a frame at some offset is.

@@ -11,7 +11,7 @@ use super::*;
 /// Segments this small hold a few records each.
 const SMALL: u64 = 256;
 
-fn payload(i: u64) -> Vec<u8> {
+pub(super) fn payload(i: u64) -> Vec<u8> {
     format!("record {i} {}", "x".repeat((i % 7) as usize * 9)).into_bytes()
 }
 
@@ -25,7 +25,7 @@ fn write(dir: &Path, checkpoint: u64, n: u64) -> Wal {
     wal
 }
 
-fn seqs(r: &Replay) -> Vec<u64> {
+pub(super) fn seqs(r: &Replay) -> Vec<u64> {
     r.records.iter().map(|(s, _)| *s).collect()
 }
 
@@ -461,67 +461,4 @@ fn a_flipped_salt_is_never_appended_under() {
     drop(wal);
     let (_, r) = Wal::open(dir.path(), 0, SMALL).expect("reopen");
     assert_eq!(seqs(&r), vec![1]);
-}
-
-/// Records are written from block edge to block edge (straight to the disk
-/// where the file system takes it): sizes around a block, the journal
-/// reopened mid-block and appended to twice, every record read back as
-/// written.
-#[test]
-fn records_around_block_edges_survive_reopening_mid_block() {
-    let dir = tempfile::tempdir().expect("dir");
-    let body = |seq: u64| {
-        let size = [1usize, 4079, 4080, 4081, 5000, 9000, 17][(seq % 7) as usize];
-        vec![(seq as u8) ^ 0x5a; size]
-    };
-    let mut next = 1;
-    for round in 0..3 {
-        let (mut wal, r) = Wal::open(dir.path(), 0, 1 << 20).expect("open");
-        assert_eq!(seqs(&r), (1..next).collect::<Vec<_>>(), "round {round}");
-        for (seq, p) in &r.records {
-            assert_eq!(p, &body(*seq), "record {seq}");
-        }
-        assert!(r.torn_tail.is_none());
-        assert!(
-            round == 0 || !wal.offset().is_multiple_of(BLOCK as u64),
-            "mid-block"
-        );
-        for _ in 0..20 {
-            let seq = wal.next_seq();
-            wal.write(&body(seq)).expect("write");
-            wal.sync().expect("sync");
-        }
-        next += 20;
-    }
-}
-
-/// Segments of three blocks: records roll over to new segments, the largest
-/// get a segment of their own (sized to fit, its end off a block edge: that
-/// write is buffered), the journal is reopened and appended to, and every
-/// record reads back as written.
-#[test]
-fn block_writes_roll_over_and_grow_segments() {
-    let dir = tempfile::tempdir().expect("dir");
-    let segment = 3 * BLOCK as u64;
-    let body = |seq: u64| {
-        let size = [100usize, 3000, 5000, 20_000, 1][(seq % 5) as usize];
-        vec![seq as u8; size]
-    };
-    for (round, upto) in [(0, 30u64), (1, 40)] {
-        let (mut wal, r) = Wal::open(dir.path(), 0, segment).expect("open");
-        let before = if round == 0 { 0 } else { 30 };
-        assert_eq!(seqs(&r), (1..=before).collect::<Vec<_>>());
-        while wal.next_seq() <= upto {
-            let seq = wal.next_seq();
-            wal.write(&body(seq)).expect("write");
-            wal.sync().expect("sync");
-        }
-        assert!(wal.segments() > 5, "rolled over: {}", wal.segments());
-    }
-    let (_, r) = Wal::open(dir.path(), 0, segment).expect("reopen");
-    assert_eq!(seqs(&r), (1..=40).collect::<Vec<_>>());
-    for (seq, p) in &r.records {
-        assert_eq!(p, &body(*seq), "record {seq}");
-    }
-    assert!(r.torn_tail.is_none());
 }
