@@ -646,6 +646,59 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Paid);
 }
 
+/// A fund password verified once is remembered (so a seller releasing trade
+/// after trade pays argon2 once), and forgotten the moment it is changed:
+/// the old one is then wrong, the new one right. The same with remembering
+/// off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_fund_password_is_wrong_at_once_though_it_was_remembered() {
+    for flags in [&[][..], &["--fund-password-remember", "off"][..]] {
+        let s = Server::start(flags).await;
+        // Publishing checked PASSWORD: remembered from here.
+        let (mut seller, mut buyer, trade) = open_trade(&s, "10").await;
+        mark_paid(&mut buyer, &trade).await;
+        seller
+            .set_fund_password(pb::SetFundPasswordRequest {
+                request_id: rid(),
+                new_password: "another-456".into(),
+                current_password: PASSWORD.into(),
+            })
+            .await
+            .expect("changed with the current password");
+        let old = release(&mut seller, &trade)
+            .await
+            .expect_err("the old password");
+        assert_eq!(old.code(), Code::FailedPrecondition, "{flags:?}");
+        assert_eq!(
+            old.message(),
+            "wrong fund password (1 wrong in a row)",
+            "{flags:?}"
+        );
+        let mut trade = trade;
+        for _ in 0..2 {
+            // Twice: the second release is answered from what the first
+            // verified (when remembering is on).
+            let done = seller
+                .release(pb::ReleaseRequest {
+                    request_id: rid(),
+                    trade_id: trade.clone(),
+                    fund_password: "another-456".into(),
+                })
+                .await;
+            assert!(done.is_ok(), "{flags:?}: {done:?}");
+            assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Released);
+            trade = buyer
+                .place_buy(buy("10"))
+                .await
+                .expect("buy again")
+                .into_inner()
+                .trade_ids
+                .swap_remove(0);
+            mark_paid(&mut buyer, &trade).await;
+        }
+    }
+}
+
 #[tokio::test]
 async fn payment_channel_rpcs_return_their_first_result_on_retry() {
     use harness::gateway::{notify, payment, start};

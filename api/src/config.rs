@@ -8,6 +8,17 @@ use std::time::Duration;
 use otc_engine::EngineConfig;
 use otc_storage::WriterOptions;
 
+/// A duration as [`parse_duration`] reads it, or `off` (zero).
+///
+/// # Errors
+/// As [`parse_duration`].
+pub fn parse_duration_or_off(text: &str) -> Result<Duration, String> {
+    if text == "off" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(text).map_err(|e| format!("{e}, or off"))
+}
+
 /// Parses "500ms", "10s", "30m", "24h".
 ///
 /// # Errors
@@ -147,6 +158,10 @@ pub struct ServerConfig {
     /// argon2id passes for fund passwords.
     #[arg(long, env = "OTC_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
+    /// How long a fund password argon2 verified is remembered, in memory
+    /// only, so the same password again skips argon2 (`off`: never).
+    #[arg(long, env = "OTC_FUND_PASSWORD_REMEMBER", default_value = "15m", value_parser = parse_duration_or_off)]
+    pub fund_password_remember: Duration,
     /// Journal entries between snapshots.
     #[arg(long, env = "OTC_SNAPSHOT_EVERY", default_value_t = 100_000)]
     pub snapshot_every: u64,

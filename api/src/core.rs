@@ -7,15 +7,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::{PasswordHasher, PasswordVerifier};
 use dashmap::DashMap;
 use otc_engine::command::FundPasswordProof;
-use otc_engine::{Command, Event, Timestamp, UserId};
+use otc_engine::{Command, Event, EventKind, Timestamp, UserId};
 use otc_storage::{Call, Done, Outcome, Request, Writer};
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast, oneshot};
 use tonic::Status;
 
 use crate::auth::Authenticator;
+use crate::passwords::FundPasswords;
 
 /// Requests one group commit takes at most.
 pub const GROUP_REQUESTS_MAX: usize = 4_096;
@@ -29,23 +30,6 @@ pub const MAINTAIN_EVERY: Duration = Duration::from_secs(60);
 /// The wall clock, in engine time.
 pub fn clock_now() -> Timestamp {
     Timestamp(chrono::Utc::now().timestamp_millis())
-}
-
-/// argon2id cost settings (SPEC §6: the hash is slow on purpose).
-#[derive(Debug, Clone, Copy)]
-pub struct HashCost {
-    /// Memory in KiB.
-    pub memory_kib: u32,
-    /// Passes.
-    pub iterations: u32,
-}
-
-impl HashCost {
-    fn argon2(self) -> Result<Argon2<'static>, Status> {
-        let params = Params::new(self.memory_kib, self.iterations, 1, None)
-            .map_err(|e| Status::internal(format!("argon2 parameters: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-    }
 }
 
 /// A test-only fault the server can be started with (`--failpoint`).
@@ -96,8 +80,8 @@ pub struct Core {
     pub bus: broadcast::Sender<Arc<Event>>,
     /// Token verification.
     pub auth: Authenticator,
-    /// Fund-password hashing cost.
-    pub hash_cost: HashCost,
+    /// Fund-password hashing and the passwords verified lately.
+    pub passwords: Arc<FundPasswords>,
     /// Open event streams per user.
     pub subscribers: DashMap<UserId, usize>,
     /// Most event streams one user may hold open (SPEC §18).
@@ -113,7 +97,7 @@ impl Core {
     pub fn start(
         mut writer: Writer,
         auth: Authenticator,
-        hash_cost: HashCost,
+        passwords: FundPasswords,
         queue_len: usize,
         failpoint: Option<Failpoint>,
     ) -> (Arc<Core>, std::thread::JoinHandle<()>) {
@@ -123,11 +107,18 @@ impl Core {
         let (jobs, rx) = std::sync::mpsc::sync_channel(queue_len);
         let (bus, _) = broadcast::channel(65_536);
         let failed = Arc::new(AtomicBool::new(false));
+        let passwords = Arc::new(passwords);
         let thread = {
             let (writer, bus, failed) = (Arc::clone(&writer), bus.clone(), Arc::clone(&failed));
+            let passwords = Arc::clone(&passwords);
+            let answers = Answers {
+                bus,
+                passwords,
+                failpoint,
+            };
             std::thread::Builder::new()
                 .name("otc-writer".into())
-                .spawn(move || writer_loop(&writer, &rx, &bus, &failed, failpoint))
+                .spawn(move || writer_loop(&writer, &rx, &answers, &failed))
                 .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"))
         };
         let (closing, _) = tokio::sync::watch::channel(false);
@@ -136,7 +127,7 @@ impl Core {
             jobs,
             bus,
             auth,
-            hash_cost,
+            passwords,
             subscribers: DashMap::new(),
             subscribers_max,
             failed,
@@ -215,7 +206,7 @@ impl Core {
     /// # Errors
     /// INTERNAL if hashing fails.
     pub async fn hash_password(&self, password: String) -> Result<String, Status> {
-        let argon = self.hash_cost.argon2()?;
+        let argon = self.passwords.argon2()?;
         tokio::task::spawn_blocking(move || {
             argon
                 .hash_password(password.as_bytes())
@@ -227,9 +218,10 @@ impl Core {
     }
 
     /// Checks `password` against `user`'s fund-password hash off the writer
-    /// (argon2id on a blocking thread) and returns the verdict for the
-    /// engine, which holds every rule about it (SPEC §6): set or not,
-    /// locked, stale, and counting a wrong one toward the lockout.
+    /// (argon2id on a blocking thread, unless it matched lately: see
+    /// [`crate::passwords`]) and returns the verdict for the engine, which
+    /// holds every rule about it (SPEC §6): set or not, locked, stale, and
+    /// counting a wrong one toward the lockout.
     ///
     /// # Errors
     /// INTERNAL if the verification task fails.
@@ -238,6 +230,12 @@ impl Core {
         user: UserId,
         password: &str,
     ) -> Result<FundPasswordProof, Status> {
+        if let Some(version) = self.passwords.recall(user, password, Instant::now()) {
+            metrics::counter!("otc_fund_password_checks_total", "by" => "remembered").increment(1);
+            return Ok(FundPasswordProof::matched(version));
+        }
+        // Taken before the hash is read: a set after it voids remembering.
+        let epoch = self.passwords.epoch();
         let stored = {
             let w = self.read().await?;
             let e = w.engine();
@@ -253,15 +251,21 @@ impl Core {
             // The engine refuses a locked user anyway: spend no argon2 on it.
             return Ok(FundPasswordProof::unchecked(version));
         }
-        let argon = self.hash_cost.argon2()?;
+        let argon = self.passwords.argon2()?;
+        let passwords = Arc::clone(&self.passwords);
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
-            argon
+            let matched = argon
                 .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
+                .is_ok();
+            if matched {
+                passwords.remember(user, version, &password, epoch, Instant::now());
+            }
+            matched
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
+        metrics::counter!("otc_fund_password_checks_total", "by" => "argon2").increment(1);
         Ok(if matched {
             FundPasswordProof::matched(version)
         } else {
@@ -276,9 +280,8 @@ impl Core {
 fn writer_loop(
     writer: &RwLock<Writer>,
     rx: &Receiver<Job>,
-    bus: &broadcast::Sender<Arc<Event>>,
+    answers: &Answers,
     failed: &AtomicBool,
-    failpoint: Option<Failpoint>,
 ) {
     let mut last_maintain = Instant::now();
     loop {
@@ -343,11 +346,11 @@ fn writer_loop(
         } else {
             w.apply_group_then(&requests, &mut |outcomes| {
                 if let Some(jobs) = unanswered.take() {
-                    if failpoint == Some(Failpoint::CrashAfterCommit) && from_clients {
+                    if answers.failpoint == Some(Failpoint::CrashAfterCommit) && from_clients {
                         tracing::warn!("failpoint crash-after-commit: aborting before the replies");
                         std::process::abort();
                     }
-                    answer(jobs, outcomes, bus);
+                    answers.answer(jobs, outcomes);
                     // Let the woken tasks send their answers now: with every
                     // thread on one core, the scheduler would otherwise keep
                     // this thread on it through sled's part of the commit.
@@ -413,22 +416,43 @@ impl Drop for FailOnPanic<'_> {
     }
 }
 
-/// Sends each job its outcome, and every applied event to the live streams;
-/// outcomes past the jobs' are the due deadlines' (events only).
-fn answer(jobs: Vec<Job>, mut outcomes: Vec<Done>, bus: &broadcast::Sender<Arc<Event>>) {
-    let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
-    for (job, done) in jobs.into_iter().zip(outcomes) {
-        if let Outcome::Applied(events) = &done.outcome {
-            for e in events {
-                let _ = bus.send(Arc::new(e.clone()));
+/// What the writer thread needs to answer a durable group.
+struct Answers {
+    /// Every committed event, for live streams.
+    bus: broadcast::Sender<Arc<Event>>,
+    /// Forgets a user's remembered password when it is set again.
+    passwords: Arc<FundPasswords>,
+    failpoint: Option<Failpoint>,
+}
+
+impl Answers {
+    /// Sends each job its outcome, and every applied event to the live
+    /// streams; outcomes past the jobs' are the due deadlines' (events
+    /// only). A password set is forgotten before any answer goes out.
+    fn answer(&self, jobs: Vec<Job>, mut outcomes: Vec<Done>) {
+        for done in &outcomes {
+            if let Outcome::Applied(events) = &done.outcome {
+                for e in events {
+                    if let EventKind::FundPasswordSet { user } = e.kind {
+                        self.passwords.forget(user);
+                    }
+                }
             }
         }
-        let _ = job.reply.send(Ok(done));
-    }
-    for done in fired {
-        if let Outcome::Applied(events) = done.outcome {
-            for e in events {
-                let _ = bus.send(Arc::new(e));
+        let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
+        for (job, done) in jobs.into_iter().zip(outcomes) {
+            if let Outcome::Applied(events) = &done.outcome {
+                for e in events {
+                    let _ = self.bus.send(Arc::new(e.clone()));
+                }
+            }
+            let _ = job.reply.send(Ok(done));
+        }
+        for done in fired {
+            if let Outcome::Applied(events) = done.outcome {
+                for e in events {
+                    let _ = self.bus.send(Arc::new(e));
+                }
             }
         }
     }
@@ -460,11 +484,13 @@ mod tests {
     fn start(dir: &Path, options: WriterOptions) -> (Arc<Core>, std::thread::JoinHandle<()>) {
         let writer = Writer::open(dir, EngineConfig::default(), options)
             .unwrap_or_else(|e| panic!("open: {e}"));
-        let cost = HashCost {
+        let cost = crate::passwords::HashCost {
             memory_kib: 64,
             iterations: 1,
         };
-        Core::start(writer, Authenticator::new(b"secret"), cost, 16, None)
+        let passwords =
+            FundPasswords::new(cost, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        Core::start(writer, Authenticator::new(b"secret"), passwords, 16, None)
     }
 
     /// Sets a fault `commits_ahead` commits from now (the next is 1).

@@ -36,6 +36,7 @@ pub mod console;
 pub mod convert;
 pub mod core;
 pub mod http;
+pub mod passwords;
 pub mod payments;
 pub mod pipeline;
 pub mod proto;

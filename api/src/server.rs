@@ -14,7 +14,8 @@ use tonic::transport::Server;
 
 use crate::auth::Authenticator;
 pub use crate::config::{ServerConfig, parse_duration, parse_size};
-use crate::core::{Core, HashCost, clock_now};
+use crate::core::{Core, clock_now};
+use crate::passwords::{FundPasswords, HashCost};
 use crate::proto::admin_service_server::AdminServiceServer;
 use crate::proto::merchant_service_server::MerchantServiceServer;
 use crate::proto::support_service_server::SupportServiceServer;
@@ -182,10 +183,12 @@ pub async fn run(
         memory_kib: cfg.argon2_memory_kib,
         iterations: cfg.argon2_iterations,
     };
+    let passwords =
+        FundPasswords::new(hash_cost, cfg.fund_password_remember).map_err(|e| e.to_string())?;
     let (core, writer_thread) = Core::start(
         writer,
         Authenticator::new(&secret),
-        hash_cost,
+        passwords,
         cfg.queue_len,
         cfg.failpoint,
     );

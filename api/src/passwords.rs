@@ -1,0 +1,238 @@
+//! Fund passwords in the shell (SPEC §6): the argon2id cost, and the
+//! passwords verified lately, remembered in memory so that a merchant who
+//! releases trade after trade pays argon2 once, not on every release (at
+//! the default cost, 19 MiB and two passes, argon2 takes tens of
+//! milliseconds of a core per check).
+//!
+//! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
+//! version, password) under a key drawn from the OS when `otcd` starts.
+//! The key and the tags live only in this process's memory: never in the
+//! data dir, a log, an event or a reply, and gone at a restart. Only a
+//! password that matched is remembered; a wrong one always goes through
+//! argon2 and counts toward the lock. A remembered password is forgotten
+//! when the user's password is set again, after `remember` (15 minutes by
+//! default; `off` remembers nothing), and all at once when the table is
+//! full. The engine still decides every use exactly as for an argon2
+//! verdict: the user not locked, and the verdict about the current hash.
+//!
+//! What this gives up: someone who can read `otcd`'s memory could test
+//! guesses against a tag at HMAC speed rather than argon2 speed. Such a
+//! reader also sees every password as it arrives in a request; argon2's
+//! slowness protects the stored hashes (the data dir, backups), and
+//! nothing of this reaches them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use argon2::{Algorithm, Argon2, Params, Version};
+use dashmap::DashMap;
+use hmac::{Hmac, Mac};
+use otc_engine::UserId;
+use sha2::Sha256;
+use tonic::Status;
+
+/// argon2id cost settings (SPEC §6: the hash is slow on purpose).
+#[derive(Debug, Clone, Copy)]
+pub struct HashCost {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Passes.
+    pub iterations: u32,
+}
+
+impl HashCost {
+    pub(crate) fn argon2(self) -> Result<Argon2<'static>, Status> {
+        let params = Params::new(self.memory_kib, self.iterations, 1, None)
+            .map_err(|e| Status::internal(format!("argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// Users whose verified password is remembered at most (then the table
+/// starts over).
+const REMEMBERED_MAX: usize = 100_000;
+
+/// One user's last verified password.
+struct Remembered {
+    /// The hash version it matched.
+    version: u32,
+    /// HMAC-SHA256(key, user ‖ version ‖ password).
+    tag: [u8; 32],
+    /// When argon2 verified it.
+    at: Instant,
+}
+
+/// How fund passwords are checked: argon2id at `cost`, and passwords
+/// verified lately remembered for `remember` (see the module comment).
+pub struct FundPasswords {
+    cost: HashCost,
+    remember: Duration,
+    key: [u8; 32],
+    verified: DashMap<UserId, Remembered>,
+    /// Bumped whenever any user's password is set: a verification that
+    /// began before is not remembered (it may be about the old password).
+    sets: AtomicU64,
+}
+
+impl FundPasswords {
+    /// Checks at `cost`, remembering a verified password for `remember`
+    /// (zero: never).
+    ///
+    /// # Errors
+    /// The OS gave no random key.
+    pub fn new(cost: HashCost, remember: Duration) -> Result<Self, String> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| format!("no random key from the OS: {e}"))?;
+        Ok(Self {
+            cost,
+            remember,
+            key,
+            verified: DashMap::new(),
+            sets: AtomicU64::new(0),
+        })
+    }
+
+    /// The argon2id instance at the configured cost.
+    ///
+    /// # Errors
+    /// INTERNAL for parameters argon2 refuses.
+    pub fn argon2(&self) -> Result<Argon2<'static>, Status> {
+        self.cost.argon2()
+    }
+
+    fn mac(&self, user: UserId, version: u32, password: &str) -> Hmac<Sha256> {
+        // A key of any length is accepted by HMAC: this cannot fail.
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(user.0.as_bytes());
+        mac.update(&version.to_be_bytes());
+        mac.update(password.as_bytes());
+        mac
+    }
+
+    /// The hash version `password` matched for `user` lately, if it is
+    /// remembered and still fresh at `now`.
+    pub fn recall(&self, user: UserId, password: &str, now: Instant) -> Option<u32> {
+        let (version, tag, at) = {
+            let r = self.verified.get(&user)?;
+            (r.version, r.tag, r.at)
+        };
+        if now.saturating_duration_since(at) >= self.remember {
+            self.verified.remove_if(&user, |_, r| r.at == at);
+            return None;
+        }
+        // Compared in constant time.
+        self.mac(user, version, password)
+            .verify_slice(&tag)
+            .is_ok()
+            .then_some(version)
+    }
+
+    /// Where a verification starts: pass it to [`FundPasswords::remember`].
+    pub fn epoch(&self) -> u64 {
+        self.sets.load(Ordering::Acquire)
+    }
+
+    /// Remembers that `password` matched `user`'s hash of `version`, as
+    /// checked by argon2 since `epoch`; nothing if any password was set
+    /// meanwhile.
+    pub fn remember(&self, user: UserId, version: u32, password: &str, epoch: u64, at: Instant) {
+        if self.remember.is_zero() {
+            return;
+        }
+        let tag: [u8; 32] = self
+            .mac(user, version, password)
+            .finalize()
+            .into_bytes()
+            .into();
+        if self.verified.len() >= REMEMBERED_MAX {
+            self.verified.clear();
+        }
+        // The check and the insert under the user's shard lock, which
+        // `forget` takes too: a set in between is seen here.
+        let entry = self.verified.entry(user);
+        if self.sets.load(Ordering::Acquire) != epoch {
+            return;
+        }
+        entry.insert(Remembered { version, tag, at });
+    }
+
+    /// Forgets `user`'s password: it was set again.
+    pub fn forget(&self, user: UserId) {
+        let entry = self.verified.entry(user);
+        self.sets.fetch_add(1, Ordering::AcqRel);
+        if let dashmap::mapref::entry::Entry::Occupied(o) = entry {
+            o.remove();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn passwords(remember: Duration) -> FundPasswords {
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        FundPasswords::new(cost, remember).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn user(n: u8) -> UserId {
+        UserId(uuid::Uuid::from_bytes([n; 16]))
+    }
+
+    #[test]
+    fn only_the_password_that_matched_is_recalled_for_its_user() {
+        let p = passwords(Duration::from_secs(60));
+        let now = Instant::now();
+        assert_eq!(p.recall(user(1), "secret-1", now), None, "nothing yet");
+        p.remember(user(1), 3, "secret-1", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), Some(3));
+        assert_eq!(p.recall(user(1), "secret-2", now), None, "another password");
+        assert_eq!(p.recall(user(1), "secret-1 ", now), None, "one byte more");
+        assert_eq!(p.recall(user(2), "secret-1", now), None, "another user");
+    }
+
+    #[test]
+    fn a_remembered_password_expires() {
+        let p = passwords(Duration::from_secs(60));
+        let then = Instant::now();
+        p.remember(user(1), 1, "secret-1", p.epoch(), then);
+        let later = then + Duration::from_secs(59);
+        assert_eq!(p.recall(user(1), "secret-1", later), Some(1));
+        let expired = then + Duration::from_secs(60);
+        assert_eq!(p.recall(user(1), "secret-1", expired), None);
+        assert_eq!(p.recall(user(1), "secret-1", then), None, "and is gone");
+    }
+
+    #[test]
+    fn remembering_for_zero_remembers_nothing() {
+        let p = passwords(Duration::ZERO);
+        let now = Instant::now();
+        p.remember(user(1), 1, "secret-1", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), None);
+    }
+
+    #[test]
+    fn a_set_password_forgets_and_voids_checks_begun_before_it() {
+        let p = passwords(Duration::from_secs(60));
+        let now = Instant::now();
+        p.remember(user(1), 1, "old-secret", p.epoch(), now);
+        p.remember(user(2), 1, "other-secret", p.epoch(), now);
+        let begun = p.epoch();
+        p.forget(user(1));
+        assert_eq!(p.recall(user(1), "old-secret", now), None, "forgotten");
+        assert_eq!(
+            p.recall(user(2), "other-secret", now),
+            Some(1),
+            "others kept"
+        );
+        // An argon2 check that read the old hash before the set ends now.
+        p.remember(user(1), 1, "old-secret", begun, now);
+        assert_eq!(p.recall(user(1), "old-secret", now), None, "not remembered");
+        p.remember(user(1), 2, "new-secret", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "new-secret", now), Some(2));
+    }
+}
