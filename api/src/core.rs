@@ -80,6 +80,9 @@ pub struct Core {
     pub bus: broadcast::Sender<Arc<Event>>,
     /// Token verification.
     pub auth: Authenticator,
+    /// Request ids of committed groups: a request whose id is not among
+    /// them skips the lookup under the writer's lock.
+    pub known_ids: otc_storage::KnownIds,
     /// Fund-password hashing and the passwords verified lately.
     pub passwords: Arc<FundPasswords>,
     /// Open event streams per user.
@@ -103,6 +106,7 @@ impl Core {
     ) -> (Arc<Core>, std::thread::JoinHandle<()>) {
         writer.set_replier(Box::new(crate::views::render));
         let subscribers_max = writer.engine().config().subscribers_per_user_max as usize;
+        let known_ids = writer.known_ids();
         let writer = Arc::new(RwLock::new(writer));
         let (jobs, rx) = std::sync::mpsc::sync_channel(queue_len);
         let (bus, _) = broadcast::channel(65_536);
@@ -127,6 +131,7 @@ impl Core {
             jobs,
             bus,
             auth,
+            known_ids,
             passwords,
             subscribers: DashMap::new(),
             subscribers_max,

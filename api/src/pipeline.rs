@@ -150,11 +150,17 @@ where
 {
     let rid = request_id(rid)?;
     let print = fingerprint(method, request);
-    let earlier = core
-        .read()
-        .await?
-        .earlier(caller, &rid, print)
-        .map_err(|e| Status::unavailable(e.to_string()))?;
+    // An id no committed group used needs no look under the writer's lock
+    // (which it holds through each commit); a first use still in flight is
+    // caught by the writer, which checks every request.
+    let earlier = if core.known_ids.contains(caller, &rid) {
+        core.read()
+            .await?
+            .earlier(caller, &rid, print)
+            .map_err(|e| Status::unavailable(e.to_string()))?
+    } else {
+        None
+    };
     if let Some(earlier) = earlier {
         return replay(earlier);
     }

@@ -32,6 +32,6 @@ pub mod writer;
 pub use error::StorageError;
 pub use store::Store;
 pub use writer::{
-    Call, Done, Earlier, IdemRecord, JournalEntry, Outcome, Replier, Request, StoredKind,
+    Call, Done, Earlier, IdemRecord, JournalEntry, KnownIds, Outcome, Replier, Request, StoredKind,
     StoredOutcome, Writer, WriterOptions, WriterStats,
 };

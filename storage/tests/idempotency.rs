@@ -388,3 +388,29 @@ fn pruning_request_ids_never_splits_a_record() {
     assert_eq!(left.len(), 300, "the other group's record is whole");
     assert!(left.iter().all(|(id, _)| id.contains("group-1-")));
 }
+
+/// What the API looks at without the writer's lock: the ids of committed
+/// groups, per caller, kept across a restart and gone once pruned.
+#[test]
+fn known_ids_are_the_committed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (me, other) = (workload_user(9), workload_user(8));
+    {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let known = w.known_ids();
+        assert!(!known.contains(me, "a"));
+        w.apply_group(&[client("a", deposit("1", "ext-a"), 1, None)])
+            .unwrap();
+        assert!(
+            known.contains(me, "a"),
+            "seen through the handle taken before"
+        );
+        assert!(!known.contains(other, "a"), "ids are per caller");
+        assert!(!known.contains(me, "b"));
+    }
+    let mut w = open(dir.path(), WriterOptions::default());
+    let known = w.known_ids();
+    assert!(known.contains(me, "a"), "loaded at start");
+    w.maintain(T0.plus_ms(25 * 60 * 60_000)).unwrap();
+    assert!(!known.contains(me, "a"), "pruned after the retention");
+}

@@ -12,7 +12,10 @@
 //! group record on disk; replies are read from disk on a retry (rare).
 
 use crate::store::Batch;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use dashmap::DashMap;
 
 use otc_engine::{Command, Engine, Event, Rejection, RejectionKind, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
@@ -119,12 +122,28 @@ pub(crate) struct Staged(Vec<(String, Entry)>);
 /// Every request id remembered, plus the current group's new ones.
 #[derive(Default)]
 pub(crate) struct Idempotency {
-    ids: HashMap<String, Entry>,
+    /// Shared with [`KnownIds`]: only the writer changes it.
+    ids: Arc<DashMap<String, Entry>>,
     by_time: BTreeSet<(Timestamp, String)>,
     /// Counter that keeps request-id record keys unique.
     key_next: u64,
     /// The current group's new ids (one record per group).
     pub(crate) new: Vec<NewId>,
+}
+
+/// The request ids of committed groups, readable without the writer's
+/// lock (the API's first look at a request id; see
+/// [`crate::Writer::known_ids`]).
+#[derive(Clone)]
+pub struct KnownIds(Arc<DashMap<String, Entry>>);
+
+impl KnownIds {
+    /// Whether `caller` used `id` in a group that committed. If not, the
+    /// id is new as far as anything durable goes; a first use still in
+    /// flight is the writer's to catch (it checks every request itself).
+    pub fn contains(&self, caller: UserId, id: &str) -> bool {
+        self.0.contains_key(&scoped_id(caller, id))
+    }
 }
 
 /// The storage key of request id `id` sent by `caller` (or acting for
@@ -198,7 +217,7 @@ impl Idempotency {
                 Earlier::Conflict
             }));
         }
-        let Some(entry) = self.ids.get(id) else {
+        let Some(entry) = self.ids.get(id).map(|e| *e) else {
             return Ok(None);
         };
         if entry.fingerprint != fingerprint {
@@ -261,16 +280,19 @@ impl Idempotency {
         }
     }
 
+    /// The committed ids, for lookups without the writer's lock.
+    pub(crate) fn known(&self) -> KnownIds {
+        KnownIds(Arc::clone(&self.ids))
+    }
+
     /// Forgets ids first used before `cutoff` (their records are pruned on
     /// disk by the caller).
     pub(crate) fn forget_before(&mut self, cutoff: Timestamp) {
         while let Some((at, _)) = self.by_time.first()
             && *at < cutoff
         {
-            if let Some((at, id)) = self.by_time.pop_first()
-                && self.ids.get(&id).is_some_and(|r| r.at == at)
-            {
-                self.ids.remove(&id);
+            if let Some((at, id)) = self.by_time.pop_first() {
+                self.ids.remove_if(&id, |_, r| r.at == at);
             }
         }
     }

@@ -18,7 +18,7 @@ pub mod idem;
 mod recovery;
 
 use history::{GroupChanges, History, stage_event_indexes};
-pub use idem::{Earlier, IdemRecord, Replier, StoredKind, StoredOutcome};
+pub use idem::{Earlier, IdemRecord, KnownIds, Replier, StoredKind, StoredOutcome};
 use idem::{Idempotency, command_fingerprint};
 
 /// One journal entry, replayed in order at recovery.
@@ -209,8 +209,15 @@ impl Writer {
         self.replier = Some(replier);
     }
 
+    /// The request ids of committed groups, readable without this
+    /// writer's lock.
+    pub fn known_ids(&self) -> KnownIds {
+        self.idem.known()
+    }
+
     /// What request id `id` of `caller` was first used for, if it is
-    /// remembered: the API asks before any other work for a request.
+    /// remembered: the API asks before any other work for a request whose
+    /// id [`KnownIds`] knows.
     ///
     /// # Errors
     /// The writer stopped (what it holds may not be durable), or reading
