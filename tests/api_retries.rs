@@ -646,16 +646,36 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Paid);
 }
 
-/// A fund password verified once is remembered (so a seller releasing trade
-/// after trade pays argon2 once), and forgotten the moment it is changed:
-/// the old one is then wrong, the new one right. The same with remembering
-/// off.
+/// How many fund-password checks `otcd` answered from a remembered password
+/// (its metrics on `addr`).
+async fn remembered_checks(addr: &str) -> u64 {
+    let (status, body) = harness::http_get(&format!("http://{addr}/metrics")).await;
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix("otc_fund_password_checks_total{by=\"remembered\"} "))
+        .map_or(0, |n| n.trim().parse().expect("a count"))
+}
+
+/// A fund password argon2 matched is remembered (so a seller releasing trade
+/// after trade pays argon2 once) and judges the user's next passwords, right
+/// or wrong, the wrong ones counted as ever; it is forgotten the moment the
+/// password changes: the old one is then wrong, the new one right. The same
+/// verdicts with remembering off, all from argon2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_fund_password_is_wrong_at_once_though_it_was_remembered() {
-    for flags in [&[][..], &["--fund-password-remember", "off"][..]] {
-        let s = Server::start(flags).await;
-        // Publishing checked PASSWORD: remembered from here.
+    for remember in [true, false] {
+        let metrics = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+            l.local_addr().expect("its address").to_string()
+        };
+        let mut flags = vec!["--metrics-listen", metrics.as_str()];
+        if !remember {
+            flags.extend(["--fund-password-remember", "off"]);
+        }
+        let s = Server::start(&flags).await;
+        // Publishing checked PASSWORD with argon2.
         let (mut seller, mut buyer, trade) = open_trade(&s, "10").await;
+        assert_eq!(remembered_checks(&metrics).await, 0);
         mark_paid(&mut buyer, &trade).await;
         seller
             .set_fund_password(pb::SetFundPasswordRequest {
@@ -665,37 +685,40 @@ async fn a_changed_fund_password_is_wrong_at_once_though_it_was_remembered() {
             })
             .await
             .expect("changed with the current password");
-        let old = release(&mut seller, &trade)
+        let release_with = |trade: &str, password: &str| pb::ReleaseRequest {
+            request_id: rid(),
+            trade_id: trade.into(),
+            fund_password: password.into(),
+        };
+        let old = seller
+            .release(release_with(&trade, PASSWORD))
             .await
             .expect_err("the old password");
-        assert_eq!(old.code(), Code::FailedPrecondition, "{flags:?}");
-        assert_eq!(
-            old.message(),
-            "wrong fund password (1 wrong in a row)",
-            "{flags:?}"
-        );
-        let mut trade = trade;
-        for _ in 0..2 {
-            // Twice: the second release is answered from what the first
-            // verified (when remembering is on).
-            let done = seller
-                .release(pb::ReleaseRequest {
-                    request_id: rid(),
-                    trade_id: trade.clone(),
-                    fund_password: "another-456".into(),
-                })
-                .await;
-            assert!(done.is_ok(), "{flags:?}: {done:?}");
-            assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Released);
-            trade = buyer
-                .place_buy(buy("10"))
-                .await
-                .expect("buy again")
-                .into_inner()
-                .trade_ids
-                .swap_remove(0);
-            mark_paid(&mut buyer, &trade).await;
-        }
+        assert_eq!(old.code(), Code::FailedPrecondition, "{remember}");
+        assert_eq!(old.message(), "wrong fund password (1 wrong in a row)");
+        let done = seller.release(release_with(&trade, "another-456")).await;
+        assert!(done.is_ok(), "{remember}: {done:?}");
+        assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Released);
+
+        let trade = buyer
+            .place_buy(buy("10"))
+            .await
+            .expect("buy again")
+            .into_inner()
+            .trade_ids
+            .swap_remove(0);
+        mark_paid(&mut buyer, &trade).await;
+        let wrong = seller
+            .release(release_with(&trade, "not-it-789"))
+            .await
+            .expect_err("a wrong password");
+        assert_eq!(wrong.message(), "wrong fund password (1 wrong in a row)");
+        let done = seller.release(release_with(&trade, "another-456")).await;
+        assert!(done.is_ok(), "{remember}: {done:?}");
+        assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Released);
+        // The change's current password, the wrong one and the last release.
+        let expected = if remember { 3 } else { 0 };
+        assert_eq!(remembered_checks(&metrics).await, expected, "{remember}");
     }
 }
 

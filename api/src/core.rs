@@ -223,8 +223,8 @@ impl Core {
     }
 
     /// Checks `password` against `user`'s fund-password hash off the writer
-    /// (argon2id on a blocking thread, unless it matched lately: see
-    /// [`crate::passwords`]) and returns the verdict for the engine, which
+    /// (argon2id on a blocking thread, unless the user's password matched
+    /// lately: see [`crate::passwords`]) and returns the verdict for the engine, which
     /// holds every rule about it (SPEC §6): set or not, locked, stale, and
     /// counting a wrong one toward the lockout.
     ///
@@ -235,9 +235,9 @@ impl Core {
         user: UserId,
         password: &str,
     ) -> Result<FundPasswordProof, Status> {
-        if let Some(version) = self.passwords.recall(user, password, Instant::now()) {
+        if let Some(proof) = self.passwords.recall(user, password, Instant::now()) {
             metrics::counter!("otc_fund_password_checks_total", "by" => "remembered").increment(1);
-            return Ok(FundPasswordProof::matched(version));
+            return Ok(proof);
         }
         // Taken before the hash is read: a set after it voids remembering.
         let epoch = self.passwords.epoch();

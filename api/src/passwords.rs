@@ -1,25 +1,32 @@
 //! Fund passwords in the shell (SPEC §6): the argon2id cost, and the
-//! passwords verified lately, remembered in memory so that a merchant who
-//! releases trade after trade pays argon2 once, not on every release (at
-//! the default cost, 19 MiB and two passes, argon2 takes tens of
-//! milliseconds of a core per check).
+//! password each user's hash matched lately, remembered in memory so that a
+//! merchant who releases trade after trade pays argon2 once, not on every
+//! release (at the default cost, 19 MiB and two passes, argon2 takes tens
+//! of milliseconds of a core per check).
 //!
 //! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
 //! version, password) under a key drawn from the OS when `otcd` starts.
 //! The key and the tags live only in this process's memory: never in the
-//! data dir, a log, an event or a reply, and gone at a restart. Only a
-//! password that matched is remembered; a wrong one always goes through
-//! argon2 and counts toward the lock. A remembered password is forgotten
-//! when the user's password is set again, after `remember` (15 minutes by
-//! default; `off` remembers nothing), and all at once when the table is
-//! full. The engine still decides every use exactly as for an argon2
-//! verdict: the user not locked, and the verdict about the current hash.
+//! data dir, a log, an event or a reply, and gone at a restart. A tag is
+//! made only from a password argon2 matched. While a user's tag is fresh,
+//! every password that user types is judged against it, right or wrong,
+//! with no argon2: the verdict takes the same time either way, so the time
+//! of a reply never tells a right guess from a wrong one (a right guess
+//! on a command refused for another reason counts nothing, so a timing
+//! difference would be a guessing oracle past the lock). A tag is
+//! forgotten when the user's password is set again (before that change is
+//! answered), after `remember` (15 minutes by default; `off` remembers
+//! nothing), and all at once when the table is full. The engine decides
+//! each verdict exactly as an argon2 one: the lock, the current hash
+//! version, a wrong one counted.
 //!
 //! What this gives up: someone who can read `otcd`'s memory could test
 //! guesses against a tag at HMAC speed rather than argon2 speed. Such a
 //! reader also sees every password as it arrives in a request; argon2's
 //! slowness protects the stored hashes (the data dir, backups), and
-//! nothing of this reaches them.
+//! nothing of this reaches them. And a reply's time tells whether the
+//! user's password was checked in the last `remember`: activity, which a
+//! holder of the user's token can read from their trades anyway.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -28,6 +35,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use dashmap::DashMap;
 use hmac::{Hmac, Mac};
 use otc_engine::UserId;
+use otc_engine::command::FundPasswordProof;
 use sha2::Sha256;
 use tonic::Status;
 
@@ -110,9 +118,11 @@ impl FundPasswords {
         mac
     }
 
-    /// The hash version `password` matched for `user` lately, if it is
-    /// remembered and still fresh at `now`.
-    pub fn recall(&self, user: UserId, password: &str, now: Instant) -> Option<u32> {
+    /// The verdict on `password` for `user` from the password their hash
+    /// matched lately, if one is remembered and still fresh at `now`:
+    /// matched if it is the same, wrong if not (a hash matches one
+    /// password), either way about the version it matched.
+    pub fn recall(&self, user: UserId, password: &str, now: Instant) -> Option<FundPasswordProof> {
         let (version, tag, at) = {
             let r = self.verified.get(&user)?;
             (r.version, r.tag, r.at)
@@ -122,10 +132,12 @@ impl FundPasswords {
             return None;
         }
         // Compared in constant time.
-        self.mac(user, version, password)
-            .verify_slice(&tag)
-            .is_ok()
-            .then_some(version)
+        let same = self.mac(user, version, password).verify_slice(&tag).is_ok();
+        Some(if same {
+            FundPasswordProof::matched(version)
+        } else {
+            FundPasswordProof::wrong(version)
+        })
     }
 
     /// Where a verification starts: pass it to [`FundPasswords::remember`].
@@ -183,16 +195,43 @@ mod tests {
         UserId(uuid::Uuid::from_bytes([n; 16]))
     }
 
+    fn matched(version: u32) -> Option<FundPasswordProof> {
+        Some(FundPasswordProof::matched(version))
+    }
+
+    fn wrong(version: u32) -> Option<FundPasswordProof> {
+        Some(FundPasswordProof::wrong(version))
+    }
+
     #[test]
-    fn only_the_password_that_matched_is_recalled_for_its_user() {
+    fn a_remembered_password_judges_every_password_of_its_user() {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
         assert_eq!(p.recall(user(1), "secret-1", now), None, "nothing yet");
         p.remember(user(1), 3, "secret-1", p.epoch(), now);
-        assert_eq!(p.recall(user(1), "secret-1", now), Some(3));
-        assert_eq!(p.recall(user(1), "secret-2", now), None, "another password");
-        assert_eq!(p.recall(user(1), "secret-1 ", now), None, "one byte more");
-        assert_eq!(p.recall(user(2), "secret-1", now), None, "another user");
+        p.remember(user(2), 5, "secret-2", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), matched(3));
+        assert_eq!(
+            p.recall(user(1), "secret-2", now),
+            wrong(3),
+            "another password"
+        );
+        assert_eq!(
+            p.recall(user(1), "secret-1 ", now),
+            wrong(3),
+            "one byte more"
+        );
+        assert_eq!(
+            p.recall(user(2), "secret-1", now),
+            wrong(5),
+            "another user's"
+        );
+        assert_eq!(p.recall(user(2), "secret-2", now), matched(5));
+        assert_eq!(
+            p.recall(user(3), "secret-1", now),
+            None,
+            "none for this user"
+        );
     }
 
     #[test]
@@ -201,7 +240,7 @@ mod tests {
         let then = Instant::now();
         p.remember(user(1), 1, "secret-1", p.epoch(), then);
         let later = then + Duration::from_secs(59);
-        assert_eq!(p.recall(user(1), "secret-1", later), Some(1));
+        assert_eq!(p.recall(user(1), "secret-1", later), matched(1));
         let expired = then + Duration::from_secs(60);
         assert_eq!(p.recall(user(1), "secret-1", expired), None);
         assert_eq!(p.recall(user(1), "secret-1", then), None, "and is gone");
@@ -226,13 +265,14 @@ mod tests {
         assert_eq!(p.recall(user(1), "old-secret", now), None, "forgotten");
         assert_eq!(
             p.recall(user(2), "other-secret", now),
-            Some(1),
+            matched(1),
             "others kept"
         );
         // An argon2 check that read the old hash before the set ends now.
         p.remember(user(1), 1, "old-secret", begun, now);
         assert_eq!(p.recall(user(1), "old-secret", now), None, "not remembered");
         p.remember(user(1), 2, "new-secret", p.epoch(), now);
-        assert_eq!(p.recall(user(1), "new-secret", now), Some(2));
+        assert_eq!(p.recall(user(1), "new-secret", now), matched(2));
+        assert_eq!(p.recall(user(1), "old-secret", now), wrong(2));
     }
 }
