@@ -656,9 +656,10 @@ async fn remembered_checks(addr: &str) -> u64 {
         .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
-/// A fund password argon2 matched is remembered (so a seller releasing trade
-/// after trade pays argon2 once) and judges the user's next passwords, right
-/// or wrong, the wrong ones counted as ever; it is forgotten the moment the
+/// A fund password argon2 matched on an applied command is remembered (so a
+/// seller releasing trade after trade pays argon2 once) and judges the
+/// user's next passwords, right or wrong, the wrong ones counted as ever;
+/// one matched on a refused command is not; it is forgotten the moment the
 /// password changes: the old one is then wrong, the new one right. The same
 /// verdicts with remembering off, all from argon2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -696,6 +697,22 @@ async fn a_changed_fund_password_is_wrong_at_once_though_it_was_remembered() {
             .expect_err("the old password");
         assert_eq!(old.code(), Code::FailedPrecondition, "{remember}");
         assert_eq!(old.message(), "wrong fund password (1 wrong in a row)");
+        // The right password on a command refused for another reason
+        // counts nothing, so it is not remembered either: the next wrong
+        // one goes through argon2 again (a remembered one would answer
+        // faster, telling the guess was right).
+        let refused = seller
+            .release(release_with("T-999999", "another-456"))
+            .await
+            .expect_err("no such trade");
+        assert_eq!(refused.code(), Code::NotFound, "{refused:?}");
+        let again = seller
+            .release(release_with(&trade, "not-it-789"))
+            .await
+            .expect_err("wrong again");
+        assert_eq!(again.message(), "wrong fund password (2 wrong in a row)");
+        let expected = u64::from(remember);
+        assert_eq!(remembered_checks(&metrics).await, expected, "{remember}");
         let done = seller.release(release_with(&trade, "another-456")).await;
         assert!(done.is_ok(), "{remember}: {done:?}");
         assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Released);

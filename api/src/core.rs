@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use argon2::{PasswordHasher, PasswordVerifier};
 use dashmap::DashMap;
-use otc_engine::command::FundPasswordProof;
+use otc_engine::command::{FundPasswordProof, Verdict};
 use otc_engine::{Command, Event, EventKind, Timestamp, UserId};
 use otc_storage::{Call, Done, Outcome, Request, Writer};
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast, oneshot};
@@ -264,7 +264,7 @@ impl Core {
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok();
             if matched {
-                passwords.remember(user, version, &password, epoch, Instant::now());
+                passwords.pend(user, version, &password, epoch, Instant::now());
             }
             matched
         })
@@ -325,6 +325,7 @@ fn writer_loop(
         }
         let now = clock_now();
         let from_clients = jobs.iter().any(|j| j.call.is_some());
+        let proofs: Vec<_> = jobs.iter().map(|j| j.command.password_proof()).collect();
         let mut requests: Vec<Request> = jobs
             .iter_mut()
             .map(|j| Request {
@@ -355,7 +356,7 @@ fn writer_loop(
                         tracing::warn!("failpoint crash-after-commit: aborting before the replies");
                         std::process::abort();
                     }
-                    answers.answer(jobs, outcomes);
+                    answers.answer(jobs, outcomes, &proofs);
                     // Let the woken tasks send their answers now: with every
                     // thread on one core, the scheduler would otherwise keep
                     // this thread on it through sled's part of the commit.
@@ -433,8 +434,15 @@ struct Answers {
 impl Answers {
     /// Sends each job its outcome, and every applied event to the live
     /// streams; outcomes past the jobs' are the due deadlines' (events
-    /// only). A password set is forgotten before any answer goes out.
-    fn answer(&self, jobs: Vec<Job>, mut outcomes: Vec<Done>) {
+    /// only). A password set is forgotten before any answer goes out; a
+    /// password matched on an applied command (`proofs`, the jobs' in
+    /// order) is remembered.
+    fn answer(
+        &self,
+        jobs: Vec<Job>,
+        mut outcomes: Vec<Done>,
+        proofs: &[Option<(UserId, FundPasswordProof)>],
+    ) {
         for done in &outcomes {
             if let Outcome::Applied(events) = &done.outcome {
                 for e in events {
@@ -442,6 +450,14 @@ impl Answers {
                         self.passwords.forget(user);
                     }
                 }
+            }
+        }
+        let now = Instant::now();
+        for (done, proof) in outcomes.iter().zip(proofs) {
+            if let (Outcome::Applied(_), Some((user, proof))) = (&done.outcome, proof)
+                && proof.verdict == Verdict::Matched
+            {
+                self.passwords.confirm(*user, proof.version, now);
             }
         }
         let fired = outcomes.split_off(jobs.len().min(outcomes.len()));

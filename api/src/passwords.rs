@@ -8,11 +8,13 @@
 //! version, password) under a key drawn from the OS when `otcd` starts.
 //! The key and the tags live only in this process's memory: never in the
 //! data dir, a log, an event or a reply, and gone at a restart. A tag is
-//! made only from a password argon2 matched. While a user's tag is fresh,
+//! kept only for a password argon2 matched on a command the engine then
+//! applied: until then it is pending (a right guess on a command refused
+//! for another reason counts nothing, so remembering it would let the next
+//! reply's time tell). While a user's tag is fresh,
 //! every password that user types is judged against it, right or wrong,
 //! with no argon2: the verdict takes the same time either way, so the time
-//! of a reply never tells a right guess from a wrong one (a right guess
-//! on a command refused for another reason counts nothing, so a timing
+//! of a reply never tells a right guess from a wrong one (a timing
 //! difference would be a guessing oracle past the lock). A tag is
 //! forgotten when the user's password is set again (before that change is
 //! answered), after `remember` (15 minutes by default; `off` remembers
@@ -25,8 +27,8 @@
 //! reader also sees every password as it arrives in a request; argon2's
 //! slowness protects the stored hashes (the data dir, backups), and
 //! nothing of this reaches them. And a reply's time tells whether the
-//! user's password was checked in the last `remember`: activity, which a
-//! holder of the user's token can read from their trades anyway.
+//! user carried out a protected action in the last `remember`: activity,
+//! which a holder of the user's token can read from their trades anyway.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -61,6 +63,7 @@ impl HashCost {
 const REMEMBERED_MAX: usize = 100_000;
 
 /// One user's last verified password.
+#[derive(Clone, Copy)]
 struct Remembered {
     /// The hash version it matched.
     version: u32,
@@ -68,6 +71,8 @@ struct Remembered {
     tag: [u8; 32],
     /// When argon2 verified it.
     at: Instant,
+    /// [`FundPasswords::epoch`] when that check began.
+    epoch: u64,
 }
 
 /// How fund passwords are checked: argon2id at `cost`, and passwords
@@ -77,6 +82,8 @@ pub struct FundPasswords {
     remember: Duration,
     key: [u8; 32],
     verified: DashMap<UserId, Remembered>,
+    /// Matched by argon2, waiting for the engine to apply a command with it.
+    pending: DashMap<UserId, Remembered>,
     /// Bumped whenever any user's password is set: a verification that
     /// began before is not remembered (it may be about the old password).
     sets: AtomicU64,
@@ -96,6 +103,7 @@ impl FundPasswords {
             remember,
             key,
             verified: DashMap::new(),
+            pending: DashMap::new(),
             sets: AtomicU64::new(0),
         })
     }
@@ -123,10 +131,9 @@ impl FundPasswords {
     /// matched if it is the same, wrong if not (a hash matches one
     /// password), either way about the version it matched.
     pub fn recall(&self, user: UserId, password: &str, now: Instant) -> Option<FundPasswordProof> {
-        let (version, tag, at) = {
-            let r = self.verified.get(&user)?;
-            (r.version, r.tag, r.at)
-        };
+        let Remembered {
+            version, tag, at, ..
+        } = *self.verified.get(&user)?;
         if now.saturating_duration_since(at) >= self.remember {
             self.verified.remove_if(&user, |_, r| r.at == at);
             return None;
@@ -140,15 +147,15 @@ impl FundPasswords {
         })
     }
 
-    /// Where a verification starts: pass it to [`FundPasswords::remember`].
+    /// Where a verification starts: pass it to [`FundPasswords::pend`].
     pub fn epoch(&self) -> u64 {
         self.sets.load(Ordering::Acquire)
     }
 
-    /// Remembers that `password` matched `user`'s hash of `version`, as
-    /// checked by argon2 since `epoch`; nothing if any password was set
-    /// meanwhile.
-    pub fn remember(&self, user: UserId, version: u32, password: &str, epoch: u64, at: Instant) {
+    /// Notes that `password` matched `user`'s hash of `version`, as argon2
+    /// checked it since `epoch`: remembered once [`FundPasswords::confirm`]
+    /// says the engine applied a command with that verdict.
+    pub fn pend(&self, user: UserId, version: u32, password: &str, epoch: u64, at: Instant) {
         if self.remember.is_zero() {
             return;
         }
@@ -157,16 +164,38 @@ impl FundPasswords {
             .finalize()
             .into_bytes()
             .into();
+        if self.pending.len() >= REMEMBERED_MAX {
+            self.pending.clear();
+        }
+        let pending = Remembered {
+            version,
+            tag,
+            at,
+            epoch,
+        };
+        self.pending.insert(user, pending);
+    }
+
+    /// The engine applied a command of `user`'s with a verdict `matched`
+    /// about `version`: the password pending for it is remembered, unless
+    /// it is stale at `now` or any password was set since its check began.
+    pub fn confirm(&self, user: UserId, version: u32, now: Instant) {
+        let Some((_, p)) = self.pending.remove_if(&user, |_, p| p.version == version) else {
+            return;
+        };
+        if now.saturating_duration_since(p.at) >= self.remember {
+            return;
+        }
         if self.verified.len() >= REMEMBERED_MAX {
             self.verified.clear();
         }
         // The check and the insert under the user's shard lock, which
         // `forget` takes too: a set in between is seen here.
         let entry = self.verified.entry(user);
-        if self.sets.load(Ordering::Acquire) != epoch {
+        if self.sets.load(Ordering::Acquire) != p.epoch {
             return;
         }
-        entry.insert(Remembered { version, tag, at });
+        entry.insert(p);
     }
 
     /// Forgets `user`'s password: it was set again.
@@ -176,6 +205,7 @@ impl FundPasswords {
         if let dashmap::mapref::entry::Entry::Occupied(o) = entry {
             o.remove();
         }
+        self.pending.remove(&user);
     }
 }
 
@@ -195,6 +225,19 @@ mod tests {
         UserId(uuid::Uuid::from_bytes([n; 16]))
     }
 
+    /// Matched by argon2 at `epoch`, then applied by the engine.
+    fn learn(
+        p: &FundPasswords,
+        who: UserId,
+        version: u32,
+        password: &str,
+        epoch: u64,
+        at: Instant,
+    ) {
+        p.pend(who, version, password, epoch, at);
+        p.confirm(who, version, at);
+    }
+
     fn matched(version: u32) -> Option<FundPasswordProof> {
         Some(FundPasswordProof::matched(version))
     }
@@ -208,8 +251,8 @@ mod tests {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
         assert_eq!(p.recall(user(1), "secret-1", now), None, "nothing yet");
-        p.remember(user(1), 3, "secret-1", p.epoch(), now);
-        p.remember(user(2), 5, "secret-2", p.epoch(), now);
+        learn(&p, user(1), 3, "secret-1", p.epoch(), now);
+        learn(&p, user(2), 5, "secret-2", p.epoch(), now);
         assert_eq!(p.recall(user(1), "secret-1", now), matched(3));
         assert_eq!(
             p.recall(user(1), "secret-2", now),
@@ -235,10 +278,29 @@ mod tests {
     }
 
     #[test]
+    fn a_match_is_remembered_only_once_the_engine_applied_it() {
+        let p = passwords(Duration::from_secs(60));
+        let now = Instant::now();
+        p.pend(user(1), 1, "secret-1", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), None, "pending only");
+        p.confirm(user(1), 2, now);
+        assert_eq!(p.recall(user(1), "secret-1", now), None, "another version");
+        p.confirm(user(1), 1, now);
+        assert_eq!(p.recall(user(1), "secret-1", now), matched(1));
+        p.pend(user(2), 1, "secret-2", p.epoch(), now);
+        p.forget(user(2));
+        p.confirm(user(2), 1, now);
+        assert_eq!(p.recall(user(2), "secret-2", now), None, "set meanwhile");
+        p.pend(user(3), 1, "secret-3", p.epoch(), now);
+        p.confirm(user(3), 1, now + Duration::from_secs(60));
+        assert_eq!(p.recall(user(3), "secret-3", now), None, "pending too long");
+    }
+
+    #[test]
     fn a_remembered_password_expires() {
         let p = passwords(Duration::from_secs(60));
         let then = Instant::now();
-        p.remember(user(1), 1, "secret-1", p.epoch(), then);
+        learn(&p, user(1), 1, "secret-1", p.epoch(), then);
         let later = then + Duration::from_secs(59);
         assert_eq!(p.recall(user(1), "secret-1", later), matched(1));
         let expired = then + Duration::from_secs(60);
@@ -250,7 +312,7 @@ mod tests {
     fn remembering_for_zero_remembers_nothing() {
         let p = passwords(Duration::ZERO);
         let now = Instant::now();
-        p.remember(user(1), 1, "secret-1", p.epoch(), now);
+        learn(&p, user(1), 1, "secret-1", p.epoch(), now);
         assert_eq!(p.recall(user(1), "secret-1", now), None);
     }
 
@@ -258,8 +320,8 @@ mod tests {
     fn a_set_password_forgets_and_voids_checks_begun_before_it() {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
-        p.remember(user(1), 1, "old-secret", p.epoch(), now);
-        p.remember(user(2), 1, "other-secret", p.epoch(), now);
+        learn(&p, user(1), 1, "old-secret", p.epoch(), now);
+        learn(&p, user(2), 1, "other-secret", p.epoch(), now);
         let begun = p.epoch();
         p.forget(user(1));
         assert_eq!(p.recall(user(1), "old-secret", now), None, "forgotten");
@@ -269,9 +331,9 @@ mod tests {
             "others kept"
         );
         // An argon2 check that read the old hash before the set ends now.
-        p.remember(user(1), 1, "old-secret", begun, now);
+        learn(&p, user(1), 1, "old-secret", begun, now);
         assert_eq!(p.recall(user(1), "old-secret", now), None, "not remembered");
-        p.remember(user(1), 2, "new-secret", p.epoch(), now);
+        learn(&p, user(1), 2, "new-secret", p.epoch(), now);
         assert_eq!(p.recall(user(1), "new-secret", now), matched(2));
         assert_eq!(p.recall(user(1), "old-secret", now), wrong(2));
     }

@@ -129,7 +129,10 @@ pub fn fingerprint(method: &str, request: &impl Message) -> u64 {
 
 /// Runs one mutating call through the pipeline (see the module docs).
 /// `request` is the client's message with its `request_id` taken out
-/// (`rid`); `prepare` converts it once the id is known to be new.
+/// (`rid`); `prepare` converts it once no committed group is known to
+/// have used the id (a retry racing its first use, still in flight or just
+/// answered, runs `prepare` too; the writer then answers it the first
+/// reply without applying it).
 ///
 /// # Errors
 /// INVALID_ARGUMENT for a bad request id or field; ALREADY_EXISTS for a

@@ -393,14 +393,19 @@ fn pruning_request_ids_never_splits_a_record() {
 /// groups, per caller, kept across a restart and gone once pruned.
 #[test]
 fn known_ids_are_the_committed_ones() {
+    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let (me, other) = (workload_user(9), workload_user(8));
     {
         let mut w = open(dir.path(), WriterOptions::default());
         let known = w.known_ids();
         assert!(!known.contains(me, "a"));
-        w.apply_group(&[client("a", deposit("1", "ext-a"), 1, None)])
-            .unwrap();
+        let mut when_answered = None;
+        w.apply_group_then(&[client("a", deposit("1", "ext-a"), 1, None)], &mut |_| {
+            when_answered = Some(known.contains(me, "a"));
+        })
+        .unwrap();
+        assert_eq!(when_answered, Some(false), "not before the commit is whole");
         assert!(
             known.contains(me, "a"),
             "seen through the handle taken before"
@@ -413,4 +418,13 @@ fn known_ids_are_the_committed_ones() {
     assert!(known.contains(me, "a"), "loaded at start");
     w.maintain(T0.plus_ms(25 * 60 * 60_000)).unwrap();
     assert!(!known.contains(me, "a"), "pruned after the retention");
+    // A group whose fdatasync fails leaves its id unknown.
+    let next = w.store().commits.load(Ordering::Relaxed) + 1;
+    w.store()
+        .faults
+        .fail_flush_at
+        .store(next, Ordering::Relaxed);
+    let failed = w.apply_group(&[client("c", deposit("1", "ext-c"), 1, None)]);
+    assert!(failed.is_err(), "{failed:?}");
+    assert!(!known.contains(me, "c"));
 }
