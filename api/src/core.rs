@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use argon2::{PasswordHasher, PasswordVerifier};
 use dashmap::DashMap;
-use otc_engine::command::{FundPasswordProof, Verdict};
+use otc_engine::command::FundPasswordProof;
 use otc_engine::{Command, Event, EventKind, Timestamp, UserId};
 use otc_storage::{Call, Done, Outcome, Request, Writer};
 use tokio::sync::{RwLock, RwLockReadGuard, broadcast, oneshot};
 use tonic::Status;
 
 use crate::auth::Authenticator;
-use crate::passwords::FundPasswords;
+use crate::passwords::{FundPasswords, Matched};
 
 /// Requests one group commit takes at most.
 pub const GROUP_REQUESTS_MAX: usize = 4_096;
@@ -57,7 +57,18 @@ struct Job {
     request_id: Option<String>,
     command: Command,
     call: Option<Call>,
+    /// Remembered if the command is applied (see [`crate::passwords`]).
+    password: Option<Matched>,
     reply: oneshot::Sender<Result<Done, String>>,
+}
+
+/// A fund-password verdict for a command, and the ticket that remembers
+/// the password once that command is applied (argon2 matched it).
+pub struct Checked {
+    /// The verdict, for the command.
+    pub proof: FundPasswordProof,
+    /// For [`crate::pipeline::Prepared::with_password`].
+    pub matched: Option<Matched>,
 }
 
 impl Job {
@@ -176,6 +187,21 @@ impl Core {
         command: Command,
         call: Option<Call>,
     ) -> Result<Done, Status> {
+        self.submit_with(request_id, command, call, None).await
+    }
+
+    /// [`Core::submit`], with the ticket of the fund password the
+    /// command's verdict came from.
+    ///
+    /// # Errors
+    /// As [`Core::submit`].
+    pub async fn submit_with(
+        &self,
+        request_id: Option<String>,
+        command: Command,
+        call: Option<Call>,
+        password: Option<Matched>,
+    ) -> Result<Done, Status> {
         self.check_up()?;
         let (reply, rx) = oneshot::channel();
         let name = command.name();
@@ -183,6 +209,7 @@ impl Core {
             request_id,
             command,
             call,
+            password,
             reply,
         };
         self.jobs.try_send(job).map_err(|e| match e {
@@ -230,14 +257,13 @@ impl Core {
     ///
     /// # Errors
     /// INTERNAL if the verification task fails.
-    pub async fn check_password(
-        &self,
-        user: UserId,
-        password: &str,
-    ) -> Result<FundPasswordProof, Status> {
+    pub async fn check_password(&self, user: UserId, password: &str) -> Result<Checked, Status> {
         if let Some(proof) = self.passwords.recall(user, password, Instant::now()) {
             metrics::counter!("otc_fund_password_checks_total", "by" => "remembered").increment(1);
-            return Ok(proof);
+            return Ok(Checked {
+                proof,
+                matched: None,
+            });
         }
         // Taken before the hash is read: a set after it voids remembering.
         let epoch = self.passwords.epoch();
@@ -248,33 +274,36 @@ impl Core {
             e.fund_password(user)
                 .map(|(hash, version)| (hash.to_owned(), version, locked))
         };
+        let unremembered = |proof| Checked {
+            proof,
+            matched: None,
+        };
         let Some((hash, version, locked)) = stored else {
             // No password set: the engine says so.
-            return Ok(FundPasswordProof::wrong(0));
+            return Ok(unremembered(FundPasswordProof::wrong(0)));
         };
         if locked {
             // The engine refuses a locked user anyway: spend no argon2 on it.
-            return Ok(FundPasswordProof::unchecked(version));
+            return Ok(unremembered(FundPasswordProof::unchecked(version)));
         }
         let argon = self.passwords.argon2()?;
         let passwords = Arc::clone(&self.passwords);
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
-            let matched = argon
+            argon
                 .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok();
-            if matched {
-                passwords.pend(user, version, &password, epoch, Instant::now());
-            }
-            matched
+                .is_ok()
+                .then(|| passwords.pend(user, version, &password, epoch, Instant::now()))
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
         metrics::counter!("otc_fund_password_checks_total", "by" => "argon2").increment(1);
-        Ok(if matched {
-            FundPasswordProof::matched(version)
-        } else {
-            FundPasswordProof::wrong(version)
+        Ok(match matched {
+            Some(ticket) => Checked {
+                proof: FundPasswordProof::matched(version),
+                matched: ticket,
+            },
+            None => unremembered(FundPasswordProof::wrong(version)),
         })
     }
 }
@@ -325,7 +354,6 @@ fn writer_loop(
         }
         let now = clock_now();
         let from_clients = jobs.iter().any(|j| j.call.is_some());
-        let proofs: Vec<_> = jobs.iter().map(|j| j.command.password_proof()).collect();
         let mut requests: Vec<Request> = jobs
             .iter_mut()
             .map(|j| Request {
@@ -356,7 +384,7 @@ fn writer_loop(
                         tracing::warn!("failpoint crash-after-commit: aborting before the replies");
                         std::process::abort();
                     }
-                    answers.answer(jobs, outcomes, &proofs);
+                    answers.answer(jobs, outcomes);
                     // Let the woken tasks send their answers now: with every
                     // thread on one core, the scheduler would otherwise keep
                     // this thread on it through sled's part of the commit.
@@ -426,7 +454,8 @@ impl Drop for FailOnPanic<'_> {
 struct Answers {
     /// Every committed event, for live streams.
     bus: broadcast::Sender<Arc<Event>>,
-    /// Forgets a user's remembered password when it is set again.
+    /// Forgets a user's remembered password when it is set again, and
+    /// remembers one an applied command was verified with.
     passwords: Arc<FundPasswords>,
     failpoint: Option<Failpoint>,
 }
@@ -434,15 +463,9 @@ struct Answers {
 impl Answers {
     /// Sends each job its outcome, and every applied event to the live
     /// streams; outcomes past the jobs' are the due deadlines' (events
-    /// only). A password set is forgotten before any answer goes out; a
-    /// password matched on an applied command (`proofs`, the jobs' in
-    /// order) is remembered.
-    fn answer(
-        &self,
-        jobs: Vec<Job>,
-        mut outcomes: Vec<Done>,
-        proofs: &[Option<(UserId, FundPasswordProof)>],
-    ) {
+    /// only). A password set is forgotten before any answer goes out; the
+    /// password a job's applied command was verified with is remembered.
+    fn answer(&self, jobs: Vec<Job>, mut outcomes: Vec<Done>) {
         for done in &outcomes {
             if let Outcome::Applied(events) = &done.outcome {
                 for e in events {
@@ -453,16 +476,12 @@ impl Answers {
             }
         }
         let now = Instant::now();
-        for (done, proof) in outcomes.iter().zip(proofs) {
-            if let (Outcome::Applied(_), Some((user, proof))) = (&done.outcome, proof)
-                && proof.verdict == Verdict::Matched
-            {
-                self.passwords.confirm(*user, proof.version, now);
-            }
-        }
         let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
         for (job, done) in jobs.into_iter().zip(outcomes) {
             if let Outcome::Applied(events) = &done.outcome {
+                if let Some(matched) = job.password {
+                    self.passwords.confirm(matched, now);
+                }
                 for e in events {
                     let _ = self.bus.send(Arc::new(e.clone()));
                 }

@@ -9,9 +9,10 @@
 //! The key and the tags live only in this process's memory: never in the
 //! data dir, a log, an event or a reply, and gone at a restart. A tag is
 //! kept only for a password argon2 matched on a command the engine then
-//! applied: until then it is pending (a right guess on a command refused
-//! for another reason counts nothing, so remembering it would let the next
-//! reply's time tell). While a user's tag is fresh,
+//! applied: until then it travels with that one command, as a [`Matched`]
+//! ticket (a right guess on a command refused for another reason counts
+//! nothing, so remembering it would let the next reply's time tell).
+//! While a user's tag is fresh,
 //! every password that user types is judged against it, right or wrong,
 //! with no argon2: the verdict takes the same time either way, so the time
 //! of a reply never tells a right guess from a wrong one (a timing
@@ -58,8 +59,8 @@ impl HashCost {
     }
 }
 
-/// Users whose verified password is remembered at most (then the table
-/// starts over).
+/// Users whose password is remembered at most (then the table starts
+/// over).
 const REMEMBERED_MAX: usize = 100_000;
 
 /// One user's last verified password.
@@ -75,6 +76,13 @@ struct Remembered {
     epoch: u64,
 }
 
+/// A password argon2 matched, waiting for the engine to apply the one
+/// command whose verdict it gave (see [`FundPasswords::pend`]).
+pub struct Matched {
+    user: UserId,
+    remembered: Remembered,
+}
+
 /// How fund passwords are checked: argon2id at `cost`, and passwords
 /// verified lately remembered for `remember` (see the module comment).
 pub struct FundPasswords {
@@ -82,8 +90,6 @@ pub struct FundPasswords {
     remember: Duration,
     key: [u8; 32],
     verified: DashMap<UserId, Remembered>,
-    /// Matched by argon2, waiting for the engine to apply a command with it.
-    pending: DashMap<UserId, Remembered>,
     /// Bumped whenever any user's password is set: a verification that
     /// began before is not remembered (it may be about the old password).
     sets: AtomicU64,
@@ -103,7 +109,6 @@ impl FundPasswords {
             remember,
             key,
             verified: DashMap::new(),
-            pending: DashMap::new(),
             sets: AtomicU64::new(0),
         })
     }
@@ -152,50 +157,55 @@ impl FundPasswords {
         self.sets.load(Ordering::Acquire)
     }
 
-    /// Notes that `password` matched `user`'s hash of `version`, as argon2
-    /// checked it since `epoch`: remembered once [`FundPasswords::confirm`]
-    /// says the engine applied a command with that verdict.
-    pub fn pend(&self, user: UserId, version: u32, password: &str, epoch: u64, at: Instant) {
+    /// A ticket for `password`, which argon2 matched against `user`'s hash
+    /// of `version` in a check begun at `epoch`: it goes with the command
+    /// carrying that verdict, and [`FundPasswords::confirm`] remembers it
+    /// once the engine applied that command. `None` when nothing is
+    /// remembered (`off`).
+    pub fn pend(
+        &self,
+        user: UserId,
+        version: u32,
+        password: &str,
+        epoch: u64,
+        at: Instant,
+    ) -> Option<Matched> {
         if self.remember.is_zero() {
-            return;
+            return None;
         }
         let tag: [u8; 32] = self
             .mac(user, version, password)
             .finalize()
             .into_bytes()
             .into();
-        if self.pending.len() >= REMEMBERED_MAX {
-            self.pending.clear();
-        }
-        let pending = Remembered {
-            version,
-            tag,
-            at,
-            epoch,
-        };
-        self.pending.insert(user, pending);
+        Some(Matched {
+            user,
+            remembered: Remembered {
+                version,
+                tag,
+                at,
+                epoch,
+            },
+        })
     }
 
-    /// The engine applied a command of `user`'s with a verdict `matched`
-    /// about `version`: the password pending for it is remembered, unless
-    /// it is stale at `now` or any password was set since its check began.
-    pub fn confirm(&self, user: UserId, version: u32, now: Instant) {
-        let Some((_, p)) = self.pending.remove_if(&user, |_, p| p.version == version) else {
-            return;
-        };
-        if now.saturating_duration_since(p.at) >= self.remember {
+    /// The engine applied the command `matched` went with: its password is
+    /// remembered, unless the ticket is stale at `now` or any password was
+    /// set since its check began.
+    pub fn confirm(&self, matched: Matched, now: Instant) {
+        let Matched { user, remembered } = matched;
+        if now.saturating_duration_since(remembered.at) >= self.remember {
             return;
         }
         if self.verified.len() >= REMEMBERED_MAX {
             self.verified.clear();
         }
-        // The check and the insert under the user's shard lock, which
-        // `forget` takes too: a set in between is seen here.
+        // `forget` bumps the epoch under the same shard lock.
         let entry = self.verified.entry(user);
-        if self.sets.load(Ordering::Acquire) != p.epoch {
+        if self.sets.load(Ordering::Acquire) != remembered.epoch {
             return;
         }
-        entry.insert(p);
+        entry.insert(remembered);
     }
 
     /// Forgets `user`'s password: it was set again.
@@ -205,7 +215,6 @@ impl FundPasswords {
         if let dashmap::mapref::entry::Entry::Occupied(o) = entry {
             o.remove();
         }
-        self.pending.remove(&user);
     }
 }
 
@@ -234,8 +243,9 @@ mod tests {
         epoch: u64,
         at: Instant,
     ) {
-        p.pend(who, version, password, epoch, at);
-        p.confirm(who, version, at);
+        if let Some(matched) = p.pend(who, version, password, epoch, at) {
+            p.confirm(matched, at);
+        }
     }
 
     fn matched(version: u32) -> Option<FundPasswordProof> {
@@ -278,22 +288,31 @@ mod tests {
     }
 
     #[test]
-    fn a_match_is_remembered_only_once_the_engine_applied_it() {
+    fn a_match_is_remembered_only_through_its_own_ticket() {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
-        p.pend(user(1), 1, "secret-1", p.epoch(), now);
-        assert_eq!(p.recall(user(1), "secret-1", now), None, "pending only");
-        p.confirm(user(1), 2, now);
-        assert_eq!(p.recall(user(1), "secret-1", now), None, "another version");
-        p.confirm(user(1), 1, now);
+        let ticket = p.pend(user(1), 1, "secret-1", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), None, "a ticket only");
+        // A second ticket of the same user, never confirmed (its command
+        // was refused), changes nothing.
+        let _refused = p.pend(user(1), 1, "secret-1", p.epoch(), now);
+        assert_eq!(p.recall(user(1), "secret-1", now), None);
+        p.confirm(ticket.unwrap_or_else(|| panic!("remembering is on")), now);
         assert_eq!(p.recall(user(1), "secret-1", now), matched(1));
-        p.pend(user(2), 1, "secret-2", p.epoch(), now);
+        let set_meanwhile = p.pend(user(2), 1, "secret-2", p.epoch(), now);
         p.forget(user(2));
-        p.confirm(user(2), 1, now);
+        p.confirm(set_meanwhile.unwrap_or_else(|| panic!("on")), now);
         assert_eq!(p.recall(user(2), "secret-2", now), None, "set meanwhile");
-        p.pend(user(3), 1, "secret-3", p.epoch(), now);
-        p.confirm(user(3), 1, now + Duration::from_secs(60));
-        assert_eq!(p.recall(user(3), "secret-3", now), None, "pending too long");
+        let late = p.pend(user(3), 1, "secret-3", p.epoch(), now);
+        p.confirm(
+            late.unwrap_or_else(|| panic!("on")),
+            now + Duration::from_secs(60),
+        );
+        assert_eq!(
+            p.recall(user(3), "secret-3", now),
+            None,
+            "confirmed too late"
+        );
     }
 
     #[test]
@@ -312,6 +331,7 @@ mod tests {
     fn remembering_for_zero_remembers_nothing() {
         let p = passwords(Duration::ZERO);
         let now = Instant::now();
+        assert!(p.pend(user(1), 1, "secret-1", p.epoch(), now).is_none());
         learn(&p, user(1), 1, "secret-1", p.epoch(), now);
         assert_eq!(p.recall(user(1), "secret-1", now), None);
     }

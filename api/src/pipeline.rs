@@ -30,6 +30,7 @@ use tonic::{Code, Response, Status};
 
 use crate::convert::request_id;
 use crate::core::Core;
+use crate::passwords::Matched;
 
 /// The response header that marks a replayed first reply.
 pub const REPLAYED_HEADER: &str = "otc-replayed";
@@ -40,6 +41,9 @@ pub struct Prepared {
     pub command: Command,
     /// Bytes of the file the command's attachment references.
     pub attachment: Option<Vec<u8>>,
+    /// The fund password argon2 matched for the command's verdict, to
+    /// remember once the command is applied (see [`crate::passwords`]).
+    pub password: Option<Matched>,
 }
 
 impl From<Command> for Prepared {
@@ -47,7 +51,17 @@ impl From<Command> for Prepared {
         Self {
             command,
             attachment: None,
+            password: None,
         }
+    }
+}
+
+impl Prepared {
+    /// With the ticket of the password its verdict came from, if any.
+    #[must_use]
+    pub fn with_password(mut self, password: Option<Matched>) -> Self {
+        self.password = password;
+        self
     }
 }
 
@@ -173,7 +187,9 @@ where
         fingerprint: print,
         attachment: prepared.attachment,
     };
-    let done = core.submit(Some(rid), prepared.command, Some(call)).await?;
+    let done = core
+        .submit_with(Some(rid), prepared.command, Some(call), prepared.password)
+        .await?;
     match done.outcome {
         Outcome::IdConflict => Err(id_conflict()),
         // Two tries of one id raced; the second got the first's reply.

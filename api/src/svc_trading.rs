@@ -143,7 +143,12 @@ impl TradingService for Trading {
             let current = if current_password.is_empty() {
                 None
             } else {
-                Some(self.core.check_password(c.user, &current_password).await?)
+                Some(
+                    self.core
+                        .check_password(c.user, &current_password)
+                        .await?
+                        .proof,
+                )
             };
             let hash = self.core.hash_password(new_password).await?;
             Ok(Command::SetFundPassword {
@@ -189,13 +194,14 @@ impl TradingService for Trading {
         mutate(&self.core, c.user, "PublishListing", &rid, &r, async {
             let spec = ListingSpec::try_from(&r)?;
             let password = requests::password("fund_password", &fund_password)?;
-            let proof = self.core.check_password(c.user, password).await?;
-            Ok(Command::PublishListing {
+            let checked = self.core.check_password(c.user, password).await?;
+            let proof = checked.proof;
+            Ok(Prepared::from(Command::PublishListing {
                 seller: c.user,
                 proof,
                 spec,
-            }
-            .into())
+            })
+            .with_password(checked.matched))
         })
         .await
     }
@@ -295,13 +301,14 @@ impl TradingService for Trading {
         mutate(&self.core, c.user, "FastSell", &rid, &r, async {
             let request = FastSellRequest::try_from(&r)?;
             let password = requests::password("fund_password", &fund_password)?;
-            let proof = self.core.check_password(c.user, password).await?;
-            Ok(Command::FastSell {
+            let checked = self.core.check_password(c.user, password).await?;
+            let proof = checked.proof;
+            Ok(Prepared::from(Command::FastSell {
                 seller: c.user,
                 proof,
                 request,
-            }
-            .into())
+            })
+            .with_password(checked.matched))
         })
         .await
     }
@@ -359,13 +366,14 @@ impl TradingService for Trading {
         mutate(&self.core, c.user, "Release", &rid, &r, async {
             let trade = cv::trade_id(&r.trade_id)?;
             let password = requests::password("fund_password", &fund_password)?;
-            let proof = self.core.check_password(c.user, password).await?;
-            Ok(Command::Release {
+            let checked = self.core.check_password(c.user, password).await?;
+            let proof = checked.proof;
+            Ok(Prepared::from(Command::Release {
                 seller: c.user,
                 trade,
                 proof,
-            }
-            .into())
+            })
+            .with_password(checked.matched))
         })
         .await
     }
@@ -407,6 +415,7 @@ impl TradingService for Trading {
             let trade = cv::trade_id(&r.trade_id)?;
             let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref())?;
             Ok(Prepared {
+                password: None,
                 command: Command::AddEvidence {
                     user: c.user,
                     trade,
@@ -456,6 +465,7 @@ impl TradingService for Trading {
             let trade = cv::trade_id(&r.trade_id)?;
             let (attachment, bytes) = requests::attachment(c.user, r.attachment.as_ref())?;
             Ok(Prepared {
+                password: None,
                 command: Command::PostChat {
                     user: c.user,
                     trade,
