@@ -62,15 +62,6 @@ struct Job {
     reply: oneshot::Sender<Result<Done, String>>,
 }
 
-/// A fund-password verdict for a command, and the ticket that remembers
-/// the password once that command is applied (argon2 matched it).
-pub struct Checked {
-    /// The verdict, for the command.
-    pub proof: FundPasswordProof,
-    /// For [`crate::pipeline::Prepared::with_password`].
-    pub matched: Option<Matched>,
-}
-
 impl Job {
     fn file_bytes(&self) -> usize {
         self.call
@@ -78,6 +69,15 @@ impl Job {
             .and_then(|c| c.attachment.as_ref())
             .map_or(0, Vec::len)
     }
+}
+
+/// A fund-password verdict for a command, and the ticket that remembers
+/// the password once that command is applied (argon2 matched it).
+pub struct Checked {
+    /// The verdict, for the command.
+    pub proof: FundPasswordProof,
+    /// For [`crate::pipeline::Prepared::with_password`].
+    pub matched: Option<Matched>,
 }
 
 /// What the handlers share.
@@ -265,8 +265,6 @@ impl Core {
                 matched: None,
             });
         }
-        // Taken before the hash is read: a set after it voids remembering.
-        let epoch = self.passwords.epoch();
         let stored = {
             let w = self.read().await?;
             let e = w.engine();
@@ -290,10 +288,12 @@ impl Core {
         let passwords = Arc::clone(&self.passwords);
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
-            argon
+            let matched = argon
                 .verify_password(password.as_bytes(), hash.as_str())
-                .is_ok()
-                .then(|| passwords.pend(user, version, &password, epoch, Instant::now()))
+                .is_ok();
+            // The ticket's HMAC either way: a match takes no longer.
+            let ticket = passwords.pend(user, version, &password, Instant::now());
+            matched.then_some(ticket)
         })
         .await
         .map_err(|e| Status::internal(format!("verification task failed: {e}")))?;
@@ -466,11 +466,13 @@ impl Answers {
     /// only). A password set is forgotten before any answer goes out; the
     /// password a job's applied command was verified with is remembered.
     fn answer(&self, jobs: Vec<Job>, mut outcomes: Vec<Done>) {
+        let mut set_here = Vec::new();
         for done in &outcomes {
             if let Outcome::Applied(events) = &done.outcome {
                 for e in events {
                     if let EventKind::FundPasswordSet { user } = e.kind {
                         self.passwords.forget(user);
+                        set_here.push(user);
                     }
                 }
             }
@@ -479,7 +481,11 @@ impl Answers {
         let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
         for (job, done) in jobs.into_iter().zip(outcomes) {
             if let Outcome::Applied(events) = &done.outcome {
-                if let Some(matched) = job.password {
+                // Applied: its verdict was about the current hash, unless a
+                // later command of this group set the password.
+                if let Some(matched) = job.password
+                    && !set_here.contains(&matched.user())
+                {
                     self.passwords.confirm(matched, now);
                 }
                 for e in events {
@@ -531,6 +537,79 @@ mod tests {
         let passwords =
             FundPasswords::new(cost, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
         Core::start(writer, Authenticator::new(b"secret"), passwords, 16, None)
+    }
+
+    /// The answer step remembers a job's password only when that job's own
+    /// command was applied, and not for a user whose password the same
+    /// group set.
+    #[test]
+    fn only_an_applied_jobs_ticket_is_remembered() {
+        let cost = crate::passwords::HashCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        let passwords = Arc::new(
+            FundPasswords::new(cost, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}")),
+        );
+        let answers = Answers {
+            bus: broadcast::channel(16).0,
+            passwords: Arc::clone(&passwords),
+            failpoint: None,
+        };
+        let user = |n: u8| UserId(uuid::Uuid::from_bytes([n; 16]));
+        let now = Instant::now();
+        let mut replies = Vec::new();
+        let mut job = |ticket_for: Option<u8>| {
+            let (reply, rx) = oneshot::channel();
+            replies.push(rx);
+            Job {
+                request_id: None,
+                command: deposit("any"),
+                call: None,
+                password: ticket_for.and_then(|n| passwords.pend(user(n), 1, "secret", now)),
+                reply,
+            }
+        };
+        // Users 1 to 4 each with a ticket, then user 4's password set.
+        let jobs = vec![
+            job(Some(1)),
+            job(Some(2)),
+            job(Some(3)),
+            job(Some(4)),
+            job(None),
+        ];
+        let done = |outcome| Done {
+            outcome,
+            reply: None,
+        };
+        let set = Event {
+            seq: 1,
+            at: clock_now(),
+            kind: EventKind::FundPasswordSet { user: user(4) },
+        };
+        let first = otc_storage::StoredOutcome::Applied {
+            first_seq: 1,
+            last_seq: 0,
+        };
+        answers.answer(
+            jobs,
+            vec![
+                done(Outcome::Applied(Vec::new())),
+                done(Outcome::Repeated(first, Vec::new())),
+                done(Outcome::Rejected(otc_engine::Rejection::NoFundPassword)),
+                done(Outcome::Applied(Vec::new())),
+                done(Outcome::Applied(vec![set])),
+            ],
+        );
+        let remembered = |n: u8| passwords.recall(user(n), "secret", now);
+        assert_eq!(remembered(1), Some(FundPasswordProof::matched(1)));
+        assert_eq!(remembered(2), None, "a retry's ticket");
+        assert_eq!(remembered(3), None, "a refused command's ticket");
+        assert_eq!(remembered(4), None, "set in the same group");
+        assert_eq!(replies.len(), 5);
+        for rx in &mut replies {
+            assert!(rx.try_recv().is_ok(), "every job is answered");
+        }
     }
 
     /// Sets a fault `commits_ahead` commits from now (the next is 1).

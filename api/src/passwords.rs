@@ -1,7 +1,7 @@
 //! Fund passwords in the shell (SPEC §6): the argon2id cost, and the
 //! password each user's hash matched lately, remembered in memory so that a
-//! merchant who releases trade after trade pays argon2 once, not on every
-//! release (at the default cost, 19 MiB and two passes, argon2 takes tens
+//! merchant who releases trade after trade pays argon2 about once per
+//! `remember`, not on every release (at the default cost, 19 MiB and two passes, argon2 takes tens
 //! of milliseconds of a core per check).
 //!
 //! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
@@ -18,7 +18,8 @@
 //! of a reply never tells a right guess from a wrong one (a timing
 //! difference would be a guessing oracle past the lock). A tag is
 //! forgotten when the user's password is set again (before that change is
-//! answered), after `remember` (15 minutes by default; `off` remembers
+//! answered; a ticket applied in the same group before the change is not
+//! kept), after `remember` (15 minutes by default; `off` remembers
 //! nothing), and all at once when the table is full. The engine decides
 //! each verdict exactly as an argon2 one: the lock, the current hash
 //! version, a wrong one counted.
@@ -31,7 +32,6 @@
 //! user carried out a protected action in the last `remember`: activity,
 //! which a holder of the user's token can read from their trades anyway.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -72,8 +72,6 @@ struct Remembered {
     tag: [u8; 32],
     /// When argon2 verified it.
     at: Instant,
-    /// [`FundPasswords::epoch`] when that check began.
-    epoch: u64,
 }
 
 /// A password argon2 matched, waiting for the engine to apply the one
@@ -83,6 +81,13 @@ pub struct Matched {
     remembered: Remembered,
 }
 
+impl Matched {
+    /// Whose password it is.
+    pub fn user(&self) -> UserId {
+        self.user
+    }
+}
+
 /// How fund passwords are checked: argon2id at `cost`, and passwords
 /// verified lately remembered for `remember` (see the module comment).
 pub struct FundPasswords {
@@ -90,9 +95,6 @@ pub struct FundPasswords {
     remember: Duration,
     key: [u8; 32],
     verified: DashMap<UserId, Remembered>,
-    /// Bumped whenever any user's password is set: a verification that
-    /// began before is not remembered (it may be about the old password).
-    sets: AtomicU64,
 }
 
 impl FundPasswords {
@@ -109,7 +111,6 @@ impl FundPasswords {
             remember,
             key,
             verified: DashMap::new(),
-            sets: AtomicU64::new(0),
         })
     }
 
@@ -152,24 +153,12 @@ impl FundPasswords {
         })
     }
 
-    /// Where a verification starts: pass it to [`FundPasswords::pend`].
-    pub fn epoch(&self) -> u64 {
-        self.sets.load(Ordering::Acquire)
-    }
-
     /// A ticket for `password`, which argon2 matched against `user`'s hash
-    /// of `version` in a check begun at `epoch`: it goes with the command
+    /// of `version`: it goes with the command
     /// carrying that verdict, and [`FundPasswords::confirm`] remembers it
     /// once the engine applied that command. `None` when nothing is
     /// remembered (`off`).
-    pub fn pend(
-        &self,
-        user: UserId,
-        version: u32,
-        password: &str,
-        epoch: u64,
-        at: Instant,
-    ) -> Option<Matched> {
+    pub fn pend(&self, user: UserId, version: u32, password: &str, at: Instant) -> Option<Matched> {
         if self.remember.is_zero() {
             return None;
         }
@@ -180,18 +169,14 @@ impl FundPasswords {
             .into();
         Some(Matched {
             user,
-            remembered: Remembered {
-                version,
-                tag,
-                at,
-                epoch,
-            },
+            remembered: Remembered { version, tag, at },
         })
     }
 
-    /// The engine applied the command `matched` went with: its password is
-    /// remembered, unless the ticket is stale at `now` or any password was
-    /// set since its check began.
+    /// The engine applied the command `matched` went with, so its verdict
+    /// was about the current hash: the password is remembered, unless the
+    /// ticket is stale at `now`. (The caller skips users whose password the
+    /// same group set after that command: see `Core`'s answer step.)
     pub fn confirm(&self, matched: Matched, now: Instant) {
         let Matched { user, remembered } = matched;
         if now.saturating_duration_since(remembered.at) >= self.remember {
@@ -200,21 +185,12 @@ impl FundPasswords {
         if self.verified.len() >= REMEMBERED_MAX {
             self.verified.clear();
         }
-        // `forget` bumps the epoch under the same shard lock.
-        let entry = self.verified.entry(user);
-        if self.sets.load(Ordering::Acquire) != remembered.epoch {
-            return;
-        }
-        entry.insert(remembered);
+        self.verified.insert(user, remembered);
     }
 
     /// Forgets `user`'s password: it was set again.
     pub fn forget(&self, user: UserId) {
-        let entry = self.verified.entry(user);
-        self.sets.fetch_add(1, Ordering::AcqRel);
-        if let dashmap::mapref::entry::Entry::Occupied(o) = entry {
-            o.remove();
-        }
+        self.verified.remove(&user);
     }
 }
 
@@ -234,16 +210,9 @@ mod tests {
         UserId(uuid::Uuid::from_bytes([n; 16]))
     }
 
-    /// Matched by argon2 at `epoch`, then applied by the engine.
-    fn learn(
-        p: &FundPasswords,
-        who: UserId,
-        version: u32,
-        password: &str,
-        epoch: u64,
-        at: Instant,
-    ) {
-        if let Some(matched) = p.pend(who, version, password, epoch, at) {
+    /// Matched by argon2, then applied by the engine.
+    fn learn(p: &FundPasswords, who: UserId, version: u32, password: &str, at: Instant) {
+        if let Some(matched) = p.pend(who, version, password, at) {
             p.confirm(matched, at);
         }
     }
@@ -261,8 +230,8 @@ mod tests {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
         assert_eq!(p.recall(user(1), "secret-1", now), None, "nothing yet");
-        learn(&p, user(1), 3, "secret-1", p.epoch(), now);
-        learn(&p, user(2), 5, "secret-2", p.epoch(), now);
+        learn(&p, user(1), 3, "secret-1", now);
+        learn(&p, user(2), 5, "secret-2", now);
         assert_eq!(p.recall(user(1), "secret-1", now), matched(3));
         assert_eq!(
             p.recall(user(1), "secret-2", now),
@@ -291,19 +260,15 @@ mod tests {
     fn a_match_is_remembered_only_through_its_own_ticket() {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
-        let ticket = p.pend(user(1), 1, "secret-1", p.epoch(), now);
+        let ticket = p.pend(user(1), 1, "secret-1", now);
         assert_eq!(p.recall(user(1), "secret-1", now), None, "a ticket only");
         // A second ticket of the same user, never confirmed (its command
         // was refused), changes nothing.
-        let _refused = p.pend(user(1), 1, "secret-1", p.epoch(), now);
+        let _refused = p.pend(user(1), 1, "secret-1", now);
         assert_eq!(p.recall(user(1), "secret-1", now), None);
         p.confirm(ticket.unwrap_or_else(|| panic!("remembering is on")), now);
         assert_eq!(p.recall(user(1), "secret-1", now), matched(1));
-        let set_meanwhile = p.pend(user(2), 1, "secret-2", p.epoch(), now);
-        p.forget(user(2));
-        p.confirm(set_meanwhile.unwrap_or_else(|| panic!("on")), now);
-        assert_eq!(p.recall(user(2), "secret-2", now), None, "set meanwhile");
-        let late = p.pend(user(3), 1, "secret-3", p.epoch(), now);
+        let late = p.pend(user(3), 1, "secret-3", now);
         p.confirm(
             late.unwrap_or_else(|| panic!("on")),
             now + Duration::from_secs(60),
@@ -319,7 +284,7 @@ mod tests {
     fn a_remembered_password_expires() {
         let p = passwords(Duration::from_secs(60));
         let then = Instant::now();
-        learn(&p, user(1), 1, "secret-1", p.epoch(), then);
+        learn(&p, user(1), 1, "secret-1", then);
         let later = then + Duration::from_secs(59);
         assert_eq!(p.recall(user(1), "secret-1", later), matched(1));
         let expired = then + Duration::from_secs(60);
@@ -331,18 +296,17 @@ mod tests {
     fn remembering_for_zero_remembers_nothing() {
         let p = passwords(Duration::ZERO);
         let now = Instant::now();
-        assert!(p.pend(user(1), 1, "secret-1", p.epoch(), now).is_none());
-        learn(&p, user(1), 1, "secret-1", p.epoch(), now);
+        assert!(p.pend(user(1), 1, "secret-1", now).is_none());
+        learn(&p, user(1), 1, "secret-1", now);
         assert_eq!(p.recall(user(1), "secret-1", now), None);
     }
 
     #[test]
-    fn a_set_password_forgets_and_voids_checks_begun_before_it() {
+    fn a_set_password_is_forgotten() {
         let p = passwords(Duration::from_secs(60));
         let now = Instant::now();
-        learn(&p, user(1), 1, "old-secret", p.epoch(), now);
-        learn(&p, user(2), 1, "other-secret", p.epoch(), now);
-        let begun = p.epoch();
+        learn(&p, user(1), 1, "old-secret", now);
+        learn(&p, user(2), 1, "other-secret", now);
         p.forget(user(1));
         assert_eq!(p.recall(user(1), "old-secret", now), None, "forgotten");
         assert_eq!(
@@ -350,10 +314,7 @@ mod tests {
             matched(1),
             "others kept"
         );
-        // An argon2 check that read the old hash before the set ends now.
-        learn(&p, user(1), 1, "old-secret", begun, now);
-        assert_eq!(p.recall(user(1), "old-secret", now), None, "not remembered");
-        learn(&p, user(1), 2, "new-secret", p.epoch(), now);
+        learn(&p, user(1), 2, "new-secret", now);
         assert_eq!(p.recall(user(1), "new-secret", now), matched(2));
         assert_eq!(p.recall(user(1), "old-secret", now), wrong(2));
     }

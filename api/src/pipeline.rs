@@ -13,7 +13,9 @@
 //! 3. **convert** the request into a command (`prepare`: field checks that
 //!    need no state, argon2, reading a file's bytes);
 //! 4. **submit** it to the writer with the bytes of any attachment, which
-//!    the writer stores in the same commit only if the command is applied;
+//!    the writer stores in the same commit only if the command is applied,
+//!    and the ticket of a fund password argon2 matched, remembered only if
+//!    the command is applied (see [`crate::passwords`]);
 //! 5. **view**: the writer renders the reply with [`crate::views::render`]
 //!    right after applying, from the state the command left, and stores it
 //!    with the commit; the handler decodes what the writer returns.
