@@ -288,3 +288,18 @@ impl ServerConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_or_off() {
+        assert_eq!(parse_duration_or_off("off"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration_or_off("15m"), Ok(Duration::from_secs(900)));
+        for bad in ["0s", "15", "soon", ""] {
+            let e = parse_duration_or_off(bad).expect_err(bad);
+            assert!(e.ends_with(", or off"), "{bad}: {e}");
+        }
+    }
+}

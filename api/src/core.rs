@@ -251,9 +251,9 @@ impl Core {
 
     /// Checks `password` against `user`'s fund-password hash off the writer
     /// (argon2id on a blocking thread, unless the user's password matched
-    /// lately: see [`crate::passwords`]) and returns the verdict for the engine, which
-    /// holds every rule about it (SPEC §6): set or not, locked, stale, and
-    /// counting a wrong one toward the lockout.
+    /// lately: see [`crate::passwords`]) and returns the verdict for the
+    /// engine, which holds every rule about it (SPEC §6): set or not,
+    /// locked, stale, and counting a wrong one toward the lockout.
     ///
     /// # Errors
     /// INTERNAL if the verification task fails.
@@ -530,12 +530,7 @@ mod tests {
     fn start(dir: &Path, options: WriterOptions) -> (Arc<Core>, std::thread::JoinHandle<()>) {
         let writer = Writer::open(dir, EngineConfig::default(), options)
             .unwrap_or_else(|e| panic!("open: {e}"));
-        let cost = crate::passwords::HashCost {
-            memory_kib: 64,
-            iterations: 1,
-        };
-        let passwords =
-            FundPasswords::new(cost, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}"));
+        let passwords = crate::passwords::tests::passwords(Duration::from_secs(60));
         Core::start(writer, Authenticator::new(b"secret"), passwords, 16, None)
     }
 
@@ -544,13 +539,7 @@ mod tests {
     /// group set.
     #[test]
     fn only_an_applied_jobs_ticket_is_remembered() {
-        let cost = crate::passwords::HashCost {
-            memory_kib: 64,
-            iterations: 1,
-        };
-        let passwords = Arc::new(
-            FundPasswords::new(cost, Duration::from_secs(60)).unwrap_or_else(|e| panic!("{e}")),
-        );
+        let passwords = Arc::new(crate::passwords::tests::passwords(Duration::from_secs(60)));
         let answers = Answers {
             bus: broadcast::channel(16).0,
             passwords: Arc::clone(&passwords),

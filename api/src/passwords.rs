@@ -51,14 +51,6 @@ pub struct HashCost {
     pub iterations: u32,
 }
 
-impl HashCost {
-    pub(crate) fn argon2(self) -> Result<Argon2<'static>, Status> {
-        let params = Params::new(self.memory_kib, self.iterations, 1, None)
-            .map_err(|e| Status::internal(format!("argon2 parameters: {e}")))?;
-        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
-    }
-}
-
 /// Users whose password is remembered at most (then the table starts
 /// over).
 const REMEMBERED_MAX: usize = 100_000;
@@ -119,7 +111,9 @@ impl FundPasswords {
     /// # Errors
     /// INTERNAL for parameters argon2 refuses.
     pub fn argon2(&self) -> Result<Argon2<'static>, Status> {
-        self.cost.argon2()
+        let params = Params::new(self.cost.memory_kib, self.cost.iterations, 1, None)
+            .map_err(|e| Status::internal(format!("argon2 parameters: {e}")))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
     }
 
     fn mac(&self, user: UserId, version: u32, password: &str) -> Hmac<Sha256> {
@@ -137,9 +131,7 @@ impl FundPasswords {
     /// matched if it is the same, wrong if not (a hash matches one
     /// password), either way about the version it matched.
     pub fn recall(&self, user: UserId, password: &str, now: Instant) -> Option<FundPasswordProof> {
-        let Remembered {
-            version, tag, at, ..
-        } = *self.verified.get(&user)?;
+        let Remembered { version, tag, at } = *self.verified.get(&user)?;
         if now.saturating_duration_since(at) >= self.remember {
             self.verified.remove_if(&user, |_, r| r.at == at);
             return None;
@@ -154,10 +146,9 @@ impl FundPasswords {
     }
 
     /// A ticket for `password`, which argon2 matched against `user`'s hash
-    /// of `version`: it goes with the command
-    /// carrying that verdict, and [`FundPasswords::confirm`] remembers it
-    /// once the engine applied that command. `None` when nothing is
-    /// remembered (`off`).
+    /// of `version`: it goes with the command carrying that verdict, and
+    /// [`FundPasswords::confirm`] remembers it once the engine applied that
+    /// command. `None` when nothing is remembered (`off`).
     pub fn pend(&self, user: UserId, version: u32, password: &str, at: Instant) -> Option<Matched> {
         if self.remember.is_zero() {
             return None;
@@ -195,10 +186,11 @@ impl FundPasswords {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn passwords(remember: Duration) -> FundPasswords {
+    /// At the cheapest cost, remembering for `remember`.
+    pub(crate) fn passwords(remember: Duration) -> FundPasswords {
         let cost = HashCost {
             memory_kib: 64,
             iterations: 1,

@@ -195,10 +195,9 @@ impl TradingService for Trading {
             let spec = ListingSpec::try_from(&r)?;
             let password = requests::password("fund_password", &fund_password)?;
             let checked = self.core.check_password(c.user, password).await?;
-            let proof = checked.proof;
             Ok(Prepared::from(Command::PublishListing {
                 seller: c.user,
-                proof,
+                proof: checked.proof,
                 spec,
             })
             .with_password(checked.matched))
@@ -302,10 +301,9 @@ impl TradingService for Trading {
             let request = FastSellRequest::try_from(&r)?;
             let password = requests::password("fund_password", &fund_password)?;
             let checked = self.core.check_password(c.user, password).await?;
-            let proof = checked.proof;
             Ok(Prepared::from(Command::FastSell {
                 seller: c.user,
-                proof,
+                proof: checked.proof,
                 request,
             })
             .with_password(checked.matched))
@@ -367,11 +365,10 @@ impl TradingService for Trading {
             let trade = cv::trade_id(&r.trade_id)?;
             let password = requests::password("fund_password", &fund_password)?;
             let checked = self.core.check_password(c.user, password).await?;
-            let proof = checked.proof;
             Ok(Prepared::from(Command::Release {
                 seller: c.user,
                 trade,
-                proof,
+                proof: checked.proof,
             })
             .with_password(checked.matched))
         })
