@@ -7,7 +7,8 @@
 //! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
 //! version, password) under a key drawn from the OS when `otcd` starts.
 //! The key and the tags live only in this process's memory: never in the
-//! data dir, a log, an event or a reply, and gone at a restart. A tag is
+//! data dir, a log, an event or a reply, and gone at a restart (the key
+//! zeroed when dropped). A tag is
 //! kept only for a password argon2 matched on a command the engine then
 //! applied: until then it travels with that one command, as a [`Matched`]
 //! ticket (a right guess on a command refused for another reason counts
@@ -41,6 +42,7 @@ use otc_engine::UserId;
 use otc_engine::command::FundPasswordProof;
 use sha2::Sha256;
 use tonic::Status;
+use zeroize::Zeroizing;
 
 /// argon2id cost settings (SPEC §6: the hash is slow on purpose).
 #[derive(Debug, Clone, Copy)]
@@ -85,7 +87,9 @@ impl Matched {
 pub struct FundPasswords {
     cost: HashCost,
     remember: Duration,
-    key: [u8; 32],
+    /// On the heap, so moving this value leaves no copy behind, and zeroed
+    /// when dropped.
+    key: Box<Zeroizing<[u8; 32]>>,
     verified: DashMap<UserId, Remembered>,
 }
 
@@ -96,8 +100,8 @@ impl FundPasswords {
     /// # Errors
     /// The OS gave no random key.
     pub fn new(cost: HashCost, remember: Duration) -> Result<Self, String> {
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| format!("no random key from the OS: {e}"))?;
+        let mut key = Box::new(Zeroizing::new([0u8; 32]));
+        getrandom::fill(&mut key[..]).map_err(|e| format!("no random key from the OS: {e}"))?;
         Ok(Self {
             cost,
             remember,
@@ -118,7 +122,7 @@ impl FundPasswords {
 
     fn mac(&self, user: UserId, version: u32, password: &str) -> Hmac<Sha256> {
         // A key of any length is accepted by HMAC: this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key[..])
             .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
         mac.update(user.0.as_bytes());
         mac.update(&version.to_be_bytes());
