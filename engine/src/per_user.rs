@@ -9,7 +9,7 @@
 //! outside: the index iterates, compares and serializes as the sorted set of
 //! `(user, id)` it replaces, so snapshots and digests keep their layout.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::de::Deserializer;
@@ -17,6 +17,9 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::UserId;
+
+mod queue;
+use queue::Ids;
 
 /// A fixed, seedless hasher for engine keys (user ids): deterministic on
 /// every run and build, as the engine must be. Each 8-byte word is folded
@@ -67,92 +70,6 @@ impl Hasher for IdHasher {
 
 /// Builds [`IdHasher`]s.
 pub type IdBuild = BuildHasherDefault<IdHasher>;
-
-/// One user's ids, ascending: one inline (most users hold one), or a
-/// queue (a busy seller's trades end oldest first, so removals are near the
-/// front), boxed so a table slot stays small.
-#[derive(Debug, Clone)]
-// The box is deliberate: a slot is then 16 bytes instead of 40, and the
-// table's slots (every user with any id) outnumber the queues many times.
-#[allow(clippy::box_collection)]
-enum Ids<I> {
-    One(I),
-    Many(Box<VecDeque<I>>),
-}
-
-impl<I: Copy + Ord> Ids<I> {
-    fn len(&self) -> usize {
-        match self {
-            Ids::One(_) => 1,
-            Ids::Many(v) => v.len(),
-        }
-    }
-
-    fn get(&self, i: usize) -> Option<I> {
-        match self {
-            Ids::One(id) => (i == 0).then_some(*id),
-            Ids::Many(v) => v.get(i).copied(),
-        }
-    }
-
-    /// How many ids are below `hi`.
-    fn count_below(&self, hi: I) -> usize {
-        match self {
-            Ids::One(id) => usize::from(*id < hi),
-            Ids::Many(v) => v.partition_point(|id| *id < hi),
-        }
-    }
-
-    fn contains(&self, id: I) -> bool {
-        match self {
-            Ids::One(only) => *only == id,
-            Ids::Many(v) => v.binary_search(&id).is_ok(),
-        }
-    }
-
-    /// Adds `id` in order; false if it was there.
-    fn insert(&mut self, id: I) -> bool {
-        match self {
-            Ids::One(first) if *first == id => false,
-            Ids::One(first) => {
-                let pair = if *first < id {
-                    VecDeque::from([*first, id])
-                } else {
-                    VecDeque::from([id, *first])
-                };
-                *self = Ids::Many(Box::new(pair));
-                true
-            }
-            Ids::Many(v) => match v.back() {
-                Some(last) if *last < id => {
-                    v.push_back(id);
-                    true
-                }
-                _ => match v.binary_search(&id) {
-                    Ok(_) => false,
-                    Err(i) => {
-                        v.insert(i, id);
-                        true
-                    }
-                },
-            },
-        }
-    }
-
-    /// Removes `id`; whether it was there. Leaves `Many` possibly empty.
-    fn remove(&mut self, id: I) -> bool {
-        match self {
-            Ids::One(only) => *only == id,
-            Ids::Many(v) => match v.binary_search(&id) {
-                Ok(i) => {
-                    v.remove(i);
-                    true
-                }
-                Err(_) => false,
-            },
-        }
-    }
-}
 
 /// Each user's ids of one kind: a set of `(user, id)` pairs.
 #[derive(Debug, Clone)]
@@ -207,16 +124,15 @@ impl<I: Copy + Ord> PerUser<I> {
 
     /// A user's ids, ascending.
     pub fn of(&self, user: UserId) -> impl DoubleEndedIterator<Item = I> + '_ {
-        let ids = self.by_user.get(&user);
-        let n = ids.map_or(0, Ids::len);
-        (0..n).filter_map(move |i| ids.and_then(|ids| ids.get(i)))
+        self.by_user.get(&user).into_iter().flat_map(Ids::all)
     }
 
     /// A user's ids below `hi`, ascending.
     pub fn below(&self, user: UserId, hi: I) -> impl DoubleEndedIterator<Item = I> + '_ {
-        let ids = self.by_user.get(&user);
-        let n = ids.map_or(0, |ids| ids.count_below(hi));
-        (0..n).filter_map(move |i| ids.and_then(|ids| ids.get(i)))
+        self.by_user
+            .get(&user)
+            .into_iter()
+            .flat_map(move |ids| ids.below(hi))
     }
 
     /// How many pairs are held.
@@ -253,7 +169,8 @@ impl<I: Copy + Ord> PerUser<I> {
         users.sort_unstable();
         for u in users {
             let s: Vec<I> = self.of(*u).collect();
-            if s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
+            let queue_ok = self.by_user.get(u).is_some_and(Ids::well_formed);
+            if !queue_ok || s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!(
                     "the per-user {what} index of {u:?} is not ascending"
                 ));
@@ -438,6 +355,85 @@ mod tests {
         assert_eq!(index.of(user).collect::<Vec<_>>(), want);
         let below: Vec<TradeId> = want.iter().copied().filter(|id| id.0 < 150).collect();
         assert_eq!(index.below(user, TradeId(150)).collect::<Vec<_>>(), below);
+    }
+
+    #[test]
+    fn a_long_queue_with_removals_from_the_middle_stays_the_sorted_set() {
+        // One busy user holding hundreds: ids mostly arrive in order and
+        // leave from anywhere, so dead slots are left in the middle, dropped
+        // at the ends, revived by a re-insert, and swept.
+        let mut index: PerUser<TradeId> = PerUser::default();
+        let mut set: BTreeSet<TradeId> = BTreeSet::new();
+        let user = u(1);
+        let (mut next, mut removed, mut swept) = (0u64, Vec::new(), 0);
+        let mut x: u64 = 11;
+        for step in 0..30_000 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let roll = (x >> 56) % 16;
+            let inserts = if set.len() < 600 { 11 } else { 5 };
+            if roll < inserts || set.len() < 2 {
+                // In order; now and then again an id removed lately (its
+                // slot may still be there, dead) or one never held.
+                let id = match roll {
+                    0 if !removed.is_empty() => removed[((x >> 20) as usize) % removed.len()],
+                    1 if next > 0 => TradeId((x >> 20) % next),
+                    _ => {
+                        next += 1;
+                        TradeId(next)
+                    }
+                };
+                assert_eq!(index.insert(user, id), set.insert(id), "insert {id:?}");
+            } else {
+                // Oldest, newest, or from the middle.
+                let held: Vec<TradeId> = set.iter().copied().collect();
+                let id = match roll % 4 {
+                    0 => held[0],
+                    1 => held[held.len() - 1],
+                    _ => held[((x >> 24) as usize) % held.len()],
+                };
+                assert_eq!(index.remove(user, id), set.remove(&id), "remove {id:?}");
+                assert!(!index.remove(user, id), "a second remove of {id:?}");
+                removed.push(id);
+                if removed.len() > 64 {
+                    removed.remove(0);
+                }
+            }
+            assert_eq!(index.len(), set.len());
+            if let Some(ids) = index.by_user.get(&user) {
+                let dead = ids.dead();
+                assert!(
+                    dead <= queue::SWEEP_MIN.max(ids.len()),
+                    "dead slots are swept"
+                );
+                swept = swept.max(dead);
+            }
+            if step % 97 == 0 {
+                assert!(index.check("trade").is_ok(), "well formed at step {step}");
+                assert_eq!(
+                    index.of(user).collect::<Vec<_>>(),
+                    set.iter().copied().collect::<Vec<_>>()
+                );
+                let hi = TradeId((x >> 8) % (next + 2));
+                let want: Vec<TradeId> = set.range(..hi).rev().copied().take(20).collect();
+                let got: Vec<TradeId> = index.below(user, hi).rev().take(20).collect();
+                assert_eq!(got, want, "below {hi:?}, newest first");
+                for probe in [TradeId(0), hi, TradeId(next)] {
+                    assert_eq!(index.contains(user, probe), set.contains(&probe));
+                }
+            }
+        }
+        assert!(set.len() > 300, "the queue grew long: {}", set.len());
+        assert!(
+            swept > queue::SWEEP_MIN,
+            "dead slots piled up before a sweep: {swept}"
+        );
+        let pairs: BTreeSet<(UserId, TradeId)> = set.iter().map(|id| (user, *id)).collect();
+        assert_eq!(
+            bincode::serialize(&index).unwrap_or_default(),
+            bincode::serialize(&pairs).unwrap_or_default()
+        );
     }
 
     #[test]
