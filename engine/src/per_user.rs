@@ -158,7 +158,8 @@ impl<I: Copy + Ord> PerUser<I> {
     }
 
     /// Checks the index is well formed: each user's ids strictly
-    /// ascending and non-empty, and the count right.
+    /// ascending and non-empty, each queue sound (ascending slots, live
+    /// ends, its live count right), and the count right.
     ///
     /// # Errors
     /// A sentence naming what is wrong.
@@ -169,10 +170,14 @@ impl<I: Copy + Ord> PerUser<I> {
         users.sort_unstable();
         for u in users {
             let s: Vec<I> = self.of(*u).collect();
-            let queue_ok = self.by_user.get(u).is_some_and(Ids::well_formed);
-            if !queue_ok || s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
+            if s.is_empty() || s.windows(2).any(|w| w[0] >= w[1]) {
                 return Err(format!(
                     "the per-user {what} index of {u:?} is not ascending"
+                ));
+            }
+            if !self.by_user.get(u).is_some_and(Ids::well_formed) {
+                return Err(format!(
+                    "the per-user {what} index of {u:?} has a malformed queue"
                 ));
             }
             n += s.len();
@@ -402,6 +407,7 @@ mod tests {
             }
             assert_eq!(index.len(), set.len());
             if let Some(ids) = index.by_user.get(&user) {
+                assert_eq!(ids.len(), set.len(), "the queue's own count");
                 let dead = ids.dead();
                 assert!(
                     dead <= queue::SWEEP_MIN.max(ids.len()),
@@ -430,10 +436,42 @@ mod tests {
             "dead slots piled up before a sweep: {swept}"
         );
         let pairs: BTreeSet<(UserId, TradeId)> = set.iter().map(|id| (user, *id)).collect();
-        assert_eq!(
-            bincode::serialize(&index).unwrap_or_default(),
-            bincode::serialize(&pairs).unwrap_or_default()
-        );
+        let bytes = bincode::serialize(&index).unwrap_or_default();
+        assert_eq!(bytes, bincode::serialize(&pairs).unwrap_or_default());
+        // Read back, it holds no dead slots, yet equals the one that does.
+        let back: PerUser<TradeId> = bincode::deserialize(&bytes).unwrap_or_default();
+        assert_eq!(back, index);
+        assert!(back.by_user.get(&user).is_some_and(|ids| ids.dead() == 0));
+    }
+
+    #[test]
+    fn removals_from_the_middle_are_swept_once_they_outnumber_the_live() {
+        let mut index: PerUser<TradeId> = PerUser::default();
+        let user = u(2);
+        for id in 1..=100 {
+            assert!(index.insert(user, TradeId(id)));
+        }
+        let dead = |index: &PerUser<TradeId>| index.by_user.get(&user).map_or(0, Ids::dead);
+        // 50 removed from the middle: 50 dead beside 50 live, not yet swept.
+        for id in 2..=51 {
+            assert!(index.remove(user, TradeId(id)));
+        }
+        assert_eq!((index.len(), dead(&index)), (50, 50));
+        // One more outnumbers the live: all swept at once.
+        assert!(index.remove(user, TradeId(52)));
+        assert_eq!((index.len(), dead(&index)), (49, 0));
+        // Under the floor (32), dead ones stay even when they outnumber.
+        for id in 53..=98 {
+            assert!(index.remove(user, TradeId(id)));
+        }
+        assert_eq!(index.len(), 3);
+        assert!(dead(&index) <= queue::SWEEP_MIN, "{}", dead(&index));
+        // The newest and the oldest go without leaving dead ends.
+        assert!(index.remove(user, TradeId(100)));
+        assert!(index.remove(user, TradeId(1)));
+        assert_eq!((index.len(), dead(&index)), (1, 0));
+        assert_eq!(index.of(user).collect::<Vec<_>>(), vec![TradeId(99)]);
+        assert!(index.check("trade").is_ok());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! a queue whose removals from the middle leave dead slots ([`Queue`]).
 
 use std::collections::VecDeque;
+use std::collections::vec_deque::Iter;
 
 /// One user's ids, ascending: one inline (most users hold one), or a
 /// queue, boxed so a table slot stays small.
@@ -15,9 +16,9 @@ pub(super) enum Ids<I> {
 /// first, but some end from the middle of hundreds (a quarter of them in
 /// the benchmark's mix): those are marked dead in place (a binary search,
 /// no shifting), dropped when an end reaches them, and swept out together
-/// once they outnumber the live ones. So the queue holds at most about
-/// twice its live ids, and each id is moved a bounded number of times on
-/// average.
+/// once they outnumber the live ones and number more than [`SWEEP_MIN`].
+/// So a queue holds at most `max(SWEEP_MIN, live)` dead ids, and each id is
+/// moved a bounded number of times on average.
 #[derive(Debug, Clone)]
 pub(super) struct Queue<I> {
     /// Ascending; both ends are live.
@@ -100,14 +101,12 @@ impl<I: Copy + Ord> Queue<I> {
     }
 
     /// The live ids of `slots` (a range of this queue's).
-    fn live_ids(
-        slots: std::collections::vec_deque::Iter<'_, Slot<I>>,
-    ) -> impl DoubleEndedIterator<Item = I> + '_ {
+    fn live_ids(slots: Iter<'_, Slot<I>>) -> impl DoubleEndedIterator<Item = I> + '_ {
         slots.filter(|s| s.live).map(|s| s.id)
     }
 
     /// Its slots below `hi` (dead ones included).
-    fn below(&self, hi: I) -> std::collections::vec_deque::Iter<'_, Slot<I>> {
+    fn below(&self, hi: I) -> Iter<'_, Slot<I>> {
         let n = self.slots.partition_point(|s| s.id < hi);
         self.slots.range(..n)
     }
