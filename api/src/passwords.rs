@@ -7,8 +7,8 @@
 //! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
 //! version, password) under a key drawn from the OS when `otcd` starts.
 //! The key and the tags live only in this process's memory: never in the
-//! data dir, a log, an event or a reply, and gone at a restart (the key
-//! zeroed when dropped). A tag is
+//! data dir, a log, an event or a reply, and gone at a restart (the stored
+//! key zeroed when dropped). A tag is
 //! kept only for a password argon2 matched on a command the engine then
 //! applied: until then it travels with that one command, as a [`Matched`]
 //! ticket (a right guess on a command refused for another reason counts
@@ -88,7 +88,9 @@ pub struct FundPasswords {
     cost: HashCost,
     remember: Duration,
     /// On the heap, so moving this value leaves no copy behind, and zeroed
-    /// when dropped.
+    /// when dropped. (The HMAC state built from it for each tag, its
+    /// padded key blocks included, is not zeroed: neither `hmac` nor `sha2`
+    /// does that.)
     key: Box<Zeroizing<[u8; 32]>>,
     verified: DashMap<UserId, Remembered>,
 }
