@@ -124,7 +124,10 @@ impl<I: Copy + Ord> PerUser<I> {
 
     /// A user's ids, ascending.
     pub fn of(&self, user: UserId) -> impl DoubleEndedIterator<Item = I> + '_ {
-        self.by_user.get(&user).into_iter().flat_map(Ids::all)
+        self.by_user
+            .get(&user)
+            .into_iter()
+            .flat_map(|ids| ids.below(None))
     }
 
     /// A user's ids below `hi`, ascending.
@@ -132,7 +135,7 @@ impl<I: Copy + Ord> PerUser<I> {
         self.by_user
             .get(&user)
             .into_iter()
-            .flat_map(move |ids| ids.below(hi))
+            .flat_map(move |ids| ids.below(Some(hi)))
     }
 
     /// How many pairs are held.

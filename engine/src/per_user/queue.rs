@@ -105,9 +105,11 @@ impl<I: Copy + Ord> Queue<I> {
         slots.filter(|s| s.live).map(|s| s.id)
     }
 
-    /// Its slots below `hi` (dead ones included).
-    fn below(&self, hi: I) -> Iter<'_, Slot<I>> {
-        let n = self.slots.partition_point(|s| s.id < hi);
+    /// Its slots below `hi`, or all with no bound (dead ones included).
+    fn below(&self, hi: Option<I>) -> Iter<'_, Slot<I>> {
+        let n = hi.map_or(self.slots.len(), |hi| {
+            self.slots.partition_point(|s| s.id < hi)
+        });
         self.slots.range(..n)
     }
 
@@ -132,19 +134,10 @@ impl<I: Copy + Ord> Ids<I> {
         }
     }
 
-    /// Its ids, ascending.
-    pub(super) fn all(&self) -> impl DoubleEndedIterator<Item = I> + '_ {
+    /// Its ids below `hi` (all of them with no bound), ascending.
+    pub(super) fn below(&self, hi: Option<I>) -> impl DoubleEndedIterator<Item = I> + '_ {
         let (one, many) = match self {
-            Ids::One(id) => (Some(*id), None),
-            Ids::Many(q) => (None, Some(Queue::live_ids(q.slots.iter()))),
-        };
-        one.into_iter().chain(many.into_iter().flatten())
-    }
-
-    /// Its ids below `hi`, ascending.
-    pub(super) fn below(&self, hi: I) -> impl DoubleEndedIterator<Item = I> + '_ {
-        let (one, many) = match self {
-            Ids::One(id) => ((*id < hi).then_some(*id), None),
+            Ids::One(id) => (hi.is_none_or(|hi| *id < hi).then_some(*id), None),
             Ids::Many(q) => (None, Some(Queue::live_ids(q.below(hi)))),
         };
         one.into_iter().chain(many.into_iter().flatten())
