@@ -32,6 +32,7 @@ pub mod channels;
 pub mod client;
 pub mod common;
 pub mod config;
+pub mod conn;
 pub mod console;
 pub mod convert;
 pub mod core;

@@ -101,6 +101,15 @@ pub fn nodelay(
     })
 }
 
+/// [`nodelay`]'s connections as otcd's gRPC listener serves them: a reply
+/// and its trailers leave in one write ([`crate::conn`]).
+pub fn grpc_incoming(
+    listener: TcpListener,
+) -> impl tokio_stream::Stream<Item = std::io::Result<crate::conn::Conn>> {
+    use tokio_stream::StreamExt;
+    nodelay(listener).map(|conn| conn.map(crate::conn::Conn::new))
+}
+
 /// The token secret: from the flag, else from `<data>/jwt-secret`, created on
 /// first start (then the log says how to mint tokens).
 fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
@@ -279,7 +288,7 @@ pub async fn run(
         .add_service(services.merchant)
         .add_service(services.support)
         .add_service(services.admin)
-        .serve_with_incoming_shutdown(nodelay(listener), on_shutdown);
+        .serve_with_incoming_shutdown(grpc_incoming(listener), on_shutdown);
     let result = serve.await.map_err(|e| format!("server failed: {e}"));
     // The HTTP listener stops on the same signal; its handlers hold the core.
     for (name, task) in [("HTTP", http_server), ("console", console_server)] {
