@@ -3,6 +3,8 @@
 //! The edge of the system: the only crate that knows protobuf and gRPC.
 //!
 //! - [`server`]: `run(listeners, config, shutdown)`; [`config`]: its flags.
+//! - [`conn`]: the gRPC listener's connections, so h2 sends a reply and
+//!   its trailers in one write.
 //! - [`core`]: the single writer thread behind a bounded queue, the event
 //!   bus, fund-password hashing off the writer.
 //! - [`auth`]: bearer JWTs (HS256) and roles.

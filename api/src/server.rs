@@ -102,8 +102,9 @@ pub fn nodelay(
 }
 
 /// [`nodelay`]'s connections as otcd's gRPC listener serves them: a reply
-/// and its trailers leave in one write ([`crate::conn`]).
-pub fn grpc_incoming(
+/// below 1 KiB and its trailers leave in one write, and the replies ready
+/// with it share that write ([`crate::conn`]).
+fn grpc_incoming(
     listener: TcpListener,
 ) -> impl tokio_stream::Stream<Item = std::io::Result<crate::conn::Conn>> {
     use tokio_stream::StreamExt;
