@@ -180,6 +180,15 @@ async fn appeals_open_after_the_window_and_cs_resolves_both_ways() {
         );
         wait_ms(2_100).await;
         seller.open_appeal(appeal(&trade)).await.unwrap();
+        // 2 KiB of varied bytes: through h2 the reply's message is chained
+        // past 1 KiB and leaves behind its frame header in one vectored write
+        // (`otc_api::conn`); every byte must come back in place.
+        let pattern = (0..2040u32).map(|i| (i * 7 % 251) as u8);
+        let receipt: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+            .iter()
+            .copied()
+            .chain(pattern)
+            .collect();
         buyer
             .add_evidence(pb::AddEvidenceRequest {
                 request_id: rid(),
@@ -188,7 +197,7 @@ async fn appeals_open_after_the_window_and_cs_resolves_both_ways() {
                 attachment: Some(pb::Attachment {
                     content_type: "image/png".into(),
                     file_name: "r.png".into(),
-                    data: [b"\x89PNG\r\n\x1a\n".as_slice(), &[7; 2040]].concat(),
+                    data: receipt.clone(),
                 }),
             })
             .await
@@ -215,7 +224,7 @@ async fn appeals_open_after_the_window_and_cs_resolves_both_ways() {
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(bytes.data.len(), 2048);
+        assert_eq!(bytes.data, receipt);
         let as_seller = seller
             .get_appeal(pb::GetTradeRequest {
                 trade_id: trade.clone(),

@@ -1,5 +1,5 @@
-//! The gRPC listener's connections: TCP with Nagle's algorithm off, whose
-//! writes h2 gathers into one buffer.
+//! The gRPC listener's connections (TCP with Nagle's algorithm off, by
+//! [`crate::server::nodelay`]), gathering what h2 writes into one write.
 //!
 //! h2 copies a DATA frame's payload into its write buffer only below a
 //! threshold: 256 bytes on a socket that takes vectored writes, 1,024 on one
@@ -16,8 +16,9 @@
 //! over its buffer and then the payload. [`Conn`] holds (copies) what it is
 //! handed until h2 flushes; a piece of [`DIRECT_MIN`] or more that comes
 //! while bytes are held (a chained payload behind its frame header) goes out
-//! at once with them, in one vectored write, without being copied: a large
-//! reply or an attachment's 16 KiB frames leave as `writev` sent them before.
+//! at once with them in one vectored write, not copied when the socket takes
+//! it whole: a large reply or an attachment's 16 KiB frames leave as
+//! `writev` sent them before.
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -28,22 +29,24 @@ use tokio::net::TcpStream;
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
 /// A piece at least this long that comes while bytes are held goes out at
-/// once behind them (h2 chains payloads this long behind their frame header
-/// rather than copy them). Other pieces are held until the flush, unless the
-/// held bytes would pass [`GATHER_MAX`].
+/// once behind them: h2 chains payloads this long behind their frame header
+/// rather than copy them (h2 0.4's `CHAIN_THRESHOLD_WITHOUT_VECTORED_IO`).
+/// Other pieces are held until the flush, unless the held bytes would pass
+/// [`GATHER_MAX`].
 pub const DIRECT_MIN: usize = 1024;
 
 /// The most [`Conn`] holds before it writes.
 pub const GATHER_MAX: usize = 32 * 1024;
 
-/// What a connection keeps allocated between flushes: a burst of large
+/// The most a connection keeps allocated between flushes: a burst of large
 /// writes does not pin a large buffer to an idle connection.
 const KEEP_CAPACITY: usize = 8 * 1024;
 
 /// An accepted gRPC connection (see the module comment). Generic for tests.
 pub struct Conn<T = TcpStream> {
     io: T,
-    /// Bytes h2 handed over and the socket has not taken yet.
+    /// Bytes h2 handed over since the last drain: `held[sent..]` are not
+    /// written yet.
     held: Vec<u8>,
     /// How much of `held` the socket has taken.
     sent: usize,
@@ -61,12 +64,10 @@ impl<T> Conn<T> {
     }
 
     /// Forgets the held bytes once all are out.
-    fn emptied(&mut self) {
+    fn reset_held(&mut self) {
         self.held.clear();
         self.sent = 0;
-        if self.held.capacity() > KEEP_CAPACITY {
-            self.held = Vec::new();
-        }
+        self.held.shrink_to(KEEP_CAPACITY);
     }
 }
 
@@ -80,7 +81,7 @@ impl<T: AsyncWrite + Unpin> Conn<T> {
             }
             self.sent += n;
         }
-        self.emptied();
+        self.reset_held();
         Poll::Ready(Ok(()))
     }
 
@@ -96,12 +97,12 @@ impl<T: AsyncWrite + Unpin> Conn<T> {
             }
             if n > held.len() {
                 let taken = n - held.len();
-                self.emptied();
+                self.reset_held();
                 return Poll::Ready(Ok(taken));
             }
             self.sent += n;
         }
-        self.emptied();
+        self.reset_held();
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 }
@@ -174,6 +175,8 @@ mod tests {
         /// After this many more writes taken, refuse one with `Pending`.
         busy_after: Option<usize>,
         fail: Option<io::ErrorKind>,
+        /// Each vectored write's slice count and its last slice's address.
+        vectored: Vec<(usize, usize)>,
         flushes: usize,
         shut: bool,
     }
@@ -211,8 +214,13 @@ mod tests {
             cx: &mut Context<'_>,
             bufs: &[IoSlice<'_>],
         ) -> Poll<io::Result<usize>> {
-            self.get_mut()
-                .take(cx, bufs.iter().flat_map(|b| b.iter().copied()).collect())
+            let me = self.get_mut();
+            let last = bufs.last().map_or(0, |b| b.as_ptr() as usize);
+            let taken = me.take(cx, bufs.iter().flat_map(|b| b.iter().copied()).collect());
+            if taken.is_ready() {
+                me.vectored.push((bufs.len(), last));
+            }
+            taken
         }
         fn is_write_vectored(&self) -> bool {
             true
@@ -271,11 +279,13 @@ mod tests {
             1,
             "header and payload in one vectored write"
         );
-        assert_eq!(all(&c.io), [b"frame header".to_vec(), payload].concat());
-        assert!(
-            c.held.capacity() <= KEEP_CAPACITY,
-            "the payload was not held"
+        assert_eq!(
+            c.io.vectored,
+            vec![(2, payload.as_ptr() as usize)],
+            "the payload went out from h2's own bytes, not a copy"
         );
+        assert_eq!(all(&c.io), [b"frame header".to_vec(), payload].concat());
+        assert!(c.held.capacity() <= KEEP_CAPACITY);
         // A large buffer with nothing held yet is held like any other.
         let head = bytes(4 * 1024, 9);
         c.write_all(&head).await.unwrap();
@@ -330,6 +340,61 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_piece_of_direct_min_goes_out_while_one_byte_shorter_is_held() {
+        let mut c = Conn::new(Writes::default());
+        c.write_all(b"h").await.unwrap();
+        c.write_all(&bytes(DIRECT_MIN - 1, 1)).await.unwrap();
+        assert!(c.io.taken.is_empty(), "below DIRECT_MIN: held");
+        c.write_all(&bytes(DIRECT_MIN, 2)).await.unwrap();
+        assert_eq!(
+            c.io.taken.len(),
+            1,
+            "DIRECT_MIN: out at once, behind the held"
+        );
+        assert_eq!(
+            all(&c.io),
+            [
+                b"h".to_vec(),
+                bytes(DIRECT_MIN - 1, 1),
+                bytes(DIRECT_MIN, 2)
+            ]
+            .concat()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_socket_taking_exactly_the_held_bytes_then_the_piece() {
+        // The socket takes 4 bytes a write: exactly "head", then the piece.
+        let mut c = Conn::new(Writes {
+            per_write: Some(4),
+            ..Writes::default()
+        });
+        c.write_all(b"head").await.unwrap();
+        let payload = bytes(2_000, 6);
+        c.write_all(&payload).await.unwrap();
+        c.flush().await.unwrap();
+        assert_eq!(all(&c.io), [b"head".to_vec(), payload].concat());
+    }
+
+    #[tokio::test]
+    async fn a_busy_socket_behind_held_bytes_loses_and_repeats_nothing() {
+        let payload = bytes(2_000, 8);
+        // Busy at the first vectored write, then after the held bytes are out.
+        for (per_write, busy_after) in [(None, 0), (Some(4), 1)] {
+            let mut c = Conn::new(Writes {
+                per_write,
+                busy_after: Some(busy_after),
+                ..Writes::default()
+            });
+            c.write_all(b"head").await.unwrap();
+            c.write_all(&payload).await.unwrap();
+            c.flush().await.unwrap();
+            assert_eq!(all(&c.io), [b"head".to_vec(), payload.clone()].concat());
+            assert!(c.held.is_empty() && c.sent == 0);
+        }
+    }
+
+    #[tokio::test]
     async fn errors_and_a_socket_taking_nothing_are_reported() {
         let mut c = Conn::new(Writes::default());
         c.write_all(b"held").await.unwrap();
@@ -343,8 +408,10 @@ mod tests {
             ..Writes::default()
         });
         c.write_all(b"held").await.unwrap();
+        let e = c.write_all(&bytes(2_000, 0)).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero, "behind held bytes");
         let e = c.flush().await.unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::WriteZero);
+        assert_eq!(e.kind(), io::ErrorKind::WriteZero, "draining");
     }
 
     #[tokio::test]
