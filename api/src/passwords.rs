@@ -1,29 +1,27 @@
-//! Fund passwords in the shell (SPEC §6): the argon2id cost, and the
-//! password each user's hash matched lately, remembered in memory so that a
-//! merchant who releases trade after trade pays argon2 about once per
-//! `remember`, not on every release (at the default cost, 19 MiB and two passes, argon2 takes tens
-//! of milliseconds of a core per check).
+//! Fund passwords in the shell (SPEC §6): the argon2id cost, and the password
+//! each user's hash matched lately, remembered in memory so that a merchant
+//! who releases trade after trade pays argon2 about once per `remember`, not
+//! on every release (at the default cost, 19 MiB and two passes, argon2 takes
+//! tens of milliseconds of a core per check).
 //!
-//! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash
-//! version, password) under a key drawn from the OS when `otcd` starts.
-//! The key and the tags live only in this process's memory: never in the
-//! data dir, a log, an event or a reply, and gone at a restart (the stored
-//! key zeroed when dropped). A tag is
-//! kept only for a password argon2 matched on a command the engine then
-//! applied: until then it travels with that one command, as a [`Matched`]
-//! ticket (a right guess on a command refused for another reason counts
-//! nothing, so remembering it would let the next reply's time tell).
-//! While a user's tag is fresh,
-//! every password that user types is judged against it, right or wrong,
-//! with no argon2: the verdict takes the same time either way, so the time
-//! of a reply never tells a right guess from a wrong one (a timing
-//! difference would be a guessing oracle past the lock). A tag is
-//! forgotten when the user's password is set again (before that change is
+//! What is remembered, per user, is an HMAC-SHA256 tag of (user, hash version,
+//! password) under a key drawn from the OS when `otcd` starts. The key and the
+//! tags live only in this process's memory: never in the data dir, a log, an
+//! event or a reply, and gone at a restart (the stored key zeroed when
+//! dropped). A tag is kept only for a password argon2 matched on a command the
+//! engine then applied: until then it travels with that one command, as a
+//! [`Matched`] ticket (a right guess on a command refused for another reason
+//! counts nothing, so remembering it would let the next reply's time tell).
+//! While a user's tag is fresh, every password that user types is judged
+//! against it, right or wrong, with no argon2: the verdict takes the same time
+//! either way, so the time of a reply never tells a right guess from a wrong
+//! one (a timing difference would be a guessing oracle past the lock). A tag
+//! is forgotten when the user's password is set again (before that change is
 //! answered; a ticket applied in the same group before the change is not
-//! kept), after `remember` (15 minutes by default; `off` remembers
-//! nothing), and all at once when the table is full. The engine decides
-//! each verdict exactly as an argon2 one: the lock, the current hash
-//! version, a wrong one counted.
+//! kept), after `remember` (15 minutes by default; `off` remembers nothing),
+//! and all at once when the table is full. The engine decides each verdict
+//! exactly as an argon2 one: the lock, the current hash version, a wrong one
+//! counted.
 //!
 //! What this gives up: someone who can read `otcd`'s memory could test
 //! guesses against a tag at HMAC speed rather than argon2 speed. Such a

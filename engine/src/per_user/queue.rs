@@ -2,7 +2,6 @@
 //! a queue whose removals from the middle leave dead slots ([`Queue`]).
 
 use std::collections::VecDeque;
-use std::collections::vec_deque::Iter;
 
 /// One user's ids, ascending: one inline (most users hold one), or a
 /// queue, boxed so a table slot stays small.
@@ -100,17 +99,12 @@ impl<I: Copy + Ord> Queue<I> {
         true
     }
 
-    /// The live ids of `slots` (a range of this queue's).
-    fn live_ids(slots: Iter<'_, Slot<I>>) -> impl DoubleEndedIterator<Item = I> + '_ {
-        slots.filter(|s| s.live).map(|s| s.id)
-    }
-
-    /// Its slots below `hi`, or all with no bound (dead ones included).
-    fn below(&self, hi: Option<I>) -> Iter<'_, Slot<I>> {
+    /// Its live ids below `hi`, or all of them with no bound, ascending.
+    fn below(&self, hi: Option<I>) -> impl DoubleEndedIterator<Item = I> + '_ {
         let n = hi.map_or(self.slots.len(), |hi| {
             self.slots.partition_point(|s| s.id < hi)
         });
-        self.slots.range(..n)
+        self.slots.range(..n).filter(|s| s.live).map(|s| s.id)
     }
 
     /// Well formed: ascending, both ends live, `live` right.
@@ -138,7 +132,7 @@ impl<I: Copy + Ord> Ids<I> {
     pub(super) fn below(&self, hi: Option<I>) -> impl DoubleEndedIterator<Item = I> + '_ {
         let (one, many) = match self {
             Ids::One(id) => (hi.is_none_or(|hi| *id < hi).then_some(*id), None),
-            Ids::Many(q) => (None, Some(Queue::live_ids(q.below(hi)))),
+            Ids::Many(q) => (None, Some(q.below(hi))),
         };
         one.into_iter().chain(many.into_iter().flatten())
     }
