@@ -28,6 +28,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::StorageError;
 
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+mod aio;
 pub mod disk;
 mod frame;
 mod spares;
@@ -421,6 +423,21 @@ impl Wal {
     /// # Errors
     /// I/O, or an earlier failure: the journal writes nothing more.
     pub fn write(&mut self, payload: &[u8]) -> Result<u64, StorageError> {
+        self.write_while(payload, &mut || ())
+    }
+
+    /// [`Wal::write`], calling `meanwhile` at most once: while the record
+    /// goes to the disk, where the disk can do both at once (see
+    /// [`DiskFile::write_at_while`]). It is not called if the write fails
+    /// before it starts.
+    ///
+    /// # Errors
+    /// As [`Wal::write`].
+    pub fn write_while(
+        &mut self,
+        payload: &[u8],
+        meanwhile: &mut dyn FnMut(),
+    ) -> Result<u64, StorageError> {
         self.check()?;
         let seq = self.next_seq;
         if u32::try_from(payload.len()).is_err() {
@@ -451,7 +468,7 @@ impl Wal {
             .next_multiple_of(BLOCK as u64)
             .min(self.capacity);
         out.resize(usize::try_from(end - start).unwrap_or(out.len()), 0);
-        if let Err(e) = self.file.write_at(&out, start) {
+        if let Err(e) = self.file.write_at_while(&out, start, meanwhile) {
             return Err(self.fail(e.into()));
         }
         self.offset += framed as u64;

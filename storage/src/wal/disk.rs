@@ -13,6 +13,31 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+use super::aio::Aio;
+
+/// Where there is no native AIO: every direct write is synchronous.
+#[cfg(not(all(target_os = "linux", target_endian = "little")))]
+#[derive(Debug)]
+struct Aio;
+
+#[cfg(not(all(target_os = "linux", target_endian = "little")))]
+impl Aio {
+    fn new() -> io::Result<Aio> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    fn write_while(
+        &self,
+        _file: &File,
+        _bytes: &[u8],
+        _at: u64,
+        _meanwhile: &mut dyn FnMut(),
+    ) -> io::Result<bool> {
+        Ok(false)
+    }
+}
+
 /// The block the journal writes whole: a write that starts and ends on
 /// this boundary goes straight to the real disk (see [`RealDisk`]).
 pub const BLOCK: usize = 4096;
@@ -28,6 +53,18 @@ pub trait DiskFile: Send + Sync + fmt::Debug {
     /// # Errors
     /// I/O.
     fn write_at(&self, bytes: &[u8], at: u64) -> io::Result<()>;
+    /// [`DiskFile::write_at`], calling `meanwhile` once: while the write is
+    /// under way where the disk can do both at once (the real disk, for a
+    /// write that goes straight to the device), else after it. It is called
+    /// whatever comes of the write.
+    ///
+    /// # Errors
+    /// I/O.
+    fn write_at_while(&self, bytes: &[u8], at: u64, meanwhile: &mut dyn FnMut()) -> io::Result<()> {
+        let written = self.write_at(bytes, at);
+        meanwhile();
+        written
+    }
     /// [`DiskFile::write_at`], never sent straight to the disk even in
     /// whole blocks: for zeroing a file, where one `fdatasync` after many
     /// writes beats a synchronous write each.
@@ -171,6 +208,13 @@ struct RealFile {
 
 #[derive(Debug)]
 struct Direct {
+    /// Writes go through native AIO, so the caller's `meanwhile` runs
+    /// while the device works (set up at the first write; `None` where the
+    /// kernel refuses it: then each write is a synchronous `pwrite`).
+    /// First, so it is dropped first: closing it waits for a write still
+    /// in flight, which may be using `scratch`.
+    aio: Option<Aio>,
+    aio_tried: bool,
     file: File,
     /// An aligned copy of the bytes a write sends (the caller's need not
     /// be aligned in memory).
@@ -184,6 +228,8 @@ impl RealFile {
             .map(|file| Direct {
                 file,
                 scratch: Vec::new(),
+                aio: None,
+                aio_tried: false,
             });
         RealFile {
             file,
@@ -201,10 +247,17 @@ impl RealFile {
         written
     }
 
-    /// Writes `bytes` straight to the disk, durably; `None` if they are not
+    /// Writes `bytes` straight to the disk, durably, calling `meanwhile`
+    /// while the device works (or after the write); `None` if they are not
     /// whole blocks or this file takes no direct writes (then nothing was
-    /// written, or it is all to be written again).
-    fn write_direct(&self, bytes: &[u8], at: u64) -> Option<io::Result<()>> {
+    /// written, or it is all to be written again, and `meanwhile` may or
+    /// may not have run).
+    fn write_direct(
+        &self,
+        bytes: &[u8],
+        at: u64,
+        meanwhile: &mut dyn FnMut(),
+    ) -> Option<io::Result<()>> {
         let whole = |n: u64| n.is_multiple_of(BLOCK as u64);
         if bytes.is_empty() || !whole(at) || !whole(bytes.len() as u64) {
             return None;
@@ -214,12 +267,38 @@ impl RealFile {
                 "the journal's direct-write lock was poisoned",
             )));
         };
-        let Direct { file, scratch } = direct.as_mut()?;
+        let Direct {
+            file,
+            scratch,
+            aio,
+            aio_tried,
+        } = direct.as_mut()?;
+        if !*aio_tried {
+            *aio_tried = true;
+            *aio = Aio::new().ok();
+        }
         scratch.resize(bytes.len() + BLOCK, 0);
         let skip = (BLOCK - scratch.as_ptr() as usize % BLOCK) % BLOCK;
         let aligned = &mut scratch[skip..skip + bytes.len()];
         aligned.copy_from_slice(bytes);
-        let written = file.write_all_at(aligned, at);
+        let written = match aio
+            .as_ref()
+            .map(|aio| aio.write_while(file, aligned, at, meanwhile))
+        {
+            Some(Ok(true)) => Ok(()),
+            Some(Err(e)) => {
+                // Closing the context waits for the write if the wait for
+                // it is what failed: `scratch` is not reused under it.
+                *aio = None;
+                Err(e)
+            }
+            // Not taken by AIO (or no AIO): synchronously.
+            Some(Ok(false)) | None => {
+                let written = file.write_all_at(aligned, at);
+                meanwhile();
+                written
+            }
+        };
         if scratch.len() > SCRATCH_KEPT {
             // A large group's record: not kept for the next.
             *scratch = Vec::new();
@@ -244,10 +323,23 @@ impl RealFile {
 
 impl DiskFile for RealFile {
     fn write_at(&self, bytes: &[u8], at: u64) -> io::Result<()> {
-        if let Some(done) = self.write_direct(bytes, at) {
-            return done;
-        }
-        self.write_buffered(bytes, at)
+        self.write_at_while(bytes, at, &mut || ())
+    }
+
+    fn write_at_while(&self, bytes: &[u8], at: u64, meanwhile: &mut dyn FnMut()) -> io::Result<()> {
+        // Once, even if a direct write that ran it is refused and buffered.
+        let mut meanwhile = Some(meanwhile);
+        let mut once = || {
+            if let Some(f) = meanwhile.take() {
+                f();
+            }
+        };
+        let written = match self.write_direct(bytes, at, &mut once) {
+            Some(done) => done,
+            None => self.write_buffered(bytes, at),
+        };
+        once();
+        written
     }
 
     fn write_buffered_at(&self, bytes: &[u8], at: u64) -> io::Result<()> {
@@ -418,6 +510,29 @@ mod tests {
         let back = RealDisk.read(&path).expect("read");
         assert_eq!(&back[..BLOCK], &vec![0u8; BLOCK][..]);
         assert_eq!(&back[BLOCK..], odd);
+    }
+
+    /// `meanwhile` runs exactly once beside a write: a direct one (through
+    /// AIO where the kernel has it), a buffered one, and one the file
+    /// system refuses and the file writes buffered instead.
+    #[test]
+    fn meanwhile_runs_once_beside_each_kind_of_write() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (path, file) = file_in(dir.path());
+        file.write_at(&vec![0u8; 2 * BLOCK], 0).expect("zeros");
+        file.sync_data().expect("sync");
+        let mut runs = 0;
+        let block: Vec<u8> = (0..BLOCK).map(|i| (i % 253) as u8).collect();
+        file.write_at_while(&block, BLOCK as u64, &mut || runs += 1)
+            .expect("direct");
+        assert_eq!(runs, 1);
+        file.write_at_while(b"abc", 5, &mut || runs += 1)
+            .expect("buffered");
+        assert_eq!(runs, 2);
+        file.sync_data().expect("sync");
+        let back = RealDisk.read(&path).expect("read");
+        assert_eq!(&back[5..8], b"abc");
+        assert_eq!(&back[BLOCK..], &block[..]);
     }
 
     #[test]
