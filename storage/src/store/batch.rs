@@ -111,6 +111,21 @@ impl Batch {
         Ok(())
     }
 
+    /// The keys from `start` to `end` (inclusive) this batch sets to a
+    /// value (its last change to them may still remove them).
+    pub fn set_between<'a>(
+        &'a self,
+        start: &'a [u8],
+        end: &'a [u8],
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.ops
+            .iter()
+            .filter(move |(key, value)| {
+                value.is_some() && start <= key.as_slice() && key.as_slice() <= end
+            })
+            .map(|(key, _)| key.as_slice())
+    }
+
     /// The same changes as a sled batch.
     pub fn to_sled(&self) -> sled::Batch {
         let mut b = sled::Batch::default();

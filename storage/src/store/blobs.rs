@@ -30,7 +30,7 @@ impl Store {
     /// sled fails.
     pub fn blob_ids(&self) -> Result<Vec<String>, StorageError> {
         let mut out = Vec::new();
-        for key in self.tree.scan_prefix([kind::BLOB]).keys() {
+        for key in self.tree()?.scan_prefix([kind::BLOB]).keys() {
             let key = key?;
             // Headers are `b/<id>`; chunks are `b/<id>\0<n>`.
             if !key.contains(&0) {
@@ -59,10 +59,13 @@ impl Store {
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
         for i in 0..chunks {
             let key = Self::blob_chunk_key(id, i);
-            let raw = self.tree.get(&key)?.ok_or_else(|| StorageError::Corrupt {
-                key: codec::show_key(&key),
-                what: "attachment chunk is missing".into(),
-            })?;
+            let raw = self
+                .tree()?
+                .get(&key)?
+                .ok_or_else(|| StorageError::Corrupt {
+                    key: codec::show_key(&key),
+                    what: "attachment chunk is missing".into(),
+                })?;
             out.extend_from_slice(codec::unframe(&key, &raw)?);
         }
         Ok(Some(out))

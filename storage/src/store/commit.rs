@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::behind::Pending;
 use super::{Batch, Store};
 use crate::error::StorageError;
 use crate::wal::{self, Disk, Wal};
@@ -26,7 +27,7 @@ pub struct Recovered {
 #[derive(Debug, Default)]
 pub(super) struct Flushed {
     /// The last journal record applied to sled.
-    applied: AtomicU64,
+    pub(super) applied: AtomicU64,
     /// The last journal record sled holds durably.
     durable: AtomicU64,
     stop: AtomicBool,
@@ -138,7 +139,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
 
 /// Records why a flush failed: the next commit fails (the writer stops, as
 /// for any storage failure).
-fn record_failure(flushed: &Flushed, e: String) {
+pub(super) fn record_failure(flushed: &Flushed, e: String) {
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
     }
@@ -150,7 +151,7 @@ fn flush_loop(parts: &FlushParts, flushed: &Flushed, every: Duration) {
     while !flushed.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);
         if let Err(e) = parts.flush(flushed) {
-            record_failure(flushed, e);
+            record_failure(flushed, format!("the background flush of sled failed: {e}"));
             return;
         }
     }
@@ -167,7 +168,10 @@ impl Drop for Store {
         // the handle is dropped, holding its file lock meanwhile: flush now,
         // so a reopen in this process finds the lock free (and sled durable,
         // unless the writer stopped: then nothing more is written).
-        if self.flush_failure().is_none() && self.wal().is_ok_and(|w| w.check().is_ok()) {
+        if self.flush_failure().is_none()
+            && self.wal().is_ok_and(|w| w.check().is_ok())
+            && self.settle().is_ok()
+        {
             let _ = self.db.flush();
             let _ = self.data_file.sync_data();
         }
@@ -248,13 +252,14 @@ impl Store {
         };
         Ok(Self {
             db,
-            tree,
+            behind: tree,
             data_file,
             dir: dir.to_owned(),
             wal: Mutex::new(wal),
             flushed,
             flush_parts: parts,
             flusher,
+            pending: Mutex::new(None),
             recovered: Recovered {
                 replayed: replay.records.len(),
                 torn_tail: replay.torn_tail,
@@ -271,9 +276,10 @@ impl Store {
     }
 
     /// Makes `batch` durable, then visible: one journal record written and
-    /// `fdatasync`ed on this thread, then the batch applied to sled (in
-    /// memory; flushed in the background). Returns only once the batch
-    /// would survive power loss.
+    /// `fdatasync`ed on this thread; sled gets the batch in memory (flushed
+    /// in the background) at the next commit, while that one's record goes
+    /// to the disk, or before the next read, whichever comes first. Returns
+    /// only once the batch would survive power loss.
     ///
     /// # Errors
     /// Any write or sync failure (or an injected fault), or a failed
@@ -284,14 +290,16 @@ impl Store {
     }
 
     /// [`Store::commit`], calling `durable` as soon as the batch is durable
-    /// (its journal record `fdatasync`ed), before sled gets it: `otcd`
-    /// answers its clients from there, while its readers still wait for
-    /// the writer's lock, so none reads before sled has the batch.
+    /// (its journal record `fdatasync`ed): `otcd` answers its clients from
+    /// there. sled gets the group before this one while this one's record
+    /// goes to the disk (the writer's thread waits for the device anyway),
+    /// and this one is left for the next commit, or for the next read.
     ///
     /// # Errors
     /// As [`Store::commit`]. An error may also come after `durable` ran
-    /// (sled failing, which stops the journal, or retiring segments at the
-    /// checkpoint): the batch is durable all the same, and the caller stops.
+    /// (sled failing to take the group before, which stops the journal, or
+    /// retiring segments at the checkpoint): the batch is durable all the
+    /// same, and the caller stops.
     pub fn commit_then(
         &self,
         mut batch: Batch,
@@ -300,7 +308,16 @@ impl Store {
         let (n, mut wal) = self.begin()?;
         let seq = wal.next_seq();
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
-        wal.write(&batch.encode())?;
+        let mut pending = self.pending()?;
+        let mut caught_up = Ok(());
+        let written = wal.write_while(&batch.encode(), &mut || {
+            caught_up = self.catch_up(&mut pending);
+        });
+        if pending.is_some() && caught_up.is_ok() {
+            // The write failed before it began.
+            caught_up = self.catch_up(&mut pending);
+        }
+        written?;
         if let Err(e) = self
             .faults
             .check(n, &self.faults.fail_flush_at, "flush failed")
@@ -311,14 +328,14 @@ impl Store {
         }
         wal.sync()?;
         durable();
-        if let Err(e) = batch.apply_in_order(&self.tree) {
-            // sled may hold part of this record, under an older `mwalseq`:
-            // nothing more may be written over it (a later `mwalseq` would
-            // claim the missing part); a restart replays the record.
+        if let Err(e) = caught_up {
+            // sled may hold part of the record before, under an older
+            // `mwalseq`: nothing more may be written over it (a later
+            // `mwalseq` would claim the missing part); a restart replays it.
             wal.poison(&format!("sled failed mid-record: {e}"));
             return Err(e);
         }
-        self.flushed.applied.store(seq, Ordering::Release);
+        *pending = Some(Pending { seq, batch });
         wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -332,13 +349,15 @@ impl Store {
     /// # Errors
     /// As [`Store::commit`].
     pub fn commit_checkpoint(&self, mut batch: Batch) -> Result<(), StorageError> {
+        // `mwalseq` below claims every record so far: sled must hold them.
+        self.settle()?;
         let (n, mut wal) = self.begin()?;
         // A journal that failed may hold a record it never synced: claiming
         // it as held would be a lie.
         wal.check()?;
         let last = wal.next_seq() - 1;
         batch.insert(META_WAL_SEQ, last.to_be_bytes());
-        self.tree.apply_batch(batch.to_sled())?;
+        self.behind.apply_batch(batch.to_sled())?;
         self.faults
             .check(n, &self.faults.fail_flush_at, "flush failed")?;
         self.db.flush()?;
@@ -360,8 +379,9 @@ impl Store {
     /// The flush or its `fdatasync` failed.
     pub fn flush_now(&self) -> Result<(), StorageError> {
         self.flush_parts.flush(&self.flushed).map_err(|e| {
+            let e = format!("the flush of sled failed: {e}");
             record_failure(&self.flushed, e.clone());
-            StorageError::Io(format!("the flush of sled failed: {e}"))
+            StorageError::Io(e)
         })
     }
 
@@ -379,9 +399,7 @@ impl Store {
 
     fn flush_failure(&self) -> Option<StorageError> {
         let failed = self.flushed.failed.lock().ok()?;
-        failed
-            .as_ref()
-            .map(|e| StorageError::Io(format!("the background flush of sled failed: {e}")))
+        failed.as_ref().map(|e| StorageError::Io(e.clone()))
     }
 }
 
@@ -391,8 +409,8 @@ mod tests {
 
     fn get(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
         store
-            .tree
-            .get(key)
+            .tree()
+            .and_then(|tree| Ok(tree.get(key)?))
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|v| v.to_vec())
     }
@@ -428,7 +446,10 @@ mod tests {
                 (b"k3", b"a3"),
                 (META_WAL_SEQ, &first_seq),
             ] {
-                store.tree.insert(k, v).unwrap_or_else(|e| panic!("{e}"));
+                store
+                    .tree()
+                    .and_then(|tree| Ok(tree.insert(k, v)?))
+                    .unwrap_or_else(|e| panic!("{e}"));
             }
             store.flush_now().unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(get(&store, b"k2").as_deref(), Some(&b"a2"[..]));

@@ -108,7 +108,7 @@ impl Store {
         let end = codec::key_time(k, cutoff.0, 0);
         let mut n = 0;
         let mut last_prefix: Vec<u8> = Vec::new();
-        for key in self.tree.range(start.as_slice()..end.as_slice()).keys() {
+        for key in self.tree()?.range(start.as_slice()..end.as_slice()).keys() {
             let key = key?;
             let prefix = codec::split_piece_key(&key).map_or(&key[..], |(p, _, _)| p);
             if prefix != last_prefix.as_slice() {

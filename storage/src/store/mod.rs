@@ -49,6 +49,7 @@ use crate::error::StorageError;
 use crate::wal::Wal;
 
 mod batch;
+mod behind;
 mod blobs;
 mod commit;
 mod ids;
@@ -100,7 +101,9 @@ impl Faults {
 /// The durable store.
 pub struct Store {
     db: sled::Db,
-    tree: sled::Tree,
+    /// sled's tree, possibly a group behind the journal: read it through
+    /// [`Store::tree`].
+    behind: sled::Tree,
     /// sled's data file, kept open to `fdatasync` after each flush.
     data_file: File,
     dir: PathBuf,
@@ -110,6 +113,9 @@ pub struct Store {
     flushed: Arc<Flushed>,
     flush_parts: Arc<FlushParts>,
     flusher: Option<std::thread::JoinHandle<()>>,
+    /// The last committed group, durable but not in sled yet (see
+    /// [`Store::commit_then`]).
+    pending: Mutex<Option<behind::Pending>>,
     /// What opening found in the journal.
     pub recovered: Recovered,
     /// Injected faults, shared with tests.
@@ -145,7 +151,7 @@ impl Store {
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        match self.tree.get(key)? {
+        match self.tree()?.get(key)? {
             None => Ok(None),
             Some(bytes) => codec::decode(key, &bytes).map(Some),
         }
@@ -162,7 +168,7 @@ impl Store {
         let start = codec::piece_key(prefix, 0, 0);
         let end = codec::piece_key(prefix, u32::MAX, u32::MAX);
         let pieces: Vec<(sled::IVec, sled::IVec)> = self
-            .tree
+            .tree()?
             .range(start.as_slice()..=end.as_slice())
             .collect::<Result<_, _>>()?;
         if pieces.is_empty() {
@@ -185,8 +191,8 @@ impl Store {
     ) -> Result<(), StorageError> {
         let start = codec::piece_key(prefix, 0, 0);
         let end = codec::piece_key(prefix, u32::MAX, u32::MAX);
-        for key in self.tree.range(start.as_slice()..=end.as_slice()).keys() {
-            batch.remove(key?);
+        for key in self.keys_between(&start, &end)? {
+            batch.remove(key);
         }
         for (key, bytes) in pieces {
             batch.insert(key, bytes);
@@ -226,7 +232,7 @@ impl Store {
                     what: "not a piece key".into(),
                 })
         };
-        for item in self.tree.range(start..end) {
+        for item in self.tree()?.range(start..end) {
             let (key, bytes) = item?;
             if let Some((first, _)) = pieces.first()
                 && prefix_of(first)? != prefix_of(&key)?
@@ -258,7 +264,11 @@ impl Store {
         let low = codec::key_u64(k, 0);
         let at = codec::piece_key(&codec::key_u64(k, from), u32::MAX, u32::MAX);
         // The group holding `from` starts at or before it.
-        let first = match self.tree.range(low.as_slice()..=at.as_slice()).next_back() {
+        let first = match self
+            .tree()?
+            .range(low.as_slice()..=at.as_slice())
+            .next_back()
+        {
             Some(item) => codec::key_n(&item?.0).unwrap_or(from),
             None => from,
         };
@@ -310,7 +320,7 @@ impl Store {
         }
         let start = codec::key_u64(kind::JOURNAL, 0);
         let end = codec::key_u64(kind::JOURNAL, journal_pos);
-        for key in self.tree.range(start.as_slice()..end.as_slice()).keys() {
+        for key in self.tree()?.range(start.as_slice()..end.as_slice()).keys() {
             batch.remove(key?);
         }
         let header = SnapshotHeader {
@@ -344,10 +354,13 @@ impl Store {
         let mut bytes = Vec::with_capacity(usize::try_from(h.len).unwrap_or(0));
         for i in 0..h.chunks {
             let key = codec::key_u64(kind::SNAPSHOT, i);
-            let raw = self.tree.get(key)?.ok_or_else(|| StorageError::Corrupt {
-                key: codec::show_key(&key),
-                what: format!("snapshot chunk {i} of {} is missing", h.chunks),
-            })?;
+            let raw = self
+                .tree()?
+                .get(key)?
+                .ok_or_else(|| StorageError::Corrupt {
+                    key: codec::show_key(&key),
+                    what: format!("snapshot chunk {i} of {} is missing", h.chunks),
+                })?;
             bytes.extend_from_slice(codec::unframe(&key, &raw)?);
         }
         let corrupt = |what: String| StorageError::Corrupt {
@@ -397,7 +410,7 @@ impl Store {
     pub fn event_bounds(&self) -> Result<Option<(u64, u64)>, StorageError> {
         let start = codec::key_u64(kind::EVENT, 0);
         let end = [kind::EVENT + 1];
-        let mut range = self.tree.range(start.as_slice()..end.as_slice());
+        let mut range = self.tree()?.range(start.as_slice()..end.as_slice());
         let Some((first_key, _)) = range.next().transpose()? else {
             return Ok(None);
         };
@@ -522,7 +535,7 @@ impl Store {
         let end = user_key(k, user, before.unwrap_or(u64::MAX));
         let mut out = Vec::new();
         for key in self
-            .tree
+            .tree()?
             .range(start.as_slice()..end.as_slice())
             .keys()
             .rev()

@@ -1,0 +1,257 @@
+//! The one group sled may lack: a commit leaves its own group out of sled
+//! and puts the one before in while its journal record goes to the disk
+//! (see [`Store::commit_then`]); every read of sled puts it in first, so no
+//! reader misses an acknowledged group, and none sees one before it is
+//! durable (a group is left here only once its record is).
+
+use std::sync::atomic::Ordering;
+
+use super::commit::record_failure;
+use super::{Batch, Store};
+use crate::error::StorageError;
+
+/// A group durable in the journal that sled does not hold yet: each commit
+/// leaves its own here and puts the one before into sled while its journal
+/// record goes to the disk; a read puts it in first.
+pub(super) struct Pending {
+    pub(super) seq: u64,
+    pub(super) batch: Batch,
+}
+
+impl Store {
+    pub(super) fn pending(
+        &self,
+    ) -> Result<std::sync::MutexGuard<'_, Option<Pending>>, StorageError> {
+        self.pending
+            .lock()
+            .map_err(|_| StorageError::Io("the lock of the group sled lacks was poisoned".into()))
+    }
+
+    /// Puts the group in `slot` into sled, change by change, `mwalseq`
+    /// last. On a failure it stays in the slot (every read tries it again
+    /// and fails: applying a prefix again sets the same values) and the
+    /// next commit fails.
+    pub(super) fn catch_up(&self, slot: &mut Option<Pending>) -> Result<(), StorageError> {
+        let Some(group) = slot.as_ref() else {
+            return Ok(());
+        };
+        if let Err(e) = group.batch.apply_in_order(&self.behind) {
+            record_failure(
+                &self.flushed,
+                format!("sled failed to take journal record {}: {e}", group.seq),
+            );
+            return Err(e);
+        }
+        self.flushed.applied.store(group.seq, Ordering::Release);
+        *slot = None;
+        Ok(())
+    }
+
+    /// Puts into sled the last commit's group if it is not there yet:
+    /// every read of sled does this first (see [`Store::tree`]), so it never
+    /// misses a group that was acknowledged.
+    ///
+    /// # Errors
+    /// sled failed (the next commit fails too).
+    pub(super) fn settle(&self) -> Result<(), StorageError> {
+        self.catch_up(&mut *self.pending()?)
+    }
+
+    /// The keys from `start` to `end` (inclusive) that sled holds or the
+    /// group it lacks sets, without putting that group in first: a commit
+    /// staging removals keeps it for its own record's write to the disk.
+    ///
+    /// # Errors
+    /// sled failed.
+    pub(super) fn keys_between(
+        &self,
+        start: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<Vec<u8>>, StorageError> {
+        // Held throughout, so no reader puts the group in between the two.
+        let pending = self.pending()?;
+        let mut keys = Vec::new();
+        for key in self.behind.range(start..=end).keys() {
+            keys.push(key?.to_vec());
+        }
+        if let Some(group) = pending.as_ref() {
+            keys.extend(group.batch.set_between(start, end).map(<[u8]>::to_vec));
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        Ok(keys)
+    }
+
+    /// sled's tree for reading, holding every committed group.
+    ///
+    /// # Errors
+    /// As [`Store::settle`].
+    pub(super) fn tree(&self) -> Result<&sled::Tree, StorageError> {
+        self.settle()?;
+        Ok(&self.behind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::StoreOptions;
+    use super::*;
+
+    /// `key` as a reader sees it.
+    fn get(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
+        store
+            .tree()
+            .and_then(|tree| Ok(tree.get(key)?))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|v| v.to_vec())
+    }
+
+    /// `key` as sled holds it, without the group it lacks.
+    fn in_sled(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
+        store
+            .behind
+            .get(key)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|v| v.to_vec())
+    }
+
+    fn no_flusher() -> StoreOptions {
+        StoreOptions {
+            flush_every: None,
+            ..StoreOptions::default()
+        }
+    }
+
+    fn one(key: &[u8], value: &[u8]) -> Batch {
+        let mut batch = Batch::default();
+        batch.insert(key, value);
+        batch
+    }
+
+    fn ok<T>(r: Result<T, StorageError>) -> T {
+        r.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A commit leaves its group out of sled; the next commit puts it in
+    /// (while its own record is written), and a read puts it in first.
+    #[test]
+    fn sled_gets_a_group_at_the_next_commit_or_the_next_read() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        ok(store.commit(one(b"a", b"1")));
+        assert_eq!(in_sled(&store, b"a"), None, "left for the next commit");
+        ok(store.commit(one(b"b", b"2")));
+        assert_eq!(in_sled(&store, b"a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(in_sled(&store, b"b"), None);
+        assert_eq!(store.flushed.applied.load(Ordering::Acquire), 1);
+        // A reader sees the last group all the same.
+        assert_eq!(get(&store, b"b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(in_sled(&store, b"b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(store.flushed.applied.load(Ordering::Acquire), 2);
+    }
+
+    /// A snapshot claims every record so far (`mwalseq`) and is flushed at
+    /// once: sled must hold the group it lacked first, or a restart would
+    /// skip that group's record and lose it.
+    #[test]
+    fn a_snapshot_puts_the_group_sled_lacks_in_first() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        {
+            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            ok(store.commit(one(b"a", b"1")));
+            ok(store.commit_checkpoint(one(b"snap", b"s")));
+            // What a crash leaves: no flush at the drop.
+            std::mem::forget(store);
+        }
+        // sled's lock is held by the forgotten handle's threads: copy the
+        // directory as a crash would leave it (the flush above made sled
+        // durable; the journal's file is there).
+        let copy = ok(tempfile::tempdir().map_err(StorageError::from));
+        copy_dir(dir.path(), copy.path());
+        let store = ok(Store::open_with(copy.path(), &no_flusher()));
+        assert_eq!(store.recovered.replayed, 0);
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&store, b"snap").as_deref(), Some(&b"s"[..]));
+    }
+
+    fn copy_dir(from: &Path, to: &Path) {
+        for entry in ok(std::fs::read_dir(from).map_err(StorageError::from)) {
+            let entry = ok(entry.map_err(StorageError::from));
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                ok(std::fs::create_dir_all(&target).map_err(StorageError::from));
+                copy_dir(&entry.path(), &target);
+            } else {
+                ok(std::fs::copy(entry.path(), &target).map_err(StorageError::from));
+            }
+        }
+    }
+
+    /// A clean close puts the group sled lacks in and flushes: the next
+    /// start replays nothing.
+    #[test]
+    fn a_clean_close_leaves_nothing_to_replay() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        {
+            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            ok(store.commit(one(b"a", b"1")));
+        }
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        assert_eq!(store.recovered.replayed, 0);
+        assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
+    }
+
+    /// A group left out of sled and a restart without a clean close: the
+    /// journal's record puts it back.
+    #[test]
+    fn a_group_sled_lacks_at_a_crash_is_replayed() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        {
+            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            ok(store.commit(one(b"a", b"1")));
+            ok(store.commit(one(b"b", b"2")));
+            ok(store.flush_now());
+            assert_eq!(in_sled(&store, b"b"), None);
+            std::mem::forget(store);
+        }
+        let copy = ok(tempfile::tempdir().map_err(StorageError::from));
+        copy_dir(dir.path(), copy.path());
+        let store = ok(Store::open_with(copy.path(), &no_flusher()));
+        assert_eq!(store.recovered.replayed, 1);
+        assert_eq!(get(&store, b"b").as_deref(), Some(&b"2"[..]));
+    }
+
+    /// Replacing a record's pieces while the group that wrote them is not
+    /// in sled yet: its pieces are found there, and none is left behind.
+    #[test]
+    fn replacing_pieces_sees_the_group_sled_lacks() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let prefix = b"r-record";
+        let pieces = |n: u32, tag: u8| -> Vec<crate::codec::KeyValue> {
+            (0..n)
+                .map(|i| (crate::codec::piece_key(prefix, i, n), vec![tag; 3]))
+                .collect()
+        };
+        let mut first = Batch::default();
+        ok(store.stage_pieces_replacing(&mut first, prefix, pieces(3, 1)));
+        ok(store.commit(first));
+        let mut second = Batch::default();
+        ok(store.stage_pieces_replacing(&mut second, prefix, pieces(1, 2)));
+        assert_eq!(
+            in_sled(&store, &crate::codec::piece_key(prefix, 0, 3)),
+            None
+        );
+        ok(store.commit(second));
+        let start = crate::codec::piece_key(prefix, 0, 0);
+        let end = crate::codec::piece_key(prefix, u32::MAX, u32::MAX);
+        let left: Vec<Vec<u8>> = ok(store.tree())
+            .range(start.as_slice()..=end.as_slice())
+            .keys()
+            .map(|k| k.map(|k| k.to_vec()).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert_eq!(left, vec![crate::codec::piece_key(prefix, 0, 1)]);
+    }
+}
