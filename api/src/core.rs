@@ -319,7 +319,11 @@ fn writer_loop(
 ) {
     let mut last_maintain = Instant::now();
     loop {
-        let wait_ms = {
+        // After a failure no deadline fires: wait for requests only (to
+        // refuse them), never spinning on a deadline that stays due.
+        let wait_ms = if failed.load(Ordering::Relaxed) {
+            WRITER_IDLE_MS_MAX
+        } else {
             let w = writer.blocking_read();
             let now = clock_now();
             w.engine().next_deadline().map_or(WRITER_IDLE_MS_MAX, |at| {
@@ -387,7 +391,7 @@ fn writer_loop(
                     answers.answer(jobs, outcomes);
                     // Let the woken tasks send their answers now: with every
                     // thread on one core, the scheduler would otherwise keep
-                    // this thread on it through sled's part of the commit.
+                    // this thread on it through the rest of the commit.
                     std::thread::yield_now();
                 }
             })
