@@ -376,8 +376,9 @@ fn writer_loop(
         requests.extend(w.due_request(now));
         let before = w.stats;
         let group = jobs.len();
-        // Answered as soon as the group is durable, before sled gets it:
-        // readers still wait for this lock, so none reads before sled has it.
+        // Answered as soon as the group is durable: readers still wait for
+        // this lock, and a read puts the group into sled first if the
+        // commit left it aside (see `Store::commit_then`).
         let mut unanswered = Some(jobs);
         let result = if requests.is_empty() {
             Ok(())

@@ -28,7 +28,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::StorageError;
 
-#[cfg(all(target_os = "linux", target_endian = "little"))]
+#[cfg(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+))]
 mod aio;
 pub mod disk;
 mod frame;

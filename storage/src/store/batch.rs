@@ -102,7 +102,15 @@ impl Batch {
     /// # Errors
     /// sled failed; the tree may hold a prefix of the changes.
     pub fn apply_in_order(&self, tree: &sled::Tree) -> Result<(), StorageError> {
-        for (key, value) in &self.ops {
+        self.apply_prefix(tree, self.ops.len())
+    }
+
+    /// The first `n` changes of [`Batch::apply_in_order`].
+    ///
+    /// # Errors
+    /// sled failed.
+    pub(crate) fn apply_prefix(&self, tree: &sled::Tree, n: usize) -> Result<(), StorageError> {
+        for (key, value) in self.ops.iter().take(n) {
             match value {
                 Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
                 None => tree.remove(key.as_slice())?,

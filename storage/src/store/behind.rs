@@ -14,7 +14,10 @@ use crate::error::StorageError;
 /// leaves its own here and puts the one before into sled while its journal
 /// record goes to the disk; a read puts it in first.
 pub(super) struct Pending {
+    /// Its journal record.
     pub(super) seq: u64,
+    /// Its commit's number (for injected faults).
+    pub(super) commit: u64,
     pub(super) batch: Batch,
 }
 
@@ -28,14 +31,22 @@ impl Store {
     }
 
     /// Puts the group in `slot` into sled, change by change, `mwalseq`
-    /// last. On a failure it stays in the slot (every read tries it again
-    /// and fails: applying a prefix again sets the same values) and the
-    /// next commit fails.
+    /// last. On a failure sled may hold part of it: the failure is recorded,
+    /// so every later read and commit is refused (a restart replays the
+    /// group from the journal).
     pub(super) fn catch_up(&self, slot: &mut Option<Pending>) -> Result<(), StorageError> {
         let Some(group) = slot.as_ref() else {
             return Ok(());
         };
-        if let Err(e) = group.batch.apply_in_order(&self.behind) {
+        let injected = self
+            .faults
+            .check(group.commit, &self.faults.fail_sled_at, "sled failed");
+        let applied = match injected {
+            // As sled failing partway: the first change only.
+            Err(e) => group.batch.apply_prefix(&self.behind, 1).and(Err(e)),
+            Ok(()) => group.batch.apply_in_order(&self.behind),
+        };
+        if let Err(e) = applied {
             record_failure(
                 &self.flushed,
                 format!("sled failed to take journal record {}: {e}", group.seq),
@@ -54,7 +65,13 @@ impl Store {
     /// # Errors
     /// sled failed (the next commit fails too).
     pub(super) fn settle(&self) -> Result<(), StorageError> {
-        self.catch_up(&mut *self.pending()?)
+        let mut pending = self.pending()?;
+        // After a failure sled may hold part of a group, or lack one the
+        // failed commit acknowledged: nothing more is read from it.
+        if let Some(e) = self.flush_failure() {
+            return Err(e);
+        }
+        self.catch_up(&mut pending)
     }
 
     /// The keys from `start` to `end` (inclusive) that sled holds or the
@@ -253,5 +270,79 @@ mod tests {
             .map(|k| k.map(|k| k.to_vec()).unwrap_or_else(|e| panic!("{e}")))
             .collect();
         assert_eq!(left, vec![crate::codec::piece_key(prefix, 0, 1)]);
+    }
+
+    /// sled failing partway through the group before, as the next commit
+    /// puts it in: that commit's group is durable and answered all the
+    /// same, then the store refuses every read and commit; a restart
+    /// replays both groups from the journal.
+    #[test]
+    fn sled_failing_at_the_next_commit_stops_the_store_and_loses_nothing() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        {
+            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            let mut first = one(b"a", b"1");
+            first.insert(b"a2", b"1");
+            ok(store.commit(first));
+            store.faults.fail_sled_at.store(1, Ordering::Relaxed);
+            let mut answered = false;
+            assert!(
+                store
+                    .commit_then(one(b"b", b"2"), || answered = true)
+                    .is_err()
+            );
+            assert!(answered, "durable, so answered");
+            assert!(store.tree().is_err(), "a read is refused");
+            assert!(store.commit(one(b"c", b"3")).is_err(), "so is a commit");
+            assert_eq!(in_sled(&store, b"a").as_deref(), Some(&b"1"[..]));
+            assert_eq!(in_sled(&store, b"a2"), None, "sled holds part of it");
+        }
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        assert_eq!(store.recovered.replayed, 2);
+        assert_eq!(get(&store, b"a2").as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&store, b"b").as_deref(), Some(&b"2"[..]));
+        assert_eq!(get(&store, b"c"), None);
+    }
+
+    /// sled failing as a read puts the group in: that read and every later
+    /// one fail, and so does the next commit; the group comes back at a
+    /// restart.
+    #[test]
+    fn sled_failing_at_a_read_refuses_later_reads_and_commits() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        {
+            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            let mut first = one(b"a", b"1");
+            first.insert(b"a2", b"1");
+            ok(store.commit(first));
+            store.faults.fail_sled_at.store(1, Ordering::Relaxed);
+            assert!(store.tree().is_err());
+            store.faults.fail_sled_at.store(0, Ordering::Relaxed);
+            assert!(store.tree().is_err(), "not tried again over a part");
+            assert!(store.commit(one(b"b", b"2")).is_err());
+            assert_eq!(in_sled(&store, b"a2"), None);
+        }
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        assert_eq!(get(&store, b"a2").as_deref(), Some(&b"1"[..]));
+        assert_eq!(get(&store, b"b"), None);
+    }
+
+    /// A group too large to keep aside goes into sled right after its
+    /// answers.
+    #[test]
+    fn a_large_group_goes_into_sled_at_once() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let mut large = Batch::default();
+        for i in 0..1100u32 {
+            large.insert(i.to_be_bytes(), b"v");
+        }
+        ok(store.commit(large));
+        assert_eq!(
+            in_sled(&store, &1099u32.to_be_bytes()).as_deref(),
+            Some(&b"v"[..])
+        );
+        ok(store.commit(one(b"small", b"s")));
+        assert_eq!(in_sled(&store, b"small"), None, "a small one waits");
     }
 }

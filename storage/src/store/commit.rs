@@ -35,6 +35,12 @@ pub(super) struct Flushed {
     failed: Mutex<Option<String>>,
 }
 
+/// The largest group a commit leaves aside for the next (see
+/// [`Store::commit_then`]), in changes and in bytes; a larger one goes into
+/// sled right after its answers.
+const ASIDE_CHANGES_MAX: usize = 1024;
+const ASIDE_BYTES_MAX: usize = 1 << 20;
+
 /// How often the background flusher makes sled durable.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -293,7 +299,8 @@ impl Store {
     /// (its journal record `fdatasync`ed): `otcd` answers its clients from
     /// there. sled gets the group before this one while this one's record
     /// goes to the disk (the writer's thread waits for the device anyway),
-    /// and this one is left for the next commit, or for the next read.
+    /// and this one is left for the next commit, or for the next read
+    /// (unless it is large: then it goes in right after `durable`).
     ///
     /// # Errors
     /// As [`Store::commit`]. An error may also come after `durable` ran
@@ -310,9 +317,15 @@ impl Store {
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
         let mut pending = self.pending()?;
         let mut caught_up = Ok(());
-        let written = wal.write_while(&batch.encode(), &mut || {
+        let record = batch.encode();
+        // A large group goes into sled at once, after its answers: it would
+        // hold its memory (attachments) until the next commit, and staging
+        // looks through the group aside key by key.
+        let aside = batch.len() <= ASIDE_CHANGES_MAX && record.len() <= ASIDE_BYTES_MAX;
+        let written = wal.write_while(&record, &mut || {
             caught_up = self.catch_up(&mut pending);
         });
+        drop(record);
         if pending.is_some() && caught_up.is_ok() {
             // The write failed before it began.
             caught_up = self.catch_up(&mut pending);
@@ -327,7 +340,19 @@ impl Store {
             return Err(e);
         }
         wal.sync()?;
+        if caught_up.is_ok() {
+            *pending = Some(Pending {
+                seq,
+                commit: n,
+                batch,
+            });
+        }
+        // Let go before the answers: a read from `durable` would wait for it.
+        drop(pending);
         durable();
+        if caught_up.is_ok() && !aside {
+            caught_up = self.settle();
+        }
         if let Err(e) = caught_up {
             // sled may hold part of the record before, under an older
             // `mwalseq`: nothing more may be written over it (a later
@@ -335,7 +360,6 @@ impl Store {
             wal.poison(&format!("sled failed mid-record: {e}"));
             return Err(e);
         }
-        *pending = Some(Pending { seq, batch });
         wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -349,9 +373,10 @@ impl Store {
     /// # Errors
     /// As [`Store::commit`].
     pub fn commit_checkpoint(&self, mut batch: Batch) -> Result<(), StorageError> {
-        // `mwalseq` below claims every record so far: sled must hold them.
-        self.settle()?;
         let (n, mut wal) = self.begin()?;
+        // `mwalseq` below claims every record so far: sled must hold them
+        // (put in under the journal's lock: no commit slips in between).
+        self.settle()?;
         // A journal that failed may hold a record it never synced: claiming
         // it as held would be a lie.
         wal.check()?;
@@ -397,7 +422,7 @@ impl Store {
         Ok((n, self.wal()?))
     }
 
-    fn flush_failure(&self) -> Option<StorageError> {
+    pub(super) fn flush_failure(&self) -> Option<StorageError> {
         let failed = self.flushed.failed.lock().ok()?;
         failed.as_ref().map(|e| StorageError::Io(e.clone()))
     }

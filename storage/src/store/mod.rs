@@ -1,20 +1,22 @@
 //! The store: our own write-ahead journal ([`crate::wal`]) ahead of one sled
 //! tree. A commit writes its whole [`Batch`] as one journal record and
-//! makes it durable (a direct synchronous write on the real disk, or a
-//! write and an `fdatasync`: see [`crate::wal`]), then applies the batch
-//! to sled in memory; a background thread flushes sled and `fdatasync`s its
-//! data file, and the next commit takes that as the checkpoint ("sled holds
-//! everything up to record N"): older segments are retired, zeroed by the
-//! flusher and reused.
+//! makes it durable (a direct write on the real disk, or a write and an
+//! `fdatasync`: see [`crate::wal`]); while that write is at the device, it
+//! applies the batch before to sled in memory (`behind.rs`: a commit
+//! leaves its own aside, and a read puts it in first); a background thread
+//! flushes sled and `fdatasync`s its data file, and the next commit takes
+//! that as the checkpoint ("sled holds everything up to record N"): older
+//! segments are retired, zeroed by the flusher and reused.
 //! Every batch also sets `mwalseq` to its record's number, as its last
 //! change: after a crash sled says which records it holds, and
 //! [`Store::open`] replays the journal after them into sled.
 //!
 //! A batch goes into sled one change at a time, in order, not as a sled
-//! batch. Atomicity comes from the journal: sled recovers a prefix of one
-//! thread's writes (sled's own crash test checks that after a process
-//! kill; the sled batches used before relied on the same prefix between
-//! batches), so if it holds `mwalseq = N` it holds all of records up to N,
+//! batch. Atomicity comes from the journal: sled recovers a prefix of
+//! writes made one after another (sled's own crash test checks that after
+//! a process kill; the sled batches used before relied on the same prefix
+//! between batches; ours never overlap: each goes in whole under one lock,
+//! on the writer's thread or a reader's), so if it holds `mwalseq = N` it holds all of records up to N,
 //! and perhaps part of N + 1, which the replay sets again, change by
 //! change, to the same values. A failure partway through stops the
 //! journal, so no later `mwalseq` is ever written over a part. Readers
@@ -84,6 +86,9 @@ pub struct Faults {
     /// Fail the journal's `fdatasync` (after the record was written, before
     /// sled sees the batch) of this commit; for a snapshot, sled's flush.
     pub fail_flush_at: AtomicU64,
+    /// Fail sled partway through taking this commit's group (after its
+    /// first change), when the next commit or a read puts it in.
+    pub fail_sled_at: AtomicU64,
     commits: AtomicU64,
 }
 

@@ -13,7 +13,8 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-/// `struct iocb` of `linux/aio_abi.h` (little-endian field order).
+/// `struct iocb` of `linux/aio_abi.h` (little-endian field order: built for
+/// x86_64 and aarch64 only).
 #[repr(C)]
 #[derive(Default)]
 struct Iocb {
@@ -92,9 +93,13 @@ impl Aio {
             ..Iocb::default()
         };
         let mut list = [&raw mut iocb];
-        // SAFETY: the control block and the buffer it names stay borrowed
-        // until the write has completed: `InFlight` waits for it on every
-        // path out of this function, a panic in `meanwhile` included.
+        // SAFETY: the kernel copies the control block at submission; the
+        // buffer stays borrowed until the write has completed: `InFlight`
+        // waits for it on every path out of this function, a panic in
+        // `meanwhile` included. If waiting itself fails (not seen: only a
+        // bad context or pointer makes `io_getevents` fail), the caller
+        // drops this context before it reuses or frees the buffer, and
+        // `io_destroy` waits for the write (see `disk.rs`).
         let submitted = unsafe {
             libc::syscall(
                 libc::SYS_io_submit,
@@ -111,11 +116,17 @@ impl Aio {
             waited: false,
         };
         meanwhile();
-        let written = in_flight.wait()?;
+        let written = match in_flight.wait() {
+            // Interrupted before it wrote (a signal, on file systems that
+            // allow it): written again, synchronously, all of it.
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => 0,
+            done => done?,
+        };
         if written == bytes.len() {
             return Ok(true);
         }
-        // A short write: the rest, synchronously (`O_DSYNC` all the same).
+        // A short or interrupted write: the rest, synchronously (`O_DSYNC`
+        // all the same).
         let rest = bytes.get(written..).unwrap_or_default();
         std::os::unix::fs::FileExt::write_all_at(file, rest, at + written as u64)?;
         Ok(true)

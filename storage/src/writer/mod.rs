@@ -264,8 +264,8 @@ impl Writer {
     }
 
     /// [`Writer::apply_group_replies`], handing the results to `durable` as
-    /// soon as the group is durable, before sled gets it and before a
-    /// snapshot that falls due (see [`Store::commit_then`]). `durable` is
+    /// soon as the group is durable, before a snapshot that falls due (see
+    /// [`Store::commit_then`]). `durable` is
     /// not called if the group is not durable.
     ///
     /// # Errors
