@@ -110,14 +110,14 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::path::Path;
 
     use super::super::StoreOptions;
     use super::*;
 
     /// `key` as a reader sees it.
-    fn get(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
+    pub(in crate::store) fn get(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
         store
             .tree()
             .and_then(|tree| Ok(tree.get(key)?))
@@ -175,22 +175,24 @@ mod tests {
     #[test]
     fn a_snapshot_puts_the_group_sled_lacks_in_first() {
         let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        {
-            let store = ok(Store::open_with(dir.path(), &no_flusher()));
-            ok(store.commit(one(b"a", b"1")));
-            ok(store.commit_checkpoint(one(b"snap", b"s")));
-            // What a crash leaves: no flush at the drop.
-            std::mem::forget(store);
-        }
-        // sled's lock is held by the forgotten handle's threads: copy the
-        // directory as a crash would leave it (the flush above made sled
-        // durable; the journal's file is there).
-        let copy = ok(tempfile::tempdir().map_err(StorageError::from));
-        copy_dir(dir.path(), copy.path());
-        let store = ok(Store::open_with(copy.path(), &no_flusher()));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        ok(store.commit(one(b"a", b"1")));
+        ok(store.commit_checkpoint(one(b"snap", b"s")));
+        let (_copy, store) = reopen_after_a_crash(store, dir.path());
         assert_eq!(store.recovered.replayed, 0);
         assert_eq!(get(&store, b"a").as_deref(), Some(&b"1"[..]));
         assert_eq!(get(&store, b"snap").as_deref(), Some(&b"s"[..]));
+    }
+
+    /// The store in `dir` reopened from a copy of its files, as a crash
+    /// leaves them (`store` is forgotten, not closed: no flush at its drop).
+    fn reopen_after_a_crash(store: Store, dir: &Path) -> (tempfile::TempDir, Store) {
+        std::mem::forget(store);
+        // sled's lock is held by the forgotten handle's threads: a copy.
+        let copy = ok(tempfile::tempdir().map_err(StorageError::from));
+        copy_dir(dir, copy.path());
+        let store = ok(Store::open_with(copy.path(), &no_flusher()));
+        (copy, store)
     }
 
     fn copy_dir(from: &Path, to: &Path) {
@@ -225,17 +227,12 @@ mod tests {
     #[test]
     fn a_group_sled_lacks_at_a_crash_is_replayed() {
         let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        {
-            let store = ok(Store::open_with(dir.path(), &no_flusher()));
-            ok(store.commit(one(b"a", b"1")));
-            ok(store.commit(one(b"b", b"2")));
-            ok(store.flush_now());
-            assert_eq!(in_sled(&store, b"b"), None);
-            std::mem::forget(store);
-        }
-        let copy = ok(tempfile::tempdir().map_err(StorageError::from));
-        copy_dir(dir.path(), copy.path());
-        let store = ok(Store::open_with(copy.path(), &no_flusher()));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        ok(store.commit(one(b"a", b"1")));
+        ok(store.commit(one(b"b", b"2")));
+        ok(store.flush_now());
+        assert_eq!(in_sled(&store, b"b"), None);
+        let (_copy, store) = reopen_after_a_crash(store, dir.path());
         assert_eq!(store.recovered.replayed, 1);
         assert_eq!(get(&store, b"b").as_deref(), Some(&b"2"[..]));
     }
@@ -272,6 +269,17 @@ mod tests {
         assert_eq!(left, vec![crate::codec::piece_key(prefix, 0, 1)]);
     }
 
+    /// A store whose one group (`a`, then `a2`) is aside, and sled set to
+    /// fail after the first of its changes when it is put in.
+    fn sled_to_fail_on_a_group_of_two(dir: &Path) -> Store {
+        let store = ok(Store::open_with(dir, &no_flusher()));
+        let mut first = one(b"a", b"1");
+        first.insert(b"a2", b"1");
+        ok(store.commit(first));
+        store.faults.fail_sled_at.store(1, Ordering::Relaxed);
+        store
+    }
+
     /// sled failing partway through the group before, as the next commit
     /// puts it in: that commit's group is durable and answered all the
     /// same, then the store refuses every read and commit; a restart
@@ -280,11 +288,7 @@ mod tests {
     fn sled_failing_at_the_next_commit_stops_the_store_and_loses_nothing() {
         let dir = ok(tempfile::tempdir().map_err(StorageError::from));
         {
-            let store = ok(Store::open_with(dir.path(), &no_flusher()));
-            let mut first = one(b"a", b"1");
-            first.insert(b"a2", b"1");
-            ok(store.commit(first));
-            store.faults.fail_sled_at.store(1, Ordering::Relaxed);
+            let store = sled_to_fail_on_a_group_of_two(dir.path());
             let mut answered = false;
             assert!(
                 store
@@ -311,11 +315,7 @@ mod tests {
     fn sled_failing_at_a_read_refuses_later_reads_and_commits() {
         let dir = ok(tempfile::tempdir().map_err(StorageError::from));
         {
-            let store = ok(Store::open_with(dir.path(), &no_flusher()));
-            let mut first = one(b"a", b"1");
-            first.insert(b"a2", b"1");
-            ok(store.commit(first));
-            store.faults.fail_sled_at.store(1, Ordering::Relaxed);
+            let store = sled_to_fail_on_a_group_of_two(dir.path());
             assert!(store.tree().is_err());
             store.faults.fail_sled_at.store(0, Ordering::Relaxed);
             assert!(store.tree().is_err(), "not tried again over a part");

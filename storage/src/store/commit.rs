@@ -430,15 +430,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use super::super::behind::tests::get;
     use super::*;
-
-    fn get(store: &Store, key: &[u8]) -> Option<Vec<u8>> {
-        store
-            .tree()
-            .and_then(|tree| Ok(tree.get(key)?))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .map(|v| v.to_vec())
-    }
 
     /// sled holding all of one record and only the first change of the
     /// next, under the first's `mwalseq` (what a crash while the commit
