@@ -28,10 +28,13 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::StorageError;
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
+#[cfg_attr(
+    not(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )),
+    path = "wal/aio_none.rs"
+)]
 mod aio;
 pub mod disk;
 mod frame;

@@ -109,7 +109,7 @@ impl Batch {
     ///
     /// # Errors
     /// sled failed.
-    pub(crate) fn apply_prefix(&self, tree: &sled::Tree, n: usize) -> Result<(), StorageError> {
+    pub(super) fn apply_prefix(&self, tree: &sled::Tree, n: usize) -> Result<(), StorageError> {
         for (key, value) in self.ops.iter().take(n) {
             match value {
                 Some(v) => tree.insert(key.as_slice(), v.as_slice())?,
@@ -121,7 +121,7 @@ impl Batch {
 
     /// The keys from `start` to `end` (inclusive) this batch sets to a
     /// value (its last change to them may still remove them).
-    pub fn set_between<'a>(
+    pub(super) fn set_between<'a>(
         &'a self,
         start: &'a [u8],
         end: &'a [u8],

@@ -57,15 +57,13 @@ impl Store {
             return Ok(None);
         };
         let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        let tree = self.tree()?;
         for i in 0..chunks {
             let key = Self::blob_chunk_key(id, i);
-            let raw = self
-                .tree()?
-                .get(&key)?
-                .ok_or_else(|| StorageError::Corrupt {
-                    key: codec::show_key(&key),
-                    what: "attachment chunk is missing".into(),
-                })?;
+            let raw = tree.get(&key)?.ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&key),
+                what: "attachment chunk is missing".into(),
+            })?;
             out.extend_from_slice(codec::unframe(&key, &raw)?);
         }
         Ok(Some(out))

@@ -16,9 +16,9 @@
 //! writes made one after another (sled's own crash test checks that after
 //! a process kill; the sled batches used before relied on the same prefix
 //! between batches; ours never overlap: each goes in whole under one lock,
-//! on the writer's thread or a reader's), so if it holds `mwalseq = N` it holds all of records up to N,
-//! and perhaps part of N + 1, which the replay sets again, change by
-//! change, to the same values. A failure partway through stops the
+//! on the writer's thread or a reader's), so if it holds `mwalseq = N` it
+//! holds all of records up to N, and perhaps part of N + 1, which the
+//! replay sets again, change by change, to the same values. A failure partway through stops the
 //! journal, so no later `mwalseq` is ever written over a part. Readers
 //! never see part of a group: they read under the lock the writer holds
 //! through the commit, and once a commit failed every read is refused
@@ -357,15 +357,13 @@ impl Store {
             return Ok(None);
         };
         let mut bytes = Vec::with_capacity(usize::try_from(h.len).unwrap_or(0));
+        let tree = self.tree()?;
         for i in 0..h.chunks {
             let key = codec::key_u64(kind::SNAPSHOT, i);
-            let raw = self
-                .tree()?
-                .get(key)?
-                .ok_or_else(|| StorageError::Corrupt {
-                    key: codec::show_key(&key),
-                    what: format!("snapshot chunk {i} of {} is missing", h.chunks),
-                })?;
+            let raw = tree.get(key)?.ok_or_else(|| StorageError::Corrupt {
+                key: codec::show_key(&key),
+                what: format!("snapshot chunk {i} of {} is missing", h.chunks),
+            })?;
             bytes.extend_from_slice(codec::unframe(&key, &raw)?);
         }
         let corrupt = |what: String| StorageError::Corrupt {

@@ -148,11 +148,14 @@ impl Aio {
                     std::ptr::null_mut::<libc::timespec>(),
                 )
             };
-            match r {
-                1 => break,
-                r if r < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-                r if r < 0 => return Err(io::Error::last_os_error()),
-                _ => {}
+            if r == 1 {
+                break;
+            }
+            if r < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
             }
         }
         if event.res < 0 {
@@ -165,8 +168,8 @@ impl Aio {
 
 impl Drop for Aio {
     fn drop(&mut self) {
-        // SAFETY: the context is ours and nothing is in flight (every write
-        // is waited for before `write_while` returns).
+        // SAFETY: the context is ours. A write still in flight (only if
+        // waiting for it failed) is waited for by `io_destroy` itself.
         unsafe {
             libc::syscall(libc::SYS_io_destroy, self.ctx);
         }

@@ -13,39 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-#[cfg(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-))]
 use super::aio::Aio;
-
-/// Where there is no native AIO: every direct write is synchronous.
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-#[derive(Debug)]
-struct Aio;
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-impl Aio {
-    fn new() -> io::Result<Aio> {
-        Err(io::ErrorKind::Unsupported.into())
-    }
-
-    fn write_while(
-        &self,
-        _file: &File,
-        _bytes: &[u8],
-        _at: u64,
-        _meanwhile: &mut dyn FnMut(),
-    ) -> io::Result<bool> {
-        Ok(false)
-    }
-}
 
 /// The block the journal writes whole: a write that starts and ends on
 /// this boundary goes straight to the real disk (see [`RealDisk`]).
@@ -218,12 +186,11 @@ struct RealFile {
 #[derive(Debug)]
 struct Direct {
     /// Writes go through native AIO, so the caller's `meanwhile` runs
-    /// while the device works (set up at the first write; `None` where the
-    /// kernel refuses it: then each write is a synchronous `pwrite`).
-    /// First, so it is dropped first: closing it waits for a write still
-    /// in flight, which may be using `scratch`.
+    /// while the device works (`None` where the kernel refuses it: then
+    /// each write is a synchronous `pwrite`). First, so it is dropped
+    /// first: closing it waits for a write still in flight, which may be
+    /// using `scratch`.
     aio: Option<Aio>,
-    aio_tried: bool,
     file: File,
     /// An aligned copy of the bytes a write sends (the caller's need not
     /// be aligned in memory).
@@ -235,10 +202,9 @@ impl RealFile {
         let direct = open_direct(path)
             .filter(|direct| same_file(&file, direct))
             .map(|file| Direct {
+                aio: Aio::new().ok(),
                 file,
                 scratch: Vec::new(),
-                aio: None,
-                aio_tried: false,
             });
         RealFile {
             file,
@@ -276,16 +242,7 @@ impl RealFile {
                 "the journal's direct-write lock was poisoned",
             )));
         };
-        let Direct {
-            file,
-            scratch,
-            aio,
-            aio_tried,
-        } = direct.as_mut()?;
-        if !*aio_tried {
-            *aio_tried = true;
-            *aio = Aio::new().ok();
-        }
+        let Direct { aio, file, scratch } = direct.as_mut()?;
         scratch.resize(bytes.len() + BLOCK, 0);
         let skip = (BLOCK - scratch.as_ptr() as usize % BLOCK) % BLOCK;
         let aligned = &mut scratch[skip..skip + bytes.len()];

@@ -265,8 +265,8 @@ impl Writer {
 
     /// [`Writer::apply_group_replies`], handing the results to `durable` as
     /// soon as the group is durable, before a snapshot that falls due (see
-    /// [`Store::commit_then`]). `durable` is
-    /// not called if the group is not durable.
+    /// [`Store::commit_then`]). `durable` is not called if the group is not
+    /// durable.
     ///
     /// # Errors
     /// As [`Writer::apply_group`]; an error may come after `durable` ran
