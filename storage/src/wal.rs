@@ -479,6 +479,9 @@ impl Wal {
         }
         self.offset += framed as u64;
         self.next_seq += 1;
+        if self.offset > self.capacity / 2 {
+            self.spares.want_one();
+        }
         // The new tail, in a buffer of its own (`out` may be a large
         // group's). `start` is on a block edge unless the segment file was
         // shorter than its header (then the tail is empty and stays

@@ -166,6 +166,53 @@ fn retired_segments_are_zeroed_and_reused() {
     assert!(files <= 30, "segments are reused, not piled up: {files}");
 }
 
+/// The files in `dir` whose names start with `prefix`.
+fn named(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect()
+}
+
+#[test]
+fn a_spare_is_made_ahead_once_the_segment_is_half_full_and_taken_next() {
+    const SEGMENT: u64 = 16 * BLOCK as u64;
+    let dir = tempfile::tempdir().expect("dir");
+    let (mut wal, _) = Wal::open(dir.path(), 0, SEGMENT).expect("open");
+    let record = vec![b'r'; 3_000];
+    let append = |wal: &mut Wal| {
+        wal.write(&record).expect("write");
+        wal.sync().expect("sync");
+    };
+    append(&mut wal);
+    wal.spares().clean_up(dir.path()).expect("clean up");
+    assert!(named(dir.path(), "spare-").is_empty(), "not wanted yet");
+    while wal.offset <= SEGMENT / 2 {
+        append(&mut wal);
+    }
+    assert_eq!(wal.segments(), 1);
+    wal.spares().clean_up(dir.path()).expect("clean up");
+    let spares = named(dir.path(), "spare-");
+    assert_eq!(spares.len(), 1, "one made ahead of need");
+    let bytes = RealDisk.read(&spares[0]).expect("spare");
+    assert!(bytes.len() as u64 >= SEGMENT && bytes.iter().all(|&b| b == 0));
+    while wal.segments() == 1 {
+        append(&mut wal);
+    }
+    assert!(
+        named(dir.path(), "spare-").is_empty(),
+        "the next segment took it"
+    );
+    assert!(
+        named(dir.path(), "tmp-").is_empty(),
+        "none made on the writer's side"
+    );
+}
+
 #[test]
 fn a_torn_write_whose_header_never_landed_is_reported_too() {
     let dir = tempfile::tempdir().expect("dir");
