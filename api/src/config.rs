@@ -280,6 +280,7 @@ impl ServerConfig {
         }
         Ok(WriterOptions {
             snapshot_every: self.snapshot_every,
+            snapshot_in_background: true,
             idempotency_retention_ms: retention_ms,
             store: otc_storage::store::StoreOptions {
                 flush_every: Some(self.sled_flush_every),

@@ -26,6 +26,8 @@ const REQUESTS_PER_PRODUCER_MAX: u64 = 1_500;
 fn options() -> WriterOptions {
     WriterOptions {
         snapshot_every: 2_000,
+        // As otcd writes them: a kill may land inside one.
+        snapshot_in_background: true,
         ..WriterOptions::default()
     }
 }

@@ -99,6 +99,38 @@ fn snapshots_bound_the_journal_and_recover_exactly() {
     assert_eq!(w.engine().digest(), digest);
 }
 
+/// As above, with each snapshot written on a thread of its own while the
+/// groups after it commit.
+#[test]
+fn snapshots_in_the_background_bound_the_journal_and_recover_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = WriterOptions {
+        snapshot_every: 300,
+        snapshot_in_background: true,
+        ..WriterOptions::default()
+    };
+    let mut load = Workload::new(2, 10);
+    let digest = {
+        let mut w = open(dir.path(), options.clone());
+        run(&mut w, &mut load, 2_500, 5, T0);
+        w.engine().digest()
+    };
+    let w = open(dir.path(), options);
+    assert_eq!(w.engine().digest(), digest);
+    let header = w.store().snapshot_header().unwrap().unwrap();
+    assert!(
+        header.first > 0,
+        "more than one snapshot was written ({header:?})"
+    );
+    let tail = w.store().journal_from(0, usize::MAX).unwrap();
+    assert!(
+        tail.len() < 2_000,
+        "the journal is cut by the snapshots ({} entries left)",
+        tail.len()
+    );
+    assert_eq!(tail.first().map(|(pos, _)| *pos), Some(header.journal_pos));
+}
+
 #[test]
 fn overdue_deadlines_fire_once_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

@@ -103,3 +103,46 @@ fn the_callback_runs_once_when_durable_and_never_otherwise() {
         "the answered group is durable"
     );
 }
+
+/// A snapshot written in the background fails after its group was
+/// answered: the writer stops at the next look (a later commit, or the
+/// next snapshot), the answer stands, and the group is there at a restart.
+#[test]
+fn a_background_snapshot_failing_stops_the_writer_and_keeps_the_answer() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let options = || WriterOptions {
+        snapshot_every: 1,
+        snapshot_in_background: true,
+        ..WriterOptions::default()
+    };
+    let open = || {
+        Writer::open(dir.path(), EngineConfig::default(), options())
+            .unwrap_or_else(|e| panic!("open: {e}"))
+    };
+    {
+        let mut w = open();
+        let (ok, calls) = apply_counting(&mut w, "first");
+        assert!(ok.is_ok(), "{ok:?}");
+        assert_eq!(calls, 1);
+        // None left in the background, so the numbers below are exact.
+        assert!(w.snapshot().is_ok());
+        // The group's commit, then the snapshot started after it.
+        fail_flush_in(&w, 2);
+        let (ok, calls) = apply_counting(&mut w, "second");
+        assert!(ok.is_ok(), "the snapshot is not waited for: {ok:?}");
+        assert_eq!(calls, 1, "the durable group was answered");
+        // The next snapshot waits for that one and reports its failure.
+        assert!(
+            matches!(w.snapshot(), Err(StorageError::Injected(_))),
+            "the background failure is reported"
+        );
+        let (stopped, calls) = apply_counting(&mut w, "after");
+        assert!(
+            matches!(stopped, Err(StorageError::Stopped(_))),
+            "{stopped:?}"
+        );
+        assert_eq!(calls, 0);
+    }
+    let w = open();
+    assert_eq!(held(&w), Decimal::from(6), "both answered deposits");
+}

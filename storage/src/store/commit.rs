@@ -105,17 +105,26 @@ impl FlushParts {
         if applied <= flushed.durable.load(Ordering::Acquire) {
             return Ok(());
         }
+        self.flush_sled(flushed)?;
+        // Segments retired at earlier checkpoints: zeroed for reuse here,
+        // off the writer's thread.
+        self.spares
+            .clean_up(&self.wal_dir)
+            .map_err(|e| e.to_string())
+    }
+
+    /// sled flushed and its data file `fdatasync`ed, whatever was applied:
+    /// everything put in sled before it began is durable afterwards (a
+    /// snapshot's steps wait for this; so does the background flush).
+    pub(super) fn flush_sled(&self, flushed: &Flushed) -> Result<(), String> {
+        let applied = flushed.applied.load(Ordering::Acquire);
         self.db.flush().map_err(|e| e.to_string())?;
         self.file.sync_data().map_err(|e| e.to_string())?;
         if let Some(hook) = &self.hook {
             hook(&self.dir);
         }
         flushed.durable.fetch_max(applied, Ordering::AcqRel);
-        // Segments retired at earlier checkpoints: zeroed for reuse here,
-        // off the writer's thread.
-        self.spares
-            .clean_up(&self.wal_dir)
-            .map_err(|e| e.to_string())
+        Ok(())
     }
 }
 
@@ -361,37 +370,6 @@ impl Store {
             return Err(e);
         }
         wal.checkpoint(self.flushed.durable.load(Ordering::Acquire))?;
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
-    /// Applies `batch` straight to sled and flushes sled durably (for
-    /// snapshots: large, and only an optimisation of recovery, so they need
-    /// no journal record). Everything committed before is durable in sled
-    /// afterwards: a checkpoint.
-    ///
-    /// # Errors
-    /// As [`Store::commit`].
-    pub fn commit_checkpoint(&self, mut batch: Batch) -> Result<(), StorageError> {
-        let (n, mut wal) = self.begin()?;
-        // `mwalseq` below claims every record so far: sled must hold them
-        // (put in under the journal's lock: no commit slips in between).
-        self.settle()?;
-        // A journal that failed may hold a record it never synced: claiming
-        // it as held would be a lie.
-        wal.check()?;
-        let last = wal.next_seq() - 1;
-        batch.insert(META_WAL_SEQ, last.to_be_bytes());
-        self.behind.apply_batch(batch.to_sled())?;
-        self.faults
-            .check(n, &self.faults.fail_flush_at, "flush failed")?;
-        self.db.flush()?;
-        self.data_file.sync_data()?;
-        if let Some(hook) = &self.flush_parts.hook {
-            hook(&self.dir);
-        }
-        self.flushed.durable.fetch_max(last, Ordering::AcqRel);
-        wal.checkpoint(last)?;
         self.commits.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

@@ -24,9 +24,9 @@
 //! through the commit, and once a commit failed every read is refused
 //! (`otcd` checks under that lock). (A sled batch cost two hand-offs to
 //! sled's I/O threads per commit: it starts a fresh log buffer and writes
-//! the old one, waking all seven pool threads each time.) Snapshots, whose
-//! header must never be seen without its chunks, still go in as one sled
-//! batch.
+//! the old one, waking all seven pool threads each time.) Snapshots go in
+//! change by change too, beside commits (`snapshot.rs`): their header is
+//! switched only once their chunks are durable.
 //!
 //! Why our own `fdatasync` of sled's `db` file: sled 0.34.7's flush uses
 //! `sync_file_range`, which flushes neither the device cache nor file
@@ -40,11 +40,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use otc_engine::Event;
 use otc_engine::buy::BuyOrder;
 use otc_engine::listing::Listing;
 use otc_engine::trade::Trade;
-use otc_engine::{Event, State};
-use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, kind};
 use crate::error::StorageError;
@@ -55,27 +54,16 @@ mod behind;
 mod blobs;
 mod commit;
 mod ids;
+mod snapshot;
 
 pub use batch::Batch;
 pub use commit::{FLUSH_EVERY, Recovered, SledDurableHook, StoreOptions};
 use commit::{FlushParts, Flushed};
+pub use snapshot::SnapshotHeader;
 
 /// Largest chunk of a snapshot or attachment (see [`codec::PIECE_BYTES`]:
 /// it keeps every byte in the `db` file that the commit `fdatasync`s).
 pub const CHUNK_BYTES: usize = codec::PIECE_BYTES;
-
-/// Where the latest snapshot is and how to check it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotHeader {
-    /// Journal entries before this position are in the snapshot.
-    pub journal_pos: u64,
-    /// Number of chunks.
-    pub chunks: u64,
-    /// Total bytes.
-    pub len: u64,
-    /// crc32 of the whole state bytes.
-    pub crc: u32,
-}
 
 /// Test-only fault injection: fail the n-th commit (counting from 1) before
 /// or after its write.
@@ -128,8 +116,6 @@ pub struct Store {
     /// Commits so far (for metrics).
     pub commits: AtomicU64,
 }
-
-const META_SNAPSHOT: &[u8] = b"msnapshot";
 
 /// Key of a per-user index entry: `kind ++ user ++ id`.
 pub fn user_key(k: u8, user: otc_engine::UserId, id: u64) -> [u8; 25] {
@@ -295,89 +281,6 @@ impl Store {
             Ok(out.len() < limit)
         })?;
         Ok(out)
-    }
-
-    // ---- snapshot -----------------------------------------------------------
-
-    /// Adds a snapshot of `state`, covering journal entries before
-    /// `journal_pos`, to `batch`; and removes those entries and stale chunks.
-    ///
-    /// # Errors
-    /// The state does not encode, or reading old keys fails.
-    pub fn stage_snapshot(
-        &self,
-        batch: &mut Batch,
-        config: &otc_engine::EngineConfig,
-        state: &State,
-        journal_pos: u64,
-    ) -> Result<(), StorageError> {
-        let bytes = codec::serialize(&(config, state))?;
-        let chunks = bytes.chunks(CHUNK_BYTES).count() as u64;
-        for (i, chunk) in bytes.chunks(CHUNK_BYTES).enumerate() {
-            batch.insert(
-                codec::key_u64(kind::SNAPSHOT, i as u64),
-                codec::frame(chunk),
-            );
-        }
-        let old = self.snapshot_header()?.map_or(0, |h| h.chunks);
-        for i in chunks..old {
-            batch.remove(codec::key_u64(kind::SNAPSHOT, i));
-        }
-        let start = codec::key_u64(kind::JOURNAL, 0);
-        let end = codec::key_u64(kind::JOURNAL, journal_pos);
-        for key in self.tree()?.range(start.as_slice()..end.as_slice()).keys() {
-            batch.remove(key?);
-        }
-        let header = SnapshotHeader {
-            journal_pos,
-            chunks,
-            len: bytes.len() as u64,
-            crc: crc32fast::hash(&bytes),
-        };
-        batch.insert(META_SNAPSHOT, codec::encode(&header)?);
-        Ok(())
-    }
-
-    /// The latest snapshot's header.
-    ///
-    /// # Errors
-    /// The header is damaged.
-    pub fn snapshot_header(&self) -> Result<Option<SnapshotHeader>, StorageError> {
-        self.get(META_SNAPSHOT)
-    }
-
-    /// Loads the latest snapshot, checking every chunk and the whole.
-    ///
-    /// # Errors
-    /// A chunk is missing or damaged, or the state does not decode.
-    pub fn load_snapshot(
-        &self,
-    ) -> Result<Option<(SnapshotHeader, otc_engine::EngineConfig, State)>, StorageError> {
-        let Some(h) = self.snapshot_header()? else {
-            return Ok(None);
-        };
-        let mut bytes = Vec::with_capacity(usize::try_from(h.len).unwrap_or(0));
-        let tree = self.tree()?;
-        for i in 0..h.chunks {
-            let key = codec::key_u64(kind::SNAPSHOT, i);
-            let raw = tree.get(key)?.ok_or_else(|| StorageError::Corrupt {
-                key: codec::show_key(&key),
-                what: format!("snapshot chunk {i} of {} is missing", h.chunks),
-            })?;
-            bytes.extend_from_slice(codec::unframe(&key, &raw)?);
-        }
-        let corrupt = |what: String| StorageError::Corrupt {
-            key: "m/snapshot".into(),
-            what,
-        };
-        if bytes.len() as u64 != h.len || crc32fast::hash(&bytes) != h.crc {
-            return Err(corrupt(
-                "snapshot bytes do not match the header's length and checksum".into(),
-            ));
-        }
-        let (config, state) = codec::deserialize(&bytes)
-            .map_err(|e| corrupt(format!("snapshot does not decode: {e}")))?;
-        Ok(Some((h, config, state)))
     }
 
     // ---- journal, events, history --------------------------------------------

@@ -1,5 +1,5 @@
 //! History and retention: the final state of records a group ended,
-//! the per-user indexes, snapshots, and pruning of request ids and events.
+//! the per-user indexes, and pruning of request ids and events.
 
 use crate::store::Batch;
 use std::collections::BTreeSet;
@@ -121,30 +121,6 @@ impl Writer {
         for (prefix, pieces) in history {
             self.store.stage_pieces_replacing(batch, &prefix, pieces)?;
         }
-        Ok(())
-    }
-
-    /// Writes a snapshot of the engine and drops the journal it covers.
-    ///
-    /// # Errors
-    /// The commit fails (the writer stops).
-    pub fn snapshot(&mut self) -> Result<(), StorageError> {
-        // A stopped writer's engine may be ahead of disk: never snapshot it.
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
-        }
-        let mut batch = Batch::default();
-        self.store.stage_snapshot(
-            &mut batch,
-            self.engine.config(),
-            self.engine.state(),
-            self.journal_next,
-        )?;
-        if let Err(e) = self.store.commit_checkpoint(batch) {
-            self.stopped = Some(e.clone());
-            return Err(e);
-        }
-        self.since_snapshot = 0;
         Ok(())
     }
 

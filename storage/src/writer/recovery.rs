@@ -95,10 +95,11 @@ impl Writer {
         }
         Ok(Self {
             engine,
-            store,
+            store: std::sync::Arc::new(store),
             options,
             journal_next,
             since_snapshot: journal_next - journal_start,
+            snapshotting: None,
             idem,
             replier: None,
             stopped: None,
