@@ -46,7 +46,8 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
 /// Called each time sled has been made durable (flushed and `fdatasync`ed),
 /// before anything relies on it: a simulator copies sled's files here, to
-/// put back what a crash would leave.
+/// put back what a crash would leave. The flusher and a snapshot written in
+/// the background may call it at the same time.
 pub type SledDurableHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// How the store journals and flushes.
@@ -154,6 +155,15 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
 
 /// Records why a flush failed: the next commit fails (the writer stops, as
 /// for any storage failure).
+impl Store {
+    /// Records a failure outside a commit (a snapshot thread that
+    /// panicked): every later commit and read is refused, as after a
+    /// failed flush.
+    pub fn record_failure(&self, why: String) {
+        record_failure(&self.flushed, why);
+    }
+}
+
 pub(super) fn record_failure(flushed: &Flushed, e: String) {
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
@@ -275,6 +285,7 @@ impl Store {
             flush_parts: parts,
             flusher,
             pending: Mutex::new(None),
+            snapshotting: Mutex::new(()),
             recovered: Recovered {
                 replayed: replay.records.len(),
                 torn_tail: replay.torn_tail,

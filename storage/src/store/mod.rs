@@ -16,7 +16,8 @@
 //! writes made one after another (sled's own crash test checks that after
 //! a process kill; the sled batches used before relied on the same prefix
 //! between batches; ours never overlap: each goes in whole under one lock,
-//! on the writer's thread or a reader's), so if it holds `mwalseq = N` it
+//! on the writer's thread or a reader's; a snapshot's writes, on a thread
+//! of their own, touch only keys no batch writes), so if it holds `mwalseq = N` it
 //! holds all of records up to N, and perhaps part of N + 1, which the
 //! replay sets again, change by change, to the same values. A failure partway through stops the
 //! journal, so no later `mwalseq` is ever written over a part. Readers
@@ -109,6 +110,8 @@ pub struct Store {
     /// The last committed group, durable but not in sled yet (see
     /// [`Store::commit_then`]).
     pending: Mutex<Option<behind::Pending>>,
+    /// Held through a snapshot's write: one at a time (`snapshot.rs`).
+    snapshotting: Mutex<()>,
     /// What opening found in the journal.
     pub recovered: Recovered,
     /// Injected faults, shared with tests.
@@ -246,13 +249,17 @@ impl Store {
     /// Group records of `k` (named `k/<number of their first item>`: a
     /// journal position or an event sequence), from the one holding item
     /// `from` onwards, flattened, at most `limit` items (whole records).
+    /// Records that start before `floor` are never read (the journal's
+    /// below the snapshot: a crash may leave one there half removed).
     fn scan_groups<T: serde::de::DeserializeOwned>(
         &self,
         k: u8,
+        floor: u64,
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, T)>, StorageError> {
-        let low = codec::key_u64(k, 0);
+        let from = from.max(floor);
+        let low = codec::key_u64(k, floor);
         let at = codec::piece_key(&codec::key_u64(k, from), u32::MAX, u32::MAX);
         // The group holding `from` starts at or before it.
         let first = match self
@@ -285,7 +292,8 @@ impl Store {
 
     // ---- journal, events, history --------------------------------------------
 
-    /// Journal entries from position `from`, in order, at most `limit`.
+    /// Journal entries from position `from`, in order, at most `limit`;
+    /// none before the snapshot's position (it holds them).
     ///
     /// # Errors
     /// A damaged entry (named).
@@ -294,7 +302,8 @@ impl Store {
         from: u64,
         limit: usize,
     ) -> Result<Vec<(u64, crate::JournalEntry)>, StorageError> {
-        self.scan_groups(kind::JOURNAL, from, limit)
+        let floor = self.snapshot_header()?.map_or(0, |h| h.journal_pos);
+        self.scan_groups(kind::JOURNAL, floor, from, limit)
     }
 
     /// Events from sequence `from`, at most `limit`.
@@ -303,7 +312,7 @@ impl Store {
     /// A damaged record (named).
     pub fn events_from(&self, from: u64, limit: usize) -> Result<Vec<Event>, StorageError> {
         Ok(self
-            .scan_groups::<Event>(kind::EVENT, from, limit)?
+            .scan_groups::<Event>(kind::EVENT, 0, from, limit)?
             .into_iter()
             .map(|(_, e)| e)
             .collect())

@@ -9,16 +9,26 @@
 //!
 //! 1. the chunks go under numbers after the current snapshot's, so the
 //!    snapshot a restart would load is never touched;
-//! 2. sled is flushed: the chunks are durable;
+//! 2. sled is flushed: the chunks are durable (sled's recovery of a prefix
+//!    of its writes would already keep them ahead of the header; this
+//!    does not lean on it);
 //! 3. the header is switched to them, and sled flushed again;
 //! 4. then the old chunks, any left by an attempt a crash cut short, and
-//!    the engine's journal entries the snapshot covers are removed (the
-//!    background flusher makes that durable).
+//!    the engine's journal entries the snapshot covers are removed, one
+//!    key at a time (made durable by a later flush: the flusher's after
+//!    the next commit, or a clean close).
 //!
 //! A crash anywhere leaves a header whose chunks are all there, and the
-//! journal after its position (sled recovers a prefix of its writes: see
-//! the store's module doc). Nothing here touches `mwalseq` or the journal
-//! of our own: a snapshot claims nothing about them.
+//! engine's journal after its position. Below that position a crash may
+//! leave a journal record half removed: reading the journal starts at the
+//! snapshot's position (`Store::journal_from`), so it is never read, and
+//! the next snapshot removes the rest. Nothing here touches `mwalseq` or
+//! the journal of our own: a snapshot claims nothing about them. It reads
+//! sled as it is, without putting the group a commit left aside in first
+//! (`behind.rs`): no snapshot key is ever in a group, and a journal entry
+//! below the position that is still aside is removed by the next snapshot.
+//! These writes interleave with the commits' changes, but touch only keys
+//! no commit writes (`s/`, `msnapshot`, and `j/` below the position).
 
 use otc_engine::{EngineConfig, State};
 use serde::{Deserialize, Serialize};
@@ -56,37 +66,42 @@ struct HeaderFromZero {
     crc: u32,
 }
 
+/// The snapshot header `tree` holds.
+fn header_in(tree: &sled::Tree) -> Result<Option<SnapshotHeader>, StorageError> {
+    let Some(bytes) = tree.get(META_SNAPSHOT)? else {
+        return Ok(None);
+    };
+    // The two layouts differ in length, and decoding refuses bytes left
+    // over or missing, so at most one of them reads.
+    match codec::decode::<SnapshotHeader>(META_SNAPSHOT, &bytes) {
+        Ok(h) => Ok(Some(h)),
+        Err(e) => match codec::decode::<HeaderFromZero>(META_SNAPSHOT, &bytes) {
+            Ok(h) => Ok(Some(SnapshotHeader {
+                journal_pos: h.journal_pos,
+                chunks: h.chunks,
+                len: h.len,
+                crc: h.crc,
+                first: 0,
+            })),
+            Err(_) => Err(e),
+        },
+    }
+}
+
 impl Store {
     /// The latest snapshot's header.
     ///
     /// # Errors
     /// The header is damaged.
     pub fn snapshot_header(&self) -> Result<Option<SnapshotHeader>, StorageError> {
-        let Some(bytes) = self.tree()?.get(META_SNAPSHOT)? else {
-            return Ok(None);
-        };
-        // The two layouts differ in length, and decoding refuses bytes
-        // left over or missing, so at most one of them reads.
-        match codec::decode::<SnapshotHeader>(META_SNAPSHOT, &bytes) {
-            Ok(h) => Ok(Some(h)),
-            Err(e) => match codec::decode::<HeaderFromZero>(META_SNAPSHOT, &bytes) {
-                Ok(h) => Ok(Some(SnapshotHeader {
-                    journal_pos: h.journal_pos,
-                    chunks: h.chunks,
-                    len: h.len,
-                    crc: h.crc,
-                    first: 0,
-                })),
-                Err(_) => Err(e),
-            },
-        }
+        header_in(self.tree()?)
     }
 
     /// Writes a snapshot of `state` (with the `config` it runs under),
     /// covering the engine's journal entries before `journal_pos`, in the
     /// steps of the module doc; safe beside commits and reads on other
-    /// threads. A failure is kept, as a failed flush is: every later commit
-    /// and read is refused.
+    /// threads, one snapshot at a time. A failure is kept, as a failed
+    /// flush is: every later commit and read is refused.
     ///
     /// # Errors
     /// The state does not encode, or sled or its flush fails.
@@ -96,16 +111,24 @@ impl Store {
         state: &State,
         journal_pos: u64,
     ) -> Result<(), StorageError> {
+        let _one_at_a_time = self
+            .snapshotting
+            .lock()
+            .map_err(|_| StorageError::Io("the snapshot lock was poisoned".into()))?;
         let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(e) = self.flush_failure() {
             return Err(e);
         }
-        let result = self.write_snapshot_steps(n, config, state, journal_pos);
-        if let Err(e) = &result {
-            record_failure(&self.flushed, format!("a snapshot failed: {e}"));
+        match self.write_snapshot_steps(n, config, state, journal_pos) {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                record_failure(&self.flushed, format!("a snapshot failed: {e}"));
+                Err(e)
+            }
         }
-        self.commits.fetch_add(1, Ordering::Relaxed);
-        result
     }
 
     fn write_snapshot_steps(
@@ -116,8 +139,8 @@ impl Store {
         journal_pos: u64,
     ) -> Result<(), StorageError> {
         let bytes = codec::serialize(&(config, state))?;
-        let first = self.snapshot_header()?.map_or(0, |h| h.first + h.chunks);
-        let tree = self.tree()?;
+        let tree = &self.behind;
+        let first = header_in(tree)?.map_or(0, |h| h.first + h.chunks);
         let mut chunks = 0;
         for chunk in bytes.chunks(CHUNK_BYTES) {
             tree.insert(
@@ -352,8 +375,13 @@ mod tests {
         // follows it is all there.
         assert!(journal_positions(&store).ends_with(&[2, 3, 4, 5]));
         // What the cut attempt may have left, and a stray further on.
-        ok(store.commit(one(&codec::key_u64(kind::SNAPSHOT, h.chunks), b"partial")));
-        ok(store.commit(one(&codec::key_u64(kind::SNAPSHOT, 40), b"stray")));
+        // (in sled directly, as snapshots write them).
+        for (n, value) in [(h.chunks, &b"partial"[..]), (40, b"stray")] {
+            ok(store
+                .behind
+                .insert(codec::key_u64(kind::SNAPSHOT, n), value)
+                .map_err(StorageError::from));
+        }
         ok(store.write_snapshot(&config, &state, 5));
         let next = header(&store);
         assert_eq!(
@@ -362,6 +390,36 @@ mod tests {
         );
         assert_eq!(journal_positions(&store), vec![5]);
         assert!(ok(store.load_snapshot()).is_some());
+    }
+
+    /// A crash while a snapshot removes the journal it covers may leave a
+    /// record below its position half removed: reading the journal starts
+    /// at the position, so a restart never reads that record.
+    #[test]
+    fn a_journal_record_half_removed_below_the_snapshot_is_never_read() {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let config = EngineConfig::default();
+        let entries: Vec<crate::JournalEntry> = (0..60)
+            .map(|_| crate::JournalEntry::Configure(config.clone()))
+            .collect();
+        let pieces = ok(codec::encode_pieces(
+            &codec::key_u64(kind::JOURNAL, 0),
+            &entries,
+        ));
+        assert!(pieces.len() > 1, "a record of several pieces");
+        ok(store.write_snapshot(&config, &State::default(), 60));
+        // All of it but its first piece, as such a crash leaves it.
+        let mut batch = Batch::default();
+        for (key, value) in pieces.iter().skip(1) {
+            batch.insert(key, value);
+        }
+        ok(store.commit(batch));
+        assert!(ok(store.journal_from(60, usize::MAX)).is_empty());
+        assert!(ok(store.journal_from(0, usize::MAX)).is_empty());
+        // Read from below the position, the record would be refused.
+        let below = store.scan_groups::<crate::JournalEntry>(kind::JOURNAL, 0, 60, 10);
+        assert!(below.is_err(), "{below:?}");
     }
 
     /// Snapshots on one thread while another commits: every commit is

@@ -133,7 +133,11 @@ impl Spares {
         };
         let from = match spare {
             Some(p) => p,
-            None => self.make_zeroed(dir, size, false)?,
+            None => {
+                let temp = unique(&**disk, dir, TEMP);
+                self.make_zeroed(&temp, size, false)?;
+                temp
+            }
         };
         disk.rename(&from, path)?;
         disk.sync_dir(dir)?;
@@ -185,24 +189,32 @@ impl Spares {
             self.add_clean(dir, &path)?;
         }
         if self.wanted.swap(false, Ordering::Relaxed) && lock(&self.clean)?.is_empty() {
-            let made = self.make_zeroed(dir, self.segment_bytes, true)?;
-            self.add_clean(dir, &made)?;
+            // Only ahead of need: if it fails (a full disk, say), nothing
+            // stops; the writer makes one when its segment fills, and
+            // fails only then.
+            let temp = unique(&*self.disk, dir, TEMP);
+            if self
+                .make_zeroed(&temp, self.segment_bytes, true)
+                .and_then(|()| self.add_clean(dir, &temp))
+                .is_err()
+            {
+                let _ = self.disk.remove(&temp);
+            }
         }
         Ok(())
     }
 
-    /// A new file of `size` zeros under a temporary name, durable; written
-    /// `gently` off the writer's thread (see [`zero_gently`]).
-    fn make_zeroed(&self, dir: &Path, size: u64, gently: bool) -> Result<PathBuf, StorageError> {
-        let temp = unique(&*self.disk, dir, TEMP);
-        let file = self.disk.create_new(&temp)?;
+    /// A new file of `size` zeros at `temp`, durable; written `gently` off
+    /// the writer's thread (see [`zero_gently`]).
+    fn make_zeroed(&self, temp: &Path, size: u64, gently: bool) -> Result<(), StorageError> {
+        let file = self.disk.create_new(temp)?;
         if gently {
             zero_gently(&*file, size)?;
         } else {
             zero_fill(&*file, 0, size)?;
         }
         file.sync_data()?;
-        Ok(temp)
+        Ok(())
     }
 
     /// Renames a zeroed file into the clean spares, durably.
