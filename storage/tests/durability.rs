@@ -119,7 +119,7 @@ fn snapshots_in_the_background_bound_the_journal_and_recover_exactly() {
     assert_eq!(w.engine().digest(), digest);
     let header = w.store().snapshot_header().unwrap().unwrap();
     assert!(
-        header.first > 0,
+        header.journal_pos >= 600,
         "more than one snapshot was written ({header:?})"
     );
     let tail = w.store().journal_from(0, usize::MAX).unwrap();

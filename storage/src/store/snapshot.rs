@@ -7,14 +7,19 @@
 //! 128 ms, and every commit waited), so it can run on a thread of its own
 //! while the writer commits:
 //!
-//! 1. the chunks go under numbers after the current snapshot's, so the
-//!    snapshot a restart would load is never touched;
+//! 1. the chunks go to whichever of two places (chunk numbers from 0, or
+//!    from 2^40) the current snapshot does not use, over the snapshot
+//!    before it: the snapshot a restart would load is never touched, and
+//!    sled's keys are written over in place, as a batch over the same keys
+//!    did (new keys each time, the old removed, left sled's data dir 7%
+//!    larger and its cold start 8–12% slower on 1M trades);
 //! 2. sled is flushed: the chunks are durable (sled's recovery of a prefix
 //!    of its writes would already keep them ahead of the header; this
 //!    does not lean on it);
 //! 3. the header is switched to them, and sled flushed again;
-//! 4. then the old chunks, any left by an attempt a crash cut short, and
-//!    the engine's journal entries the snapshot covers are removed, one
+//! 4. then chunks in neither snapshot (past the new one's end, or left by
+//!    an attempt a crash cut short), and the engine's journal entries the
+//!    snapshot covers are removed, one
 //!    key at a time (made durable by a later flush: the flusher's after
 //!    the next commit, or a clean close).
 //!
@@ -41,6 +46,10 @@ use crate::error::StorageError;
 
 const META_SNAPSHOT: &[u8] = b"msnapshot";
 
+/// Where the second of the two places for a snapshot's chunks starts (the
+/// first starts at chunk 0): far past any snapshot's length.
+const SECOND_PLACE: u64 = 1 << 40;
+
 /// Where the latest snapshot is and how to check it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotHeader {
@@ -52,7 +61,7 @@ pub struct SnapshotHeader {
     pub len: u64,
     /// crc32 of the whole state bytes.
     pub crc: u32,
-    /// The number of the first chunk (`s/<first>`).
+    /// The number of the first chunk (`s/<first>`): 0 or [`SECOND_PLACE`].
     pub first: u64,
 }
 
@@ -140,7 +149,11 @@ impl Store {
     ) -> Result<(), StorageError> {
         let bytes = codec::serialize(&(config, state))?;
         let tree = &self.behind;
-        let first = header_in(tree)?.map_or(0, |h| h.first + h.chunks);
+        let current = header_in(tree)?;
+        let first = match current {
+            Some(h) if h.first == 0 => SECOND_PLACE,
+            _ => 0,
+        };
         let mut chunks = 0;
         for chunk in bytes.chunks(CHUNK_BYTES) {
             tree.insert(
@@ -165,26 +178,25 @@ impl Store {
         self.flush_parts
             .flush_sled(&self.flushed)
             .map_err(StorageError::Io)?;
-        // Before the new chunks, after them, and the journal covered.
-        let ranges: [(Vec<u8>, Vec<u8>); 3] = [
-            (
-                codec::key_u64(kind::SNAPSHOT, 0).to_vec(),
-                codec::key_u64(kind::SNAPSHOT, first).to_vec(),
-            ),
-            (
-                codec::key_u64(kind::SNAPSHOT, first + chunks).to_vec(),
-                vec![kind::SNAPSHOT + 1],
-            ),
-            (
-                codec::key_u64(kind::JOURNAL, 0).to_vec(),
-                codec::key_u64(kind::JOURNAL, journal_pos).to_vec(),
-            ),
-        ];
+        // Chunks in neither place's snapshot (the one just replaced stays, to
+        // be written over by the next), and the journal covered.
+        let live = |n: u64| {
+            (first..first + chunks).contains(&n)
+                || current.is_some_and(|h| (h.first..h.first + h.chunks).contains(&n))
+        };
         let mut stale = Vec::new();
-        for (start, end) in &ranges {
-            for key in tree.range(start.as_slice()..end.as_slice()).keys() {
-                stale.push(key?);
+        for key in tree.scan_prefix([kind::SNAPSHOT]).keys() {
+            let key = key?;
+            if !codec::key_n(&key).is_some_and(live) {
+                stale.push(key);
             }
+        }
+        let (start, end) = (
+            codec::key_u64(kind::JOURNAL, 0),
+            codec::key_u64(kind::JOURNAL, journal_pos),
+        );
+        for key in tree.range(start.as_slice()..end.as_slice()).keys() {
+            stale.push(key?);
         }
         for key in stale {
             tree.remove(key)?;
@@ -270,30 +282,50 @@ mod tests {
         ok(store.snapshot_header()).unwrap_or_else(|| panic!("no snapshot"))
     }
 
+    /// The chunk numbers of the snapshots with these headers, in order.
+    fn places(headers: &[SnapshotHeader]) -> Vec<u64> {
+        let mut all: Vec<u64> = headers
+            .iter()
+            .flat_map(|h| h.first..h.first + h.chunks)
+            .collect();
+        all.sort_unstable();
+        all
+    }
+
     #[test]
-    fn each_snapshot_takes_new_chunks_and_leaves_nothing_stale() {
+    fn snapshots_take_turns_between_two_places_and_leave_nothing_stale() {
         let dir = ok(tempfile::tempdir().map_err(StorageError::from));
         let store = ok(Store::open_with(dir.path(), &no_flusher()));
         let config = EngineConfig::default();
         let state = State::default();
         journal(&store, 0..10);
         ok(store.write_snapshot(&config, &state, 4));
-        let h = header(&store);
-        assert_eq!((h.first, h.journal_pos), (0, 4));
-        assert!(h.chunks >= 1);
-        assert_eq!(chunk_numbers(&store), (0..h.chunks).collect::<Vec<_>>());
+        let h1 = header(&store);
+        assert_eq!((h1.first, h1.journal_pos), (0, 4));
+        assert!(h1.chunks >= 1);
+        assert_eq!(chunk_numbers(&store), places(&[h1]));
         assert_eq!(journal_positions(&store), (4..10).collect::<Vec<_>>());
+        // A chunk past the end of the other place (a longer snapshot's).
+        let stray = codec::key_u64(kind::SNAPSHOT, SECOND_PLACE + 50);
+        ok(store
+            .behind
+            .insert(stray, &b"old"[..])
+            .map_err(StorageError::from));
         ok(store.write_snapshot(&config, &state, 9));
-        let next = header(&store);
-        assert_eq!((next.first, next.journal_pos), (h.chunks, 9));
+        let h2 = header(&store);
+        assert_eq!((h2.first, h2.journal_pos), (SECOND_PLACE, 9));
         assert_eq!(
             chunk_numbers(&store),
-            (next.first..next.first + next.chunks).collect::<Vec<_>>(),
-            "the chunks before are gone"
+            places(&[h1, h2]),
+            "the one replaced stays, to be written over; the stray is gone"
         );
         assert_eq!(journal_positions(&store), vec![9]);
+        ok(store.write_snapshot(&config, &state, 9));
+        let h3 = header(&store);
+        assert_eq!(h3.first, 0, "back to the first place");
+        assert_eq!(chunk_numbers(&store), places(&[h3, h2]));
         let loaded = ok(store.load_snapshot()).map(|(h, c, s)| (h, c == config, s == state));
-        assert_eq!(loaded, Some((next, true, true)));
+        assert_eq!(loaded, Some((h3, true, true)));
     }
 
     /// What headers were before `first`: their chunks start at 0.
@@ -326,8 +358,9 @@ mod tests {
             ok(store.load_snapshot()).map(|(h, _, s)| (h.first, h.journal_pos, s == state));
         assert_eq!(loaded, Some((0, 3, true)));
         ok(store.write_snapshot(&config, &state, 5));
-        assert_eq!(header(&store).first, 1);
-        assert_eq!(chunk_numbers(&store), vec![1]);
+        let h = header(&store);
+        assert_eq!(h.first, SECOND_PLACE);
+        assert_eq!(chunk_numbers(&store), [vec![0], places(&[h])].concat());
     }
 
     /// A damaged header is named, not read as the other layout.
@@ -374,9 +407,9 @@ mod tests {
         // What it covers may be back (its removal was not flushed); what
         // follows it is all there.
         assert!(journal_positions(&store).ends_with(&[2, 3, 4, 5]));
-        // What the cut attempt may have left, and a stray further on.
+        // What the cut attempt may have left, and a stray further on
         // (in sled directly, as snapshots write them).
-        for (n, value) in [(h.chunks, &b"partial"[..]), (40, b"stray")] {
+        for (n, value) in [(SECOND_PLACE, &b"partial"[..]), (40, b"stray")] {
             ok(store
                 .behind
                 .insert(codec::key_u64(kind::SNAPSHOT, n), value)
@@ -384,10 +417,8 @@ mod tests {
         }
         ok(store.write_snapshot(&config, &state, 5));
         let next = header(&store);
-        assert_eq!(
-            chunk_numbers(&store),
-            (next.first..next.first + next.chunks).collect::<Vec<_>>()
-        );
+        assert_eq!(next.first, SECOND_PLACE);
+        assert_eq!(chunk_numbers(&store), places(&[h, next]));
         assert_eq!(journal_positions(&store), vec![5]);
         assert!(ok(store.load_snapshot()).is_some());
     }
@@ -451,10 +482,12 @@ mod tests {
             ok(store.load_snapshot()).map(|(h, _, _)| h.journal_pos),
             Some(19)
         );
+        // Every snapshot the same size: the other place holds as many.
         let h = header(&store);
-        assert_eq!(
-            chunk_numbers(&store),
-            (h.first..h.first + h.chunks).collect::<Vec<_>>()
-        );
+        let other = SnapshotHeader {
+            first: if h.first == 0 { SECOND_PLACE } else { 0 },
+            ..h
+        };
+        assert_eq!(chunk_numbers(&store), places(&[h, other]));
     }
 }
