@@ -47,7 +47,7 @@ pub const FLUSH_EVERY: Duration = Duration::from_millis(100);
 /// Called each time sled has been made durable (flushed and `fdatasync`ed),
 /// before anything relies on it: a simulator copies sled's files here, to
 /// put back what a crash would leave. The flusher and a snapshot written in
-/// the background may call it at the same time.
+/// the background may both call it, one at a time.
 pub type SledDurableHook = Arc<dyn Fn(&Path) + Send + Sync>;
 
 /// How the store journals and flushes.
@@ -95,6 +95,9 @@ pub(super) struct FlushParts {
     wal_dir: PathBuf,
     spares: Arc<wal::Spares>,
     hook: Option<SledDurableHook>,
+    /// The flusher and a snapshot may both flush: the hook runs for one
+    /// at a time.
+    hook_turn: Mutex<()>,
 }
 
 impl FlushParts {
@@ -122,6 +125,10 @@ impl FlushParts {
         self.db.flush().map_err(|e| e.to_string())?;
         self.file.sync_data().map_err(|e| e.to_string())?;
         if let Some(hook) = &self.hook {
+            let _turn = self
+                .hook_turn
+                .lock()
+                .map_err(|_| "the hook's lock was poisoned")?;
             hook(&self.dir);
         }
         flushed.durable.fetch_max(applied, Ordering::AcqRel);
@@ -153,17 +160,16 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
     }
 }
 
-/// Records why a flush failed: the next commit fails (the writer stops, as
-/// for any storage failure).
 impl Store {
-    /// Records a failure outside a commit (a snapshot thread that
-    /// panicked): every later commit and read is refused, as after a
-    /// failed flush.
-    pub fn record_failure(&self, why: String) {
-        record_failure(&self.flushed, why);
+    /// The failure recorded by a flush or a snapshot, if any: every commit
+    /// and read is refused after one.
+    pub fn failure(&self) -> Option<StorageError> {
+        self.flush_failure()
     }
 }
 
+/// Records why a flush (or a snapshot) failed: the next commit fails (the
+/// writer stops, as for any storage failure).
 pub(super) fn record_failure(flushed: &Flushed, e: String) {
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
@@ -262,6 +268,7 @@ impl Store {
             wal_dir,
             spares,
             hook: options.on_sled_durable.clone(),
+            hook_turn: Mutex::new(()),
         });
         let flusher = match options.flush_every {
             Some(every) => {

@@ -17,7 +17,8 @@
 //! a process kill; the sled batches used before relied on the same prefix
 //! between batches; ours never overlap: each goes in whole under one lock,
 //! on the writer's thread or a reader's; a snapshot's writes, on a thread
-//! of their own, touch only keys no batch writes), so if it holds `mwalseq = N` it
+//! of their own, touch only its own keys and journal entries below its
+//! position, never read again), so if it holds `mwalseq = N` it
 //! holds all of records up to N, and perhaps part of N + 1, which the
 //! replay sets again, change by change, to the same values. A failure partway through stops the
 //! journal, so no later `mwalseq` is ever written over a part. Readers

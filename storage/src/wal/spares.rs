@@ -29,6 +29,10 @@ pub struct Spares {
     segment_bytes: u64,
     /// The writer's segment is past half full: a spare is wanted.
     wanted: AtomicBool,
+    /// Making one ahead failed: not tried again before the next segment
+    /// (a full disk would otherwise be filled and emptied ten times a
+    /// second, under sled's feet).
+    gave_up: AtomicBool,
     clean: Shared,
     dirty: Shared,
 }
@@ -86,6 +90,7 @@ impl Spares {
             disk: Arc::clone(disk),
             segment_bytes,
             wanted: AtomicBool::new(false),
+            gave_up: AtomicBool::new(false),
             clean: Shared::default(),
             dirty: Shared::default(),
         };
@@ -123,6 +128,8 @@ impl Spares {
         path: &Path,
         size: u64,
     ) -> Result<(Arc<dyn DiskFile>, u64), StorageError> {
+        // A new segment: a spare may be made ahead for it again.
+        self.gave_up.store(false, Ordering::Relaxed);
         let disk = &self.disk;
         let spare = {
             let mut clean = lock(&self.clean)?;
@@ -163,7 +170,7 @@ impl Spares {
     /// Asks for a spare ahead of need (the writer's segment is past half
     /// full): [`Spares::clean_up`] makes one if none is clean.
     pub(super) fn want_one(&self) {
-        if !self.wanted.load(Ordering::Relaxed) {
+        if !self.wanted.load(Ordering::Relaxed) && !self.gave_up.load(Ordering::Relaxed) {
             self.wanted.store(true, Ordering::Relaxed);
         }
     }
@@ -190,15 +197,23 @@ impl Spares {
         }
         if self.wanted.swap(false, Ordering::Relaxed) && lock(&self.clean)?.is_empty() {
             // Only ahead of need: if it fails (a full disk, say), nothing
-            // stops; the writer makes one when its segment fills, and
-            // fails only then.
-            let temp = unique(&*self.disk, dir, TEMP);
-            if self
+            // stops and nothing is left behind; the writer makes one when
+            // its segment fills, and fails only then.
+            let (temp, spare) = (
+                unique(&*self.disk, dir, TEMP),
+                unique(&*self.disk, dir, SPARE),
+            );
+            let made = self
                 .make_zeroed(&temp, self.segment_bytes, true)
-                .and_then(|()| self.add_clean(dir, &temp))
-                .is_err()
-            {
-                let _ = self.disk.remove(&temp);
+                .and_then(|()| Ok(self.disk.rename(&temp, &spare)?))
+                .and_then(|()| Ok(self.disk.sync_dir(dir)?));
+            match made {
+                Ok(()) => lock(&self.clean)?.push(spare),
+                Err(_) => {
+                    let _ = self.disk.remove(&temp);
+                    let _ = self.disk.remove(&spare);
+                    self.gave_up.store(true, Ordering::Relaxed);
+                }
             }
         }
         Ok(())

@@ -515,3 +515,97 @@ fn a_flipped_salt_is_never_appended_under() {
     let (_, r) = Wal::open(dir.path(), 0, SMALL).expect("reopen");
     assert_eq!(seqs(&r), vec![1]);
 }
+
+/// The file system, except that new files cannot be made while `full` is
+/// set (a full disk, for the files the journal makes); counts attempts.
+#[derive(Debug, Default)]
+struct FullForNewFiles {
+    full: std::sync::atomic::AtomicBool,
+    attempts: std::sync::atomic::AtomicUsize,
+}
+
+impl Disk for FullForNewFiles {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        RealDisk.create_dir_all(dir)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+        RealDisk.list(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        RealDisk.read(path)
+    }
+    fn read_at(&self, path: &Path, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
+        RealDisk.read_at(path, at, len)
+    }
+    fn len(&self, path: &Path) -> std::io::Result<u64> {
+        Disk::len(&RealDisk, path)
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
+        RealDisk.open(path)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.attempts.fetch_add(1, Relaxed);
+        if self.full.load(Relaxed) {
+            return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        RealDisk.create_new(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        RealDisk.rename(from, to)
+    }
+    fn remove(&self, path: &Path) -> std::io::Result<()> {
+        RealDisk.remove(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        RealDisk.sync_dir(dir)
+    }
+}
+
+/// A spare made ahead of need that cannot be made stops nothing, leaves
+/// nothing behind and is not tried again before the next segment; the
+/// writer makes its own when its segment fills.
+#[test]
+fn a_spare_that_cannot_be_made_ahead_stops_nothing() {
+    use std::sync::atomic::Ordering::Relaxed;
+    const SEGMENT: u64 = 16 * BLOCK as u64;
+    let dir = tempfile::tempdir().expect("dir");
+    let disk = Arc::new(FullForNewFiles::default());
+    let shared: Arc<dyn Disk> = disk.clone();
+    let (mut wal, _) = Wal::open_on(&shared, dir.path(), 0, SEGMENT).expect("open");
+    let record = vec![b'r'; 3_000];
+    let append = |wal: &mut Wal| {
+        wal.write(&record).expect("write");
+        wal.sync().expect("sync");
+    };
+    while wal.offset <= SEGMENT / 2 {
+        append(&mut wal);
+    }
+    disk.full.store(true, Relaxed);
+    let before = disk.attempts.load(Relaxed);
+    wal.spares()
+        .clean_up(dir.path())
+        .expect("a failed spare is no failure");
+    assert_eq!(disk.attempts.load(Relaxed), before + 1, "tried once");
+    assert!(named(dir.path(), "tmp-").is_empty() && named(dir.path(), "spare-").is_empty());
+    append(&mut wal);
+    wal.spares().clean_up(dir.path()).expect("clean up");
+    assert_eq!(
+        disk.attempts.load(Relaxed),
+        before + 1,
+        "not again for this segment"
+    );
+    disk.full.store(false, Relaxed);
+    while wal.segments() == 1 {
+        append(&mut wal);
+    }
+    while wal.offset <= SEGMENT / 2 {
+        append(&mut wal);
+    }
+    wal.spares().clean_up(dir.path()).expect("clean up");
+    assert_eq!(
+        named(dir.path(), "spare-").len(),
+        1,
+        "tried again for the next"
+    );
+}

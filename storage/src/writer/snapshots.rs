@@ -13,7 +13,6 @@
 //! store, so the next commit is refused, and the writer stops when it
 //! next looks.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -43,7 +42,8 @@ impl Writer {
         }
         self.finish_snapshot()?;
         if self.since_snapshot == 0 {
-            return Ok(());
+            // Nothing new; a failure recorded meanwhile is still reported.
+            return self.store.failure().map_or(Ok(()), Err);
         }
         let written =
             self.store
@@ -78,14 +78,8 @@ impl Writer {
             .name("otc-snapshot".into())
             .spawn(move || {
                 yield_to_the_writer();
-                let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    store.write_snapshot(&config, &state, journal_pos)
-                }));
-                written.unwrap_or_else(|_| {
-                    let why = "the snapshot thread panicked".to_owned();
-                    store.record_failure(why.clone());
-                    Err(StorageError::Io(why))
-                })
+                // A panic inside is caught and recorded by the store.
+                store.write_snapshot(&config, &state, journal_pos)
             });
         match started {
             Ok(thread) => {
