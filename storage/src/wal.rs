@@ -591,4 +591,6 @@ type Shared = Mutex<Vec<PathBuf>>;
 #[cfg(test)]
 mod block_tests;
 #[cfg(test)]
+mod test_disk;
+#[cfg(test)]
 mod tests;

@@ -107,47 +107,14 @@ impl DiskFile for LoggedFile {
     }
 }
 
-impl Logged {
-    fn wrap(&self, path: &Path, inner: Arc<dyn DiskFile>) -> Arc<dyn DiskFile> {
+impl super::test_disk::Changes for Logged {
+    fn file(&self, path: &Path, inner: Arc<dyn DiskFile>) -> Arc<dyn DiskFile> {
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
         Arc::new(LoggedFile {
             inner,
             name: name.unwrap_or_default(),
             log: Arc::clone(&self.0),
         })
-    }
-}
-
-impl Disk for Logged {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        RealDisk.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        RealDisk.read(path)
-    }
-    fn read_at(&self, path: &Path, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        RealDisk.read_at(path, at, len)
-    }
-    fn len(&self, path: &Path) -> std::io::Result<u64> {
-        RealDisk.len(path)
-    }
-    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
-        Ok(self.wrap(path, RealDisk.open(path)?))
-    }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
-        Ok(self.wrap(path, RealDisk.create_new(path)?))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        RealDisk.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        RealDisk.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.sync_dir(dir)
     }
 }
 
@@ -167,7 +134,7 @@ fn a_reopened_segment_is_synced_before_it_is_appended_to() {
     }
     let logged = Logged::default();
     let log = Arc::clone(&logged.0);
-    let disk: Arc<dyn Disk> = Arc::new(logged);
+    let disk: Arc<dyn Disk> = Arc::new(super::test_disk::RealBut(logged));
     let (mut wal, r) = Wal::open_on(&disk, dir.path(), 0, 1 << 20).expect("reopen");
     assert_eq!(seqs(&r), vec![1, 2, 3]);
     wal.write(b"four").expect("write");

@@ -6,6 +6,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use super::frame::later_record;
+use super::test_disk::{Changes, RealBut};
 use super::*;
 
 /// Segments this small hold a few records each.
@@ -457,41 +458,13 @@ fn leftovers_of_a_crash_are_cleared_and_a_header_less_segment_is_used() {
 #[derive(Debug, Default)]
 struct FlipsSaltOnce(std::sync::Mutex<std::collections::BTreeSet<PathBuf>>);
 
-impl Disk for FlipsSaltOnce {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        RealDisk.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        let mut bytes = RealDisk.read(path)?;
+impl Changes for FlipsSaltOnce {
+    fn read(&self, path: &Path, mut bytes: Vec<u8>) -> Vec<u8> {
         let first = self.0.lock().expect("lock").insert(path.to_owned());
         if first && bytes.len() > 9 {
             bytes[9] ^= 0x10;
         }
-        Ok(bytes)
-    }
-    fn read_at(&self, path: &Path, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        RealDisk.read_at(path, at, len)
-    }
-    fn len(&self, path: &Path) -> std::io::Result<u64> {
-        Disk::len(&RealDisk, path)
-    }
-    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
-        RealDisk.open(path)
-    }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
-        RealDisk.create_new(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        RealDisk.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        RealDisk.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.sync_dir(dir)
+        bytes
     }
 }
 
@@ -504,7 +477,7 @@ fn a_flipped_salt_is_never_appended_under() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (wal, _) = Wal::open(dir.path(), 0, SMALL).expect("open");
     drop(wal);
-    let flaky: Arc<dyn Disk> = Arc::new(FlipsSaltOnce::default());
+    let flaky: Arc<dyn Disk> = Arc::new(RealBut(FlipsSaltOnce::default()));
     let e = Wal::open_on(&flaky, dir.path(), 0, SMALL).expect_err("refused");
     assert!(e.to_string().contains("two reads"), "{e}");
     // The next read is good: the journal opens and what it appends reads back.
@@ -524,41 +497,14 @@ struct FullForNewFiles {
     attempts: std::sync::atomic::AtomicUsize,
 }
 
-impl Disk for FullForNewFiles {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.create_dir_all(dir)
-    }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-        RealDisk.list(dir)
-    }
-    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
-        RealDisk.read(path)
-    }
-    fn read_at(&self, path: &Path, at: u64, len: usize) -> std::io::Result<Vec<u8>> {
-        RealDisk.read_at(path, at, len)
-    }
-    fn len(&self, path: &Path) -> std::io::Result<u64> {
-        Disk::len(&RealDisk, path)
-    }
-    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
-        RealDisk.open(path)
-    }
-    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn DiskFile>> {
+impl Changes for FullForNewFiles {
+    fn creating(&self, _path: &Path) -> std::io::Result<()> {
         use std::sync::atomic::Ordering::Relaxed;
         self.attempts.fetch_add(1, Relaxed);
         if self.full.load(Relaxed) {
             return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
         }
-        RealDisk.create_new(path)
-    }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
-        RealDisk.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
-        RealDisk.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        RealDisk.sync_dir(dir)
+        Ok(())
     }
 }
 
@@ -570,7 +516,7 @@ fn a_spare_that_cannot_be_made_ahead_stops_nothing() {
     use std::sync::atomic::Ordering::Relaxed;
     const SEGMENT: u64 = 16 * BLOCK as u64;
     let dir = tempfile::tempdir().expect("dir");
-    let disk = Arc::new(FullForNewFiles::default());
+    let disk = Arc::new(RealBut(FullForNewFiles::default()));
     let shared: Arc<dyn Disk> = disk.clone();
     let (mut wal, _) = Wal::open_on(&shared, dir.path(), 0, SEGMENT).expect("open");
     let record = vec![b'r'; 3_000];
@@ -581,21 +527,21 @@ fn a_spare_that_cannot_be_made_ahead_stops_nothing() {
     while wal.offset <= SEGMENT / 2 {
         append(&mut wal);
     }
-    disk.full.store(true, Relaxed);
-    let before = disk.attempts.load(Relaxed);
+    disk.0.full.store(true, Relaxed);
+    let before = disk.0.attempts.load(Relaxed);
     wal.spares()
         .clean_up(dir.path())
         .expect("a failed spare is no failure");
-    assert_eq!(disk.attempts.load(Relaxed), before + 1, "tried once");
+    assert_eq!(disk.0.attempts.load(Relaxed), before + 1, "tried once");
     assert!(named(dir.path(), "tmp-").is_empty() && named(dir.path(), "spare-").is_empty());
     append(&mut wal);
     wal.spares().clean_up(dir.path()).expect("clean up");
     assert_eq!(
-        disk.attempts.load(Relaxed),
+        disk.0.attempts.load(Relaxed),
         before + 1,
         "not again for this segment"
     );
-    disk.full.store(false, Relaxed);
+    disk.0.full.store(false, Relaxed);
     while wal.segments() == 1 {
         append(&mut wal);
     }
