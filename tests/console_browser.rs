@@ -36,6 +36,10 @@ fn screenshot_path(name: &str) -> PathBuf {
 /// Windows of these tests: appeals open after 2 s; the system does not
 /// appeal on its own while a browser is starting.
 const WINDOWS: &[&str] = &["--auto-appeal-after", "10m"];
+/// The same, and a payment waits for the next day's bill only in the last
+/// second before midnight (30 minutes by default: a test that imports
+/// today's bill in that half hour would see its payment wait, not missing).
+const RECON_WINDOWS: &[&str] = &["--auto-appeal-after", "10m", "--recon-window", "1s"];
 
 /// A paid trade (bought by `buyer_id`) whose appeal window has passed:
 /// (seller, buyer, trade).
@@ -301,7 +305,7 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
     let sandbox = tempfile::tempdir().expect("temp");
-    let s = harness::gateway::start(sandbox.path(), WINDOWS).await;
+    let s = harness::gateway::start(sandbox.path(), RECON_WINDOWS).await;
     // Something on each list a support agent could act on.
     let answer = harness::gateway::notify(
         &s,
@@ -450,7 +454,7 @@ async fn anomalies_and_reconciliation_mistakes_land_live_and_are_handled() {
     use harness::gateway::{channel_trade, get, notify, payment, start};
     const HMAC: &str = "sandbox-hmac";
     let sandbox = tempfile::tempdir().expect("temp");
-    let s = start(sandbox.path(), WINDOWS).await;
+    let s = start(sandbox.path(), RECON_WINDOWS).await;
     let agent = Uuid::new_v4();
     let b = Browser::start("UTC").await;
     b.sign_in(&s, &token(agent, Role::Support)).await;
