@@ -145,6 +145,36 @@ fn snapshots_in_the_background_bound_the_journal_and_recover_exactly() {
     );
 }
 
+/// A snapshot asked for when the last one covers everything writes
+/// nothing (a clean close right after a background snapshot).
+#[test]
+fn a_snapshot_with_nothing_new_writes_nothing() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = open(dir.path(), WriterOptions::default());
+    let mut load = Workload::new(4, 6);
+    run(&mut w, &mut load, 50, 5, T0);
+    w.snapshot().unwrap();
+    let (header, commits) = (
+        w.store().snapshot_header().unwrap(),
+        w.store().commits.load(Ordering::Relaxed),
+    );
+    w.snapshot().unwrap();
+    assert_eq!(w.store().snapshot_header().unwrap(), header);
+    assert_eq!(
+        w.store().commits.load(Ordering::Relaxed),
+        commits,
+        "nothing written"
+    );
+    run(&mut w, &mut load, 5, 5, T0.plus_ms(60_000));
+    w.snapshot().unwrap();
+    let after = w.store().snapshot_header().unwrap().unwrap();
+    assert!(
+        after.journal_pos > header.unwrap().journal_pos,
+        "something new is"
+    );
+}
+
 #[test]
 fn overdue_deadlines_fire_once_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();

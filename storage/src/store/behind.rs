@@ -68,7 +68,7 @@ impl Store {
         let mut pending = self.pending()?;
         // After a failure sled may hold part of a group, or lack one the
         // failed commit acknowledged: nothing more is read from it.
-        if let Some(e) = self.flush_failure() {
+        if let Some(e) = self.failure() {
             return Err(e);
         }
         self.catch_up(&mut pending)

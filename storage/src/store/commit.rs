@@ -160,14 +160,6 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
     }
 }
 
-impl Store {
-    /// The failure recorded by a flush or a snapshot, if any: every commit
-    /// and read is refused after one.
-    pub fn failure(&self) -> Option<StorageError> {
-        self.flush_failure()
-    }
-}
-
 /// Records why a flush (or a snapshot) failed: the next commit fails (the
 /// writer stops, as for any storage failure).
 pub(super) fn record_failure(flushed: &Flushed, e: String) {
@@ -199,7 +191,7 @@ impl Drop for Store {
         // the handle is dropped, holding its file lock meanwhile: flush now,
         // so a reopen in this process finds the lock free (and sled durable,
         // unless the writer stopped: then nothing more is written).
-        if self.flush_failure().is_none()
+        if self.failure().is_none()
             && self.wal().is_ok_and(|w| w.check().is_ok())
             && self.settle().is_ok()
         {
@@ -410,7 +402,7 @@ impl Store {
     /// failed background flush, and the journal.
     fn begin(&self) -> Result<(u64, std::sync::MutexGuard<'_, Wal>), StorageError> {
         let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(e) = self.flush_failure() {
+        if let Some(e) = self.failure() {
             return Err(e);
         }
         self.faults
@@ -418,7 +410,9 @@ impl Store {
         Ok((n, self.wal()?))
     }
 
-    pub(super) fn flush_failure(&self) -> Option<StorageError> {
+    /// The failure recorded by a flush or a snapshot, if any: every commit
+    /// and read is refused after one.
+    pub fn failure(&self) -> Option<StorageError> {
         let failed = self.flushed.failed.lock().ok()?;
         failed.as_ref().map(|e| StorageError::Io(e.clone()))
     }

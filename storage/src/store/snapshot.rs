@@ -68,14 +68,29 @@ pub struct SnapshotHeader {
     pub first: u64,
 }
 
-/// The header as stored before snapshots moved along the chunk numbers
-/// (their chunks start at 0).
+/// The header as stored before it named its first chunk (its chunks
+/// start at 0).
 #[derive(Deserialize)]
 struct HeaderFromZero {
     journal_pos: u64,
     chunks: u64,
     len: u64,
     crc: u32,
+}
+
+impl SnapshotHeader {
+    /// The numbers of its chunks.
+    pub fn chunk_numbers(&self) -> std::ops::Range<u64> {
+        self.first..self.first + self.chunks
+    }
+}
+
+/// The keys of the engine's journal below `pos`, as a range.
+fn journal_below(pos: u64) -> ([u8; 9], [u8; 9]) {
+    (
+        codec::key_u64(kind::JOURNAL, 0),
+        codec::key_u64(kind::JOURNAL, pos),
+    )
 }
 
 /// The snapshot header `tree` holds.
@@ -128,7 +143,7 @@ impl Store {
             .lock()
             .map_err(|_| StorageError::Io("the snapshot lock was poisoned".into()))?;
         let n = self.faults.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if let Some(e) = self.flush_failure() {
+        if let Some(e) = self.failure() {
             return Err(e);
         }
         let steps = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -170,7 +185,7 @@ impl Store {
         };
         let needed = bytes.len().div_ceil(CHUNK_BYTES) as u64;
         if let Some(h) = current
-            && first < h.first + h.chunks
+            && first < h.chunk_numbers().end
             && h.first < first + needed
         {
             return Err(StorageError::Inconsistent(format!(
@@ -208,7 +223,7 @@ impl Store {
         // be written over by the next), and the journal covered.
         let live = |n: u64| {
             (first..first + chunks).contains(&n)
-                || current.is_some_and(|h| (h.first..h.first + h.chunks).contains(&n))
+                || current.is_some_and(|h| h.chunk_numbers().contains(&n))
         };
         let mut stale = Vec::new();
         for key in tree.scan_prefix([kind::SNAPSHOT]).keys() {
@@ -217,11 +232,8 @@ impl Store {
                 stale.push(key);
             }
         }
-        let (start, end) = (
-            codec::key_u64(kind::JOURNAL, 0),
-            codec::key_u64(kind::JOURNAL, journal_pos),
-        );
-        for key in tree.range(start.as_slice()..end.as_slice()).keys() {
+        let (start, end) = journal_below(journal_pos);
+        for key in tree.range(start..end).keys() {
             stale.push(key?);
         }
         for key in stale {
@@ -237,11 +249,8 @@ impl Store {
     /// sled fails.
     #[doc(hidden)]
     pub fn journal_pieces_below(&self, pos: u64) -> Result<usize, StorageError> {
-        let (start, end) = (
-            codec::key_u64(kind::JOURNAL, 0),
-            codec::key_u64(kind::JOURNAL, pos),
-        );
-        Ok(self.tree()?.range(start.as_slice()..end.as_slice()).count())
+        let (start, end) = journal_below(pos);
+        Ok(self.tree()?.range(start..end).count())
     }
 
     /// Loads the latest snapshot, checking every chunk and the whole.
@@ -256,8 +265,8 @@ impl Store {
         };
         let mut bytes = Vec::with_capacity(usize::try_from(h.len).unwrap_or(0));
         let tree = self.tree()?;
-        for i in 0..h.chunks {
-            let key = codec::key_u64(kind::SNAPSHOT, h.first + i);
+        for (i, n) in h.chunk_numbers().enumerate() {
+            let key = codec::key_u64(kind::SNAPSHOT, n);
             let raw = tree.get(key)?.ok_or_else(|| StorageError::Corrupt {
                 key: codec::show_key(&key),
                 what: format!("snapshot chunk {i} of {} is missing", h.chunks),
@@ -321,6 +330,13 @@ mod tests {
         }
     }
 
+    /// A store in a new directory, with no background flusher.
+    fn fresh() -> (tempfile::TempDir, Store) {
+        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
+        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        (dir, store)
+    }
+
     fn header(store: &Store) -> SnapshotHeader {
         ok(store.snapshot_header()).unwrap_or_else(|| panic!("no snapshot"))
     }
@@ -329,7 +345,7 @@ mod tests {
     fn places(headers: &[SnapshotHeader]) -> Vec<u64> {
         let mut all: Vec<u64> = headers
             .iter()
-            .flat_map(|h| h.first..h.first + h.chunks)
+            .flat_map(SnapshotHeader::chunk_numbers)
             .collect();
         all.sort_unstable();
         all
@@ -337,8 +353,7 @@ mod tests {
 
     #[test]
     fn snapshots_take_turns_between_two_places_and_leave_nothing_stale() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (_dir, store) = fresh();
         let config = EngineConfig::default();
         let state = State::default();
         journal(&store, 0..10);
@@ -382,8 +397,7 @@ mod tests {
 
     #[test]
     fn a_header_from_before_first_existed_loads_from_chunk_zero() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (_dir, store) = fresh();
         let config = EngineConfig::default();
         let state = State::default();
         let bytes = ok(codec::serialize(&(&config, &state)));
@@ -409,8 +423,7 @@ mod tests {
     /// A damaged header is named, not read as the other layout.
     #[test]
     fn a_damaged_header_is_refused() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (_dir, store) = fresh();
         let h = SnapshotHeader {
             journal_pos: 1,
             chunks: 1,
@@ -431,15 +444,14 @@ mod tests {
     /// a crash, and the next snapshot removes the chunks left behind.
     #[test]
     fn a_snapshot_cut_short_leaves_the_one_before() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (dir, store) = fresh();
         let config = EngineConfig::default();
         let state = State::default();
         journal(&store, 0..6);
         ok(store.write_snapshot(&config, &state, 2));
         let live = |store: &Store| {
             let h = ok(header_in(&store.behind)).unwrap_or_else(|| panic!("no snapshot"));
-            (h.first..h.first + h.chunks)
+            h.chunk_numbers()
                 .map(|n| {
                     ok(store
                         .behind
@@ -488,8 +500,7 @@ mod tests {
     /// current one's chunks are left whole.
     #[test]
     fn a_header_numbered_on_from_before_is_not_written_over() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (_dir, store) = fresh();
         let config = EngineConfig::default();
         let state = State::default();
         let bytes = ok(codec::serialize(&(&config, &state)));
@@ -522,8 +533,7 @@ mod tests {
         let config = EngineConfig::default();
         let state = State::default();
         for (first, pos, says) in [(SECOND_PLACE - 1, 9, "overlap"), (0, 1, "position")] {
-            let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-            let store = ok(Store::open_with(dir.path(), &no_flusher()));
+            let (_dir, store) = fresh();
             let h = SnapshotHeader {
                 journal_pos: 5,
                 chunks: 2,
@@ -549,8 +559,7 @@ mod tests {
     /// at the position, so a restart never reads that record.
     #[test]
     fn a_journal_record_half_removed_below_the_snapshot_is_never_read() {
-        let dir = ok(tempfile::tempdir().map_err(StorageError::from));
-        let store = ok(Store::open_with(dir.path(), &no_flusher()));
+        let (_dir, store) = fresh();
         let config = EngineConfig::default();
         let entries: Vec<crate::JournalEntry> = (0..60)
             .map(|_| crate::JournalEntry::Configure(config.clone()))

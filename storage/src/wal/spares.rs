@@ -199,21 +199,13 @@ impl Spares {
             // Only ahead of need: if it fails (a full disk, say), nothing
             // stops and nothing is left behind; the writer makes one when
             // its segment fills, and fails only then.
-            let (temp, spare) = (
-                unique(&*self.disk, dir, TEMP),
-                unique(&*self.disk, dir, SPARE),
-            );
+            let temp = unique(&*self.disk, dir, TEMP);
             let made = self
                 .make_zeroed(&temp, self.segment_bytes, true)
-                .and_then(|()| Ok(self.disk.rename(&temp, &spare)?))
-                .and_then(|()| Ok(self.disk.sync_dir(dir)?));
-            match made {
-                Ok(()) => lock(&self.clean)?.push(spare),
-                Err(_) => {
-                    let _ = self.disk.remove(&temp);
-                    let _ = self.disk.remove(&spare);
-                    self.gave_up.store(true, Ordering::Relaxed);
-                }
+                .and_then(|()| self.add_clean(dir, &temp));
+            if made.is_err() {
+                let _ = self.disk.remove(&temp);
+                self.gave_up.store(true, Ordering::Relaxed);
             }
         }
         Ok(())
@@ -232,11 +224,16 @@ impl Spares {
         Ok(())
     }
 
-    /// Renames a zeroed file into the clean spares, durably.
+    /// Renames a zeroed file into the clean spares, durably (if the rename
+    /// cannot be made durable, the file goes: nothing is left outside the
+    /// pool).
     fn add_clean(&self, dir: &Path, zeroed: &Path) -> Result<(), StorageError> {
         let spare = unique(&*self.disk, dir, SPARE);
         self.disk.rename(zeroed, &spare)?;
-        self.disk.sync_dir(dir)?;
+        if let Err(e) = self.disk.sync_dir(dir) {
+            let _ = self.disk.remove(&spare);
+            return Err(e.into());
+        }
         lock(&self.clean)?.push(spare);
         Ok(())
     }

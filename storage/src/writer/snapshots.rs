@@ -20,7 +20,7 @@ use super::Writer;
 use crate::error::StorageError;
 
 /// A snapshot being written in the background.
-pub(super) struct InFlight(JoinHandle<Result<(), StorageError>>);
+pub(super) type InFlight = JoinHandle<Result<(), StorageError>>;
 
 /// How much less of the core the snapshot thread asks for than the writer
 /// and the API's threads (a nice value): it yields to them under load.
@@ -62,11 +62,7 @@ impl Writer {
         if !self.options.snapshot_in_background {
             return self.snapshot();
         }
-        if self
-            .snapshotting
-            .as_ref()
-            .is_some_and(|s| !s.0.is_finished())
-        {
+        if self.snapshotting.as_ref().is_some_and(|s| !s.is_finished()) {
             return Ok(());
         }
         self.finish_snapshot()?;
@@ -83,7 +79,7 @@ impl Writer {
             });
         match started {
             Ok(thread) => {
-                self.snapshotting = Some(InFlight(thread));
+                self.snapshotting = Some(thread);
                 self.since_snapshot = 0;
                 Ok(())
             }
@@ -97,7 +93,7 @@ impl Writer {
     /// # Errors
     /// It failed: the writer stops.
     pub(super) fn finish_snapshot(&mut self) -> Result<(), StorageError> {
-        let Some(InFlight(thread)) = self.snapshotting.take() else {
+        let Some(thread) = self.snapshotting.take() else {
             return Ok(());
         };
         let written = thread
