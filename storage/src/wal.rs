@@ -43,8 +43,8 @@ mod spares;
 pub use disk::{BLOCK, Bug, Disk, DiskFile, RealDisk};
 pub use frame::frame;
 use frame::{
-    Frame, block_floor, corrupt, frame_into, header, nothing_after, raw_header, read_frame,
-    salt_of, tail_of,
+    Frame, all_zero, block_floor, corrupt, frame_into, header, nothing_after, raw_header,
+    read_frame, salt_of, tail_of,
 };
 pub use spares::Spares;
 
@@ -207,9 +207,7 @@ impl Wal {
                         // unless it shows signs of being a damaged record
                         // with more after it.
                         let (seg, bytes) = &segments[i];
-                        let rest_nonzero = bytes
-                            .get(at..)
-                            .is_some_and(|rest| rest.iter().any(|&b| b != 0));
+                        let rest_nonzero = bytes.get(at..).is_some_and(|rest| !all_zero(rest));
                         if salt.is_none() && rest_nonzero {
                             // Headers are written and synced before any
                             // record: bytes after a missing one are damage.
@@ -227,7 +225,7 @@ impl Wal {
                         if !zeros
                             && seq == next
                             && extent <= bytes.len()
-                            && bytes[extent..].iter().any(|&b| b != 0)
+                            && !all_zero(&bytes[extent..])
                         {
                             let what = match raw_header(bytes, extent) {
                                 Some((_, s)) if s == next + 1 => {

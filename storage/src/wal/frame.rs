@@ -7,6 +7,20 @@ use std::path::Path;
 use super::{BLOCK, HEADER, MAGIC, SEGMENT_HEADER, SEQ_REACH, SegmentFile};
 use crate::error::StorageError;
 
+/// Whether every byte is zero. A whole segment's tail is checked this way
+/// when the journal opens (tens of MiB of zeros past the log's end): a
+/// block at a time, OR-ed together, which the compiler vectorizes; a
+/// byte-at-a-time `all`, with an exit after each byte, it does not
+/// (about 25 ms against 1 ms for 64 MiB).
+pub(super) fn all_zero(bytes: &[u8]) -> bool {
+    const PIECE: usize = 4096;
+    let mut pieces = bytes.chunks_exact(PIECE);
+    pieces
+        .by_ref()
+        .all(|p| p.iter().fold(0u8, |acc, &b| acc | b) == 0)
+        && pieces.remainder().iter().all(|&b| b == 0)
+}
+
 pub(super) fn crc(salt: u64, len: u32, seq: u64, payload: &[u8]) -> u32 {
     let mut c = crc32c::crc32c(&salt.to_le_bytes());
     c = crc32c::crc32c_append(c, &len.to_le_bytes());
@@ -55,9 +69,7 @@ pub(super) enum Frame<'a> {
 
 pub(super) fn read_frame(bytes: &[u8], at: usize, salt: u64) -> Frame<'_> {
     let Some(head) = bytes.get(at..at + HEADER) else {
-        let zeros = bytes
-            .get(at..)
-            .is_none_or(|rest| rest.iter().all(|&b| b == 0));
+        let zeros = bytes.get(at..).is_none_or(all_zero);
         return Frame::Bad {
             seq: 0,
             len: 0,
@@ -69,7 +81,7 @@ pub(super) fn read_frame(bytes: &[u8], at: usize, salt: u64) -> Frame<'_> {
         head[4], head[5], head[6], head[7], head[8], head[9], head[10], head[11],
     ]);
     let sum = u32::from_le_bytes([head[12], head[13], head[14], head[15]]);
-    let zeros = head.iter().all(|&b| b == 0);
+    let zeros = all_zero(head);
     let start = at + HEADER;
     match bytes.get(start..start + len as usize) {
         Some(payload) if !zeros && crc(salt, len, seq, payload) == sum => {
@@ -101,7 +113,7 @@ pub(super) fn later_record(bytes: &[u8], at: usize, salt: u64, from: u64) -> boo
     let mut i = at;
     while i + HEADER <= bytes.len() {
         let end = ((i / BLOCK + 1) * BLOCK).min(bytes.len());
-        if end - i >= HEADER && bytes[i..end].iter().all(|&b| b == 0) {
+        if end - i >= HEADER && all_zero(&bytes[i..end]) {
             // No header starts where its 16 bytes would all be zero: the
             // first that could starts 15 bytes before the zeros end.
             i = end - HEADER + 1;
@@ -191,4 +203,27 @@ pub(super) fn tail_of(bytes: &[u8], at: usize, salt: u64) -> Vec<u8> {
         tail[..SEGMENT_HEADER].copy_from_slice(&header(salt));
     }
     tail
+}
+
+#[cfg(test)]
+mod tests {
+    use super::all_zero;
+
+    #[test]
+    fn all_zero_finds_one_set_bit_anywhere() {
+        for len in [0, 1, 15, 16, 4_095, 4_096, 4_097, 8_192, 12_301] {
+            let mut bytes = vec![0u8; len];
+            assert!(all_zero(&bytes), "{len} zeros");
+            let mut places = vec![0, len / 2, len.saturating_sub(1)];
+            places.extend([4_095, 4_096, 8_191, 8_192, 12_288].iter().filter(|&&p| p < len));
+            for at in places.into_iter().filter(|&p| p < len) {
+                for bit in [0x01, 0x80] {
+                    bytes[at] = bit;
+                    assert!(!all_zero(&bytes), "{len} bytes, {bit:#x} at {at}");
+                    assert!(all_zero(&bytes[at + 1..]), "after {at} of {len}");
+                    bytes[at] = 0;
+                }
+            }
+        }
+    }
 }
