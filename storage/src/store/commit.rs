@@ -470,4 +470,52 @@ mod tests {
         assert_eq!(get(&store, b"k3"), None);
         assert_eq!(get(&store, META_WAL_SEQ), Some(second_seq));
     }
+
+    /// The flusher and a snapshot written in the background both make sled
+    /// durable and call the hook: one at a time, or a simulator copying
+    /// sled's files there would copy a mix of two moments.
+    #[test]
+    fn the_durable_hook_runs_for_one_caller_at_a_time() {
+        let inside = Arc::new(AtomicU64::new(0));
+        let most = Arc::new(AtomicU64::new(0));
+        let calls = Arc::new(AtomicU64::new(0));
+        let hook: SledDurableHook = {
+            let (inside, most, calls) = (inside.clone(), most.clone(), calls.clone());
+            Arc::new(move |_: &Path| {
+                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                calls.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(10));
+                inside.fetch_sub(1, Ordering::SeqCst);
+            })
+        };
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let options = StoreOptions {
+            flush_every: None,
+            on_sled_durable: Some(hook),
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    start.wait();
+                    for _ in 0..3 {
+                        store
+                            .flush_parts
+                            .flush_sled(&store.flushed)
+                            .unwrap_or_else(|e| panic!("{e}"));
+                    }
+                });
+            }
+        });
+        // One call at the open, then twelve.
+        assert_eq!(calls.load(Ordering::SeqCst), 13);
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            1,
+            "two callers in the hook at once"
+        );
+    }
 }

@@ -215,7 +215,11 @@ mod tests {
             let mut bytes = vec![0u8; len];
             assert!(all_zero(&bytes), "{len} zeros");
             let mut places = vec![0, len / 2, len.saturating_sub(1)];
-            places.extend([4_095, 4_096, 8_191, 8_192, 12_288].iter().filter(|&&p| p < len));
+            places.extend(
+                [4_095, 4_096, 8_191, 8_192, 12_288]
+                    .iter()
+                    .filter(|&&p| p < len),
+            );
             for at in places.into_iter().filter(|&p| p < len) {
                 for bit in [0x01, 0x80] {
                     bytes[at] = bit;
