@@ -11,14 +11,13 @@ use crate::error::StorageError;
 /// when the journal opens (tens of MiB of zeros past the log's end): a
 /// block at a time, OR-ed together, which the compiler vectorizes; a
 /// byte-at-a-time `all`, with an exit after each byte, it does not
-/// (about 25 ms against 1 ms for 64 MiB).
+/// (0.6–0.8 ms against 20–28 ms for 64 MiB).
 pub(super) fn all_zero(bytes: &[u8]) -> bool {
-    const PIECE: usize = 4096;
-    let mut pieces = bytes.chunks_exact(PIECE);
-    pieces
+    let mut blocks = bytes.chunks_exact(BLOCK);
+    blocks
         .by_ref()
         .all(|p| p.iter().fold(0u8, |acc, &b| acc | b) == 0)
-        && pieces.remainder().iter().all(|&b| b == 0)
+        && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 pub(super) fn crc(salt: u64, len: u32, seq: u64, payload: &[u8]) -> u32 {
@@ -211,20 +210,35 @@ mod tests {
 
     #[test]
     fn all_zero_finds_one_set_bit_anywhere() {
+        // The byte-at-a-time check it replaces, as the reference.
+        let slow = |b: &[u8]| b.iter().all(|&x| x == 0);
         for len in [0, 1, 15, 16, 4_095, 4_096, 4_097, 8_192, 12_301] {
             let mut bytes = vec![0u8; len];
             assert!(all_zero(&bytes), "{len} zeros");
-            let mut places = vec![0, len / 2, len.saturating_sub(1)];
-            places.extend(
-                [4_095, 4_096, 8_191, 8_192, 12_288]
-                    .iter()
-                    .filter(|&&p| p < len),
-            );
+            let places = [
+                0,
+                len / 2,
+                len.saturating_sub(1),
+                4_095,
+                4_096,
+                8_191,
+                8_192,
+                12_288,
+            ];
             for at in places.into_iter().filter(|&p| p < len) {
                 for bit in [0x01, 0x80] {
                     bytes[at] = bit;
+                    // Whole, and from offsets that split the blocks as the
+                    // journal's `bytes[at..]` does.
+                    for from in [0, 1, 17, at, at + 1] {
+                        let part = bytes.get(from..).unwrap_or_default();
+                        assert_eq!(
+                            all_zero(part),
+                            slow(part),
+                            "{len} bytes, {bit:#x} at {at}, from {from}"
+                        );
+                    }
                     assert!(!all_zero(&bytes), "{len} bytes, {bit:#x} at {at}");
-                    assert!(all_zero(&bytes[at + 1..]), "after {at} of {len}");
                     bytes[at] = 0;
                 }
             }
