@@ -108,7 +108,6 @@ pub(super) fn salt_of(bytes: &[u8]) -> Option<u64> {
 /// after `at`. Past the end of a log there are only zeros (skipped a block
 /// at a time) and the remains of at most one torn write.
 pub(super) fn later_record(bytes: &[u8], at: usize, salt: u64, from: u64) -> bool {
-    const BLOCK: usize = 4096;
     let mut i = at;
     while i + HEADER <= bytes.len() {
         let end = ((i / BLOCK + 1) * BLOCK).min(bytes.len());
