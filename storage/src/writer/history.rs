@@ -130,22 +130,14 @@ impl Writer {
     /// # Errors
     /// A commit fails (the writer stops).
     pub fn maintain(&mut self, now: Timestamp) -> Result<(), StorageError> {
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
-        }
+        self.running()?;
         let cutoff = now.plus_ms(-self.options.idempotency_retention_ms);
         self.idem.forget_before(cutoff);
         let mut batch = Batch::default();
-        let n = match self
+        let staged = self
             .store
-            .stage_idempotency_prune(&mut batch, cutoff, 100_000)
-        {
-            Ok(n) => n,
-            Err(e) => {
-                self.stopped = Some(e.clone());
-                return Err(e);
-            }
-        };
+            .stage_idempotency_prune(&mut batch, cutoff, 100_000);
+        let n = self.stop_on(staged)?;
         let result = if n > 0 {
             self.store.commit(batch)
         } else {
@@ -159,10 +151,6 @@ impl Writer {
                 )
                 .map(|_| ())
         });
-        if let Err(e) = result {
-            self.stopped = Some(e.clone());
-            return Err(e);
-        }
-        Ok(())
+        self.stop_on(result)
     }
 }

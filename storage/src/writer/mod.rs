@@ -237,9 +237,7 @@ impl Writer {
         id: &str,
         fingerprint: u64,
     ) -> Result<Option<Earlier>, StorageError> {
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
-        }
+        self.running()?;
         self.idem
             .earlier(&self.store, &idem::scoped_id(caller, id), fingerprint)
     }
@@ -286,18 +284,26 @@ impl Writer {
         requests: &[Request],
         durable: &mut dyn FnMut(Vec<Done>),
     ) -> Result<(), StorageError> {
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
+        self.running()?;
+        let applied = self.apply_group_inner(requests, durable);
+        self.stop_on(applied)
+    }
+
+    /// Refused once the writer stopped.
+    fn running(&self) -> Result<(), StorageError> {
+        match &self.stopped {
+            Some(e) => Err(StorageError::Stopped(e.to_string())),
+            None => Ok(()),
         }
-        match self.apply_group_inner(requests, durable) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                // Any failure mid-group may leave the engine ahead of disk:
-                // stop for good; a restart recovers from what is durable.
-                self.stopped = Some(e.clone());
-                Err(e)
-            }
+    }
+
+    /// Any storage failure stops the writer for good: the engine may be
+    /// ahead of disk; a restart recovers from what is durable.
+    fn stop_on<T>(&mut self, result: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &result {
+            self.stopped = Some(e.clone());
         }
+        result
     }
 
     fn apply_group_inner(

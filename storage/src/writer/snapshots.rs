@@ -37,9 +37,7 @@ impl Writer {
     /// writer stops.
     pub fn snapshot(&mut self) -> Result<(), StorageError> {
         // A stopped writer's engine may be ahead of disk: never snapshot it.
-        if let Some(e) = &self.stopped {
-            return Err(StorageError::Stopped(e.to_string()));
-        }
+        self.running()?;
         self.finish_snapshot()?;
         if self.since_snapshot == 0 {
             // Nothing new; a failure recorded meanwhile is still reported.
@@ -48,10 +46,7 @@ impl Writer {
         let written =
             self.store
                 .write_snapshot(self.engine.config(), self.engine.state(), self.journal_next);
-        if let Err(e) = written {
-            self.stopped = Some(e.clone());
-            return Err(e);
-        }
+        self.stop_on(written)?;
         self.since_snapshot = 0;
         Ok(())
     }
@@ -99,11 +94,7 @@ impl Writer {
         let written = thread
             .join()
             .unwrap_or_else(|_| Err(StorageError::Io("the snapshot thread panicked".into())));
-        if let Err(e) = written {
-            self.stopped = Some(e.clone());
-            return Err(e);
-        }
-        Ok(())
+        self.stop_on(written)
     }
 }
 
