@@ -275,6 +275,15 @@ impl Engine {
                 "only a payment missing here can be applied from the bill; close the others with a note",
             ));
         }
+        // The payment would mark the trade paid, and may release its coin.
+        if let Some(t) = crate::payment::trade_of_reference(&m.facts.reference)
+            .and_then(|t| self.trade(t))
+            && (t.buyer == agent || t.seller == agent)
+        {
+            return Err(Rejection::NotAllowed(
+                "an agent cannot apply a missed payment to their own trade",
+            ));
+        }
         let payment = GatewayPayment {
             channel: m.channel.clone(),
             reference: m.facts.reference.clone(),

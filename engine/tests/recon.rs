@@ -135,6 +135,36 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
     assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
 }
 
+/// An agent who is the buyer (or seller) of the trade a bill line names
+/// cannot apply it: it would mark their own trade paid. Another agent can.
+#[test]
+fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
+    let mut w = world();
+    let t = w.buy_coin(user(AGENT), "2");
+    let at = w.now;
+    let events = record(&mut w, &[line(t, "tx9", "14.00", at)], "c");
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    for agent in [AGENT, S] {
+        let r = w.err(Command::ApplyMissedPayment {
+            agent: user(agent),
+            mistake: found[0].0,
+            history_checked: false,
+            ended: None,
+        });
+        assert!(matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")), "{r}");
+    }
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+    assert_eq!(w.e.state().open_mistakes.len(), 1);
+    w.ok(Command::ApplyMissedPayment {
+        agent: user(AGENT + 1),
+        mistake: found[0].0,
+        history_checked: false,
+        ended: None,
+    });
+    assert_eq!(w.state_of(t), "PAID");
+}
+
 #[test]
 fn payments_missing_there_wait_for_the_next_day_near_midnight() {
     let mut w = world();
