@@ -701,6 +701,10 @@ async fn limits_follow_the_servers_settings() {
         "1",
         "--attachment-max",
         "1KiB",
+        "--chat-messages-per-trade",
+        "3",
+        "--chat-files-per-trade",
+        "1",
     ])
     .await;
     let (_, mut buyer, trade) = open_trade(&s, "1").await;
@@ -728,6 +732,23 @@ async fn limits_follow_the_servers_settings() {
     let e = buyer.send_chat(chat("f", 1025)).await.unwrap_err();
     assert!(
         e.message().contains("attachment.data") && e.message().contains("1024"),
+        "{e:?}"
+    );
+    // The trade's chat: one file, three messages (refusals not counted).
+    let e = buyer.send_chat(chat("f", 10)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(
+        e.message().contains("at most 1 chat files per trade"),
+        "{e:?}"
+    );
+    buyer
+        .send_chat(chat("third", 0))
+        .await
+        .expect("3rd message");
+    let e = buyer.send_chat(chat("more", 0)).await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted);
+    assert!(
+        e.message().contains("at most 3 chat messages per trade"),
         "{e:?}"
     );
     let e = buyer

@@ -143,6 +143,12 @@ pub struct ServerConfig {
     /// Longest chat message, in characters (SPEC §18).
     #[arg(long, env = "OTC_CHAT_CHARS_MAX", default_value_t = 2_000)]
     pub chat_chars_max: usize,
+    /// Chat messages per trade (SPEC §18).
+    #[arg(long, env = "OTC_CHAT_MESSAGES_PER_TRADE", default_value_t = 1_000)]
+    pub chat_messages_per_trade: u32,
+    /// Chat messages with a file per trade (as attachments per appeal, SPEC §11).
+    #[arg(long, env = "OTC_CHAT_FILES_PER_TRADE", default_value_t = 10)]
+    pub chat_files_per_trade: u32,
     /// How long events are kept for resuming streams (SPEC §13).
     #[arg(long, env = "OTC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
@@ -256,6 +262,8 @@ impl ServerConfig {
         c.attachment_bytes_max = self.attachment_max;
         c.attachments_per_appeal_max = self.attachments_per_appeal;
         c.chat_chars_max = self.chat_chars_max;
+        c.chat_messages_per_trade_max = self.chat_messages_per_trade;
+        c.chat_files_per_trade_max = self.chat_files_per_trade;
         c.event_retention_ms = ms(self.event_retention);
         c.premium_bps_min = self.premium_min_bps;
         c.premium_bps_max = self.premium_max_bps;

@@ -370,6 +370,10 @@ mod tests {
             "3",
             "--chat-chars-max",
             "100",
+            "--chat-messages-per-trade",
+            "40",
+            "--chat-files-per-trade",
+            "4",
             "--event-retention",
             "2d",
         ])
@@ -396,6 +400,10 @@ mod tests {
                 c.event_retention_ms,
             ),
             (50, 1, 65_536, 3, 100, 2 * 86_400_000)
+        );
+        assert_eq!(
+            (c.chat_messages_per_trade_max, c.chat_files_per_trade_max),
+            (40, 4)
         );
         let short =
             ServerConfig::try_parse_from(["otcd", "--request-id-retention", "1h"]).expect("flags");

@@ -55,6 +55,10 @@ pub struct EngineConfig {
     pub text_chars_max: usize,
     /// Longest chat message, in characters (SPEC §18: 2,000).
     pub chat_chars_max: usize,
+    /// Chat messages per trade (SPEC §18: every list is bounded).
+    pub chat_messages_per_trade_max: u32,
+    /// Chat messages with a file per trade (as attachments per appeal, §11).
+    pub chat_files_per_trade_max: u32,
     /// Largest page a list call returns (SPEC §18: 200).
     pub page_size_max: u32,
     /// Event streams one user may hold open at once (SPEC §18: 5).
@@ -133,6 +137,8 @@ impl Default for EngineConfig {
             methods_per_user_max: 10,
             text_chars_max: 2_000,
             chat_chars_max: 2_000,
+            chat_messages_per_trade_max: 1_000,
+            chat_files_per_trade_max: 10,
             page_size_max: 200,
             subscribers_per_user_max: 5,
             event_retention_ms: 7 * MS_PER_DAY,
@@ -227,6 +233,14 @@ impl EngineConfig {
             ),
             ("methods_per_user", u64::from(self.methods_per_user_max)),
             ("chat_chars", self.chat_chars_max as u64),
+            (
+                "chat_messages_per_trade",
+                u64::from(self.chat_messages_per_trade_max),
+            ),
+            (
+                "chat_files_per_trade",
+                u64::from(self.chat_files_per_trade_max),
+            ),
             ("page_size", u64::from(self.page_size_max)),
             (
                 "subscribers_per_user",

@@ -82,7 +82,7 @@ impl Engine {
                 action: "chat on",
             });
         }
-        let (seller, buyer) = (t.seller, t.buyer);
+        let (seller, buyer, chat) = (t.seller, t.buyer, t.chat);
         self.text_arg_max(
             "text",
             text,
@@ -92,6 +92,23 @@ impl Engine {
         if let Some(a) = attachment {
             self.check_file(a)?;
         }
+        let messages_max = self.config.chat_messages_per_trade_max;
+        if chat.messages >= messages_max {
+            return Err(Rejection::LimitReached {
+                what: "chat messages per trade",
+                max: messages_max.into(),
+            });
+        }
+        let files_max = self.config.chat_files_per_trade_max;
+        if attachment.is_some() && chat.files >= files_max {
+            return Err(Rejection::LimitReached {
+                what: "chat files per trade",
+                max: files_max.into(),
+            });
+        }
+        let count = &mut self.trade_mut(id).chat;
+        count.messages += 1;
+        count.files += u32::from(attachment.is_some());
         let kind = EventKind::ChatPosted {
             trade: id,
             seller,

@@ -534,6 +534,7 @@ impl Engine {
             release_on_verified: false,
             payments: Vec::new(),
             basis: None,
+            chat: crate::trade::ChatCount::default(),
             // Room for two entries (created; paid or cancelled): room for
             // four cost ~220 bytes more per open trade, a fifth of its
             // memory; with one, most trades would grow it at once.

@@ -276,8 +276,8 @@ impl Engine {
             ));
         }
         // The payment would mark the trade paid, and may release its coin.
-        if let Some(t) = crate::payment::trade_of_reference(&m.facts.reference)
-            .and_then(|t| self.trade(t))
+        if let Some(t) =
+            crate::payment::trade_of_reference(&m.facts.reference).and_then(|t| self.trade(t))
             && (t.buyer == agent || t.seller == agent)
         {
             return Err(Rejection::NotAllowed(

@@ -518,6 +518,7 @@ impl Trade {
             release_on_verified: self.release_on_verified,
             payments: Vec::new(),
             basis: None,
+            chat: self.chat,
             timeline: Vec::new(),
         }
     }

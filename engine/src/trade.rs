@@ -294,8 +294,19 @@ pub struct Trade {
     /// For a floating listing's trade: the reference its price came from,
     /// fixed at match (SPEC §22).
     pub basis: Option<crate::pricing::PriceBasis>,
+    /// Its chat so far (SPEC §11a), bounded per trade (SPEC §18).
+    pub chat: ChatCount,
     /// Every transition and agent action, in order.
     pub timeline: Vec<TimelineEntry>,
+}
+
+/// Messages and files posted to a trade's chat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatCount {
+    /// Messages, with or without a file.
+    pub messages: u32,
+    /// Messages that carry a file.
+    pub files: u32,
 }
 
 /// Who, relative to a trade, is acting.

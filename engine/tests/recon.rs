@@ -152,7 +152,10 @@ fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
             history_checked: false,
             ended: None,
         });
-        assert!(matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")), "{r}");
+        assert!(
+            matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")),
+            "{r}"
+        );
     }
     assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
     assert_eq!(w.e.state().open_mistakes.len(), 1);

@@ -638,6 +638,51 @@ fn chat_is_for_the_parties_of_an_open_trade() {
     );
 }
 
+/// A trade's chat is bounded (SPEC §18): so many messages, so many of them
+/// with a file; each refusal names the bound and loses nothing.
+#[test]
+fn a_trades_chat_is_bounded_in_messages_and_files() {
+    let config = EngineConfig {
+        chat_messages_per_trade_max: 5,
+        chat_files_per_trade_max: 2,
+        ..EngineConfig::default()
+    };
+    let mut w = World::new(config);
+    w.seller(user(S), "100");
+    w.publish(user(S), "7.00", "100", "10", "700");
+    let t = w.buy_coin(user(B), "10");
+    let say = |u: u8, file: bool| Command::PostChat {
+        user: user(u),
+        trade: t,
+        text: "receipt".into(),
+        attachment: file.then(|| otc_engine::command::AttachmentRef {
+            blob_id: "blob-1".into(),
+            content_type: "image/png".into(),
+            size_bytes: 10,
+            file_name: "receipt.png".into(),
+        }),
+    };
+    w.ok(say(B, true));
+    w.ok(say(S, true));
+    let r = w.err(say(B, true));
+    assert_eq!(r.kind(), RejectionKind::ResourceExhausted);
+    assert!(
+        r.to_string().contains("at most 2 chat files per trade"),
+        "{r}"
+    );
+    // Text still goes, up to the messages' bound, both parties counted.
+    w.ok(say(B, false));
+    w.ok(say(S, false));
+    w.ok(say(B, false));
+    let r = w.err(say(S, false));
+    assert!(
+        r.to_string().contains("at most 5 chat messages per trade"),
+        "{r}"
+    );
+    assert_eq!(w.e.trade(t).expect("trade").chat.messages, 5);
+    assert_eq!(w.e.trade(t).expect("trade").chat.files, 2);
+}
+
 #[test]
 fn appeal_too_early_names_the_window_in_force() {
     let config = EngineConfig {

@@ -16,7 +16,8 @@ use crate::error::StorageError;
 /// Version of the record format; bumped on any incompatible change.
 /// 2: compact (varint) bincode; journal, events and request ids stored as
 /// one record per group commit. 3: every record in pieces of at most 4 KiB.
-pub const FORMAT_VERSION: u8 = 7;
+/// 8: a trade counts its chat (SPEC §18).
+pub const FORMAT_VERSION: u8 = 8;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 
