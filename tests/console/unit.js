@@ -540,6 +540,12 @@ await section('JWT payload', () => {
   const p = fmt.readJwtPayload(token);
   eq([p.role, p.sub, p.exp], ['support_viewer', sub, 2000000000], 'role, sub and exp');
   eq(p.claims.name, '客服 ✓?>', 'UTF-8 claims (base64url with - and _)');
+  const loud = `x.${b64url(JSON.stringify({ sub: sub.toUpperCase().replace(/-/g, ''), role: 'support', exp: 1 }))}.c2ln`;
+  eq(fmt.readJwtPayload(loud).sub, sub, 'a sub the server accepts in another form reads as the server writes ids');
+  for (const form of [sub.toUpperCase(), `{${sub}}`, `urn:uuid:${sub}`, sub.replace(/-/g, '')]) {
+    eq(fmt.canonicalUuid(form), sub, `canonical from ${form}`);
+  }
+  eq(fmt.canonicalUuid('not-a-uuid'), 'not-a-uuid', 'anything else is left as it is');
   throws(() => fmt.readJwtPayload('abc'), /JWT/, 'one part is not a JWT');
   throws(() => fmt.readJwtPayload('a.b'), /JWT/, 'two parts are not a JWT');
   throws(() => fmt.readJwtPayload('a.!!!.c'), /JWT/, 'a bad payload is not a JWT');

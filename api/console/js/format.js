@@ -135,6 +135,21 @@ function base64UrlToBytes(s) {
 }
 
 /**
+ * A UUID as the server writes it (lowercase, hyphenated), from any form the
+ * server accepts in a token's `sub` (upper case, no hyphens, braces, a
+ * `urn:uuid:` prefix), so the agent's own id compares equal to ids in
+ * replies. Anything else is returned as it is.
+ */
+export function canonicalUuid(s) {
+  let t = String(s).trim().toLowerCase();
+  if (t.startsWith('urn:uuid:')) t = t.slice(9);
+  if (t.startsWith('{') && t.endsWith('}')) t = t.slice(1, -1);
+  const hex = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(t) ? t.replace(/-/g, '') : t;
+  if (!/^[0-9a-f]{32}$/.test(hex)) return s;
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
  * The payload of a JWT, for DISPLAY only (the server verifies the signature
  * and enforces the role). Throws an Error when it is not a JWT.
  */
@@ -152,7 +167,7 @@ export function readJwtPayload(token) {
   }
   return {
     role: typeof payload.role === 'string' ? payload.role : '',
-    sub: typeof payload.sub === 'string' ? payload.sub : '',
+    sub: typeof payload.sub === 'string' ? canonicalUuid(payload.sub) : '',
     exp: typeof payload.exp === 'number' ? payload.exp : null,
     claims: payload,
   };
