@@ -494,6 +494,14 @@ async fn event_stream_resumes_across_a_restart_missing_nothing() {
         .await
         .unwrap_err();
     assert_eq!(ahead.code(), Code::OutOfRange);
+    let last = seller
+        .stream_events(pb::StreamEventsRequest {
+            after_seq: u64::MAX,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(last.code(), Code::OutOfRange);
+    assert!(last.message().contains("ahead of the newest"), "{last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

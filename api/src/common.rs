@@ -143,7 +143,7 @@ pub async fn event_stream(
         let first = w
             .first_retained_seq()
             .map_err(|e| Status::unavailable(e.to_string()))?;
-        if after_seq > 0 && after_seq + 1 < first {
+        if after_seq > 0 && after_seq.saturating_add(1) < first {
             return Err(Status::out_of_range(format!(
                 "events after {after_seq} are no longer kept (the oldest kept is {first}); re-read your state and resume from the newest sequence"
             )));

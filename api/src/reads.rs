@@ -97,7 +97,7 @@ pub async fn my_listings(
     let before = if r.page_token.is_empty() {
         None
     } else {
-        Some(cv::listing_id(&r.page_token)?.0)
+        Some(cv::listing_id_in("page_token", &r.page_token)?.0)
     };
     let ids = {
         let w = core.read().await?;
@@ -133,7 +133,7 @@ pub async fn book(
     let after = if r.page_token.is_empty() {
         None
     } else {
-        let id = cv::listing_id(&r.page_token)?;
+        let id = cv::listing_id_in("page_token", &r.page_token)?;
         let key = e
             .listing(id)
             .and_then(|l| Some((e.effective_price(l, now)?, id)));
@@ -193,7 +193,7 @@ pub async fn my_trades(
     let before = if r.page_token.is_empty() {
         None
     } else {
-        Some(cv::trade_id(&r.page_token)?.0)
+        Some(cv::trade_id_in("page_token", &r.page_token)?.0)
     };
     let ids = {
         let w = core.read().await?;

@@ -154,7 +154,7 @@ impl SupportService for Support {
         let after = if r.page_token.is_empty() {
             None
         } else {
-            Some(cv::trade_id(&r.page_token)?)
+            Some(cv::trade_id_in("page_token", &r.page_token)?)
         };
         let status = match pb::AppealStatus::try_from(r.status) {
             Ok(pb::AppealStatus::Unspecified) => None,

@@ -103,11 +103,15 @@ fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
         .strip_prefix(prefix)
         .and_then(|t| t.strip_prefix('-'))
         .unwrap_or(text);
-    digits.parse::<u64>().map_err(|_| {
+    let bad = || {
         Status::invalid_argument(format!(
             "{field} must look like \"{prefix}-123\", got {text:?}"
         ))
-    })
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits.parse::<u64>().map_err(|_| bad())
 }
 
 /// A trade id field ("T-12").
@@ -115,7 +119,15 @@ fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
 /// # Errors
 /// INVALID_ARGUMENT naming the field.
 pub fn trade_id(text: &str) -> Result<TradeId, Status> {
-    id_number("trade_id", "T", text).map(TradeId)
+    trade_id_in("trade_id", text)
+}
+
+/// A trade id in the field `field` (a page token, say).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn trade_id_in(field: &str, text: &str) -> Result<TradeId, Status> {
+    id_number(field, "T", text).map(TradeId)
 }
 
 /// A listing id field ("L-12").
@@ -123,7 +135,15 @@ pub fn trade_id(text: &str) -> Result<TradeId, Status> {
 /// # Errors
 /// INVALID_ARGUMENT naming the field.
 pub fn listing_id(text: &str) -> Result<ListingId, Status> {
-    id_number("listing_id", "L", text).map(ListingId)
+    listing_id_in("listing_id", text)
+}
+
+/// A listing id in the field `field` (a page token, say).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the field.
+pub fn listing_id_in(field: &str, text: &str) -> Result<ListingId, Status> {
+    id_number(field, "L", text).map(ListingId)
 }
 
 /// A method id field ("M-12").
@@ -203,5 +223,37 @@ pub fn kind_pb(k: MethodKind) -> i32 {
         MethodKind::Bank => pb::PaymentKind::Bank as i32,
         MethodKind::Alipay => pb::PaymentKind::Alipay as i32,
         MethodKind::WeChat => pb::PaymentKind::Wechat as i32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ids read as "T-12" (or a bare "12"), digits only; a bad one names
+    /// the field it came in.
+    #[test]
+    fn ids_are_digits_after_their_prefix_and_errors_name_the_field() {
+        assert_eq!(trade_id("T-12").ok(), Some(TradeId(12)));
+        assert_eq!(trade_id("12").ok(), Some(TradeId(12)));
+        for bad in ["+12", "T-+12", "T-", "", "T-1x", "T-12 ", "-12"] {
+            let e = trade_id(bad).expect_err(bad);
+            assert!(
+                e.message().starts_with("trade_id must look like"),
+                "{bad}: {e:?}"
+            );
+        }
+        let e = trade_id_in("page_token", "L-3").expect_err("wrong kind");
+        assert!(
+            e.message()
+                .starts_with("page_token must look like \"T-123\""),
+            "{e:?}"
+        );
+        let e = listing_id_in("page_token", "x").expect_err("not an id");
+        assert!(
+            e.message()
+                .starts_with("page_token must look like \"L-123\""),
+            "{e:?}"
+        );
     }
 }
