@@ -47,12 +47,12 @@ impl Engine {
         let price = match pricing {
             Pricing::Fixed(p) => p,
             Pricing::Floating(f) => {
-                let r =
-                    self.fresh_reference((spec.asset, spec.fiat), now)
-                        .ok_or(Rejection::field(
-                            "premium_bps",
-                            "this market has no fresh reference price; floating prices need one",
-                        ))?;
+                let r = self.fresh_reference((spec.asset, spec.fiat), now).ok_or(
+                    Rejection::NoFreshReference {
+                        asset: spec.asset,
+                        fiat: spec.fiat,
+                    },
+                )?;
                 effective_price(r.price, &f)
                     .ok_or(Rejection::field("premium_bps", "gives no positive price"))?
             }

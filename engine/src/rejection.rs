@@ -188,6 +188,16 @@ pub enum Rejection {
     /// A user tried to trade with or block themselves.
     #[error("{0}")]
     SelfAction(&'static str),
+    /// A floating listing cannot be published while its market's reference
+    /// price is missing or older than allowed (SPEC §22): the market's
+    /// state, not the request, is at fault.
+    #[error("{asset}/{fiat} has no fresh reference price; a floating listing needs one to publish")]
+    NoFreshReference {
+        /// The market's coin.
+        asset: Asset,
+        /// The market's fiat.
+        fiat: Fiat,
+    },
     /// A listing that is not the caller's.
     #[error("listing {0} not found")]
     ListingNotFound(ListingId),
@@ -275,7 +285,8 @@ impl Rejection {
             | ChannelTaken { .. }
             | HistoryNeeded(_)
             | NotOnChannel(_)
-            | SelfAction(_) => RejectionKind::FailedPrecondition,
+            | SelfAction(_)
+            | NoFreshReference { .. } => RejectionKind::FailedPrecondition,
         }
     }
 

@@ -9,7 +9,7 @@ use common::*;
 use otc_engine::command::{BuyAmount, PriceSpec};
 use otc_engine::ids::MS_PER_MIN;
 use otc_engine::pricing::{Pricing, effective_price};
-use otc_engine::{Command, EventKind, ListingId, Rejection};
+use otc_engine::{Command, EventKind, ListingId, Rejection, RejectionKind};
 
 const S1: u8 = 1;
 const S2: u8 = 2;
@@ -189,7 +189,11 @@ fn floating_terms_are_checked() {
         proof,
         spec: spec.clone(),
     });
-    assert!(no_ref.to_string().contains("reference"), "{no_ref}");
+    assert_eq!(no_ref.kind(), RejectionKind::FailedPrecondition, "{no_ref}");
+    assert!(
+        no_ref.to_string().contains("no fresh reference price"),
+        "{no_ref}"
+    );
     set_ref(&mut w, "7.00");
     for (bad, field) in [
         (floating(2_001, None, None), "premium_bps"),
