@@ -207,7 +207,11 @@ enum Split {
 
 impl Cells {
     /// Splits `line` at commas outside double quotes; `""` inside quotes is
-    /// one quote. A quoted cell cannot span lines.
+    /// one quote. A quoted cell cannot span lines. With `strip_backtick`
+    /// (WeChat Pay, which quotes nothing and starts each data cell with a
+    /// backtick), a comma inside a cell that started with a backtick ends it
+    /// only when a backtick follows: a product name or attach with a comma
+    /// stays one cell.
     ///
     /// # Errors
     /// An unterminated quote, or text after a closing quote.
@@ -216,7 +220,17 @@ impl Cells {
         self.bounds.clear();
         let mut state = Split::Start;
         let mut start = 0;
-        for c in line.chars() {
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == ','
+                && strip_backtick
+                && state == Split::Plain
+                && self.text[start..].starts_with('`')
+                && chars.peek() != Some(&'`')
+            {
+                self.text.push(c);
+                continue;
+            }
             state = match (state, c) {
                 (Split::Quoted, '"') => Split::Quote,
                 (Split::Quoted, c) | (Split::Quote, c @ '"') => {

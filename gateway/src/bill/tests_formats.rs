@@ -301,6 +301,18 @@ fn wechat_bill_strips_backticks_and_skips_the_summary() {
     );
 }
 
+/// WeChat Pay quotes nothing: a product name or attach with commas is
+/// still one cell, as the backtick that starts the next cell tells.
+#[test]
+fn wechat_cells_with_commas_stay_one_cell() {
+    let text = wechat_bill("").replace("`USDT,", "`USDT, 2 coins,order 1,2,");
+    assert!(text.contains("`USDT, 2 coins,order 1,2,`"));
+    assert_eq!(
+        read_all(BillFormat::WeChatPay, text.as_bytes()),
+        Ok(wechat_rows("14.00"))
+    );
+}
+
 #[test]
 fn wechat_without_order_amount_column_reads_the_settled_amount() {
     let text = wechat_bill("订单金额");
