@@ -18,7 +18,7 @@ use crate::wechat::WeChatAccount;
 use crate::wire::{BODY_BYTES_MAX, GATEWAY_ID_BYTES_MAX};
 
 /// Longest payment window a payment order may ask for, in minutes (Alipay's
-/// `timeout_express` allows up to 15 days).
+/// `time_expire` allows up to 15 days ahead).
 pub const ORDER_TIMEOUT_MINUTES_MAX: i64 = 15 * 24 * 60;
 /// Longest order subject, in characters (Alipay allows 256).
 pub const ORDER_SUBJECT_CHARS_MAX: usize = 256;

@@ -20,7 +20,10 @@ struct PagePayContent<'a> {
     product_code: &'static str,
     total_amount: &'a str,
     subject: &'a str,
-    timeout_express: String,
+    /// When Alipay closes the order, in Beijing time: absolute, so a URL
+    /// opened late cannot be paid past the trade's window (a relative
+    /// `timeout_express` would count from when the buyer opens it).
+    time_expire: String,
 }
 
 impl AlipayAccount {
@@ -37,7 +40,9 @@ impl AlipayAccount {
             product_code: "FAST_INSTANT_TRADE_PAY",
             total_amount: amount,
             subject: &order.subject,
-            timeout_express: format!("{}m", order.timeout_minutes),
+            time_expire: format_gateway_time(
+                order.now + chrono::Duration::minutes(order.timeout_minutes),
+            ),
         };
         let biz_content =
             serde_json::to_string(&content).map_err(|e| format!("biz_content: {e}"))?;

@@ -310,7 +310,9 @@ fn page_pay_url_is_signed_over_the_sorted_parameters() {
         serde_json::from_str(get("biz_content").expect("biz_content")).expect("JSON");
     assert_eq!(biz["out_trade_no"], "OTC000000000042");
     assert_eq!(biz["total_amount"], "100.00");
-    assert_eq!(biz["timeout_express"], "15m");
+    // Absolute, the request's time plus the 15 minutes asked for.
+    assert_eq!(biz["time_expire"], "2024-05-01 20:15:00");
+    assert!(biz.get("timeout_express").is_none());
     assert_eq!(biz["product_code"], "FAST_INSTANT_TRADE_PAY");
     assert_eq!(biz["subject"], "USDT 100 测试");
     // What python-alipay-sdk and Alipay check: RSA2 over the sorted k=v of
