@@ -504,6 +504,36 @@ async fn event_stream_resumes_across_a_restart_missing_nothing() {
     assert!(last.message().contains("ahead of the newest"), "{last:?}");
 }
 
+/// A stream lives no longer than the token it was opened with: past its
+/// `exp` it ends UNAUTHENTICATED, as a new call with that token would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_ends_when_its_token_expires() {
+    let s = Server::start(&[]).await;
+    let user = Uuid::new_v4();
+    let short = otc_api::auth::mint(harness::SECRET.as_bytes(), user, Role::User, 2).expect("mint");
+    let mut trader = pb::trading_service_client::TradingServiceClient::new(s.authed(&short).await);
+    let mut stream = trader
+        .stream_events(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("open")
+        .into_inner();
+    let opened = std::time::Instant::now();
+    let end = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await
+    .expect("the stream ends within seconds of the token's expiry");
+    let e = end.expect_err("ended with a status");
+    assert_eq!(e.code(), Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("token expired"), "{e:?}");
+    assert!(opened.elapsed() >= std::time::Duration::from_secs(1));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn request_ids_are_idempotent() {
     let s = Server::start(&[]).await;

@@ -86,6 +86,9 @@ pub struct Caller {
     pub user: UserId,
     /// As what.
     pub role: Role,
+    /// The token's `exp` (Unix seconds): valid through this second. A
+    /// stream opened with it ends there.
+    pub expires: u64,
 }
 
 /// Verifies tokens with the configured secret.
@@ -97,13 +100,13 @@ pub struct Authenticator {
     /// key): the caller and the token's expiry. A client sends the same
     /// token on every call; its signature is checked once, its expiry on
     /// every call.
-    verified: Arc<DashMap<String, (Caller, u64)>>,
+    verified: Arc<DashMap<String, Caller>>,
 }
 
 /// Verified tokens kept at most (then the cache starts over).
 const VERIFIED_MAX: usize = 100_000;
 
-fn now_secs() -> u64 {
+pub(crate) fn now_secs() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -153,8 +156,8 @@ impl Authenticator {
     pub fn verify(&self, token: &str) -> Result<Caller, Status> {
         // As jsonwebtoken decides, with no leeway: expired once `exp < now`.
         if let Some(hit) = self.verified.get(token) {
-            let (caller, exp) = *hit;
-            if exp >= now_secs() {
+            let caller = *hit;
+            if caller.expires >= now_secs() {
                 return Ok(caller);
             }
         }
@@ -165,13 +168,13 @@ impl Authenticator {
         let caller = Caller {
             user: UserId(uuid),
             role: data.claims.role,
+            expires: data.claims.exp,
         };
         // (`nbf` was checked: it stays in the past.)
         if self.verified.len() >= VERIFIED_MAX {
             self.verified.clear();
         }
-        self.verified
-            .insert(token.to_owned(), (caller, data.claims.exp));
+        self.verified.insert(token.to_owned(), caller);
         Ok(caller)
     }
 }
@@ -215,8 +218,13 @@ mod tests {
         assert!(auth.verify(&forged).is_err());
         // A remembered token past its expiry is verified again (and refused).
         let caller = auth.verify(&good).unwrap();
-        auth.verified
-            .insert("a.b.c".into(), (caller, now_secs() - 1));
+        auth.verified.insert(
+            "a.b.c".into(),
+            Caller {
+                expires: now_secs() - 1,
+                ..caller
+            },
+        );
         assert!(auth.verify("a.b.c").is_err(), "an expired token is refused");
     }
 
@@ -225,13 +233,9 @@ mod tests {
         let auth = Authenticator::new(b"secret");
         let user = uuid::Uuid::new_v4();
         let good = mint(b"secret", user, Role::Support, 60).unwrap();
-        assert_eq!(
-            auth.verify(&good).unwrap(),
-            Caller {
-                user: UserId(user),
-                role: Role::Support
-            }
-        );
+        let c = auth.verify(&good).unwrap();
+        assert_eq!((c.user, c.role), (UserId(user), Role::Support));
+        assert!((now_secs() + 59..=now_secs() + 60).contains(&c.expires));
         let wrong_key = mint(b"other", user, Role::User, 60).unwrap();
         assert!(auth.verify(&wrong_key).is_err());
         assert!(auth.verify("not.a.token").is_err());

@@ -112,6 +112,10 @@ pub async fn read_attachment(core: &Core, a: &AttachmentRef) -> Result<pb::Attac
     })
 }
 
+/// Longest a stream's token can keep it open (a token far in the future is
+/// held to ten years: a timer past that would overflow).
+const MAX_STREAM_SECS: u64 = 10 * 365 * 86_400;
+
 /// Releases a stream slot when the stream ends.
 struct Slot {
     core: Arc<Core>,
@@ -135,6 +139,7 @@ impl Drop for Slot {
 pub async fn event_stream(
     core: Arc<Core>,
     user: UserId,
+    expires: u64,
     after_seq: u64,
     keep: impl Fn(&Event) -> bool + Send + Sync + 'static,
 ) -> Result<ReceiverStream<Result<pb::Event, Status>>, Status> {
@@ -172,8 +177,14 @@ pub async fn event_stream(
     let mut live = core.bus.subscribe();
     let mut closing = core.closing.subscribe();
     let (tx, rx) = mpsc::channel(256);
+    // The token is valid through its `exp` second; the stream ends after it.
+    let left = expires
+        .saturating_add(1)
+        .saturating_sub(crate::auth::now_secs());
+    let expiry = tokio::time::sleep(std::time::Duration::from_secs(left.min(MAX_STREAM_SECS)));
     tokio::spawn(async move {
         let _slot = slot;
+        tokio::pin!(expiry);
         let mut last = after_seq;
         if backfill(&core, &mut last, &keep, &tx).await.is_err() {
             return;
@@ -186,6 +197,12 @@ pub async fn event_stream(
                 next = live.recv() => next,
                 _ = tx.closed() => return,
                 _ = closing.wait_for(|closing| *closing) => return,
+                () = &mut expiry => {
+                    let _ = tx.try_send(Err(Status::unauthenticated(
+                        "the token expired; sign in again and resume after the last sequence received",
+                    )));
+                    return;
+                }
             };
             match next {
                 Ok(e) if e.seq <= last => continue,

@@ -470,6 +470,7 @@ impl SupportService for Support {
         let stream = common::event_stream(
             Arc::clone(&self.core),
             c.user,
+            c.expires,
             req.get_ref().after_seq,
             keep,
         )

@@ -495,9 +495,14 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let me = c.user;
         let keep = move |e: &Event| e.audience().users.contains(&Some(me));
-        let stream =
-            crate::common::event_stream(Arc::clone(&self.core), me, req.get_ref().after_seq, keep)
-                .await?;
+        let stream = crate::common::event_stream(
+            Arc::clone(&self.core),
+            me,
+            c.expires,
+            req.get_ref().after_seq,
+            keep,
+        )
+        .await?;
         Ok(Response::new(stream))
     }
 }
