@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use otc_engine::appeal::AppealStatus;
 use otc_engine::command::AttachmentRef;
-use otc_engine::{Command, Event, EventKind, TradeId, UserId};
+use otc_engine::{Command, Event, EventKind, Timestamp, TradeId, UserId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -142,6 +142,24 @@ impl Support {
 
 type EventStream = ReceiverStream<Result<pb::Event, Status>>;
 
+/// A page token of `ListAppeals`: "T-12@<opened at, ms>" for the queue, or
+/// a bare trade id (closed appeals, and tokens from before the key).
+fn queue_token(token: &str) -> Result<(TradeId, Option<Timestamp>), Status> {
+    let Some((trade, at)) = token.split_once('@') else {
+        return Ok((cv::trade_id_in("page_token", token)?, None));
+    };
+    let at = at
+        .parse::<i64>()
+        .ok()
+        .filter(|_| at.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "page_token must be one a list returned, got {token:?}"
+            ))
+        })?;
+    Ok((cv::trade_id_in("page_token", trade)?, Some(Timestamp(at))))
+}
+
 #[tonic::async_trait]
 impl SupportService for Support {
     async fn list_appeals(
@@ -154,7 +172,7 @@ impl SupportService for Support {
         let after = if r.page_token.is_empty() {
             None
         } else {
-            Some(cv::trade_id_in("page_token", &r.page_token)?)
+            Some(queue_token(&r.page_token)?)
         };
         let status = match pb::AppealStatus::try_from(r.status) {
             Ok(pb::AppealStatus::Unspecified) => None,
@@ -171,13 +189,16 @@ impl SupportService for Support {
             Some(AppealStatus::Closed) => Box::new(
                 e.appeals_with(AppealStatus::Closed)
                     .into_iter()
-                    .filter(move |a| after.is_none_or(|t| a.trade > t)),
+                    .filter(move |a| after.is_none_or(|(t, _)| a.trade > t)),
             ),
             _ => match after {
-                Some(t) => Box::new(e.appeal_queue_after(t)),
+                Some((t, Some(opened_at))) => Box::new(e.appeal_queue_past(opened_at, t)),
+                Some((t, None)) => Box::new(e.appeal_queue_after(t)),
                 None => Box::new(e.appeal_queue()),
             },
         };
+        let closed = status == Some(AppealStatus::Closed);
+        let mut last_key = None;
         let mut appeals = Vec::new();
         for a in candidates {
             if status.is_some_and(|s| a.status() != s) {
@@ -188,6 +209,7 @@ impl SupportService for Support {
             }
             if let Some(t) = e.trade(a.trade) {
                 appeals.push(cv::appeal_pb(a, t, None));
+                last_key = Some((a.trade, a.opened_at));
             }
             if appeals.len() == size {
                 break;
@@ -195,13 +217,17 @@ impl SupportService for Support {
         }
         // The stream of the queue resumes from here with no gap.
         let as_of_seq = e.last_seq();
-        let next_page_token = if appeals.len() == size {
-            appeals
-                .last()
-                .map(|a| a.trade_id.clone())
-                .unwrap_or_default()
-        } else {
-            String::new()
+        // The queue's token holds its key, so it stays good after the
+        // appeal it names is resolved and forgotten; closed pages by id.
+        let next_page_token = match last_key {
+            Some((t, opened_at)) if appeals.len() == size => {
+                if closed {
+                    t.to_string()
+                } else {
+                    format!("{t}@{}", opened_at.0)
+                }
+            }
+            _ => String::new(),
         };
         Ok(Response::new(pb::ListAppealsResponse {
             appeals,
@@ -476,5 +502,25 @@ impl SupportService for Support {
         )
         .await?;
         Ok(Response::new(stream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The queue's page token holds its key; a bare id still reads (closed
+    /// appeals, older tokens); anything else names page_token.
+    #[test]
+    fn list_appeals_page_tokens_read_back() {
+        assert_eq!(
+            queue_token("T-12@1700000000000").ok(),
+            Some((TradeId(12), Some(Timestamp(1_700_000_000_000))))
+        );
+        assert_eq!(queue_token("T-12").ok(), Some((TradeId(12), None)));
+        for bad in ["T-12@", "T-12@-5", "T-12@1e3", "X@5", "@5"] {
+            let e = queue_token(bad).expect_err(bad);
+            assert!(e.message().starts_with("page_token"), "{bad}: {e:?}");
+        }
     }
 }

@@ -282,14 +282,28 @@ impl Engine {
     /// oldest first, found in O(log n) however deep the page. Nothing when
     /// `after` names no appeal the engine holds.
     pub fn appeal_queue_after(&self, after: TradeId) -> impl Iterator<Item = &Appeal> {
-        use std::ops::Bound::{Excluded, Unbounded};
         // An unknown appeal starts past the end: an empty page, never a repeat.
-        let key = self
+        let opened_at = self
             .state
             .appeals
             .get(&after)
-            .map_or((Timestamp(i64::MAX), after), |a| (a.opened_at, after));
-        let range = self.state.appeal_queue.range((Excluded(key), Unbounded));
+            .map_or(Timestamp(i64::MAX), |a| a.opened_at);
+        self.appeal_queue_past(opened_at, after)
+    }
+
+    /// Appeals in the CS queue past the key (opened at, trade), exclusive,
+    /// oldest first: a page token that holds the key stays good after its
+    /// appeal left the queue and the engine forgot it.
+    pub fn appeal_queue_past(
+        &self,
+        opened_at: Timestamp,
+        trade: TradeId,
+    ) -> impl Iterator<Item = &Appeal> {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let range = self
+            .state
+            .appeal_queue
+            .range((Excluded((opened_at, trade)), Unbounded));
         range.filter_map(|(_, id)| self.state.appeals.get(id))
     }
 

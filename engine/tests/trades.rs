@@ -753,4 +753,18 @@ fn the_appeal_queue_pages_from_any_appeal_even_one_that_closed() {
         Vec::new(),
         "an unknown token starts past the end, never over"
     );
+    // Once the engine forgets the closed appeal, its id alone says nothing;
+    // its key (opened at, trade) still places the next page.
+    let key =
+        w.e.appeal(trades[1])
+            .map(|a| (a.opened_at, a.trade))
+            .expect("held");
+    w.advance(minutes(120));
+    assert!(w.e.appeal(trades[1]).is_none(), "forgotten");
+    assert_eq!(after(&w, trades[1]), Vec::new());
+    let past: Vec<_> =
+        w.e.appeal_queue_past(key.0, key.1)
+            .map(|a| a.trade)
+            .collect();
+    assert_eq!(past, trades[2..].to_vec());
 }
