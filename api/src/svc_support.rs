@@ -463,6 +463,7 @@ impl SupportService for Support {
             Ok(Command::ApplyMissedPayment {
                 agent: c.user,
                 mistake,
+                note: r.note.clone(),
                 history_checked,
                 ended,
             }

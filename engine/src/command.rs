@@ -351,6 +351,8 @@ pub enum Command {
     ApplyMissedPayment {
         agent: UserId,
         mistake: MistakeId,
+        /// Why, in the agent's words; optional (the mistake records it).
+        note: String,
         history_checked: bool,
         ended: Option<EndedTrade>,
     },

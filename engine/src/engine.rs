@@ -448,9 +448,16 @@ impl Engine {
             C::ApplyMissedPayment {
                 agent,
                 mistake,
+                note,
                 history_checked,
                 ended,
-            } => self.apply_missed(*agent, *mistake, (*history_checked, ended.clone()), now),
+            } => self.apply_missed(
+                *agent,
+                *mistake,
+                note,
+                (*history_checked, ended.clone()),
+                now,
+            ),
             C::ResolveAnomaly {
                 agent,
                 anomaly,

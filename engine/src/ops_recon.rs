@@ -266,9 +266,11 @@ impl Engine {
         &mut self,
         agent: UserId,
         id: MistakeId,
+        note: &str,
         history: (bool, Option<EndedTrade>),
         now: Timestamp,
     ) -> Result<(), Rejection> {
+        self.text_arg("note", note, false)?;
         let m = self.open_mistake(id)?;
         if m.facts.kind != MistakeKind::MissingHere {
             return Err(Rejection::NotAllowed(
@@ -300,7 +302,12 @@ impl Engine {
         if let Some(p) = self.state.payment_log.get_mut(&key) {
             p.reconciled = true;
         }
-        self.handle_mistake(agent, id, "applied from the bill".into(), now);
+        let record = if note.trim().is_empty() {
+            "applied from the bill".to_owned()
+        } else {
+            format!("applied from the bill: {note}")
+        };
+        self.handle_mistake(agent, id, record, now);
         Ok(())
     }
 

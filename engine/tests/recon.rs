@@ -113,6 +113,7 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
     w.ok(Command::ApplyMissedPayment {
         agent: user(AGENT),
         mistake: found[0].0,
+        note: String::new(),
         history_checked: false,
         ended: None,
     });
@@ -149,6 +150,7 @@ fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
         let r = w.err(Command::ApplyMissedPayment {
             agent: user(agent),
             mistake: found[0].0,
+            note: String::new(),
             history_checked: false,
             ended: None,
         });
@@ -162,10 +164,22 @@ fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
     w.ok(Command::ApplyMissedPayment {
         agent: user(AGENT + 1),
         mistake: found[0].0,
+        note: "seen in the bill and in the buyer's receipt".into(),
         history_checked: false,
         ended: None,
     });
     assert_eq!(w.state_of(t), "PAID");
+    let handled =
+        w.e.recon_mistake(found[0].0)
+            .and_then(|m| m.handled.clone());
+    assert_eq!(
+        handled.map(|h| (h.agent, h.note)),
+        Some((
+            user(AGENT + 1),
+            "applied from the bill: seen in the bill and in the buyer's receipt".to_owned()
+        )),
+        "the agent's note is kept with the fact that it was applied"
+    );
 }
 
 #[test]
@@ -321,6 +335,7 @@ fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
     w.ok(Command::ApplyMissedPayment {
         agent: user(AGENT),
         mistake: found[0].0,
+        note: String::new(),
         history_checked: false,
         ended: None,
     });
