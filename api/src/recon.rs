@@ -29,13 +29,35 @@ pub struct ReconConfig {
     pub window_ms: i64,
 }
 
+/// A bill's day, written exactly as YYYY-MM-DD (a bill is recorded under
+/// it, so one day has one spelling).
+fn bill_day(date: &str) -> Result<NaiveDate, Status> {
+    NaiveDate::parse_from_str(date, "%Y-%m-%d")
+        .ok()
+        .filter(|d| d.format("%Y-%m-%d").to_string() == date)
+        .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))
+}
+
+/// The days before and after a bill's day, as bills are recorded.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `date`.
+pub fn days_around(date: &str) -> Result<[String; 2], Status> {
+    let day = bill_day(date)?;
+    let name = |d: Option<NaiveDate>| {
+        d.map(|d| d.format("%Y-%m-%d").to_string())
+            .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))
+    };
+    Ok([name(day.pred_opt())?, name(day.succ_opt())?])
+}
+
 /// A bill's day in the channel's time zone, as engine time.
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `date`.
 pub fn day_window(tz: chrono_tz::Tz, date: &str, window_ms: i64) -> Result<DayWindow, Status> {
+    let day = bill_day(date)?;
     let bad = || Status::invalid_argument("date must be a day as YYYY-MM-DD");
-    let day = NaiveDate::parse_from_str(date, "%Y-%m-%d").map_err(|_| bad())?;
     let start = |d: NaiveDate| {
         d.and_hms_opt(0, 0, 0)
             .and_then(|t| tz.from_local_datetime(&t).earliest())
@@ -97,6 +119,7 @@ pub async fn import_bill(
         ))
     })?;
     let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;
+    let around = days_around(&first.date)?;
     // The chunks go to a temporary file, so memory does not grow with the bill.
     let path = std::env::temp_dir().join(format!("otc-bill-{}", uuid::Uuid::new_v4().simple()));
     let temp = TempBill(path);
@@ -125,11 +148,11 @@ pub async fn import_bill(
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
     drop(file);
     // The day's payments recorded here, then the bill line by line.
-    let matcher = core
-        .read()
-        .await?
-        .engine()
-        .bill_matcher(channel.name(), day);
+    let matcher =
+        core.read()
+            .await?
+            .engine()
+            .bill_matcher(channel.name(), day, [&around[0], &around[1]]);
     let (format, tz, max) = (
         format_of(channel.provider()),
         channel.time_zone(),
@@ -217,4 +240,31 @@ pub async fn statement(core: &Core, r: &pb::GetStatementRequest) -> Result<pb::S
         balances: s.balances.to_string(),
         balanced: s.balanced,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bill's day has one spelling, and its neighbours are named the same
+    /// way (across months and years).
+    #[test]
+    fn a_bills_day_is_written_one_way_and_knows_its_neighbours() {
+        assert_eq!(
+            days_around("2024-03-01").ok(),
+            Some(["2024-02-29".to_owned(), "2024-03-02".to_owned()])
+        );
+        assert_eq!(
+            days_around("2023-12-31").ok(),
+            Some(["2023-12-30".to_owned(), "2024-01-01".to_owned()])
+        );
+        for bad in ["2024-3-1", "2024-03-01 ", "20240301", "2024-02-30", ""] {
+            let e = days_around(bad).expect_err(bad);
+            assert!(e.message().starts_with("date must be"), "{bad}: {e:?}");
+            assert!(
+                day_window(chrono_tz::Asia::Shanghai, bad, 0).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }

@@ -86,8 +86,10 @@ impl Engine {
 
     /// A matcher for `channel`'s bill of the day `d`, over the payments
     /// recorded here around that day (those an earlier bill matched are
-    /// never missing there).
-    pub fn bill_matcher(&self, channel: &str, d: DayWindow) -> Matcher {
+    /// never missing there). `around` names the day before and the day
+    /// after, as bills are recorded: whether their bills are in decides
+    /// whether a payment near midnight still waits for them.
+    pub fn bill_matcher(&self, channel: &str, d: DayWindow, around: [&str; 2]) -> Matcher {
         let (from, to) = d.span();
         let ours = self
             .state
@@ -99,7 +101,8 @@ impl Engine {
                 let p = self.state.payment_log.get(&(c.clone(), txn.clone()))?;
                 Some((txn.clone(), p.clone()))
             });
-        Matcher::new(ours, d)
+        let [before, after] = around.map(|day| self.bill(channel, day).is_some());
+        Matcher::new(ours, d).billed_around(before, after)
     }
 
     /// Whether `channel`'s bill of `day` with this digest was imported.

@@ -203,6 +203,9 @@ pub struct Matcher {
     /// line named it).
     ours: BTreeMap<String, (LoggedPayment, bool, bool)>,
     day: DayWindow,
+    /// Whether the bills of the day before and the day after were recorded:
+    /// a payment near midnight waits for the other day's bill until then.
+    billed_around: (bool, bool),
     report: Report,
 }
 
@@ -215,8 +218,17 @@ impl Matcher {
                 .map(|(k, v)| (k, (v, false, false)))
                 .collect(),
             day,
+            billed_around: (false, false),
             report: Report::default(),
         }
+    }
+
+    /// Says whether the bills of the day before and the day after were
+    /// recorded (see [`Matcher::finish`]).
+    #[must_use]
+    pub fn billed_around(mut self, before: bool, after: bool) -> Self {
+        self.billed_around = (before, after);
+        self
     }
 
     /// Takes one bill line.
@@ -279,17 +291,25 @@ impl Matcher {
     }
 
     /// The report: recorded payments the bill did not show are missing
-    /// there, unless they are within the window before midnight (they wait
-    /// for the next day's bill) or after the day.
+    /// there, unless one near midnight may still be in the other day's
+    /// bill: within the window before this day's end (or after it) while
+    /// the next day's bill is not recorded, or within the window before its
+    /// start while the previous day's is not (bills imported out of order).
     pub fn finish(mut self) -> Report {
         let wait_from = self.day.end.plus_ms(-self.day.window_ms);
+        let (before_billed, after_billed) = self.billed_around;
         for (txn, (p, seen, _)) in std::mem::take(&mut self.ours) {
-            // Shown by this bill, or matched by an earlier one (the day
-            // before's, for a payment near midnight).
+            // Shown by this bill, or matched by an earlier one (the other
+            // day's, for a payment near midnight).
             if seen || p.reconciled {
                 continue;
             }
-            if p.at >= wait_from {
+            let waits = if p.at < self.day.start {
+                !before_billed
+            } else {
+                p.at >= wait_from && !after_billed
+            };
+            if waits {
                 self.report.pending += 1;
                 continue;
             }
