@@ -70,6 +70,15 @@ impl AlipayAccount {
 /// The facts of a verified notification.
 fn notification(form: &Form) -> Result<Notification, Refusal> {
     let status = gateway_id("trade_status", form.required("trade_status")?)?;
+    // After a partial refund Alipay notifies again, still TRADE_SUCCESS,
+    // with `refund_fee`: news of a refund, never proof of a whole payment
+    // (reconciliation meets the refund in the bill).
+    let refunded = match form.get("refund_fee").filter(|t| !t.is_empty()) {
+        // "0.00": nothing refunded.
+        Some(text) if text.bytes().all(|b| b == b'0' || b == b'.') && text.contains('0') => false,
+        Some(text) => parse_yuan("refund_fee", text).map(|_| true)?,
+        None => false,
+    };
     let paid_at = match form.get("gmt_payment").filter(|t| !t.is_empty()) {
         Some(text) => Some(parse_gateway_time("gmt_payment", text)?),
         None => None,
@@ -79,7 +88,7 @@ fn notification(form: &Form) -> Result<Notification, Refusal> {
         reference: gateway_id("out_trade_no", form.required("out_trade_no")?)?,
         amount: parse_yuan("total_amount", form.required("total_amount")?)?,
         currency: CURRENCY.to_owned(),
-        paid: matches!(status.as_str(), "TRADE_SUCCESS" | "TRADE_FINISHED"),
+        paid: matches!(status.as_str(), "TRADE_SUCCESS" | "TRADE_FINISHED") && !refunded,
         status,
         paid_at,
     })

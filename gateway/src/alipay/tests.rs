@@ -239,6 +239,26 @@ fn missing_or_foreign_signature_types_are_refused() {
     assert!(verify(&channel(), &body[..body.len() - 1]).is_err());
 }
 
+/// Alipay's notification of a partial refund says TRADE_SUCCESS with a
+/// refund_fee: verified, but not a payment.
+#[test]
+fn a_partial_refunds_notification_is_not_a_payment() {
+    let mut p = params(APP_ID, "100.00");
+    p.push(("refund_fee", "30.00"));
+    p.push(("gmt_refund", "2024-05-01 21:00:00.123"));
+    let n = verify(&channel(), &signed(&p, UTF_8, &keys().alipay_gateway)).expect("accepted");
+    assert!(!n.paid);
+    assert_eq!(n.status, "TRADE_SUCCESS");
+    let mut p = params(APP_ID, "100.00");
+    p.push(("refund_fee", "0.00"));
+    let n = verify(&channel(), &signed(&p, UTF_8, &keys().alipay_gateway)).expect("accepted");
+    assert!(n.paid, "no refund: a payment");
+    let mut p = params(APP_ID, "100.00");
+    p.push(("refund_fee", "1e2"));
+    let e = verify(&channel(), &signed(&p, UTF_8, &keys().alipay_gateway)).expect_err("bad");
+    assert!(e.to_string().contains("refund_fee"), "{e}");
+}
+
 #[test]
 fn an_unpaid_status_is_reported_not_paid() {
     let mut params = params(APP_ID, "100.00");
