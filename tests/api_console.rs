@@ -140,6 +140,9 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
     assert_eq!(status, 200);
     let schema: serde_json::Value = serde_json::from_slice(&schema).expect("JSON schema");
     assert!(schema["methods"]["/otc.v1.SupportService/ResolveAppeal"].is_object());
+    let (status, _, limits) = http(&format!("{base}/limits.json"), "GET", &[], b"").await;
+    assert_eq!(status, 200);
+    assert_eq!(limits, br#"{"page_size_max":200}"#);
     let (status, head, _) = http(&format!("{base}/../data/jwt-secret"), "GET", &[], b"").await;
     assert_eq!(status, 404, "nothing but the embedded files: {head}");
     assert!(head.contains("x-content-type-options: nosniff"));
@@ -253,7 +256,9 @@ async fn a_closed_stream_frees_its_slot_without_waiting_for_an_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consoles_own_logic_passes_its_unit_tests_in_chromium() {
-    let s = Server::start(&[]).await;
+    // Lists page by the server's bound when it is under the console's 200
+    // (unit.js checks the page size the console asks for).
+    let s = Server::start(&["--page-size-max", "150"]).await;
     let b = Browser::start("UTC").await;
     b.goto(&s.console).await;
     b.wait_for("#token").await;

@@ -34,13 +34,28 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 
 /// The console's routes: the embedded files and, for anything else, the gRPC
 /// services as gRPC-Web.
-pub fn router(grpc: Routes) -> Router {
+pub fn router(grpc: Routes, page_size_max: u32) -> Router {
     let mut files = Router::new().route("/", axum::routing::get(file));
     for (path, _) in ASSETS {
         files = files.route(path, axum::routing::get(file));
     }
+    // The server's settings the console pages by (SPEC §18).
+    let limits = format!("{{\"page_size_max\":{page_size_max}}}");
     files = files
         .route("/schema.json", axum::routing::get(schema))
+        .route(
+            "/limits.json",
+            axum::routing::get(move || async move {
+                (
+                    [
+                        (header::CONTENT_TYPE, "application/json"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    limits,
+                )
+                    .into_response()
+            }),
+        )
         .fallback(not_found);
     grpc.into_axum_router()
         .layer(tonic_web::GrpcWebLayer::new())

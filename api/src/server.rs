@@ -297,9 +297,10 @@ pub async fn run(
         .add_service(services.merchant.clone())
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
+    let page_size_max = cfg.page_size_max;
     let console_server = tokio::spawn(async move {
         use axum::serve::ListenerExt;
-        let app = crate::console::router(console_routes);
+        let app = crate::console::router(console_routes, page_size_max);
         // Small gRPC-Web frames must not wait for a delayed ACK either.
         let console = console.tap_io(|tcp| {
             let _ = tcp.set_nodelay(true);

@@ -534,6 +534,13 @@ function b64url(s) {
   return fmt.bytesToBase64(utf8(s)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 }
 
+await section('lists page by the server\'s bound', async () => {
+  if (typeof document === 'undefined') return;
+  const { pageSize } = await import('/js/app.js');
+  eq(await pageSize(), 150, 'the server runs with --page-size-max 150');
+  eq(await pageSize(), 150, 'read once, then kept');
+});
+
 await section('JWT payload', () => {
   const sub = '3f2a6c1e-1111-4222-8333-944445555666';
   const token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify({ sub, role: 'support_viewer', exp: 2000000000, name: '客服 ✓?>' }))}.c2ln`;

@@ -15,6 +15,30 @@ export const app = {
   signOut: () => {},      // set by main.js: signOut(errorOrNull)
 };
 
+/** The page size the console asks for, unless the server allows less. */
+const PAGE_SIZE = 200;
+let pageSizePromise = null;
+
+/**
+ * The page size for list calls: 200, or the server's `--page-size-max` when
+ * it is lower (read once from /limits.json; a failed read is tried again).
+ */
+export function pageSize() {
+  if (!pageSizePromise) {
+    pageSizePromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin' })
+      .then((r) => (r.ok ? r.json() : {}))
+      .then((l) => {
+        const max = Number(l && l.page_size_max);
+        return Number.isInteger(max) && max > 0 ? Math.min(PAGE_SIZE, max) : PAGE_SIZE;
+      })
+      .catch(() => {
+        pageSizePromise = null;
+        return PAGE_SIZE;
+      });
+  }
+  return pageSizePromise;
+}
+
 export const SUPPORT = 'support';
 export const VIEWER = 'support_viewer';
 export const ADMIN = 'admin';

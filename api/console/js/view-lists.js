@@ -2,11 +2,10 @@
 // (#mistakes-view): paged lists, refreshed live by the appeal-queue stream;
 // closing either needs a note (role support only).
 
-import { app, busy, canAct, confirmDialog, guard, localError, mutate, rpc, showError, SUPPORT_SVC } from './app.js';
+import { app, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, clear, h, idCell, table, textOr, timeEl } from './dom.js';
 import { on } from './view-queue.js';
 
-const PAGE_SIZE = 200;
 
 /** A list read page by page, re-read whole (as many pages as were open) when it changes. */
 class PagedList {
@@ -28,7 +27,7 @@ class PagedList {
     let token = '';
     let pages = 0;
     do {
-      const page = await rpc(this.method, { ...this.request(), page_size: PAGE_SIZE, page_token: token });
+      const page = await rpc(this.method, { ...this.request(), page_size: await pageSize(), page_token: token });
       if (gen !== this.gen) return;
       items.push(...page[this.itemsKey]);
       token = page.next_page_token;
@@ -43,7 +42,7 @@ class PagedList {
   async more() {
     if (!this.next) return;
     const gen = this.gen;
-    const page = await rpc(this.method, { ...this.request(), page_size: PAGE_SIZE, page_token: this.next });
+    const page = await rpc(this.method, { ...this.request(), page_size: await pageSize(), page_token: this.next });
     if (gen !== this.gen) return;
     this.items.push(...page[this.itemsKey]);
     this.next = page.next_page_token;

@@ -2,10 +2,9 @@
 
 import { AppealQueue } from './queue.js';
 import { LiveStream } from './live.js';
-import { app, guard, rpc, showError, SUPPORT_SVC, busy } from './app.js';
+import { app, guard, pageSize, rpc, showError, SUPPORT_SVC, busy } from './app.js';
 import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
-const PAGE_SIZE = 200;
 
 let model = new AppealQueue();
 let epoch = 0;                // bumped at sign-out: late replies are dropped
@@ -80,7 +79,7 @@ export function render() {
 export async function reload() {
   const mine = epoch;
   const fresh = new AppealQueue();
-  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: PAGE_SIZE });
+  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: await pageSize() });
   if (mine !== epoch) return;
   fresh.load(page);
   model = fresh;
@@ -92,7 +91,7 @@ export async function reload() {
 async function loadMore() {
   if (!model.hasMore) return;
   const current = model;
-  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: PAGE_SIZE, page_token: current.nextPageToken });
+  const page = await rpc(`${SUPPORT_SVC}ListAppeals`, { page_size: await pageSize(), page_token: current.nextPageToken });
   if (current !== model) return;
   const { refetch } = model.load(page);
   for (const id of refetch) refetchAppeal(id);

@@ -3,7 +3,7 @@
 // evidence and chat; claim, hand back and resolve for role support.
 
 import {
-  app, busy, canAct, confirmDialog, guard, localError, mutate, rpc, showError, SUPPORT_SVC,
+  app, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC,
 } from './app.js';
 import { attachmentNode, releaseAttachments } from './attachments.js';
 import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
@@ -11,7 +11,6 @@ import { formatDuration } from './format.js';
 import { on, refetchAppeal } from './view-queue.js';
 
 const CHAT_POLL_MS = 3000;
-const CHAT_PAGE = 200;
 
 let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer}
 let generation = 0;
@@ -317,8 +316,9 @@ async function pollChat() {
   const { gen, id } = current;
   current.polling = true;
   try {
+    const size = await pageSize();
     for (;;) {
-      const page = await rpc(`${SUPPORT_SVC}ListChat`, { trade_id: id, after_seq: current.chatSeq, page_size: CHAT_PAGE });
+      const page = await rpc(`${SUPPORT_SVC}ListChat`, { trade_id: id, after_seq: current.chatSeq, page_size: size });
       if (!isCurrent(gen)) return;
       const list = byId('chat');
       for (const m of page.messages) {
@@ -328,7 +328,7 @@ async function pollChat() {
         list.appendChild(chatItem(id, m));
       }
       byId('chat-empty').hidden = current.chatCount > 0;
-      if (page.messages.length < CHAT_PAGE) break;
+      if (page.messages.length < size) break;
     }
   } finally {
     if (isCurrent(gen)) current.polling = false;
