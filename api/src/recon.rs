@@ -38,19 +38,6 @@ fn bill_day(date: &str) -> Result<NaiveDate, Status> {
         .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))
 }
 
-/// The days before and after a bill's day, as bills are recorded.
-///
-/// # Errors
-/// INVALID_ARGUMENT naming `date`.
-pub fn days_around(date: &str) -> Result<[String; 2], Status> {
-    let day = bill_day(date)?;
-    let name = |d: Option<NaiveDate>| {
-        d.map(|d| d.format("%Y-%m-%d").to_string())
-            .ok_or_else(|| Status::invalid_argument("date must be a day as YYYY-MM-DD"))
-    };
-    Ok([name(day.pred_opt())?, name(day.succ_opt())?])
-}
-
 /// A bill's day in the channel's time zone, as engine time.
 ///
 /// # Errors
@@ -119,7 +106,6 @@ pub async fn import_bill(
         ))
     })?;
     let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;
-    let around = days_around(&first.date)?;
     // The chunks go to a temporary file, so memory does not grow with the bill.
     let path = std::env::temp_dir().join(format!("otc-bill-{}", uuid::Uuid::new_v4().simple()));
     let temp = TempBill(path);
@@ -148,11 +134,11 @@ pub async fn import_bill(
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
     drop(file);
     // The day's payments recorded here, then the bill line by line.
-    let matcher =
-        core.read()
-            .await?
-            .engine()
-            .bill_matcher(channel.name(), day, [&around[0], &around[1]]);
+    let matcher = core
+        .read()
+        .await?
+        .engine()
+        .bill_matcher(channel.name(), day);
     let (format, tz, max) = (
         format_of(channel.provider()),
         channel.time_zone(),
@@ -246,25 +232,13 @@ pub async fn statement(core: &Core, r: &pb::GetStatementRequest) -> Result<pb::S
 mod tests {
     use super::*;
 
-    /// A bill's day has one spelling, and its neighbours are named the same
-    /// way (across months and years).
+    /// A bill's day has one spelling: it is recorded under it.
     #[test]
-    fn a_bills_day_is_written_one_way_and_knows_its_neighbours() {
-        assert_eq!(
-            days_around("2024-03-01").ok(),
-            Some(["2024-02-29".to_owned(), "2024-03-02".to_owned()])
-        );
-        assert_eq!(
-            days_around("2023-12-31").ok(),
-            Some(["2023-12-30".to_owned(), "2024-01-01".to_owned()])
-        );
+    fn a_bills_day_is_written_one_way() {
+        assert!(day_window(chrono_tz::Asia::Shanghai, "2024-03-01", 0).is_ok());
         for bad in ["2024-3-1", "2024-03-01 ", "20240301", "2024-02-30", ""] {
-            let e = days_around(bad).expect_err(bad);
+            let e = day_window(chrono_tz::Asia::Shanghai, bad, 0).expect_err(bad);
             assert!(e.message().starts_with("date must be"), "{bad}: {e:?}");
-            assert!(
-                day_window(chrono_tz::Asia::Shanghai, bad, 0).is_err(),
-                "{bad}"
-            );
         }
     }
 }

@@ -134,7 +134,9 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
             digest: digest.clone(),
             lines: report.lines,
             matched: report.matched,
-            pending: report.pending,
+            // As recorded: waiting payments the other day's bill decided
+            // are no longer pending.
+            pending: e.bill(channel, day).map_or(report.pending, |b| b.pending),
             mistakes: events
                 .iter()
                 .filter_map(|ev| match ev.kind {

@@ -8,7 +8,8 @@ use crate::ids::{MistakeId, Timestamp, UserId};
 use crate::money::{Asset, CoinAmount};
 use crate::payment::{EndedTrade, GatewayPayment};
 use crate::recon::{
-    BillRecord, DayWindow, Handled, LoggedPayment, Matcher, Mistake, MistakeKind, Report,
+    Around, BillRecord, DayWindow, Handled, LoggedPayment, Matcher, Mistake, MistakeFacts,
+    MistakeKind, Report,
 };
 use crate::rejection::Rejection;
 use crate::trade::Actor;
@@ -86,10 +87,8 @@ impl Engine {
 
     /// A matcher for `channel`'s bill of the day `d`, over the payments
     /// recorded here around that day (those an earlier bill matched are
-    /// never missing there). `around` names the day before and the day
-    /// after, as bills are recorded: whether their bills are in decides
-    /// whether a payment near midnight still waits for them.
-    pub fn bill_matcher(&self, channel: &str, d: DayWindow, around: [&str; 2]) -> Matcher {
+    /// never missing there).
+    pub fn bill_matcher(&self, channel: &str, d: DayWindow) -> Matcher {
         let (from, to) = d.span();
         let ours = self
             .state
@@ -101,8 +100,7 @@ impl Engine {
                 let p = self.state.payment_log.get(&(c.clone(), txn.clone()))?;
                 Some((txn.clone(), p.clone()))
             });
-        let [before, after] = around.map(|day| self.bill(channel, day).is_some());
-        Matcher::new(ours, d).billed_around(before, after)
+        Matcher::new(ours, d)
     }
 
     /// Whether `channel`'s bill of `day` with this digest was imported.
@@ -128,7 +126,9 @@ impl Engine {
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Rejection::field("digest", "must be a SHA-256 in hex"));
         }
-        if report.overflow || report.mistakes.len() > crate::recon::MISTAKES_PER_BILL_MAX {
+        if report.overflow
+            || report.mistakes.len() + report.waiting.len() > crate::recon::MISTAKES_PER_BILL_MAX
+        {
             return Err(Rejection::field(
                 "data",
                 format!(
@@ -149,8 +149,33 @@ impl Engine {
                 p.reconciled = true;
             }
         }
+        // A payment near midnight this bill did not show is missing there
+        // once the other day's bill is in too (recorded before this one, in
+        // any order) and did not show it either; until then it waits.
+        let day_number = chrono_day(day).unwrap_or_default();
+        let billed = |offset: i64| {
+            let (y, m, d) = civil(day_number + offset);
+            self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
+                .is_some()
+        };
+        let (before_billed, after_billed) = (billed(-1), billed(1));
+        let mut pending = 0;
+        let decided: Vec<&MistakeFacts> = report
+            .waiting
+            .iter()
+            .filter_map(|(facts, around)| {
+                let other_billed = match around {
+                    Around::Before => before_billed,
+                    Around::After => after_billed,
+                };
+                if !other_billed {
+                    pending += 1;
+                }
+                other_billed.then_some(facts)
+            })
+            .collect();
         let mut recorded = 0;
-        for facts in &report.mistakes {
+        for facts in report.mistakes.iter().chain(decided) {
             let logged = self
                 .state
                 .payment_log
@@ -208,6 +233,7 @@ impl Engine {
                 lines: report.lines,
                 matched: report.matched,
                 mistakes: recorded,
+                pending,
             },
         );
         self.emit(

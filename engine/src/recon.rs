@@ -153,6 +153,8 @@ pub struct BillRecord {
     pub matched: u64,
     /// Mistakes it recorded.
     pub mistakes: u64,
+    /// Payments it did not show still waiting for the other day's bill.
+    pub pending: u64,
 }
 
 /// The span of a bill day in engine time, and the window around midnight
@@ -185,15 +187,29 @@ pub struct Report {
     pub lines: u64,
     /// Lines matched to a payment here.
     pub matched: u64,
-    /// Payments here waiting for the next day's bill (near midnight).
+    /// Payments here the bill did not show that may be in the other day's
+    /// bill (near midnight): [`Report::waiting`]'s length.
     pub pending: u64,
     /// The mistakes found.
     pub mistakes: Vec<MistakeFacts>,
+    /// Those payments, each missing there unless the bill of the day it
+    /// waits on shows it: decided when the bill is recorded, against the
+    /// bills recorded by then (bills may come in any order, or at once).
+    pub waiting: Vec<(MistakeFacts, Around)>,
     /// Transaction ids here the bill showed (matched or not): marked
     /// reconciled, so no later bill calls them missing there.
     pub reconciled: Vec<String>,
     /// More than [`MISTAKES_PER_BILL_MAX`] mistakes: the rest were not kept.
     pub overflow: bool,
+}
+
+/// The other day whose bill a payment near midnight may be in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Around {
+    /// The day before (a payment within the window after this day began).
+    Before,
+    /// The day after (within the window before this day ends, or later).
+    After,
 }
 
 /// Matches a bill's lines, one at a time, against the payments recorded
@@ -203,9 +219,6 @@ pub struct Matcher {
     /// line named it).
     ours: BTreeMap<String, (LoggedPayment, bool, bool)>,
     day: DayWindow,
-    /// Whether the bills of the day before and the day after were recorded:
-    /// a payment near midnight waits for the other day's bill until then.
-    billed_around: (bool, bool),
     report: Report,
 }
 
@@ -218,17 +231,8 @@ impl Matcher {
                 .map(|(k, v)| (k, (v, false, false)))
                 .collect(),
             day,
-            billed_around: (false, false),
             report: Report::default(),
         }
-    }
-
-    /// Says whether the bills of the day before and the day after were
-    /// recorded (see [`Matcher::finish`]).
-    #[must_use]
-    pub fn billed_around(mut self, before: bool, after: bool) -> Self {
-        self.billed_around = (before, after);
-        self
     }
 
     /// Takes one bill line.
@@ -283,37 +287,31 @@ impl Matcher {
     }
 
     fn push(&mut self, m: MistakeFacts) {
-        if self.report.mistakes.len() < MISTAKES_PER_BILL_MAX {
+        if self.kept() < MISTAKES_PER_BILL_MAX {
             self.report.mistakes.push(m);
         } else {
             self.report.overflow = true;
         }
     }
 
+    /// Mistakes and waiting payments kept, bounded together.
+    fn kept(&self) -> usize {
+        self.report.mistakes.len() + self.report.waiting.len()
+    }
+
     /// The report: recorded payments the bill did not show are missing
-    /// there, unless one near midnight may still be in the other day's
-    /// bill: within the window before this day's end (or after it) while
-    /// the next day's bill is not recorded, or within the window before its
-    /// start while the previous day's is not (bills imported out of order).
+    /// there, but one within the window of either midnight may be in the
+    /// other day's bill: it waits on that day ([`Report::waiting`]).
     pub fn finish(mut self) -> Report {
-        let wait_from = self.day.end.plus_ms(-self.day.window_ms);
-        let (before_billed, after_billed) = self.billed_around;
+        let before_until = self.day.start.plus_ms(self.day.window_ms);
+        let after_from = self.day.end.plus_ms(-self.day.window_ms);
         for (txn, (p, seen, _)) in std::mem::take(&mut self.ours) {
             // Shown by this bill, or matched by an earlier one (the other
             // day's, for a payment near midnight).
             if seen || p.reconciled {
                 continue;
             }
-            let waits = if p.at < self.day.start {
-                !before_billed
-            } else {
-                p.at >= wait_from && !after_billed
-            };
-            if waits {
-                self.report.pending += 1;
-                continue;
-            }
-            self.push(MistakeFacts {
+            let facts = MistakeFacts {
                 kind: MistakeKind::MissingThere,
                 txn_id: txn,
                 reference: p.reference.clone(),
@@ -321,7 +319,22 @@ impl Matcher {
                 theirs: None,
                 bill_status: None,
                 at: p.at,
-            });
+            };
+            let waits = if p.at < before_until {
+                Some(Around::Before)
+            } else if p.at >= after_from {
+                Some(Around::After)
+            } else {
+                None
+            };
+            match waits {
+                Some(around) if self.kept() < MISTAKES_PER_BILL_MAX => {
+                    self.report.waiting.push((facts, around));
+                    self.report.pending += 1;
+                }
+                Some(_) => self.report.overflow = true,
+                None => self.push(facts),
+            }
         }
         self.report
     }
