@@ -284,7 +284,13 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.text_arg("note", note, true)?;
-        self.open_mistake(id)?;
+        let m = self.open_mistake(id)?;
+        // Closing it buries the finding: not on the agent's own trade.
+        self.not_own_trade(
+            agent,
+            &m.facts.reference,
+            "an agent cannot close a reconciliation mistake of their own trade",
+        )?;
         self.handle_mistake(agent, id, note.to_owned(), now);
         Ok(())
     }
@@ -307,14 +313,11 @@ impl Engine {
             ));
         }
         // The payment would mark the trade paid, and may release its coin.
-        if let Some(t) =
-            crate::payment::trade_of_reference(&m.facts.reference).and_then(|t| self.trade(t))
-            && (t.buyer == agent || t.seller == agent)
-        {
-            return Err(Rejection::NotAllowed(
-                "an agent cannot apply a missed payment to their own trade",
-            ));
-        }
+        self.not_own_trade(
+            agent,
+            &m.facts.reference,
+            "an agent cannot apply a missed payment to their own trade",
+        )?;
         let payment = GatewayPayment {
             channel: m.channel.clone(),
             reference: m.facts.reference.clone(),
@@ -338,6 +341,20 @@ impl Engine {
         };
         self.handle_mistake(agent, id, record, now);
         Ok(())
+    }
+
+    /// Refuses (`why`) an agent who is the buyer or seller of the trade
+    /// `reference` names, while the engine holds it.
+    fn not_own_trade(
+        &self,
+        agent: UserId,
+        reference: &str,
+        why: &'static str,
+    ) -> Result<(), Rejection> {
+        match crate::payment::trade_of_reference(reference).and_then(|t| self.trade(t)) {
+            Some(t) if t.buyer == agent || t.seller == agent => Err(Rejection::NotAllowed(why)),
+            _ => Ok(()),
+        }
     }
 
     /// The currency of the trade a reference names (a bill states none).

@@ -137,9 +137,10 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
 }
 
 /// An agent who is the buyer (or seller) of the trade a bill line names
-/// cannot apply it: it would mark their own trade paid. Another agent can.
+/// cannot apply it (it would mark their own trade paid) nor close it (it
+/// would bury the finding). Another agent can.
 #[test]
-fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
+fn an_agent_cannot_apply_or_close_a_bills_finding_on_their_own_trade() {
     let mut w = world();
     let t = w.buy_coin(user(AGENT), "2");
     let at = w.now;
@@ -147,6 +148,15 @@ fn an_agent_cannot_apply_a_missed_payment_to_their_own_trade() {
     let found = mistakes(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     for agent in [AGENT, S] {
+        let r = w.err(Command::CloseMistake {
+            agent: user(agent),
+            mistake: found[0].0,
+            note: "nothing to see".into(),
+        });
+        assert!(
+            matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")),
+            "{r}"
+        );
         let r = w.err(Command::ApplyMissedPayment {
             agent: user(agent),
             mistake: found[0].0,
