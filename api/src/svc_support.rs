@@ -87,9 +87,13 @@ pub async fn find_attachment(
 ) -> Result<AttachmentRef, Status> {
     let missing = || Status::not_found(format!("attachment {id} not found on trade {trade}"));
     if let Some(seq) = id.strip_prefix("chat-") {
-        let seq: u64 = seq.parse().map_err(|_| {
-            Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
-        })?;
+        let seq: u64 = seq
+            .parse()
+            .ok()
+            .filter(|_| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| {
+                Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
+            })?;
         let w = core.read().await?;
         let events = w
             .store()

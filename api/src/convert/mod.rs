@@ -98,7 +98,9 @@ pub fn fiat(field: &str, text: &str) -> Result<Fiat, Status> {
     Fiat::new(text).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
-fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
+/// The number of an id written "<prefix>-123" (or a bare "123"): digits
+/// only. INVALID_ARGUMENT naming `field` otherwise.
+pub(crate) fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
     let digits = text
         .strip_prefix(prefix)
         .and_then(|t| t.strip_prefix('-'))
@@ -248,6 +250,14 @@ mod tests {
             e.message()
                 .starts_with("page_token must look like \"T-123\""),
             "{e:?}"
+        );
+        for bad in ["+3", "A-+3"] {
+            assert!(payments::anomaly_id("anomaly_id", bad).is_err(), "{bad}");
+            assert!(payments::mistake_id("mistake_id", bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            payments::mistake_id("mistake_id", "R-3").ok(),
+            Some(otc_engine::MistakeId(3))
         );
         let e = listing_id_in("page_token", "x").expect_err("not an id");
         assert!(

@@ -46,11 +46,7 @@ pub fn anomaly_pb(a: &Anomaly) -> pb::PaymentAnomaly {
 /// # Errors
 /// INVALID_ARGUMENT naming `field`.
 pub fn anomaly_id(field: &str, text: &str) -> Result<AnomalyId, Status> {
-    let digits = text.strip_prefix("A-").unwrap_or(text);
-    digits
-        .parse::<u64>()
-        .map(AnomalyId)
-        .map_err(|_| Status::invalid_argument(format!("{field} must look like A-12")))
+    super::id_number(field, "A", text).map(AnomalyId)
 }
 
 /// A reconciliation mistake for CS.
@@ -83,9 +79,5 @@ pub fn mistake_pb(m: &otc_engine::recon::Mistake) -> pb::ReconMistake {
 /// # Errors
 /// INVALID_ARGUMENT naming `field`.
 pub fn mistake_id(field: &str, text: &str) -> Result<otc_engine::MistakeId, Status> {
-    let digits = text.strip_prefix("R-").unwrap_or(text);
-    digits
-        .parse::<u64>()
-        .map(otc_engine::MistakeId)
-        .map_err(|_| Status::invalid_argument(format!("{field} must look like R-12")))
+    super::id_number(field, "R", text).map(otc_engine::MistakeId)
 }
