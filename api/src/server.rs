@@ -124,7 +124,7 @@ fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         )
     };
     if let Some(s) = &cfg.jwt_secret {
-        if s.is_empty() {
+        if s.trim().is_empty() {
             return Err(empty("--jwt-secret"));
         }
         return Ok(s.as_bytes().to_vec());
@@ -137,7 +137,19 @@ fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
                 path.display()
             )));
         }
-        Ok(s) => return Ok(s.trim().as_bytes().to_vec()),
+        Ok(s) => {
+            // One made by an older build may be readable by others.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&path)?.permissions().mode();
+                if mode & 0o077 != 0 {
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                    tracing::warn!(path = %path.display(), "the token secret was readable by others: now its owner's alone");
+                }
+            }
+            return Ok(s.trim().as_bytes().to_vec());
+        }
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
             return Err(std::io::Error::new(
                 e.kind(),
@@ -385,6 +397,15 @@ mod tests {
         }
         assert!(!dir.path().join("jwt-secret.new").exists());
         assert_eq!(secret(&cfg).expect("again"), made);
+        // One an older build left readable by others is made private.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            assert_eq!(secret(&cfg).expect("read"), made);
+            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
     }
 
     /// An empty secret would let any token verify: refused, from the flag
@@ -392,8 +413,11 @@ mod tests {
     #[test]
     fn an_empty_or_unreadable_token_secret_is_refused() {
         let dir = tempfile::tempdir().expect("dir");
-        let e = secret(&config_in(dir.path(), &["--jwt-secret", ""])).expect_err("empty flag");
-        assert!(e.to_string().contains("--jwt-secret is empty"), "{e}");
+        for blank in ["", "  "] {
+            let e =
+                secret(&config_in(dir.path(), &["--jwt-secret", blank])).expect_err("blank flag");
+            assert!(e.to_string().contains("--jwt-secret is empty"), "{e}");
+        }
         let path = dir.path().join("jwt-secret");
         std::fs::write(&path, "  \n").expect("write");
         let e = secret(&config_in(dir.path(), &[])).expect_err("empty file");
