@@ -194,15 +194,22 @@ pub async fn event_stream(
             // now, not at the next event it would have been sent; shutdown
             // ends every stream, even one opened after it began.
             let next = tokio::select! {
-                next = live.recv() => next,
+                next = live.recv() => Some(next),
                 _ = tx.closed() => return,
                 _ = closing.wait_for(|closing| *closing) => return,
-                () = &mut expiry => {
-                    let _ = tx.try_send(Err(Status::unauthenticated(
-                        "the token expired; sign in again and resume after the last sequence received",
-                    )));
-                    return;
+                () = &mut expiry => None,
+            };
+            let Some(next) = next else {
+                // Sent after what is queued, so the client learns why (a
+                // client that stopped reading does not hold up shutdown).
+                let expired = Status::unauthenticated(
+                    "the token expired; sign in again and resume after the last sequence received",
+                );
+                tokio::select! {
+                    _ = tx.send(Err(expired)) => {}
+                    _ = closing.wait_for(|closing| *closing) => {}
                 }
+                return;
             };
             match next {
                 Ok(e) if e.seq <= last => continue,
