@@ -16,7 +16,11 @@ use crate::error::StorageError;
 /// Version of the record format; bumped on any incompatible change.
 /// 2: compact (varint) bincode; journal, events and request ids stored as
 /// one record per group commit. 3: every record in pieces of at most 4 KiB.
-/// 8: a trade counts its chat (SPEC §18).
+/// 8: a trade counts its chat (SPEC §18); the engine's settings gained the
+/// chat bounds; `ApplyMissedPayment` carries a note; a bill's report carries
+/// its waiting payments (all in one step: no build wrote 8 without them).
+/// A data dir of another version is refused at open, naming both; there is
+/// no migration.
 pub const FORMAT_VERSION: u8 = 8;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;

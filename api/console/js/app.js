@@ -26,7 +26,10 @@ let pageSizePromise = null;
 export function pageSize() {
   if (!pageSizePromise) {
     pageSizePromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin' })
-      .then((r) => (r.ok ? r.json() : {}))
+      .then((r) => {
+        if (!r.ok) throw new Error(`/limits.json: HTTP ${r.status}`);
+        return r.json();
+      })
       .then((l) => {
         const max = Number(l && l.page_size_max);
         return Number.isInteger(max) && max > 0 ? Math.min(PAGE_SIZE, max) : PAGE_SIZE;

@@ -6,7 +6,6 @@ import { app, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, 
 import { badge, byId, clear, h, idCell, table, textOr, timeEl } from './dom.js';
 import { on } from './view-queue.js';
 
-
 /** A list read page by page, re-read whole (as many pages as were open) when it changes. */
 class PagedList {
   constructor({ method, itemsKey, request, render, moreId, emptyId }) {

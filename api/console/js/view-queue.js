@@ -5,7 +5,6 @@ import { LiveStream } from './live.js';
 import { app, guard, pageSize, rpc, showError, SUPPORT_SVC, busy } from './app.js';
 import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
-
 let model = new AppealQueue();
 let epoch = 0;                // bumped at sign-out: late replies are dropped
 let live = null;

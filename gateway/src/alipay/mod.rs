@@ -67,6 +67,11 @@ impl AlipayAccount {
     }
 }
 
+/// "0", "0.0" or "0.00": a yuan amount of zero, as Alipay writes one.
+fn is_zero_yuan(text: &str) -> bool {
+    matches!(text, "0" | "0.0" | "0.00")
+}
+
 /// The facts of a verified notification.
 fn notification(form: &Form) -> Result<Notification, Refusal> {
     let status = gateway_id("trade_status", form.required("trade_status")?)?;
@@ -75,7 +80,7 @@ fn notification(form: &Form) -> Result<Notification, Refusal> {
     // (reconciliation meets the refund in the bill).
     let refunded = match form.get("refund_fee").filter(|t| !t.is_empty()) {
         // "0.00": nothing refunded.
-        Some(text) if text.bytes().all(|b| b == b'0' || b == b'.') && text.contains('0') => false,
+        Some(text) if is_zero_yuan(text) => false,
         Some(text) => parse_yuan("refund_fee", text).map(|_| true)?,
         None => false,
     };
