@@ -60,6 +60,15 @@ fn today(w: &World) -> DayWindow {
     }
 }
 
+/// The day after `d`, with the same window.
+fn next_day(d: DayWindow) -> DayWindow {
+    DayWindow {
+        start: d.end,
+        end: d.end.plus_ms(MS_PER_DAY),
+        window_ms: d.window_ms,
+    }
+}
+
 fn line(t: TradeId, txn: &str, amount: &str, at: Timestamp) -> BillLine {
     BillLine {
         txn_id: txn.into(),
@@ -289,11 +298,7 @@ fn record_day(
 fn the_next_days_bill_settles_yesterdays_pending_payments() {
     let mut w = world();
     let d1 = today(&w);
-    let d2 = DayWindow {
-        start: d1.end,
-        end: d1.end.plus_ms(MS_PER_DAY),
-        window_ms: d1.window_ms,
-    };
+    let d2 = next_day(d1);
     // Paid ten minutes before midnight: pending in day 1's bill.
     w.now = d1.end.plus_ms(-minutes(10));
     let late = w.buy_coin(user(B), "2");
@@ -320,11 +325,7 @@ fn the_next_days_bill_settles_yesterdays_pending_payments() {
     // The same, when day 2's bill does list the late payment: clean.
     let mut w = world();
     let d1 = today(&w);
-    let d2 = DayWindow {
-        start: d1.end,
-        end: d1.end.plus_ms(MS_PER_DAY),
-        window_ms: d1.window_ms,
-    };
+    let d2 = next_day(d1);
     w.now = d1.end.plus_ms(-minutes(10));
     let late = w.buy_coin(user(B), "2");
     pay(&mut w, late, "late");
@@ -352,11 +353,7 @@ fn bills_in_any_order_or_at_once_wait_for_each_other_near_midnight() {
             let case = format!("{minutes_from_midnight} min, listed by {listed_by:?}, {order}");
             let mut w = world();
             let d1 = today(&w);
-            let d2 = DayWindow {
-                start: d1.end,
-                end: d1.end.plus_ms(MS_PER_DAY),
-                window_ms: d1.window_ms,
-            };
+            let d2 = next_day(d1);
             w.now = d1.end.plus_ms(minutes(minutes_from_midnight));
             let t = w.buy_coin(user(B), "2");
             pay(&mut w, t, "near");
@@ -438,11 +435,7 @@ fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
         history_checked: false,
         ended: None,
     });
-    let d2 = DayWindow {
-        start: d1.end,
-        end: d1.end.plus_ms(MS_PER_DAY),
-        window_ms: d1.window_ms,
-    };
+    let d2 = next_day(d1);
     w.now = d2.start.plus_ms(minutes(60));
     assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[], "b")).is_empty());
 }
