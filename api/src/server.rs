@@ -164,7 +164,8 @@ fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    write_private(&cfg.data_dir.join("jwt-secret.new"), s.as_bytes())?;
+    otc_gateway::sandbox::write_private(&cfg.data_dir.join("jwt-secret.new"), s.as_bytes())
+        .map_err(std::io::Error::other)?;
     std::fs::rename(cfg.data_dir.join("jwt-secret.new"), &path)?;
     std::fs::File::open(&cfg.data_dir)?.sync_all()?;
     tracing::warn!(
@@ -174,23 +175,6 @@ fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         path.display()
     );
     Ok(s.into_bytes())
-}
-
-/// Writes `bytes` to a new file at `path` that only its owner can read,
-/// synced before it returns (a leftover from a crash is replaced).
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 fn open_writer(dir: &Path, config: EngineConfig, options: WriterOptions) -> Result<Writer, String> {

@@ -234,9 +234,13 @@ fn make_private_dir(path: &Path) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
-/// Writes a file only its owner can read (a leftover from an interrupted
-/// run is replaced).
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+/// Writes a file only its owner can read, synced before it returns (a
+/// leftover from an interrupted run is replaced); an error names the path.
+/// Also otcd's token secret.
+///
+/// # Errors
+/// The file cannot be removed, created, written or synced.
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let at = |e: std::io::Error| format!("{}: {e}", path.display());
     match fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(at(e)),
