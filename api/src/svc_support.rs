@@ -87,13 +87,9 @@ pub async fn find_attachment(
 ) -> Result<AttachmentRef, Status> {
     let missing = || Status::not_found(format!("attachment {id} not found on trade {trade}"));
     if let Some(seq) = id.strip_prefix("chat-") {
-        let seq: u64 = seq
-            .parse()
-            .ok()
-            .filter(|_| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| {
-                Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
-            })?;
+        let seq = cv::digits(seq).ok_or_else(|| {
+            Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
+        })?;
         let w = core.read().await?;
         let events = w
             .store()
@@ -152,10 +148,8 @@ fn queue_token(token: &str) -> Result<(TradeId, Option<Timestamp>), Status> {
     let Some((trade, at)) = token.split_once('@') else {
         return Ok((cv::trade_id_in("page_token", token)?, None));
     };
-    let at = at
-        .parse::<i64>()
-        .ok()
-        .filter(|_| at.bytes().all(|b| b.is_ascii_digit()))
+    let at = cv::digits(at)
+        .and_then(|ms| i64::try_from(ms).ok())
         .ok_or_else(|| {
             Status::invalid_argument(format!(
                 "page_token must be one a list returned, got {token:?}"

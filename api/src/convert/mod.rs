@@ -98,22 +98,27 @@ pub fn fiat(field: &str, text: &str) -> Result<Fiat, Status> {
     Fiat::new(text).map_err(|e| Status::invalid_argument(format!("{field}: {e}")))
 }
 
+/// A number written in ASCII digits only (no sign, no blanks): what ids,
+/// sequence numbers and page tokens carry.
+pub(crate) fn digits(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// The number of an id written "<prefix>-123" (or a bare "123"): digits
 /// only. INVALID_ARGUMENT naming `field` otherwise.
 pub(crate) fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, Status> {
-    let digits = text
+    let number = text
         .strip_prefix(prefix)
         .and_then(|t| t.strip_prefix('-'))
         .unwrap_or(text);
-    let bad = || {
+    digits(number).ok_or_else(|| {
         Status::invalid_argument(format!(
             "{field} must look like \"{prefix}-123\", got {text:?}"
         ))
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    digits.parse::<u64>().map_err(|_| bad())
+    })
 }
 
 /// A trade id field ("T-12").
