@@ -136,7 +136,9 @@ pub fn render(e: &Engine, command: &Command, result: Result<&[Event], &Rejection
             matched: report.matched,
             // As recorded: waiting payments the other day's bill decided
             // are no longer pending.
-            pending: e.bill(channel, day).map_or(report.pending, |b| b.pending),
+            pending: e
+                .bill(channel, day)
+                .map_or(report.waiting.len() as u64, |b| b.pending),
             mistakes: events
                 .iter()
                 .filter_map(|ev| match ev.kind {

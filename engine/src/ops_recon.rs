@@ -120,9 +120,9 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         crate::payment::check_channel_name(channel).map_err(|w| Rejection::field("channel", w))?;
-        if chrono_day(day).is_none() {
+        let Some(day_number) = chrono_day(day) else {
             return Err(Rejection::field("date", "must be YYYY-MM-DD"));
-        }
+        };
         if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(Rejection::field("digest", "must be a SHA-256 in hex"));
         }
@@ -152,7 +152,6 @@ impl Engine {
         // A payment near midnight this bill did not show is missing there
         // once the other day's bill is in too (recorded before this one, in
         // any order) and did not show it either; until then it waits.
-        let day_number = chrono_day(day).unwrap_or_default();
         let billed = |offset: i64| {
             let (y, m, d) = civil(day_number + offset);
             self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))

@@ -187,13 +187,10 @@ pub struct Report {
     pub lines: u64,
     /// Lines matched to a payment here.
     pub matched: u64,
-    /// Payments here the bill did not show that may be in the other day's
-    /// bill (near midnight): [`Report::waiting`]'s length.
-    pub pending: u64,
     /// The mistakes found.
     pub mistakes: Vec<MistakeFacts>,
-    /// Those payments, each missing there unless the bill of the day it
-    /// waits on shows it: decided when the bill is recorded, against the
+    /// Payments here the bill did not show that may be in the other day's
+    /// bill (near midnight), each missing there unless that bill shows it: decided when the bill is recorded, against the
     /// bills recorded by then (bills may come in any order, or at once).
     pub waiting: Vec<(MistakeFacts, Around)>,
     /// Transaction ids here the bill showed (matched or not): marked
@@ -330,7 +327,6 @@ impl Matcher {
             match waits {
                 Some(around) if self.kept() < MISTAKES_PER_BILL_MAX => {
                     self.report.waiting.push((facts, around));
-                    self.report.pending += 1;
                 }
                 Some(_) => self.report.overflow = true,
                 None => self.push(facts),
@@ -412,7 +408,7 @@ mod tests {
         m.line(&line("y", "1.00", BillStatus::Closed, noon)); // nothing
         m.line(&line("e", "2.00", BillStatus::Closed, noon)); // status
         let r = m.finish();
-        assert_eq!((r.lines, r.matched, r.pending), (6, 1, 1));
+        assert_eq!((r.lines, r.matched, r.waiting.len()), (6, 1, 1));
         // Every payment here the bill showed, matched or not.
         assert_eq!(r.reconciled, ["a", "b", "d", "e"]);
         let mut kinds: Vec<_> = r
