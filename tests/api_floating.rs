@@ -159,3 +159,60 @@ async fn floating_terms_are_refused_with_the_field_named() {
         .expect_err("fixed with a premium");
     assert!(e.message().contains("floating"), "{e:?}");
 }
+
+/// "Load more" on the book goes on after the page's last listing leaves the
+/// matching order (here its reference goes stale): the token holds its place
+/// in the book, not only its id.
+#[tokio::test]
+async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
+    let s = Server::start(&["--reference-max-age", "2s"]).await;
+    let mut admin = s.admin().await;
+    admin
+        .set_reference_price(reference("7.00"))
+        .await
+        .expect("reference");
+    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    let cheap = publish(&mut seller, listing(&method, "6.90", "10", "7", "69", 0)).await;
+    let mut req = listing(&method, "", "10", "7", "70", 0);
+    req.floating = true;
+    req.premium_bps = 100;
+    let floating = publish(&mut seller, req).await;
+    let dear = publish(&mut seller, listing(&method, "7.10", "10", "7", "71", 0)).await;
+    let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
+    // Fresh again, however slow the set-up was.
+    admin
+        .set_reference_price(reference("7.00"))
+        .await
+        .expect("reference");
+    let page = |page_token: &str| pb::BrowseBookRequest {
+        page_size: 2,
+        page_token: page_token.into(),
+        ..browse()
+    };
+    let first = buyer
+        .browse_book(page(""))
+        .await
+        .expect("page 1")
+        .into_inner();
+    let ids: Vec<&str> = first.listings.iter().map(|l| l.id.as_str()).collect();
+    // 7.00 × 1.01 = 7.07, between the two fixed prices.
+    assert_eq!(ids, [cheap.as_str(), floating.as_str()], "{first:?}");
+    assert_eq!(first.next_page_token, format!("{floating}@7.07"));
+
+    wait_ms(2_300).await;
+    let second = buyer
+        .browse_book(page(&first.next_page_token))
+        .await
+        .expect("page 2 after the reference went stale")
+        .into_inner();
+    let ids: Vec<&str> = second.listings.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, [dear.as_str()], "{second:?}");
+    assert!(second.next_page_token.is_empty() && second.reference_stale);
+
+    // A token no list returned names the field.
+    for bad in ["L-1@", "L-1@-7", "L-1@0", "L-1@seven", "L-x@7", "@7"] {
+        let e = buyer.browse_book(page(bad)).await.expect_err(bad);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {e:?}");
+        assert!(e.message().starts_with("page_token"), "{bad}: {e:?}");
+    }
+}

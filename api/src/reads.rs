@@ -1,7 +1,7 @@
 //! Read-only views of the trading service: accounts, listings, the book,
 //! trades and appeals, each masked for its audience (SPEC §5).
 
-use otc_engine::{ListingId, TradeId, UserId};
+use otc_engine::{ListingId, Price, TradeId, UserId};
 use tonic::Status;
 
 use crate::auth::Caller;
@@ -133,22 +133,19 @@ pub async fn book(
     let after = if r.page_token.is_empty() {
         None
     } else {
-        let id = cv::listing_id_in("page_token", &r.page_token)?;
-        let key = e
-            .listing(id)
-            .and_then(|l| Some((e.effective_price(l, now)?, id)));
-        Some(key.ok_or_else(|| {
-            Status::invalid_argument(
-                "page_token no longer names a priced listing; browse from the start",
-            )
-        })?)
+        Some(book_token(e, &r.page_token, now)?)
     };
     let page = e.book_page(asset, fiat, after, size, now);
     let listings: Vec<pb::Listing> = page
         .iter()
         .map(|entry| cv::listing_view(e, entry.listing, now))
         .collect();
-    let ids: Vec<ListingId> = page.iter().map(|p| p.listing.id).collect();
+    // The token holds the last listing's place in the book, so it stays good
+    // after that listing is forgotten or its reference goes stale.
+    let next_page_token = match page.last() {
+        Some(last) if page.len() == size => format!("{}@{}", last.listing.id, last.price.value()),
+        _ => String::new(),
+    };
     let reference = e.state().references.get(&(asset, fiat));
     let stale = reference.is_some() && e.fresh_reference((asset, fiat), now).is_none();
     // The first page also lists what is not matching, and why.
@@ -162,13 +159,42 @@ pub async fn book(
     };
     Ok(pb::ListListingsResponse {
         listings,
-        next_page_token: next_token(&ids, size),
+        next_page_token,
         reference_price: reference.map(|r| r.price.to_string()).unwrap_or_default(),
         reference_at: reference.map(|r| cv::ts(r.at)),
         reference_source: reference.map(|r| r.source.clone()).unwrap_or_default(),
         reference_stale: stale,
         unpriced,
     })
+}
+
+/// A page token of `BrowseBook`: "L-12@<price>", the last listing's place
+/// in the book, or a bare listing id (tokens from before the place), found
+/// at its price now.
+fn book_token(
+    e: &otc_engine::Engine,
+    token: &str,
+    now: otc_engine::Timestamp,
+) -> Result<otc_engine::book::BookKey, Status> {
+    let Some((id, price)) = token.split_once('@') else {
+        let id = cv::listing_id_in("page_token", token)?;
+        let price = e.listing(id).and_then(|l| e.effective_price(l, now));
+        return price.map(|p| (p, id)).ok_or_else(|| {
+            Status::invalid_argument(
+                "page_token no longer names a priced listing; browse from the start",
+            )
+        });
+    };
+    let price = price
+        .parse::<rust_decimal::Decimal>()
+        .ok()
+        .and_then(Price::cursor)
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "page_token must be one a list returned, got {token:?}"
+            ))
+        })?;
+    Ok((price, cv::listing_id_in("page_token", id)?))
 }
 
 /// A trade the caller is a party to, as they may see it.

@@ -326,6 +326,12 @@ impl Price {
         Self(value)
     }
 
+    /// A page cursor's price read back from a token: any positive value
+    /// has a place in the book's order.
+    pub fn cursor(value: Decimal) -> Option<Self> {
+        (value > Decimal::ZERO).then_some(Self(value))
+    }
+
     /// Fiat owed for `coin` at this price: `coin × price`, rounded half-up to
     /// 2 places (SPEC §3). `None` only on arithmetic overflow.
     pub fn fiat_for(self, coin: CoinAmount) -> Option<FiatAmount> {
