@@ -361,28 +361,59 @@ async fn the_buyer_gets_a_signed_page_pay_url_with_the_servers_amount() {
     assert!(o2.pay_url.is_empty() && o2.amount == "14.00" && !o2.reference.is_empty());
 }
 
+/// The return page shows where a trade stands only to a return Alipay
+/// signed: a reference anyone may type shows nothing of the trade, and the
+/// page changes nothing.
 #[tokio::test]
-async fn the_return_page_only_displays() {
+async fn the_return_page_only_displays_and_only_to_a_signed_return() {
     let sandbox = tempfile::tempdir().expect("temp");
     let s = start(sandbox.path(), &[]).await;
     let (_seller, mut buyer, t) = channel_trade(&s, ALIPAY, false, 600).await;
-    let page = harness::http_get(&format!(
-        "{}/return/{ALIPAY}?out_trade_no={}&total_amount=14.00",
-        s.http, t.payment_reference
-    ))
-    .await;
+    let reference = t.payment_reference.clone();
+    let p = payment(&reference, "2026120222009", "14.00");
+    let signed = otc_gateway::sandbox::SandboxGateway::open(sandbox.path())
+        .expect("sandbox gateway")
+        .return_query(ALIPAY, &p, chrono::Utc::now())
+        .expect("return query");
+    let url = |query: &str| format!("{}/return/{ALIPAY}?{query}", s.http);
+    let page = harness::http_get(&url(&signed)).await;
     assert_eq!(page.0, 200);
-    assert!(page.1.contains("waiting"), "{}", page.1);
-    let hostile = harness::http_get(&format!(
-        "{}/return/{ALIPAY}?out_trade_no=%3Cscript%3Ealert(1)%3C/script%3E",
-        s.http
-    ))
-    .await;
-    assert!(!hostile.1.contains("<script>") && hostile.1.contains("&lt;script&gt;"));
+    assert!(
+        page.1.contains("waiting") && page.1.contains(&reference),
+        "{}",
+        page.1
+    );
+
+    let typed = format!("out_trade_no={reference}&total_amount=14.00");
+    let tampered = signed.replace("total_amount=14.00", "total_amount=1400.00");
+    assert_ne!(tampered, signed);
+    let hostile = "out_trade_no=%3Cscript%3Ealert(1)%3C/script%3E";
+    for query in [typed.as_str(), tampered.as_str(), hostile, ""] {
+        let page = harness::http_get(&url(query)).await;
+        assert_eq!(page.0, 200, "{query}");
+        assert!(
+            page.1.contains("could not be verified"),
+            "{query}: {}",
+            page.1
+        );
+        assert!(
+            !page.1.contains("waiting") && !page.1.contains(&reference),
+            "{query}: {}",
+            page.1
+        );
+        assert!(!page.1.contains("script"), "{query}: {}", page.1);
+    }
     assert_eq!(
         state(&get(&mut buyer, &t.id).await),
         pb::TradeState::AwaitingPayment
     );
+    // Once the notification marks it paid, the signed return says so.
+    assert!(success(
+        ALIPAY,
+        &notify(&s, sandbox.path(), ALIPAY, &p).await
+    ));
+    let page = harness::http_get(&url(&signed)).await;
+    assert!(page.1.contains("Payment verified"), "{}", page.1);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -226,18 +226,25 @@ pub(crate) async fn ended_trade(
 }
 
 /// The Alipay `return_url`: the payer's browser comes back here. It only
-/// displays where the trade stands; nothing here changes state (the
+/// displays where the trade stands, and only when the query Alipay signed
+/// verifies (anyone may type a reference); nothing here changes state (the
 /// notification does that).
 async fn return_page(
     State(g): State<Gateways>,
     Path(name): Path<String>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    if g.channels.get(&name).is_none() {
+    let Some(channel) = g.channels.get(&name) else {
         return (StatusCode::NOT_FOUND, "no such channel").into_response();
-    }
-    let reference = q.get("out_trade_no").map_or("", String::as_str);
-    let state = match trade_of_reference(reference) {
+    };
+    let reference = match channel.verify_return(query.unwrap_or_default().as_bytes()) {
+        Ok(reference) => Some(reference),
+        Err(refusal) => {
+            tracing::debug!(channel = %name, %refusal, "return not verified");
+            None
+        }
+    };
+    let state = match reference.as_deref().and_then(trade_of_reference) {
         Some(id) => {
             let Ok(w) = g.core.read().await else {
                 // Storage failed: nothing it holds is shown.
@@ -259,18 +266,29 @@ async fn return_page(
         }
         None => None,
     };
-    let line = match state {
-        Some("AWAITING_PAYMENT") => "We are waiting for the payment notification. 正在确认付款。",
-        Some("PAID") => "Payment verified. 付款已确认。",
-        Some("RELEASED") => "Payment verified; the coin is released. 付款已确认，已放币。",
-        Some(_) => "This trade is in the hands of customer service or has ended. 请在应用内查看。",
-        None => "Unknown payment reference. 未知订单。",
+    let line = match (&reference, state) {
+        (None, _) => {
+            "This return could not be verified; the app shows the payment. 无法验证，请在应用内查看。"
+        }
+        (Some(_), Some("AWAITING_PAYMENT")) => {
+            "We are waiting for the payment notification. 正在确认付款。"
+        }
+        (Some(_), Some("PAID")) => "Payment verified. 付款已确认。",
+        (Some(_), Some("RELEASED")) => {
+            "Payment verified; the coin is released. 付款已确认，已放币。"
+        }
+        (Some(_), Some(_)) => {
+            "This trade is in the hands of customer service or has ended. 请在应用内查看。"
+        }
+        (Some(_), None) => "Unknown payment reference. 未知订单。",
     };
+    let reference = reference
+        .map(|r| format!("<p>Reference: <code>{}</code></p>", escape(&r)))
+        .unwrap_or_default();
     let page = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>otc payment</title></head>\
-         <body><h1>otc</h1><p>{}</p><p>Reference: <code>{}</code></p><p>Return to the app to continue. 请返回应用。</p></body></html>",
+         <body><h1>otc</h1><p>{}</p>{reference}<p>Return to the app to continue. 请返回应用。</p></body></html>",
         escape(line),
-        escape(reference)
     );
     let mut r = (StatusCode::OK, page).into_response();
     let h = r.headers_mut();

@@ -149,6 +149,30 @@ impl Channel {
         Ok(notification)
     }
 
+    /// Verifies the query a gateway puts on the payer's way back to
+    /// `return_url` (Alipay page-pay: signed as its notifications are), and
+    /// returns the payment reference it names. Only a verified return may be
+    /// shown anything about the payment.
+    ///
+    /// # Errors
+    /// A [`Refusal`]; for WeChat Pay and hmac, which send no payer back,
+    /// always.
+    pub fn verify_return(&self, query: &[u8]) -> Result<String, Refusal> {
+        if query.len() > BODY_BYTES_MAX {
+            return Err(Refusal::malformed(
+                "query",
+                format!("longer than {BODY_BYTES_MAX} bytes"),
+            ));
+        }
+        match &self.account {
+            Account::Alipay(account) => account.verify_return(query),
+            Account::WeChatPay(_) | Account::Hmac(_) => Err(Refusal::malformed(
+                "channel",
+                "this channel's gateway sends no payer back",
+            )),
+        }
+    }
+
     /// The payment order for a trade: for Alipay the signed page-pay URL
     /// (RSA2 over the sorted parameters), for the others the reference and
     /// the amount.

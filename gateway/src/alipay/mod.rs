@@ -45,6 +45,22 @@ impl AlipayAccount {
     /// Verifies a notification body, then parses it.
     pub(crate) fn verify(&self, body: &[u8]) -> Result<Notification, Refusal> {
         let form = Form::parse(body)?;
+        self.authentic(&form)?;
+        notification(&form)
+    }
+
+    /// Verifies the query Alipay puts on `return_url` when the payer's
+    /// browser comes back (signed as a notification is), and returns the
+    /// payment reference it names (`out_trade_no`).
+    pub(crate) fn verify_return(&self, query: &[u8]) -> Result<String, Refusal> {
+        let form = Form::parse(query)?;
+        self.authentic(&form)?;
+        gateway_id("out_trade_no", form.required("out_trade_no")?)
+    }
+
+    /// Checks Alipay signed `form` (RSA2 over its sorted parameters) and
+    /// that it is about this account.
+    fn authentic(&self, form: &Form) -> Result<(), Refusal> {
         let sign = form
             .get("sign")
             .filter(|s| !s.is_empty())
@@ -63,7 +79,7 @@ impl AlipayAccount {
         {
             return Err(Refusal::ForeignAccount { field: "seller_id" });
         }
-        notification(&form)
+        Ok(())
     }
 }
 

@@ -145,6 +145,54 @@ impl SandboxGateway {
     }
 }
 
+impl SandboxGateway {
+    /// The query Alipay would put on `return_url` when the payer's browser
+    /// comes back from paying `payment` at `now` (UTF-8, signed), without
+    /// the leading `?`.
+    ///
+    /// # Errors
+    /// A channel that is not a sandbox Alipay one, or an amount that is not
+    /// positive with at most 2 decimal places.
+    pub fn return_query(
+        &self,
+        channel: &str,
+        payment: &SandboxPayment,
+        now: DateTime<Utc>,
+    ) -> Result<String, String> {
+        let Some((
+            _,
+            Signer::Alipay {
+                app_id,
+                seller_id,
+                key,
+            },
+        )) = self.signers.iter().find(|(name, _)| name == channel)
+        else {
+            return Err(format!("no sandbox Alipay gateway for channel {channel}"));
+        };
+        let amount = yuan_text(payment.amount)
+            .ok_or_else(|| "amount must be positive with at most 2 decimal places".to_owned())?;
+        let time = format_gateway_time(now);
+        let mut params: Vec<(&str, &str)> = vec![
+            ("charset", "utf-8"),
+            ("out_trade_no", &payment.reference),
+            ("method", "alipay.trade.page.pay.return"),
+            ("total_amount", &amount),
+            ("trade_no", &payment.txn_id),
+            ("auth_app_id", app_id),
+            ("version", "1.0"),
+            ("app_id", app_id),
+            ("sign_type", "RSA2"),
+            ("seller_id", seller_id),
+            ("timestamp", &time),
+        ];
+        let sign = alipay_sign(&params, UTF_8, key)?;
+        params.push(("sign", &sign));
+        let query = alipay_body(&params, UTF_8)?;
+        String::from_utf8(query).map_err(|e| e.to_string())
+    }
+}
+
 fn alipay(
     app_id: &str,
     seller_id: &str,

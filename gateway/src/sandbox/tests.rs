@@ -80,6 +80,7 @@ fn a_sandbox_gateway_posts_what_the_channels_accept() {
         assert!(other.verify(&headers, &body, now).is_err());
     }
     answers_follow_each_gateway(&channels);
+    returns_are_verified(&gateway, &channels);
     reopening_reuses_the_keys(dir.path());
     assert!(
         gateway
@@ -124,6 +125,40 @@ fn answers_follow_each_gateway(channels: &[Channel]) {
     assert_eq!(hmac.accepted().body, r#"{"received":true}"#);
     assert_eq!(hmac.refused(&forged).status, 401);
     assert_eq!(hmac.refused(&malformed).status, 400);
+}
+
+/// Alipay's way back to `return_url` is signed as a notification is: the
+/// reference is believed only when the signature holds.
+fn returns_are_verified(gateway: &SandboxGateway, channels: &[Channel]) {
+    let now = test_now();
+    let paid = payment("T-9", SandboxStatus::Paid, SandboxCharset::Utf8);
+    let query = gateway
+        .return_query(ALIPAY_CHANNEL, &paid, now)
+        .expect("return query");
+    let alipay = find(channels, ALIPAY_CHANNEL);
+    assert_eq!(
+        alipay.verify_return(query.as_bytes()).as_deref(),
+        Ok("OTC000000000042")
+    );
+    // Someone else's reference in a signed query: the signature fails.
+    let other = query.replace("OTC000000000042", "OTC000000000043");
+    assert_eq!(
+        alipay.verify_return(other.as_bytes()),
+        Err(Refusal::BadSignature)
+    );
+    let unsigned = "out_trade_no=OTC000000000042&total_amount=123.45";
+    assert_eq!(
+        alipay.verify_return(unsigned.as_bytes()),
+        Err(Refusal::Unsigned { what: "sign" })
+    );
+    // WeChat Pay and hmac send no payer back.
+    for name in [WECHATPAY_CHANNEL, HMAC_CHANNEL] {
+        let e = find(channels, name)
+            .verify_return(query.as_bytes())
+            .expect_err(name);
+        assert!(e.to_string().starts_with("channel"), "{name}: {e}");
+    }
+    assert!(gateway.return_query(HMAC_CHANNEL, &paid, now).is_err());
 }
 
 fn reopening_reuses_the_keys(dir: &std::path::Path) {
