@@ -139,15 +139,17 @@ pub async fn import_bill(
         .await?
         .engine()
         .bill_matcher(channel.name(), day);
-    let (format, tz, max) = (
+    let (format, tz, max, account) = (
         format_of(channel.provider()),
         channel.time_zone(),
         config.bill_max,
+        channel.bill_account(),
     );
     let path = temp.0.clone();
     let (report, digest) = tokio::task::spawn_blocking(move || {
         let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        let mut reader = BillReader::new(format, tz, BufReader::new(input), max);
+        let mut reader =
+            BillReader::new(format, tz, BufReader::new(input), max).of_account(account);
         let mut matcher = matcher;
         // Refunds and late completions may fall outside the day; a bill
         // with no line on it is another day's.

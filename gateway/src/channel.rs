@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::alipay::AlipayAccount;
 use crate::amount::yuan_text;
+use crate::bill::BillAccount;
 use crate::notification::{Notification, Provider};
 use crate::refusal::Refusal;
 use crate::webhook::HmacAccount;
@@ -119,6 +120,22 @@ impl Channel {
     /// The account's time zone (bill days); Asia/Shanghai unless configured.
     pub fn time_zone(&self) -> Tz {
         self.time_zone
+    }
+
+    /// Whose bills this channel reads: Alipay's seller id, WeChat Pay's
+    /// `mchid` and `appid`; nothing for hmac (its bill names no account).
+    pub fn bill_account(&self) -> BillAccount {
+        match &self.account {
+            Account::Alipay(a) => BillAccount {
+                merchant: Some(a.seller_id.clone()),
+                app: None,
+            },
+            Account::WeChatPay(a) => BillAccount {
+                merchant: Some(a.mchid.clone()),
+                app: Some(a.appid.clone()),
+            },
+            Account::Hmac(_) => BillAccount::default(),
+        }
     }
 
     /// Verifies a notification, then parses it. `headers` are the request's

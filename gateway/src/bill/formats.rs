@@ -6,7 +6,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use super::lines::Cells;
-use super::{BillError, BillFormat, BillRow, RowStatus, echo};
+use super::{BillAccount, BillError, BillFormat, BillRow, RowStatus, echo};
 use crate::amount::{parse_fee_yuan, parse_yuan};
 use crate::refusal::Refusal;
 use crate::wire::{gateway_id, parse_local_time, parse_rfc3339};
@@ -58,6 +58,10 @@ struct WeChatColumns {
     /// 退款金额: needed only by refund rows (a `SUCCESS` bill has none).
     refund: Option<Col>,
     fee: Col,
+    /// 公众账号ID and the `appid` it must hold, when both are known.
+    appid: Option<(Col, String)>,
+    /// 商户号 and the `mchid` it must hold, when both are known.
+    mchid: Option<(Col, String)>,
 }
 
 struct HmacColumns {
@@ -78,6 +82,7 @@ impl Layout {
         format: BillFormat,
         cells: &Cells,
         line: u64,
+        account: &BillAccount,
     ) -> Result<Layout, BillError> {
         let header = Header { cells, line };
         let columns = match format {
@@ -99,6 +104,8 @@ impl Layout {
                 total: header.optional("订单金额")?,
                 refund: header.optional("退款金额")?,
                 fee: header.required("手续费")?,
+                appid: header.expecting("公众账号ID", account.app.as_ref())?,
+                mchid: header.expecting("商户号", account.merchant.as_ref())?,
             }),
             BillFormat::Hmac => Columns::Hmac(HmacColumns {
                 id: header.required("id")?,
@@ -168,6 +175,13 @@ fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
         "CLOSED" | "REVOKED" => RowStatus::Closed,
         other => return Err(row.unknown(c.status, other, "SUCCESS, REFUND, CLOSED or REVOKED")),
     };
+    for (col, expected) in [&c.appid, &c.mchid].into_iter().flatten() {
+        let cell = row.cells.get(col.at);
+        if !cell.is_empty() && cell != expected {
+            let why = format!("`{}` is not this channel's ({expected})", echo(cell));
+            return Err(row.error(*col, why));
+        }
+    }
     let amount = match status {
         RowStatus::Refund => c.refund.ok_or_else(|| {
             let why = "a refund row needs this column, missing from the header";
@@ -220,6 +234,19 @@ impl Header<'_> {
             return Err(BillError::in_column(self.line, name, why));
         }
         Ok(first.map(|at| Col { at, name }))
+    }
+
+    /// The column named `name` with the value its cells must hold, when
+    /// the header has it and the value is known.
+    fn expecting(
+        &self,
+        name: &'static str,
+        expected: Option<&String>,
+    ) -> Result<Option<(Col, String)>, BillError> {
+        let Some(expected) = expected else {
+            return Ok(None);
+        };
+        Ok(self.optional(name)?.map(|col| (col, expected.clone())))
     }
 
     /// The column named `name`.

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! BillReader::new(format, tz, input, max_bytes)
+//!   .of_account(channel.bill_account())   (optional: whose bill it must be)
 //! reader.next_row()  -> Ok(Some(BillRow)) … Ok(None) | Err(BillError)
 //! reader.digest()    -> SHA-256 of the bytes read (after Ok(None): of the file)
 //! ```
@@ -35,6 +36,11 @@
 //!   at the summary header (`总交易单数,…`) and its one data line; a bill
 //!   without them is truncated.
 //! - **hmac** channel CSV, below.
+//!
+//! A bill of another account is refused where the bill names its account:
+//! Alipay's `#账号：[…]` comment must start with the channel's seller id
+//! (PID); WeChat Pay's 公众账号ID and 商户号 cells, when not empty, must be
+//! the channel's `appid` and `mchid`.
 //!
 //! Local times (Alipay, WeChat Pay) are read in the channel's time zone.
 //! Amounts have at most 2 decimal places. Fees may have up to
@@ -125,6 +131,17 @@ impl From<Provider> for BillFormat {
     fn from(provider: Provider) -> Self {
         format_of(provider)
     }
+}
+
+/// Whose bill a channel reads: the ids its bills must name where they name
+/// any (see the module's documentation). `None` checks nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BillAccount {
+    /// Alipay: the seller id (PID) its 账号 starts with; WeChat Pay: the
+    /// 商户号 (`mchid`).
+    pub merchant: Option<String>,
+    /// WeChat Pay: the 公众账号ID (`appid`).
+    pub app: Option<String>,
 }
 
 /// What a bill row says happened.
@@ -231,6 +248,8 @@ pub struct BillReader<R> {
     format: BillFormat,
     /// The channel's time zone, for bill local times.
     tz: Tz,
+    /// Whose bill it must be.
+    account: BillAccount,
     /// Bounded, hashed lines.
     source: LineSource<R>,
     /// Bytes to text.
@@ -255,12 +274,20 @@ impl<R: BufRead> BillReader<R> {
         BillReader {
             format,
             tz,
+            account: BillAccount::default(),
             source: LineSource::new(input, max_bytes),
             decoder: Decoder::new(encoding),
             cells: Cells::default(),
             phase: Phase::Header,
             failed: None,
         }
+    }
+
+    /// Refuses a bill that names another account than `account`.
+    #[must_use]
+    pub fn of_account(mut self, account: BillAccount) -> Self {
+        self.account = account;
+        self
     }
 
     /// The next row, or `None` after the last one. Skips blank lines,
@@ -304,6 +331,9 @@ impl<R: BufRead> BillReader<R> {
                 continue;
             }
             if self.format != BillFormat::WeChatPay && trimmed.starts_with('#') {
+                if self.format == BillFormat::Alipay && matches!(self.phase, Phase::Header) {
+                    check_alipay_account(trimmed, &self.account, line)?;
+                }
                 if self.format == BillFormat::Alipay
                     && matches!(self.phase, Phase::Rows(_))
                     && trimmed.contains(ALIPAY_END_MARK)
@@ -318,7 +348,8 @@ impl<R: BufRead> BillReader<R> {
                 .map_err(|why| BillError::at(line, why))?;
             match &self.phase {
                 Phase::Header => {
-                    let layout = Layout::from_header(self.format, &self.cells, line)?;
+                    let layout =
+                        Layout::from_header(self.format, &self.cells, line, &self.account)?;
                     self.phase = Phase::Rows(Box::new(layout));
                 }
                 Phase::Rows(layout) => {
@@ -351,6 +382,30 @@ impl<R: BufRead> BillReader<R> {
         };
         Err(BillError::at(line, truncated))
     }
+}
+
+/// Refuses an Alipay comment `#账号：[…]` naming an account that does not
+/// start with the expected seller id; any other comment passes.
+fn check_alipay_account(comment: &str, account: &BillAccount, line: u64) -> Result<(), BillError> {
+    let (Some(pid), Some(named)) = (&account.merchant, alipay_account(comment)) else {
+        return Ok(());
+    };
+    if named.starts_with(pid.as_str()) {
+        return Ok(());
+    }
+    let why = format!("`{}` is not this channel's (seller id {pid})", echo(named));
+    Err(BillError::in_column(line, "账号", why))
+}
+
+/// The account an Alipay `#账号：[…]` comment names.
+fn alipay_account(comment: &str) -> Option<&str> {
+    let rest = comment
+        .strip_prefix('#')?
+        .trim_start()
+        .strip_prefix("账号")?;
+    let rest = rest.strip_prefix('：').or_else(|| rest.strip_prefix(':'))?;
+    let rest = rest.trim_start().strip_prefix('[')?;
+    rest.split_once(']').map(|(named, _)| named.trim())
 }
 
 impl<R: BufRead> Iterator for BillReader<R> {

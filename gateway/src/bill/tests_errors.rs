@@ -7,6 +7,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::tests_formats::{
     ALIPAY_PAYMENT, BYTES_MAX, HMAC_BILL, SHANGHAI, alipay_bill, alipay_header, dec, gbk, read_all,
+    wechat_bill,
 };
 use super::*;
 
@@ -261,4 +262,52 @@ fn million_lines() {
         rows as f64 / secs,
         hex::encode(&reader.digest()[..8])
     );
+}
+
+/// A bill of another account is refused where it names its account; a bill
+/// that does not name one, or a reader that expects none, checks nothing.
+#[test]
+fn a_bill_of_another_account_is_refused_naming_where() {
+    let read = |format, bytes: &[u8], merchant: &str, app: Option<&str>| {
+        let account = BillAccount {
+            merchant: Some(merchant.to_owned()),
+            app: app.map(str::to_owned),
+        };
+        BillReader::new(format, SHANGHAI, bytes, BYTES_MAX)
+            .of_account(account)
+            .collect::<Result<Vec<BillRow>, BillError>>()
+    };
+    // The Alipay bill's 账号 is [20880000000000010156]: the PID, then 0156.
+    let alipay = gbk(&alipay_bill(&alipay_header(), &[ALIPAY_PAYMENT]));
+    assert!(read(BillFormat::Alipay, &alipay, "2088000000000001", None).is_ok());
+    let e = read(BillFormat::Alipay, &alipay, "2088000000000002", None).expect_err("PID");
+    assert_eq!((e.line, e.column.as_deref()), (2, Some("账号")), "{e}");
+    assert!(e.why.contains("2088000000000002"), "{e}");
+
+    let wechat = wechat_bill("");
+    let (ours, app) = ("1900000001", Some("wx2421b1c4370ec43b"));
+    assert!(read(BillFormat::WeChatPay, wechat.as_bytes(), ours, app).is_ok());
+    let e = read(BillFormat::WeChatPay, wechat.as_bytes(), "1900000002", app).expect_err("mchid");
+    assert_eq!((e.line, e.column.as_deref()), (2, Some("商户号")), "{e}");
+    assert!(e.why.contains("`1900000001`"), "{e}");
+    let e = read(BillFormat::WeChatPay, wechat.as_bytes(), ours, Some("wx1")).expect_err("appid");
+    assert_eq!(
+        (e.line, e.column.as_deref()),
+        (2, Some("公众账号ID")),
+        "{e}"
+    );
+    let without = wechat_bill("商户号");
+    assert!(read(BillFormat::WeChatPay, without.as_bytes(), "1900000002", app).is_ok());
+    assert!(read_all(BillFormat::WeChatPay, wechat.as_bytes()).is_ok());
+}
+
+#[test]
+fn alipay_account_comments_are_read_as_alipay_writes_them() {
+    assert_eq!(
+        alipay_account("#账号：[20880000000000010156]"),
+        Some("20880000000000010156")
+    );
+    assert_eq!(alipay_account("# 账号: [ 2088 ]  "), Some("2088"));
+    assert_eq!(alipay_account("#起始日期：[2026年12月01日 00:00:00]"), None);
+    assert_eq!(alipay_account("#账号：20880000000000010156"), None);
 }

@@ -225,7 +225,7 @@ const WECHAT_ROWS: [&str; 4] = [
 ];
 
 /// A WeChat bill of `rows` without the column `drop`, summary included.
-fn wechat_bill(drop: &str) -> String {
+pub(super) fn wechat_bill(drop: &str) -> String {
     let keep: Vec<bool> = WECHAT_HEADER.split(',').map(|name| name != drop).collect();
     let pick = |cells: Vec<String>| -> String {
         let kept: Vec<String> = cells
