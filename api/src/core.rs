@@ -233,13 +233,17 @@ impl Core {
         Ok(out)
     }
 
-    /// Hashes a new fund password (argon2id, on a blocking thread).
+    /// Hashes `user`'s new fund password (argon2id, on a blocking thread,
+    /// in turn: see [`crate::argon2_turns`]).
     ///
     /// # Errors
-    /// INTERNAL if hashing fails.
-    pub async fn hash_password(&self, password: String) -> Result<String, Status> {
+    /// RESOURCE_EXHAUSTED when argon2 is busy; INTERNAL if hashing fails.
+    pub async fn hash_password(&self, user: UserId, password: String) -> Result<String, Status> {
         let argon = self.passwords.argon2()?;
+        let turn = self.passwords.turn(user).await?;
+        metrics::counter!("otc_fund_password_hashes_total").increment(1);
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             argon
                 .hash_password(password.as_bytes())
                 .map(|h| h.to_string())
@@ -256,6 +260,7 @@ impl Core {
     /// locked, stale, and counting a wrong one toward the lockout.
     ///
     /// # Errors
+    /// RESOURCE_EXHAUSTED when argon2 is busy (see [`crate::argon2_turns`]);
     /// INTERNAL if the verification task fails.
     pub async fn check_password(&self, user: UserId, password: &str) -> Result<Checked, Status> {
         if let Some(proof) = self.passwords.recall(user, password, Instant::now()) {
@@ -285,9 +290,11 @@ impl Core {
             return Ok(unremembered(FundPasswordProof::unchecked(version)));
         }
         let argon = self.passwords.argon2()?;
+        let turn = self.passwords.turn(user).await?;
         let passwords = Arc::clone(&self.passwords);
         let password = password.to_owned();
         let matched = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let matched = argon
                 .verify_password(password.as_bytes(), hash.as_str())
                 .is_ok();

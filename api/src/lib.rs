@@ -6,7 +6,8 @@
 //! - [`conn`]: the gRPC listener's connections, so h2 sends a reply and
 //!   its trailers in one write.
 //! - [`core`]: the single writer thread behind a bounded queue, the event
-//!   bus, fund-password hashing off the writer.
+//!   bus, fund-password hashing off the writer; [`passwords`]: fund
+//!   passwords verified lately; [`argon2_turns`]: argon2 runs bounded.
 //! - [`auth`]: bearer JWTs (HS256) and roles.
 //! - [`channels`]: the payment channels declared at start (SPEC §19).
 //! - [`http`]: the gateway listener: notifications and the return page.
@@ -29,6 +30,7 @@
 
 #![deny(missing_docs)]
 
+pub mod argon2_turns;
 pub mod auth;
 pub mod channels;
 pub mod client;

@@ -42,6 +42,8 @@ use sha2::Sha256;
 use tonic::Status;
 use zeroize::Zeroizing;
 
+use crate::argon2_turns::{Argon2Turns, Turn};
+
 /// argon2id cost settings (SPEC §6: the hash is slow on purpose).
 #[derive(Debug, Clone, Copy)]
 pub struct HashCost {
@@ -91,6 +93,8 @@ pub struct FundPasswords {
     /// does that.)
     key: Box<Zeroizing<[u8; 32]>>,
     verified: DashMap<UserId, Remembered>,
+    /// Who may run argon2 now.
+    turns: Argon2Turns,
 }
 
 impl FundPasswords {
@@ -107,7 +111,16 @@ impl FundPasswords {
             remember,
             key,
             verified: DashMap::new(),
+            turns: Argon2Turns::for_this_machine(),
         })
+    }
+
+    /// A turn at argon2 for `user`: hold it until the run ends.
+    ///
+    /// # Errors
+    /// RESOURCE_EXHAUSTED past the bounds of [`crate::argon2_turns`].
+    pub async fn turn(&self, user: UserId) -> Result<Turn, Status> {
+        self.turns.turn(user).await
     }
 
     /// The argon2id instance at the configured cost.

@@ -14,7 +14,7 @@ use tonic::{Request, Response, Status};
 
 use crate::common::{TRADERS, caller};
 use crate::convert as cv;
-use crate::core::Core;
+use crate::core::{Core, clock_now};
 use crate::pipeline::{ClientRequest, Prepared, command, mutate};
 use crate::proto as pb;
 use crate::proto::trading_service_server::TradingService;
@@ -139,7 +139,14 @@ impl TradingService for Trading {
                     "new_password must be 6 to 128 characters",
                 ));
             }
-            // Whether a current password is needed is the engine's rule.
+            // Whether a current password is needed is the engine's rule;
+            // asked first, so a doomed change spends no argon2.
+            self.core
+                .read()
+                .await?
+                .engine()
+                .may_set_fund_password(c.user, !current_password.is_empty(), clock_now())
+                .map_err(|r| cv::status_of(&r))?;
             let current = if current_password.is_empty() {
                 None
             } else {
@@ -150,7 +157,7 @@ impl TradingService for Trading {
                         .proof,
                 )
             };
-            let hash = self.core.hash_password(new_password).await?;
+            let hash = self.core.hash_password(c.user, new_password).await?;
             Ok(Command::SetFundPassword {
                 user: c.user,
                 hash,

@@ -240,6 +240,28 @@ impl Engine {
         u.password_failures = 0;
     }
 
+    /// Whether `user` may set a fund password now, giving the current one
+    /// or not: one who has a password must give it, and not while locked
+    /// (SPEC §6). The shell asks before it spends argon2 on the new one; the
+    /// command asks again.
+    pub fn may_set_fund_password(
+        &self,
+        user: UserId,
+        current_given: bool,
+        now: Timestamp,
+    ) -> Result<(), Rejection> {
+        let Some(u) = self.user(user).filter(|u| u.fund_password.is_some()) else {
+            return Ok(());
+        };
+        if !current_given {
+            return Err(Rejection::CurrentFundPasswordRequired);
+        }
+        match u.lock_at(now) {
+            Some(until) => Err(Rejection::FundPasswordLocked { until }),
+            None => Ok(()),
+        }
+    }
+
     pub(crate) fn set_fund_password(
         &mut self,
         user: UserId,
@@ -247,6 +269,7 @@ impl Engine {
         current: Option<FundPasswordProof>,
         now: Timestamp,
     ) -> Result<(), Rejection> {
+        self.may_set_fund_password(user, current.is_some(), now)?;
         if hash.trim().is_empty() || hash.len() > PASSWORD_HASH_BYTES_MAX {
             return Err(Rejection::field(
                 "new_password",
