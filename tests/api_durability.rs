@@ -151,3 +151,65 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     let mut t = s.trading(user, Role::User).await;
     assert_eq!(balance(&mut t).await, ("10".into(), "0".into()));
 }
+
+/// SIGTERM finishes while a client has stopped reading its event stream in
+/// the middle of the backfill: the stream ends, it does not hold up shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_while_a_stream_client_stopped_reading() {
+    let mut s = Server::start(&["--shutdown-grace", "1s"]).await;
+    let user = Uuid::new_v4();
+    // More of the user's events than the stream's queue, the server's send
+    // buffer and the client's small window below hold.
+    let mut deposits = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let mut admin = s.admin().await;
+        deposits.spawn(async move {
+            for _ in 0..250 {
+                admin
+                    .deposit(pb::TransferRequest {
+                        request_id: rid(),
+                        user_id: user.to_string(),
+                        asset: "EB".into(),
+                        amount: "1".into(),
+                        external_ref: format!("ext-{}-{}", rid(), "x".repeat(40)),
+                    })
+                    .await
+                    .expect("deposit");
+            }
+        });
+    }
+    while let Some(done) = deposits.join_next().await {
+        done.expect("deposits");
+    }
+    let channel = tonic::transport::Channel::from_shared(s.url.clone())
+        .expect("url")
+        .initial_stream_window_size(65_535)
+        .initial_connection_window_size(65_535)
+        .connect()
+        .await
+        .expect("connect");
+    let token = harness::token(user, Role::User);
+    let mut t = pb::trading_service_client::TradingServiceClient::new(
+        otc_api::client::authed(channel, &token).expect("token"),
+    );
+    let stream = t
+        .stream_events(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("stream")
+        .into_inner();
+    // Read nothing: the server fills what it can, then waits.
+    harness::wait_ms(1_000).await;
+    let started = std::time::Instant::now();
+    let status = s.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(stream);
+    // Nothing acknowledged is lost, and the data dir opens again.
+    s.restart().await;
+    let mut t = s.trading(user, Role::User).await;
+    assert_eq!(balance(&mut t).await.0, "4000");
+}

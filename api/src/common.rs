@@ -6,7 +6,7 @@ use std::sync::Arc;
 use otc_engine::command::AttachmentRef;
 use otc_engine::trade::Trade;
 use otc_engine::{Event, TradeId, UserId};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
@@ -186,7 +186,10 @@ pub async fn event_stream(
         let _slot = slot;
         tokio::pin!(expiry);
         let mut last = after_seq;
-        if backfill(&core, &mut last, &keep, &tx).await.is_err() {
+        if backfill(&core, &mut last, &keep, &tx, &mut closing)
+            .await
+            .is_err()
+        {
             return;
         }
         loop {
@@ -205,34 +208,34 @@ pub async fn event_stream(
                 let expired = Status::unauthenticated(
                     "the token expired; sign in again and resume after the last sequence received",
                 );
-                tokio::select! {
-                    _ = tx.send(Err(expired)) => {}
-                    _ = closing.wait_for(|closing| *closing) => {}
-                }
+                send_unless_closing(&tx, Err(expired), &mut closing).await;
                 return;
             };
             match next {
                 Ok(e) if e.seq <= last => continue,
                 Ok(e) => {
-                    if e.seq > last + 1 && backfill(&core, &mut last, &keep, &tx).await.is_err() {
+                    if e.seq > last + 1
+                        && backfill(&core, &mut last, &keep, &tx, &mut closing)
+                            .await
+                            .is_err()
+                    {
                         return;
                     }
                     if e.seq == last + 1 {
                         last = e.seq;
-                        if keep(&e) {
-                            // A client that stopped reading does not hold up shutdown.
-                            let sent = tokio::select! {
-                                sent = tx.send(Ok(convert::event_pb(&e))) => sent.is_ok(),
-                                _ = closing.wait_for(|closing| *closing) => false,
-                            };
-                            if !sent {
-                                return;
-                            }
+                        if keep(&e)
+                            && !send_unless_closing(&tx, Ok(convert::event_pb(&e)), &mut closing)
+                                .await
+                        {
+                            return;
                         }
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if backfill(&core, &mut last, &keep, &tx).await.is_err() {
+                    if backfill(&core, &mut last, &keep, &tx, &mut closing)
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -245,34 +248,48 @@ pub async fn event_stream(
 
 type Tx = mpsc::Sender<Result<pb::Event, Status>>;
 
-/// Sends stored events after `*last` until storage has no more.
+/// Sends `item` unless shutdown begins first: a client that stopped reading
+/// does not hold up shutdown. False when it was not sent.
+async fn send_unless_closing(
+    tx: &Tx,
+    item: Result<pb::Event, Status>,
+    closing: &mut watch::Receiver<bool>,
+) -> bool {
+    tokio::select! {
+        sent = tx.send(item) => sent.is_ok(),
+        _ = closing.wait_for(|closing| *closing) => false,
+    }
+}
+
+/// Sends stored events after `*last` until storage has no more (or
+/// shutdown begins).
 async fn backfill(
     core: &Core,
     last: &mut u64,
     keep: &(impl Fn(&Event) -> bool + Send + Sync),
     tx: &Tx,
+    closing: &mut watch::Receiver<bool>,
 ) -> Result<(), ()> {
     loop {
-        let batch = {
-            let w = match core.read().await {
-                Ok(w) => w,
-                Err(status) => {
-                    let _ = tx.send(Err(status)).await;
-                    return Err(());
-                }
-            };
-            match w.store().events_from(*last + 1, BACKFILL_BATCH) {
-                Ok(b) => b,
-                Err(e) => {
-                    let _ = tx.send(Err(Status::unavailable(e.to_string()))).await;
-                    return Err(());
-                }
+        // The read lock is let go before anything is sent.
+        let batch = match core.read().await {
+            Ok(w) => w
+                .store()
+                .events_from(*last + 1, BACKFILL_BATCH)
+                .map_err(|e| Status::unavailable(e.to_string())),
+            Err(status) => Err(status),
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(status) => {
+                send_unless_closing(tx, Err(status), closing).await;
+                return Err(());
             }
         };
         let n = batch.len();
         for e in batch {
             *last = e.seq;
-            if keep(&e) && tx.send(Ok(convert::event_pb(&e))).await.is_err() {
+            if keep(&e) && !send_unless_closing(tx, Ok(convert::event_pb(&e)), closing).await {
                 return Err(());
             }
         }

@@ -155,6 +155,11 @@ pub struct ServerConfig {
     /// How long request ids are remembered for retries (SPEC §14: at least 24h).
     #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub request_id_retention: Duration,
+    /// How long shutdown waits for open connections to end (a client that
+    /// stopped reading holds its stream's connection); then the writer
+    /// stops without them.
+    #[arg(long, env = "OTC_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Requests waiting for the writer before RESOURCE_EXHAUSTED.
     #[arg(long, env = "OTC_QUEUE_LEN", default_value_t = 65_536)]
     pub queue_len: usize,

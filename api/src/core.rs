@@ -104,6 +104,10 @@ pub struct Core {
     pub failed: Arc<AtomicBool>,
     /// Turns true at shutdown: open streams end so in-flight calls can finish.
     pub closing: tokio::sync::watch::Sender<bool>,
+    /// Set when shutdown is done waiting for connections: the writer
+    /// finishes its group, leaves a snapshot and exits, though connections
+    /// (a client that stopped reading) still hold the core.
+    stop: Arc<AtomicBool>,
 }
 
 impl Core {
@@ -123,8 +127,13 @@ impl Core {
         let (bus, _) = broadcast::channel(65_536);
         let failed = Arc::new(AtomicBool::new(false));
         let passwords = Arc::new(passwords);
+        let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (writer, bus, failed) = (Arc::clone(&writer), bus.clone(), Arc::clone(&failed));
+            let flags = Flags {
+                failed,
+                stop: Arc::clone(&stop),
+            };
             let passwords = Arc::clone(&passwords);
             let answers = Answers {
                 bus,
@@ -133,7 +142,7 @@ impl Core {
             };
             std::thread::Builder::new()
                 .name("otc-writer".into())
-                .spawn(move || writer_loop(&writer, &rx, &answers, &failed))
+                .spawn(move || writer_loop(&writer, &rx, &answers, &flags))
                 .unwrap_or_else(|e| panic!("cannot start the writer thread: {e}"))
         };
         let (closing, _) = tokio::sync::watch::channel(false);
@@ -148,8 +157,16 @@ impl Core {
             subscribers_max,
             failed,
             closing,
+            stop,
         };
         (Arc::new(core), thread)
+    }
+
+    /// Stops the writer at its next turn (within [`WRITER_IDLE_MS_MAX`]),
+    /// however many hold the core: what it took is committed and answered,
+    /// what is still queued is not applied (its callers hear UNAVAILABLE).
+    pub fn stop_writer(&self) {
+        self.stop.store(true, Ordering::Relaxed);
     }
 
     /// Refuses every call once storage failed.
@@ -318,14 +335,15 @@ impl Core {
 /// The writer thread: takes whatever queued (up to a group), applies and
 /// commits it as one unit with the deadlines due, and answers and publishes
 /// as soon as the group is durable, still holding the lock.
-fn writer_loop(
-    writer: &RwLock<Writer>,
-    rx: &Receiver<Job>,
-    answers: &Answers,
-    failed: &AtomicBool,
-) {
+fn writer_loop(writer: &RwLock<Writer>, rx: &Receiver<Job>, answers: &Answers, flags: &Flags) {
+    let (failed, stop) = (&*flags.failed, &*flags.stop);
     let mut last_maintain = Instant::now();
     loop {
+        if stop.load(Ordering::Relaxed) {
+            // What is still queued is dropped with the queue when this
+            // thread ends: each caller hears "retry with the same request_id".
+            break;
+        }
         // After a failure no deadline fires: wait for requests only (to
         // refuse them), never spinning on a deadline that stays due.
         let wait_ms = if failed.load(Ordering::Relaxed) {
@@ -442,12 +460,21 @@ fn writer_loop(
             }
         }
     }
-    // Queue closed (shutdown): leave a snapshot so the next start is quick.
+    // Queue closed or stopped (shutdown): leave a snapshot so the next
+    // start is quick.
     if !failed.load(Ordering::Relaxed)
         && let Err(e) = writer.blocking_write().snapshot()
     {
         tracing::error!(error = %e, "final snapshot failed");
     }
+}
+
+/// What the writer thread watches besides its queue.
+struct Flags {
+    /// Storage failed: refuse everything.
+    failed: Arc<AtomicBool>,
+    /// Shutdown is done waiting: exit.
+    stop: Arc<AtomicBool>,
 }
 
 /// Marks storage failed if the writer thread unwinds while it holds the

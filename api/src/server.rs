@@ -331,17 +331,39 @@ pub async fn run(
         .add_service(services.support)
         .add_service(services.admin)
         .serve_with_incoming_shutdown(grpc_incoming(listener), on_shutdown);
-    let result = serve.await.map_err(|e| format!("server failed: {e}"));
-    // The HTTP listener stops on the same signal; its handlers hold the core.
-    for (name, task) in [("HTTP", http_server), ("console", console_server)] {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("the {name} listener failed: {e}"),
-            Err(e) => tracing::error!("the {name} listener panicked: {e}"),
+    let aborts = [http_server.abort_handle(), console_server.abort_handle()];
+    let listeners = async {
+        let result = serve.await.map_err(|e| format!("server failed: {e}"));
+        // The HTTP listener stops on the same signal; its handlers hold the core.
+        for (name, task) in [("HTTP", http_server), ("console", console_server)] {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!("the {name} listener failed: {e}"),
+                Err(e) => tracing::error!("the {name} listener panicked: {e}"),
+            }
         }
-    }
-    // Every service is dropped; dropping the last core closes the queue and
-    // the writer drains, snapshots and exits.
+        result
+    };
+    // A connection that does not end (a client that stopped reading an
+    // event stream: h2 cannot send the stream's end) is left behind after
+    // the grace.
+    let grace = cfg.shutdown_grace;
+    let mut grace_closing = core.closing.subscribe();
+    let grace_over = async move {
+        let _ = grace_closing.wait_for(|closing| *closing).await;
+        tokio::time::sleep(grace).await;
+    };
+    let result = tokio::select! {
+        result = listeners => result,
+        () = grace_over => {
+            tracing::warn!(?grace, "connections still open after the shutdown grace; stopping without them");
+            aborts.iter().for_each(tokio::task::AbortHandle::abort);
+            Ok(())
+        }
+    };
+    // Every service is dropped, or the writer is told to stop though some
+    // are not: the writer drains what it took, snapshots and exits.
+    core.stop_writer();
     drop(core);
     tokio::task::spawn_blocking(move || writer_thread.join())
         .await
