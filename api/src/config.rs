@@ -155,6 +155,14 @@ pub struct ServerConfig {
     /// How long request ids are remembered for retries (SPEC §14: at least 24h).
     #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub request_id_retention: Duration,
+    /// How often an idle connection is checked: an HTTP/2 ping on the gRPC
+    /// listener, TCP keepalive probes on the console's. A peer gone without a
+    /// word (a phone that changed networks) is closed, freeing its streams.
+    #[arg(long, env = "OTC_KEEPALIVE", default_value = "20s", value_parser = parse_duration)]
+    pub keepalive: Duration,
+    /// How long an unanswered keepalive waits before the connection is closed.
+    #[arg(long, env = "OTC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub keepalive_timeout: Duration,
     /// How long shutdown waits for open connections to end (a client that
     /// stopped reading holds its stream's connection); then the writer
     /// stops without them.

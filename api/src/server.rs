@@ -111,6 +111,20 @@ fn grpc_incoming(
     nodelay(listener).map(|conn| conn.map(crate::conn::Conn::new))
 }
 
+/// Turns on TCP keepalive: the first probe after `idle`, then probes
+/// spread over `timeout`, the connection closed when three go unanswered.
+fn tcp_keepalive(
+    tcp: &tokio::net::TcpStream,
+    idle: Duration,
+    timeout: Duration,
+) -> std::io::Result<()> {
+    let probes = socket2::TcpKeepalive::new()
+        .with_time(idle.max(Duration::from_secs(1)))
+        .with_interval((timeout / 3).max(Duration::from_secs(1)))
+        .with_retries(3);
+    socket2::SockRef::from(tcp).set_tcp_keepalive(&probes)
+}
+
 /// The token secret: from the flag, else from `<data>/jwt-secret`, created on
 /// first start (then the log says how to mint tokens). The file is readable
 /// by its owner only and appears whole (written aside, synced, renamed). An
@@ -294,12 +308,14 @@ pub async fn run(
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
     let page_size_max = cfg.page_size_max;
+    let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
         use axum::serve::ListenerExt;
         let app = crate::console::router(console_routes, page_size_max);
         // Small gRPC-Web frames must not wait for a delayed ACK either.
-        let console = console.tap_io(|tcp| {
+        let console = console.tap_io(move |tcp| {
             let _ = tcp.set_nodelay(true);
+            let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
         });
         axum::serve(console, app)
             .with_graceful_shutdown(async move {
@@ -323,6 +339,8 @@ pub async fn run(
     let serve = Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
         .timeout(REQUEST_TIMEOUT)
+        .http2_keepalive_interval(Some(keepalive))
+        .http2_keepalive_timeout(Some(keepalive_timeout))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
