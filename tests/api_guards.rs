@@ -342,6 +342,14 @@ async fn strangers_cannot_touch_others_resources() {
         .into_inner();
     assert_eq!(chat.messages.len(), 1);
     assert_eq!(chat.messages[0].text, "paying now");
+    // Once the trade ends, the buyer's fresh read masks the account (SPEC §5).
+    buyer.cancel_trade(act()).await.unwrap();
+    let ended = buyer.get_trade(tid()).await.unwrap().into_inner();
+    let method = ended.seller_method.unwrap();
+    assert_eq!(
+        (method.holder.as_str(), method.account.as_str()),
+        ("Wang Fang", "w****@example.com")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,8 +128,9 @@ impl MethodDetails {
         }
     }
 
-    /// The details with the card number masked to its last four digits, for
-    /// every view but the matched buyer's and CS's (SPEC §5).
+    /// The details for every view but the matched buyer's and CS's (SPEC
+    /// §5): the card number masked to its last four digits, an Alipay or
+    /// WeChat account to a few characters (see [`mask_account`]).
     pub fn masked(&self) -> MethodDetails {
         match self {
             MethodDetails::Bank {
@@ -144,9 +145,38 @@ impl MethodDetails {
                     card_number: format!("**** **** **** {tail}"),
                 }
             }
-            other => other.clone(),
+            MethodDetails::Alipay { holder, account } => MethodDetails::Alipay {
+                holder: holder.clone(),
+                account: mask_account(account),
+            },
+            MethodDetails::WeChat { holder, account } => MethodDetails::WeChat {
+                holder: holder.clone(),
+                account: mask_account(account),
+            },
+            MethodDetails::Channel { .. } => self.clone(),
         }
     }
+}
+
+/// An Alipay or WeChat account (an email, a phone number or an id) with its
+/// middle hidden and its length not told: `w****@example.com`,
+/// `138****78`, `a****`.
+pub fn mask_account(account: &str) -> String {
+    const HIDDEN: &str = "****";
+    if let Some((local, domain)) = account.rsplit_once('@') {
+        let head: String = local.chars().take(local.chars().count() / 3).collect();
+        return format!("{head}{HIDDEN}@{domain}");
+    }
+    let chars: Vec<char> = account.chars().collect();
+    let (head, tail) = match chars.len() {
+        n if n >= 8 => (3, 2),
+        n if n >= 4 => (1, 0),
+        _ => (0, 0),
+    };
+    let mut masked: String = chars[..head].iter().collect();
+    masked.push_str(HIDDEN);
+    masked.extend(&chars[chars.len() - tail..]);
+    masked
 }
 
 /// A bound method and how much uses it.
@@ -237,5 +267,38 @@ mod tests {
             account: "a@b".into(),
         };
         assert_eq!(empty.validate().unwrap_err().0, "holder");
+    }
+
+    #[test]
+    fn alipay_and_wechat_accounts_are_masked_to_a_few_characters() {
+        for (account, shown) in [
+            ("wang@example.com", "w****@example.com"),
+            ("a@b", "****@b"),
+            ("13812345678", "138****78"),
+            ("wxid_abc", "wxi****bc"),
+            ("王芳的微信号", "王****"),
+            ("ab", "****"),
+        ] {
+            assert_eq!(mask_account(account), shown, "{account}");
+            let alipay = MethodDetails::Alipay {
+                holder: "Wang Fang".into(),
+                account: account.into(),
+            };
+            let MethodDetails::Alipay {
+                holder,
+                account: masked,
+            } = alipay.masked()
+            else {
+                panic!("kind changed")
+            };
+            assert_eq!((holder.as_str(), masked.as_str()), ("Wang Fang", shown));
+        }
+        let wechat = MethodDetails::WeChat {
+            holder: "Li".into(),
+            account: "13812345678".into(),
+        };
+        assert!(
+            matches!(wechat.masked(), MethodDetails::WeChat { account, .. } if account == "138****78")
+        );
     }
 }
