@@ -411,6 +411,13 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
             },
             "request_id",
         ),
+        (
+            pb::PublishListingRequest {
+                fund_password: "p".repeat(129),
+                ..listing(&method, "7", "1", "7", "700", 0)
+            },
+            "fund_password",
+        ),
     ];
     for (req, field) in cases {
         let e = t.publish_listing(req).await.unwrap_err();
@@ -639,6 +646,48 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
         .await
         .map(|_| ());
     expect("rest", r, "rest_secs");
+    let r = buyer
+        .place_buy(pb::PlaceBuyRequest {
+            rest_secs: 60,
+            ..buy("1")
+        })
+        .await
+        .map(|_| ());
+    expect("rest_secs without rest", r, "rest_secs");
+    // A field the method's kind has no use for is refused, never dropped.
+    let bind = |kind: pb::PaymentKind| pb::BindPaymentMethodRequest {
+        request_id: rid(),
+        kind: kind as i32,
+        holder: "Li".into(),
+        account: "li@example.com".into(),
+        ..Default::default()
+    };
+    for (label, req, field) in [
+        (
+            "bank on alipay",
+            pb::BindPaymentMethodRequest {
+                bank: "ICBC".into(),
+                ..bind(pb::PaymentKind::Alipay)
+            },
+            "bank",
+        ),
+        (
+            "channel on wechat",
+            pb::BindPaymentMethodRequest {
+                channel: "sandbox-hmac".into(),
+                ..bind(pb::PaymentKind::Wechat)
+            },
+            "channel",
+        ),
+        (
+            "holder on channel",
+            bind(pb::PaymentKind::Channel),
+            "holder",
+        ),
+    ] {
+        let r = t.bind_payment_method(req).await.map(|_| ());
+        expect(label, r, field);
+    }
     let r = t
         .fast_sell(pb::FastSellRequest {
             request_id: rid(),

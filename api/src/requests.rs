@@ -89,6 +89,11 @@ impl TryFrom<&pb::PlaceBuyRequest> for BuyRequest {
         if r.rest_secs < 0 {
             return Err(Status::invalid_argument("rest_secs must not be negative"));
         }
+        if r.rest_secs != 0 && !r.rest {
+            return Err(Status::invalid_argument(
+                "rest_secs is only for a resting buy (rest = true)",
+            ));
+        }
         Ok(BuyRequest {
             asset: cv::asset("asset", &r.asset)?,
             fiat: cv::fiat("fiat", &r.fiat)?,
@@ -126,7 +131,21 @@ pub fn method_details(
     channels: &Channels,
 ) -> Result<MethodDetails, Status> {
     let (holder, account) = (r.holder.clone(), r.account.clone());
+    // A field the kind has no use for is refused, never dropped.
+    let unused = |field: &str, why: &str| Err(Status::invalid_argument(format!("{field} {why}")));
     if r.kind == pb::PaymentKind::Channel as i32 {
+        for (field, text) in [
+            ("holder", &r.holder),
+            ("account", &r.account),
+            ("bank", &r.bank),
+        ] {
+            if !text.is_empty() {
+                return unused(
+                    field,
+                    "is not part of a CHANNEL method (the gateway takes the payment)",
+                );
+            }
+        }
         return Ok(MethodDetails::Channel {
             provider: channels.provider(&r.channel).ok_or_else(|| {
                 Status::invalid_argument(format!(
@@ -137,7 +156,14 @@ pub fn method_details(
             channel: r.channel.clone(),
         });
     }
-    Ok(match cv::method_kind("kind", r.kind)? {
+    let kind = cv::method_kind("kind", r.kind)?;
+    if !r.channel.is_empty() {
+        return unused("channel", "is only for a CHANNEL method");
+    }
+    if kind != MethodKind::Bank && !r.bank.is_empty() {
+        return unused("bank", "is only for a bank card");
+    }
+    Ok(match kind {
         MethodKind::Bank => MethodDetails::Bank {
             bank: r.bank.clone(),
             holder,
@@ -192,14 +218,39 @@ pub fn resolution(v: i32) -> Result<Resolution, Status> {
     }
 }
 
-/// A fund-password field: required, the engine checks it.
+/// Fewest characters of a fund password.
+pub const PASSWORD_CHARS_MIN: usize = 6;
+/// Most characters of a fund password.
+pub const PASSWORD_CHARS_MAX: usize = 128;
+
+/// A fund-password field: required, the engine checks it. One longer than
+/// any password can be is refused before it is hashed.
 ///
 /// # Errors
-/// INVALID_ARGUMENT naming `field` when empty.
+/// INVALID_ARGUMENT naming `field` when empty or too long.
 pub fn password<'a>(field: &str, text: &'a str) -> Result<&'a str, Status> {
     if text.is_empty() {
         return Err(Status::invalid_argument(format!(
             "{field} is required for this action"
+        )));
+    }
+    if text.chars().nth(PASSWORD_CHARS_MAX).is_some() {
+        return Err(Status::invalid_argument(format!(
+            "{field} is longer than any fund password ({PASSWORD_CHARS_MAX} characters)"
+        )));
+    }
+    Ok(text)
+}
+
+/// A new fund password: 6 to 128 characters.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `new_password` otherwise.
+pub fn new_password(text: &str) -> Result<&str, Status> {
+    let n = text.chars().count();
+    if !(PASSWORD_CHARS_MIN..=PASSWORD_CHARS_MAX).contains(&n) {
+        return Err(Status::invalid_argument(format!(
+            "new_password must be {PASSWORD_CHARS_MIN} to {PASSWORD_CHARS_MAX} characters"
         )));
     }
     Ok(text)

@@ -133,11 +133,9 @@ impl TradingService for Trading {
         let new_password = std::mem::take(&mut r.new_password);
         let current_password = std::mem::take(&mut r.current_password);
         mutate(&self.core, c.user, "SetFundPassword", &rid, &r, async {
-            let n = new_password.chars().count();
-            if !(6..=128).contains(&n) {
-                return Err(Status::invalid_argument(
-                    "new_password must be 6 to 128 characters",
-                ));
+            requests::new_password(&new_password)?;
+            if !current_password.is_empty() {
+                requests::password("current_password", &current_password)?;
             }
             // Whether a current password is needed is the engine's rule;
             // asked first, so a doomed change spends no argon2.
