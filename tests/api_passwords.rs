@@ -6,7 +6,7 @@
 mod harness;
 
 use harness::steps::*;
-use harness::{Server, rid};
+use harness::{Server, rid, wait_ms};
 use otc_api::proto as pb;
 use tonic::Code;
 
@@ -154,11 +154,18 @@ async fn a_changed_fund_password_is_wrong_at_once_though_it_was_remembered() {
 
 /// A change of fund password the engine would refuse (no current password
 /// given, or the user locked) spends no argon2 on the new one, however many
-/// arrive at once: each is refused before hashing, as the engine says.
+/// arrive at once: each is refused by the engine unhashed, and the refusal
+/// is the request id's first result, replayed after the lock ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doomed_password_changes_spend_no_argon2() {
     let metrics = metrics_addr();
-    let s = Server::start(&["--metrics-listen", metrics.as_str()]).await;
+    let s = Server::start(&[
+        "--metrics-listen",
+        metrics.as_str(),
+        "--fund-password-lock",
+        "2s",
+    ])
+    .await;
     let (seller, _method) = seller(&s, uuid::Uuid::new_v4(), "10").await;
     let hashes = || counter(&metrics, "otc_fund_password_hashes_total");
     assert_eq!(hashes().await, 1, "the password set up");
@@ -188,10 +195,24 @@ async fn doomed_password_changes_spend_no_argon2() {
         assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
     }
     let locked_at = hashes().await;
+    let while_locked = change(PASSWORD);
     let e = seller
-        .set_fund_password(change(PASSWORD))
+        .set_fund_password(while_locked.clone())
         .await
         .expect_err("locked");
     assert!(e.message().contains("locked"), "{e:?}");
     assert_eq!(hashes().await, locked_at);
+    // After the lock ends, the same request is still the refused one.
+    wait_ms(2_500).await;
+    let again = seller
+        .set_fund_password(while_locked)
+        .await
+        .expect_err("the first result");
+    assert_eq!(again.message(), e.message());
+    assert!(again.metadata().get("otc-replayed").is_some(), "{again:?}");
+    seller
+        .set_fund_password(change(PASSWORD))
+        .await
+        .expect("a new request, unlocked");
+    assert_eq!(hashes().await, locked_at + 1);
 }

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use otc_engine::command::{BuyRequest, FastSellRequest, ListingSpec};
+use otc_engine::command::{BuyRequest, FastSellRequest, FundPasswordProof, ListingSpec};
 use otc_engine::{Command, Event, ListingId, TradeId, UserId};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -138,13 +138,28 @@ impl TradingService for Trading {
                 requests::password("current_password", &current_password)?;
             }
             // Whether a current password is needed is the engine's rule;
-            // asked first, so a doomed change spends no argon2.
-            self.core
-                .read()
-                .await?
-                .engine()
-                .may_set_fund_password(c.user, !current_password.is_empty(), clock_now())
-                .map_err(|r| cv::status_of(&r))?;
+            // asked first, so a doomed change spends no argon2. It still goes
+            // to the writer, unhashed and unchecked: the engine refuses it
+            // there, and the refusal is stored for the request id's retries.
+            let doomed = {
+                let w = self.core.read().await?;
+                let e = w.engine();
+                let given = !current_password.is_empty();
+                e.may_set_fund_password(c.user, given, clock_now())
+                    .is_err()
+                    .then(|| e.fund_password(c.user).map(|(_, version)| version))
+            };
+            if let Some(version) = doomed {
+                let current = version
+                    .filter(|_| !current_password.is_empty())
+                    .map(FundPasswordProof::unchecked);
+                return Ok(Command::SetFundPassword {
+                    user: c.user,
+                    hash: String::new(),
+                    current,
+                }
+                .into());
+            }
             let current = if current_password.is_empty() {
                 None
             } else {

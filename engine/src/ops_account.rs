@@ -270,12 +270,6 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.may_set_fund_password(user, current.is_some(), now)?;
-        if hash.trim().is_empty() || hash.len() > PASSWORD_HASH_BYTES_MAX {
-            return Err(Rejection::field(
-                "new_password",
-                "hash is missing or too long",
-            ));
-        }
         let version = match self.user(user).and_then(|u| u.fund_password.as_ref()) {
             None => 1,
             Some(existing) => {
@@ -284,6 +278,15 @@ impl Engine {
                 existing.version + 1
             }
         };
+        // The shell hashes every change it expects to apply; one it sends
+        // unhashed (refused by the checks above when the shell looked) is
+        // refused here, never applied.
+        if hash.trim().is_empty() || hash.len() > PASSWORD_HASH_BYTES_MAX {
+            return Err(Rejection::field(
+                "new_password",
+                "hash is missing or too long",
+            ));
+        }
         let u = self.user_mut(user);
         u.fund_password = Some(FundPassword {
             hash: hash.to_owned(),
