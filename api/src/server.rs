@@ -113,6 +113,9 @@ fn grpc_incoming(
 
 /// Turns on TCP keepalive: the first probe after `idle`, then probes
 /// spread over `timeout`, the connection closed when three go unanswered.
+/// Probes run only while nothing sent waits for its acknowledgement, so
+/// data unacknowledged (or unsent) for `idle + timeout` closes it too: a
+/// stream still pushing events to a peer that vanished.
 fn tcp_keepalive(
     tcp: &tokio::net::TcpStream,
     idle: Duration,
@@ -122,7 +125,11 @@ fn tcp_keepalive(
         .with_time(idle.max(Duration::from_secs(1)))
         .with_interval((timeout / 3).max(Duration::from_secs(1)))
         .with_retries(3);
-    socket2::SockRef::from(tcp).set_tcp_keepalive(&probes)
+    let socket = socket2::SockRef::from(tcp);
+    socket.set_tcp_keepalive(&probes)?;
+    #[cfg(target_os = "linux")]
+    socket.set_tcp_user_timeout(Some(idle + timeout))?;
+    Ok(())
 }
 
 /// The token secret: from the flag, else from `<data>/jwt-secret`, created on
@@ -350,8 +357,11 @@ pub async fn run(
         .add_service(services.admin)
         .serve_with_incoming_shutdown(grpc_incoming(listener), on_shutdown);
     let aborts = [http_server.abort_handle(), console_server.abort_handle()];
-    let listeners = async {
+    let serve_closing = core.closing.clone();
+    let listeners = async move {
         let result = serve.await.map_err(|e| format!("server failed: {e}"));
+        // A gRPC listener that failed before any signal stops the others too.
+        let _ = serve_closing.send(true);
         // The HTTP listener stops on the same signal; its handlers hold the core.
         for (name, task) in [("HTTP", http_server), ("console", console_server)] {
             match task.await {

@@ -158,19 +158,22 @@ impl MethodDetails {
     }
 }
 
-/// An Alipay or WeChat account (an email, a phone number or an id) with its
-/// middle hidden and its length not told: `w****@example.com`,
-/// `138****78`, `a****`.
+/// An Alipay or WeChat account (an email, a phone number or an id) with
+/// most of it hidden and its length not told: `w****@example.com`,
+/// `13****78`, `w****c`.
 pub fn mask_account(account: &str) -> String {
     const HIDDEN: &str = "****";
     if let Some((local, domain)) = account.rsplit_once('@') {
-        let head: String = local.chars().take(local.chars().count() / 3).collect();
+        let head: String = local
+            .chars()
+            .take(usize::from(local.chars().count() >= 3))
+            .collect();
         return format!("{head}{HIDDEN}@{domain}");
     }
     let chars: Vec<char> = account.chars().collect();
     let (head, tail) = match chars.len() {
-        n if n >= 8 => (3, 2),
-        n if n >= 4 => (1, 0),
+        n if n >= 10 => (2, 2),
+        n if n >= 4 => (1, 1),
         _ => (0, 0),
     };
     let mut masked: String = chars[..head].iter().collect();
@@ -273,11 +276,12 @@ mod tests {
     fn alipay_and_wechat_accounts_are_masked_to_a_few_characters() {
         for (account, shown) in [
             ("wang@example.com", "w****@example.com"),
+            ("ab@example.com", "****@example.com"),
             ("a@b", "****@b"),
-            ("13812345678", "138****78"),
-            ("wxid_abc", "wxi****bc"),
-            ("王芳的微信号", "王****"),
-            ("ab", "****"),
+            ("13812345678", "13****78"),
+            ("wxid_abc", "w****c"),
+            ("王芳的微信号", "王****号"),
+            ("abc", "****"),
         ] {
             assert_eq!(mask_account(account), shown, "{account}");
             let alipay = MethodDetails::Alipay {
@@ -298,7 +302,7 @@ mod tests {
             account: "13812345678".into(),
         };
         assert!(
-            matches!(wechat.masked(), MethodDetails::WeChat { account, .. } if account == "138****78")
+            matches!(wechat.masked(), MethodDetails::WeChat { account, .. } if account == "13****78")
         );
     }
 }

@@ -123,19 +123,14 @@ impl Channel {
     }
 
     /// Whose bills this channel reads: Alipay's seller id, WeChat Pay's
-    /// `mchid` and `appid`; nothing for hmac (its bill names no account).
+    /// `mchid`; nothing for hmac (its bill names no account).
     pub fn bill_account(&self) -> BillAccount {
-        match &self.account {
-            Account::Alipay(a) => BillAccount {
-                merchant: Some(a.seller_id.clone()),
-                app: None,
-            },
-            Account::WeChatPay(a) => BillAccount {
-                merchant: Some(a.mchid.clone()),
-                app: Some(a.appid.clone()),
-            },
-            Account::Hmac(_) => BillAccount::default(),
-        }
+        let merchant = match &self.account {
+            Account::Alipay(a) => Some(a.seller_id.clone()),
+            Account::WeChatPay(a) => Some(a.mchid.clone()),
+            Account::Hmac(_) => None,
+        };
+        BillAccount { merchant }
     }
 
     /// Verifies a notification, then parses it. `headers` are the request's

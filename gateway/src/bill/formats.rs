@@ -58,8 +58,6 @@ struct WeChatColumns {
     /// 退款金额: needed only by refund rows (a `SUCCESS` bill has none).
     refund: Option<Col>,
     fee: Col,
-    /// 公众账号ID and the `appid` it must hold, when both are known.
-    appid: Option<(Col, String)>,
     /// 商户号 and the `mchid` it must hold, when both are known.
     mchid: Option<(Col, String)>,
 }
@@ -104,7 +102,6 @@ impl Layout {
                 total: header.optional("订单金额")?,
                 refund: header.optional("退款金额")?,
                 fee: header.required("手续费")?,
-                appid: header.expecting("公众账号ID", account.app.as_ref())?,
                 mchid: header.expecting("商户号", account.merchant.as_ref())?,
             }),
             BillFormat::Hmac => Columns::Hmac(HmacColumns {
@@ -175,7 +172,7 @@ fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
         "CLOSED" | "REVOKED" => RowStatus::Closed,
         other => return Err(row.unknown(c.status, other, "SUCCESS, REFUND, CLOSED or REVOKED")),
     };
-    for (col, expected) in [&c.appid, &c.mchid].into_iter().flatten() {
+    if let Some((col, expected)) = &c.mchid {
         let cell = row.cells.get(col.at);
         if !cell.is_empty() && cell != expected {
             let why = format!("`{}` is not this channel's ({expected})", echo(cell));

@@ -39,8 +39,9 @@
 //!
 //! A bill of another account is refused where the bill names its account:
 //! Alipay's `#账号：[…]` comment must start with the channel's seller id
-//! (PID); WeChat Pay's 公众账号ID and 商户号 cells, when not empty, must be
-//! the channel's `appid` and `mchid`.
+//! (PID); WeChat Pay's 商户号 cells, when not empty, must be the channel's
+//! `mchid` (its 公众账号ID is not checked: one merchant may take payments
+//! through several apps, and the bill lists them all).
 //!
 //! Local times (Alipay, WeChat Pay) are read in the channel's time zone.
 //! Amounts have at most 2 decimal places. Fees may have up to
@@ -133,15 +134,13 @@ impl From<Provider> for BillFormat {
     }
 }
 
-/// Whose bill a channel reads: the ids its bills must name where they name
-/// any (see the module's documentation). `None` checks nothing.
+/// Whose bill a channel reads: the id its bills must name where they name
+/// one (see the module's documentation). `None` checks nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BillAccount {
     /// Alipay: the seller id (PID) its 账号 starts with; WeChat Pay: the
     /// 商户号 (`mchid`).
     pub merchant: Option<String>,
-    /// WeChat Pay: the 公众账号ID (`appid`).
-    pub app: Option<String>,
 }
 
 /// What a bill row says happened.
