@@ -134,7 +134,8 @@ impl TradingService for Trading {
         let current_password = std::mem::take(&mut r.current_password);
         mutate(&self.core, c.user, "SetFundPassword", &rid, &r, async {
             requests::new_password(&new_password)?;
-            if !current_password.is_empty() {
+            let given = !current_password.is_empty();
+            if given {
                 requests::password("current_password", &current_password)?;
             }
             // Whether a current password is needed is the engine's rule;
@@ -144,33 +145,28 @@ impl TradingService for Trading {
             let doomed = {
                 let w = self.core.read().await?;
                 let e = w.engine();
-                let given = !current_password.is_empty();
                 e.may_set_fund_password(c.user, given, clock_now())
                     .is_err()
                     .then(|| e.fund_password(c.user).map(|(_, version)| version))
             };
-            if let Some(version) = doomed {
-                let current = version
-                    .filter(|_| !current_password.is_empty())
-                    .map(FundPasswordProof::unchecked);
-                return Ok(Command::SetFundPassword {
-                    user: c.user,
-                    hash: String::new(),
-                    current,
+            let (hash, current) = match doomed {
+                Some(version) => (
+                    String::new(),
+                    version.filter(|_| given).map(FundPasswordProof::unchecked),
+                ),
+                None => {
+                    let current = if given {
+                        let checked = self.core.check_password(c.user, &current_password);
+                        Some(checked.await?.proof)
+                    } else {
+                        None
+                    };
+                    (
+                        self.core.hash_password(c.user, new_password).await?,
+                        current,
+                    )
                 }
-                .into());
-            }
-            let current = if current_password.is_empty() {
-                None
-            } else {
-                Some(
-                    self.core
-                        .check_password(c.user, &current_password)
-                        .await?
-                        .proof,
-                )
             };
-            let hash = self.core.hash_password(c.user, new_password).await?;
             Ok(Command::SetFundPassword {
                 user: c.user,
                 hash,
