@@ -1,6 +1,8 @@
-//! Connections that go quiet: a peer gone without a word (a phone that
-//! changed networks) stops answering the server's keepalive pings, and its
-//! connection is closed, freeing its event streams (SPEC §13, §18).
+//! At the door: connections that go quiet (a peer gone without a word, a
+//! phone that changed networks, stops answering the server's keepalive
+//! pings, and its connection is closed, freeing its event streams: SPEC §13,
+//! §18), and what a call passes before its body is read (a token; room in
+//! the upload budget: `api/src/gate.rs`).
 
 mod harness;
 
@@ -112,4 +114,177 @@ async fn streams_of_a_peer_gone_quiet_are_freed_by_keepalive() {
         }
     }
     drop(held);
+}
+
+/// A call to the unary `method` whose request body sends `first` (if any)
+/// and then never ends, as a client still uploading: the server has the
+/// headers and that much of the body.
+async fn unended<Req>(
+    url: &str,
+    tok: Option<&str>,
+    method: &'static str,
+    first: Option<Req>,
+) -> Result<(), tonic::Status>
+where
+    Req: prost::Message + Send + Sync + 'static,
+{
+    use tokio_stream::StreamExt;
+    let channel = tonic::transport::Channel::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+        .expect("connect");
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(16 << 20);
+    grpc.ready().await.expect("ready");
+    let body = tokio_stream::iter(first).chain(tokio_stream::pending());
+    let mut req = tonic::Request::new(body);
+    if let Some(tok) = tok {
+        req.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {tok}").parse().expect("header"),
+        );
+    }
+    let codec = tonic_prost::ProstCodec::<Req, pb::Receipt>::default();
+    grpc.client_streaming(
+        req,
+        tonic::codegen::http::uri::PathAndQuery::from_static(method),
+        codec,
+    )
+    .await
+    .map(drop)
+}
+
+/// A chat message carrying a PNG of `bytes` bytes, on a trade that does not
+/// exist: a call that passes the door fails NOT_FOUND in the handler.
+fn chat_with_file(bytes: usize) -> pb::SendChatRequest {
+    let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
+    data.resize(bytes, 0);
+    pb::SendChatRequest {
+        request_id: harness::rid(),
+        trade_id: "999999".into(),
+        text: "receipt".into(),
+        attachment: Some(pb::Attachment {
+            content_type: "image/png".into(),
+            file_name: "receipt.png".into(),
+            data,
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_without_a_valid_token_is_refused_before_its_body_is_read() {
+    let s = Server::start(&[]).await;
+    // Headers only, and a body that never comes: without the gate the
+    // server would wait for the body (until the 30-second request timeout).
+    for tok in [None, Some("not-a-token")] {
+        let refused = tokio::time::timeout(
+            Duration::from_secs(10),
+            unended::<pb::SendChatRequest>(&s.url, tok, "/otc.v1.TradingService/SendChat", None),
+        )
+        .await
+        .expect("answered before the body came");
+        let e = refused.expect_err("no valid token");
+        assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    }
+    // Health checks need no token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(s.channel().await);
+    health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health needs no token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_held_at_once_are_bounded_by_the_budget() {
+    const MIB: usize = 1 << 20;
+    // A budget of 7 MiB: one 4 MiB upload fits, two do not.
+    let s = Server::start(&["--uploads-in-flight-max", "7MiB"]).await;
+    let user = uuid::Uuid::new_v4();
+    let tok = token(user, Role::User);
+    // A 4 MiB upload whose call has not ended holds its bytes.
+    let url = s.url.clone();
+    let held_tok = tok.clone();
+    let held = tokio::spawn(async move {
+        unended(
+            &url,
+            Some(&held_tok),
+            "/otc.v1.TradingService/SendChat",
+            Some(chat_with_file(4 * MIB)),
+        )
+        .await
+    });
+    let mut t = s.trading(user, Role::User).await;
+    // Another 4 MiB does not fit beside it (once the first is in).
+    let started = Instant::now();
+    let e = loop {
+        let e = t
+            .send_chat(chat_with_file(4 * MIB))
+            .await
+            .expect_err("no trade");
+        if e.code() == tonic::Code::ResourceExhausted {
+            break e;
+        }
+        assert_eq!(e.code(), tonic::Code::NotFound, "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the held upload never filled the budget"
+        );
+        wait_ms(100).await;
+    };
+    assert!(e.message().contains("--uploads-in-flight-max"), "{e:?}");
+    // Calls without a file pass: their bytes are within the free part.
+    let small = t.send_chat(pb::SendChatRequest {
+        request_id: harness::rid(),
+        trade_id: "999999".into(),
+        text: "hello".into(),
+        attachment: None,
+    });
+    assert_eq!(
+        small.await.expect_err("no trade").code(),
+        tonic::Code::NotFound
+    );
+    // The held upload is abandoned; its bytes come back, and the same
+    // upload reaches the handler (which finds no trade).
+    held.abort();
+    let started = Instant::now();
+    loop {
+        let e = t
+            .send_chat(chat_with_file(4 * MIB))
+            .await
+            .expect_err("no trade");
+        if e.code() == tonic::Code::NotFound {
+            break;
+        }
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted, "{e:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the abandoned upload still holds its bytes"
+        );
+        wait_ms(100).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_smaller_than_one_message_is_refused_at_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otcd"))
+        .args(["--data-dir"])
+        .arg(dir.path())
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--console-listen",
+            "127.0.0.1:0",
+            "--attachment-max",
+            "5MiB",
+            "--uploads-in-flight-max",
+            "4MiB",
+        ])
+        .output()
+        .expect("run otcd");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("uploads_in_flight_max"), "{err}");
 }

@@ -126,12 +126,24 @@ impl Authenticator {
         }
     }
 
-    /// Authenticates a request from its `authorization` header.
+    /// Authenticates a request: the caller [`crate::gate`] found when the
+    /// request came in, else from its `authorization` header.
     ///
     /// # Errors
     /// UNAUTHENTICATED, saying what is wrong with the token.
     pub fn caller<T>(&self, req: &tonic::Request<T>) -> Result<Caller, Status> {
-        let header = req.metadata().get("authorization").ok_or_else(|| {
+        match req.extensions().get::<Caller>() {
+            Some(c) => Ok(*c),
+            None => self.caller_in(req.metadata().as_ref()),
+        }
+    }
+
+    /// Authenticates a request from the `authorization` header in `headers`.
+    ///
+    /// # Errors
+    /// UNAUTHENTICATED, saying what is wrong with the token.
+    pub fn caller_in(&self, headers: &tonic::codegen::http::HeaderMap) -> Result<Caller, Status> {
+        let header = headers.get("authorization").ok_or_else(|| {
             Status::unauthenticated(
                 "missing authorization header: send \"authorization: Bearer <token>\"",
             )

@@ -168,6 +168,11 @@ pub struct ServerConfig {
     /// stops without them.
     #[arg(long, env = "OTC_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Bytes of uploads (attachments) held at once, across all connections:
+    /// past it a call with a file fails RESOURCE_EXHAUSTED, to retry. At
+    /// least one largest message (--attachment-max plus 1MiB).
+    #[arg(long, env = "OTC_UPLOADS_IN_FLIGHT_MAX", default_value = "1GiB", value_parser = parse_size)]
+    pub uploads_in_flight_max: u64,
     /// Requests waiting for the writer before RESOURCE_EXHAUSTED.
     #[arg(long, env = "OTC_QUEUE_LEN", default_value_t = 65_536)]
     pub queue_len: usize,
@@ -287,6 +292,31 @@ impl ServerConfig {
 }
 
 impl ServerConfig {
+    /// The largest gRPC message: one attachment of `--attachment-max` and
+    /// room for the rest.
+    #[must_use]
+    pub fn message_max(&self) -> usize {
+        usize::try_from(self.attachment_max)
+            .unwrap_or(usize::MAX)
+            .saturating_add(crate::server::MESSAGE_OVERHEAD_BYTES)
+    }
+
+    /// The upload budget ([`crate::gate`]).
+    ///
+    /// # Errors
+    /// A budget that one largest message would not fit.
+    pub fn upload_budget(&self) -> Result<u64, String> {
+        let message_max = u64::try_from(self.message_max()).unwrap_or(u64::MAX);
+        if self.uploads_in_flight_max < message_max {
+            return Err(format!(
+                "uploads_in_flight_max must be at least one largest message \
+                 (--attachment-max plus 1MiB: {message_max} bytes), not {}",
+                self.uploads_in_flight_max
+            ));
+        }
+        Ok(self.uploads_in_flight_max)
+    }
+
     /// The storage options these flags describe.
     ///
     /// # Errors

@@ -33,8 +33,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      trusted-types 'none'";
 
 /// The console's routes: the embedded files and, for anything else, the gRPC
-/// services as gRPC-Web.
-pub fn router(grpc: Routes, page_size_max: u32) -> Router {
+/// services as gRPC-Web, behind the same [`crate::gate`] as on the gRPC
+/// listener.
+pub fn router(grpc: Routes, gate: crate::gate::GateLayer, page_size_max: u32) -> Router {
     let mut files = Router::new().route("/", axum::routing::get(file));
     for (path, _) in ASSETS {
         files = files.route(path, axum::routing::get(file));
@@ -58,6 +59,7 @@ pub fn router(grpc: Routes, page_size_max: u32) -> Router {
         )
         .fallback(not_found);
     grpc.into_axum_router()
+        .layer(gate)
         .layer(tonic_web::GrpcWebLayer::new())
         .fallback_service(files)
         .layer(axum::middleware::map_response(secure_headers))

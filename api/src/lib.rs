@@ -40,6 +40,7 @@ pub mod conn;
 pub mod console;
 pub mod convert;
 pub mod core;
+pub mod gate;
 pub mod http;
 pub mod passwords;
 pub mod payments;

@@ -57,9 +57,7 @@ impl Services {
         cfg: &ServerConfig,
     ) -> Self {
         // A message may carry one attachment of the configured size.
-        let message_max = usize::try_from(cfg.attachment_max)
-            .unwrap_or(usize::MAX)
-            .saturating_add(MESSAGE_OVERHEAD_BYTES);
+        let message_max = cfg.message_max();
         Services {
             trading: TradingServiceServer::new(Trading {
                 core: Arc::clone(core),
@@ -220,6 +218,7 @@ pub async fn run(
         console,
     } = listeners;
     let engine_config = cfg.engine_config()?;
+    let upload_budget = Arc::new(crate::gate::UploadBudget::new(cfg.upload_budget()?));
 
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
@@ -300,6 +299,7 @@ pub async fn run(
         .unwrap_or(usize::MAX)
         .min(otc_gateway::BODY_BYTES_MAX);
     let services = Services::new(&core, &channels, &cfg);
+    let gate = crate::gate::GateLayer::new(Arc::new(core.auth.clone()), upload_budget);
     let mut http_closing = core.closing.subscribe();
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
@@ -315,10 +315,11 @@ pub async fn run(
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
     let page_size_max = cfg.page_size_max;
+    let console_gate = gate.clone();
     let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
         use axum::serve::ListenerExt;
-        let app = crate::console::router(console_routes, page_size_max);
+        let app = crate::console::router(console_routes, console_gate, page_size_max);
         // Small gRPC-Web frames must not wait for a delayed ACK either.
         let console = console.tap_io(move |tcp| {
             let _ = tcp.set_nodelay(true);
@@ -348,6 +349,7 @@ pub async fn run(
         .timeout(REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive_timeout))
+        .layer(gate)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
