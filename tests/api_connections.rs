@@ -288,3 +288,72 @@ async fn a_budget_smaller_than_one_message_is_refused_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("uploads_in_flight_max"), "{err}");
 }
+
+/// Whether the server kept a fresh connection: one it refused is closed at
+/// once (the read ends); one it kept sends its HTTP/2 settings, or nothing.
+async fn kept(tcp: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await {
+        Ok(Ok(0) | Err(_)) => false,
+        Ok(Ok(_)) | Err(_) => true,
+    }
+}
+
+async fn healthy(url: &str) -> bool {
+    let Ok(channel) = tonic::transport::Channel::from_shared(url.to_owned())
+        .expect("url")
+        .connect()
+        .await
+    else {
+        return false;
+    };
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_the_budget_are_closed_until_one_ends() {
+    let s = Server::start(&["--connections-max", "3"]).await;
+    // The harness's health-check connection ends.
+    wait_ms(1_000).await;
+    let grpc = s.url.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    loop {
+        let mut tcp = TcpStream::connect(&grpc).await.expect("connect");
+        if !kept(&mut tcp).await {
+            break;
+        }
+        held.push(tcp);
+        assert!(
+            held.len() <= 3,
+            "more connections kept than --connections-max"
+        );
+    }
+    assert_eq!(held.len(), 3);
+    assert!(!healthy(&s.url).await, "a call on a fourth connection");
+    // The console's listener shares the budget: its connection is closed
+    // without an answer.
+    let console = s
+        .console
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let mut tcp = TcpStream::connect(console).await.expect("connect");
+    tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .ok();
+    let mut answer = Vec::new();
+    let _ = tcp.read_to_end(&mut answer).await;
+    assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    // One ends: the next call gets its place.
+    drop(held.pop());
+    let started = Instant::now();
+    while !healthy(&s.url).await {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the ended connection's place never came back"
+        );
+        wait_ms(100).await;
+    }
+}

@@ -160,6 +160,12 @@ pub struct ServerConfig {
     /// word (a phone that changed networks) is closed, freeing its streams.
     #[arg(long, env = "OTC_KEEPALIVE", default_value = "20s", value_parser = parse_duration)]
     pub keepalive: Duration,
+    /// Connections open at once on all three listeners (gRPC, gateways,
+    /// console); past it a new one is closed at once. Lowered, with a
+    /// warning, to fit the open-file limit (`ulimit -n`, raised to its hard
+    /// limit at start) with 256 files to spare.
+    #[arg(long, env = "OTC_CONNECTIONS_MAX", default_value_t = 10_000)]
+    pub connections_max: usize,
     /// How long an unanswered keepalive waits before the connection is closed.
     #[arg(long, env = "OTC_KEEPALIVE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub keepalive_timeout: Duration,

@@ -26,7 +26,7 @@ use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tonic::transport::server::{Connected, TcpConnectInfo};
+use tonic::transport::server::Connected;
 
 /// A piece at least this long that comes while bytes are held goes out at
 /// once behind them: h2 chains payloads this long behind their frame header
@@ -107,8 +107,8 @@ impl<T: AsyncWrite + Unpin> Conn<T> {
     }
 }
 
-impl Connected for Conn<TcpStream> {
-    type ConnectInfo = TcpConnectInfo;
+impl<T: Connected> Connected for Conn<T> {
+    type ConnectInfo = T::ConnectInfo;
 
     fn connect_info(&self) -> Self::ConnectInfo {
         self.io.connect_info()

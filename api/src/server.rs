@@ -99,14 +99,22 @@ pub fn nodelay(
     })
 }
 
-/// [`nodelay`]'s connections as otcd's gRPC listener serves them: a reply
-/// below 1 KiB and its trailers leave in one write, and the replies ready
-/// with it share that write ([`crate::conn`]).
+/// The gRPC listener's connections, within the budget of open connections
+/// ([`crate::listen`]), with Nagle's algorithm off, as otcd serves them: a
+/// reply below 1 KiB and its trailers leave in one write, and the replies
+/// ready with it share that write ([`crate::conn`]).
 fn grpc_incoming(
     listener: TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<crate::conn::Conn>> {
-    use tokio_stream::StreamExt;
-    nodelay(listener).map(|conn| conn.map(crate::conn::Conn::new))
+    connections: Arc<crate::listen::Connections>,
+) -> impl tokio_stream::Stream<Item = std::io::Result<crate::conn::Conn<crate::listen::Admitted>>> {
+    crate::listen::incoming(
+        listener,
+        connections,
+        |tcp| {
+            let _ = tcp.set_nodelay(true);
+        },
+        crate::conn::Conn::new,
+    )
 }
 
 /// Turns on TCP keepalive: the first probe after `idle`, then probes
@@ -219,6 +227,8 @@ pub async fn run(
     } = listeners;
     let engine_config = cfg.engine_config()?;
     let upload_budget = Arc::new(crate::gate::UploadBudget::new(cfg.upload_budget()?));
+    let connections =
+        crate::listen::Connections::new(crate::listen::fit_open_files(cfg.connections_max)?);
 
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
@@ -301,8 +311,15 @@ pub async fn run(
     let services = Services::new(&core, &channels, &cfg);
     let gate = crate::gate::GateLayer::new(Arc::new(core.auth.clone()), upload_budget);
     let mut http_closing = core.closing.subscribe();
+    let http_connections = Arc::clone(&connections);
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
+        let http = crate::listen::Limited {
+            listener: http,
+            connections: http_connections,
+            name: "gateway",
+            setup: Box::new(|_| {}),
+        };
         axum::serve(http, app)
             .with_graceful_shutdown(async move {
                 let _ = http_closing.wait_for(|closing| *closing).await;
@@ -316,15 +333,20 @@ pub async fn run(
         .add_service(services.admin.clone());
     let page_size_max = cfg.page_size_max;
     let console_gate = gate.clone();
+    let console_connections = Arc::clone(&connections);
     let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
-        use axum::serve::ListenerExt;
         let app = crate::console::router(console_routes, console_gate, page_size_max);
-        // Small gRPC-Web frames must not wait for a delayed ACK either.
-        let console = console.tap_io(move |tcp| {
-            let _ = tcp.set_nodelay(true);
-            let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
-        });
+        let console = crate::listen::Limited {
+            listener: console,
+            connections: console_connections,
+            name: "console",
+            // Small gRPC-Web frames must not wait for a delayed ACK either.
+            setup: Box::new(move |tcp| {
+                let _ = tcp.set_nodelay(true);
+                let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
+            }),
+        };
         axum::serve(console, app)
             .with_graceful_shutdown(async move {
                 let _ = console_closing.wait_for(|closing| *closing).await;
@@ -357,7 +379,7 @@ pub async fn run(
         .add_service(services.merchant)
         .add_service(services.support)
         .add_service(services.admin)
-        .serve_with_incoming_shutdown(grpc_incoming(listener), on_shutdown);
+        .serve_with_incoming_shutdown(grpc_incoming(listener, connections), on_shutdown);
     let aborts = [http_server.abort_handle(), console_server.abort_handle()];
     let serve_closing = core.closing.clone();
     let listeners = async move {

@@ -1,0 +1,318 @@
+//! How `otcd` accepts connections on its three listeners (gRPC, gateways,
+//! console): one budget of open connections for all of them
+//! (`--connections-max`), within the process's open-file limit.
+//!
+//! Every connection holds a file descriptor, and so do the journal's
+//! segments, sled and a staged bill. Without a bound, a client opening
+//! connections until the process runs out of descriptors would stop the
+//! journal from opening its next segment (the writer stops: fail-stop) and
+//! every listener from accepting. So at start the soft open-file limit is
+//! raised to the hard one and the budget fitted below it with
+//! [`FILES_RESERVED`] to spare; past the budget, a new connection is
+//! accepted and closed at once (the client sees the connection closed, as
+//! behind a full load balancer), counted in `otc_connections_refused_total`
+//! and logged at most every [`REFUSED_LOG_EVERY`]. An accept that fails (the
+//! limit reached all the same, or the kernel out of memory) is retried after
+//! [`ACCEPT_BACKOFF`], not in a busy loop.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// Open files kept for everything but connections: the journal's segments,
+/// sled's files, snapshots, a staged bill, the listeners themselves.
+pub const FILES_RESERVED: u64 = 256;
+
+/// How long a listener waits after a failed accept.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The least time between two log lines about refused connections.
+pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Raises the soft open-file limit to the hard one and fits `wanted`
+/// connections below it with [`FILES_RESERVED`] to spare: the number of
+/// connections `otcd` will hold open, with a warning when that is fewer.
+///
+/// # Errors
+/// The limit leaves no room for any connection.
+pub fn fit_open_files(wanted: usize) -> Result<usize, String> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => limit = raised,
+            Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+        }
+    }
+    // `None` is unlimited.
+    let Some(files) = limit.current else {
+        return Ok(wanted);
+    };
+    let room = usize::try_from(files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
+    if room == 0 {
+        return Err(format!(
+            "the process may open only {files} files (ulimit -n), too few to serve \
+             connections beside the {FILES_RESERVED} the store keeps for itself"
+        ));
+    }
+    if room < wanted {
+        tracing::warn!(
+            connections_max = room,
+            asked = wanted,
+            open_files = files,
+            "--connections-max lowered to fit the open-file limit (ulimit -n)"
+        );
+        return Ok(room);
+    }
+    Ok(wanted)
+}
+
+/// The budget of open connections all listeners share.
+#[derive(Debug)]
+pub struct Connections {
+    permits: Arc<Semaphore>,
+    max: usize,
+    /// When the last refusal was logged.
+    logged: Mutex<Option<Instant>>,
+}
+
+impl Connections {
+    /// A budget of `max` open connections.
+    #[must_use]
+    pub fn new(max: usize) -> Arc<Self> {
+        Arc::new(Self {
+            permits: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            max,
+            logged: Mutex::new(None),
+        })
+    }
+
+    /// Connections open now.
+    #[must_use]
+    pub fn open(&self) -> usize {
+        self.max.saturating_sub(self.permits.available_permits())
+    }
+
+    /// `tcp` with its place in the budget, or `None` (and `tcp` closed)
+    /// when there is none.
+    pub fn admit(&self, tcp: TcpStream, listener: &'static str) -> Option<Admitted> {
+        if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+            return Some(Admitted {
+                tcp,
+                _permit: permit,
+            });
+        }
+        drop(tcp);
+        metrics::counter!("otc_connections_refused_total", "listener" => listener).increment(1);
+        let mut logged = self
+            .logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logged.is_none_or(|at| at.elapsed() >= REFUSED_LOG_EVERY) {
+            *logged = Some(Instant::now());
+            tracing::warn!(
+                listener,
+                connections_max = self.max,
+                "connections refused: --connections-max are open"
+            );
+        }
+        None
+    }
+
+    /// The next connection on `listener` that fits the budget, each set up
+    /// by `setup` (Nagle off, keepalive). Failed accepts wait
+    /// [`ACCEPT_BACKOFF`] and are retried.
+    pub async fn accept(
+        &self,
+        listener: &TcpListener,
+        name: &'static str,
+        setup: &(dyn Fn(&TcpStream) + Send + Sync),
+    ) -> (Admitted, std::net::SocketAddr) {
+        loop {
+            match listener.accept().await {
+                Ok((tcp, addr)) => {
+                    setup(&tcp);
+                    if let Some(admitted) = self.admit(tcp, name) {
+                        return (admitted, addr);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(listener = name, "accept failed: {e}; retrying");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            }
+        }
+    }
+}
+
+/// An accepted connection holding its place in the budget until dropped.
+#[derive(Debug)]
+pub struct Admitted {
+    tcp: TcpStream,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connected for Admitted {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> TcpConnectInfo {
+        self.tcp.connect_info()
+    }
+}
+
+impl AsyncRead for Admitted {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Admitted {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+/// An axum listener whose connections share the budget (the gateway
+/// listener and the console's).
+pub struct Limited {
+    /// The bound socket.
+    pub listener: TcpListener,
+    /// The shared budget.
+    pub connections: Arc<Connections>,
+    /// For logs and metrics.
+    pub name: &'static str,
+    /// Applied to each accepted socket.
+    pub setup: Box<dyn Fn(&TcpStream) + Send + Sync>,
+}
+
+impl axum::serve::Listener for Limited {
+    type Io = Admitted;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Admitted, std::net::SocketAddr) {
+        self.connections
+            .accept(&self.listener, self.name, &*self.setup)
+            .await
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+}
+
+/// The gRPC listener's connections as tonic takes them: accepted in a task
+/// of their own (stopped when tonic drops the stream at shutdown, which
+/// closes the listening socket), each fitted to the budget and set up by
+/// `setup`.
+pub fn incoming<T: Send + 'static>(
+    listener: TcpListener,
+    connections: Arc<Connections>,
+    setup: impl Fn(&TcpStream) + Send + Sync + 'static,
+    wrap: impl Fn(Admitted) -> T + Send + 'static,
+) -> tokio_stream::wrappers::ReceiverStream<io::Result<T>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        loop {
+            let accepted = tokio::select! {
+                () = tx.closed() => return,
+                accepted = connections.accept(&listener, "grpc", &setup) => accepted,
+            };
+            if tx.send(Ok(wrap(accepted.0))).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn past_the_budget_connections_are_closed_until_one_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let connections = Connections::new(2);
+        let mut clients = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.expect("connect"));
+        }
+        for _ in 0..3 {
+            let (tcp, _) = listener.accept().await.expect("accept");
+            held.extend(connections.admit(tcp, "test"));
+        }
+        assert_eq!(held.len(), 2);
+        assert_eq!(connections.open(), 2);
+        // The third was closed: its client reads the end.
+        let mut third = clients.pop().expect("third");
+        let mut buf = [0u8; 1];
+        let n = tokio::io::AsyncReadExt::read(&mut third, &mut buf)
+            .await
+            .unwrap_or(0);
+        assert_eq!(n, 0, "the refused connection is closed");
+        // One ends; the next fits.
+        held.pop();
+        assert_eq!(connections.open(), 1);
+        let _again = TcpStream::connect(addr).await.expect("connect");
+        let (tcp, _) = listener.accept().await.expect("accept");
+        let fits = connections.admit(tcp, "test");
+        assert!(fits.is_some());
+        assert_eq!(connections.open(), 2);
+    }
+
+    #[test]
+    fn the_budget_fits_the_open_file_limit() {
+        let fitted = fit_open_files(usize::MAX).expect("some room");
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        match limit.current {
+            Some(files) => {
+                // Raised to the hard limit, and the reserve kept.
+                assert_eq!(limit.current, limit.maximum);
+                assert_eq!(fitted as u64, files - FILES_RESERVED);
+            }
+            None => assert_eq!(fitted, usize::MAX),
+        }
+        assert_eq!(fit_open_files(10).expect("fits"), 10);
+    }
+}
