@@ -136,6 +136,11 @@ impl Wal {
         segment_bytes: u64,
     ) -> Result<(Wal, Replay), StorageError> {
         disk.create_dir_all(dir)?;
+        // The journal directory's own entry is durable before any record
+        // in it is acknowledged.
+        if let Some(parent) = dir.parent() {
+            disk.sync_dir(parent)?;
+        }
         let (files, spares) = Spares::scan(disk, dir, segment_bytes)?;
         let mut segments = Vec::with_capacity(files.len());
         for f in files {
@@ -221,8 +226,12 @@ impl Wal {
                         // A record whose header is whole (its number is the
                         // next one and its length fits) but whose checksum
                         // fails: a torn write has nothing after its extent.
+                        // A length of zero is no record's: the header's
+                        // first bytes never landed (a write torn across a
+                        // sector edge inside it), so its extent is unknown.
                         let extent = at + HEADER + len;
                         if !zeros
+                            && len > 0
                             && seq == next
                             && extent <= bytes.len()
                             && !all_zero(&bytes[extent..])
@@ -254,8 +263,18 @@ impl Wal {
                 }
             }
         }
-        if let Some((seq, _)) = replay.records.first()
-            && *seq != checkpoint + 1
+        // The journal resumes right after sled's point: its first record
+        // after it, or (when none is readable: the first was torn) its first
+        // segment's.
+        let resumes = match replay.records.first() {
+            Some((seq, _)) => Some(*seq),
+            None => segments
+                .first()
+                .map(|(seg, _)| seg.first_seq)
+                .filter(|first| *first > checkpoint + 1),
+        };
+        if let Some(seq) = resumes
+            && seq != checkpoint + 1
         {
             return Err(StorageError::Inconsistent(format!(
                 "the journal resumes at record {seq} but sled holds only up to {checkpoint}"
@@ -496,9 +515,11 @@ impl Wal {
             return Ok(());
         }
         if self.offset == SEGMENT_HEADER as u64 {
-            // Nothing in this segment yet: it grows to hold the record.
+            // Nothing in this segment yet: it grows to hold the record (a
+            // file shorter than its header has the header written: it is
+            // kept).
             let size = SEGMENT_HEADER as u64 + need;
-            spares::zero_fill(&*self.file, self.capacity, size)?;
+            spares::zero_fill(&*self.file, self.capacity.max(self.offset), size)?;
             self.file.sync_data()?;
             self.capacity = size;
             return Ok(());

@@ -240,6 +240,48 @@ fn a_torn_write_whose_header_never_landed_is_reported_too() {
 }
 
 #[test]
+fn a_torn_write_whose_length_never_landed_is_reported_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    drop(write(dir.path(), 0, 6));
+    let (path, at, _) = locate(dir.path(), 6);
+    // The write tore at a sector edge inside the header: its length did
+    // not land; its number, checksum and payload did.
+    for i in at..at + 4 {
+        poke(&path, i, 0);
+    }
+    let (_, r) = Wal::open(dir.path(), 0, SMALL).expect("torn, not damage");
+    assert_eq!(seqs(&r), (1..=5).collect::<Vec<_>>());
+    assert_eq!(r.torn_tail, Some((path, at as u64)));
+}
+
+#[test]
+fn a_gap_before_a_journal_whose_only_record_is_torn_is_still_a_gap() {
+    let dir = tempfile::tempdir().expect("dir");
+    drop(write(dir.path(), 49, 1));
+    let (path, at, len) = locate(dir.path(), 50);
+    poke(&path, at + len - 1, b'#');
+    // sled says it holds only up to record 10: records 11 to 49 are gone.
+    let err = Wal::open(dir.path(), 10, SMALL).expect_err("a gap");
+    assert!(err.to_string().contains("resumes at record 50"), "{err}");
+}
+
+#[test]
+fn a_segment_shorter_than_its_header_keeps_the_header_written_into_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path()).expect("dir");
+    // An end segment that is an empty file (its header never landed).
+    std::fs::write(dir.path().join(segment_name(1)), b"").expect("empty segment");
+    let (mut wal, r) = Wal::open(dir.path(), 0, SMALL).expect("open");
+    assert!(r.records.is_empty());
+    assert_eq!(wal.write(b"one").expect("write"), 1);
+    wal.sync().expect("sync");
+    drop(wal);
+    let (_, r) = Wal::open(dir.path(), 0, SMALL).expect("reopen");
+    assert_eq!(seqs(&r), vec![1]);
+    assert_eq!(r.records[0].1, b"one");
+}
+
+#[test]
 fn after_a_torn_tail_a_record_that_rolls_leaves_nothing_to_misread() {
     let dir = tempfile::tempdir().expect("dir");
     drop(write(dir.path(), 0, 8));
