@@ -95,9 +95,9 @@ pub(super) struct FlushParts {
     wal_dir: PathBuf,
     spares: Arc<wal::Spares>,
     hook: Option<SledDurableHook>,
-    /// The flusher and a snapshot may both flush: the hook runs for one
-    /// at a time.
-    hook_turn: Mutex<()>,
+    /// The flusher and a snapshot may both flush: one at a time (and the
+    /// hook runs for one at a time).
+    turn: Mutex<()>,
 }
 
 impl FlushParts {
@@ -120,15 +120,31 @@ impl FlushParts {
     /// sled flushed and its data file `fdatasync`ed, whatever was applied:
     /// everything put in sled before it began is durable afterwards (a
     /// snapshot's steps wait for this; so does the background flush).
+    ///
+    /// The flusher and a snapshot take turns, and after a failure recorded
+    /// by either, neither syncs again: a second `fdatasync` after a failed
+    /// one can succeed though the data the first lost never reached the
+    /// disk (Linux reports a write-back error once).
     pub(super) fn flush_sled(&self, flushed: &Flushed) -> Result<(), String> {
+        let _turn = self
+            .turn
+            .lock()
+            .map_err(|_| "the flush lock was poisoned")?;
+        if let Some(why) = flushed.failed.lock().ok().and_then(|f| f.clone()) {
+            return Err(format!("not flushed again after a failure: {why}"));
+        }
         let applied = flushed.applied.load(Ordering::Acquire);
-        self.db.flush().map_err(|e| e.to_string())?;
-        self.file.sync_data().map_err(|e| e.to_string())?;
+        let synced = self
+            .db
+            .flush()
+            .map_err(|e| e.to_string())
+            .and_then(|_| self.file.sync_data().map_err(|e| e.to_string()));
+        if let Err(e) = synced {
+            // Recorded before the turn passes: the other flusher sees it.
+            record_failure(flushed, format!("sled's flush or fdatasync failed: {e}"));
+            return Err(e);
+        }
         if let Some(hook) = &self.hook {
-            let _turn = self
-                .hook_turn
-                .lock()
-                .map_err(|_| "the hook's lock was poisoned")?;
             hook(&self.dir);
         }
         flushed.durable.fetch_max(applied, Ordering::AcqRel);
@@ -260,7 +276,7 @@ impl Store {
             wal_dir,
             spares,
             hook: options.on_sled_durable.clone(),
-            hook_turn: Mutex::new(()),
+            turn: Mutex::new(()),
         });
         let flusher = match options.flush_every {
             Some(every) => {
@@ -422,6 +438,45 @@ impl Store {
 mod tests {
     use super::super::behind::tests::get;
     use super::*;
+
+    /// After a failure recorded by the snapshot or the flusher, the other
+    /// never syncs sled again (a second `fdatasync` may succeed over lost
+    /// data), nor moves sled's durable point.
+    #[test]
+    fn after_a_recorded_flush_failure_sled_is_never_synced_again() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = Arc::clone(&syncs);
+        let options = StoreOptions {
+            flush_every: None,
+            on_sled_durable: Some(Arc::new(move |_: &Path| {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })),
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
+        let mut batch = Batch::default();
+        batch.insert(b"k", b"v");
+        store.commit(batch).unwrap_or_else(|e| panic!("{e}"));
+        let (before, durable) = (
+            syncs.load(Ordering::SeqCst),
+            store.flushed.durable.load(Ordering::SeqCst),
+        );
+        record_failure(&store.flushed, "a snapshot failed: fdatasync: EIO".into());
+        let e = store
+            .flush_parts
+            .flush_sled(&store.flushed)
+            .expect_err("no second sync");
+        assert!(e.contains("EIO"), "{e}");
+        // (The background flush's way in: nothing new to flush, or refused.)
+        let _ = store.flush_now();
+        assert_eq!(
+            syncs.load(Ordering::SeqCst),
+            before,
+            "no sync after the failure"
+        );
+        assert_eq!(store.flushed.durable.load(Ordering::SeqCst), durable);
+    }
 
     /// sled holding all of one record and only the first change of the
     /// next, under the first's `mwalseq` (what a crash while the commit
