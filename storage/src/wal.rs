@@ -104,6 +104,18 @@ pub struct Wal {
     failed: Option<String>,
 }
 
+/// The smallest unit a disk writes whole.
+const SECTOR: usize = 512;
+
+/// Whether the record header at `at` spans a sector edge with only zeros
+/// before it: the first sector of a torn write never landed.
+fn head_torn_at_sector_edge(bytes: &[u8], at: usize) -> bool {
+    (at + 1..at + HEADER)
+        .find(|b| b % SECTOR == 0)
+        .and_then(|edge| bytes.get(at..edge))
+        .is_some_and(all_zero)
+}
+
 fn segment_name(first_seq: u64) -> String {
     format!("{first_seq:020}{SUFFIX}")
 }
@@ -226,12 +238,15 @@ impl Wal {
                         // A record whose header is whole (its number is the
                         // next one and its length fits) but whose checksum
                         // fails: a torn write has nothing after its extent.
-                        // A length of zero is no record's: the header's
-                        // first bytes never landed (a write torn across a
-                        // sector edge inside it), so its extent is unknown.
+                        // Not when the header's bytes before a sector edge
+                        // inside it are zeros (the length, or its low bytes,
+                        // never landed: a write torn across that edge), nor
+                        // when the length is zero (no record's): then its
+                        // extent is unknown.
                         let extent = at + HEADER + len;
                         if !zeros
                             && len > 0
+                            && !head_torn_at_sector_edge(bytes, at)
                             && seq == next
                             && extent <= bytes.len()
                             && !all_zero(&bytes[extent..])

@@ -255,6 +255,32 @@ fn a_torn_write_whose_length_never_landed_is_reported_too() {
 }
 
 #[test]
+fn a_torn_write_whose_lengths_low_byte_never_landed_is_reported_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Frames of 317 bytes from offset 16: the first whose header starts one
+    // byte before a sector edge, so its length's low byte is in the sector
+    // before the edge and the rest after it.
+    let frame = HEADER + 301;
+    let k = (0..512)
+        .find(|k| (SEGMENT_HEADER + frame * k) % 512 == 511)
+        .expect("some record straddles");
+    let (mut wal, _) = Wal::open(dir.path(), 0, 1 << 20).expect("open");
+    for _ in 0..=k {
+        wal.write(&[0x5A; 301]).expect("write");
+    }
+    wal.sync().expect("sync");
+    drop(wal);
+    let last = k as u64 + 1;
+    let (path, at, _) = locate(dir.path(), last);
+    assert_eq!(at % 512, 511);
+    // The length 301 reads as 256: its extent ends inside its own payload.
+    poke(&path, at, 0);
+    let (_, r) = Wal::open(dir.path(), 0, 1 << 20).expect("torn, not damage");
+    assert_eq!(seqs(&r), (1..last).collect::<Vec<_>>());
+    assert_eq!(r.torn_tail, Some((path, at as u64)));
+}
+
+#[test]
 fn a_gap_before_a_journal_whose_only_record_is_torn_is_still_a_gap() {
     let dir = tempfile::tempdir().expect("dir");
     drop(write(dir.path(), 49, 1));
