@@ -6,14 +6,19 @@
 //!   of its body (up to an attachment's 5 MiB) is read or held. The caller
 //!   found rides in the request's extensions: the handler does not look the
 //!   token up again ([`crate::auth::Authenticator::caller`]).
-//! - **The upload budget** (`--uploads-in-flight-max`). A unary request's
-//!   body is held whole until its call ends (decoded, then queued for the
-//!   writer), so the bytes of all bodies past the first [`BODY_FREE_BYTES`]
-//!   of each are counted, across every connection, until their calls end. A
-//!   body that would take the count past the budget fails RESOURCE_EXHAUSTED
-//!   naming the flag; nothing of it reaches the engine, and the client may
-//!   retry. Ordinary calls stay within their free bytes, so uploads cannot
-//!   crowd out trading. A client-streamed bill ([`STREAMED_UPLOADS`]) goes to
+//! - **Room for the body.** A unary request's message is held whole until
+//!   its call ends, and an attachment's bytes until the writer has stored
+//!   them. Each message's length is known from its gRPC prefix before any of
+//!   it is read, so room for the whole message is reserved at once, all or
+//!   nothing: the first [`BODY_FREE_BYTES`] of a call's messages from
+//!   [`CALL_BYTES_MAX`] (every call's share: more than calls without a file
+//!   ever send), the rest from `--uploads-in-flight-max` (uploads). A
+//!   message that does not fit fails RESOURCE_EXHAUSTED (naming the flag for
+//!   uploads) before its bytes are read; nothing reaches the engine and the
+//!   client may retry. So uploads cannot crowd out trading, and neither can
+//!   exhaust memory. The reservation lasts until the call ends and, for an
+//!   attachment, until its job leaves the writer ([`Hold`]), even if the
+//!   client gave up. A client-streamed bill ([`STREAMED_UPLOADS`]) goes to
 //!   disk chunk by chunk and is not counted.
 //!
 //! Health checks and reflection need no token and pass untouched.
@@ -30,9 +35,14 @@ use tonic::codegen::{Bytes, Service};
 
 use crate::auth::Authenticator;
 
-/// Bytes of each request body not counted against the upload budget: more
-/// than any call without an attachment sends.
+/// Bytes of a call's messages taken from the calls' pool rather than the
+/// upload budget: more than any call without an attachment sends.
 pub const BODY_FREE_BYTES: u64 = 64 * 1024;
+
+/// The calls' pool: room for 4,096 calls with the largest message that is
+/// not an upload, held at once (an ordinary call reserves a few hundred
+/// bytes).
+pub const CALL_BYTES_MAX: u64 = 256 * 1024 * 1024;
 
 /// Methods whose request is a stream of chunks, each handled as it comes:
 /// their bodies are never held whole.
@@ -41,16 +51,19 @@ pub const STREAMED_UPLOADS: &[&str] = &["/otc.v1.SupportService/ImportBill"];
 /// The services that need a token.
 const PROTECTED_PREFIX: &str = "/otc.v1.";
 
-/// Bytes of request bodies held across all connections, and the most that
-/// may be.
+/// The gRPC prefix of each message: a flag byte and a big-endian length.
+const PREFIX_BYTES: usize = 5;
+
+/// Bytes of request bodies reserved across all connections, and the most
+/// that may be.
 #[derive(Debug)]
-pub struct UploadBudget {
+pub struct Pool {
     max: u64,
     held: AtomicU64,
 }
 
-impl UploadBudget {
-    /// A budget of `max` bytes.
+impl Pool {
+    /// A pool of `max` bytes.
     #[must_use]
     pub fn new(max: u64) -> Self {
         Self {
@@ -59,7 +72,7 @@ impl UploadBudget {
         }
     }
 
-    /// Bytes held now.
+    /// Bytes reserved now.
     #[must_use]
     pub fn held(&self) -> u64 {
         self.held.load(Ordering::Acquire)
@@ -67,60 +80,158 @@ impl UploadBudget {
 
     /// Takes `n` bytes if they fit.
     fn take(&self, n: u64) -> bool {
-        self.held
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
-                held.checked_add(n).filter(|after| *after <= self.max)
-            })
-            .is_ok()
+        n == 0
+            || self
+                .held
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                    held.checked_add(n).filter(|after| *after <= self.max)
+                })
+                .is_ok()
     }
 
     fn give(&self, n: u64) {
-        self.held.fetch_sub(n, Ordering::AcqRel);
+        if n > 0 {
+            self.held.fetch_sub(n, Ordering::AcqRel);
+        }
     }
 }
 
-/// One call's share of the budget: what its body brought so far and what
-/// of it is counted. Given back when the call ends (the last of the body
-/// and the call's future drop it).
+/// The two pools a body reserves from.
+#[derive(Debug)]
+pub struct Budget {
+    /// Every call's first [`BODY_FREE_BYTES`].
+    pub calls: Pool,
+    /// The rest: uploads (`--uploads-in-flight-max`).
+    pub uploads: Pool,
+}
+
+impl Budget {
+    /// Uploads of `uploads_max` bytes at once, beside [`CALL_BYTES_MAX`].
+    #[must_use]
+    pub fn new(uploads_max: u64) -> Self {
+        Self {
+            calls: Pool::new(CALL_BYTES_MAX),
+            uploads: Pool::new(uploads_max),
+        }
+    }
+}
+
+/// One call's reservation: given back when the last holder lets go (the
+/// body, the call's future, and the writer's job for an attachment).
 #[derive(Debug)]
 struct Share {
-    budget: Arc<UploadBudget>,
-    seen: AtomicU64,
-    taken: AtomicU64,
+    budget: Arc<Budget>,
+    /// Reserved from each pool (only the body adds to them).
+    calls: AtomicU64,
+    uploads: AtomicU64,
 }
 
 impl Share {
-    /// Counts `n` more bytes of the body.
-    fn count(&self, n: u64) -> Result<(), Status> {
-        let seen = self.seen.fetch_add(n, Ordering::AcqRel).saturating_add(n);
-        let owed = seen.saturating_sub(BODY_FREE_BYTES);
-        let extra = owed.saturating_sub(self.taken.load(Ordering::Acquire));
-        if extra == 0 {
-            return Ok(());
+    /// Reserves a message of `len` bytes, the call's messages so far
+    /// having reserved `before`.
+    fn reserve(&self, before: u64, len: u64) -> Result<(), Status> {
+        let after = before.saturating_add(len);
+        let free = |n: u64| n.min(BODY_FREE_BYTES);
+        let upload = |n: u64| n.saturating_sub(BODY_FREE_BYTES);
+        let (calls, uploads) = (free(after) - free(before), upload(after) - upload(before));
+        if !self.budget.calls.take(calls) {
+            metrics::counter!("otc_bodies_refused_total", "pool" => "calls").increment(1);
+            return Err(Status::resource_exhausted(
+                "the server is receiving as many calls as it holds at once; retry shortly",
+            ));
         }
-        if !self.budget.take(extra) {
-            metrics::counter!("otc_uploads_refused_total").increment(1);
+        if !self.budget.uploads.take(uploads) {
+            self.budget.calls.give(calls);
+            metrics::counter!("otc_bodies_refused_total", "pool" => "uploads").increment(1);
             return Err(Status::resource_exhausted(format!(
                 "the server is receiving as many uploads as it holds at once \
-                 ({} bytes, --uploads-in-flight-max); retry shortly",
-                self.budget.max
+                 ({} bytes, --uploads-in-flight-max); retry shortly with the same request_id",
+                self.budget.uploads.max
             )));
         }
-        self.taken.fetch_add(extra, Ordering::AcqRel);
+        self.calls.fetch_add(calls, Ordering::AcqRel);
+        self.uploads.fetch_add(uploads, Ordering::AcqRel);
         Ok(())
     }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
-        self.budget.give(*self.taken.get_mut());
+        self.budget.calls.give(*self.calls.get_mut());
+        self.budget.uploads.give(*self.uploads.get_mut());
     }
 }
 
-/// A request body counted against the upload budget.
+/// A call's reservation, for the handler to keep with what it holds past
+/// the call (an attachment queued for the writer: [`crate::pipeline`]).
+#[derive(Debug, Clone)]
+pub struct Hold {
+    _share: Arc<Share>,
+}
+
+impl Hold {
+    /// The reservation the gate made for `req`, if any.
+    #[must_use]
+    pub fn of<T>(req: &tonic::Request<T>) -> Option<Hold> {
+        req.extensions().get::<Hold>().cloned()
+    }
+}
+
+/// Where a body is in its messages' framing.
+#[derive(Debug, Default)]
+struct Framing {
+    /// The prefix being read.
+    prefix: [u8; PREFIX_BYTES],
+    have: usize,
+    /// Bytes of the current message still to come.
+    rest: u64,
+    /// Message bytes reserved so far.
+    reserved: u64,
+}
+
+/// A request body whose messages are reserved as their prefixes arrive.
 pub struct Counted<B> {
     inner: B,
     share: Option<Arc<Share>>,
+    framing: Framing,
+}
+
+impl<B> Counted<B> {
+    /// Reads the framing of `data`, reserving each message it announces.
+    fn count(&mut self, mut data: &[u8]) -> Result<(), Status> {
+        let Some(share) = &self.share else {
+            return Ok(());
+        };
+        let f = &mut self.framing;
+        while !data.is_empty() {
+            if f.rest > 0 {
+                let skip = usize::try_from(f.rest)
+                    .unwrap_or(usize::MAX)
+                    .min(data.len());
+                f.rest -= skip as u64;
+                data = &data[skip..];
+                continue;
+            }
+            let take = (PREFIX_BYTES - f.have).min(data.len());
+            f.prefix[f.have..f.have + take].copy_from_slice(&data[..take]);
+            f.have += take;
+            data = &data[take..];
+            if f.have == PREFIX_BYTES {
+                let len = u64::from(u32::from_be_bytes([
+                    f.prefix[1],
+                    f.prefix[2],
+                    f.prefix[3],
+                    f.prefix[4],
+                ]));
+                let whole = len + PREFIX_BYTES as u64;
+                share.reserve(f.reserved, whole)?;
+                f.reserved += whole;
+                f.rest = len;
+                f.have = 0;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<B> Body for Counted<B>
@@ -138,8 +249,8 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                if let (Some(share), Some(data)) = (&this.share, frame.data_ref()) {
-                    share.count(data.len() as u64)?;
+                if let Some(data) = frame.data_ref() {
+                    this.count(data)?;
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
@@ -162,13 +273,13 @@ where
 #[derive(Clone)]
 pub struct GateLayer {
     auth: Arc<Authenticator>,
-    budget: Arc<UploadBudget>,
+    budget: Arc<Budget>,
 }
 
 impl GateLayer {
-    /// A gate checking tokens with `auth` and counting uploads in `budget`.
+    /// A gate checking tokens with `auth` and reserving bodies in `budget`.
     #[must_use]
-    pub fn new(auth: Arc<Authenticator>, budget: Arc<UploadBudget>) -> Self {
+    pub fn new(auth: Arc<Authenticator>, budget: Arc<Budget>) -> Self {
         Self { auth, budget }
     }
 }
@@ -190,7 +301,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     auth: Arc<Authenticator>,
-    budget: Arc<UploadBudget>,
+    budget: Arc<Budget>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Gate<S>
@@ -211,7 +322,11 @@ where
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let path = req.uri().path();
         if !path.starts_with(PROTECTED_PREFIX) {
-            let req = req.map(|inner| Counted { inner, share: None });
+            let req = req.map(|inner| Counted {
+                inner,
+                share: None,
+                framing: Framing::default(),
+            });
             return Box::pin(self.inner.call(req));
         }
         let caller = match self.auth.caller_in(req.headers()) {
@@ -221,18 +336,27 @@ where
         let share = (!STREAMED_UPLOADS.contains(&path)).then(|| {
             Arc::new(Share {
                 budget: Arc::clone(&self.budget),
-                seen: AtomicU64::new(0),
-                taken: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
+                uploads: AtomicU64::new(0),
             })
         });
         let (mut parts, inner) = req.into_parts();
         parts.extensions.insert(caller);
+        if let Some(share) = &share {
+            parts.extensions.insert(Hold {
+                _share: Arc::clone(share),
+            });
+        }
         let held = share.clone();
-        let req = Request::from_parts(parts, Counted { inner, share });
-        let call = self.inner.call(req);
+        let body = Counted {
+            inner,
+            share,
+            framing: Framing::default(),
+        };
+        let call = self.inner.call(Request::from_parts(parts, body));
         Box::pin(async move {
             let response = call.await;
-            // The body's bytes are held until the call ends.
+            // The body's message is held until the call ends.
             drop(held);
             response
         })
@@ -243,40 +367,85 @@ where
 mod tests {
     use super::*;
 
-    fn share(budget: &Arc<UploadBudget>) -> Share {
-        Share {
-            budget: Arc::clone(budget),
-            seen: AtomicU64::new(0),
-            taken: AtomicU64::new(0),
+    /// A body's counting (`count` is fed directly: no inner body).
+    fn counted(budget: &Arc<Budget>) -> Counted<()> {
+        Counted {
+            inner: (),
+            share: Some(Arc::new(Share {
+                budget: Arc::clone(budget),
+                calls: AtomicU64::new(0),
+                uploads: AtomicU64::new(0),
+            })),
+            framing: Framing::default(),
         }
     }
 
+    /// A gRPC message's prefix announcing `len` bytes.
+    fn prefix(len: u32) -> Vec<u8> {
+        let mut p = vec![0u8];
+        p.extend_from_slice(&len.to_be_bytes());
+        p
+    }
+
     #[test]
-    fn bodies_past_their_free_bytes_share_the_budget_until_they_end() {
-        let budget = Arc::new(UploadBudget::new(100_000));
-        let a = share(&budget);
-        // The free bytes are not counted.
-        a.count(BODY_FREE_BYTES).expect("free");
-        assert_eq!(budget.held(), 0);
-        a.count(60_000).expect("fits");
-        assert_eq!(budget.held(), 60_000);
-        let b = share(&budget);
-        b.count(BODY_FREE_BYTES + 40_000).expect("fits exactly");
-        assert_eq!(budget.held(), 100_000);
-        // A third body past its free bytes does not fit; one within them does.
-        let c = share(&budget);
-        c.count(BODY_FREE_BYTES).expect("free bytes always pass");
-        let e = c.count(1).expect_err("over the budget");
+    fn a_message_is_reserved_whole_from_its_prefix_and_given_back_when_let_go() {
+        const FREE: u64 = BODY_FREE_BYTES;
+        let budget = Arc::new(Budget::new(100_000));
+        // A small call: the calls' pool only, from its prefix (split across
+        // two frames), before any of its bytes.
+        let mut small = counted(&budget);
+        small.count(&prefix(300)[..2]).expect("half a prefix");
+        assert_eq!(budget.calls.held(), 0);
+        small.count(&prefix(300)[2..]).expect("fits");
+        assert_eq!((budget.calls.held(), budget.uploads.held()), (305, 0));
+        small.count(&[7; 300]).expect("the announced bytes");
+        assert_eq!(budget.calls.held(), 305);
+        // An upload: its first FREE bytes from the calls' pool, the rest
+        // from the upload budget, all at its prefix.
+        let mut a = counted(&budget);
+        let len = u32::try_from(FREE + 60_000 - 5).expect("small");
+        a.count(&prefix(len)).expect("fits");
+        assert_eq!(budget.uploads.held(), 60_000);
+        // Another does not fit beside it: refused at its prefix, holding
+        // nothing.
+        let mut b = counted(&budget);
+        let e = b.count(&prefix(len)).expect_err("over the budget");
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         assert!(e.message().contains("--uploads-in-flight-max"), "{e:?}");
-        drop(c);
-        // Calls that end give their bytes back.
-        drop(a);
-        assert_eq!(budget.held(), 40_000);
+        assert_eq!(budget.uploads.held(), 60_000);
+        assert_eq!(budget.calls.held(), 305 + FREE);
         drop(b);
-        assert_eq!(budget.held(), 0);
-        let d = share(&budget);
-        d.count(BODY_FREE_BYTES + 100_000)
-            .expect("the whole budget again");
+        // A hold kept past the call (a job in the writer's queue) keeps
+        // the reservation until it too is let go.
+        let hold = Hold {
+            _share: Arc::clone(a.share.as_ref().expect("share")),
+        };
+        drop(a);
+        assert_eq!(budget.uploads.held(), 60_000);
+        drop(hold);
+        assert_eq!(budget.uploads.held(), 0);
+        drop(small);
+        assert_eq!(budget.calls.held(), 0);
+        // The whole budget again, in one message.
+        let mut c = counted(&budget);
+        let len = u32::try_from(FREE + 100_000 - 5).expect("small");
+        c.count(&prefix(len)).expect("the whole budget");
+    }
+
+    #[test]
+    fn the_calls_pool_bounds_small_bodies_too() {
+        let budget = Arc::new(Budget::new(1));
+        let len = u32::try_from(BODY_FREE_BYTES - 5).expect("small");
+        let mut held = Vec::new();
+        for _ in 0..CALL_BYTES_MAX / BODY_FREE_BYTES {
+            let mut c = counted(&budget);
+            c.count(&prefix(len)).expect("fits");
+            held.push(c);
+        }
+        let mut c = counted(&budget);
+        let e = c.count(&prefix(1)).expect_err("the calls' pool is full");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        held.pop();
+        c.count(&prefix(1)).expect("room again");
     }
 }

@@ -46,6 +46,9 @@ pub struct Prepared {
     /// The fund password argon2 matched for the command's verdict, to
     /// remember once the command is applied (see [`crate::passwords`]).
     pub password: Option<Matched>,
+    /// The room the gate reserved for the request that brought the
+    /// attachment: kept until the writer is done with it ([`crate::gate`]).
+    pub hold: Option<crate::gate::Hold>,
 }
 
 impl From<Command> for Prepared {
@@ -54,6 +57,7 @@ impl From<Command> for Prepared {
             command,
             attachment: None,
             password: None,
+            hold: None,
         }
     }
 }
@@ -190,7 +194,13 @@ where
         attachment: prepared.attachment,
     };
     let done = core
-        .submit_with(Some(rid), prepared.command, Some(call), prepared.password)
+        .submit_held(
+            Some(rid),
+            prepared.command,
+            Some(call),
+            prepared.password,
+            prepared.hold,
+        )
         .await?;
     match done.outcome {
         Outcome::IdConflict => Err(id_conflict()),

@@ -226,7 +226,7 @@ pub async fn run(
         console,
     } = listeners;
     let engine_config = cfg.engine_config()?;
-    let upload_budget = Arc::new(crate::gate::UploadBudget::new(cfg.upload_budget()?));
+    let upload_budget = Arc::new(crate::gate::Budget::new(cfg.upload_budget()?));
     let connections =
         crate::listen::Connections::new(crate::listen::fit_open_files(cfg.connections_max)?);
 

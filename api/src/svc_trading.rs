@@ -422,6 +422,7 @@ impl TradingService for Trading {
         req: Request<pb::AddEvidenceRequest>,
     ) -> Result<Response<pb::AddEvidenceResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
+        let hold = crate::gate::Hold::of(&req);
         let mut r = req.into_inner();
         let rid = r.take_request_id();
         mutate(&self.core, c.user, "AddEvidence", &rid, &r, async {
@@ -436,6 +437,7 @@ impl TradingService for Trading {
                     attachment,
                 },
                 attachment: bytes,
+                hold,
             })
         })
         .await
@@ -472,6 +474,7 @@ impl TradingService for Trading {
         req: Request<pb::SendChatRequest>,
     ) -> Result<Response<pb::Receipt>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
+        let hold = crate::gate::Hold::of(&req);
         let mut r = req.into_inner();
         let rid = r.take_request_id();
         mutate(&self.core, c.user, "SendChat", &rid, &r, async {
@@ -486,6 +489,7 @@ impl TradingService for Trading {
                     attachment,
                 },
                 attachment: bytes,
+                hold,
             })
         })
         .await

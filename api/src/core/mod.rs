@@ -62,6 +62,9 @@ struct Job {
     call: Option<Call>,
     /// Remembered if the command is applied (see [`crate::passwords`]).
     password: Option<Matched>,
+    /// The room reserved for the request's attachment, let go with the job
+    /// (see [`crate::gate`]).
+    _hold: Option<crate::gate::Hold>,
     reply: oneshot::Sender<Result<Done, String>>,
 }
 
@@ -222,6 +225,24 @@ impl Core {
         call: Option<Call>,
         password: Option<Matched>,
     ) -> Result<Done, Status> {
+        self.submit_held(request_id, command, call, password, None)
+            .await
+    }
+
+    /// [`Core::submit_with`], keeping `hold` (the room the gate reserved
+    /// for the call's attachment) until the writer is done with the job,
+    /// even if the caller gives up first.
+    ///
+    /// # Errors
+    /// As [`Core::submit`].
+    pub async fn submit_held(
+        &self,
+        request_id: Option<String>,
+        command: Command,
+        call: Option<Call>,
+        password: Option<Matched>,
+        hold: Option<crate::gate::Hold>,
+    ) -> Result<Done, Status> {
         self.check_up()?;
         let (reply, rx) = oneshot::channel();
         let name = command.name();
@@ -230,6 +251,7 @@ impl Core {
             command,
             call,
             password,
+            _hold: hold,
             reply,
         };
         self.jobs.try_send(job).map_err(|e| match e {

@@ -275,6 +275,7 @@ mod tests {
                 command: deposit("any"),
                 call: None,
                 password: ticket_for.and_then(|n| passwords.pend(user(n), 1, "secret", now)),
+                _hold: None,
                 reply,
             }
         };
