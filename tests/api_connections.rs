@@ -301,13 +301,19 @@ async fn a_budget_smaller_than_one_message_is_refused_at_start() {
     assert!(err.contains("uploads_in_flight_max"), "{err}");
 }
 
-/// Whether the server kept a fresh connection: one it refused is closed at
-/// once (the read ends); one it kept sends its HTTP/2 settings, or nothing.
+/// The client's side of starting HTTP/2: its preface and empty settings.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0";
+
+/// Starts HTTP/2 on a fresh gRPC connection and says whether the server
+/// kept it: it answers with its settings; one it refused is closed at
+/// once (the read ends).
 async fn kept(tcp: &mut TcpStream) -> bool {
+    let _ = tcp.write_all(H2_PREFACE).await;
     let mut buf = [0u8; 64];
-    match tokio::time::timeout(Duration::from_secs(1), tcp.read(&mut buf)).await {
+    match tokio::time::timeout(Duration::from_secs(20), tcp.read(&mut buf)).await {
         Ok(Ok(0) | Err(_)) => false,
-        Ok(Ok(_)) | Err(_) => true,
+        Ok(Ok(_)) => true,
+        Err(_) => panic!("the server neither answered nor closed a new connection"),
     }
 }
 
@@ -328,22 +334,30 @@ async fn healthy(url: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_budget_are_closed_until_one_ends() {
     let s = Server::start(&["--connections-max", "3"]).await;
-    // The harness's health-check connection ends.
-    wait_ms(1_000).await;
     let grpc = s.url.trim_start_matches("http://").to_owned();
+    // Connections until one is refused, with all three places ours (the
+    // harness's health-check connection may still hold one a moment).
     let mut held = Vec::new();
+    let started = Instant::now();
     loop {
         let mut tcp = TcpStream::connect(&grpc).await.expect("connect");
-        if !kept(&mut tcp).await {
+        if kept(&mut tcp).await {
+            held.push(tcp);
+            assert!(
+                held.len() <= 3,
+                "more connections kept than --connections-max"
+            );
+        } else if held.len() == 3 {
             break;
+        } else {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "a connection refused with {} of 3 places taken",
+                held.len()
+            );
+            wait_ms(100).await;
         }
-        held.push(tcp);
-        assert!(
-            held.len() <= 3,
-            "more connections kept than --connections-max"
-        );
     }
-    assert_eq!(held.len(), 3);
     assert!(!healthy(&s.url).await, "a call on a fourth connection");
     // The console's listener shares the budget: its connection is closed
     // without an answer.
@@ -367,5 +381,37 @@ async fn connections_past_the_budget_are_closed_until_one_ends() {
             "the ended connection's place never came back"
         );
         wait_ms(100).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_sends_nothing_is_closed() {
+    let s = Server::start(&[]).await;
+    let console = s
+        .console
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let grpc = s.url.trim_start_matches("http://");
+    for addr in [console, grpc] {
+        let started = Instant::now();
+        let mut tcp = TcpStream::connect(addr).await.expect("connect");
+        let mut buf = [0u8; 64];
+        // The gRPC listener sends its HTTP/2 settings first; then nothing
+        // more comes until the server closes the connection.
+        let closed = tokio::time::timeout(Duration::from_secs(30), async {
+            loop {
+                match tcp.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "{addr}: a silent connection kept open");
+        // By the deadline (otc_api::listen::FIRST_BYTES_WITHIN), not refused.
+        assert!(
+            started.elapsed() >= Duration::from_secs(5),
+            "{addr}: closed at once"
+        );
     }
 }

@@ -7,14 +7,18 @@
 //! connections until the process runs out of descriptors would stop the
 //! journal from opening its next segment (the writer stops: fail-stop) and
 //! every listener from accepting. So at start the soft open-file limit is
-//! raised to the hard one and the budget fitted below it with
+//! raised (within the hard one) to what the budget needs, and the budget
+//! fitted below it with
 //! [`FILES_RESERVED`] to spare; past the budget, a new connection is
 //! accepted and closed at once (the client sees the connection closed, as
 //! behind a full load balancer), counted in `otc_connections_refused_total`
 //! and logged at most every [`REFUSED_LOG_EVERY`]. An accept that fails (the
 //! limit reached all the same, or the kernel out of memory) is retried after
-//! [`ACCEPT_BACKOFF`], not in a busy loop.
+//! [`ACCEPT_BACKOFF`], not in a busy loop. A connection whose peer sends
+//! nothing within [`FIRST_BYTES_WITHIN`] is closed, so silent sockets do not
+//! hold the budget.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -33,30 +37,44 @@ pub const FILES_RESERVED: u64 = 256;
 /// How long a listener waits after a failed accept.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How long a new connection may stay silent: a socket that never sends a
+/// byte (a client sends its request, or HTTP/2's preface, at once) does not
+/// keep its place in the budget.
+pub const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
+
 /// The least time between two log lines about refused connections.
 pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// Raises the soft open-file limit to the hard one and fits `wanted`
-/// connections below it with [`FILES_RESERVED`] to spare: the number of
-/// connections `otcd` will hold open, with a warning when that is fewer.
+/// Raises the soft open-file limit to what `wanted` connections and
+/// [`FILES_RESERVED`] need, within the hard limit, and fits the connections
+/// below it: the number `otcd` will hold open, with a warning when that is
+/// fewer.
 ///
 /// # Errors
-/// The limit leaves no room for any connection.
+/// `wanted` is zero, or the limit leaves no room for any connection.
 pub fn fit_open_files(wanted: usize) -> Result<usize, String> {
-    use rustix::process::{Resource, getrlimit, setrlimit};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        let raised = rustix::process::Rlimit {
-            current: limit.maximum,
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    if wanted == 0 {
+        return Err("connections_max must be at least 1".into());
+    }
+    let limit = getrlimit(Resource::Nofile);
+    // As many as wanted, within the hard limit (`None`: unlimited).
+    let needed = u64::try_from(wanted)
+        .unwrap_or(u64::MAX)
+        .saturating_add(FILES_RESERVED);
+    let target = limit.maximum.map_or(needed, |hard| hard.min(needed));
+    let mut current = limit.current;
+    if current.is_some_and(|soft| soft < target) {
+        let raised = Rlimit {
+            current: Some(target),
             maximum: limit.maximum,
         };
         match setrlimit(Resource::Nofile, raised) {
-            Ok(()) => limit = raised,
-            Err(e) => tracing::warn!("cannot raise the open-file limit: {e}"),
+            Ok(()) => current = Some(target),
+            Err(e) => tracing::warn!("cannot raise the open-file limit to {target}: {e}"),
         }
     }
-    // `None` is unlimited.
-    let Some(files) = limit.current else {
+    let Some(files) = current else {
         return Ok(wanted);
     };
     let room = usize::try_from(files.saturating_sub(FILES_RESERVED)).unwrap_or(usize::MAX);
@@ -91,8 +109,9 @@ impl Connections {
     /// A budget of `max` open connections.
     #[must_use]
     pub fn new(max: usize) -> Arc<Self> {
+        let max = max.min(Semaphore::MAX_PERMITS);
         Arc::new(Self {
-            permits: Arc::new(Semaphore::new(max.min(Semaphore::MAX_PERMITS))),
+            permits: Arc::new(Semaphore::new(max)),
             max,
             logged: Mutex::new(None),
         })
@@ -111,6 +130,7 @@ impl Connections {
             return Some(Admitted {
                 tcp,
                 _permit: permit,
+                first_bytes: Some(Box::pin(tokio::time::sleep(FIRST_BYTES_WITHIN))),
             });
         }
         drop(tcp);
@@ -147,6 +167,8 @@ impl Connections {
                         return (admitted, addr);
                     }
                 }
+                // The connection went before it was taken: the next.
+                Err(e) if is_connection_error(&e) => {}
                 Err(e) => {
                     tracing::warn!(listener = name, "accept failed: {e}; retrying");
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
@@ -156,11 +178,24 @@ impl Connections {
     }
 }
 
-/// An accepted connection holding its place in the budget until dropped.
+/// An accept error about that one connection, not the listener.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// An accepted connection holding its place in the budget until dropped;
+/// closed if its peer sends nothing within [`FIRST_BYTES_WITHIN`].
 #[derive(Debug)]
 pub struct Admitted {
     tcp: TcpStream,
     _permit: OwnedSemaphorePermit,
+    /// Until the first bytes come.
+    first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Connected for Admitted {
@@ -177,7 +212,22 @@ impl AsyncRead for Admitted {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
+        if let Some(deadline) = &mut this.first_bytes {
+            match read {
+                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes = None,
+                Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "the peer sent nothing after connecting",
+                    )));
+                }
+                _ => {}
+            }
+        }
+        read
     }
 }
 
@@ -307,12 +357,14 @@ mod tests {
         let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
         match limit.current {
             Some(files) => {
-                // Raised to the hard limit, and the reserve kept.
+                // Raised as far as the hard limit lets, and the reserve kept.
                 assert_eq!(limit.current, limit.maximum);
                 assert_eq!(fitted as u64, files - FILES_RESERVED);
             }
             None => assert_eq!(fitted, usize::MAX),
         }
         assert_eq!(fit_open_files(10).expect("fits"), 10);
+        let e = fit_open_files(0).expect_err("no connections at all");
+        assert!(e.contains("connections_max"), "{e}");
     }
 }
