@@ -130,7 +130,11 @@ impl FlushParts {
             .turn
             .lock()
             .map_err(|_| "the flush lock was poisoned")?;
-        if let Some(why) = flushed.failed.lock().ok().and_then(|f| f.clone()) {
+        let earlier = match flushed.failed.lock() {
+            Ok(failed) => failed.clone(),
+            Err(_) => Some("the failure record's lock was poisoned".into()),
+        };
+        if let Some(why) = earlier {
             return Err(format!("not flushed again after a failure: {why}"));
         }
         let applied = flushed.applied.load(Ordering::Acquire);
@@ -233,6 +237,13 @@ impl Store {
     /// (named by segment and offset).
     pub fn open_with(dir: &Path, options: &StoreOptions) -> Result<Self, StorageError> {
         std::fs::create_dir_all(dir)?;
+        // A new data directory's own entry is durable too (where its parent
+        // can be read at all).
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+            && let Ok(parent) = File::open(parent)
+        {
+            parent.sync_all()?;
+        }
         let db = open_sled(dir)?;
         let tree = db.open_tree("otc")?;
         let data_file = File::open(dir.join("db"))?;
