@@ -243,10 +243,14 @@ impl Wal {
                         // never landed: a write torn across that edge), nor
                         // when the length is zero (no record's): then its
                         // extent is unknown.
+                        // (Unless the next record's header stands at its
+                        // extent: then the length was whole after all.)
                         let extent = at + HEADER + len;
+                        let length_whole = len > 0
+                            && (!head_torn_at_sector_edge(bytes, at)
+                                || raw_header(bytes, extent).is_some_and(|(_, s)| s == next + 1));
                         if !zeros
-                            && len > 0
-                            && !head_torn_at_sector_edge(bytes, at)
+                            && length_whole
                             && seq == next
                             && extent <= bytes.len()
                             && !all_zero(&bytes[extent..])

@@ -281,6 +281,33 @@ fn a_torn_write_whose_lengths_low_byte_never_landed_is_reported_too() {
 }
 
 #[test]
+fn a_damaged_record_whose_length_only_looks_torn_is_still_damage_when_the_next_follows() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Record 2 starts one byte before a sector edge (record 1 is sized so)
+    // with a length whose low byte is 0 (512 bytes), and record 3 follows.
+    let (mut wal, _) = Wal::open(dir.path(), 0, 1 << 20).expect("open");
+    wal.write(&[0x5A; 511 - SEGMENT_HEADER - HEADER])
+        .expect("write");
+    wal.write(&[0x5A; 512]).expect("write");
+    wal.write(&[0x5A; 512]).expect("write");
+    wal.sync().expect("sync");
+    drop(wal);
+    let straddling = 2;
+    let (path, at, _) = locate(dir.path(), straddling);
+    let (last, last_at, _) = locate(dir.path(), straddling + 1);
+    assert_eq!(at % 512, 511);
+    // Both records' payloads damaged: no good record after the first.
+    poke(&path, at + HEADER + 7, 0x00);
+    poke(&last, last_at + HEADER + 7, 0x00);
+    let err = Wal::open(dir.path(), 0, 1 << 20).expect_err("damage, not a torn tail");
+    let err = err.to_string();
+    assert!(
+        err.contains(&format!("record {straddling} is damaged and record")),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_gap_before_a_journal_whose_only_record_is_torn_is_still_a_gap() {
     let dir = tempfile::tempdir().expect("dir");
     drop(write(dir.path(), 49, 1));
