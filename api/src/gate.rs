@@ -27,11 +27,15 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
 use tonic::Status;
 use tonic::codegen::http::{Request, Response};
 use tonic::codegen::{Bytes, Service};
+
+use dashmap::DashMap;
+use otc_engine::UserId;
 
 use crate::auth::Authenticator;
 
@@ -43,6 +47,11 @@ pub const BODY_FREE_BYTES: u64 = 64 * 1024;
 /// not an upload, held at once (an ordinary call reserves a few hundred
 /// bytes).
 pub const CALL_BYTES_MAX: u64 = 256 * 1024 * 1024;
+
+/// Of the calls' pool, the most one caller's calls may announce at once:
+/// 64 messages as large as a call without a file sends (an ordinary call
+/// announces a few hundred bytes), so no one caller can fill the pool.
+pub const CALLER_CALL_BYTES_MAX: u64 = 64 * BODY_FREE_BYTES;
 
 /// Methods whose request is a stream of chunks, each handled as it comes:
 /// their bodies are never held whole.
@@ -96,23 +105,99 @@ impl Pool {
     }
 }
 
-/// The two pools a body reserves from.
+/// The two pools a body reserves from, and what each caller holds of them.
 #[derive(Debug)]
 pub struct Budget {
     /// Every call's first [`BODY_FREE_BYTES`].
     pub calls: Pool,
     /// The rest: uploads (`--uploads-in-flight-max`).
     pub uploads: Pool,
+    /// Of the upload pool, the most one caller may hold: two largest
+    /// messages.
+    caller_uploads_max: u64,
+    /// What each caller holds now (calls' pool, uploads); a caller holding
+    /// nothing has no entry.
+    by_caller: DashMap<UserId, (u64, u64)>,
 }
 
 impl Budget {
-    /// Uploads of `uploads_max` bytes at once, beside [`CALL_BYTES_MAX`].
+    /// Uploads of `uploads_max` bytes at once, beside [`CALL_BYTES_MAX`];
+    /// messages of at most `message_max` bytes.
     #[must_use]
-    pub fn new(uploads_max: u64) -> Self {
+    pub fn new(uploads_max: u64, message_max: u64) -> Self {
         Self {
             calls: Pool::new(CALL_BYTES_MAX),
             uploads: Pool::new(uploads_max),
+            caller_uploads_max: message_max.saturating_mul(2),
+            by_caller: DashMap::new(),
         }
+    }
+
+    /// Takes `calls` and `uploads` bytes for `user`, within the caller's
+    /// share and then the pools; all or nothing.
+    fn take(&self, user: UserId, calls: u64, uploads: u64) -> Result<(), Status> {
+        let mut mine = self.by_caller.entry(user).or_insert((0, 0));
+        let (held_calls, held_uploads) = *mine;
+        let refused = |pool: &'static str, what: String| {
+            metrics::counter!("otc_bodies_refused_total", "pool" => pool).increment(1);
+            Status::resource_exhausted(what)
+        };
+        let result = if held_calls + calls > CALLER_CALL_BYTES_MAX {
+            Err(refused(
+                "caller",
+                format!(
+                    "your calls in flight announce more than {CALLER_CALL_BYTES_MAX} bytes at \
+                     once; retry when some have ended"
+                ),
+            ))
+        } else if held_uploads + uploads > self.caller_uploads_max {
+            Err(refused(
+                "caller",
+                format!(
+                    "your uploads in flight hold more than {} bytes at once (two of the largest \
+                     message); retry when one has ended, with the same request_id",
+                    self.caller_uploads_max
+                ),
+            ))
+        } else if !self.calls.take(calls) {
+            Err(refused(
+                "calls",
+                "the server is receiving as many calls as it holds at once; retry shortly".into(),
+            ))
+        } else if !self.uploads.take(uploads) {
+            self.calls.give(calls);
+            Err(refused(
+                "uploads",
+                format!(
+                    "the server is receiving as many uploads as it holds at once \
+                     ({} bytes, --uploads-in-flight-max); retry shortly with the same request_id",
+                    self.uploads.max
+                ),
+            ))
+        } else {
+            *mine = (held_calls + calls, held_uploads + uploads);
+            Ok(())
+        };
+        let empty = *mine == (0, 0);
+        drop(mine);
+        if empty {
+            self.by_caller.remove_if(&user, |_, held| *held == (0, 0));
+        }
+        result
+    }
+
+    /// Gives back what [`Budget::take`] took.
+    fn give(&self, user: UserId, calls: u64, uploads: u64) {
+        if calls == 0 && uploads == 0 {
+            return;
+        }
+        self.calls.give(calls);
+        self.uploads.give(uploads);
+        if let Some(mut mine) = self.by_caller.get_mut(&user) {
+            mine.0 = mine.0.saturating_sub(calls);
+            mine.1 = mine.1.saturating_sub(uploads);
+        }
+        self.by_caller.remove_if(&user, |_, held| *held == (0, 0));
     }
 }
 
@@ -121,12 +206,22 @@ impl Budget {
 #[derive(Debug)]
 struct Share {
     budget: Arc<Budget>,
+    user: UserId,
     /// Reserved from each pool (only the body adds to them).
     calls: AtomicU64,
     uploads: AtomicU64,
 }
 
 impl Share {
+    fn new(budget: &Arc<Budget>, user: UserId) -> Self {
+        Self {
+            budget: Arc::clone(budget),
+            user,
+            calls: AtomicU64::new(0),
+            uploads: AtomicU64::new(0),
+        }
+    }
+
     /// Reserves a message of `len` bytes, the call's messages so far
     /// having reserved `before`.
     fn reserve(&self, before: u64, len: u64) -> Result<(), Status> {
@@ -134,21 +229,7 @@ impl Share {
         let free = |n: u64| n.min(BODY_FREE_BYTES);
         let upload = |n: u64| n.saturating_sub(BODY_FREE_BYTES);
         let (calls, uploads) = (free(after) - free(before), upload(after) - upload(before));
-        if !self.budget.calls.take(calls) {
-            metrics::counter!("otc_bodies_refused_total", "pool" => "calls").increment(1);
-            return Err(Status::resource_exhausted(
-                "the server is receiving as many calls as it holds at once; retry shortly",
-            ));
-        }
-        if !self.budget.uploads.take(uploads) {
-            self.budget.calls.give(calls);
-            metrics::counter!("otc_bodies_refused_total", "pool" => "uploads").increment(1);
-            return Err(Status::resource_exhausted(format!(
-                "the server is receiving as many uploads as it holds at once \
-                 ({} bytes, --uploads-in-flight-max); retry shortly with the same request_id",
-                self.budget.uploads.max
-            )));
-        }
+        self.budget.take(self.user, calls, uploads)?;
         self.calls.fetch_add(calls, Ordering::AcqRel);
         self.uploads.fetch_add(uploads, Ordering::AcqRel);
         Ok(())
@@ -157,8 +238,8 @@ impl Share {
 
 impl Drop for Share {
     fn drop(&mut self) {
-        self.budget.calls.give(*self.calls.get_mut());
-        self.budget.uploads.give(*self.uploads.get_mut());
+        let (calls, uploads) = (*self.calls.get_mut(), *self.uploads.get_mut());
+        self.budget.give(self.user, calls, uploads);
     }
 }
 
@@ -274,13 +355,27 @@ where
 pub struct GateLayer {
     auth: Arc<Authenticator>,
     budget: Arc<Budget>,
+    deadline: Option<Duration>,
 }
 
 impl GateLayer {
     /// A gate checking tokens with `auth` and reserving bodies in `budget`.
     #[must_use]
     pub fn new(auth: Arc<Authenticator>, budget: Arc<Budget>) -> Self {
-        Self { auth, budget }
+        Self {
+            auth,
+            budget,
+            deadline: None,
+        }
+    }
+
+    /// Also ends a call (but a streamed upload) not answered within
+    /// `deadline`, CANCELLED, as tonic's server does on the gRPC listener:
+    /// for the console's, which has no such layer.
+    #[must_use]
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
     }
 }
 
@@ -292,6 +387,7 @@ impl<S> tower_layer::Layer<S> for GateLayer {
             inner,
             auth: Arc::clone(&self.auth),
             budget: Arc::clone(&self.budget),
+            deadline: self.deadline,
         }
     }
 }
@@ -302,6 +398,7 @@ pub struct Gate<S> {
     inner: S,
     auth: Arc<Authenticator>,
     budget: Arc<Budget>,
+    deadline: Option<Duration>,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for Gate<S>
@@ -333,13 +430,9 @@ where
             Ok(c) => c,
             Err(status) => return Box::pin(std::future::ready(Ok(status.into_http()))),
         };
-        let share = (!STREAMED_UPLOADS.contains(&path)).then(|| {
-            Arc::new(Share {
-                budget: Arc::clone(&self.budget),
-                calls: AtomicU64::new(0),
-                uploads: AtomicU64::new(0),
-            })
-        });
+        let streamed = STREAMED_UPLOADS.contains(&path);
+        let deadline = self.deadline.filter(|_| !streamed);
+        let share = (!streamed).then(|| Arc::new(Share::new(&self.budget, caller.user)));
         let (mut parts, inner) = req.into_parts();
         parts.extensions.insert(caller);
         if let Some(share) = &share {
@@ -355,7 +448,17 @@ where
         };
         let call = self.inner.call(Request::from_parts(parts, body));
         Box::pin(async move {
-            let response = call.await;
+            let response = match deadline {
+                None => call.await,
+                Some(deadline) => match tokio::time::timeout(deadline, call).await {
+                    Ok(response) => response,
+                    Err(_) => Ok(Status::cancelled(format!(
+                        "the call was not answered within {}s",
+                        deadline.as_secs()
+                    ))
+                    .into_http()),
+                },
+            };
             // The body's message is held until the call ends.
             drop(held);
             response
@@ -369,13 +472,13 @@ mod tests {
 
     /// A body's counting (`count` is fed directly: no inner body).
     fn counted(budget: &Arc<Budget>) -> Counted<()> {
+        counted_for(budget, UserId(uuid::Uuid::new_v4()))
+    }
+
+    fn counted_for(budget: &Arc<Budget>, user: UserId) -> Counted<()> {
         Counted {
             inner: (),
-            share: Some(Arc::new(Share {
-                budget: Arc::clone(budget),
-                calls: AtomicU64::new(0),
-                uploads: AtomicU64::new(0),
-            })),
+            share: Some(Arc::new(Share::new(budget, user))),
             framing: Framing::default(),
         }
     }
@@ -390,7 +493,7 @@ mod tests {
     #[test]
     fn a_message_is_reserved_whole_from_its_prefix_and_given_back_when_let_go() {
         const FREE: u64 = BODY_FREE_BYTES;
-        let budget = Arc::new(Budget::new(100_000));
+        let budget = Arc::new(Budget::new(100_000, 100_000));
         // A small call: the calls' pool only, from its prefix (split across
         // two frames), before any of its bytes.
         let mut small = counted(&budget);
@@ -434,7 +537,7 @@ mod tests {
 
     #[test]
     fn the_calls_pool_bounds_small_bodies_too() {
-        let budget = Arc::new(Budget::new(1));
+        let budget = Arc::new(Budget::new(1, 1));
         let len = u32::try_from(BODY_FREE_BYTES - 5).expect("small");
         let mut held = Vec::new();
         for _ in 0..CALL_BYTES_MAX / BODY_FREE_BYTES {
@@ -447,5 +550,46 @@ mod tests {
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
         held.pop();
         c.count(&prefix(1)).expect("room again");
+        drop((held, c));
+        assert!(budget.by_caller.is_empty(), "no caller holds anything");
+    }
+
+    #[test]
+    fn one_caller_holds_at_most_its_share_of_each_pool() {
+        let budget = Arc::new(Budget::new(1 << 30, 1 << 20));
+        let user = UserId(uuid::Uuid::new_v4());
+        // Calls: 64 announcing the most a call without a file may.
+        let len = u32::try_from(BODY_FREE_BYTES - 5).expect("small");
+        let mut held: Vec<_> = (0..64)
+            .map(|_| {
+                let mut c = counted_for(&budget, user);
+                c.count(&prefix(len)).expect("within the caller's share");
+                c
+            })
+            .collect();
+        let mut c = counted_for(&budget, user);
+        let e = c.count(&prefix(1)).expect_err("past the caller's share");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        // Another caller is not held back.
+        let mut other = counted(&budget);
+        other.count(&prefix(len)).expect("another caller");
+        held.clear();
+        // Uploads: two of the largest message at once, not three.
+        let big = u32::try_from((1 << 20) + BODY_FREE_BYTES - 5).expect("small");
+        let mut ups: Vec<_> = (0..2)
+            .map(|_| {
+                let mut c = counted_for(&budget, user);
+                c.count(&prefix(big)).expect("two fit");
+                c
+            })
+            .collect();
+        let mut third = counted_for(&budget, user);
+        let e = third.count(&prefix(big)).expect_err("a third does not");
+        assert!(e.message().contains("two of the largest"), "{e:?}");
+        ups.pop();
+        third.count(&prefix(big)).expect("room again");
+        drop((ups, third, c, other));
+        assert_eq!((budget.calls.held(), budget.uploads.held()), (0, 0));
+        assert!(budget.by_caller.is_empty());
     }
 }

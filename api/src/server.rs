@@ -226,7 +226,10 @@ pub async fn run(
         console,
     } = listeners;
     let engine_config = cfg.engine_config()?;
-    let upload_budget = Arc::new(crate::gate::Budget::new(cfg.upload_budget()?));
+    let upload_budget = Arc::new(crate::gate::Budget::new(
+        cfg.upload_budget()?,
+        u64::try_from(cfg.message_max()).unwrap_or(u64::MAX),
+    ));
     let connections =
         crate::listen::Connections::new(crate::listen::fit_open_files(cfg.connections_max)?);
 
@@ -310,7 +313,7 @@ pub async fn run(
         .min(otc_gateway::BODY_BYTES_MAX);
     let services = Services::new(&core, &channels, &cfg);
     let gate = crate::gate::GateLayer::new(Arc::new(core.auth.clone()), upload_budget);
-    let mut http_closing = core.closing.subscribe();
+    let http_closing = core.closing.subscribe();
     let http_connections = Arc::clone(&connections);
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
@@ -320,19 +323,15 @@ pub async fn run(
             name: "gateway",
             setup: Box::new(|_| {}),
         };
-        axum::serve(http, app)
-            .with_graceful_shutdown(async move {
-                let _ = http_closing.wait_for(|closing| *closing).await;
-            })
-            .await
+        crate::listen::serve_http(http, app, http_closing).await
     });
-    let mut console_closing = core.closing.subscribe();
+    let console_closing = core.closing.subscribe();
     let console_routes = tonic::service::Routes::new(services.trading.clone())
         .add_service(services.merchant.clone())
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
     let page_size_max = cfg.page_size_max;
-    let console_gate = gate.clone();
+    let console_gate = gate.clone().with_deadline(REQUEST_TIMEOUT);
     let console_connections = Arc::clone(&connections);
     let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
@@ -347,11 +346,7 @@ pub async fn run(
                 let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
             }),
         };
-        axum::serve(console, app)
-            .with_graceful_shutdown(async move {
-                let _ = console_closing.wait_for(|closing| *closing).await;
-            })
-            .await
+        crate::listen::serve_http(console, app, console_closing).await
     });
     let closing = core.closing.clone();
     let stop_reporter = reporter.clone();

@@ -62,9 +62,9 @@ struct Job {
     call: Option<Call>,
     /// Remembered if the command is applied (see [`crate::passwords`]).
     password: Option<Matched>,
-    /// The room reserved for the request's attachment, let go with the job
-    /// (see [`crate::gate`]).
-    _hold: Option<crate::gate::Hold>,
+    /// The room reserved for the request's attachment, let go once the
+    /// writer is done with the job's bytes (see [`crate::gate`]).
+    hold: Option<crate::gate::Hold>,
     reply: oneshot::Sender<Result<Done, String>>,
 }
 
@@ -251,7 +251,7 @@ impl Core {
             command,
             call,
             password,
-            _hold: hold,
+            hold,
             reply,
         };
         self.jobs.try_send(job).map_err(|e| match e {

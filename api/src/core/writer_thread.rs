@@ -82,6 +82,10 @@ pub(super) fn writer_loop(
                 call: j.call.take(),
             })
             .collect();
+        // The room the gate reserved for the group's attachments, given
+        // back once the writer is done with their bytes (not with the
+        // answers, which go out from inside the commit).
+        let holds: Vec<_> = jobs.iter_mut().filter_map(|j| j.hold.take()).collect();
         let started = Instant::now();
         let mut w = writer.blocking_write();
         // Declared after the guard, so dropped before it if this thread
@@ -135,6 +139,9 @@ pub(super) fn writer_loop(
             tracing::error!(error = %e, "storage failed in a group commit; the server stops accepting requests");
         }
         drop(w);
+        // The group's bytes are in the store (or the group failed).
+        drop(requests);
+        drop(holds);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("otc_group_requests").record(group as f64);
         // Not answered: the group never became durable (a failure after it
@@ -275,7 +282,7 @@ mod tests {
                 command: deposit("any"),
                 call: None,
                 password: ticket_for.and_then(|n| passwords.pend(user(n), 1, "secret", now)),
-                _hold: None,
+                hold: None,
                 reply,
             }
         };
