@@ -384,34 +384,90 @@ async fn connections_past_the_budget_are_closed_until_one_ends() {
     }
 }
 
+/// Sends `bytes` on a new connection to `addr`, then nothing: how long
+/// until the server closes it (at most `within`), and what it answered.
+async fn closed_after(addr: String, bytes: Vec<u8>, within: Duration) -> (Duration, String) {
+    let started = Instant::now();
+    let mut tcp = TcpStream::connect(&addr).await.expect("connect");
+    tcp.write_all(&bytes).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "{addr}: kept open after {bytes:?}");
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_sends_nothing_is_closed() {
+async fn connections_that_send_too_little_are_closed() {
     let s = Server::start(&[]).await;
     let console = s
         .console
         .trim_start_matches("http://")
         .trim_end_matches('/');
     let grpc = s.url.trim_start_matches("http://");
-    for addr in [console, grpc] {
-        let started = Instant::now();
-        let mut tcp = TcpStream::connect(addr).await.expect("connect");
-        let mut buf = [0u8; 64];
-        // The gRPC listener sends its HTTP/2 settings first; then nothing
-        // more comes until the server closes the connection.
-        let closed = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match tcp.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await;
-        assert!(closed.is_ok(), "{addr}: a silent connection kept open");
-        // By the deadline (otc_api::listen::FIRST_BYTES_WITHIN), not refused.
-        assert!(
-            started.elapsed() >= Duration::from_secs(5),
-            "{addr}: closed at once"
-        );
+    let gateway = s.http.trim_start_matches("http://").trim_end_matches('/');
+    let long = Duration::from_secs(90);
+    let mut cases = Vec::new();
+    // Silent, or a byte and then silent: closed by the first-bytes deadline
+    // (10 s: otc_api::listen::FIRST_BYTES_WITHIN), on every listener.
+    for (addr, bytes) in [
+        (console, &b""[..]),
+        (console, b"G"),
+        (grpc, b""),
+        (grpc, b"P"),
+        (gateway, b"P"),
+    ] {
+        cases.push((
+            tokio::spawn(closed_after(addr.to_owned(), bytes.to_vec(), long)),
+            Duration::from_secs(5),
+        ));
     }
+    // Headers that never end: closed by the header deadline (30 s:
+    // otc_api::listen::HEADERS_WITHIN).
+    for addr in [console, gateway] {
+        let head = b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: 1".to_vec();
+        cases.push((
+            tokio::spawn(closed_after(addr.to_owned(), head, long)),
+            Duration::from_secs(20),
+        ));
+    }
+    for (case, least) in cases {
+        let (took, _) = case.await.expect("task");
+        assert!(took >= least, "closed after {took:?}, before its deadline");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_call_whose_body_never_ends_is_cancelled() {
+    let s = Server::start(&[]).await;
+    let console = s
+        .console
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let tok = token(uuid::Uuid::new_v4(), Role::User);
+    // gRPC-Web over HTTP/1.1: a message of 100 bytes announced, 10 sent.
+    let mut head = format!(
+        "POST /otc.v1.TradingService/GetAccount HTTP/1.1\r\nhost: x\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+         authorization: Bearer {tok}\r\ncontent-length: 105\r\n\r\n"
+    )
+    .into_bytes();
+    head.extend_from_slice(&[0, 0, 0, 0, 100]);
+    head.extend_from_slice(&[0u8; 10]);
+    let (took, answer) = closed_after(console, head, Duration::from_secs(90)).await;
+    // The gate's deadline (30 s, as tonic's on the gRPC listener).
+    assert!(took >= Duration::from_secs(20), "answered after {took:?}");
+    assert!(answer.contains("grpc-status: 1"), "{answer}");
 }

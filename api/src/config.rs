@@ -161,9 +161,9 @@ pub struct ServerConfig {
     #[arg(long, env = "OTC_KEEPALIVE", default_value = "20s", value_parser = parse_duration)]
     pub keepalive: Duration,
     /// Connections open at once on all three listeners (gRPC, gateways,
-    /// console); past it a new one is closed at once. Lowered, with a
-    /// warning, to fit the open-file limit (`ulimit -n`, raised to its hard
-    /// limit at start) with 256 files to spare.
+    /// console); past it a new one is closed at once. The open-file limit
+    /// (`ulimit -n`) is raised at start to fit them with 256 files to spare,
+    /// within its hard limit; else this is lowered to fit, with a warning.
     #[arg(long, env = "OTC_CONNECTIONS_MAX", default_value_t = 10_000)]
     pub connections_max: usize,
     /// How long an unanswered keepalive waits before the connection is closed.

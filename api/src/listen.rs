@@ -37,10 +37,20 @@ pub const FILES_RESERVED: u64 = 256;
 /// How long a listener waits after a failed accept.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long a new connection may stay silent: a socket that never sends a
-/// byte (a client sends its request, or HTTP/2's preface, at once) does not
-/// keep its place in the budget.
+/// How long a new connection may take to send its first [`FIRST_BYTES`]: a
+/// socket that stays silent, or sends a byte and stops (a client sends its
+/// request, or HTTP/2's preface, at once), does not keep its place in the
+/// budget.
 pub const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
+
+/// HTTP/2's preface; any HTTP/1 request line with its `Host` is longer.
+pub const FIRST_BYTES: usize = 24;
+
+/// How long an HTTP/1 request's headers may take on the gateway and
+/// console listeners (also how long a kept-alive connection waits for its
+/// next request): a peer sending its headers a byte at a time does not keep
+/// its place either.
+pub const HEADERS_WITHIN: Duration = Duration::from_secs(30);
 
 /// The least time between two log lines about refused connections.
 pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -130,7 +140,7 @@ impl Connections {
             return Some(Admitted {
                 tcp,
                 _permit: permit,
-                first_bytes: Some(Box::pin(tokio::time::sleep(FIRST_BYTES_WITHIN))),
+                first_bytes: Some((Box::pin(tokio::time::sleep(FIRST_BYTES_WITHIN)), 0)),
             });
         }
         drop(tcp);
@@ -185,17 +195,23 @@ fn is_connection_error(e: &io::Error) -> bool {
         io::ErrorKind::ConnectionRefused
             | io::ErrorKind::ConnectionAborted
             | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::TimedOut
     )
 }
 
 /// An accepted connection holding its place in the budget until dropped;
-/// closed if its peer sends nothing within [`FIRST_BYTES_WITHIN`].
+/// closed if its peer sends less than [`FIRST_BYTES`] within
+/// [`FIRST_BYTES_WITHIN`].
 #[derive(Debug)]
 pub struct Admitted {
     tcp: TcpStream,
     _permit: OwnedSemaphorePermit,
-    /// Until the first bytes come.
-    first_bytes: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Until the first [`FIRST_BYTES`] come: the deadline and how many
+    /// came so far.
+    first_bytes: Option<(Pin<Box<tokio::time::Sleep>>, usize)>,
 }
 
 impl Connected for Admitted {
@@ -215,13 +231,18 @@ impl AsyncRead for Admitted {
         let this = &mut *self;
         let before = buf.filled().len();
         let read = Pin::new(&mut this.tcp).poll_read(cx, buf);
-        if let Some(deadline) = &mut this.first_bytes {
+        if let Some((deadline, came)) = &mut this.first_bytes {
             match read {
-                Poll::Ready(Ok(())) if buf.filled().len() > before => this.first_bytes = None,
+                Poll::Ready(Ok(())) => {
+                    *came += buf.filled().len() - before;
+                    if *came >= FIRST_BYTES {
+                        this.first_bytes = None;
+                    }
+                }
                 Poll::Pending if deadline.as_mut().poll(cx).is_ready() => {
                     return Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "the peer sent nothing after connecting",
+                        "the peer sent too little after connecting",
                     )));
                 }
                 _ => {}
@@ -287,6 +308,61 @@ impl axum::serve::Listener for Limited {
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.listener.local_addr()
     }
+}
+
+/// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`], HTTP/2,
+/// upgrades) until `closing` turns true; then stops accepting, tells each
+/// connection to finish what it is doing, and waits for them. axum's own
+/// `serve` sets no timer, so it could not bound a request's headers.
+///
+/// # Errors
+/// None yet: a failed accept is retried ([`Connections::accept`]).
+pub async fn serve_http(
+    mut listener: Limited,
+    app: axum::Router,
+    mut closing: tokio::sync::watch::Receiver<bool>,
+) -> io::Result<()> {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    use hyper_util::server::conn::auto::Builder;
+    use hyper_util::service::TowerToHyperService;
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADERS_WITHIN);
+    // Each connection's task holds a sender: all gone, all ended.
+    let (open, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
+    loop {
+        let (io, _) = tokio::select! {
+            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            () = closed(&mut closing) => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let builder = builder.clone();
+        let mut closing = closing.clone();
+        let open = open.clone();
+        tokio::spawn(async move {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = closed(&mut closing) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            drop(open);
+        });
+    }
+    drop(listener);
+    drop(open);
+    let _ = all_ended.recv().await;
+    Ok(())
+}
+
+/// Once `closing` turns true (or its sender is gone).
+async fn closed(closing: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = closing.wait_for(|closing| *closing).await;
 }
 
 /// The gRPC listener's connections as tonic takes them: accepted in a task
