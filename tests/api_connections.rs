@@ -442,6 +442,14 @@ async fn connections_that_send_too_little_are_closed() {
             Duration::from_secs(20),
         ));
     }
+    // HTTP/2's preface and then silence on the HTTP listeners: closed when
+    // the server's pings go unanswered (20 s + 10 s by default).
+    for addr in [console, gateway] {
+        cases.push((
+            tokio::spawn(closed_after(addr.to_owned(), H2_PREFACE.to_vec(), long)),
+            Duration::from_secs(15),
+        ));
+    }
     for (case, least) in cases {
         let (took, _) = case.await.expect("task");
         assert!(took >= least, "closed after {took:?}, before its deadline");

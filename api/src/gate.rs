@@ -53,6 +53,11 @@ pub const CALL_BYTES_MAX: u64 = 256 * 1024 * 1024;
 /// announces a few hundred bytes), so no one caller can fill the pool.
 pub const CALLER_CALL_BYTES_MAX: u64 = 64 * BODY_FREE_BYTES;
 
+/// Of the upload budget, the most one caller may hold: this many of the
+/// largest message (an upload's room is given back once the writer has
+/// stored it, a moment after its answer).
+pub const CALLER_UPLOADS: u64 = 4;
+
 /// Methods whose request is a stream of chunks, each handled as it comes:
 /// their bodies are never held whole.
 pub const STREAMED_UPLOADS: &[&str] = &["/otc.v1.SupportService/ImportBill"];
@@ -112,8 +117,8 @@ pub struct Budget {
     pub calls: Pool,
     /// The rest: uploads (`--uploads-in-flight-max`).
     pub uploads: Pool,
-    /// Of the upload pool, the most one caller may hold: two largest
-    /// messages.
+    /// Of the upload pool, the most one caller may hold:
+    /// [`CALLER_UPLOADS`] largest messages.
     caller_uploads_max: u64,
     /// What each caller holds now (calls' pool, uploads); a caller holding
     /// nothing has no entry.
@@ -128,7 +133,7 @@ impl Budget {
         Self {
             calls: Pool::new(CALL_BYTES_MAX),
             uploads: Pool::new(uploads_max),
-            caller_uploads_max: message_max.saturating_mul(2),
+            caller_uploads_max: message_max.saturating_mul(CALLER_UPLOADS),
             by_caller: DashMap::new(),
         }
     }
@@ -136,54 +141,65 @@ impl Budget {
     /// Takes `calls` and `uploads` bytes for `user`, within the caller's
     /// share and then the pools; all or nothing.
     fn take(&self, user: UserId, calls: u64, uploads: u64) -> Result<(), Status> {
+        /// Why a reservation was refused.
+        enum Over {
+            CallerCalls,
+            CallerUploads,
+            Calls,
+            Uploads,
+        }
         let mut mine = self.by_caller.entry(user).or_insert((0, 0));
         let (held_calls, held_uploads) = *mine;
-        let refused = |pool: &'static str, what: String| {
-            metrics::counter!("otc_bodies_refused_total", "pool" => pool).increment(1);
-            Status::resource_exhausted(what)
-        };
-        let result = if held_calls + calls > CALLER_CALL_BYTES_MAX {
-            Err(refused(
-                "caller",
-                format!(
-                    "your calls in flight announce more than {CALLER_CALL_BYTES_MAX} bytes at \
-                     once; retry when some have ended"
-                ),
-            ))
+        let over = if held_calls + calls > CALLER_CALL_BYTES_MAX {
+            Some(Over::CallerCalls)
         } else if held_uploads + uploads > self.caller_uploads_max {
-            Err(refused(
-                "caller",
-                format!(
-                    "your uploads in flight hold more than {} bytes at once (two of the largest \
-                     message); retry when one has ended, with the same request_id",
-                    self.caller_uploads_max
-                ),
-            ))
+            Some(Over::CallerUploads)
         } else if !self.calls.take(calls) {
-            Err(refused(
-                "calls",
-                "the server is receiving as many calls as it holds at once; retry shortly".into(),
-            ))
+            Some(Over::Calls)
         } else if !self.uploads.take(uploads) {
             self.calls.give(calls);
-            Err(refused(
-                "uploads",
-                format!(
-                    "the server is receiving as many uploads as it holds at once \
-                     ({} bytes, --uploads-in-flight-max); retry shortly with the same request_id",
-                    self.uploads.max
-                ),
-            ))
+            Some(Over::Uploads)
         } else {
             *mine = (held_calls + calls, held_uploads + uploads);
-            Ok(())
+            None
         };
         let empty = *mine == (0, 0);
         drop(mine);
         if empty {
             self.by_caller.remove_if(&user, |_, held| *held == (0, 0));
         }
-        result
+        let (pool, what) = match over {
+            None => return Ok(()),
+            Some(Over::CallerCalls) => (
+                "caller",
+                format!(
+                    "your calls in flight announce more than {CALLER_CALL_BYTES_MAX} bytes at \
+                     once; retry when some have ended"
+                ),
+            ),
+            Some(Over::CallerUploads) => (
+                "caller",
+                format!(
+                    "your uploads in flight hold more than {} bytes at once ({CALLER_UPLOADS} of \
+                     the largest message); retry when one has ended, with the same request_id",
+                    self.caller_uploads_max
+                ),
+            ),
+            Some(Over::Calls) => (
+                "calls",
+                "the server is receiving as many calls as it holds at once; retry shortly".into(),
+            ),
+            Some(Over::Uploads) => (
+                "uploads",
+                format!(
+                    "the server is receiving as many uploads as it holds at once \
+                     ({} bytes, --uploads-in-flight-max); retry shortly with the same request_id",
+                    self.uploads.max
+                ),
+            ),
+        };
+        metrics::counter!("otc_bodies_refused_total", "pool" => pool).increment(1);
+        Err(Status::resource_exhausted(what))
     }
 
     /// Gives back what [`Budget::take`] took.
@@ -574,18 +590,18 @@ mod tests {
         let mut other = counted(&budget);
         other.count(&prefix(len)).expect("another caller");
         held.clear();
-        // Uploads: two of the largest message at once, not three.
+        // Uploads: four of the largest message at once, not five.
         let big = u32::try_from((1 << 20) + BODY_FREE_BYTES - 5).expect("small");
-        let mut ups: Vec<_> = (0..2)
+        let mut ups: Vec<_> = (0..CALLER_UPLOADS)
             .map(|_| {
                 let mut c = counted_for(&budget, user);
-                c.count(&prefix(big)).expect("two fit");
+                c.count(&prefix(big)).expect("four fit");
                 c
             })
             .collect();
         let mut third = counted_for(&budget, user);
-        let e = third.count(&prefix(big)).expect_err("a third does not");
-        assert!(e.message().contains("two of the largest"), "{e:?}");
+        let e = third.count(&prefix(big)).expect_err("a fifth does not");
+        assert!(e.message().contains("4 of the largest"), "{e:?}");
         ups.pop();
         third.count(&prefix(big)).expect("room again");
         drop((ups, third, c, other));

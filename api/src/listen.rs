@@ -234,8 +234,11 @@ impl AsyncRead for Admitted {
         if let Some((deadline, came)) = &mut this.first_bytes {
             match read {
                 Poll::Ready(Ok(())) => {
-                    *came += buf.filled().len() - before;
-                    if *came >= FIRST_BYTES {
+                    let new = &buf.filled()[before..];
+                    *came += new.len();
+                    // HTTP/2's preface whole, or an HTTP/1 request line
+                    // (then its headers have their own deadline).
+                    if *came >= FIRST_BYTES || new.contains(&b'\n') {
                         this.first_bytes = None;
                     }
                 }
@@ -310,8 +313,9 @@ impl axum::serve::Listener for Limited {
     }
 }
 
-/// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`], HTTP/2,
-/// upgrades) until `closing` turns true; then stops accepting, tells each
+/// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`], HTTP/2 with
+/// pings every `keepalive.0`, answered within `keepalive.1`, upgrades) until
+/// `closing` turns true; then stops accepting, tells each
 /// connection to finish what it is doing, and waits for them. axum's own
 /// `serve` sets no timer, so it could not bound a request's headers.
 ///
@@ -320,6 +324,7 @@ impl axum::serve::Listener for Limited {
 pub async fn serve_http(
     mut listener: Limited,
     app: axum::Router,
+    keepalive: (Duration, Duration),
     mut closing: tokio::sync::watch::Receiver<bool>,
 ) -> io::Result<()> {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -330,6 +335,13 @@ pub async fn serve_http(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADERS_WITHIN);
+    // An HTTP/2 connection (prior knowledge) is pinged as on the gRPC
+    // listener: one whose peer went quiet after its preface is closed.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(keepalive.0)
+        .keep_alive_timeout(keepalive.1);
     // Each connection's task holds a sender: all gone, all ended.
     let (open, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     loop {

@@ -315,6 +315,7 @@ pub async fn run(
     let gate = crate::gate::GateLayer::new(Arc::new(core.auth.clone()), upload_budget);
     let http_closing = core.closing.subscribe();
     let http_connections = Arc::clone(&connections);
+    let http_keepalive = (cfg.keepalive, cfg.keepalive_timeout);
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
         let http = crate::listen::Limited {
@@ -323,7 +324,7 @@ pub async fn run(
             name: "gateway",
             setup: Box::new(|_| {}),
         };
-        crate::listen::serve_http(http, app, http_closing).await
+        crate::listen::serve_http(http, app, http_keepalive, http_closing).await
     });
     let console_closing = core.closing.subscribe();
     let console_routes = tonic::service::Routes::new(services.trading.clone())
@@ -346,7 +347,13 @@ pub async fn run(
                 let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
             }),
         };
-        crate::listen::serve_http(console, app, console_closing).await
+        crate::listen::serve_http(
+            console,
+            app,
+            (keepalive, keepalive_timeout),
+            console_closing,
+        )
+        .await
     });
     let closing = core.closing.clone();
     let stop_reporter = reporter.clone();

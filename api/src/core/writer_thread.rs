@@ -116,6 +116,10 @@ pub(super) fn writer_loop(
                 }
             })
         };
+        // The group's bytes are in the store (or the group failed): their
+        // room goes back before housekeeping.
+        drop(requests);
+        drop(holds);
         let after = w.stats;
         // Where the time goes: engine work vs write + flush + fdatasync.
         metrics::counter!("otc_commits_total").increment(after.commits - before.commits);
@@ -139,9 +143,6 @@ pub(super) fn writer_loop(
             tracing::error!(error = %e, "storage failed in a group commit; the server stops accepting requests");
         }
         drop(w);
-        // The group's bytes are in the store (or the group failed).
-        drop(requests);
-        drop(holds);
         metrics::histogram!("otc_group_commit_seconds").record(started.elapsed().as_secs_f64());
         metrics::histogram!("otc_group_requests").record(group as f64);
         // Not answered: the group never became durable (a failure after it
