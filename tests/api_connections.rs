@@ -84,11 +84,7 @@ async fn streams_of_a_peer_gone_quiet_are_freed_by_keepalive() {
     .await;
     let tok = token(uuid::Uuid::new_v4(), Role::User);
     let silent = Arc::new(AtomicBool::new(false));
-    let via = proxy(
-        s.url.trim_start_matches("http://").to_owned(),
-        Arc::clone(&silent),
-    )
-    .await;
+    let via = proxy(host(&s.url), Arc::clone(&silent)).await;
     // Two streams, each on its own connection through the proxy: the limit.
     let held = [
         events(&via, &tok).await.expect("first"),
@@ -334,7 +330,7 @@ async fn healthy(url: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_past_the_budget_are_closed_until_one_ends() {
     let s = Server::start(&["--connections-max", "3"]).await;
-    let grpc = s.url.trim_start_matches("http://").to_owned();
+    let grpc = host(&s.url);
     // Connections until one is refused, with all three places ours (the
     // harness's health-check connection may still hold one a moment).
     let mut held = Vec::new();
@@ -361,11 +357,7 @@ async fn connections_past_the_budget_are_closed_until_one_ends() {
     assert!(!healthy(&s.url).await, "a call on a fourth connection");
     // The console's listener shares the budget: its connection is closed
     // without an answer.
-    let console = s
-        .console
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let mut tcp = TcpStream::connect(console).await.expect("connect");
+    let mut tcp = TcpStream::connect(host(&s.console)).await.expect("connect");
     tcp.write_all(b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .await
         .ok();
@@ -382,6 +374,13 @@ async fn connections_past_the_budget_are_closed_until_one_ends() {
         );
         wait_ms(100).await;
     }
+}
+
+/// `host:port` of a listener's URL (`http://host:port/`).
+fn host(url: &str) -> String {
+    url.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
 }
 
 /// Sends `bytes` on a new connection to `addr`, then nothing: how long
@@ -411,12 +410,8 @@ async fn closed_after(addr: String, bytes: Vec<u8>, within: Duration) -> (Durati
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_that_send_too_little_are_closed() {
     let s = Server::start(&[]).await;
-    let console = s
-        .console
-        .trim_start_matches("http://")
-        .trim_end_matches('/');
-    let grpc = s.url.trim_start_matches("http://");
-    let gateway = s.http.trim_start_matches("http://").trim_end_matches('/');
+    let (console, grpc, gateway) = (host(&s.console), host(&s.url), host(&s.http));
+    let (console, grpc, gateway) = (console.as_str(), grpc.as_str(), gateway.as_str());
     let long = Duration::from_secs(90);
     let mut cases = Vec::new();
     // Silent, or a byte and then silent: closed by the first-bytes deadline
@@ -459,11 +454,7 @@ async fn connections_that_send_too_little_are_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_console_call_whose_body_never_ends_is_cancelled() {
     let s = Server::start(&[]).await;
-    let console = s
-        .console
-        .trim_start_matches("http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let console = host(&s.console);
     let tok = token(uuid::Uuid::new_v4(), Role::User);
     // gRPC-Web over HTTP/1.1: a message of 100 bytes announced, 10 sent.
     let mut head = format!(
