@@ -160,10 +160,11 @@ pub struct ServerConfig {
     /// word (a phone that changed networks) is closed, freeing its streams.
     #[arg(long, env = "OTC_KEEPALIVE", default_value = "20s", value_parser = parse_duration)]
     pub keepalive: Duration,
-    /// Connections open at once on all three listeners (gRPC, gateways,
-    /// console); past it a new one is closed at once. The open-file limit
-    /// (`ulimit -n`) is raised at start to fit them with 256 files to spare,
-    /// within its hard limit; else this is lowered to fit, with a warning.
+    /// gRPC connections open at once; past it a new one is closed at once.
+    /// The gateway listener and the console's each have their own budget of
+    /// an eighth of this (16 to 1,024). The open-file limit (`ulimit -n`)
+    /// is raised at start to fit them all with 256 files to spare, within
+    /// its hard limit; else the budgets are lowered to fit, with a warning.
     #[arg(long, env = "OTC_CONNECTIONS_MAX", default_value_t = 10_000)]
     pub connections_max: usize,
     /// How long an unanswered keepalive waits before the connection is closed.

@@ -1,22 +1,24 @@
 //! How `otcd` accepts connections on its three listeners (gRPC, gateways,
-//! console): one budget of open connections for all of them
-//! (`--connections-max`), within the process's open-file limit.
+//! console): a budget of open connections for each ([`Budgets`]:
+//! `--connections-max` for gRPC, an eighth of it for each of the others),
+//! within the process's open-file limit.
 //!
 //! Every connection holds a file descriptor, and so do the journal's
 //! segments, sled and a staged bill. Without a bound, a client opening
 //! connections until the process runs out of descriptors would stop the
 //! journal from opening its next segment (the writer stops: fail-stop) and
 //! every listener from accepting. So at start the soft open-file limit is
-//! raised (within the hard one) to what the budget needs, and the budget
-//! fitted below it with
-//! [`FILES_RESERVED`] to spare; past the budget, a new connection is
-//! accepted and closed at once (the client sees the connection closed, as
-//! behind a full load balancer), counted in `otc_connections_refused_total`
-//! and logged at most every [`REFUSED_LOG_EVERY`]. An accept that fails (the
-//! limit reached all the same, or the kernel out of memory) is retried after
-//! [`ACCEPT_BACKOFF`], not in a busy loop. A connection whose peer sends
-//! nothing within [`FIRST_BYTES_WITHIN`] is closed, so silent sockets do not
-//! hold the budget.
+//! raised (within the hard one) to what the budgets need, and the budgets
+//! fitted below it with [`FILES_RESERVED`] to spare; past its budget, a new
+//! connection is accepted and closed at once (the client sees the
+//! connection closed, as behind a full load balancer), counted in
+//! `otc_connections_refused_total` and logged at most every
+//! [`REFUSED_LOG_EVERY`]. Each listener has its own budget, so a flood on
+//! the gateway's or the console's port never takes trading's places. An
+//! accept that fails (the limit reached all the same, or the kernel out of
+//! memory) is retried after [`ACCEPT_BACKOFF`], not in a busy loop. A
+//! connection whose peer sends too little within [`FIRST_BYTES_WITHIN`] is
+//! closed, so silent sockets do not hold a place.
 
 use std::future::Future;
 use std::io;
@@ -106,7 +108,52 @@ pub fn fit_open_files(wanted: usize) -> Result<usize, String> {
     Ok(wanted)
 }
 
-/// The budget of open connections all listeners share.
+/// Open connections each listener may hold: gRPC's, and the gateway's and
+/// the console's (each its own, so a flood on one port never takes the
+/// places trading needs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// The gRPC listener (`--connections-max`).
+    pub grpc: usize,
+    /// The gateway listener and the console's, each.
+    pub side: usize,
+}
+
+impl Budgets {
+    /// `grpc_max` gRPC connections and an eighth of that (16 to 1,024) for
+    /// each of the other two listeners, fitted to the open-file limit
+    /// ([`fit_open_files`]); when it is lower, gRPC keeps at least four
+    /// fifths of what fits.
+    ///
+    /// # Errors
+    /// As [`fit_open_files`].
+    pub fn fit(grpc_max: usize) -> Result<Self, String> {
+        if grpc_max == 0 {
+            return Err("connections_max must be at least 1".into());
+        }
+        let side = (grpc_max / 8).clamp(16, 1024);
+        let fits = fit_open_files(grpc_max.saturating_add(2 * side))?;
+        Ok(Self::split(grpc_max, side, fits))
+    }
+
+    /// `grpc_max` and `side` as asked if `fits` holds them all; else gRPC
+    /// keeps at least four fifths of `fits`.
+    fn split(grpc_max: usize, side: usize, fits: usize) -> Self {
+        if fits >= grpc_max.saturating_add(2 * side) {
+            return Self {
+                grpc: grpc_max,
+                side,
+            };
+        }
+        let side = side.min(fits / 10).max(1);
+        Self {
+            grpc: fits.saturating_sub(2 * side).max(1),
+            side,
+        }
+    }
+}
+
+/// The budget of open connections of one listener.
 #[derive(Debug)]
 pub struct Connections {
     permits: Arc<Semaphore>,
@@ -437,6 +484,32 @@ mod tests {
         let fits = connections.admit(tcp, "test");
         assert!(fits.is_some());
         assert_eq!(connections.open(), 2);
+    }
+
+    #[test]
+    fn each_listener_has_its_budget_and_grpc_keeps_most_of_a_low_limit() {
+        let asked = Budgets::fit(10_000).expect("fits here");
+        assert_eq!(
+            asked,
+            Budgets {
+                grpc: 10_000,
+                side: 1_024
+            }
+        );
+        assert_eq!(Budgets::fit(3).expect("fits").side, 16);
+        assert!(Budgets::fit(0).is_err());
+        // A limit that holds 1,000 connections: gRPC keeps 800.
+        assert_eq!(
+            Budgets::split(10_000, 1_024, 1_000),
+            Budgets {
+                grpc: 800,
+                side: 100
+            }
+        );
+        assert_eq!(
+            Budgets::split(10_000, 1_024, 3),
+            Budgets { grpc: 1, side: 1 }
+        );
     }
 
     #[test]

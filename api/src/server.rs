@@ -230,8 +230,8 @@ pub async fn run(
         cfg.upload_budget()?,
         u64::try_from(cfg.message_max()).unwrap_or(u64::MAX),
     ));
-    let connections =
-        crate::listen::Connections::new(crate::listen::fit_open_files(cfg.connections_max)?);
+    let budgets = crate::listen::Budgets::fit(cfg.connections_max)?;
+    let connections = crate::listen::Connections::new(budgets.grpc);
 
     let secret =
         secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
@@ -314,7 +314,7 @@ pub async fn run(
     let services = Services::new(&core, &channels, &cfg);
     let gate = crate::gate::GateLayer::new(Arc::new(core.auth.clone()), upload_budget);
     let http_closing = core.closing.subscribe();
-    let http_connections = Arc::clone(&connections);
+    let http_connections = crate::listen::Connections::new(budgets.side);
     let http_keepalive = (cfg.keepalive, cfg.keepalive_timeout);
     let http_server = tokio::spawn(async move {
         let app = crate::http::router(gateways, body_max);
@@ -333,7 +333,7 @@ pub async fn run(
         .add_service(services.admin.clone());
     let page_size_max = cfg.page_size_max;
     let console_gate = gate.clone().with_deadline(REQUEST_TIMEOUT);
-    let console_connections = Arc::clone(&connections);
+    let console_connections = crate::listen::Connections::new(budgets.side);
     let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
         let app = crate::console::router(console_routes, console_gate, page_size_max);
