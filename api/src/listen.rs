@@ -58,17 +58,13 @@ pub const HEADERS_WITHIN: Duration = Duration::from_secs(30);
 pub const REFUSED_LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Raises the soft open-file limit to what `wanted` connections and
-/// [`FILES_RESERVED`] need, within the hard limit, and fits the connections
-/// below it: the number `otcd` will hold open, with a warning when that is
-/// fewer.
+/// [`FILES_RESERVED`] need, within the hard limit: how many connections fit
+/// below it (`wanted`, or fewer).
 ///
 /// # Errors
-/// `wanted` is zero, or the limit leaves no room for any connection.
-pub fn fit_open_files(wanted: usize) -> Result<usize, String> {
+/// The limit leaves no room for any connection.
+fn fit_open_files(wanted: usize) -> Result<usize, String> {
     use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
-    if wanted == 0 {
-        return Err("connections_max must be at least 1".into());
-    }
     let limit = getrlimit(Resource::Nofile);
     // As many as wanted, within the hard limit (`None`: unlimited).
     let needed = u64::try_from(wanted)
@@ -96,16 +92,7 @@ pub fn fit_open_files(wanted: usize) -> Result<usize, String> {
              connections beside the {FILES_RESERVED} the store keeps for itself"
         ));
     }
-    if room < wanted {
-        tracing::warn!(
-            connections_max = room,
-            asked = wanted,
-            open_files = files,
-            "--connections-max lowered to fit the open-file limit (ulimit -n)"
-        );
-        return Ok(room);
-    }
-    Ok(wanted)
+    Ok(room.min(wanted))
 }
 
 /// Open connections each listener may hold: gRPC's, and the gateway's and
@@ -122,18 +109,27 @@ pub struct Budgets {
 impl Budgets {
     /// `grpc_max` gRPC connections and an eighth of that (16 to 1,024) for
     /// each of the other two listeners, fitted to the open-file limit
-    /// ([`fit_open_files`]); when it is lower, gRPC keeps at least four
-    /// fifths of what fits.
+    /// (raised, within its hard limit, to hold them); when it is lower, gRPC
+    /// keeps at least four fifths of what fits.
     ///
     /// # Errors
-    /// As [`fit_open_files`].
+    /// `grpc_max` is zero, or the limit leaves no room for any connection.
     pub fn fit(grpc_max: usize) -> Result<Self, String> {
         if grpc_max == 0 {
             return Err("connections_max must be at least 1".into());
         }
         let side = (grpc_max / 8).clamp(16, 1024);
         let fits = fit_open_files(grpc_max.saturating_add(2 * side))?;
-        Ok(Self::split(grpc_max, side, fits))
+        let budgets = Self::split(grpc_max, side, fits);
+        if budgets.grpc < grpc_max {
+            tracing::warn!(
+                grpc = budgets.grpc,
+                gateway_and_console_each = budgets.side,
+                asked = grpc_max,
+                "--connections-max lowered to fit the open-file limit (ulimit -n)"
+            );
+        }
+        Ok(budgets)
     }
 
     /// `grpc_max` and `side` as asked if `fits` holds them all; else gRPC
@@ -332,12 +328,12 @@ impl AsyncWrite for Admitted {
     }
 }
 
-/// An axum listener whose connections share the budget (the gateway
-/// listener and the console's).
+/// A listener served by [`serve_http`] (the gateway's and the console's),
+/// its connections within its budget.
 pub struct Limited {
     /// The bound socket.
     pub listener: TcpListener,
-    /// The shared budget.
+    /// Its budget.
     pub connections: Arc<Connections>,
     /// For logs and metrics.
     pub name: &'static str,
@@ -345,35 +341,18 @@ pub struct Limited {
     pub setup: Box<dyn Fn(&TcpStream) + Send + Sync>,
 }
 
-impl axum::serve::Listener for Limited {
-    type Io = Admitted;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Admitted, std::net::SocketAddr) {
-        self.connections
-            .accept(&self.listener, self.name, &*self.setup)
-            .await
-    }
-
-    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
-    }
-}
-
 /// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`], HTTP/2 with
 /// pings every `keepalive.0`, answered within `keepalive.1`, upgrades) until
-/// `closing` turns true; then stops accepting, tells each
-/// connection to finish what it is doing, and waits for them. axum's own
-/// `serve` sets no timer, so it could not bound a request's headers.
-///
-/// # Errors
-/// None yet: a failed accept is retried ([`Connections::accept`]).
+/// `closing` turns true; then stops accepting, tells each connection to
+/// finish what it is doing, and waits for them. axum's own `serve` sets no
+/// timer, so it could not bound a request's headers. Failed accepts are
+/// retried ([`Connections::accept`]), so this ends only at `closing`.
 pub async fn serve_http(
-    mut listener: Limited,
+    listener: Limited,
     app: axum::Router,
     keepalive: (Duration, Duration),
     mut closing: tokio::sync::watch::Receiver<bool>,
-) -> io::Result<()> {
+) {
     use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
@@ -393,7 +372,7 @@ pub async fn serve_http(
     let (open, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
     loop {
         let (io, _) = tokio::select! {
-            accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            accepted = listener.connections.accept(&listener.listener, listener.name, &*listener.setup) => accepted,
             () = closed(&mut closing) => break,
         };
         let service = TowerToHyperService::new(app.clone());
@@ -416,7 +395,6 @@ pub async fn serve_http(
     drop(listener);
     drop(open);
     let _ = all_ended.recv().await;
-    Ok(())
 }
 
 /// Once `closing` turns true (or its sender is gone).
@@ -525,7 +503,5 @@ mod tests {
             None => assert_eq!(fitted, usize::MAX),
         }
         assert_eq!(fit_open_files(10).expect("fits"), 10);
-        let e = fit_open_files(0).expect_err("no connections at all");
-        assert!(e.contains("connections_max"), "{e}");
     }
 }

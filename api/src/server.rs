@@ -390,10 +390,8 @@ pub async fn run(
         let _ = serve_closing.send(true);
         // The HTTP listener stops on the same signal; its handlers hold the core.
         for (name, task) in [("HTTP", http_server), ("console", console_server)] {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!("the {name} listener failed: {e}"),
-                Err(e) => tracing::error!("the {name} listener panicked: {e}"),
+            if let Err(e) = task.await {
+                tracing::error!("the {name} listener panicked: {e}");
             }
         }
         result
