@@ -223,9 +223,16 @@ impl Budget {
 struct Share {
     budget: Arc<Budget>,
     user: UserId,
-    /// Reserved from each pool (only the body adds to them).
-    calls: AtomicU64,
-    uploads: AtomicU64,
+    /// Bytes of the call's messages reserved so far (only the body adds).
+    reserved: AtomicU64,
+}
+
+/// A call's `reserved` bytes as the pools hold them: (calls', uploads).
+fn split(reserved: u64) -> (u64, u64) {
+    (
+        reserved.min(BODY_FREE_BYTES),
+        reserved.saturating_sub(BODY_FREE_BYTES),
+    )
 }
 
 impl Share {
@@ -233,28 +240,25 @@ impl Share {
         Self {
             budget: Arc::clone(budget),
             user,
-            calls: AtomicU64::new(0),
-            uploads: AtomicU64::new(0),
+            reserved: AtomicU64::new(0),
         }
     }
 
-    /// Reserves a message of `len` bytes, the call's messages so far
-    /// having reserved `before`.
-    fn reserve(&self, before: u64, len: u64) -> Result<(), Status> {
+    /// Reserves a message of `len` bytes after the call's earlier ones.
+    fn reserve(&self, len: u64) -> Result<(), Status> {
+        let before = self.reserved.load(Ordering::Acquire);
         let after = before.saturating_add(len);
-        let free = |n: u64| n.min(BODY_FREE_BYTES);
-        let upload = |n: u64| n.saturating_sub(BODY_FREE_BYTES);
-        let (calls, uploads) = (free(after) - free(before), upload(after) - upload(before));
-        self.budget.take(self.user, calls, uploads)?;
-        self.calls.fetch_add(calls, Ordering::AcqRel);
-        self.uploads.fetch_add(uploads, Ordering::AcqRel);
+        let ((calls_before, uploads_before), (calls, uploads)) = (split(before), split(after));
+        self.budget
+            .take(self.user, calls - calls_before, uploads - uploads_before)?;
+        self.reserved.store(after, Ordering::Release);
         Ok(())
     }
 }
 
 impl Drop for Share {
     fn drop(&mut self) {
-        let (calls, uploads) = (*self.calls.get_mut(), *self.uploads.get_mut());
+        let (calls, uploads) = split(*self.reserved.get_mut());
         self.budget.give(self.user, calls, uploads);
     }
 }
@@ -282,8 +286,6 @@ struct Framing {
     have: usize,
     /// Bytes of the current message still to come.
     rest: u64,
-    /// Message bytes reserved so far.
-    reserved: u64,
 }
 
 /// A request body whose messages are reserved as their prefixes arrive.
@@ -320,9 +322,7 @@ impl<B> Counted<B> {
                     f.prefix[3],
                     f.prefix[4],
                 ]));
-                let whole = len + PREFIX_BYTES as u64;
-                share.reserve(f.reserved, whole)?;
-                f.reserved += whole;
+                share.reserve(len + PREFIX_BYTES as u64)?;
                 f.rest = len;
                 f.have = 0;
             }
