@@ -194,7 +194,7 @@ where
         attachment: prepared.attachment,
     };
     let done = core
-        .submit_held(
+        .submit_with(
             Some(rid),
             prepared.command,
             Some(call),

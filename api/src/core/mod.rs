@@ -210,32 +210,18 @@ impl Core {
         command: Command,
         call: Option<Call>,
     ) -> Result<Done, Status> {
-        self.submit_with(request_id, command, call, None).await
+        self.submit_with(request_id, command, call, None, None)
+            .await
     }
 
     /// [`Core::submit`], with the ticket of the fund password the
-    /// command's verdict came from.
+    /// command's verdict came from, and keeping `hold` (the room the gate
+    /// reserved for the call's attachment) until the writer is done with
+    /// the job, even if the caller gives up first.
     ///
     /// # Errors
     /// As [`Core::submit`].
     pub async fn submit_with(
-        &self,
-        request_id: Option<String>,
-        command: Command,
-        call: Option<Call>,
-        password: Option<Matched>,
-    ) -> Result<Done, Status> {
-        self.submit_held(request_id, command, call, password, None)
-            .await
-    }
-
-    /// [`Core::submit_with`], keeping `hold` (the room the gate reserved
-    /// for the call's attachment) until the writer is done with the job,
-    /// even if the caller gives up first.
-    ///
-    /// # Errors
-    /// As [`Core::submit`].
-    pub async fn submit_held(
         &self,
         request_id: Option<String>,
         command: Command,
@@ -370,7 +356,8 @@ mod tests {
 
     use super::*;
 
-    fn deposit(external_ref: &str) -> Command {
+    /// A deposit of 3 EB to user 1 (also for `writer_thread`'s tests).
+    pub(super) fn deposit(external_ref: &str) -> Command {
         Command::Deposit {
             user: workload_user(1),
             asset: otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}")),

@@ -243,23 +243,12 @@ impl Answers {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use otc_engine::UserId;
     use otc_engine::command::FundPasswordProof;
-    use otc_storage::workload::workload_user;
     use tokio::sync::oneshot;
 
+    use super::super::tests::deposit;
     use super::*;
-
-    fn deposit(external_ref: &str) -> Command {
-        Command::Deposit {
-            user: workload_user(1),
-            asset: otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}")),
-            amount: rust_decimal::Decimal::from_str("3").unwrap_or_else(|e| panic!("{e}")),
-            external_ref: external_ref.into(),
-        }
-    }
 
     /// The answer step remembers a job's password only when that job's own
     /// command was applied, and not for a user whose password the same
