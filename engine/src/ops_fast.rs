@@ -274,9 +274,9 @@ impl Engine {
     }
 
     /// After a merchant let the window pass: the next fitting merchant gets
-    /// the coin as a new, linked trade; after the last try the coin returns
-    /// to the seller (SPEC §9).
-    pub(crate) fn redispatch(&mut self, t: &Trade, now: Timestamp) {
+    /// the coin as a new, linked trade (SPEC §9). False after the last try
+    /// or with no merchant fitting: the caller returns the coin to the seller.
+    pub(crate) fn redispatch(&mut self, t: &Trade, now: Timestamp) -> bool {
         let link = invariant(t.fast_match.clone(), "re-dispatch of a listing trade");
         let kind = t.method_details.kind();
         let sale = Sale {
@@ -306,8 +306,9 @@ impl Engine {
                 };
                 let id = TradeId(self.next_id());
                 self.open_fast_trade(id, &sale, t.method, merchant, quote, link, now);
+                true
             }
-            _ => self.unescrow(t.seller, t.asset, t.coin),
+            _ => false,
         }
     }
 }

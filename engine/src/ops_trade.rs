@@ -311,13 +311,18 @@ impl Engine {
             }
             u.cancels_today += 1;
         }
+        // Coin handed to the next merchant stays in escrow: not returned.
+        let handed_on = t.listing.is_none()
+            && t.fast_match.is_some()
+            && reason == TransitionReason::PaymentTimeout
+            && self.redispatch(t, now);
+        if handed_on {
+            return;
+        }
         self.count_flow(t.asset, now, |f| &mut f.returned, t.coin);
-        match (t.listing, &t.fast_match) {
-            (Some(listing), _) => self.return_to_listing(listing, t.coin, now),
-            (None, Some(_)) if reason == TransitionReason::PaymentTimeout => {
-                self.redispatch(t, now)
-            }
-            (None, _) => self.unescrow(t.seller, t.asset, t.coin),
+        match t.listing {
+            Some(listing) => self.return_to_listing(listing, t.coin, now),
+            None => self.unescrow(t.seller, t.asset, t.coin),
         }
     }
 

@@ -384,6 +384,9 @@ fn a_merchant_timeout_redispatches_up_to_three_tries_then_returns_the_coin() {
     let events = w.advance(minutes(10));
     assert!(trades_of(&events).is_empty(), "three tries, then no more");
     assert_eq!(w.bal(user(S)), (d("100"), d("0")));
+    // The statement counts the coin returned once, not once per try.
+    let flows = w.e.statement(eb(), w.now.utc_day()).flows;
+    assert_eq!(flows.returned.value(), d("10"));
     for t in chain {
         assert_eq!(w.state_of(t), "CANCELLED");
     }
@@ -396,6 +399,24 @@ fn a_merchant_timeout_redispatches_up_to_three_tries_then_returns_the_coin() {
                 .is_zero()
         );
     }
+}
+
+#[test]
+fn coin_handed_to_the_next_merchant_and_released_was_never_returned() {
+    let mut w = World::default();
+    let m = w.seller(user(S), "100");
+    merchant(&mut w, 20, "7.30", "100000");
+    merchant(&mut w, 21, "7.20", "100000");
+    trade_of(&fast_sell(&mut w, "10", m).unwrap());
+    let second = trade_of(&w.advance(minutes(10)));
+    w.ok(Command::MarkPaid {
+        buyer: user(21),
+        trade: second,
+    });
+    w.release(user(S), second);
+    let flows = w.e.statement(eb(), w.now.utc_day()).flows;
+    assert_eq!(flows.returned.value(), d("0"));
+    assert_eq!(flows.released.value(), d("10"));
 }
 
 #[test]
