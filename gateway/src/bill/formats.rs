@@ -51,10 +51,10 @@ struct WeChatColumns {
     txn_id: Col,
     reference: Col,
     status: Col,
-    /// 应结订单金额: the amount when the bill has no 订单金额 column.
+    /// 应结订单金额: what the merchant is settled, the amount matched. It is
+    /// 订单金额 less merchant-funded coupons, so a payment settled short of
+    /// its notified total shows as a mismatch rather than hiding.
     settled: Col,
-    /// 订单金额: the order total, as in the notification.
-    total: Option<Col>,
     /// 退款金额: needed only by refund rows (a `SUCCESS` bill has none).
     refund: Option<Col>,
     fee: Col,
@@ -99,7 +99,6 @@ impl Layout {
                 reference: header.required("商户订单号")?,
                 status: header.required("交易状态")?,
                 settled: header.required("应结订单金额")?,
-                total: header.optional("订单金额")?,
                 refund: header.optional("退款金额")?,
                 fee: header.required("手续费")?,
                 mchid: header.expecting("商户号", account.merchant.as_ref())?,
@@ -184,7 +183,7 @@ fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
             let why = "a refund row needs this column, missing from the header";
             BillError::in_column(row.line, "退款金额", why)
         })?,
-        RowStatus::Paid | RowStatus::Closed => c.total.unwrap_or(c.settled),
+        RowStatus::Paid | RowStatus::Closed => c.settled,
     };
     Ok(BillRow {
         line: row.line,

@@ -29,9 +29,10 @@
 //! - **WeChat Pay** trade bill (`tradebill`, `bill_type=ALL`): UTF-8, an
 //!   optional BOM; every data cell starts with a backtick, dropped. Read:
 //!   交易时间, 微信订单号, 商户订单号, 交易状态 (`SUCCESS` = paid, `REFUND` =
-//!   refund, `CLOSED`/`REVOKED` = closed), 订单金额 (the order total, as in
-//!   the notification's `amount.total`; 应结订单金额 when the bill has no
-//!   订单金额 column), 退款金额 (a refund row's amount; a bill of type
+//!   refund, `CLOSED`/`REVOKED` = closed), 应结订单金额 (what the merchant
+//!   is settled: 订单金额 less merchant-funded coupons, so a payment settled
+//!   short of the notification's `amount.total` is an amount mismatch),
+//!   退款金额 (a refund row's amount; a bill of type
 //!   `SUCCESS` has no such column and no refund rows), 手续费. The rows end
 //!   at the summary header (`总交易单数,…`) and its one data line; a bill
 //!   without them is truncated.

@@ -287,17 +287,17 @@ fn wechat_bill_strips_backticks_and_skips_the_summary() {
     let text = wechat_bill("");
     assert_eq!(
         read_all(BillFormat::WeChatPay, text.as_bytes()),
-        Ok(wechat_rows("14.00"))
+        Ok(wechat_rows("13.50"))
     );
     assert_eq!(
         read_all(BillFormat::WeChatPay, &with_bom(&text)),
-        Ok(wechat_rows("14.00"))
+        Ok(wechat_rows("13.50"))
     );
     // Nothing after the summary is a row.
     let after = format!("{text}`2026-12-01 10:00:00,`x\r\n");
     assert_eq!(
         read_all(BillFormat::WeChatPay, after.as_bytes()),
-        Ok(wechat_rows("14.00"))
+        Ok(wechat_rows("13.50"))
     );
 }
 
@@ -309,15 +309,19 @@ fn wechat_cells_with_commas_stay_one_cell() {
     assert!(text.contains("`USDT, 2 coins,order 1,2,`"));
     assert_eq!(
         read_all(BillFormat::WeChatPay, text.as_bytes()),
-        Ok(wechat_rows("14.00"))
+        Ok(wechat_rows("13.50"))
     );
 }
 
+/// The coupon row's order total is 14.00, as its notification said; the
+/// merchant is settled 13.50, and that is the amount matched (SPEC §20
+/// reads 应结订单金额). 订单金额 is not needed at all.
 #[test]
-fn wechat_without_order_amount_column_reads_the_settled_amount() {
-    let text = wechat_bill("订单金额");
+fn wechat_rows_carry_the_settled_amount_not_the_order_total() {
+    let rows = read_all(BillFormat::WeChatPay, wechat_bill("").as_bytes()).expect("bill");
+    assert_eq!(rows[0].amount, Decimal::new(1350, 2));
     assert_eq!(
-        read_all(BillFormat::WeChatPay, text.as_bytes()),
+        read_all(BillFormat::WeChatPay, wechat_bill("订单金额").as_bytes()),
         Ok(wechat_rows("13.50"))
     );
 }
