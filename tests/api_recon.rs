@@ -154,6 +154,23 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
         .await
         .expect_err("other day");
     assert!(e.message().contains("another day"), "{e:?}");
+    // Yesterday's bill, its one line ten minutes before midnight: within
+    // the window matched around today, but not on today.
+    let midnight = chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+        .expect("date")
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight");
+    let midnight = chrono_tz::Asia::Shanghai
+        .from_local_datetime(&midnight)
+        .single()
+        .expect("one midnight");
+    let late = (midnight - chrono::Duration::minutes(10)).to_rfc3339();
+    let yesterday =
+        format!("id,reference,amount,fee,status,paid_at\nh-1,OTC000000000001,5.00,0,paid,{late}\n");
+    let e = import(&s, &date, &yesterday, &rid())
+        .await
+        .expect_err("yesterday's bill");
+    assert!(e.message().contains("another day"), "{e:?}");
     let e = import(&s, "2026-13-01", &bad, &rid())
         .await
         .expect_err("date");

@@ -152,13 +152,13 @@ pub async fn import_bill(
             BillReader::new(format, tz, BufReader::new(input), max).of_account(account);
         let mut matcher = matcher;
         // Refunds and late completions may fall outside the day; a bill
-        // with no line on it is another day's.
-        let (from, to) = day.span();
+        // with no line on it (the day itself, not the window matched
+        // around it) is another day's.
         let (mut lines, mut on_day) = (0u64, 0u64);
         while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
             let at = Timestamp(row.at.timestamp_millis());
             lines += 1;
-            on_day += u64::from(at >= from && at < to);
+            on_day += u64::from(at >= day.start && at < day.end);
             matcher.line(&bill_line(row));
         }
         if lines > 0 && on_day == 0 {
