@@ -567,6 +567,13 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     b.click("#admin-deposit").await;
     b.wait_text("#admin-result [data-field=available]", "12.5")
         .await;
+    b.wait_for("#admin-result [data-outcome=done]").await;
+    assert_eq!(
+        b.exec("return document.getElementById('admin-ref').value", vec![])
+            .await,
+        Ok(json!("")),
+        "a transfer that landed clears its reference, so the next one needs a new one"
+    );
     b.type_into("#admin-amount", "2.5").await;
     b.type_into("#admin-ref", "bank-8").await;
     b.click("#admin-withdraw").await;
@@ -587,6 +594,19 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     };
     b.wait_text("#admin-result [data-field=available]", &available)
         .await;
+    // The first deposit sent again (same reference) moves nothing, and the
+    // page says so instead of "Deposited".
+    b.type_into("#admin-amount", "12.50").await;
+    b.type_into("#admin-ref", "bank-7").await;
+    b.click("#admin-deposit").await;
+    b.wait_for("#admin-result [data-outcome=already-recorded]")
+        .await;
+    b.wait_text("#admin-result", "bank-7").await;
+    assert!(
+        !b.text("#admin-result").await.contains("Deposited"),
+        "a replay is not reported as a deposit"
+    );
+    assert_eq!(balance(&mut t).await.0, available, "nothing was credited twice");
     // A bad field is named, and nothing moves.
     b.type_into("#admin-amount", "1e3").await;
     b.type_into("#admin-ref", "bank-9").await;

@@ -194,6 +194,7 @@ export const en = {
   'admin.register': 'Register merchant',
   'admin.deposited': 'Deposited {amount} {asset} to {user}.',
   'admin.withdrawn': 'Withdrew {amount} {asset} from {user}.',
+  'admin.alreadyRecorded': 'Already recorded under reference {ref}: nothing was moved this time.',
   'admin.balance': 'Balance now:',
   'admin.merchantRegistered': '{user} is registered as a merchant.',
   'balance.available': 'available',

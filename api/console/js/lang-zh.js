@@ -194,6 +194,7 @@ export const zh = {
   'admin.register': '注册为商家',
   'admin.deposited': '已为 {user} 充值 {amount} {asset}。',
   'admin.withdrawn': '已从 {user} 提现 {amount} {asset}。',
+  'admin.alreadyRecorded': '参考号 {ref} 已有记录：本次未做任何变动。',
   'admin.balance': '当前余额：',
   'admin.merchantRegistered': '{user} 已注册为商家。',
   'balance.available': '可用',

@@ -71,8 +71,20 @@ async function transfer(method, doneKey) {
   const req = transferRequest();
   const r = await mutate(`${ADMIN_SVC}${method}`, req);
   const b = r.balance || { asset: req.asset, available: '', escrowed: '' };
+  // A reference seen before (the same transfer, sent again) changes nothing:
+  // the reply's receipt is empty (first_seq past last_seq). Say so, rather
+  // than "Deposited", so nobody credits the user a second time by hand.
+  const replay = r.receipt && BigInt(r.receipt.first_seq) > BigInt(r.receipt.last_seq);
+  if (!replay) {
+    byId('admin-amount').value = '';
+    byId('admin-ref').value = '';
+  }
+  const outcome = replay
+    ? label('admin.alreadyRecorded', { ref: req.external_ref })
+    : label(doneKey, { amount: req.amount, asset: req.asset, user: req.user_id });
+  outcome.dataset.outcome = replay ? 'already-recorded' : 'done';
   showResult(
-    label(doneKey, { amount: req.amount, asset: req.asset, user: req.user_id }),
+    outcome,
     h('div', { class: 'balance-line' },
       label('admin.balance'), ' ',
       h('span', { class: 'mono', text: b.asset }), ' · ',
