@@ -10,6 +10,7 @@ const { AppealQueue, compareTradeIds } = await import('/js/queue.js');
 const i18n = await import('/js/i18n.js');
 const fmt = await import('/js/format.js');
 const { RequestIds, actionKey } = await import('/js/requests.js');
+const { safeFileName } = await import('/js/attachments.js');
 
 let passed = 0;
 const failures = [];
@@ -395,6 +396,34 @@ await section('request ids', () => {
   timed.settle(C, claim, new gw.GrpcError(14, 'network error', { network: true }));
   clock = 60_000 + 59_999 + 1;
   ok(timed.idFor(C, claim) !== unsure, 'after the window the same action gets a fresh id');
+  // Claim unsure, hand back done, claim again at once: a new claim, not a
+  // replay of the first one's stored reply (which would claim nothing).
+  const U = '/otc.v1.SupportService/UnclaimAppeal';
+  const subject = { trade_id: 'T-8' };
+  const lost = timed.idFor(C, subject);
+  timed.settle(C, subject, new gw.GrpcError(14, 'network error', { network: true }));
+  const other = { trade_id: 'T-9' };
+  const otherLost = timed.idFor(C, other);
+  timed.settle(C, other, new gw.GrpcError(14, 'network error', { network: true }));
+  timed.idFor(U, subject);
+  timed.settle(U, subject, new gw.GrpcError(9, 'not claimed'));
+  eq(timed.idFor(C, subject), lost, 'a refused action on the trade keeps the unsure claim retryable');
+  timed.settle(C, subject, new gw.GrpcError(14, 'network error', { network: true }));
+  timed.idFor(U, subject);
+  timed.settle(U, subject, null);
+  ok(timed.idFor(C, subject) !== lost, 'after another action on the trade succeeds, claiming again is a new action');
+  eq(timed.idFor(C, other), otherLost, 'an unsure claim on another trade is still retried with its id');
+});
+
+await section('attachment file names', () => {
+  eq(safeFileName('statement.pdf', 'application/pdf', 'A-1'), 'statement.pdf', 'a fitting name is kept');
+  eq(safeFileName('Scan.JPEG', 'image/jpeg', 'A-1'), 'Scan.JPEG', 'either JPEG extension, any case');
+  eq(safeFileName('invoice\u202Efdp.exe', 'application/pdf', 'A-1'), 'invoicefdp.exe.pdf',
+    'a right-to-left override is dropped and the checked type decides the extension');
+  eq(safeFileName('a\u2066b\u200Fc\u061C.png', 'image/png', 'A-1'), 'abc.png', 'isolates and marks are dropped');
+  eq(safeFileName('..\\..\\evil.png', 'image/png', 'A-1'), 'evil.png', 'only the base name');
+  eq(safeFileName('receipt', 'image/webp', 'A-1'), 'receipt.webp', 'a name without extension gets the type\'s');
+  eq(safeFileName('\u202E\u0007', 'image/png', 'A-1'), 'A-1.png', 'nothing left: the attachment id');
 });
 
 await section('strings keep a leading byte-order mark', () => {

@@ -36,6 +36,19 @@ export function actionKey(method, params) {
   return JSON.stringify([method, stable(rest)]);
 }
 
+/**
+ * The object an action changes (a trade, an anomaly, a recon mistake), or
+ * null. Once any action on an object succeeds, an unsure earlier try on it is
+ * history: clicking that action again is a new intent, not a retry.
+ */
+export function subjectOf(params) {
+  for (const field of ['trade_id', 'anomaly_id', 'mistake_id']) {
+    const v = params && params[field];
+    if (typeof v === 'string' && v !== '') return `${field}:${v}`;
+  }
+  return null;
+}
+
 /** How long an unsure try's id is reused: a retry is a click soon after. */
 export const RETRY_WINDOW_MS = 60_000;
 
@@ -58,15 +71,25 @@ export class RequestIds {
     const p = this.pending.get(key);
     if (p && now - p.at < this.windowMs) return p.id;
     const id = this.make();
-    this.pending.set(key, { id, at: now });
+    this.pending.set(key, { id, at: now, subject: subjectOf(params) });
     return id;
   }
 
-  /** Records the outcome: forget the id unless the error leaves the outcome unknown. */
+  /**
+   * Records the outcome: forget the id unless the error leaves the outcome
+   * unknown. A success also forgets the unsure tries of other actions on the
+   * same object (claim unsure, hand back done, claim again: a new claim, not
+   * a replay of the first one's stored reply).
+   */
   settle(method, params, err) {
     const key = actionKey(method, params);
     if (err && isAmbiguous(err)) return;
     this.pending.delete(key);
+    const subject = subjectOf(params);
+    if (err || subject === null) return;
+    for (const [k, p] of this.pending) {
+      if (p.subject === subject) this.pending.delete(k);
+    }
   }
 
   /** Runs `send(requestWithId)` for an action with the right id. */
