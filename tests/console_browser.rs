@@ -104,6 +104,12 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
             "statement.pdf",
             b"%PDF-1.4\n% a statement\n".to_vec(),
         ),
+        (
+            "the invoice",
+            "application/pdf",
+            "invoice\u{202E}fdp.exe",
+            b"%PDF-1.4\n% an invoice\n".to_vec(),
+        ),
     ] {
         buyer
             .add_evidence(pb::AddEvidenceRequest {
@@ -187,12 +193,11 @@ async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
         &json!([120, "blob:"]),
     )
     .await;
-    b.wait_for("#evidence a[download]").await;
-    let download = b
-        .attr("#evidence a[download]", "download")
-        .await
-        .expect("the PDF is a download");
-    assert_eq!(download, "statement.pdf");
+    b.wait_js(
+        "return [...document.querySelectorAll('#evidence a[download]')].map((a) => a.download);",
+        &json!(["statement.pdf", "invoicefdp.exe.pdf"]),
+    )
+    .await;
     b.wait_text("#evidence", "statement <script>alert(2)</script>")
         .await;
     b.wait_for(".chat-text").await;

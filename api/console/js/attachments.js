@@ -44,10 +44,30 @@ function fetchAttachment(tradeId, attachmentId) {
   return p;
 }
 
-function safeFileName(name, fallback) {
-  // The browser sanitises download names too; keep it to a plain base name.
-  const base = String(name || '').split(/[\\/]/).pop().replace(/[\u0000-\u001f\u007f]/g, '').trim();
-  return base || fallback;
+// The extension a file of each allowed type is saved with (the first one
+// when the name has none of them).
+const EXTENSIONS = {
+  'application/pdf': ['.pdf'],
+  'image/png': ['.png'],
+  'image/jpeg': ['.jpg', '.jpeg'],
+  'image/webp': ['.webp'],
+};
+
+/**
+ * The name an attachment is shown and saved under: the uploader's base name
+ * without control or bidirectional-override characters (U+202E makes
+ * "x\u202Efdp.exe" read as "xexe.pdf"), ending in the extension of the type the
+ * server checked the bytes against, so what the agent saves opens as what it
+ * is ("x.exe" declared as a PDF is saved as "x.exe.pdf").
+ */
+export function safeFileName(name, contentType, fallback) {
+  const base = String(name || '').split(/[\\/]/).pop()
+    .replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '')
+    .trim() || String(fallback || 'attachment');
+  const type = String(contentType || '').split(';')[0].trim().toLowerCase();
+  const exts = EXTENSIONS[type] || ['.bin'];
+  const lower = base.toLowerCase();
+  return exts.some((x) => lower.endsWith(x) && lower.length > x.length) ? base : `${base}${exts[0]}`;
 }
 
 /**
@@ -56,7 +76,7 @@ function safeFileName(name, fallback) {
  */
 export function attachmentNode(tradeId, attachmentId, info) {
   const holder = h('div', { class: 'attachment loading', data: { attachment: attachmentId } });
-  const name = safeFileName(info && info.file_name, attachmentId);
+  const name = safeFileName(info && info.file_name, info && info.content_type, attachmentId);
   holder.appendChild(h('span', { class: 'muted' }, label('attachment.loading'), ' ', name));
   fetchAttachment(tradeId, attachmentId).then((a) => {
     if (a.gen !== generation) return;
