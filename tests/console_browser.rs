@@ -4,10 +4,9 @@
 //! reads the evidence (the image inline, the PDF as a download) and the
 //! chat, resolves with a note after a confirmation; hostile text stays text
 //! and runs nothing; 中文 labels; the agent's time zone. A viewer finds no
-//! action and a forced call is refused. The queue resumes after the server
-//! restarts with nothing missed; anomalies and reconciliation mistakes land
-//! live and are handled; admin deposits, withdraws, registers a merchant and
-//! reads the statement.
+//! action and a forced call is refused. Anomalies and reconciliation
+//! mistakes land live and are handled; admin deposits, withdraws, registers
+//! a merchant and reads the statement. (Outages: `console_live.rs`.)
 //!
 //! Screenshots go to `target/console-screenshots/` (the README's are copies).
 
@@ -17,6 +16,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use harness::browser::Browser;
+use harness::console::{WINDOWS, paid_trade};
 use harness::steps::*;
 use harness::{Server, rid, token, wait_ms};
 use otc_api::auth::Role;
@@ -33,40 +33,10 @@ fn screenshot_path(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// Windows of these tests: appeals open after 2 s; the system does not
-/// appeal on its own while a browser is starting.
-const WINDOWS: &[&str] = &["--auto-appeal-after", "10m"];
-/// The same, and a payment waits for the next day's bill only in the last
+/// [`WINDOWS`], and a payment waits for the next day's bill only in the last
 /// second before midnight (30 minutes by default: a test that imports
 /// today's bill in that half hour would see its payment wait, not missing).
 const RECON_WINDOWS: &[&str] = &["--auto-appeal-after", "10m", "--recon-window", "1s"];
-
-/// A paid trade (bought by `buyer_id`) whose appeal window has passed:
-/// (seller, buyer, trade).
-async fn paid_trade(
-    s: &Server,
-    buyer_id: Uuid,
-) -> (
-    otc_api::proto::trading_service_client::TradingServiceClient<harness::Authed>,
-    otc_api::proto::trading_service_client::TradingServiceClient<harness::Authed>,
-    String,
-) {
-    let (mut seller, method) = seller(s, Uuid::new_v4(), "10").await;
-    let mut terms = listing(&method, "7.05", "10", "7", "700", 0);
-    terms.terms = "<b>bold terms</b> 仅限支付宝".into();
-    publish(&mut seller, terms).await;
-    let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("3"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
-    mark_paid(&mut buyer, &trade).await;
-    wait_ms(2_100).await;
-    (seller, buyer, trade)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_watches_claims_reads_and_resolves_an_appeal_in_the_browser() {
@@ -410,51 +380,6 @@ async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_queue_resumes_after_the_server_restarts_with_nothing_missed() {
-    // The console keeps its address across the restart, as in production.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let mut s = Server::start(&["--auto-appeal-after", "10m", "--console-listen", &addr]).await;
-    let (_, mut first_buyer, first) = paid_trade(&s, Uuid::new_v4()).await;
-    let second_buyer = Uuid::new_v4();
-    let (_, _, second) = paid_trade(&s, second_buyer).await;
-    let b = Browser::start("UTC").await;
-    b.sign_in(&s, &token(Uuid::new_v4(), Role::Support)).await;
-    b.wait_for("#live[data-state=live]").await;
-    first_buyer
-        .open_appeal(pb::OpenAppealRequest {
-            request_id: rid(),
-            trade_id: first.clone(),
-            reason: "first".into(),
-        })
-        .await
-        .expect("appeal");
-    let first_row = format!("#queue tr[data-trade='{first}']");
-    b.wait_for(&first_row).await;
-
-    s.restart().await;
-    // While the console reconnects, another appeal opens.
-    s.trading(second_buyer, Role::User)
-        .await
-        .open_appeal(pb::OpenAppealRequest {
-            request_id: rid(),
-            trade_id: second.clone(),
-            reason: "second, while the console was away".into(),
-        })
-        .await
-        .expect("appeal after the restart");
-    b.wait_for(&format!("#queue tr[data-trade='{second}']"))
-        .await;
-    b.wait_for("#live[data-state=live]").await;
-    assert_eq!(b.count(&first_row).await, 1, "nothing shown twice");
-    assert_eq!(b.count("#queue tr[data-trade]").await, 2);
-    b.quit().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn anomalies_and_reconciliation_mistakes_land_live_and_are_handled() {
     use harness::gateway::{channel_trade, get, notify, payment, start};
     const HMAC: &str = "sandbox-hmac";
@@ -611,7 +536,11 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
         !b.text("#admin-result").await.contains("Deposited"),
         "a replay is not reported as a deposit"
     );
-    assert_eq!(balance(&mut t).await.0, available, "nothing was credited twice");
+    assert_eq!(
+        balance(&mut t).await.0,
+        available,
+        "nothing was credited twice"
+    );
     // A bad field is named, and nothing moves.
     b.type_into("#admin-amount", "1e3").await;
     b.type_into("#admin-ref", "bank-9").await;

@@ -18,6 +18,7 @@ use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 
 pub mod browser;
+pub mod console;
 pub mod gateway;
 
 /// The back-office user of [`Server::admin`].

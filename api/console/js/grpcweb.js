@@ -189,6 +189,11 @@ export function isAmbiguous(err) {
     .includes(err.codeName);
 }
 
+/** Whether a failed read failed on the way (network, server restarting or busy): worth trying again. */
+export function isTransient(err) {
+  return isAmbiguous(err) || Boolean(err && err.codeName === 'RESOURCE_EXHAUSTED');
+}
+
 // ------------------------------------------------------------------ the schema
 
 let schemaPromise = null;

@@ -5,14 +5,16 @@
 import { stream } from './grpcweb.js';
 import { app, SUPPORT_SVC } from './app.js';
 
-const MIN_BACKOFF = 500;
-const MAX_BACKOFF = 10000;
+export const MIN_BACKOFF = 500;
+export const MAX_BACKOFF = 10000;
 
 export class LiveStream {
   /**
    * opts: resumeFrom() -> after_seq; onEvent(event); onState("live"|"reconnecting", detail);
    * onOutOfRange() -> Promise (re-read state; resumeFrom() then gives the new point);
-   * onFatal(error) for errors retrying cannot fix.
+   * onFatal(error) for errors retrying cannot fix; onRefused(error) when the
+   * server turns the stream away (RESOURCE_EXHAUSTED: too many streams), which
+   * is retried but is the operator's business, not only "reconnecting".
    */
   constructor(opts) {
     this.opts = opts;
@@ -103,6 +105,7 @@ export class LiveStream {
         }
         if (!this.running) return;
       }
+      if (error && error.codeName === 'RESOURCE_EXHAUSTED') this.opts.onRefused?.(error);
       if (received > 0 || (opened && Date.now() - opened > 5000)) this.backoff = MIN_BACKOFF;
       this.opts.onState('reconnecting', error);
       await this.wait(this.backoff);

@@ -1,13 +1,15 @@
 // The appeal queue (#queue-view): the list, its pages, and live updates.
 
 import { AppealQueue } from './queue.js';
-import { LiveStream } from './live.js';
-import { app, guard, pageSize, rpc, showError, SUPPORT_SVC, busy } from './app.js';
+import { LiveStream, MAX_BACKOFF, MIN_BACKOFF } from './live.js';
+import { isTransient } from './grpcweb.js';
+import { app, busy, clearError, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
 let model = new AppealQueue();
 let epoch = 0;                // bumped at sign-out: late replies are dropped
 let live = null;
+let retryTimer = null;        // the next try of a first load that failed on the way
 let loaded = false;
 let renderQueued = false;
 const refetching = new Map(); // trade id -> {dirty}
@@ -160,6 +162,7 @@ function onEvent(ev) {
 }
 
 let starting = null;
+let refusalShown = false;     // the banner shows the stream's RESOURCE_EXHAUSTED
 
 async function startQueue(myEpoch) {
   loaded = false;
@@ -170,7 +173,17 @@ async function startQueue(myEpoch) {
   live = new LiveStream({
     resumeFrom: () => model.resumeFrom(),
     onEvent,
-    onState: setLive,
+    onState: (state, e) => {
+      setLive(state, e);
+      // The stream is back: its refusal, if the banner still shows it, is over.
+      const box = byId('error');
+      if (state === 'live' && refusalShown && box && box.dataset.code === 'RESOURCE_EXHAUSTED') clearError();
+      if (state === 'live') refusalShown = false;
+    },
+    onRefused: (e) => {
+      refusalShown = true;
+      showError(e);
+    },
     onOutOfRange: reload,
     onFatal: (e) => {
       setLive('reconnecting', e);
@@ -181,12 +194,26 @@ async function startQueue(myEpoch) {
   live.start();
 }
 
-/** Signed in as support or support_viewer: load the queue and go live (once). */
-export function ensureQueue() {
+/**
+ * Signed in as support or support_viewer: load the queue and go live (once).
+ * A first load that fails on the way (server restarting, network) is tried
+ * again in the background, backing off as the stream does, until it lands or
+ * the agent signs out: the queue does not stay empty and silent.
+ */
+export function ensureQueue(pause = MIN_BACKOFF) {
   if (live) return Promise.resolve();
   if (!starting) {
     const mine = epoch;
-    starting = startQueue(mine).finally(() => {
+    clearTimeout(retryTimer);
+    starting = startQueue(mine).catch((e) => {
+      if (mine === epoch && isTransient(e)) {
+        setLive('reconnecting', e);
+        retryTimer = setTimeout(() => {
+          if (mine === epoch) ensureQueue(Math.min(pause * 2, MAX_BACKOFF)).catch(showError);
+        }, pause);
+      }
+      throw e;
+    }).finally(() => {
       if (mine === epoch) starting = null;
     });
   }
@@ -197,6 +224,7 @@ export function ensureQueue() {
 export function stopQueue() {
   epoch += 1;
   starting = null;
+  clearTimeout(retryTimer);
   if (live) live.stop();
   live = null;
   const el = byId('live');

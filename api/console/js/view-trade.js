@@ -8,11 +8,12 @@ import {
 import { attachmentNode, releaseAttachments } from './attachments.js';
 import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
 import { formatDuration } from './format.js';
+import { isTransient } from './grpcweb.js';
 import { on, refetchAppeal } from './view-queue.js';
 
 const CHAT_POLL_MS = 3000;
 
-let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer}
+let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad}
 let generation = 0;
 let noteDraft = '';
 
@@ -232,6 +233,9 @@ async function resolve(resolution) {
   ], resolution === 'RESOLUTION_RELEASE' ? 'action.resolveRelease' : 'action.resolveRefund');
   if (!ok || !current || current.id !== id) return;
   await mutate(`${SUPPORT_SVC}ResolveAppeal`, { trade_id: id, resolution, note: text });
+  // A slow answer may land after the agent opened another trade: its note
+  // draft is theirs, not this resolution's.
+  if (!current || current.id !== id) return;
   noteDraft = '';
   const box = byId('note');
   if (box) box.value = '';
@@ -349,18 +353,41 @@ export async function openTrade(tradeId) {
   stop();
   generation += 1;
   noteDraft = '';
-  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null };
+  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false };
   setLabel(byId('trade-title'), 'trade.title', { id: tradeId });
   clear(byId('trade-state'));
   current.holders = skeleton();
   const gen = current.gen;
-  await refresh();
+  // The poll runs from the start, so a first load lost to a passing outage
+  // is tried again (and chat still arrives) without reopening the trade.
+  current.timer = setInterval(() => {
+    tick().catch(showError);
+  }, CHAT_POLL_MS);
+  try {
+    await refresh();
+  } catch (e) {
+    if (isCurrent(gen)) current.retryLoad = isTransient(e);
+    throw e;
+  }
   if (!isCurrent(gen)) return;
   await pollChat();
-  if (!isCurrent(gen)) return;
-  current.timer = setInterval(() => {
-    pollChat().catch(showError);
-  }, CHAT_POLL_MS);
+}
+
+/** One poll: the trade itself until it has loaded once (if that failed on the way), then chat. */
+async function tick() {
+  if (!current) return;
+  if (!current.trade) {
+    if (!current.retryLoad) return;
+    const { gen } = current;
+    try {
+      await refresh();
+    } catch (e) {
+      if (isCurrent(gen)) current.retryLoad = isTransient(e);
+      throw e;
+    }
+    if (!isCurrent(gen) || !current.trade) return;
+  }
+  await pollChat();
 }
 
 function onTradeEvent(ev) {

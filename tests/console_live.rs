@@ -1,0 +1,114 @@
+//! The web console's live queue through outages, in headless Chromium
+//! against a real `otcd` (SPEC §21): the queue resumes after the server
+//! restarts with nothing missed; a trade opened or a queue first loaded
+//! while the server is down loads by itself once it is back; a stream the
+//! server turns away is named in the error banner until it is let in.
+
+mod harness;
+
+use harness::browser::Browser;
+use harness::console::paid_trade;
+use harness::{Server, rid, token};
+use otc_api::auth::Role;
+use otc_api::proto as pb;
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_resumes_after_the_server_restarts_with_nothing_missed() {
+    // The console keeps its address across the restart, as in production.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut s = Server::start(&["--auto-appeal-after", "10m", "--console-listen", &addr]).await;
+    let (_, mut first_buyer, first) = paid_trade(&s, Uuid::new_v4()).await;
+    let second_buyer = Uuid::new_v4();
+    let (_, _, second) = paid_trade(&s, second_buyer).await;
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(Uuid::new_v4(), Role::Support)).await;
+    b.wait_for("#live[data-state=live]").await;
+    first_buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: first.clone(),
+            reason: "first".into(),
+        })
+        .await
+        .expect("appeal");
+    let first_row = format!("#queue tr[data-trade='{first}']");
+    b.wait_for(&first_row).await;
+
+    s.restart().await;
+    // While the console reconnects, another appeal opens.
+    s.trading(second_buyer, Role::User)
+        .await
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: second.clone(),
+            reason: "second, while the console was away".into(),
+        })
+        .await
+        .expect("appeal after the restart");
+    b.wait_for(&format!("#queue tr[data-trade='{second}']"))
+        .await;
+    b.wait_for("#live[data-state=live]").await;
+    assert_eq!(b.count(&first_row).await, 1, "nothing shown twice");
+    assert_eq!(b.count("#queue tr[data-trade]").await, 2);
+
+    // A trade opened while the server is down loads by itself once it is back.
+    s.terminate().await;
+    b.click(&first_row).await;
+    b.wait_for("#error:not([hidden])").await;
+    s.restart().await;
+    b.wait_for("#records").await;
+    b.wait_text("#trade-title", &first).await;
+
+    // Signing in while the server is down: the queue's first load fails, and
+    // is tried again until the server is back, with no click.
+    b.click("#sign-out").await;
+    s.terminate().await;
+    b.type_into("#token", &token(Uuid::new_v4(), Role::Support))
+        .await;
+    b.click("#sign-in").await;
+    b.wait_for("#live[data-state=reconnecting]").await;
+    assert_eq!(b.count("#queue tr[data-trade]").await, 0);
+    s.restart().await;
+    b.wait_for(&first_row).await;
+    b.wait_for("#live[data-state=live]").await;
+    assert_eq!(b.count("#queue tr[data-trade]").await, 2);
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_queue_stream_is_named_in_the_banner_until_it_is_let_in() {
+    let s = Server::start(&["--auto-appeal-after", "10m", "--streams-per-user", "1"]).await;
+    let agent = Uuid::new_v4();
+    // Another window of the same agent holds the one stream allowed.
+    let mut other = s.support(agent, Role::Support).await;
+    let held = other
+        .stream_appeal_queue(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("the one stream");
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(agent, Role::Support)).await;
+    b.wait_for("#error[data-code=RESOURCE_EXHAUSTED]:not([hidden])")
+        .await;
+    b.wait_for("#live[data-state=reconnecting]").await;
+    drop(held);
+    b.wait_for("#live[data-state=live]").await;
+    b.wait_gone("#error:not([hidden])").await;
+    // Live for real: an appeal opened now arrives without a reload.
+    let (_, mut buyer, trade) = paid_trade(&s, Uuid::new_v4()).await;
+    buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            reason: "after the refusal".into(),
+        })
+        .await
+        .expect("appeal");
+    b.wait_for(&format!("#queue tr[data-trade='{trade}']"))
+        .await;
+    b.quit().await;
+}
