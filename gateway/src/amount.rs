@@ -32,6 +32,18 @@ pub fn parse_yuan(field: &str, text: &str) -> Result<Decimal, Refusal> {
     Ok(value)
 }
 
+/// Parses a yuan amount a bill may state as zero: like [`parse_yuan`], but
+/// `"0.00"` is read (WeChat Pay settles an order paid wholly with a
+/// merchant-funded coupon at 应结订单金额 `0.00`), for reconciliation to
+/// report as the mismatch it is rather than refuse the day's bill.
+///
+/// # Errors
+/// [`Refusal::Malformed`] naming `field` when `text` is not plain decimal
+/// text with at most 2 decimal places.
+pub fn parse_yuan_or_zero(field: &str, text: &str) -> Result<Decimal, Refusal> {
+    parse_plain(field, text, AMOUNT_SCALE)
+}
+
 /// Parses a fee in yuan, as bills state it: plain decimal text like an
 /// amount, but zero is allowed and so are up to [`FEE_SCALE_MAX`] decimal
 /// places (WeChat Pay states fees to 5, e.g. `"0.08400"`).

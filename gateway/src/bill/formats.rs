@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 
 use super::lines::Cells;
 use super::{BillAccount, BillError, BillFormat, BillRow, RowStatus, echo};
-use crate::amount::{parse_fee_yuan, parse_yuan};
+use crate::amount::{parse_fee_yuan, parse_yuan, parse_yuan_or_zero};
 use crate::refusal::Refusal;
 use crate::wire::{gateway_id, parse_local_time, parse_rfc3339};
 
@@ -133,7 +133,7 @@ impl Layout {
             Columns::WeChat(columns) => wechat(&row, columns, tz)?,
             Columns::Hmac(columns) => hmac(&row, columns)?,
         };
-        debug_assert!(parsed.amount > Decimal::ZERO && parsed.fee >= Decimal::ZERO);
+        debug_assert!(parsed.amount >= Decimal::ZERO && parsed.fee >= Decimal::ZERO);
         Ok(parsed)
     }
 }
@@ -179,17 +179,22 @@ fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
         }
     }
     let amount = match status {
-        RowStatus::Refund => c.refund.ok_or_else(|| {
-            let why = "a refund row needs this column, missing from the header";
-            BillError::in_column(row.line, "退款金额", why)
-        })?,
-        RowStatus::Paid | RowStatus::Closed => c.settled,
+        RowStatus::Refund => {
+            let col = c.refund.ok_or_else(|| {
+                let why = "a refund row needs this column, missing from the header";
+                BillError::in_column(row.line, "退款金额", why)
+            })?;
+            row.amount(col, Sign::Unsigned)?
+        }
+        // A coupon may cover the whole order: settled 0.00, a mismatch for
+        // the matcher to report, not a malformed bill.
+        RowStatus::Paid | RowStatus::Closed => row.amount_or_zero(c.settled)?,
     };
     Ok(BillRow {
         line: row.line,
         txn_id: row.id(c.txn_id)?,
         reference: row.id(c.reference)?,
-        amount: row.amount(amount, Sign::Unsigned)?,
+        amount,
         fee: row.fee(c.fee, Sign::MayBeNegative)?,
         status,
         at: row.local_time(c.time, tz)?,
@@ -313,6 +318,11 @@ impl<'a> Row<'a> {
     fn amount(&self, col: Col, sign: Sign) -> Result<Decimal, BillError> {
         let text = unsigned(self.text(col)?, sign);
         parse_yuan(col.name, text).map_err(|r| self.refused(col, r))
+    }
+
+    /// An amount that may be zero.
+    fn amount_or_zero(&self, col: Col) -> Result<Decimal, BillError> {
+        parse_yuan_or_zero(col.name, self.text(col)?).map_err(|r| self.refused(col, r))
     }
 
     /// A fee: zero or positive.

@@ -31,7 +31,8 @@
 //!   交易时间, 微信订单号, 商户订单号, 交易状态 (`SUCCESS` = paid, `REFUND` =
 //!   refund, `CLOSED`/`REVOKED` = closed), 应结订单金额 (what the merchant
 //!   is settled: 订单金额 less merchant-funded coupons, so a payment settled
-//!   short of the notification's `amount.total` is an amount mismatch),
+//!   short of the notification's `amount.total` is an amount mismatch, and
+//!   `0.00`, an order wholly paid by such coupons, is read as one too),
 //!   退款金额 (a refund row's amount; a bill of type
 //!   `SUCCESS` has no such column and no refund rows), 手续费. The rows end
 //!   at the summary header (`总交易单数,…`) and its one data line; a bill
@@ -166,8 +167,9 @@ pub struct BillRow {
     pub txn_id: String,
     /// Our payment reference (商户订单号, hmac `reference`).
     pub reference: String,
-    /// Yuan, exact, positive: the order amount, or for a refund the amount
-    /// refunded.
+    /// Yuan, exact: the order amount, or for a refund the amount refunded.
+    /// Positive, except a WeChat Pay paid or closed row may settle `0.00`
+    /// (a merchant-funded coupon covered the whole order).
     pub amount: Decimal,
     /// The gateway's fee in yuan, exact, zero or positive.
     pub fee: Decimal,

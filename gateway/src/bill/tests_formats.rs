@@ -326,6 +326,22 @@ fn wechat_rows_carry_the_settled_amount_not_the_order_total() {
     );
 }
 
+/// An order paid wholly with a merchant-funded coupon settles 0.00: the row
+/// is read (for the matcher to call a mismatch), the bill is not refused.
+#[test]
+fn wechat_paid_row_settled_zero_is_read_not_refused() {
+    let text = wechat_bill("").replacen("`13.50,`0.50,", "`0.00,`14.00,", 1);
+    let rows = read_all(BillFormat::WeChatPay, text.as_bytes()).expect("bill");
+    assert_eq!(
+        (rows[0].amount, rows[0].status),
+        (Decimal::ZERO, RowStatus::Paid)
+    );
+    // A refund of nothing is still malformed.
+    let text = wechat_bill("").replacen("`4.00,`0.00,`ORIGINAL", "`0.00,`0.00,`ORIGINAL", 1);
+    let error = read_all(BillFormat::WeChatPay, text.as_bytes()).expect_err("zero refund");
+    assert_eq!((error.line, error.column.as_deref()), (3, Some("退款金额")));
+}
+
 #[test]
 fn wechat_refund_row_needs_the_refund_column() {
     let error = read_all(BillFormat::WeChatPay, wechat_bill("退款金额").as_bytes())
