@@ -63,6 +63,7 @@ async fn the_queue_resumes_after_the_server_restarts_with_nothing_missed() {
     s.restart().await;
     b.wait_for("#records").await;
     b.wait_text("#trade-title", &first).await;
+    b.wait_gone("#error:not([hidden])").await;
 
     // Signing in while the server is down: the queue's first load fails, and
     // is tried again until the server is back, with no click.
@@ -76,6 +77,7 @@ async fn the_queue_resumes_after_the_server_restarts_with_nothing_missed() {
     s.restart().await;
     b.wait_for(&first_row).await;
     b.wait_for("#live[data-state=live]").await;
+    b.wait_gone("#error:not([hidden])").await;
     assert_eq!(b.count("#queue tr[data-trade]").await, 2);
     b.quit().await;
 }

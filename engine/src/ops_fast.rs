@@ -274,8 +274,10 @@ impl Engine {
     }
 
     /// After a merchant let the window pass: the next fitting merchant gets
-    /// the coin as a new, linked trade (SPEC §9). False after the last try
-    /// or with no merchant fitting: the caller returns the coin to the seller.
+    /// the coin as a new, linked trade (SPEC §9). False after the last try,
+    /// with no merchant fitting, or when the seller has since removed the
+    /// payment method the sale named: the caller returns the coin to the
+    /// seller.
     pub(crate) fn redispatch(&mut self, t: &Trade, now: Timestamp) -> bool {
         let link = invariant(t.fast_match.clone(), "re-dispatch of a listing trade");
         let kind = t.method_details.kind();

@@ -415,6 +415,21 @@ await section('request ids', () => {
   eq(timed.idFor(C, other), otherLost, 'an unsure claim on another trade is still retried with its id');
 });
 
+await section('which failed reads are tried again', () => {
+  const e = (code, name) => {
+    const err = new gw.GrpcError(code, 'x');
+    eq(err.codeName, name, `code ${code} is ${name}`);
+    return err;
+  };
+  ok(gw.isTransient(new gw.GrpcError(14, 'network error', { network: true })), 'no answer at all');
+  for (const [code, name] of [[14, 'UNAVAILABLE'], [4, 'DEADLINE_EXCEEDED'], [8, 'RESOURCE_EXHAUSTED']]) {
+    ok(gw.isTransient(e(code, name)), `${name} may pass`);
+  }
+  for (const [code, name] of [[13, 'INTERNAL'], [2, 'UNKNOWN'], [5, 'NOT_FOUND'], [7, 'PERMISSION_DENIED']]) {
+    ok(!gw.isTransient(e(code, name)), `${name} fails the same way again`);
+  }
+});
+
 await section('attachment file names', () => {
   eq(safeFileName('statement.pdf', 'application/pdf', 'A-1'), 'statement.pdf', 'a fitting name is kept');
   eq(safeFileName('Scan.JPEG', 'image/jpeg', 'A-1'), 'Scan.JPEG', 'either JPEG extension, any case');

@@ -85,7 +85,13 @@ export function mutate(method, params) {
 
 // ------------------------------------------------------------------ errors
 
+// What the banner shows, when a background load put it there ('queue',
+// 'stream', 'trade'): that load clears it once it succeeds. A failure the
+// agent caused (an action) has no source and stays until dismissed.
+let bannerSource = null;
+
 export function clearError() {
+  bannerSource = null;
   const box = byId('error');
   if (!box) return;
   box.hidden = true;
@@ -93,8 +99,16 @@ export function clearError() {
   delete box.dataset.code;
 }
 
-/** Shows a failed call (status name and message, as text) in #error. */
-export function showError(err) {
+/** Clears the banner if it shows a failure of `source`, since recovered from. */
+export function clearErrorFrom(source) {
+  if (bannerSource !== null && bannerSource === source) clearError();
+}
+
+/**
+ * Shows a failed call (status name and message, as text) in #error; `source`
+ * names the background load it came from, if any (see clearErrorFrom).
+ */
+export function showError(err, source = null) {
   if (!err) return;
   if (err.aborted) return;
   if (err.codeName === 'UNAUTHENTICATED' && app.session) {
@@ -117,6 +131,7 @@ export function showError(err) {
     box.dataset.code = 'ERROR';
   }
   box.hidden = false;
+  bannerSource = source;
 }
 
 /** An error of this page (not from the server), with a translated message. */

@@ -189,9 +189,15 @@ export function isAmbiguous(err) {
     .includes(err.codeName);
 }
 
-/** Whether a failed read failed on the way (network, server restarting or busy): worth trying again. */
+/**
+ * Whether a failed read failed on the way (network, server restarting or
+ * busy), so trying again later may succeed. Not INTERNAL or UNKNOWN: a reply
+ * this page cannot read fails the same way every time.
+ */
 export function isTransient(err) {
-  return isAmbiguous(err) || Boolean(err && err.codeName === 'RESOURCE_EXHAUSTED');
+  if (!err || typeof err !== 'object') return false;
+  if (err.network) return true;
+  return ['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED'].includes(err.codeName);
 }
 
 // ------------------------------------------------------------------ the schema

@@ -3,7 +3,7 @@
 import { AppealQueue } from './queue.js';
 import { LiveStream, MAX_BACKOFF, MIN_BACKOFF } from './live.js';
 import { isTransient } from './grpcweb.js';
-import { app, busy, clearError, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
+import { app, busy, clearErrorFrom, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
 let model = new AppealQueue();
@@ -162,7 +162,7 @@ function onEvent(ev) {
 }
 
 let starting = null;
-let refusalShown = false;     // the banner shows the stream's RESOURCE_EXHAUSTED
+let refused = false;          // the stream is being turned away (shown once)
 
 async function startQueue(myEpoch) {
   loaded = false;
@@ -170,19 +170,23 @@ async function startQueue(myEpoch) {
   render();
   await reload();
   if (myEpoch !== epoch) return;
+  clearErrorFrom('queue');
   live = new LiveStream({
     resumeFrom: () => model.resumeFrom(),
     onEvent,
     onState: (state, e) => {
       setLive(state, e);
+      if (state !== 'live') return;
       // The stream is back: its refusal, if the banner still shows it, is over.
-      const box = byId('error');
-      if (state === 'live' && refusalShown && box && box.dataset.code === 'RESOURCE_EXHAUSTED') clearError();
-      if (state === 'live') refusalShown = false;
+      refused = false;
+      clearErrorFrom('stream');
     },
     onRefused: (e) => {
-      refusalShown = true;
-      showError(e);
+      // Once per run of refusals: a retry every few seconds must not keep
+      // covering another error the agent is reading.
+      if (refused) return;
+      refused = true;
+      showError(e, 'stream');
     },
     onOutOfRange: reload,
     onFatal: (e) => {
@@ -206,13 +210,12 @@ export function ensureQueue(pause = MIN_BACKOFF) {
     const mine = epoch;
     clearTimeout(retryTimer);
     starting = startQueue(mine).catch((e) => {
-      if (mine === epoch && isTransient(e)) {
-        setLive('reconnecting', e);
-        retryTimer = setTimeout(() => {
-          if (mine === epoch) ensureQueue(Math.min(pause * 2, MAX_BACKOFF)).catch(showError);
-        }, pause);
-      }
-      throw e;
+      if (mine !== epoch || !isTransient(e)) throw e;
+      setLive('reconnecting', e);
+      showError(e, 'queue');
+      retryTimer = setTimeout(() => {
+        if (mine === epoch) ensureQueue(Math.min(pause * 2, MAX_BACKOFF)).catch(showError);
+      }, pause);
     }).finally(() => {
       if (mine === epoch) starting = null;
     });
@@ -224,6 +227,7 @@ export function ensureQueue(pause = MIN_BACKOFF) {
 export function stopQueue() {
   epoch += 1;
   starting = null;
+  refused = false;
   clearTimeout(retryTimer);
   if (live) live.stop();
   live = null;

@@ -3,7 +3,8 @@
 // evidence and chat; claim, hand back and resolve for role support.
 
 import {
-  app, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC,
+  app, busy, canAct, clearErrorFrom, confirmDialog, guard, localError, mutate, pageSize, rpc, showError,
+  SUPPORT_SVC,
 } from './app.js';
 import { attachmentNode, releaseAttachments } from './attachments.js';
 import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
@@ -13,7 +14,7 @@ import { on, refetchAppeal } from './view-queue.js';
 
 const CHAT_POLL_MS = 3000;
 
-let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad}
+let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad, loading}
 let generation = 0;
 let noteDraft = '';
 
@@ -232,10 +233,14 @@ async function resolve(resolution) {
     ['confirm.note', text],
   ], resolution === 'RESOLUTION_RELEASE' ? 'action.resolveRelease' : 'action.resolveRefund');
   if (!ok || !current || current.id !== id) return;
+  const gen = current.gen;
   await mutate(`${SUPPORT_SVC}ResolveAppeal`, { trade_id: id, resolution, note: text });
   // A slow answer may land after the agent opened another trade: its note
-  // draft is theirs, not this resolution's.
-  if (!current || current.id !== id) return;
+  // draft is theirs, not this resolution's (the queue row updates anyway).
+  if (!isCurrent(gen)) {
+    refetchAppeal(id);
+    return;
+  }
   noteDraft = '';
   const box = byId('note');
   if (box) box.value = '';
@@ -302,17 +307,32 @@ export async function refresh() {
   // render, so an older answer never overwrites a newer one.
   current.refreshSeq = (current.refreshSeq || 0) + 1;
   const seq = current.refreshSeq;
-  const [trade, appeal] = await Promise.all([
-    rpc(`${SUPPORT_SVC}GetTrade`, { trade_id: id }),
-    rpc(`${SUPPORT_SVC}GetAppeal`, { trade_id: id }).catch((e) => {
-      if (e.codeName === 'NOT_FOUND') return null;
-      throw e;
-    }),
-  ]);
-  if (!isCurrent(gen) || current.refreshSeq !== seq) return;
+  current.loading += 1;
+  let trade;
+  let appeal;
+  try {
+    [trade, appeal] = await Promise.all([
+      rpc(`${SUPPORT_SVC}GetTrade`, { trade_id: id }),
+      rpc(`${SUPPORT_SVC}GetAppeal`, { trade_id: id }).catch((e) => {
+        if (e.codeName === 'NOT_FOUND') return null;
+        throw e;
+      }),
+    ]);
+  } catch (e) {
+    // Never loaded, and failed on the way: the poll tries again.
+    if (isCurrent(gen) && !current.trade) current.retryLoad = isTransient(e);
+    throw e;
+  } finally {
+    if (isCurrent(gen)) current.loading -= 1;
+  }
+  // Until the trade has loaded once, any answer beats none (a slow server
+  // would otherwise drop every answer for the newer try started meanwhile).
+  if (!isCurrent(gen) || (current.refreshSeq !== seq && current.trade)) return;
+  const first = !current.trade;
   current.trade = trade;
   current.appeal = appeal;
   renderAll();
+  if (first) clearErrorFrom('trade');
 }
 
 async function pollChat() {
@@ -353,7 +373,7 @@ export async function openTrade(tradeId) {
   stop();
   generation += 1;
   noteDraft = '';
-  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false };
+  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false, loading: 0 };
   setLabel(byId('trade-title'), 'trade.title', { id: tradeId });
   clear(byId('trade-state'));
   current.holders = skeleton();
@@ -361,12 +381,15 @@ export async function openTrade(tradeId) {
   // The poll runs from the start, so a first load lost to a passing outage
   // is tried again (and chat still arrives) without reopening the trade.
   current.timer = setInterval(() => {
-    tick().catch(showError);
+    tick().catch((e) => showError(e, 'trade'));
   }, CHAT_POLL_MS);
   try {
     await refresh();
   } catch (e) {
-    if (isCurrent(gen)) current.retryLoad = isTransient(e);
+    if (isCurrent(gen) && current.retryLoad) {
+      showError(e, 'trade');
+      return;
+    }
     throw e;
   }
   if (!isCurrent(gen)) return;
@@ -377,17 +400,14 @@ export async function openTrade(tradeId) {
 async function tick() {
   if (!current) return;
   if (!current.trade) {
-    if (!current.retryLoad) return;
+    if (!current.retryLoad || current.loading > 0) return;
     const { gen } = current;
-    try {
-      await refresh();
-    } catch (e) {
-      if (isCurrent(gen)) current.retryLoad = isTransient(e);
-      throw e;
-    }
+    await refresh();
     if (!isCurrent(gen) || !current.trade) return;
   }
   await pollChat();
+  // Polling works again: a failure it showed is over.
+  clearErrorFrom('trade');
 }
 
 function onTradeEvent(ev) {
