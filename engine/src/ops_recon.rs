@@ -311,6 +311,13 @@ impl Engine {
                 "only a payment missing here can be applied from the bill; close the others with a note",
             ));
         }
+        // WeChat Pay settles an order paid wholly by merchant-funded coupons
+        // at 0.00: no money reached us, nothing can mark the trade paid.
+        if m.facts.theirs.is_none_or(|a| a <= rust_decimal::Decimal::ZERO) {
+            return Err(Rejection::NotAllowed(
+                "the bill settled nothing (0.00) for this payment: there is nothing to apply; close it with a note",
+            ));
+        }
         // The payment would mark the trade paid, and may release its coin.
         self.not_own_trade(
             agent,

@@ -145,6 +145,38 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
     assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
 }
 
+/// A bill line settled 0.00 (WeChat Pay: an order paid wholly by
+/// merchant-funded coupons) missing here is found, but cannot be applied:
+/// no money reached us. It is closed with a note.
+#[test]
+fn a_payment_the_bill_settled_at_zero_is_found_but_never_applied() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let at = w.now;
+    let events = record(&mut w, &[line(t, "tx0", "0.00", at)], "e");
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::MissingHere);
+    let r = w.err(Command::ApplyMissedPayment {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        note: String::new(),
+        history_checked: false,
+        ended: None,
+    });
+    assert!(
+        matches!(r, Rejection::NotAllowed(m) if m.contains("settled nothing")),
+        "{r}"
+    );
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+    w.ok(Command::CloseMistake {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        note: "coupon order, no money moved".into(),
+    });
+    assert!(w.e.state().open_mistakes.is_empty());
+}
+
 /// An agent who is the buyer (or seller) of the trade a bill line names
 /// cannot apply it (it would mark their own trade paid) nor close it (it
 /// would bury the finding). Another agent can.
