@@ -313,7 +313,10 @@ impl Engine {
         }
         // WeChat Pay settles an order paid wholly by merchant-funded coupons
         // at 0.00: no money reached us, nothing can mark the trade paid.
-        if m.facts.theirs.is_none_or(|a| a <= rust_decimal::Decimal::ZERO) {
+        if m.facts
+            .theirs
+            .is_none_or(|a| a <= rust_decimal::Decimal::ZERO)
+        {
             return Err(Rejection::NotAllowed(
                 "the bill settled nothing (0.00) for this payment: there is nothing to apply; close it with a note",
             ));

@@ -11,6 +11,7 @@ const i18n = await import('/js/i18n.js');
 const fmt = await import('/js/format.js');
 const { RequestIds, actionKey } = await import('/js/requests.js');
 const { safeFileName } = await import('/js/attachments.js');
+const app = await import('/js/app.js');
 
 let passed = 0;
 const failures = [];
@@ -422,12 +423,34 @@ await section('which failed reads are tried again', () => {
     return err;
   };
   ok(gw.isTransient(new gw.GrpcError(14, 'network error', { network: true })), 'no answer at all');
+  for (const status of [429, 502, 503, 504]) ok(gw.isTransient(gw.httpStatusError(status)), `HTTP ${status} may pass`);
+  for (const status of [400, 403, 404]) ok(!gw.isTransient(gw.httpStatusError(status)), `HTTP ${status} stays`);
   for (const [code, name] of [[14, 'UNAVAILABLE'], [4, 'DEADLINE_EXCEEDED'], [8, 'RESOURCE_EXHAUSTED']]) {
     ok(gw.isTransient(e(code, name)), `${name} may pass`);
   }
   for (const [code, name] of [[13, 'INTERNAL'], [2, 'UNKNOWN'], [5, 'NOT_FOUND'], [7, 'PERMISSION_DENIED']]) {
     ok(!gw.isTransient(e(code, name)), `${name} fails the same way again`);
   }
+});
+
+await section('a background load clears only the banner it showed', () => {
+  const { showError, clearError, clearErrorFrom } = app;
+  const box = document.getElementById('error');
+  const shown = () => (box.hidden ? null : box.dataset.code);
+  const unavailable = new gw.GrpcError(14, 'network error', { network: true });
+  showError(new gw.GrpcError(9, 'not claimed by you'));
+  clearErrorFrom('queue');
+  eq(shown(), 'FAILED_PRECONDITION', 'an action\'s failure stays when a load recovers');
+  showError(unavailable, 'queue');
+  clearErrorFrom('trade');
+  eq(shown(), 'UNAVAILABLE', 'another load\'s recovery leaves it');
+  clearErrorFrom('queue');
+  eq(shown(), null, 'the load that showed it clears it');
+  showError(unavailable, 'queue');
+  showError(new gw.GrpcError(5, 'no such trade'));
+  clearErrorFrom('queue');
+  eq(shown(), 'NOT_FOUND', 'a failure shown over the load\'s stays');
+  clearError();
 });
 
 await section('attachment file names', () => {

@@ -196,7 +196,8 @@ export function isAmbiguous(err) {
  */
 export function isTransient(err) {
   if (!err || typeof err !== 'object') return false;
-  if (err.network) return true;
+  // By status alone: no answer at all and HTTP 429/502/503/504 are
+  // UNAVAILABLE; a proxy's 403 or 404 is not, however often it is asked.
   return ['UNAVAILABLE', 'DEADLINE_EXCEEDED', 'RESOURCE_EXHAUSTED'].includes(err.codeName);
 }
 
