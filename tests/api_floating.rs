@@ -216,3 +216,65 @@ async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
         assert!(e.message().starts_with("page_token"), "{bad}: {e:?}");
     }
 }
+
+/// With the reference stale, the floating listings the book cannot price are
+/// listed under `unpriced`, every one of them: they page by the same token,
+/// after the priced ones or beside them.
+#[tokio::test]
+async fn every_unpriced_listing_is_listed_page_by_page() {
+    let s = Server::start(&["--reference-max-age", "2s"]).await;
+    let mut admin = s.admin().await;
+    admin
+        .set_reference_price(reference("7.00"))
+        .await
+        .expect("reference");
+    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    let fixed = publish(&mut seller, listing(&method, "7.10", "10", "7", "71", 0)).await;
+    let mut floating = Vec::new();
+    for bps in [-50, 100, 100] {
+        let mut req = listing(&method, "", "10", "7", "70", 0);
+        req.floating = true;
+        req.premium_bps = bps;
+        floating.push(publish(&mut seller, req).await);
+    }
+    wait_ms(2_300).await;
+    let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
+    let page = |page_token: &str| pb::BrowseBookRequest {
+        page_size: 2,
+        page_token: page_token.into(),
+        ..browse()
+    };
+    let ids = |l: &[pb::Listing]| l.iter().map(|l| l.id.clone()).collect::<Vec<_>>();
+    let first = buyer
+        .browse_book(page(""))
+        .await
+        .expect("page 1")
+        .into_inner();
+    assert!(first.reference_stale);
+    assert_eq!(ids(&first.listings), [fixed]);
+    assert_eq!(ids(&first.unpriced), floating[..2]);
+    assert_eq!(
+        first.next_page_token,
+        format!("end~u:100:{}", floating[1]),
+        "the priced listings are done; the unpriced go on"
+    );
+    let second = buyer
+        .browse_book(page(&first.next_page_token))
+        .await
+        .expect("page 2")
+        .into_inner();
+    assert!(second.listings.is_empty());
+    assert_eq!(ids(&second.unpriced), floating[2..]);
+    assert!(second.next_page_token.is_empty(), "{second:?}");
+    for bad in [
+        "end~u:x:L-1",
+        "end~v:1:L-1",
+        "end~u:1:L-x",
+        "end~u:1",
+        "L-1@7~",
+    ] {
+        let e = buyer.browse_book(page(bad)).await.expect_err(bad);
+        assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {e:?}");
+        assert!(e.message().starts_with("page_token"), "{bad}: {e:?}");
+    }
+}

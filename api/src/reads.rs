@@ -130,33 +130,42 @@ pub async fn book(
     let w = core.read().await?;
     let e = w.engine();
     let now = clock_now();
-    let after = if r.page_token.is_empty() {
-        None
-    } else {
-        Some(book_token(e, &r.page_token, now)?)
+    let at = BookCursor::parse(e, &r.page_token, now)?;
+    let page = match at.priced {
+        Part::Done => Vec::new(),
+        Part::Start => e.book_page(asset, fiat, None, size, now),
+        Part::After(key) => e.book_page(asset, fiat, Some(key), size, now),
     };
-    let page = e.book_page(asset, fiat, after, size, now);
     let listings: Vec<pb::Listing> = page
         .iter()
         .map(|entry| cv::listing_view(e, entry.listing, now))
         .collect();
-    // The token holds the last listing's place in the book, so it stays good
-    // after that listing is forgotten or its reference goes stale.
-    let next_page_token = match page.last() {
-        Some(last) if page.len() == size => format!("{}@{}", last.listing.id, last.price.value()),
-        _ => String::new(),
+    // What is not matching is listed too, and why (SPEC §22), paged by the
+    // same token beside the priced order.
+    let unpriced_page = match at.unpriced {
+        Part::Done => Vec::new(),
+        Part::Start => e.unpriced_page(asset, fiat, None, size, now),
+        Part::After(key) => e.unpriced_page(asset, fiat, Some(key), size, now),
+    };
+    // The token holds the last listing's place in each order, so it stays
+    // good after that listing is forgotten or its reference goes stale.
+    let priced_next = match page.last() {
+        Some(last) if page.len() == size => {
+            Some(format!("{}@{}", last.listing.id, last.price.value()))
+        }
+        _ => None,
+    };
+    let unpriced_next = match unpriced_page.last() {
+        Some(((bps, id), _)) if unpriced_page.len() == size => Some(format!("u:{bps}:{id}")),
+        _ => None,
+    };
+    let next_page_token = match (priced_next, unpriced_next) {
+        (None, None) => String::new(),
+        (Some(priced), None) => priced,
+        (priced, Some(unpriced)) => format!("{}~{unpriced}", priced.as_deref().unwrap_or("end")),
     };
     let reference = e.state().references.get(&(asset, fiat));
     let stale = reference.is_some() && e.fresh_reference((asset, fiat), now).is_none();
-    // The first page also lists what is not matching, and why.
-    let unpriced = if after.is_none() {
-        e.unpriced_page(asset, fiat, None, size, now)
-            .into_iter()
-            .map(|l| cv::listing_view(e, l, now))
-            .collect()
-    } else {
-        Vec::new()
-    };
     Ok(pb::ListListingsResponse {
         listings,
         next_page_token,
@@ -164,20 +173,85 @@ pub async fn book(
         reference_at: reference.map(|r| cv::ts(r.at)),
         reference_source: reference.map(|r| r.source.clone()).unwrap_or_default(),
         reference_stale: stale,
-        unpriced,
+        unpriced: unpriced_page
+            .into_iter()
+            .map(|(_, l)| cv::listing_view(e, l, now))
+            .collect(),
     })
 }
 
-/// A page token of `BrowseBook`: "L-12@<price>", the last listing's place
-/// in the book, or a bare listing id (tokens from before the place), found
-/// at its price now.
-fn book_token(
+/// Where a page of one of the book's two orders starts.
+enum Part<K> {
+    Start,
+    After(K),
+    /// That order was listed to its end.
+    Done,
+}
+
+/// Where a `BrowseBook` page starts, from its token:
+///
+/// - `""`: the first page of both the priced and the unpriced listings;
+/// - `"L-12@7.05"`: the priced listings after that place (the unpriced
+///   ones were all listed); a bare `"L-12"` (a token from before the place)
+///   is found at its price now;
+/// - `"<priced>~u:<premium_bps>:L-40"`: as well, the unpriced listings after
+///   that place in their premium order; `<priced>` is `end` once the priced
+///   listings were all listed.
+struct BookCursor {
+    priced: Part<otc_engine::book::BookKey>,
+    unpriced: Part<otc_engine::book::UnpricedKey>,
+}
+
+impl BookCursor {
+    fn parse(
+        e: &otc_engine::Engine,
+        token: &str,
+        now: otc_engine::Timestamp,
+    ) -> Result<Self, Status> {
+        if token.is_empty() {
+            return Ok(Self {
+                priced: Part::Start,
+                unpriced: Part::Start,
+            });
+        }
+        let (priced, unpriced) = match token.split_once('~') {
+            Some((priced, unpriced)) => (priced, Part::After(unpriced_place(token, unpriced)?)),
+            None => (token, Part::Done),
+        };
+        let priced = match priced {
+            "end" => Part::Done,
+            priced => Part::After(priced_place(e, token, priced, now)?),
+        };
+        Ok(Self { priced, unpriced })
+    }
+}
+
+fn not_returned(token: &str) -> Status {
+    Status::invalid_argument(format!(
+        "page_token must be one a list returned, got {token:?}"
+    ))
+}
+
+/// `u:<premium_bps>:L-40`: a place in the unpriced listings' order.
+fn unpriced_place(token: &str, part: &str) -> Result<otc_engine::book::UnpricedKey, Status> {
+    let mut cells = part.splitn(3, ':');
+    let (Some("u"), Some(bps), Some(id)) = (cells.next(), cells.next(), cells.next()) else {
+        return Err(not_returned(token));
+    };
+    let bps = bps.parse::<i32>().map_err(|_| not_returned(token))?;
+    Ok((bps, cv::listing_id_in("page_token", id)?))
+}
+
+/// `L-12@7.05`, the last listing's place in the priced order, or a bare
+/// listing id, found at its price now.
+fn priced_place(
     e: &otc_engine::Engine,
     token: &str,
+    part: &str,
     now: otc_engine::Timestamp,
 ) -> Result<otc_engine::book::BookKey, Status> {
-    let Some((id, price)) = token.split_once('@') else {
-        let id = cv::listing_id_in("page_token", token)?;
+    let Some((id, price)) = part.split_once('@') else {
+        let id = cv::listing_id_in("page_token", part)?;
         let price = e.listing(id).and_then(|l| e.effective_price(l, now));
         return price.map(|p| (p, id)).ok_or_else(|| {
             Status::invalid_argument(
@@ -189,11 +263,7 @@ fn book_token(
         .parse::<rust_decimal::Decimal>()
         .ok()
         .and_then(Price::cursor)
-        .ok_or_else(|| {
-            Status::invalid_argument(format!(
-                "page_token must be one a list returned, got {token:?}"
-            ))
-        })?;
+        .ok_or_else(|| not_returned(token))?;
     Ok((price, cv::listing_id_in("page_token", id)?))
 }
 

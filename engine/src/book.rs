@@ -37,6 +37,8 @@ pub type Market = (Asset, Fiat);
 
 /// A position in the book: effective price, then listing (its age).
 pub type BookKey = (Price, ListingId);
+/// A floating listing's place in its premium order (basis points, id).
+pub type UnpricedKey = (i32, ListingId);
 
 /// Active listings per market, indexed for matching.
 ///
@@ -344,6 +346,22 @@ impl Book {
         let count =
             |m: &BTreeMap<Market, BTreeSet<_>>| m.values().map(BTreeSet::len).sum::<usize>();
         self.fixed.values().map(Levels::len).sum::<usize>() + count(&self.floating)
+    }
+
+    /// A market's floating listings in premium order, after `after` (a
+    /// page cursor: a place in that order, good after its listing left).
+    pub fn floating_after(
+        &self,
+        m: Market,
+        after: Option<UnpricedKey>,
+    ) -> impl Iterator<Item = UnpricedKey> + '_ {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let from = after.map_or(Unbounded, Excluded);
+        self.floating
+            .get(&m)
+            .into_iter()
+            .flat_map(move |set| set.range((from, Unbounded)))
+            .copied()
     }
 
     /// A market's floating listings, in premium order.

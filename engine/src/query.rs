@@ -2,7 +2,7 @@
 //! and per-user pages. Nothing here changes state.
 
 use crate::appeal::Appeal;
-use crate::book::BookKey;
+use crate::book::{BookKey, UnpricedKey};
 use crate::buy::BuyOrder;
 use crate::engine::Engine;
 use crate::ids::{BuyOrderId, ListingId, Timestamp, TradeId, UserId};
@@ -150,25 +150,24 @@ impl Engine {
 
     /// A market's floating listings that are not matching because its
     /// reference is missing or stale (the book says why, SPEC §22), after
-    /// `after`, in premium order (their matching order once priced).
+    /// `after` (a page cursor), in premium order (their matching order once
+    /// priced), each with its place in that order.
     pub fn unpriced_page(
         &self,
         asset: Asset,
         fiat: Fiat,
-        after: Option<ListingId>,
+        after: Option<UnpricedKey>,
         limit: usize,
         now: Timestamp,
-    ) -> Vec<&Listing> {
+    ) -> Vec<(UnpricedKey, &Listing)> {
         if self.fresh_reference((asset, fiat), now).is_some() {
             return Vec::new();
         }
         self.state
             .book
-            .floating_ids((asset, fiat))
-            .skip_while(|id| after.is_some_and(|a| *id != a))
-            .skip(usize::from(after.is_some()))
+            .floating_after((asset, fiat), after)
             .take(limit)
-            .filter_map(|id| self.state.listings.get(&id).map(|l| &**l))
+            .filter_map(|key| self.state.listings.get(&key.1).map(|l| (key, &**l)))
             .collect()
     }
 

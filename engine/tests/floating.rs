@@ -116,13 +116,44 @@ fn a_stale_reference_stops_floating_listings_only() {
     });
     assert!(r.to_string().contains("stale"), "{r}");
     let unpriced = w.e.unpriced_page(eb(), cny(), None, 10, w.now);
-    assert_eq!(unpriced.iter().map(|l| l.id).collect::<Vec<_>>(), [float]);
+    assert_eq!(
+        unpriced.iter().map(|(_, l)| l.id).collect::<Vec<_>>(),
+        [float]
+    );
     let fixed = publish(&mut w, S1, PriceSpec::Fixed(d("7.50")));
     let t = w.buy_coin(user(B), "1");
     assert_eq!(listing_of_trade(&w, t), fixed);
     set_ref(&mut w, "7.00");
     let t = w.buy_coin(user(B), "1");
     assert_eq!(listing_of_trade(&w, t), float);
+}
+
+/// The unpriced list pages in premium order from a place, which stays good
+/// after the page's last listing leaves the book.
+#[test]
+fn unpriced_listings_page_from_a_place_that_outlives_its_listing() {
+    let mut w = two_sellers();
+    set_ref(&mut w, "7.00");
+    let a = publish(&mut w, S1, floating(-100, None, None));
+    let b = publish(&mut w, S2, floating(50, None, None));
+    let c = publish(&mut w, S1, floating(50, None, None));
+    let d = publish(&mut w, S2, floating(200, None, None));
+    w.advance(6 * MS_PER_MIN);
+    let ids = |page: &[((i32, ListingId), &otc_engine::listing::Listing)]| {
+        page.iter().map(|(_, l)| l.id).collect::<Vec<_>>()
+    };
+    let first = w.e.unpriced_page(eb(), cny(), None, 2, w.now);
+    assert_eq!(ids(&first), [a, b]);
+    let place = first[1].0;
+    assert_eq!(place, (50, b));
+    w.ok(Command::CancelListing {
+        seller: user(S2),
+        listing: b,
+    });
+    let second = w.e.unpriced_page(eb(), cny(), Some(place), 2, w.now);
+    assert_eq!(ids(&second), [c, d], "the cursor's listing is gone");
+    let last = w.e.unpriced_page(eb(), cny(), Some(second[1].0), 2, w.now);
+    assert!(last.is_empty());
 }
 
 #[test]
