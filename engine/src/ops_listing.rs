@@ -53,8 +53,10 @@ impl Engine {
                         fiat: spec.fiat,
                     },
                 )?;
-                effective_price(r.price, &f)
-                    .ok_or(Rejection::field("premium_bps", "gives no positive price"))?
+                effective_price(r.price, &f).ok_or(Rejection::field(
+                    "premium_bps",
+                    "gives a price too large to compute",
+                ))?
             }
         };
         let total = self.coin_arg("total", spec.total, spec.asset)?;

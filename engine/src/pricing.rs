@@ -60,12 +60,14 @@ pub struct PriceBasis {
     pub premium_bps: i32,
 }
 
-/// `reference × (1 + bps / 10 000)`, rounded half-up to the fiat scale:
-/// the book's key for a floating listing before clamping. Monotone in `bps`.
+/// `reference × (1 + bps / 10 000)`, rounded half-up to the fiat scale, and
+/// at least one fen (a tiny reference with a discount would round to
+/// nothing): the book's key for a floating listing before clamping.
+/// Monotone in `bps`. None only on overflow.
 pub fn raw_price(reference: Price, bps: i32) -> Option<Price> {
     let factor = Decimal::from(BPS_PER_ONE + i64::from(bps)) / Decimal::from(BPS_PER_ONE);
     let rounded = round(reference.value().checked_mul(factor)?);
-    (rounded > Decimal::ZERO).then(|| Price::computed(rounded))
+    Some(Price::computed(rounded.max(Decimal::new(1, FIAT_SCALE))))
 }
 
 /// The effective price of `f` at `reference`: the raw price clamped to the
@@ -108,8 +110,9 @@ mod tests {
         assert_eq!(raw_price(p("7.05"), -100), Some(p("6.98")));
         // 7.00 × 1.0007 = 7.0049 → 7.00
         assert_eq!(raw_price(p("7"), 7), Some(p("7.00")));
-        // Rounding to zero gives no price.
-        assert_eq!(raw_price(p("0.004"), 0), None);
+        // What would round to nothing is one fen, the least price there is.
+        assert_eq!(raw_price(p("0.004"), 0), Some(p("0.01")));
+        assert_eq!(raw_price(p("0.005"), -100), Some(p("0.01")));
         assert_eq!(raw_price(p("7.1"), 5), Some(p("7.10")));
         assert_eq!(raw_price(p("2.5"), 2), Some(p("2.50")));
         assert_eq!(raw_price(p("2.5"), 20), Some(p("2.51")));
@@ -121,6 +124,6 @@ mod tests {
         assert_eq!(effective_price(p("7"), &f), Some(p("7.20")));
         assert_eq!(effective_price(p("6.5"), &f), Some(p("6.90")));
         assert_eq!(effective_price(p("6.7"), &f), Some(p("7.04")));
-        assert_eq!(raw_price(p("7"), -10_000), None);
+        assert_eq!(raw_price(p("7"), -10_000), Some(p("0.01")));
     }
 }

@@ -128,6 +128,29 @@ fn a_stale_reference_stops_floating_listings_only() {
     assert_eq!(listing_of_trade(&w, t), float);
 }
 
+/// A reference so small a discount rounds below one fen: that listing is
+/// priced at one fen, and the listings at higher premiums are still in the
+/// book (they were all hidden behind the one that had no price).
+#[test]
+fn a_discount_rounding_below_one_fen_hides_nothing() {
+    let mut w = two_sellers();
+    set_ref(&mut w, "0.0050");
+    let mut tiny = |u: u8, bps: i32| {
+        let mut spec = w.spec(user(u), "7", "100", "0.01", "1");
+        spec.price = floating(bps, None, None);
+        w.publish_spec(user(u), spec)
+    };
+    let low = tiny(S1, -100); // 0.00495 → 0.00
+    let high = tiny(S2, 100); // 0.00505 → 0.01
+    let page = w.e.book_page(eb(), cny(), None, 10, w.now);
+    let seen: Vec<_> = page
+        .iter()
+        .map(|e| (e.listing.id, e.price.to_string()))
+        .collect();
+    assert_eq!(seen, [(low, "0.01".to_owned()), (high, "0.01".to_owned())]);
+    assert!(w.e.unpriced_page(eb(), cny(), None, 10, w.now).is_empty());
+}
+
 /// The unpriced list pages in premium order from a place, which stays good
 /// after the page's last listing leaves the book.
 #[test]
