@@ -160,18 +160,30 @@ async fn floating_terms_are_refused_with_the_field_named() {
     assert!(e.message().contains("floating"), "{e:?}");
 }
 
-/// "Load more" on the book goes on after the page's last listing leaves the
-/// matching order (here its reference goes stale): the token holds its place
-/// in the book, not only its id.
-#[tokio::test]
-async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
+/// A server whose references go stale after 2 s, the reference at 7.00 (by
+/// the admin client returned), and a seller with 100 EB and a method.
+async fn market_at_seven() -> (
+    Server,
+    AdminServiceClient<harness::Authed>,
+    otc_api::proto::trading_service_client::TradingServiceClient<harness::Authed>,
+    String,
+) {
     let s = Server::start(&["--reference-max-age", "2s"]).await;
     let mut admin = s.admin().await;
     admin
         .set_reference_price(reference("7.00"))
         .await
         .expect("reference");
-    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    let (seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    (s, admin, seller, method)
+}
+
+/// "Load more" on the book goes on after the page's last listing leaves the
+/// matching order (here its reference goes stale): the token holds its place
+/// in the book, not only its id.
+#[tokio::test]
+async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
+    let (s, mut admin, mut seller, method) = market_at_seven().await;
     let cheap = publish(&mut seller, listing(&method, "6.90", "10", "7", "69", 0)).await;
     let mut req = listing(&method, "", "10", "7", "70", 0);
     req.floating = true;
@@ -222,13 +234,7 @@ async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
 /// after the priced ones or beside them.
 #[tokio::test]
 async fn every_unpriced_listing_is_listed_page_by_page() {
-    let s = Server::start(&["--reference-max-age", "2s"]).await;
-    let mut admin = s.admin().await;
-    admin
-        .set_reference_price(reference("7.00"))
-        .await
-        .expect("reference");
-    let (mut seller, method) = seller(&s, uuid::Uuid::new_v4(), "100").await;
+    let (s, _admin, mut seller, method) = market_at_seven().await;
     let fixed = publish(&mut seller, listing(&method, "7.10", "10", "7", "71", 0)).await;
     let mut floating = Vec::new();
     for bps in [-50, 100, 100] {
