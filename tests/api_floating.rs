@@ -219,6 +219,9 @@ async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
         .into_inner();
     let ids: Vec<&str> = second.listings.iter().map(|l| l.id.as_str()).collect();
     assert_eq!(ids, [dear.as_str()], "{second:?}");
+    // Priced on page 1, unpriced now: listed again, not lost.
+    let unpriced: Vec<&str> = second.unpriced.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(unpriced, [floating.as_str()], "{second:?}");
     assert!(second.next_page_token.is_empty() && second.reference_stale);
 
     // A token no list returned names the field.
@@ -234,7 +237,7 @@ async fn the_books_next_page_outlives_its_last_listing_going_unpriced() {
 /// after the priced ones or beside them.
 #[tokio::test]
 async fn every_unpriced_listing_is_listed_page_by_page() {
-    let (s, _admin, mut seller, method) = market_at_seven().await;
+    let (s, mut admin, mut seller, method) = market_at_seven().await;
     let fixed = publish(&mut seller, listing(&method, "7.10", "10", "7", "71", 0)).await;
     let mut floating = Vec::new();
     for bps in [-50, 100, 100] {
@@ -272,12 +275,26 @@ async fn every_unpriced_listing_is_listed_page_by_page() {
     assert!(second.listings.is_empty());
     assert_eq!(ids(&second.unpriced), floating[2..]);
     assert!(second.next_page_token.is_empty(), "{second:?}");
+    // Renewed meanwhile: the listings after that place are priced again and
+    // may come before the priced order's place; only a fresh start is whole.
+    admin
+        .set_reference_price(reference("7.00"))
+        .await
+        .expect("reference");
+    let e = buyer
+        .browse_book(page(&first.next_page_token))
+        .await
+        .expect_err("the place is in a list that ended");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("browse from the start"), "{e:?}");
     for bad in [
         "end~u:x:L-1",
         "end~v:1:L-1",
         "end~u:1:L-x",
         "end~u:1",
         "L-1@7~",
+        "end",
+        "end~u:end",
     ] {
         let e = buyer.browse_book(page(bad)).await.expect_err(bad);
         assert_eq!(e.code(), tonic::Code::InvalidArgument, "{bad}: {e:?}");

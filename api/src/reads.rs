@@ -131,6 +131,14 @@ pub async fn book(
     let e = w.engine();
     let now = clock_now();
     let at = BookCursor::parse(e, &r.page_token, now)?;
+    let fresh = e.fresh_reference((asset, fiat), now).is_some();
+    if fresh && matches!(at.unpriced, Part::After(_)) {
+        // The listings after that place are priced again, and may fall
+        // before the priced order's place: only a fresh start lists them.
+        return Err(Status::invalid_argument(
+            "page_token was paging listings without a price, and the reference price was renewed since; browse from the start",
+        ));
+    }
     let page = match at.priced {
         Part::Done => Vec::new(),
         Part::Start => e.book_page(asset, fiat, None, size, now),
@@ -149,30 +157,27 @@ pub async fn book(
     };
     // The token holds the last listing's place in each order, so it stays
     // good after that listing is forgotten or its reference goes stale.
-    let priced_next = match page.last() {
-        Some(last) if page.len() == size => {
-            Some(format!("{}@{}", last.listing.id, last.price.value()))
-        }
-        _ => None,
+    let priced = match page.last() {
+        Some(last) if page.len() == size => Part::After((last.price, last.listing.id)),
+        _ => Part::Done,
     };
-    let unpriced_next = match unpriced_page.last() {
-        Some(((bps, id), _)) if unpriced_page.len() == size => Some(format!("u:{bps}:{id}")),
-        _ => None,
+    let unpriced = match (at.unpriced, unpriced_page.last()) {
+        (Part::Done, _) => Part::Done,
+        // Priced now: they are in the priced order; should the reference
+        // go stale before the last page, they are listed from the start.
+        (_, _) if fresh => Part::Start,
+        (_, Some((key, _))) if unpriced_page.len() == size => Part::After(*key),
+        _ => Part::Done,
     };
-    let next_page_token = match (priced_next, unpriced_next) {
-        (None, None) => String::new(),
-        (Some(priced), None) => priced,
-        (priced, Some(unpriced)) => format!("{}~{unpriced}", priced.as_deref().unwrap_or("end")),
-    };
+    let next_page_token = BookCursor { priced, unpriced }.token();
     let reference = e.state().references.get(&(asset, fiat));
-    let stale = reference.is_some() && e.fresh_reference((asset, fiat), now).is_none();
     Ok(pb::ListListingsResponse {
         listings,
         next_page_token,
         reference_price: reference.map(|r| r.price.to_string()).unwrap_or_default(),
         reference_at: reference.map(|r| cv::ts(r.at)),
         reference_source: reference.map(|r| r.source.clone()).unwrap_or_default(),
-        reference_stale: stale,
+        reference_stale: reference.is_some() && !fresh,
         unpriced: unpriced_page
             .into_iter()
             .map(|(_, l)| cv::listing_view(e, l, now))
@@ -181,6 +186,7 @@ pub async fn book(
 }
 
 /// Where a page of one of the book's two orders starts.
+#[derive(Clone, Copy)]
 enum Part<K> {
     Start,
     After(K),
@@ -191,12 +197,12 @@ enum Part<K> {
 /// Where a `BrowseBook` page starts, from its token:
 ///
 /// - `""`: the first page of both the priced and the unpriced listings;
-/// - `"L-12@7.05"`: the priced listings after that place (the unpriced
-///   ones were all listed); a bare `"L-12"` (a token from before the place)
-///   is found at its price now;
-/// - `"<priced>~u:<premium_bps>:L-40"`: as well, the unpriced listings after
-///   that place in their premium order; `<priced>` is `end` once the priced
-///   listings were all listed.
+/// - `"L-12@7.05"`: the priced listings after that place, and the unpriced
+///   ones (only while the reference is stale) from their start; a bare
+///   `"L-12"` (a token from before the place) is found at its price now;
+/// - `"<priced>~u:<premium_bps>:L-40"`: the unpriced listings after that
+///   place in their premium order; `"<priced>~u:end"`: they were all
+///   listed. `<priced>` is `end` once the priced listings were all listed.
 struct BookCursor {
     priced: Part<otc_engine::book::BookKey>,
     unpriced: Part<otc_engine::book::UnpricedKey>,
@@ -215,14 +221,33 @@ impl BookCursor {
             });
         }
         let (priced, unpriced) = match token.split_once('~') {
+            Some((priced, "u:end")) => (priced, Part::Done),
             Some((priced, unpriced)) => (priced, Part::After(unpriced_place(token, unpriced)?)),
-            None => (token, Part::Done),
+            None => (token, Part::Start),
         };
         let priced = match priced {
             "end" => Part::Done,
             priced => Part::After(priced_place(e, token, priced, now)?),
         };
+        // Nothing left of either: no list returns that.
+        if matches!((priced, unpriced), (Part::Done, Part::Done | Part::Start)) {
+            return Err(not_returned(token));
+        }
         Ok(Self { priced, unpriced })
+    }
+
+    /// The token of the next page: "" when both orders were listed.
+    fn token(&self) -> String {
+        let priced = match self.priced {
+            Part::After((price, id)) => format!("{id}@{}", price.value()),
+            Part::Start | Part::Done => "end".to_owned(),
+        };
+        match (self.priced, self.unpriced) {
+            (Part::Done, Part::Done | Part::Start) => String::new(),
+            (_, Part::Start) => priced,
+            (_, Part::Done) => format!("{priced}~u:end"),
+            (_, Part::After((bps, id))) => format!("{priced}~u:{bps}:{id}"),
+        }
     }
 }
 
