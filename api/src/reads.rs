@@ -139,22 +139,19 @@ pub async fn book(
             "page_token was paging listings without a price, and the reference price was renewed since; browse from the start",
         ));
     }
-    let page = match at.priced {
-        Part::Done => Vec::new(),
-        Part::Start => e.book_page(asset, fiat, None, size, now),
-        Part::After(key) => e.book_page(asset, fiat, Some(key), size, now),
-    };
+    let page = at
+        .priced
+        .resume()
+        .map_or_else(Vec::new, |after| e.book_page(asset, fiat, after, size, now));
     let listings: Vec<pb::Listing> = page
         .iter()
         .map(|entry| cv::listing_view(e, entry.listing, now))
         .collect();
     // What is not matching is listed too, and why (SPEC §22), paged by the
     // same token beside the priced order.
-    let unpriced_page = match at.unpriced {
-        Part::Done => Vec::new(),
-        Part::Start => e.unpriced_page(asset, fiat, None, size, now),
-        Part::After(key) => e.unpriced_page(asset, fiat, Some(key), size, now),
-    };
+    let unpriced_page = at.unpriced.resume().map_or_else(Vec::new, |after| {
+        e.unpriced_page(asset, fiat, after, size, now)
+    });
     // The token holds the last listing's place in each order, so it stays
     // good after that listing is forgotten or its reference goes stale.
     let priced = match page.last() {
@@ -192,6 +189,17 @@ enum Part<K> {
     After(K),
     /// That order was listed to its end.
     Done,
+}
+
+impl<K> Part<K> {
+    /// The place to list after (None: its start), or None once it is done.
+    fn resume(self) -> Option<Option<K>> {
+        match self {
+            Part::Start => Some(None),
+            Part::After(key) => Some(Some(key)),
+            Part::Done => None,
+        }
+    }
 }
 
 /// Where a `BrowseBook` page starts, from its token:

@@ -364,15 +364,6 @@ impl Book {
             .copied()
     }
 
-    /// A market's floating listings, in premium order.
-    pub fn floating_ids(&self, m: Market) -> impl Iterator<Item = ListingId> + '_ {
-        self.floating
-            .get(&m)
-            .into_iter()
-            .flatten()
-            .map(|(_, id)| *id)
-    }
-
     /// Whether the book is empty.
     pub fn is_empty(&self) -> bool {
         self.fixed.is_empty() && self.floating.is_empty()
