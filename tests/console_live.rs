@@ -8,7 +8,7 @@ mod harness;
 
 use harness::browser::Browser;
 use harness::console::paid_trade;
-use harness::{Server, rid, token};
+use harness::{Server, rid, token, wait_ms};
 use otc_api::auth::Role;
 use otc_api::proto as pb;
 use uuid::Uuid;
@@ -97,6 +97,12 @@ async fn a_refused_queue_stream_is_named_in_the_banner_until_it_is_let_in() {
     b.wait_for("#error[data-code=RESOURCE_EXHAUSTED]:not([hidden])")
         .await;
     b.wait_for("#live[data-state=reconnecting]").await;
+    // Dismissed, it stays dismissed while the stream is still turned away
+    // (retries at 1 s and 2 s fall in these 3 s): once per run of refusals.
+    b.click("#error-close").await;
+    wait_ms(3_000).await;
+    assert_eq!(b.count("#error:not([hidden])").await, 0, "shown again");
+    assert_eq!(b.count("#live[data-state=live]").await, 0, "still refused");
     drop(held);
     b.wait_for("#live[data-state=live]").await;
     b.wait_gone("#error:not([hidden])").await;

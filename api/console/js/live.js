@@ -12,9 +12,10 @@ export class LiveStream {
   /**
    * opts: resumeFrom() -> after_seq; onEvent(event); onState("live"|"reconnecting", detail);
    * onOutOfRange() -> Promise (re-read state; resumeFrom() then gives the new point);
-   * onFatal(error) for errors retrying cannot fix; onRefused(error) when the
-   * server turns the stream away (RESOURCE_EXHAUSTED: too many streams), which
-   * is retried but is the operator's business, not only "reconnecting".
+   * onFatal(error) for errors retrying cannot fix; onRefused(error) once per
+   * run of refusals (RESOURCE_EXHAUSTED: too many streams), which is retried
+   * but is the operator's business, not only "reconnecting"; the run ends
+   * when the stream opens.
    */
   constructor(opts) {
     this.opts = opts;
@@ -22,6 +23,7 @@ export class LiveStream {
     this.controller = null;
     this.backoff = MIN_BACKOFF;
     this.wake = null;
+    this.refused = false;
   }
 
   start() {
@@ -68,6 +70,7 @@ export class LiveStream {
           signal: controller.signal,
           onOpen: () => {
             opened = Date.now();
+            this.refused = false;
             this.opts.onState('live', null);
           },
           onMessage: (ev) => {
@@ -105,7 +108,10 @@ export class LiveStream {
         }
         if (!this.running) return;
       }
-      if (error && error.codeName === 'RESOURCE_EXHAUSTED') this.opts.onRefused?.(error);
+      if (error && error.codeName === 'RESOURCE_EXHAUSTED' && !this.refused) {
+        this.refused = true;
+        this.opts.onRefused?.(error);
+      }
       if (received > 0 || (opened && Date.now() - opened > 5000)) this.backoff = MIN_BACKOFF;
       this.opts.onState('reconnecting', error);
       await this.wait(this.backoff);

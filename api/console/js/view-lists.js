@@ -178,10 +178,6 @@ const mistakes = new PagedList({
   render: renderMistakes,
 });
 
-function isZeroAmount(text) {
-  return /^0*(\.0*)?$/.test(String(text || '').trim());
-}
-
 async function applyMissed(m, input) {
   const note = input.value.trim();
   const ok = await confirmDialog('confirm.applyTitle', [
@@ -231,8 +227,7 @@ function renderMistakes(items) {
           await mistakes.reload();
         })));
         cell.append(input, close);
-        // A line the bill settled at 0.00 brought no money: nothing to apply.
-        if (m.kind === 'MISSING_HERE' && !isZeroAmount(m.bill_amount)) {
+        if (m.kind === 'MISSING_HERE') {
           const apply = h('button', { class: 'mistake-apply primary', i18n: 'action.applyMissed' });
           apply.addEventListener('click', guard(() => busy(apply, () => applyMissed(m, input))));
           cell.append(apply);

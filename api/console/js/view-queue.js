@@ -162,7 +162,6 @@ function onEvent(ev) {
 }
 
 let starting = null;
-let refused = false;          // the stream is being turned away (shown once)
 
 async function startQueue(myEpoch) {
   loaded = false;
@@ -176,18 +175,10 @@ async function startQueue(myEpoch) {
     onEvent,
     onState: (state, e) => {
       setLive(state, e);
-      if (state !== 'live') return;
       // The stream is back: its refusal, if the banner still shows it, is over.
-      refused = false;
-      clearErrorFrom('stream');
+      if (state === 'live') clearErrorFrom('stream');
     },
-    onRefused: (e) => {
-      // Once per run of refusals: a retry every few seconds must not keep
-      // covering another error the agent is reading.
-      if (refused) return;
-      refused = true;
-      showError(e, 'stream');
-    },
+    onRefused: (e) => showError(e, 'stream'),
     onOutOfRange: reload,
     onFatal: (e) => {
       setLive('reconnecting', e);
@@ -227,7 +218,6 @@ export function ensureQueue(pause = MIN_BACKOFF) {
 export function stopQueue() {
   epoch += 1;
   starting = null;
-  refused = false;
   clearTimeout(retryTimer);
   if (live) live.stop();
   live = null;

@@ -13,9 +13,8 @@ import { isTransient } from './grpcweb.js';
 import { on, refetchAppeal } from './view-queue.js';
 
 const CHAT_POLL_MS = 3000;
-const LOAD_STALL_MS = 20000; // a first load out this long is tried again beside it
 
-let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad, loading, loadStarted}
+let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad, loading}
 let generation = 0;
 let noteDraft = '';
 
@@ -309,7 +308,6 @@ export async function refresh() {
   current.refreshSeq = (current.refreshSeq || 0) + 1;
   const seq = current.refreshSeq;
   current.loading += 1;
-  current.loadStarted = Date.now();
   let trade;
   let appeal;
   try {
@@ -375,7 +373,7 @@ export async function openTrade(tradeId) {
   stop();
   generation += 1;
   noteDraft = '';
-  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false, loading: 0, loadStarted: 0 };
+  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false, loading: 0 };
   setLabel(byId('trade-title'), 'trade.title', { id: tradeId });
   clear(byId('trade-state'));
   current.holders = skeleton();
@@ -406,10 +404,8 @@ export async function openTrade(tradeId) {
 async function tick() {
   if (!current) return;
   if (!current.trade) {
-    // A load still out is waited for, unless it has hung (a half-open
-    // connection): then another try goes out beside it.
-    const stalled = current.loading > 0 && Date.now() - current.loadStarted > LOAD_STALL_MS;
-    if (!stalled && (!current.retryLoad || current.loading > 0)) return;
+    // Tried again after a failure on the way, never beside a load still out.
+    if (!current.retryLoad || current.loading > 0) return;
     const { gen } = current;
     await refresh();
     if (!isCurrent(gen) || !current.trade) return;
