@@ -100,17 +100,7 @@ pub fn from_config(
     }
     if cfg.sandbox_channels {
         // Keys never enter the data dir.
-        let data = std::fs::canonicalize(&cfg.data_dir).unwrap_or_else(|_| cfg.data_dir.clone());
-        std::fs::create_dir_all(&cfg.sandbox_dir)
-            .map_err(|e| format!("--sandbox-dir {}: {e}", cfg.sandbox_dir.display()))?;
-        let sandbox = std::fs::canonicalize(&cfg.sandbox_dir)
-            .map_err(|e| format!("--sandbox-dir {}: {e}", cfg.sandbox_dir.display()))?;
-        if sandbox.starts_with(&data) {
-            return Err(format!(
-                "--sandbox-dir {} is inside the data dir; keys never go there",
-                cfg.sandbox_dir.display()
-            ));
-        }
+        crate::secret_file::outside_data_dir(&cfg.sandbox_dir, &cfg.data_dir, "--sandbox-dir")?;
         let file = otc_gateway::sandbox::create(&cfg.sandbox_dir)?;
         all.extend(otc_gateway::load_channels(&file)?);
     }

@@ -83,9 +83,18 @@ pub struct ServerConfig {
     /// Directory of the sled store (created if missing).
     #[arg(long, env = "OTC_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// HS256 secret for bearer tokens; without one, a secret is created in the data dir.
+    /// HS256 secret for bearer tokens; without one, the secret in --jwt-secret-file.
     #[arg(long, env = "OTC_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
+    /// Where the token secret is kept when --jwt-secret is not given: made on
+    /// first start (owner-only), never inside the data dir; one an older
+    /// build left in the data dir is moved here.
+    #[arg(
+        long,
+        env = "OTC_JWT_SECRET_FILE",
+        default_value = "./secrets/jwt-secret"
+    )]
+    pub jwt_secret_file: PathBuf,
     /// Address for the Prometheus metrics endpoint (off when unset).
     #[arg(long, env = "OTC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

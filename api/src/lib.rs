@@ -50,6 +50,7 @@ pub mod proto;
 pub mod reads;
 pub mod recon;
 pub mod requests;
+pub mod secret_file;
 pub mod server;
 pub mod svc_admin;
 pub mod svc_support;

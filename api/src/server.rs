@@ -138,72 +138,6 @@ fn tcp_keepalive(
     Ok(())
 }
 
-/// The token secret: from the flag, else from `<data>/jwt-secret`, created on
-/// first start (then the log says how to mint tokens). The file is readable
-/// by its owner only and appears whole (written aside, synced, renamed). An
-/// empty secret is refused (any token would verify), and a file that exists
-/// but cannot be read is an error, never replaced.
-fn secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
-    let empty = |from: &str| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidInput,
-            format!("{from} is empty: any token would verify"),
-        )
-    };
-    if let Some(s) = &cfg.jwt_secret {
-        if s.trim().is_empty() {
-            return Err(empty("--jwt-secret"));
-        }
-        return Ok(s.as_bytes().to_vec());
-    }
-    let path = cfg.data_dir.join("jwt-secret");
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().is_empty() => {
-            return Err(empty(&format!(
-                "{} (remove it to have a new one made)",
-                path.display()
-            )));
-        }
-        Ok(s) => {
-            // One made by an older build may be readable by others.
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&path)?.permissions().mode();
-                if mode & 0o077 != 0 {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-                    tracing::warn!(path = %path.display(), "the token secret was readable by others: now its owner's alone");
-                }
-            }
-            return Ok(s.trim().as_bytes().to_vec());
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(std::io::Error::new(
-                e.kind(),
-                format!("{}: {e}", path.display()),
-            ));
-        }
-        Err(_) => {}
-    }
-    std::fs::create_dir_all(&cfg.data_dir)?;
-    let s = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-    otc_gateway::sandbox::write_private(&cfg.data_dir.join("jwt-secret.new"), s.as_bytes())
-        .map_err(std::io::Error::other)?;
-    std::fs::rename(cfg.data_dir.join("jwt-secret.new"), &path)?;
-    std::fs::File::open(&cfg.data_dir)?.sync_all()?;
-    tracing::warn!(
-        path = %path.display(),
-        "no --jwt-secret given: created one; mint a development token with \
-         `cargo run --bin otcctl -- token mint --secret $(cat {}) --user <uuid> --role user`",
-        path.display()
-    );
-    Ok(s.into_bytes())
-}
-
 fn open_writer(dir: &Path, config: EngineConfig, options: WriterOptions) -> Result<Writer, String> {
     Writer::open(dir, config, options)
         .map_err(|e| format!("cannot open the store in {}: {e}", dir.display()))
@@ -233,8 +167,8 @@ pub async fn run(
     let budgets = crate::listen::Budgets::fit(cfg.connections_max)?;
     let connections = crate::listen::Connections::new(budgets.grpc);
 
-    let secret =
-        secret(&cfg).map_err(|e| format!("cannot read or create the token secret: {e}"))?;
+    let secret = crate::secret_file::token_secret(&cfg)
+        .map_err(|e| format!("cannot read or create the token secret: {e}"))?;
     let dir = cfg.data_dir.clone();
     let options = cfg.writer_options()?;
     let started = std::time::Instant::now();
@@ -428,66 +362,6 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    fn config_in(dir: &Path, extra: &[&str]) -> ServerConfig {
-        let dir = dir.display().to_string();
-        let mut args = vec!["otcd", "--data-dir", &dir];
-        args.extend_from_slice(extra);
-        ServerConfig::try_parse_from(args).expect("flags")
-    }
-
-    /// The secret made on first start is its owner's alone, whole, and
-    /// read back as it is on the next start.
-    #[test]
-    fn the_token_secret_made_on_first_start_is_private_and_kept() {
-        let dir = tempfile::tempdir().expect("dir");
-        let cfg = config_in(dir.path(), &[]);
-        let made = secret(&cfg).expect("made");
-        assert_eq!(made.len(), 64);
-        let path = dir.path().join("jwt-secret");
-        assert_eq!(std::fs::read(&path).expect("file"), made);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-        }
-        assert!(!dir.path().join("jwt-secret.new").exists());
-        assert_eq!(secret(&cfg).expect("again"), made);
-        // One an older build left readable by others is made private.
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-            assert_eq!(secret(&cfg).expect("read"), made);
-            let mode = std::fs::metadata(&path).expect("meta").permissions().mode();
-            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
-        }
-    }
-
-    /// An empty secret would let any token verify: refused, from the flag
-    /// or the file; a file that cannot be read is never replaced.
-    #[test]
-    fn an_empty_or_unreadable_token_secret_is_refused() {
-        let dir = tempfile::tempdir().expect("dir");
-        for blank in ["", "  "] {
-            let e =
-                secret(&config_in(dir.path(), &["--jwt-secret", blank])).expect_err("blank flag");
-            assert!(e.to_string().contains("--jwt-secret is empty"), "{e}");
-        }
-        let path = dir.path().join("jwt-secret");
-        std::fs::write(&path, "  \n").expect("write");
-        let e = secret(&config_in(dir.path(), &[])).expect_err("empty file");
-        assert!(
-            e.to_string().contains("jwt-secret") && e.to_string().contains("empty"),
-            "{e}"
-        );
-        std::fs::write(&path, [0xff, 0xfe, 0x00]).expect("write");
-        let e = secret(&config_in(dir.path(), &[])).expect_err("not text");
-        assert!(e.to_string().contains("jwt-secret"), "{e}");
-        assert_eq!(std::fs::read(&path).expect("kept"), [0xff, 0xfe, 0x00]);
-    }
 
     #[test]
     fn sizes_read_in_human_units() {
