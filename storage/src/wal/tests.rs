@@ -6,6 +6,7 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 
 use super::frame::later_record;
+use super::frame::{Frame, read_frame, salt_of};
 use super::test_disk::{Changes, RealBut};
 use super::*;
 
