@@ -120,6 +120,22 @@ impl Wal {
                         closed.push((segments[i].0.path.clone(), next - 1));
                         continue 'segments;
                     }
+                    Frame::Bad { .. }
+                        if next <= checkpoint
+                            && segments.get(i + 1).is_some_and(|s| {
+                                s.0.first_seq > next && s.0.first_seq <= checkpoint + 1
+                            }) =>
+                    {
+                        // The rest of this segment is at or below sled's
+                        // point, so sled holds it, whatever is left of it
+                        // here (damage, or a segment whose retirement a
+                        // crash cut short beside one that was retired):
+                        // the next segment carries on.
+                        let carries_on = segments[i + 1].0.first_seq;
+                        closed.push((segments[i].0.path.clone(), carries_on - 1));
+                        expected = Some(carries_on);
+                        continue 'segments;
+                    }
                     Frame::Bad { seq, len, zeros } => {
                         // The end. Anything but zeros here is a torn write,
                         // unless it shows signs of being a damaged record
@@ -136,6 +152,24 @@ impl Wal {
                             ));
                         }
                         nothing_after(&segments, i, at, at + 1, next)?;
+                        // A later segment is begun only once every record
+                        // before its first was durable: this one was
+                        // acknowledged, and sled lacks it.
+                        if next > checkpoint
+                            && let Some((later, _)) =
+                                segments[i + 1..].iter().find(|(s, _)| s.first_seq > next)
+                        {
+                            return Err(corrupt(
+                                &seg.path,
+                                at,
+                                &format!(
+                                    "record {next} is damaged or missing, and segment {} \
+                                     (from record {}) was begun after it was written",
+                                    later.path.display(),
+                                    later.first_seq
+                                ),
+                            ));
+                        }
                         // A record whose header is whole (its number is the
                         // next one and its length fits) but whose checksum
                         // fails: a torn write has nothing after its extent.

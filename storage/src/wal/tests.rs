@@ -118,6 +118,92 @@ fn a_damaged_record_before_the_tail_refuses_to_start_naming_segment_and_offset()
     }
 }
 
+/// Records written one by one until one rolls to a new segment: the last
+/// record of the segment before it, and the one that rolled.
+fn write_until_a_roll(dir: &Path) -> (u64, u64) {
+    let (mut wal, _) = Wal::open(dir, 0, SMALL).expect("open");
+    let segments = wal.segments();
+    loop {
+        let seq = wal.next_seq();
+        wal.write(&payload(seq)).expect("write");
+        wal.sync().expect("sync");
+        if wal.segments() > segments {
+            return (seq - 1, seq);
+        }
+    }
+}
+
+/// The last record of a full segment, damaged (or gone) while the first
+/// write into the next segment tore: nothing good follows it, yet the
+/// next segment was begun only after it was durable, so it was
+/// acknowledged: refused, not dropped as a torn tail.
+#[test]
+fn a_damaged_last_record_of_a_full_segment_refuses_when_the_next_segment_was_begun() {
+    for (damage, what) in [(true, "damaged"), (false, "zeroed")] {
+        let dir = tempfile::tempdir().expect("dir");
+        let (last, rolled) = write_until_a_roll(dir.path());
+        let (path, at, len) = locate(dir.path(), last);
+        let (next_path, next_at, next_len) = locate(dir.path(), rolled);
+        assert_ne!(path, next_path, "the roll began a segment");
+        // The write into the new segment tore: only its first bytes landed.
+        let f = OpenOptions::new()
+            .write(true)
+            .open(&next_path)
+            .expect("open");
+        f.write_all_at(&vec![0u8; next_len - 3], (next_at + 3) as u64)
+            .expect("tear");
+        if damage {
+            poke(&path, at + len - 2, b'#');
+        } else {
+            let f = OpenOptions::new().write(true).open(&path).expect("open");
+            f.write_all_at(&vec![0u8; len], at as u64).expect("zero");
+        }
+        let err = Wal::open(dir.path(), 0, SMALL).expect_err(what);
+        let text = err.to_string();
+        assert!(text.contains(&path.display().to_string()), "{what}: {text}");
+        assert!(text.contains(&format!("offset {at}")), "{what}: {text}");
+        assert!(text.contains(&format!("record {last} ")), "{what}: {text}");
+        // With sled holding it, nothing was lost: the journal opens and
+        // carries on from the record that tore.
+        let (mut wal, replay) = Wal::open(dir.path(), last, SMALL).expect(what);
+        assert!(replay.records.is_empty(), "{what}");
+        assert_eq!(wal.next_seq(), rolled);
+        wal.write(&payload(rolled)).expect("write");
+        wal.sync().expect("sync");
+        drop(wal);
+        let (_, replay) = Wal::open(dir.path(), last, SMALL).expect(what);
+        assert_eq!(seqs(&replay), vec![rolled], "{what}");
+    }
+}
+
+/// Segments retired together, of which a crash kept one's retirement and
+/// not an older one's: the gap lies at or below sled's point, so the
+/// journal opens, with every record after it.
+#[test]
+fn a_gap_at_or_below_the_checkpoint_between_segments_is_not_damage() {
+    let dir = tempfile::tempdir().expect("dir");
+    drop(write(dir.path(), 0, 40));
+    let files = segment_files(dir.path());
+    assert!(files.len() > 4, "{files:?}");
+    // The third segment's records, all at or below the checkpoint.
+    let gone = &files[2];
+    let (after, _, _) = locate(dir.path(), 40);
+    let first_of_fourth = (1..=40)
+        .find(|s| locate(dir.path(), *s).0 == files[3])
+        .expect("the fourth segment's first record");
+    assert_ne!(gone, &after);
+    std::fs::remove_file(gone).expect("retired");
+    let checkpoint = first_of_fourth - 1;
+    let (wal, replay) = Wal::open(dir.path(), checkpoint, SMALL).expect("open");
+    assert_eq!(seqs(&replay), (first_of_fourth..=40).collect::<Vec<_>>());
+    assert!(replay.torn_tail.is_none());
+    assert_eq!(wal.next_seq(), 41);
+    drop(wal);
+    // Below the gap, sled lacking what the retired segment held: refused.
+    let err = Wal::open(dir.path(), checkpoint - 1, SMALL).expect_err("a gap");
+    assert!(err.to_string().contains("later records follow"), "{err}");
+}
+
 #[test]
 fn a_damaged_sequence_number_before_the_tail_is_caught_too() {
     let dir = tempfile::tempdir().expect("dir");
