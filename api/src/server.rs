@@ -182,6 +182,12 @@ pub async fn run(
         .fire_due(clock_now())
         .map_err(|e| format!("firing overdue deadlines failed: {e}"))?;
     let journal = &writer.store().recovered;
+    if let Some(why) = &journal.after_failure {
+        tracing::warn!(
+            last_failure = %why,
+            "the last run stopped after a storage failure: the store was read back from the device, not the page cache"
+        );
+    }
     if let Some((segment, offset)) = &journal.torn_tail {
         tracing::warn!(
             segment = %segment.display(),

@@ -49,6 +49,7 @@ impl Store {
         if let Err(e) = applied {
             record_failure(
                 &self.flushed,
+                &self.dir,
                 format!("sled failed to take journal record {}: {e}", group.seq),
             );
             return Err(e);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::behind::Pending;
-use super::{Batch, Store};
+use super::{Batch, Store, failed_mark};
 use crate::error::StorageError;
 use crate::wal::{self, Disk, Wal};
 
@@ -18,6 +18,10 @@ use crate::wal::{self, Disk, Wal};
 pub struct Recovered {
     /// Records replayed into sled (written and acknowledged, not yet in sled).
     pub replayed: usize,
+    /// The last run stopped after a storage failure (why, as it said): the
+    /// store was read back from the device, not the page cache (see
+    /// [`super::failed_mark`]).
+    pub after_failure: Option<String>,
     /// A torn last record (never acknowledged) that was dropped: segment
     /// file and offset.
     pub torn_tail: Option<(PathBuf, u64)>,
@@ -33,6 +37,8 @@ pub(super) struct Flushed {
     stop: AtomicBool,
     /// Why the flusher stopped, if it failed.
     failed: Mutex<Option<String>>,
+    /// The data dir holds the mark of a failure (see `failed_mark`).
+    pub(super) marked: AtomicBool,
 }
 
 /// The largest group a commit leaves aside for the next (see
@@ -145,7 +151,11 @@ impl FlushParts {
             .and_then(|_| self.file.sync_data().map_err(|e| e.to_string()));
         if let Err(e) = synced {
             // Recorded before the turn passes: the other flusher sees it.
-            record_failure(flushed, format!("sled's flush or fdatasync failed: {e}"));
+            record_failure(
+                flushed,
+                &self.dir,
+                format!("sled's flush or fdatasync failed: {e}"),
+            );
             return Err(e);
         }
         if let Some(hook) = &self.hook {
@@ -181,8 +191,10 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
 }
 
 /// Records why a flush (or a snapshot) failed: the next commit fails (the
-/// writer stops, as for any storage failure).
-pub(super) fn record_failure(flushed: &Flushed, e: String) {
+/// writer stops, as for any storage failure); the data dir in `dir` gets
+/// the failure's mark.
+pub(super) fn record_failure(flushed: &Flushed, dir: &Path, e: String) {
+    failed_mark::leave_once(flushed, dir, &e);
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
     }
@@ -194,7 +206,11 @@ fn flush_loop(parts: &FlushParts, flushed: &Flushed, every: Duration) {
     while !flushed.stop.load(Ordering::Acquire) {
         std::thread::park_timeout(every);
         if let Err(e) = parts.flush(flushed) {
-            record_failure(flushed, format!("the background flush of sled failed: {e}"));
+            record_failure(
+                flushed,
+                &parts.dir,
+                format!("the background flush of sled failed: {e}"),
+            );
             return;
         }
     }
@@ -244,6 +260,9 @@ impl Store {
         {
             parent.sync_all()?;
         }
+        // After a failure, what the page cache holds may never have reached
+        // the device: read the device.
+        let after_failure = failed_mark::read_from_device_if_marked(dir)?;
         let db = open_sled(dir)?;
         let tree = db.open_tree("otc")?;
         let data_file = File::open(dir.join("db"))?;
@@ -277,6 +296,9 @@ impl Store {
         wal.checkpoint(replay.last_seq)?;
         let spares = wal.spares();
         spares.clean_up(&wal_dir)?;
+        if after_failure.is_some() {
+            failed_mark::clear(dir)?;
+        }
         let flushed = Arc::new(Flushed::default());
         flushed.applied.store(replay.last_seq, Ordering::Relaxed);
         flushed.durable.store(replay.last_seq, Ordering::Relaxed);
@@ -314,6 +336,7 @@ impl Store {
             snapshotting: Mutex::new(()),
             recovered: Recovered {
                 replayed: replay.records.len(),
+                after_failure,
                 torn_tail: replay.torn_tail,
             },
             faults: Arc::default(),
@@ -353,11 +376,13 @@ impl Store {
     /// (sled failing to take the group before, which stops the journal, or
     /// retiring segments at the checkpoint): the batch is durable all the
     /// same, and the caller stops.
-    pub fn commit_then(
-        &self,
-        mut batch: Batch,
-        durable: impl FnOnce(),
-    ) -> Result<(), StorageError> {
+    pub fn commit_then(&self, batch: Batch, durable: impl FnOnce()) -> Result<(), StorageError> {
+        self.commit_inner(batch, durable).inspect_err(|e| {
+            failed_mark::leave_once(&self.flushed, &self.dir, &e.to_string());
+        })
+    }
+
+    fn commit_inner(&self, mut batch: Batch, durable: impl FnOnce()) -> Result<(), StorageError> {
         let (n, mut wal) = self.begin()?;
         let seq = wal.next_seq();
         batch.insert(META_WAL_SEQ, seq.to_be_bytes());
@@ -420,7 +445,7 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StorageError> {
         self.flush_parts.flush(&self.flushed).map_err(|e| {
             let e = format!("the flush of sled failed: {e}");
-            record_failure(&self.flushed, e.clone());
+            record_failure(&self.flushed, &self.dir, e.clone());
             StorageError::Io(e)
         })
     }
@@ -446,142 +471,4 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::super::behind::tests::get;
-    use super::*;
-
-    /// After a failure recorded by the snapshot or the flusher, the other
-    /// never syncs sled again (a second `fdatasync` may succeed over lost
-    /// data), nor moves sled's durable point.
-    #[test]
-    fn after_a_recorded_flush_failure_sled_is_never_synced_again() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let syncs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = Arc::clone(&syncs);
-        let options = StoreOptions {
-            flush_every: None,
-            on_sled_durable: Some(Arc::new(move |_: &Path| {
-                counted.fetch_add(1, Ordering::SeqCst);
-            })),
-            ..StoreOptions::default()
-        };
-        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-        let mut batch = Batch::default();
-        batch.insert(b"k", b"v");
-        store.commit(batch).unwrap_or_else(|e| panic!("{e}"));
-        let (before, durable) = (
-            syncs.load(Ordering::SeqCst),
-            store.flushed.durable.load(Ordering::SeqCst),
-        );
-        record_failure(&store.flushed, "a snapshot failed: fdatasync: EIO".into());
-        let e = store
-            .flush_parts
-            .flush_sled(&store.flushed)
-            .expect_err("no second sync");
-        assert!(e.contains("EIO"), "{e}");
-        // (The background flush's way in: nothing new to flush, or refused.)
-        let _ = store.flush_now();
-        assert_eq!(
-            syncs.load(Ordering::SeqCst),
-            before,
-            "no sync after the failure"
-        );
-        assert_eq!(store.flushed.durable.load(Ordering::SeqCst), durable);
-    }
-
-    /// sled holding all of one record and only the first change of the
-    /// next, under the first's `mwalseq` (what a crash while the commit
-    /// goes into sled change by change can leave): the replay sets the rest.
-    #[test]
-    fn a_record_sled_holds_only_part_of_is_replayed_whole() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let options = StoreOptions {
-            flush_every: None,
-            ..StoreOptions::default()
-        };
-        let second_seq = {
-            let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-            let mut first = Batch::default();
-            first.insert(b"k1", b"a1");
-            first.insert(b"k2", b"a2");
-            first.insert(b"k3", b"a3");
-            store.commit(first).unwrap_or_else(|e| panic!("{e}"));
-            let first_seq = get(&store, META_WAL_SEQ).unwrap_or_else(|| panic!("no mwalseq"));
-            let mut second = Batch::default();
-            second.insert(b"k1", b"b1");
-            second.insert(b"k2", b"b2");
-            second.remove(b"k3");
-            store.commit(second).unwrap_or_else(|e| panic!("{e}"));
-            let second_seq = get(&store, META_WAL_SEQ).unwrap_or_else(|| panic!("no mwalseq"));
-            assert_ne!(first_seq, second_seq);
-            // Back to the first record whole and the second's first change.
-            for (k, v) in [
-                (&b"k2"[..], &b"a2"[..]),
-                (b"k3", b"a3"),
-                (META_WAL_SEQ, &first_seq),
-            ] {
-                store
-                    .tree()
-                    .and_then(|tree| Ok(tree.insert(k, v)?))
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
-            store.flush_now().unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!(get(&store, b"k2").as_deref(), Some(&b"a2"[..]));
-            second_seq
-        };
-        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(store.recovered.replayed, 1, "the second record is replayed");
-        assert_eq!(get(&store, b"k1").as_deref(), Some(&b"b1"[..]));
-        assert_eq!(get(&store, b"k2").as_deref(), Some(&b"b2"[..]));
-        assert_eq!(get(&store, b"k3"), None);
-        assert_eq!(get(&store, META_WAL_SEQ), Some(second_seq));
-    }
-
-    /// The flusher and a snapshot written in the background both make sled
-    /// durable and call the hook: one at a time, or a simulator copying
-    /// sled's files there would copy a mix of two moments.
-    #[test]
-    fn the_durable_hook_runs_for_one_caller_at_a_time() {
-        let inside = Arc::new(AtomicU64::new(0));
-        let most = Arc::new(AtomicU64::new(0));
-        let calls = Arc::new(AtomicU64::new(0));
-        let hook: SledDurableHook = {
-            let (inside, most, calls) = (inside.clone(), most.clone(), calls.clone());
-            Arc::new(move |_: &Path| {
-                let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
-                most.fetch_max(now, Ordering::SeqCst);
-                calls.fetch_add(1, Ordering::SeqCst);
-                std::thread::sleep(Duration::from_millis(10));
-                inside.fetch_sub(1, Ordering::SeqCst);
-            })
-        };
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let options = StoreOptions {
-            flush_every: None,
-            on_sled_durable: Some(hook),
-            ..StoreOptions::default()
-        };
-        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
-        let start = std::sync::Barrier::new(4);
-        std::thread::scope(|s| {
-            for _ in 0..4 {
-                s.spawn(|| {
-                    start.wait();
-                    for _ in 0..3 {
-                        store
-                            .flush_parts
-                            .flush_sled(&store.flushed)
-                            .unwrap_or_else(|e| panic!("{e}"));
-                    }
-                });
-            }
-        });
-        // One call at the open, then twelve.
-        assert_eq!(calls.load(Ordering::SeqCst), 13);
-        assert_eq!(
-            most.load(Ordering::SeqCst),
-            1,
-            "two callers in the hook at once"
-        );
-    }
-}
+mod tests;

@@ -55,6 +55,7 @@ mod batch;
 mod behind;
 mod blobs;
 mod commit;
+pub mod failed_mark;
 mod ids;
 mod snapshot;
 

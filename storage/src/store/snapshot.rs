@@ -155,7 +155,7 @@ impl Store {
                 Ok(())
             }
             Err(e) => {
-                record_failure(&self.flushed, format!("a snapshot failed: {e}"));
+                record_failure(&self.flushed, &self.dir, format!("a snapshot failed: {e}"));
                 Err(e)
             }
         }

@@ -1,0 +1,239 @@
+//! After a storage failure, the next start reads the device, not the page
+//! cache.
+//!
+//! When a write-back fails, Linux marks the pages clean and keeps them in
+//! the page cache, and reports the error once, to the caller that failed.
+//! A restart without a reboot would then read sled's newer bytes from the
+//! cache (its journal position included), sync them "successfully" and
+//! retire the journal segments that were the only durable copy: a power cut
+//! later loses acknowledged groups. So the first failure (a flush of sled,
+//! a snapshot, or the journal's write or `fdatasync`) leaves a mark in the
+//! data dir, and an open that finds it first syncs every file of the store
+//! (a failure refuses the start) and drops their cached pages, so what it
+//! reads is what the device holds: sled as of its last good flush, the
+//! journal replayed after it. The mark goes once that open is durable.
+//!
+//! The mark is best effort: a device that fails every write may refuse it
+//! too (the failure is then in the log of the run that hit it).
+
+use std::fs::File;
+use std::io::Write;
+use std::num::NonZeroU64;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::commit::Flushed;
+use crate::error::StorageError;
+
+/// The mark's name in the data dir; it holds why the run stopped.
+pub const MARK: &str = "storage-failed";
+
+/// Leaves the mark, once per store, saying `why`.
+pub(super) fn leave_once(flushed: &Flushed, dir: &Path, why: &str) {
+    if flushed.marked.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let _ = leave(dir, why);
+}
+
+fn leave(dir: &Path, why: &str) -> std::io::Result<()> {
+    let mut f = File::create(dir.join(MARK))?;
+    f.write_all(why.as_bytes())?;
+    f.sync_all()?;
+    File::open(dir)?.sync_all()
+}
+
+/// If the mark is there: every file under `dir` synced and its cached pages
+/// dropped; returns what the mark says.
+///
+/// # Errors
+/// A file that cannot be read, synced or dropped from the cache (the device
+/// may still be failing): the start is refused, the mark kept.
+pub(super) fn read_from_device_if_marked(dir: &Path) -> Result<Option<String>, StorageError> {
+    let why = match std::fs::read(dir.join(MARK)) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(at(&dir.join(MARK), &e)),
+    };
+    drop_cached(dir)?;
+    Ok(Some(why))
+}
+
+/// Removes the mark once the open it caused is durable.
+///
+/// # Errors
+/// The mark cannot be removed, or the directory synced.
+pub(super) fn clear(dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(MARK);
+    std::fs::remove_file(&path).map_err(|e| at(&path, &e))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+fn drop_cached(dir: &Path) -> Result<(), StorageError> {
+    for entry in std::fs::read_dir(dir).map_err(|e| at(dir, &e))? {
+        let entry = entry.map_err(|e| at(dir, &e))?;
+        let path = entry.path();
+        let kind = entry.file_type().map_err(|e| at(&path, &e))?;
+        if kind.is_dir() {
+            drop_cached(&path)?;
+        } else if kind.is_file() && entry.file_name() != MARK {
+            let file = File::open(&path).map_err(|e| at(&path, &e))?;
+            // Dirty pages a killed process left are good data: written
+            // first, or the drop below would keep them.
+            file.sync_all().map_err(|e| at(&path, &e))?;
+            let len = file.metadata().map_err(|e| at(&path, &e))?.len();
+            if let Some(len) = NonZeroU64::new(len) {
+                match rustix::fs::fadvise(&file, 0, Some(len), rustix::fs::Advice::DontNeed) {
+                    // A file system without a page cache to drop (tmpfs
+                    // answers so on some kernels) holds nothing stale.
+                    Ok(()) | Err(rustix::io::Errno::NOSYS | rustix::io::Errno::SPIPE) => {}
+                    Err(e) => return Err(at(&path, &std::io::Error::from(e))),
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn at(path: &Path, e: &std::io::Error) -> StorageError {
+    StorageError::Io(format!(
+        "after the last run's storage failure, {}: {e}",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::behind::tests::get;
+    use super::super::{Batch, Store, StoreOptions};
+    use super::*;
+
+    fn open(dir: &Path) -> Store {
+        let options = StoreOptions {
+            flush_every: None,
+            ..StoreOptions::default()
+        };
+        Store::open_with(dir, &options).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn commit(store: &Store, key: &[u8]) -> Result<(), StorageError> {
+        let mut batch = Batch::default();
+        batch.insert(key, b"v");
+        store.commit(batch)
+    }
+
+    /// A commit whose `fdatasync` fails leaves the mark; the next open
+    /// reads the device (everything committed before is there), says so,
+    /// and clears the mark; the open after that is an ordinary one.
+    #[test]
+    fn a_failed_commit_leaves_the_mark_and_the_next_open_reads_the_device_then_clears_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let mark = dir.path().join(MARK);
+        let store = open(dir.path());
+        commit(&store, b"before").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!mark.exists(), "no failure, no mark");
+        let next = store.faults.commits.load(Ordering::Relaxed) + 1;
+        store.faults.fail_flush_at.store(next, Ordering::Relaxed);
+        let e = commit(&store, b"failed").expect_err("injected");
+        let said = std::fs::read_to_string(&mark).unwrap_or_else(|e| panic!("the mark: {e}"));
+        assert_eq!(said, e.to_string());
+        // Refused from then on; the mark says the first failure.
+        assert!(commit(&store, b"after").is_err());
+        assert_eq!(
+            std::fs::read_to_string(&mark).unwrap_or_else(|e| panic!("{e}")),
+            said
+        );
+        drop(store);
+
+        let store = open(dir.path());
+        assert_eq!(
+            store.recovered.after_failure.as_deref(),
+            Some(said.as_str())
+        );
+        assert!(!mark.exists(), "cleared once the open is durable");
+        assert_eq!(get(&store, b"before").as_deref(), Some(&b"v"[..]));
+        commit(&store, b"again").unwrap_or_else(|e| panic!("{e}"));
+        drop(store);
+        let store = open(dir.path());
+        assert_eq!(store.recovered.after_failure, None);
+        assert_eq!(get(&store, b"again").as_deref(), Some(&b"v"[..]));
+    }
+
+    /// A failed flush of sled (or a snapshot) leaves the mark too.
+    #[test]
+    fn a_failed_flush_of_sled_leaves_the_mark() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(dir.path());
+        super::super::commit::record_failure(
+            &store.flushed,
+            &store.dir,
+            "sled's flush or fdatasync failed: EIO".into(),
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(MARK))
+                .ok()
+                .as_deref(),
+            Some("sled's flush or fdatasync failed: EIO")
+        );
+    }
+
+    /// Pages of `path` in the page cache (`mmap` + `mincore`).
+    fn resident_pages(path: &Path) -> usize {
+        use std::os::fd::AsRawFd;
+        let file = File::open(path).unwrap_or_else(|e| panic!("{e}"));
+        let len = usize::try_from(file.metadata().map_or(0, |m| m.len())).unwrap_or(0);
+        assert!(len > 0);
+        // SAFETY: a private read-only mapping of a file this test owns,
+        // unmapped before it returns; `mincore` writes one byte per page
+        // into a vector of that many bytes.
+        unsafe {
+            let at = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            );
+            assert_ne!(at, libc::MAP_FAILED);
+            let pages = len.div_ceil(4096);
+            let mut resident = vec![0u8; pages];
+            assert_eq!(libc::mincore(at, len, resident.as_mut_ptr()), 0);
+            libc::munmap(at, len);
+            resident.iter().filter(|b| **b & 1 == 1).count()
+        }
+    }
+
+    /// Every file under the data dir, nested ones included, is synced and
+    /// its cached pages dropped (on a file system that keeps a cache it
+    /// can drop: the data dir's tests run beside the crate, not in a tmpfs).
+    #[test]
+    fn every_file_of_the_store_is_dropped_from_the_cache() {
+        let dir =
+            tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap_or_else(|e| panic!("{e}"));
+        drop(open(dir.path()));
+        let nested = dir.path().join("blobs").join("x");
+        std::fs::create_dir_all(dir.path().join("blobs")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&nested, vec![7u8; 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
+        let sled_file = dir.path().join("db");
+        let _ = std::fs::read(&sled_file);
+        assert!(resident_pages(&nested) > 0, "just written: cached");
+        assert!(resident_pages(&sled_file) > 0, "just read: cached");
+        // No mark: nothing is dropped.
+        assert_eq!(read_from_device_if_marked(dir.path()).ok(), Some(None));
+        assert!(resident_pages(&nested) > 0);
+        std::fs::write(dir.path().join(MARK), "why").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            read_from_device_if_marked(dir.path()).ok(),
+            Some(Some("why".to_owned()))
+        );
+        assert_eq!(resident_pages(&nested), 0, "a nested file, dirty before");
+        assert_eq!(resident_pages(&sled_file), 0, "sled's file");
+        assert_eq!(
+            std::fs::read(&nested).unwrap_or_else(|e| panic!("{e}")),
+            vec![7u8; 1 << 20],
+            "its bytes were written before the drop"
+        );
+    }
+}
