@@ -49,7 +49,7 @@ impl Store {
         if let Err(e) = applied {
             record_failure(
                 &self.flushed,
-                &self.dir,
+                Some(&self.dir),
                 format!("sled failed to take journal record {}: {e}", group.seq),
             );
             return Err(e);

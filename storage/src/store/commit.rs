@@ -153,7 +153,7 @@ impl FlushParts {
             // Recorded before the turn passes: the other flusher sees it.
             record_failure(
                 flushed,
-                &self.dir,
+                Some(&self.dir),
                 format!("sled's flush or fdatasync failed: {e}"),
             );
             return Err(e);
@@ -191,10 +191,13 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
 }
 
 /// Records why a flush (or a snapshot) failed: the next commit fails (the
-/// writer stops, as for any storage failure); the data dir in `dir` gets
+/// writer stops, as for any storage failure); the data dir `mark` names, if
+/// any (a write that failed, not a value that could not be encoded), gets
 /// the failure's mark.
-pub(super) fn record_failure(flushed: &Flushed, dir: &Path, e: String) {
-    failed_mark::leave_once(flushed, dir, &e);
+pub(super) fn record_failure(flushed: &Flushed, mark: Option<&Path>, e: String) {
+    if let Some(dir) = mark {
+        failed_mark::leave_once(flushed, dir, &e);
+    }
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
     }
@@ -208,7 +211,7 @@ fn flush_loop(parts: &FlushParts, flushed: &Flushed, every: Duration) {
         if let Err(e) = parts.flush(flushed) {
             record_failure(
                 flushed,
-                &parts.dir,
+                Some(&parts.dir),
                 format!("the background flush of sled failed: {e}"),
             );
             return;
@@ -227,12 +230,18 @@ impl Drop for Store {
         // the handle is dropped, holding its file lock meanwhile: flush now,
         // so a reopen in this process finds the lock free (and sled durable,
         // unless the writer stopped: then nothing more is written).
-        if self.failure().is_none()
-            && self.wal().is_ok_and(|w| w.check().is_ok())
-            && self.settle().is_ok()
-        {
-            let _ = self.db.flush();
-            let _ = self.data_file.sync_data();
+        if self.failure().is_none() && self.wal().is_ok_and(|w| w.check().is_ok()) {
+            let closed = self.settle().and_then(|()| {
+                self.db.flush()?;
+                Ok(self.data_file.sync_data()?)
+            });
+            if let Err(e) = closed {
+                failed_mark::leave_once(
+                    &self.flushed,
+                    &self.dir,
+                    &format!("closing the store failed: {e}"),
+                );
+            }
         }
     }
 }
@@ -278,27 +287,20 @@ impl Store {
             None => 0,
         };
         let wal_dir = dir.join("wal");
-        let (mut wal, replay) =
-            Wal::open_on(&options.disk, &wal_dir, checkpoint, options.segment_bytes)?;
-        // Acknowledged records sled had not made durable: into sled. Then
-        // sled is made durable in any case (what it read back may have been
-        // only in the page cache) before any segment is reused.
-        if !options.disk.injects(wal::Bug::SkipSledReplay) {
-            for (_, payload) in &replay.records {
-                Batch::decode(payload)?.apply_in_order(&tree)?;
+        let (wal, replay, spares) = Self::replay_into_sled(
+            dir,
+            options,
+            (&db, &tree, &data_file),
+            checkpoint,
+            after_failure.is_some(),
+        )
+        .inspect_err(|e| {
+            // Its writes failed (not a damaged record): as for a failure
+            // while serving, the next open must read the device.
+            if failed_mark::is_failure_to_store(e) {
+                failed_mark::leave(dir, &format!("opening the store failed: {e}"));
             }
-        }
-        db.flush()?;
-        data_file.sync_data()?;
-        if let Some(hook) = &options.on_sled_durable {
-            hook(dir);
-        }
-        wal.checkpoint(replay.last_seq)?;
-        let spares = wal.spares();
-        spares.clean_up(&wal_dir)?;
-        if after_failure.is_some() {
-            failed_mark::clear(dir)?;
-        }
+        })?;
         let flushed = Arc::new(Flushed::default());
         flushed.applied.store(replay.last_seq, Ordering::Relaxed);
         flushed.durable.store(replay.last_seq, Ordering::Relaxed);
@@ -344,6 +346,42 @@ impl Store {
         })
     }
 
+    /// The journal opened after sled's `checkpoint`, its records put into
+    /// sled, sled made durable (always: what it read back may have been
+    /// only in the page cache) before any segment is reused; a failure's
+    /// mark cleared once sled is durable.
+    fn replay_into_sled(
+        dir: &Path,
+        options: &StoreOptions,
+        (db, tree, data_file): (&sled::Db, &sled::Tree, &File),
+        checkpoint: u64,
+        marked: bool,
+    ) -> Result<(Wal, wal::Replay, Arc<wal::Spares>), StorageError> {
+        let wal_dir = dir.join("wal");
+        let (mut wal, replay) =
+            Wal::open_on(&options.disk, &wal_dir, checkpoint, options.segment_bytes)?;
+        // Acknowledged records sled had not made durable: into sled.
+        if !options.disk.injects(wal::Bug::SkipSledReplay) {
+            for (_, payload) in &replay.records {
+                Batch::decode(payload)?.apply_in_order(tree)?;
+            }
+        }
+        db.flush()?;
+        data_file.sync_data()?;
+        // Before the hook, so a copy of sled taken from here on (the
+        // simulator's) has no mark.
+        if marked {
+            failed_mark::clear(dir)?;
+        }
+        if let Some(hook) = &options.on_sled_durable {
+            hook(dir);
+        }
+        wal.checkpoint(replay.last_seq)?;
+        let spares = wal.spares();
+        spares.clean_up(&wal_dir)?;
+        Ok((wal, replay, spares))
+    }
+
     fn wal(&self) -> Result<std::sync::MutexGuard<'_, Wal>, StorageError> {
         self.wal
             .lock()
@@ -378,7 +416,9 @@ impl Store {
     /// same, and the caller stops.
     pub fn commit_then(&self, batch: Batch, durable: impl FnOnce()) -> Result<(), StorageError> {
         self.commit_inner(batch, durable).inspect_err(|e| {
-            failed_mark::leave_once(&self.flushed, &self.dir, &e.to_string());
+            if failed_mark::is_failure_to_store(e) {
+                failed_mark::leave_once(&self.flushed, &self.dir, &e.to_string());
+            }
         })
     }
 
@@ -445,7 +485,7 @@ impl Store {
     pub fn flush_now(&self) -> Result<(), StorageError> {
         self.flush_parts.flush(&self.flushed).map_err(|e| {
             let e = format!("the flush of sled failed: {e}");
-            record_failure(&self.flushed, &self.dir, e.clone());
+            record_failure(&self.flushed, Some(&self.dir), e.clone());
             StorageError::Io(e)
         })
     }

@@ -18,6 +18,7 @@
 
 use std::fs::File;
 use std::io::Write;
+#[cfg(target_os = "linux")]
 use std::num::NonZeroU64;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -28,15 +29,29 @@ use crate::error::StorageError;
 /// The mark's name in the data dir; it holds why the run stopped.
 pub const MARK: &str = "storage-failed";
 
-/// Leaves the mark, once per store, saying `why`.
-pub(super) fn leave_once(flushed: &Flushed, dir: &Path, why: &str) {
-    if flushed.marked.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let _ = leave(dir, why);
+/// Whether `e` is a failure to write or sync (or one a test injected as
+/// such), after which the page cache may hold what the device does not;
+/// not a damaged record, nor a value that could not be encoded.
+pub(super) fn is_failure_to_store(e: &StorageError) -> bool {
+    matches!(
+        e,
+        StorageError::Io(_) | StorageError::Stopped(_) | StorageError::Injected(_)
+    )
 }
 
-fn leave(dir: &Path, why: &str) -> std::io::Result<()> {
+/// Leaves the mark, once per store, saying `why`.
+pub(super) fn leave_once(flushed: &Flushed, dir: &Path, why: &str) {
+    if !flushed.marked.swap(true, Ordering::AcqRel) {
+        leave(dir, why);
+    }
+}
+
+/// Leaves the mark saying `why`, as far as the device lets it.
+pub(super) fn leave(dir: &Path, why: &str) {
+    let _ = write_mark(dir, why);
+}
+
+fn write_mark(dir: &Path, why: &str) -> std::io::Result<()> {
     let mut f = File::create(dir.join(MARK))?;
     f.write_all(why.as_bytes())?;
     f.sync_all()?;
@@ -70,29 +85,62 @@ pub(super) fn clear(dir: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Whether an entry of the data dir is the store's: sled's files (`db`,
+/// `conf`, `snap.*`, `blobs/`) and the journal (`wal/`). Anything else an
+/// operator keeps there (`lost+found` at a mount's root) is not read.
+fn is_the_stores(name: &std::ffi::OsStr) -> bool {
+    let name = name.to_string_lossy();
+    matches!(name.as_ref(), "db" | "conf" | "blobs" | "wal") || name.starts_with("snap.")
+}
+
+/// Every file of the store in `dir` synced and dropped from the cache.
 fn drop_cached(dir: &Path) -> Result<(), StorageError> {
     for entry in std::fs::read_dir(dir).map_err(|e| at(dir, &e))? {
         let entry = entry.map_err(|e| at(dir, &e))?;
-        let path = entry.path();
-        let kind = entry.file_type().map_err(|e| at(&path, &e))?;
-        if kind.is_dir() {
-            drop_cached(&path)?;
-        } else if kind.is_file() && entry.file_name() != MARK {
-            let file = File::open(&path).map_err(|e| at(&path, &e))?;
-            // Dirty pages a killed process left are good data: written
-            // first, or the drop below would keep them.
-            file.sync_all().map_err(|e| at(&path, &e))?;
-            let len = file.metadata().map_err(|e| at(&path, &e))?.len();
-            if let Some(len) = NonZeroU64::new(len) {
-                match rustix::fs::fadvise(&file, 0, Some(len), rustix::fs::Advice::DontNeed) {
-                    // A file system without a page cache to drop (tmpfs
-                    // answers so on some kernels) holds nothing stale.
-                    Ok(()) | Err(rustix::io::Errno::NOSYS | rustix::io::Errno::SPIPE) => {}
-                    Err(e) => return Err(at(&path, &std::io::Error::from(e))),
-                }
-            }
+        if is_the_stores(&entry.file_name()) {
+            drop_cached_under(&entry.path())?;
         }
     }
+    Ok(())
+}
+
+/// `path` synced and dropped from the cache, and all under it if it is a
+/// directory.
+fn drop_cached_under(path: &Path) -> Result<(), StorageError> {
+    let kind = std::fs::symlink_metadata(path)
+        .map_err(|e| at(path, &e))?
+        .file_type();
+    if kind.is_dir() {
+        for entry in std::fs::read_dir(path).map_err(|e| at(path, &e))? {
+            drop_cached_under(&entry.map_err(|e| at(path, &e))?.path())?;
+        }
+    } else if kind.is_file() {
+        let file = File::open(path).map_err(|e| at(path, &e))?;
+        // Dirty pages a killed process left are good data: written first,
+        // or the drop below would keep them.
+        file.sync_all().map_err(|e| at(path, &e))?;
+        drop_pages(&file).map_err(|e| at(path, &e))?;
+    }
+    Ok(())
+}
+
+/// Drops `file`'s clean pages from the page cache.
+#[cfg(target_os = "linux")]
+fn drop_pages(file: &File) -> std::io::Result<()> {
+    let Some(len) = NonZeroU64::new(file.metadata()?.len()) else {
+        return Ok(());
+    };
+    match rustix::fs::fadvise(file, 0, Some(len), rustix::fs::Advice::DontNeed) {
+        // A file system without a page cache to drop holds nothing stale.
+        Ok(()) | Err(rustix::io::Errno::NOSYS | rustix::io::Errno::SPIPE) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Elsewhere the files are synced only (the failure this guards against
+/// is how Linux reports a failed write-back).
+#[cfg(not(target_os = "linux"))]
+fn drop_pages(_file: &File) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -106,6 +154,8 @@ fn at(path: &Path, e: &std::io::Error) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::super::behind::tests::get;
+    use std::sync::{Arc, Mutex};
+
     use super::super::{Batch, Store, StoreOptions};
     use super::*;
 
@@ -146,7 +196,21 @@ mod tests {
         );
         drop(store);
 
-        let store = open(dir.path());
+        // sled's first durable point of that open (the simulator copies
+        // sled there) has no mark.
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen_by_hook = Arc::clone(&seen);
+        let options = StoreOptions {
+            flush_every: None,
+            on_sled_durable: Some(Arc::new(move |d: &Path| {
+                if let Ok(mut seen) = seen_by_hook.lock() {
+                    seen.push(d.join(MARK).exists());
+                }
+            })),
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(dir.path(), &options).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(*seen.lock().unwrap_or_else(|e| panic!("{e}")), vec![false]);
         assert_eq!(
             store.recovered.after_failure.as_deref(),
             Some(said.as_str())
@@ -167,7 +231,7 @@ mod tests {
         let store = open(dir.path());
         super::super::commit::record_failure(
             &store.flushed,
-            &store.dir,
+            Some(&store.dir),
             "sled's flush or fdatasync failed: EIO".into(),
         );
         assert_eq!(
@@ -179,6 +243,7 @@ mod tests {
     }
 
     /// Pages of `path` in the page cache (`mmap` + `mincore`).
+    #[cfg(target_os = "linux")]
     fn resident_pages(path: &Path) -> usize {
         use std::os::fd::AsRawFd;
         let file = File::open(path).unwrap_or_else(|e| panic!("{e}"));
@@ -208,6 +273,7 @@ mod tests {
     /// Every file under the data dir, nested ones included, is synced and
     /// its cached pages dropped (on a file system that keeps a cache it
     /// can drop: the data dir's tests run beside the crate, not in a tmpfs).
+    #[cfg(target_os = "linux")]
     #[test]
     fn every_file_of_the_store_is_dropped_from_the_cache() {
         let dir =
@@ -218,6 +284,9 @@ mod tests {
         std::fs::write(&nested, vec![7u8; 1 << 20]).unwrap_or_else(|e| panic!("{e}"));
         let sled_file = dir.path().join("db");
         let _ = std::fs::read(&sled_file);
+        // Not the store's: left alone.
+        let other = dir.path().join("notes.txt");
+        std::fs::write(&other, vec![1u8; 1 << 16]).unwrap_or_else(|e| panic!("{e}"));
         assert!(resident_pages(&nested) > 0, "just written: cached");
         assert!(resident_pages(&sled_file) > 0, "just read: cached");
         // No mark: nothing is dropped.
@@ -230,6 +299,7 @@ mod tests {
         );
         assert_eq!(resident_pages(&nested), 0, "a nested file, dirty before");
         assert_eq!(resident_pages(&sled_file), 0, "sled's file");
+        assert!(resident_pages(&other) > 0, "not the store's file");
         assert_eq!(
             std::fs::read(&nested).unwrap_or_else(|e| panic!("{e}")),
             vec![7u8; 1 << 20],

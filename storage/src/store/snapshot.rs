@@ -42,6 +42,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 
 use super::commit::record_failure;
+use super::failed_mark;
 use super::{CHUNK_BYTES, Store};
 use crate::codec::{self, kind};
 use crate::error::StorageError;
@@ -155,7 +156,8 @@ impl Store {
                 Ok(())
             }
             Err(e) => {
-                record_failure(&self.flushed, &self.dir, format!("a snapshot failed: {e}"));
+                let mark = failed_mark::is_failure_to_store(&e).then_some(self.dir.as_path());
+                record_failure(&self.flushed, mark, format!("a snapshot failed: {e}"));
                 Err(e)
             }
         }

@@ -153,17 +153,17 @@ impl Wal {
                         }
                         nothing_after(&segments, i, at, at + 1, next)?;
                         // A later segment is begun only once every record
-                        // before its first was durable: this one was
-                        // acknowledged, and sled lacks it.
-                        if next > checkpoint
-                            && let Some((later, _)) =
-                                segments[i + 1..].iter().find(|(s, _)| s.first_seq > next)
+                        // before its first was durable: those of them sled
+                        // lacks (after its point) were acknowledged.
+                        let needed = next.max(checkpoint + 1);
+                        if let Some((later, _)) =
+                            segments[i + 1..].iter().find(|(s, _)| s.first_seq > needed)
                         {
                             return Err(corrupt(
                                 &seg.path,
                                 at,
                                 &format!(
-                                    "record {next} is damaged or missing, and segment {} \
+                                    "record {needed} is damaged or missing, and segment {} \
                                      (from record {}) was begun after it was written",
                                     later.path.display(),
                                     later.first_seq

@@ -204,6 +204,47 @@ fn a_gap_at_or_below_the_checkpoint_between_segments_is_not_damage() {
     assert!(err.to_string().contains("later records follow"), "{err}");
 }
 
+/// A whole segment lost past sled's point, the one after it begun but
+/// holding nothing readable: the records between were acknowledged (the
+/// later segment was begun only once they were durable), so refused.
+#[test]
+fn a_segment_begun_past_sled_and_a_lost_one_before_it_refuse_to_start() {
+    let dir = tempfile::tempdir().expect("dir");
+    drop(write(dir.path(), 0, 40));
+    let files = segment_files(dir.path());
+    let (lost, last) = (&files[files.len() - 2], &files[files.len() - 1]);
+    let first_of = |path: &PathBuf| {
+        (1..=40)
+            .find(|s| locate(dir.path(), *s).0 == *path)
+            .expect("a record in it")
+    };
+    let (lost_first, last_first) = (first_of(lost), first_of(last));
+    assert!(
+        last_first > lost_first + 1,
+        "the lost segment held two or more"
+    );
+    std::fs::remove_file(lost).expect("lost");
+    // The last segment's records never landed: its header only.
+    let len = std::fs::metadata(last).expect("meta").len();
+    let f = OpenOptions::new().write(true).open(last).expect("open");
+    f.write_all_at(
+        &vec![0u8; len as usize - SEGMENT_HEADER],
+        SEGMENT_HEADER as u64,
+    )
+    .expect("zero");
+    // sled holds the lost segment's first record, not the rest.
+    let err = Wal::open(dir.path(), lost_first, SMALL).expect_err("acknowledged records lost");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("record {} is damaged or missing", lost_first + 1)),
+        "{text}"
+    );
+    // sled holding all the lost segment did: the journal carries on.
+    let (wal, replay) = Wal::open(dir.path(), last_first - 1, SMALL).expect("nothing lost");
+    assert!(replay.records.is_empty());
+    assert_eq!(wal.next_seq(), last_first);
+}
+
 #[test]
 fn a_damaged_sequence_number_before_the_tail_is_caught_too() {
     let dir = tempfile::tempdir().expect("dir");

@@ -28,7 +28,7 @@ fn after_a_recorded_flush_failure_sled_is_never_synced_again() {
     );
     record_failure(
         &store.flushed,
-        &store.dir,
+        Some(&store.dir),
         "a snapshot failed: fdatasync: EIO".into(),
     );
     let e = store
