@@ -86,15 +86,12 @@ pub struct ServerConfig {
     /// HS256 secret for bearer tokens; without one, the secret in --jwt-secret-file.
     #[arg(long, env = "OTC_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
-    /// Where the token secret is kept when --jwt-secret is not given: made on
-    /// first start (owner-only), never inside the data dir; one an older
-    /// build left in the data dir is moved here.
-    #[arg(
-        long,
-        env = "OTC_JWT_SECRET_FILE",
-        default_value = "./secrets/jwt-secret"
-    )]
-    pub jwt_secret_file: PathBuf,
+    /// Where the token secret is kept when --jwt-secret is not given
+    /// [default: ./secrets/jwt-secret]: made on first start (owner-only),
+    /// never inside the data dir. One an older build left in the data dir is
+    /// moved to the file this flag names (without it, the start is refused).
+    #[arg(long, env = "OTC_JWT_SECRET_FILE")]
+    pub jwt_secret_file: Option<PathBuf>,
     /// Address for the Prometheus metrics endpoint (off when unset).
     #[arg(long, env = "OTC_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

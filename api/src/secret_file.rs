@@ -1,7 +1,8 @@
 //! Where `otcd`'s secrets live: never in the data dir. The token secret is
 //! `--jwt-secret`, else `--jwt-secret-file` (`./secrets/jwt-secret`), made
-//! on first start; one an older build left in the data dir is moved out,
-//! so the tokens it signed stay valid. The sandbox's keys are kept out of
+//! on first start; one an older build left in the data dir is moved out to
+//! a `--jwt-secret-file` the operator names (refused until then), so the
+//! tokens it signed stay valid. The sandbox's keys are kept out of
 //! the data dir by the same check ([`outside_data_dir`]).
 
 use std::io::{Error, ErrorKind};
@@ -11,10 +12,12 @@ use crate::server::ServerConfig;
 
 /// Where an older build kept the token secret, inside the data dir.
 const OLD_NAME: &str = "jwt-secret";
+/// `--jwt-secret-file` when not given.
+pub const DEFAULT_FILE: &str = "./secrets/jwt-secret";
 
 /// The token secret: from the flag, else from `--jwt-secret-file`, created
 /// on first start (then the log says how to mint tokens) or moved there
-/// from the data dir. The file is readable by its owner only and appears
+/// from the data dir when the flag names where. The file is readable by its owner only and appears
 /// whole (written aside, synced, renamed). An empty secret is refused (any
 /// token would verify), and a file that exists but cannot be read is an
 /// error, never replaced.
@@ -33,10 +36,16 @@ pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         }
         return Ok(s.as_bytes().to_vec());
     }
-    let path = &cfg.jwt_secret_file;
+    let chosen = cfg.jwt_secret_file.is_some();
+    let path = cfg
+        .jwt_secret_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+    let path = &path;
     outside_data_dir(path, &cfg.data_dir, "--jwt-secret-file")
         .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
-    if let Some(s) = read(path)? {
+    let flagged = |e: Error| Error::new(e.kind(), format!("--jwt-secret-file {e}"));
+    if let Some(s) = read(path).map_err(flagged)? {
         // A move cut short leaves the same secret in the data dir.
         if read(&old).ok().flatten().as_deref() == Some(s.as_slice()) {
             remove_synced(&old, &cfg.data_dir)?;
@@ -47,7 +56,20 @@ pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         return Ok(s);
     }
     if let Some(s) = read(&old)? {
-        write_whole(path, &s)?;
+        // Moved only where the operator said: a default beside the working
+        // directory may not outlive the data dir (a container's volume).
+        if !chosen {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "the token secret is in the data dir ({}), where secrets no longer go: \
+                     start with --jwt-secret-file PATH (outside the data dir, kept as long \
+                     as it) and it is moved there, the same secret, so its tokens stay valid",
+                    old.display()
+                ),
+            ));
+        }
+        write_whole(path, &s).map_err(flagged)?;
         remove_synced(&old, &cfg.data_dir)?;
         tracing::warn!(
             from = %old.display(),
@@ -61,7 +83,7 @@ pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
-    write_whole(path, s.as_bytes())?;
+    write_whole(path, s.as_bytes()).map_err(flagged)?;
     tracing::warn!(
         path = %path.display(),
         "no --jwt-secret given: created one; mint a development token with \
@@ -258,6 +280,27 @@ mod tests {
             b"older-builds-secret".to_vec()
         );
         assert!(old.exists());
+    }
+
+    /// Without `--jwt-secret-file`, an older build's secret in the data
+    /// dir is not moved to the default beside the working directory (which
+    /// may not outlive the data dir): the start is refused, naming the
+    /// flag, and the secret stays where it is.
+    #[test]
+    fn a_secret_in_the_data_dir_is_moved_only_where_the_flag_says() {
+        let dir = tempfile::tempdir().expect("dir");
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).expect("data dir");
+        let old = data.join("jwt-secret");
+        std::fs::write(&old, "older-builds-secret").expect("write");
+        let data_flag = data.display().to_string();
+        let cfg = ServerConfig::try_parse_from(["otcd", "--data-dir", &data_flag]).expect("flags");
+        assert_eq!(cfg.jwt_secret_file, None);
+        let e = token_secret(&cfg).expect_err("not moved to a default");
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.to_string().contains("--jwt-secret-file PATH"), "{e}");
+        assert_eq!(std::fs::read(&old).expect("kept"), b"older-builds-secret");
+        assert!(!Path::new(DEFAULT_FILE).exists(), "nothing made by default");
     }
 
     /// A secret file in the data dir, directly or through a link, is
