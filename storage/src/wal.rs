@@ -348,6 +348,8 @@ type Shared = Mutex<Vec<PathBuf>>;
 #[cfg(test)]
 mod block_tests;
 #[cfg(test)]
+mod segment_tests;
+#[cfg(test)]
 mod test_disk;
 #[cfg(test)]
 mod tests;
