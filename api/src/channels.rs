@@ -96,7 +96,12 @@ pub fn from_config(
 ) -> Result<Channels, String> {
     let mut all = Vec::new();
     if let Some(path) = &cfg.channels {
-        all.extend(otc_gateway::load_channels(path)?);
+        // Keys never enter the data dir: the operator's no more than the
+        // sandbox's.
+        let vet = |key: &std::path::Path| {
+            crate::secret_file::outside_data_dir(key, &cfg.data_dir, "the key file")
+        };
+        all.extend(otc_gateway::load_channels_vetted(path, &vet)?);
     }
     if cfg.sandbox_channels {
         // Keys never enter the data dir.
@@ -118,4 +123,49 @@ pub fn from_config(
         );
     }
     Ok(channels)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn config(data: &std::path::Path, extra: &[&str]) -> crate::server::ServerConfig {
+        let data = data.display().to_string();
+        let mut args = vec!["otcd", "--data-dir", &data];
+        args.extend_from_slice(extra);
+        crate::server::ServerConfig::try_parse_from(args).expect("flags")
+    }
+
+    /// Keys never enter the data dir: the operator's channels whose key
+    /// files are there are refused, naming the field, as is a sandbox
+    /// there; the same channels beside it load.
+    #[test]
+    fn key_files_inside_the_data_dir_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let data = dir.path().join("data");
+        let addr: std::net::SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let inside = otc_gateway::sandbox::create(&data.join("keys")).expect("keys");
+        let flag = inside.display().to_string();
+        let e = from_config(&config(&data, &["--channels", &flag]), addr)
+            .err()
+            .expect("key files in the data dir");
+        assert!(
+            e.contains("the key file") && e.contains("inside the data dir"),
+            "{e}"
+        );
+        let beside = otc_gateway::sandbox::create(&dir.path().join("keys")).expect("keys");
+        let flag = beside.display().to_string();
+        let channels = from_config(&config(&data, &["--channels", &flag]), addr).expect("beside");
+        assert_eq!(channels.iter().count(), 3);
+        let sandbox = data.join("sandbox").display().to_string();
+        let e = from_config(
+            &config(&data, &["--sandbox-channels", "--sandbox-dir", &sandbox]),
+            addr,
+        )
+        .err()
+        .expect("a sandbox in the data dir");
+        assert!(e.contains("--sandbox-dir"), "{e}");
+    }
 }

@@ -71,6 +71,16 @@ struct HmacSpec {
 /// # Errors
 /// What is wrong, naming the file, the channel and the field.
 pub fn load_channels(path: &Path) -> Result<Vec<Channel>, String> {
+    load_channels_vetted(path, &|_| Ok(()))
+}
+
+/// [`load_channels`], with each key file's path (as resolved against the
+/// channels file's directory) passed to `vet` before it is read: `otcd`
+/// refuses key files inside its data dir.
+///
+/// # Errors
+/// As [`load_channels`]; also what `vet` says, naming the field.
+pub fn load_channels_vetted(path: &Path, vet: Vet<'_>) -> Result<Vec<Channel>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
     if meta.len() > CHANNELS_FILE_BYTES_MAX {
         return Err(format!(
@@ -83,7 +93,17 @@ pub fn load_channels(path: &Path) -> Result<Vec<Channel>, String> {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    parse_channels(&text, base_dir).map_err(|e| format!("{}: {e}", path.display()))
+    parse_channels_in(&text, &KeyFiles { dir: base_dir, vet })
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Checks a key file's path before it is read (see [`load_channels_vetted`]).
+pub type Vet<'a> = &'a dyn Fn(&Path) -> Result<(), String>;
+
+/// Where key files are read from, and the check each path passes first.
+struct KeyFiles<'a> {
+    dir: &'a Path,
+    vet: Vet<'a>,
 }
 
 /// Parses channels-file text; key file paths are relative to `base_dir`.
@@ -91,6 +111,16 @@ pub fn load_channels(path: &Path) -> Result<Vec<Channel>, String> {
 /// # Errors
 /// What is wrong, naming the channel and the field.
 pub fn parse_channels(toml_text: &str, base_dir: &Path) -> Result<Vec<Channel>, String> {
+    parse_channels_in(
+        toml_text,
+        &KeyFiles {
+            dir: base_dir,
+            vet: &|_| Ok(()),
+        },
+    )
+}
+
+fn parse_channels_in(toml_text: &str, keys: &KeyFiles<'_>) -> Result<Vec<Channel>, String> {
     let mut file: toml::Table = toml_text
         .parse()
         .map_err(|e: toml::de::Error| format!("not valid TOML: {}", e.message()))?;
@@ -108,7 +138,7 @@ pub fn parse_channels(toml_text: &str, base_dir: &Path) -> Result<Vec<Channel>, 
     let mut names = HashSet::new();
     let mut channels = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        let channel = parse_channel(index, entry, base_dir)?;
+        let channel = parse_channel(index, entry, keys)?;
         if !names.insert(channel.name().to_owned()) {
             return Err(format!("channel {}: name used twice", channel.name()));
         }
@@ -118,7 +148,7 @@ pub fn parse_channels(toml_text: &str, base_dir: &Path) -> Result<Vec<Channel>, 
     Ok(channels)
 }
 
-fn parse_channel(index: usize, entry: toml::Value, base_dir: &Path) -> Result<Channel, String> {
+fn parse_channel(index: usize, entry: toml::Value, keys: &KeyFiles<'_>) -> Result<Channel, String> {
     let toml::Value::Table(mut table) = entry else {
         return Err(format!("channel #{}: not a table", index + 1));
     };
@@ -134,9 +164,9 @@ fn parse_channel(index: usize, entry: toml::Value, base_dir: &Path) -> Result<Ch
     };
     let rest = toml::Value::Table(table);
     let (time_zone, account) = match kind.as_str() {
-        "alipay" => alipay(spec(rest).map_err(at)?, base_dir).map_err(at)?,
-        "wechatpay" => wechat(spec(rest).map_err(at)?, base_dir).map_err(at)?,
-        "hmac" => hmac(spec(rest).map_err(at)?, base_dir).map_err(at)?,
+        "alipay" => alipay(spec(rest).map_err(at)?, keys).map_err(at)?,
+        "wechatpay" => wechat(spec(rest).map_err(at)?, keys).map_err(at)?,
+        "hmac" => hmac(spec(rest).map_err(at)?, keys).map_err(at)?,
         other => {
             return Err(at(format!(
                 "unknown kind `{other}` (alipay, wechatpay or hmac)"
@@ -152,7 +182,7 @@ fn spec<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, String>
         .map_err(|e: toml::de::Error| e.message().trim().to_owned())
 }
 
-fn alipay(spec: AlipaySpec, base_dir: &Path) -> Result<(Tz, Account), String> {
+fn alipay(spec: AlipaySpec, keys: &KeyFiles<'_>) -> Result<(Tz, Account), String> {
     check_account_id("app_id", &spec.app_id)?;
     check_account_id("seller_id", &spec.seller_id)?;
     let gateway_url = spec
@@ -161,13 +191,13 @@ fn alipay(spec: AlipaySpec, base_dir: &Path) -> Result<(Tz, Account), String> {
     check_gateway_url(&gateway_url)?;
     let app_key = key_file(
         "app_private_key",
-        base_dir,
+        keys,
         &spec.app_private_key,
         load_private_key,
     )?;
     let alipay_key = key_file(
         "alipay_public_key",
-        base_dir,
+        keys,
         &spec.alipay_public_key,
         load_public_key,
     )?;
@@ -184,13 +214,13 @@ fn alipay(spec: AlipaySpec, base_dir: &Path) -> Result<(Tz, Account), String> {
     ))
 }
 
-fn wechat(spec: WeChatSpec, base_dir: &Path) -> Result<(Tz, Account), String> {
+fn wechat(spec: WeChatSpec, keys: &KeyFiles<'_>) -> Result<(Tz, Account), String> {
     check_account_id("mchid", &spec.mchid)?;
     check_account_id("appid", &spec.appid)?;
     if spec.platform_keys.is_empty() || spec.platform_keys.len() > PLATFORM_KEYS_MAX {
         return Err(format!("platform_keys: give 1 to {PLATFORM_KEYS_MAX} keys"));
     }
-    let secret = key_file("apiv3_key", base_dir, &spec.apiv3_key, read_secret)?;
+    let secret = key_file("apiv3_key", keys, &spec.apiv3_key, read_secret)?;
     let apiv3_key: [u8; APIV3_KEY_BYTES] = secret.as_slice().try_into().map_err(|_| {
         format!(
             "apiv3_key ({}): must be exactly {APIV3_KEY_BYTES} bytes",
@@ -207,7 +237,7 @@ fn wechat(spec: WeChatSpec, base_dir: &Path) -> Result<(Tz, Account), String> {
             return Err(format!("platform_keys: serial {} twice", platform.serial));
         }
         let field = format!("platform_keys[{}].public_key", platform.serial);
-        let key = key_file(&field, base_dir, &platform.public_key, load_public_key)?;
+        let key = key_file(&field, keys, &platform.public_key, load_public_key)?;
         platform_keys.push(PlatformKey {
             serial: platform.serial,
             key: Rsa2Verifier::new(key),
@@ -225,8 +255,8 @@ fn wechat(spec: WeChatSpec, base_dir: &Path) -> Result<(Tz, Account), String> {
     ))
 }
 
-fn hmac(spec: HmacSpec, base_dir: &Path) -> Result<(Tz, Account), String> {
-    let secret = key_file("secret", base_dir, &spec.secret, read_secret)?;
+fn hmac(spec: HmacSpec, keys: &KeyFiles<'_>) -> Result<(Tz, Account), String> {
+    let secret = key_file("secret", keys, &spec.secret, read_secret)?;
     if secret.len() < SECRET_BYTES_MIN {
         return Err(format!(
             "secret ({}): must be at least {SECRET_BYTES_MIN} bytes",
@@ -237,15 +267,33 @@ fn hmac(spec: HmacSpec, base_dir: &Path) -> Result<(Tz, Account), String> {
     Ok((time_zone(spec.time_zone)?, Account::Hmac(account)))
 }
 
-/// Loads a key file relative to `base_dir`; errors name the field and the
-/// path as configured.
+/// Loads a key file relative to the channels file's directory, once the
+/// vet let its path pass; errors name the field, and the path as configured
+/// only when a file is there (a value that names none may be a key pasted
+/// in place of its path: never echoed).
 fn key_file<T>(
     field: &str,
-    base_dir: &Path,
+    keys: &KeyFiles<'_>,
     path: &Path,
     load: impl FnOnce(&Path) -> Result<T, String>,
 ) -> Result<T, String> {
-    load(&base_dir.join(path)).map_err(|e| format!("{field} ({}): {e}", path.display()))
+    let full = keys.dir.join(path);
+    if !full.is_file() {
+        // Shown when its directory is there: a path with a typo in its
+        // file name, not a key (a key's `/`s name no directory).
+        let in_a_directory = path
+            .parent()
+            .is_some_and(|d| !d.as_os_str().is_empty() && keys.dir.join(d).is_dir());
+        if in_a_directory {
+            return Err(format!("{field} ({}): no such file", path.display()));
+        }
+        return Err(format!(
+            "{field}: no file at the path given (not shown, in case it is a key \
+             pasted in place of a path); give the path of the file holding the key"
+        ));
+    }
+    (keys.vet)(&full).map_err(|e| format!("{field}: {e}"))?;
+    load(&full).map_err(|e| format!("{field} ({}): {e}", path.display()))
 }
 
 /// Checks a channel name: 1–32 of `a-z`, `0-9`, `-`.

@@ -222,3 +222,71 @@ fn an_empty_file_has_no_channels_and_junk_is_refused() {
     assert!(parse_channels("[[channel]]\nkind = \"hmac\"", dir.path()).is_err());
     assert!(parse_channels("not toml [", dir.path()).is_err());
 }
+
+/// A key pasted where its file's path belongs names no file: the error
+/// names the field and never echoes the value; a path that does name a
+/// file is shown.
+#[test]
+fn a_key_pasted_in_place_of_its_path_is_never_echoed() {
+    let dir = key_dir();
+    let pasted = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC7/pasted+key==";
+    let cases = [
+        ("keys/wechat-apiv3.key", APIV3_KEY, "apiv3_key"),
+        ("keys/bank-x.secret", HMAC_SECRET, "secret"),
+        ("keys/alipay-app-private.pem", pasted, "app_private_key"),
+    ];
+    for (path, key, field) in cases {
+        let text = documented_example().replacen(path, key, 1);
+        let err = parse_channels(&text, dir.path()).expect_err("no such file");
+        assert!(err.contains(field) && err.contains("no file"), "{err}");
+        assert!(!err.contains(key), "{field}: {err}");
+    }
+    // A file that is there but wrong: its path is shown, not its bytes.
+    let text = documented_example().replacen("keys/wechat-apiv3.key", "keys/bank-x.secret", 1);
+    let err = parse_channels(&text, dir.path()).expect_err("wrong key");
+    assert!(err.contains("apiv3_key (keys/bank-x.secret)"), "{err}");
+    assert!(!err.contains(HMAC_SECRET), "{err}");
+    // A missing file in a directory that is there: a typo, shown.
+    let text = documented_example().replacen("keys/bank-x.secret", "keys/bank-y.secret", 1);
+    let err = parse_channels(&text, dir.path()).expect_err("missing");
+    assert!(
+        err.contains("secret (keys/bank-y.secret): no such file"),
+        "{err}"
+    );
+}
+
+/// Each key file's path goes to the caller's check before it is read; a
+/// refusal names the field.
+#[test]
+fn each_key_file_is_vetted_before_it_is_read() {
+    let dir = key_dir();
+    let path = dir.path().join("channels.toml");
+    fs::write(&path, documented_example()).expect("write");
+    let seen = std::cell::RefCell::new(Vec::new());
+    let vet = |p: &Path| {
+        seen.borrow_mut().push(p.to_path_buf());
+        Ok(())
+    };
+    assert!(load_channels_vetted(&path, &vet).is_ok());
+    let seen = seen.into_inner();
+    assert!(
+        seen.iter().any(|p| p.ends_with("keys/wechat-apiv3.key"))
+            && seen.iter().any(|p| p.ends_with("keys/bank-x.secret"))
+            && seen
+                .iter()
+                .any(|p| p.ends_with("keys/alipay-app-private.pem")),
+        "{seen:?}"
+    );
+    let refuse = |p: &Path| {
+        if p.ends_with("keys/bank-x.secret") {
+            Err("is inside the data dir".to_owned())
+        } else {
+            Ok(())
+        }
+    };
+    let err = load_channels_vetted(&path, &refuse).expect_err("refused");
+    assert!(
+        err.contains("bank-x") && err.contains("secret: is inside the data dir"),
+        "{err}"
+    );
+}

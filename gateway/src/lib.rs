@@ -102,7 +102,7 @@ mod wire;
 mod test_keys;
 
 pub use channel::{Answer, Channel, OrderRequest, PaymentOrder};
-pub use config::{load_channels, parse_channels};
+pub use config::{Vet, load_channels, load_channels_vetted, parse_channels};
 pub use notification::{Notification, Provider};
 pub use refusal::Refusal;
 pub use wire::{BODY_BYTES_MAX, TIMESTAMP_SKEW_SECS_MAX};
