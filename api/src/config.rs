@@ -67,8 +67,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes)
 }
 
-/// Everything `otcd` can be told (flags, or the environment).
-#[derive(Debug, Clone, clap::Parser)]
+/// Everything `otcd` can be told (flags, or the environment). No `Debug`:
+/// it holds the token secret.
+#[derive(Clone, clap::Parser)]
 #[command(
     name = "otcd",
     version,
