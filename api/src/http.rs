@@ -246,22 +246,24 @@ async fn return_page(
     };
     let state = match reference.as_deref().and_then(trade_of_reference) {
         Some(id) => {
-            let Ok(w) = g.core.read().await else {
-                // Storage failed: nothing it holds is shown.
-                return (
+            // Storage failed: nothing it holds is shown.
+            let unavailable = || {
+                (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage failed; the server stopped until it is restarted",
                 )
-                    .into_response();
+                    .into_response()
+            };
+            let Ok(w) = g.core.read().await else {
+                return unavailable();
             };
             match w.engine().trade(id) {
                 Some(t) => Some(t.state.kind().name()),
-                None => w
-                    .store()
-                    .trade(id)
-                    .ok()
-                    .flatten()
-                    .map(|t| t.state.kind().name()),
+                // An ended trade's history: a failed read is not "unknown".
+                None => match w.store().trade(id) {
+                    Ok(t) => t.map(|t| t.state.kind().name()),
+                    Err(_) => return unavailable(),
+                },
             }
         }
         None => None,
