@@ -11,9 +11,20 @@ use otc_api::proto as pb;
 use uuid::Uuid;
 
 fn otcctl(s: &Server, tok: &str, args: &[&str]) -> (bool, String, String) {
+    otcctl_with(s, tok, args, &[])
+}
+
+/// `otcctl` with environment variables set (secrets kept off its command line).
+fn otcctl_with(
+    s: &Server,
+    tok: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (bool, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_otcctl"))
         .args(["--server", &s.url, "--token", tok])
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run otcctl");
     (
@@ -288,6 +299,35 @@ async fn viewers_read_users_are_refused_and_admins_move_money() {
         ],
     );
     assert!(ok && out.trim().split('.').count() == 3, "a JWT: {out}");
+    // From the file otcd keeps it in, off the command line: the token it
+    // mints is one the server takes.
+    let secrets = tempfile::tempdir().expect("temp");
+    let file = secrets.path().join("jwt-secret");
+    std::fs::write(&file, format!("{}\n", harness::SECRET)).expect("write");
+    let file = file.display().to_string();
+    let (ok, minted, err) = otcctl(
+        &s,
+        "",
+        &[
+            "token",
+            "mint",
+            "--secret-file",
+            &file,
+            "--user",
+            &who,
+            "--role",
+            "support",
+        ],
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = otcctl(&s, minted.trim(), &["appeals", "list"]);
+    assert!(ok, "the server takes it: {err}");
+    let (ok, _, err) = otcctl(
+        &s,
+        "",
+        &["token", "mint", "--user", &who, "--role", "support"],
+    );
+    assert!(!ok && err.contains("--secret"), "{err}");
 }
 
 /// The README's payment-channel walkthrough, with `otcctl` only: a trade
@@ -344,29 +384,38 @@ async fn the_sandbox_gateway_pays_and_releases_a_trade_with_otcctl() {
             "sandbox-alipay",
         ],
     );
-    run(&st, &["user", "set-password", "seller-pass"]);
-    run(
+    // Fund passwords from the environment, off the command line.
+    let (ok, _, err) = otcctl_with(
+        &s,
         &st,
-        &[
-            "user",
-            "publish",
-            "--price",
-            "7.00",
-            "--total",
-            "100",
-            "--min",
-            "10",
-            "--max",
-            "700",
-            "--method",
-            &method,
-            "--password",
-            "seller-pass",
-            "--release-on-verified-payment",
-            "--payment-window-secs",
-            "600",
-        ],
+        &["user", "set-password"],
+        &[("OTC_NEW_FUND_PASSWORD", "seller-pass")],
     );
+    assert!(ok, "{err}");
+    let publish = [
+        "user",
+        "publish",
+        "--price",
+        "7.00",
+        "--total",
+        "100",
+        "--min",
+        "10",
+        "--max",
+        "700",
+        "--method",
+        &method,
+        "--release-on-verified-payment",
+        "--payment-window-secs",
+        "600",
+    ];
+    let (ok, _, err) = otcctl_with(&s, &st, &publish, &[("OTC_FUND_PASSWORD", "wrong-pass")]);
+    assert!(
+        !ok && err.contains("password"),
+        "the password the environment gave: {err}"
+    );
+    let (ok, _, err) = otcctl_with(&s, &st, &publish, &[("OTC_FUND_PASSWORD", "seller-pass")]);
+    assert!(ok, "{err}");
     let trade = run(&bt, &["user", "buy", "--coin", "10"]);
     let paid = run(
         &bt,

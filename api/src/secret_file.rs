@@ -87,7 +87,7 @@ pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
     tracing::warn!(
         path = %path.display(),
         "no --jwt-secret given: created one; mint a development token with \
-         `cargo run --bin otcctl -- token mint --secret $(cat {}) --user <uuid> --role user`",
+         `cargo run --bin otcctl -- token mint --secret-file {} --user <uuid> --role user`",
         path.display()
     );
     Ok(s.into_bytes())

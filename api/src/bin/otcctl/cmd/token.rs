@@ -11,9 +11,19 @@ use crate::Cli;
 pub enum TokenCmd {
     /// Print a signed token.
     Mint {
-        /// The server's HS256 secret.
-        #[arg(long, env = "OTC_JWT_SECRET", hide_env_values = true)]
-        secret: String,
+        /// The server's HS256 secret (or give --secret-file).
+        #[arg(
+            long,
+            env = "OTC_JWT_SECRET",
+            hide_env_values = true,
+            required_unless_present = "secret_file",
+            conflicts_with = "secret_file"
+        )]
+        secret: Option<String>,
+        /// A file holding it, as otcd keeps it (`secrets/jwt-secret`): off the
+        /// command line, where other users' `ps` would show it.
+        #[arg(long)]
+        secret_file: Option<std::path::PathBuf>,
         /// The user's UUID.
         #[arg(long)]
         user: uuid::Uuid,
@@ -31,10 +41,24 @@ pub fn run(cli: &Cli, cmd: &TokenCmd) -> Result<(), Failure> {
     match cmd {
         TokenCmd::Mint {
             secret,
+            secret_file,
             user,
             role,
             ttl,
         } => {
+            let secret = match (secret, secret_file) {
+                (Some(s), _) => s.clone(),
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| Failure(format!("--secret-file {}: {e}", path.display())))?
+                    .trim()
+                    .to_owned(),
+                (None, None) => return Err(Failure("give --secret or --secret-file".into())),
+            };
+            if secret.is_empty() {
+                return Err(Failure(
+                    "the secret is empty: any token would verify".into(),
+                ));
+            }
             let role = Role::parse(role).map_err(Failure)?;
             let ttl = otc_api::server::parse_duration(ttl).map_err(Failure)?;
             let token = mint(secret.as_bytes(), *user, role, ttl.as_secs()).map_err(Failure)?;

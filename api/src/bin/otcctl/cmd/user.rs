@@ -34,10 +34,16 @@ pub enum UserCmd {
     },
     /// Set (or change, with --current) the fund password.
     SetPassword {
-        /// The new password.
+        /// The new password (or OTC_NEW_FUND_PASSWORD, kept off the command line).
+        #[arg(env = "OTC_NEW_FUND_PASSWORD", hide_env_values = true)]
         new: String,
-        /// The current one, when changing.
-        #[arg(long, default_value = "")]
+        /// The current one, when changing (or OTC_CURRENT_FUND_PASSWORD).
+        #[arg(
+            long,
+            default_value = "",
+            env = "OTC_CURRENT_FUND_PASSWORD",
+            hide_env_values = true
+        )]
         current: String,
     },
     /// Publish a listing (escrows the total).
@@ -68,8 +74,8 @@ pub enum UserCmd {
         /// Method ids (M-n), repeatable.
         #[arg(long = "method", required = true)]
         methods: Vec<String>,
-        /// Fund password.
-        #[arg(long)]
+        /// Fund password (or OTC_FUND_PASSWORD, kept off the command line).
+        #[arg(long, env = "OTC_FUND_PASSWORD", hide_env_values = true)]
         password: String,
         /// Release as soon as a payment channel proves payment (SPEC §19).
         #[arg(long)]
@@ -98,8 +104,8 @@ pub enum UserCmd {
     Release {
         /// Trade id.
         id: String,
-        /// Fund password.
-        #[arg(long)]
+        /// Fund password (or OTC_FUND_PASSWORD, kept off the command line).
+        #[arg(long, env = "OTC_FUND_PASSWORD", hide_env_values = true)]
         password: String,
     },
     /// Appeal a paid trade.
