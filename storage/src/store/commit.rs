@@ -503,10 +503,11 @@ impl Store {
     }
 
     /// The failure recorded by a flush or a snapshot, if any: every commit
-    /// and read is refused after one.
+    /// and read is refused after one (`Stopped`: whoever recorded it left
+    /// the mark, or not).
     pub fn failure(&self) -> Option<StorageError> {
         let failed = self.flushed.failed.lock().ok()?;
-        failed.as_ref().map(|e| StorageError::Io(e.clone()))
+        failed.as_ref().map(|e| StorageError::Stopped(e.clone()))
     }
 }
 

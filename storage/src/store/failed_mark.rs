@@ -6,12 +6,14 @@
 //! A restart without a reboot would then read sled's newer bytes from the
 //! cache (its journal position included), sync them "successfully" and
 //! retire the journal segments that were the only durable copy: a power cut
-//! later loses acknowledged groups. So the first failure (a flush of sled,
-//! a snapshot, or the journal's write or `fdatasync`) leaves a mark in the
-//! data dir, and an open that finds it first syncs every file of the store
-//! (a failure refuses the start) and drops their cached pages, so what it
-//! reads is what the device holds: sled as of its last good flush, the
-//! journal replayed after it. The mark goes once that open is durable.
+//! later loses acknowledged groups. So the first failure to write or sync
+//! (a flush of sled, a snapshot, the journal's write or `fdatasync`, the
+//! store's close, the writes of an open once sled is open) leaves a mark in
+//! the data dir, and an open that finds it first syncs every file of the
+//! store (a failure refuses the start) and drops their cached pages, so
+//! what it reads is what the device holds: sled as of its last good flush,
+//! the journal replayed after it. The mark goes once sled is durable again.
+//! A mark already there keeps the first failure's reason.
 //!
 //! The mark is best effort: a device that fails every write may refuse it
 //! too (the failure is then in the log of the run that hit it).
@@ -31,12 +33,10 @@ pub const MARK: &str = "storage-failed";
 
 /// Whether `e` is a failure to write or sync (or one a test injected as
 /// such), after which the page cache may hold what the device does not;
-/// not a damaged record, nor a value that could not be encoded.
+/// not a damaged record, nor a value that could not be encoded, nor an
+/// earlier failure's `Stopped` (whoever recorded it decided).
 pub(super) fn is_failure_to_store(e: &StorageError) -> bool {
-    matches!(
-        e,
-        StorageError::Io(_) | StorageError::Stopped(_) | StorageError::Injected(_)
-    )
+    matches!(e, StorageError::Io(_) | StorageError::Injected(_))
 }
 
 /// Leaves the mark, once per store, saying `why`.
@@ -52,7 +52,15 @@ pub(super) fn leave(dir: &Path, why: &str) {
 }
 
 fn write_mark(dir: &Path, why: &str) -> std::io::Result<()> {
-    let mut f = File::create(dir.join(MARK))?;
+    // One already there (an open that failed after it) keeps its reason.
+    let mut f = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(dir.join(MARK))
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        f => f?,
+    };
     f.write_all(why.as_bytes())?;
     f.sync_all()?;
     File::open(dir)?.sync_all()
@@ -107,7 +115,8 @@ fn drop_cached(dir: &Path) -> Result<(), StorageError> {
 /// `path` synced and dropped from the cache, and all under it if it is a
 /// directory.
 fn drop_cached_under(path: &Path) -> Result<(), StorageError> {
-    let kind = std::fs::symlink_metadata(path)
+    // Through links: the journal may live on another device.
+    let kind = std::fs::metadata(path)
         .map_err(|e| at(path, &e))?
         .file_type();
     if kind.is_dir() {
@@ -224,6 +233,31 @@ mod tests {
         assert_eq!(get(&store, b"again").as_deref(), Some(&b"v"[..]));
     }
 
+    /// A failure recorded without the mark (a snapshot that could not be
+    /// encoded) stops the commits after it, which leave none either; a
+    /// mark already there keeps the first failure's reason.
+    #[test]
+    fn an_earlier_failure_leaves_no_mark_and_a_mark_keeps_its_first_reason() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let store = open(dir.path());
+        super::super::commit::record_failure(
+            &store.flushed,
+            None,
+            "a snapshot failed: could not encode a record".into(),
+        );
+        let e = commit(&store, b"after").expect_err("stopped");
+        assert!(matches!(e, StorageError::Stopped(_)), "{e}");
+        assert!(!dir.path().join(MARK).exists(), "{e}");
+        leave(dir.path(), "first");
+        leave(dir.path(), "second");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(MARK))
+                .ok()
+                .as_deref(),
+            Some("first")
+        );
+    }
+
     /// A failed flush of sled (or a snapshot) leaves the mark too.
     #[test]
     fn a_failed_flush_of_sled_leaves_the_mark() {
@@ -270,8 +304,8 @@ mod tests {
         }
     }
 
-    /// Every file under the data dir, nested ones included, is synced and
-    /// its cached pages dropped (on a file system that keeps a cache it
+    /// Every file of the store, nested ones included, is synced and its
+    /// cached pages dropped, and nothing else in the data dir is (on a file system that keeps a cache it
     /// can drop: the data dir's tests run beside the crate, not in a tmpfs).
     #[cfg(target_os = "linux")]
     #[test]

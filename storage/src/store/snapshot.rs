@@ -150,13 +150,21 @@ impl Store {
         let steps = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.write_snapshot_steps(n, config, state, journal_pos)
         }));
-        match steps.unwrap_or_else(|_| Err(StorageError::Io("a snapshot panicked".into()))) {
+        // A write that failed marks the data dir; a panic does not.
+        let (result, failed_to_store) = match steps {
+            Ok(r) => {
+                let failed = r.as_ref().is_err_and(failed_mark::is_failure_to_store);
+                (r, failed)
+            }
+            Err(_) => (Err(StorageError::Io("a snapshot panicked".into())), false),
+        };
+        match result {
             Ok(()) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
             Err(e) => {
-                let mark = failed_mark::is_failure_to_store(&e).then_some(self.dir.as_path());
+                let mark = failed_to_store.then_some(self.dir.as_path());
                 record_failure(&self.flushed, mark, format!("a snapshot failed: {e}"));
                 Err(e)
             }
