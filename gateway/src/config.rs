@@ -278,18 +278,22 @@ fn key_file<T>(
     load: impl FnOnce(&Path) -> Result<T, String>,
 ) -> Result<T, String> {
     let full = keys.dir.join(path);
-    if !full.is_file() {
-        // Shown when its directory is there: a path with a typo in its
-        // file name, not a key (a key's `/`s name no directory).
-        let in_a_directory = path
-            .parent()
-            .is_some_and(|d| !d.as_os_str().is_empty() && keys.dir.join(d).is_dir());
+    if let Err(e) = std::fs::metadata(&full) {
+        // Shown when a directory of it is there (not the root alone): a
+        // typo in a file's name, not a key (whose `/`s name no directory).
+        let in_a_directory = path.parent().is_some_and(|d| {
+            d.components()
+                .any(|c| matches!(c, std::path::Component::Normal(_)))
+                && keys.dir.join(d).is_dir()
+        });
         if in_a_directory {
-            return Err(format!("{field} ({}): no such file", path.display()));
+            return Err(format!("{field} ({}): {e}", path.display()));
         }
         return Err(format!(
-            "{field}: no file at the path given (not shown, in case it is a key \
-             pasted in place of a path); give the path of the file holding the key"
+            "{field}: the path given cannot be read: {} (the path is not shown, in \
+             case it is a key pasted in place of one); give the path of the file \
+             holding the key",
+            e.kind()
         ));
     }
     (keys.vet)(&full).map_err(|e| format!("{field}: {e}"))?;

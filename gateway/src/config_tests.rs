@@ -230,16 +230,19 @@ fn an_empty_file_has_no_channels_and_junk_is_refused() {
 fn a_key_pasted_in_place_of_its_path_is_never_echoed() {
     let dir = key_dir();
     let pasted = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC7/pasted+key==";
+    let rooted = "/Zk3pasted+shared+secret==";
     let cases = [
         ("keys/wechat-apiv3.key", APIV3_KEY, "apiv3_key"),
         ("keys/bank-x.secret", HMAC_SECRET, "secret"),
         ("keys/alipay-app-private.pem", pasted, "app_private_key"),
+        ("keys/bank-x.secret", rooted, "secret"),
     ];
     for (path, key, field) in cases {
         let text = documented_example().replacen(path, key, 1);
         let err = parse_channels(&text, dir.path()).expect_err("no such file");
-        assert!(err.contains(field) && err.contains("no file"), "{err}");
+        assert!(err.contains(field) && err.contains("not shown"), "{err}");
         assert!(!err.contains(key), "{field}: {err}");
+        assert!(!err.contains(&key[1..9]), "{field}: {err}");
     }
     // A file that is there but wrong: its path is shown, not its bytes.
     let text = documented_example().replacen("keys/wechat-apiv3.key", "keys/bank-x.secret", 1);
@@ -250,7 +253,7 @@ fn a_key_pasted_in_place_of_its_path_is_never_echoed() {
     let text = documented_example().replacen("keys/bank-x.secret", "keys/bank-y.secret", 1);
     let err = parse_channels(&text, dir.path()).expect_err("missing");
     assert!(
-        err.contains("secret (keys/bank-y.secret): no such file"),
+        err.contains("secret (keys/bank-y.secret): No such file"),
         "{err}"
     );
 }
