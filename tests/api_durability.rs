@@ -152,6 +152,25 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     assert_eq!(balance(&mut t).await, ("10".into(), "0".into()));
 }
 
+/// A data dir left marked by a storage failure (`storage-failed`, see
+/// `storage/src/store/failed_mark.rs`): otcd reads its files back from the
+/// device, serves with everything acknowledged before, and clears the mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_dir_marked_by_a_storage_failure_is_read_back_and_served() {
+    let mut s = Server::start(&[]).await;
+    let user = Uuid::new_v4();
+    deposit(&s, user, "10").await;
+    s.kill9().await;
+    let mark = s.dir.join("storage-failed");
+    std::fs::write(&mark, "sled's flush or fdatasync failed: EIO").expect("mark");
+    s.restart().await;
+    assert!(!mark.exists(), "cleared once the open was durable");
+    let mut t = s.trading(user, Role::User).await;
+    assert_eq!(balance(&mut t).await, ("10".into(), "0".into()));
+    deposit(&s, user, "5").await;
+    assert_eq!(balance(&mut t).await, ("15".into(), "0".into()));
+}
+
 /// SIGTERM finishes while a client has stopped reading its event stream in
 /// the middle of the backfill: the stream ends, it does not hold up shutdown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,7 +21,17 @@ fn otcctl_with(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otcctl"))
+    let mut otcctl = std::process::Command::new(env!("CARGO_BIN_EXE_otcctl"));
+    // Only what the test gives: none of the runner's secrets.
+    for name in [
+        "OTC_JWT_SECRET",
+        "OTC_FUND_PASSWORD",
+        "OTC_NEW_FUND_PASSWORD",
+        "OTC_CURRENT_FUND_PASSWORD",
+    ] {
+        otcctl.env_remove(name);
+    }
+    let out = otcctl
         .args(["--server", &s.url, "--token", tok])
         .args(args)
         .envs(env.iter().copied())
@@ -328,6 +338,21 @@ async fn viewers_read_users_are_refused_and_admins_move_money() {
         &["token", "mint", "--user", &who, "--role", "support"],
     );
     assert!(!ok && err.contains("--secret"), "{err}");
+    // A flag given wins over the environment.
+    let mint = [
+        "token",
+        "mint",
+        "--secret-file",
+        &file,
+        "--user",
+        &who,
+        "--role",
+        "support",
+    ];
+    let (ok, minted, err) = otcctl_with(&s, "", &mint, &[("OTC_JWT_SECRET", "another")]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = otcctl(&s, minted.trim(), &["appeals", "list"]);
+    assert!(ok, "the file's secret, not the environment's: {err}");
 }
 
 /// The README's payment-channel walkthrough, with `otcctl` only: a trade

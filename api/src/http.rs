@@ -262,7 +262,14 @@ async fn return_page(
                 // An ended trade's history: a failed read is not "unknown".
                 None => match w.store().trade(id) {
                     Ok(t) => t.map(|t| t.state.kind().name()),
-                    Err(_) => return unavailable(),
+                    Err(e) => {
+                        tracing::error!(channel = %name, error = %e, "the return page could not read a trade's history");
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "the payment's state cannot be read now; try again later",
+                        )
+                            .into_response();
+                    }
                 },
             }
         }

@@ -26,6 +26,11 @@ pub const DEFAULT_FILE: &str = "./secrets/jwt-secret";
 /// An empty secret, a file inside the data dir, or one that cannot be
 /// read or made; the message names the flag or the path.
 pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
+    token_secret_or(cfg, Path::new(DEFAULT_FILE))
+}
+
+/// [`token_secret`], with `default` where `--jwt-secret-file` is not given.
+fn token_secret_or(cfg: &ServerConfig, default: &Path) -> std::io::Result<Vec<u8>> {
     let old = cfg.data_dir.join(OLD_NAME);
     if let Some(s) = &cfg.jwt_secret {
         if s.trim().is_empty() {
@@ -40,7 +45,7 @@ pub fn token_secret(cfg: &ServerConfig) -> std::io::Result<Vec<u8>> {
     let path = cfg
         .jwt_secret_file
         .clone()
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_FILE));
+        .unwrap_or_else(|| default.to_owned());
     let path = &path;
     outside_data_dir(path, &cfg.data_dir, "--jwt-secret-file")
         .map_err(|e| Error::new(ErrorKind::InvalidInput, e))?;
@@ -296,11 +301,16 @@ mod tests {
         let data_flag = data.display().to_string();
         let cfg = ServerConfig::try_parse_from(["otcd", "--data-dir", &data_flag]).expect("flags");
         assert_eq!(cfg.jwt_secret_file, None);
-        let e = token_secret(&cfg).expect_err("not moved to a default");
+        let default = dir.path().join("cwd/secrets/jwt-secret");
+        let e = token_secret_or(&cfg, &default).expect_err("not moved to a default");
         assert_eq!(e.kind(), ErrorKind::InvalidInput);
         assert!(e.to_string().contains("--jwt-secret-file PATH"), "{e}");
         assert_eq!(std::fs::read(&old).expect("kept"), b"older-builds-secret");
-        assert!(!Path::new(DEFAULT_FILE).exists(), "nothing made by default");
+        assert!(!default.exists(), "nothing made by default");
+        // Without an old one, the default is made and used.
+        std::fs::remove_file(&old).expect("remove");
+        let made = token_secret_or(&cfg, &default).expect("made");
+        assert_eq!(std::fs::read(&default).expect("default"), made);
     }
 
     /// A secret file in the data dir, directly or through a link, is

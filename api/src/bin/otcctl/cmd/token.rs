@@ -11,14 +11,9 @@ use crate::Cli;
 pub enum TokenCmd {
     /// Print a signed token.
     Mint {
-        /// The server's HS256 secret (or give --secret-file).
-        #[arg(
-            long,
-            env = "OTC_JWT_SECRET",
-            hide_env_values = true,
-            required_unless_present = "secret_file",
-            conflicts_with = "secret_file"
-        )]
+        /// The server's HS256 secret (or --secret-file; without either,
+        /// OTC_JWT_SECRET).
+        #[arg(long, conflicts_with = "secret_file")]
         secret: Option<String>,
         /// A file holding it, as otcd keeps it (`secrets/jwt-secret`): off the
         /// command line, where other users' `ps` would show it.
@@ -52,7 +47,10 @@ pub fn run(cli: &Cli, cmd: &TokenCmd) -> Result<(), Failure> {
                     .map_err(|e| Failure(format!("--secret-file {}: {e}", path.display())))?
                     .trim()
                     .to_owned(),
-                (None, None) => return Err(Failure("give --secret or --secret-file".into())),
+                // A flag given wins over the environment.
+                (None, None) => std::env::var("OTC_JWT_SECRET").map_err(|_| {
+                    Failure("give --secret-file (or --secret, or OTC_JWT_SECRET)".into())
+                })?,
             };
             if secret.is_empty() {
                 return Err(Failure(
