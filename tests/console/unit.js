@@ -626,6 +626,52 @@ await section('JWT payload', () => {
   throws(() => fmt.readJwtPayload(`a.${b64url('[1]')}.c`), /JWT/, 'a non-object payload is not a JWT');
 });
 
+// ------------------------------------------------------------------ a call that never hears back
+
+await section('a unary call no answer reaches fails as DEADLINE_EXCEEDED, retried', async () => {
+  if (typeof window === 'undefined') return;
+  const real = window.fetch;
+  let seen = null;
+  // A connection that died without a word: the request never settles
+  // until it is aborted.
+  window.fetch = (url, init) => {
+    if (!String(url).startsWith('/otc.')) return real(url, init);
+    seen = init.signal;
+    return new Promise((_, reject) => {
+      const abort = () => reject(new DOMException('aborted', 'AbortError'));
+      if (init.signal.aborted) abort();
+      else init.signal.addEventListener('abort', abort);
+    });
+  };
+  try {
+    const started = Date.now();
+    let err = null;
+    try {
+      await gw.call('/otc.v1.SupportService/ListAppeals', {}, { token: 't', deadlineMs: 200 });
+    } catch (e) {
+      err = e;
+    }
+    ok(err && err.codeName === 'DEADLINE_EXCEEDED', `DEADLINE_EXCEEDED, got ${err && err.codeName}`);
+    ok(gw.isTransient(err), 'retried like no answer at all');
+    ok(seen && seen.aborted, 'the request itself was aborted');
+    ok(Date.now() - started < 5000, 'at its deadline, not later');
+    // The caller's own abort stays an abort.
+    const mine = new AbortController();
+    const p = gw.call('/otc.v1.SupportService/ListAppeals', {}, { token: 't', signal: mine.signal });
+    mine.abort();
+    let abortErr = null;
+    try {
+      await p;
+    } catch (e) {
+      abortErr = e;
+    }
+    ok(abortErr && abortErr.aborted && abortErr.codeName === 'CANCELLED', `the caller's abort, got ${abortErr && abortErr.codeName}`);
+    eq(gw.CALL_DEADLINE_MS > 30000, true, 'past the server\'s own 30 s');
+  } finally {
+    window.fetch = real;
+  }
+});
+
 // ------------------------------------------------------------------ DOM safety (in the page)
 
 await section('DOM helpers keep server text as text', async () => {

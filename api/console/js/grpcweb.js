@@ -317,14 +317,35 @@ function decodeOrThrow(schema, type, payload) {
 
 /** A unary call: resolves with the decoded response, rejects with a GrpcError. */
 export async function call(method, request, opts = {}) {
-  const { schema, m, resp, decoder } = await open(method, request, opts);
-  const payloads = [];
-  await pump(resp, decoder, opts, (p) => payloads.push(p));
-  if (payloads.length !== 1) {
-    throw new GrpcError(13, `expected one response message, got ${payloads.length}`);
+  // The server ends a call it has not answered in 30 s (CANCELLED): no
+  // answer well after that means the connection died without a word (a
+  // half-open TCP connection), and the call fails as DEADLINE_EXCEEDED,
+  // which callers retry, instead of waiting for ever.
+  const deadline = new AbortController();
+  const ms = opts.deadlineMs ?? CALL_DEADLINE_MS;
+  const timer = setTimeout(() => deadline.abort(), ms);
+  const signal = opts.signal ? AbortSignal.any([opts.signal, deadline.signal]) : deadline.signal;
+  const mine = { ...opts, signal };
+  try {
+    const { schema, m, resp, decoder } = await open(method, request, mine);
+    const payloads = [];
+    await pump(resp, decoder, mine, (p) => payloads.push(p));
+    if (payloads.length !== 1) {
+      throw new GrpcError(13, `expected one response message, got ${payloads.length}`);
+    }
+    return decodeOrThrow(schema, m.output, payloads[0]);
+  } catch (e) {
+    if (deadline.signal.aborted && !(opts.signal && opts.signal.aborted)) {
+      throw new GrpcError(4, `no answer within ${Math.round(ms / 1000)} s: the connection may be down`, { network: true });
+    }
+    throw e;
+  } finally {
+    clearTimeout(timer);
   }
-  return decodeOrThrow(schema, m.output, payloads[0]);
 }
+
+/** How long a unary call waits for its answer (past the server's 30 s). */
+export const CALL_DEADLINE_MS = 40000;
 
 /**
  * A server-streaming call: onOpen() once the server accepted it, onMessage(obj)
