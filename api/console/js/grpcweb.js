@@ -1,6 +1,6 @@
 // gRPC-Web (binary, application/grpc-web+proto) over fetch.
 //
-//   call(method, request, {token, signal})            -> Promise<response object>
+//   call(method, request, {token, signal, deadlineMs}) -> Promise<response object>
 //   stream(method, request, {token, onMessage, onOpen, signal}) -> Promise<void> (ends OK)
 //
 // Errors are GrpcError {code, codeName, message} (plus `network: true` when no
@@ -296,6 +296,7 @@ async function pump(resp, decoder, opts, each) {
         throw new GrpcError(14, `connection lost: ${e && e.message ? e.message : 'read failed'}`, { network: true });
       }
       if (chunk.done) break;
+      if (opts.onChunk) opts.onChunk();
       for (const p of decoder.push(chunk.value)) each(p);
     }
   } catch (e) {
@@ -318,16 +319,23 @@ function decodeOrThrow(schema, type, payload) {
 /** A unary call: resolves with the decoded response, rejects with a GrpcError. */
 export async function call(method, request, opts = {}) {
   // The server ends a call it has not answered in 30 s (CANCELLED): no
-  // answer well after that means the connection died without a word (a
-  // half-open TCP connection), and the call fails as DEADLINE_EXCEEDED,
-  // which callers retry, instead of waiting for ever.
+  // answer well after that, or a body that stops coming for as long, means
+  // the connection died without a word (a half-open TCP connection), and
+  // the call fails as DEADLINE_EXCEEDED, which callers retry, instead of
+  // waiting for ever. A large answer still coming in is never cut: the
+  // deadline counts silence, from the request and from each piece.
   const deadline = new AbortController();
   const ms = opts.deadlineMs ?? CALL_DEADLINE_MS;
-  const timer = setTimeout(() => deadline.abort(), ms);
+  let timer = setTimeout(() => deadline.abort(), ms);
+  const heard = () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => deadline.abort(), ms);
+  };
   const signal = opts.signal ? AbortSignal.any([opts.signal, deadline.signal]) : deadline.signal;
-  const mine = { ...opts, signal };
+  const mine = { ...opts, signal, onChunk: heard };
   try {
     const { schema, m, resp, decoder } = await open(method, request, mine);
+    heard();
     const payloads = [];
     await pump(resp, decoder, mine, (p) => payloads.push(p));
     if (payloads.length !== 1) {
@@ -336,7 +344,7 @@ export async function call(method, request, opts = {}) {
     return decodeOrThrow(schema, m.output, payloads[0]);
   } catch (e) {
     if (deadline.signal.aborted && !(opts.signal && opts.signal.aborted)) {
-      throw new GrpcError(4, `no answer within ${Math.round(ms / 1000)} s: the connection may be down`, { network: true });
+      throw new GrpcError(4, `nothing heard for ${Math.max(1, Math.round(ms / 1000))} s: the connection may be down`, { network: true });
     }
     throw e;
   } finally {
@@ -344,7 +352,7 @@ export async function call(method, request, opts = {}) {
   }
 }
 
-/** How long a unary call waits for its answer (past the server's 30 s). */
+/** How long a unary call waits in silence for its answer (past the server's 30 s). */
 export const CALL_DEADLINE_MS = 40000;
 
 /**
