@@ -1,7 +1,7 @@
 // Shared state of the running console: the session, calls with the token,
 // request ids, the error banner and the confirmation dialog.
 
-import { call } from './grpcweb.js';
+import { CALL_DEADLINE_MS, call } from './grpcweb.js';
 import { RequestIds } from './requests.js';
 import { byId, clear, h, label, setLabel } from './dom.js';
 import { t } from './i18n.js';
@@ -25,7 +25,9 @@ let pageSizePromise = null;
  */
 export function pageSize() {
   if (!pageSizePromise) {
-    pageSizePromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin' })
+    // Bounded as a call is (a dead connection: the default page size).
+    const signal = AbortSignal.timeout(CALL_DEADLINE_MS);
+    pageSizePromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin', signal })
       .then((r) => {
         if (!r.ok) throw new Error(`/limits.json: HTTP ${r.status}`);
         return r.json();

@@ -213,7 +213,10 @@ export function setSchema(schema) {
 
 export function loadSchema() {
   if (!schemaPromise) {
-    schemaPromise = fetch('/schema.json', { cache: 'no-cache', credentials: 'same-origin' })
+    // Bounded as a call is: a dead connection fails it (and it is fetched
+    // again next time) instead of holding every call behind it.
+    const signal = AbortSignal.timeout(CALL_DEADLINE_MS);
+    schemaPromise = fetch('/schema.json', { cache: 'no-cache', credentials: 'same-origin', signal })
       .then((r) => {
         if (!r.ok) throw new GrpcError(14, `could not load /schema.json (HTTP ${r.status})`, { network: true });
         return r.json();
