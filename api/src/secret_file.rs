@@ -207,7 +207,17 @@ fn empty(from: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// `args` parsed as otcd's flags, whatever the runner's environment
+    /// holds (`OTC_JWT_SECRET`, `OTC_JWT_SECRET_FILE`).
+    fn parse(args: &[&str]) -> ServerConfig {
+        let command = ServerConfig::command()
+            .mut_arg("jwt_secret", |a| a.env(None::<&str>))
+            .mut_arg("jwt_secret_file", |a| a.env(None::<&str>));
+        let matches = command.try_get_matches_from(args).expect("flags");
+        ServerConfig::from_arg_matches(&matches).expect("flags")
+    }
 
     /// Flags with the data dir and the secret file in `dir`.
     fn config_in(dir: &Path, extra: &[&str]) -> ServerConfig {
@@ -215,7 +225,7 @@ mod tests {
         let file = dir.join("secrets/jwt-secret").display().to_string();
         let mut args = vec!["otcd", "--data-dir", &data, "--jwt-secret-file", &file];
         args.extend_from_slice(extra);
-        ServerConfig::try_parse_from(args).expect("flags")
+        parse(&args)
     }
 
     #[cfg(unix)]
@@ -299,7 +309,7 @@ mod tests {
         let old = data.join("jwt-secret");
         std::fs::write(&old, "older-builds-secret").expect("write");
         let data_flag = data.display().to_string();
-        let cfg = ServerConfig::try_parse_from(["otcd", "--data-dir", &data_flag]).expect("flags");
+        let cfg = parse(&["otcd", "--data-dir", &data_flag]);
         assert_eq!(cfg.jwt_secret_file, None);
         let default = dir.path().join("cwd/secrets/jwt-secret");
         let e = token_secret_or(&cfg, &default).expect_err("not moved to a default");
