@@ -37,8 +37,6 @@ pub(super) struct Flushed {
     stop: AtomicBool,
     /// Why the flusher stopped, if it failed.
     failed: Mutex<Option<String>>,
-    /// The data dir holds the mark of a failure (see `failed_mark`).
-    pub(super) marked: AtomicBool,
 }
 
 /// The largest group a commit leaves aside for the next (see
@@ -196,7 +194,7 @@ fn open_sled(dir: &Path) -> Result<sled::Db, StorageError> {
 /// the failure's mark.
 pub(super) fn record_failure(flushed: &Flushed, mark: Option<&Path>, e: String) {
     if let Some(dir) = mark {
-        failed_mark::leave_once(flushed, dir, &e);
+        failed_mark::leave(dir, &e);
     }
     if let Ok(mut failed) = flushed.failed.lock() {
         failed.get_or_insert(e);
@@ -236,11 +234,7 @@ impl Drop for Store {
                 Ok(self.data_file.sync_data()?)
             });
             if let Err(e) = closed {
-                failed_mark::leave_once(
-                    &self.flushed,
-                    &self.dir,
-                    &format!("closing the store failed: {e}"),
-                );
+                failed_mark::leave(&self.dir, &format!("closing the store failed: {e}"));
             }
         }
     }
@@ -417,7 +411,7 @@ impl Store {
     pub fn commit_then(&self, batch: Batch, durable: impl FnOnce()) -> Result<(), StorageError> {
         self.commit_inner(batch, durable).inspect_err(|e| {
             if failed_mark::is_failure_to_store(e) {
-                failed_mark::leave_once(&self.flushed, &self.dir, &e.to_string());
+                failed_mark::leave(&self.dir, &e.to_string());
             }
         })
     }

@@ -23,9 +23,7 @@ use std::io::Write;
 #[cfg(target_os = "linux")]
 use std::num::NonZeroU64;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
-use super::commit::Flushed;
 use crate::error::StorageError;
 
 /// The mark's name in the data dir; it holds why the run stopped.
@@ -39,14 +37,8 @@ pub(super) fn is_failure_to_store(e: &StorageError) -> bool {
     matches!(e, StorageError::Io(_) | StorageError::Injected(_))
 }
 
-/// Leaves the mark, once per store, saying `why`.
-pub(super) fn leave_once(flushed: &Flushed, dir: &Path, why: &str) {
-    if !flushed.marked.swap(true, Ordering::AcqRel) {
-        leave(dir, why);
-    }
-}
-
-/// Leaves the mark saying `why`, as far as the device lets it.
+/// Leaves the mark saying `why`, as far as the device lets it; a mark
+/// already there keeps its reason (the first failure's).
 pub(super) fn leave(dir: &Path, why: &str) {
     let _ = write_mark(dir, why);
 }
@@ -168,6 +160,7 @@ fn at(path: &Path, e: &std::io::Error) -> StorageError {
 #[cfg(test)]
 mod tests {
     use super::super::behind::tests::get;
+    use std::sync::atomic::Ordering;
     use std::sync::{Arc, Mutex};
 
     use super::super::{Batch, Store, StoreOptions};
