@@ -55,13 +55,7 @@ async fn appealed(s: &Server, price: &str) -> (String, Uuid, Uuid) {
     let (mut seller, method) = seller(s, seller_id, "5").await;
     publish(&mut seller, listing(&method, price, "5", "7", "700", 0)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("5"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "5").await;
     mark_paid(&mut buyer, &trade).await;
     buyer
         .send_chat(pb::SendChatRequest {
@@ -315,30 +309,6 @@ async fn viewers_read_users_are_refused_and_admins_move_money() {
     let file = secrets.path().join("jwt-secret");
     std::fs::write(&file, format!("{}\n", harness::SECRET)).expect("write");
     let file = file.display().to_string();
-    let (ok, minted, err) = otcctl(
-        &s,
-        "",
-        &[
-            "token",
-            "mint",
-            "--secret-file",
-            &file,
-            "--user",
-            &who,
-            "--role",
-            "support",
-        ],
-    );
-    assert!(ok, "{err}");
-    let (ok, _, err) = otcctl(&s, minted.trim(), &["appeals", "list"]);
-    assert!(ok, "the server takes it: {err}");
-    let (ok, _, err) = otcctl(
-        &s,
-        "",
-        &["token", "mint", "--user", &who, "--role", "support"],
-    );
-    assert!(!ok && err.contains("--secret"), "{err}");
-    // A flag given wins over the environment.
     let mint = [
         "token",
         "mint",
@@ -349,10 +319,37 @@ async fn viewers_read_users_are_refused_and_admins_move_money() {
         "--role",
         "support",
     ];
+    let (ok, minted, err) = otcctl(&s, "", &mint);
+    assert!(ok, "{err}");
+    let (ok, _, err) = otcctl(&s, minted.trim(), &["appeals", "list"]);
+    assert!(ok, "the server takes it: {err}");
+    let (ok, _, err) = otcctl(
+        &s,
+        "",
+        &["token", "mint", "--user", &who, "--role", "support"],
+    );
+    assert!(!ok && err.contains("--secret"), "{err}");
+    // A flag given wins over the environment.
     let (ok, minted, err) = otcctl_with(&s, "", &mint, &[("OTC_JWT_SECRET", "another")]);
     assert!(ok, "{err}");
     let (ok, _, err) = otcctl(&s, minted.trim(), &["appeals", "list"]);
     assert!(ok, "the file's secret, not the environment's: {err}");
+    // An empty secret is refused: a token signed with it proves nothing.
+    let blank = secrets.path().join("blank");
+    std::fs::write(&blank, "\n").expect("write");
+    let blank = blank.display().to_string();
+    let mint = [
+        "token",
+        "mint",
+        "--secret-file",
+        &blank,
+        "--user",
+        &who,
+        "--role",
+        "support",
+    ];
+    let (ok, _, err) = otcctl(&s, "", &mint);
+    assert!(!ok && err.contains("empty"), "{err}");
 }
 
 /// The README's payment-channel walkthrough, with `otcctl` only: a trade

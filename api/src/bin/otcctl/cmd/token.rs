@@ -54,7 +54,7 @@ pub fn run(cli: &Cli, cmd: &TokenCmd) -> Result<(), Failure> {
             };
             if secret.is_empty() {
                 return Err(Failure(
-                    "the secret is empty: any token would verify".into(),
+                    "the secret is empty (otcd refuses one: any token would verify)".into(),
                 ));
             }
             let role = Role::parse(role).map_err(Failure)?;
