@@ -371,13 +371,7 @@ async fn ten_thousand_appeals_page_from_the_server() {
                 let authed = otc_api::client::authed(channel.clone(), &tok).expect("token");
                 let mut buyer =
                     otc_api::proto::trading_service_client::TradingServiceClient::new(authed);
-                let trade = buyer
-                    .place_buy(buy("1"))
-                    .await
-                    .expect("buy")
-                    .into_inner()
-                    .trade_ids[0]
-                    .clone();
+                let trade = bought(&mut buyer, "1").await;
                 mark_paid(&mut buyer, &trade).await;
             }
         });

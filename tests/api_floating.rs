@@ -89,13 +89,7 @@ async fn floating_listings_follow_the_reference_and_stop_when_it_is_stale() {
     feed.set_reference_price(reference("7.05"))
         .await
         .expect("reference");
-    let trade_id = buyer
-        .place_buy(buy("1"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids
-        .swap_remove(0);
+    let trade_id = bought(&mut buyer, "1").await;
     feed.set_reference_price(reference("6.00"))
         .await
         .expect("reference");

@@ -88,13 +88,7 @@ async fn payment_timeout_cancels_and_returns_the_coin() {
     let (mut seller, method) = seller(&s, seller_id, "50").await;
     let l = publish(&mut seller, listing(&method, "7", "50", "7", "700", 1)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("5"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "5").await;
     wait_ms(1_500).await;
     assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Cancelled);
     let t = buyer
@@ -132,13 +126,7 @@ async fn paid_trade(
     );
     publish(&mut seller, listing(&method, &price, "5", "7", "700", 0)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("5"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "5").await;
     let t = buyer
         .get_trade(pb::GetTradeRequest {
             trade_id: trade.clone(),

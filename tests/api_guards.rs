@@ -234,13 +234,7 @@ async fn strangers_cannot_touch_others_resources() {
     let (mut owner, method) = seller(&s, owner_id, "50").await;
     let listing_id = publish(&mut owner, listing(&method, "7", "50", "7", "700", 0)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("5"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "5").await;
     let (mut stranger, _) = seller(&s, stranger_id, "1").await;
     let tid = || pb::GetTradeRequest {
         trade_id: trade.clone(),

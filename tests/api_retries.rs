@@ -453,13 +453,7 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
     assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
 
     // A second trade: cancelled by the buyer; a third: released.
-    let t2 = buyer
-        .place_buy(buy("1"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let t2 = bought(&mut buyer, "1").await;
     check!(
         &s,
         users,
@@ -469,13 +463,7 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         trade_act("T-999")
     )
     .expect("the first call succeeds");
-    let t3 = buyer
-        .place_buy(buy("1"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let t3 = bought(&mut buyer, "1").await;
     mark_paid(&mut buyer, &t3).await;
     let rel = |t: &str| pb::ReleaseRequest {
         request_id: rid(),

@@ -631,10 +631,19 @@ await section('JWT payload', () => {
 await section('a unary call no answer reaches fails as DEADLINE_EXCEEDED, retried', async () => {
   if (typeof window === 'undefined') return;
   const real = window.fetch;
+  const ListAppeals = '/otc.v1.SupportService/ListAppeals';
+  const failure = async (p) => {
+    try {
+      await p;
+      return null;
+    } catch (e) {
+      return e;
+    }
+  };
   let seen = null;
   // A connection that died without a word: the request never settles
   // until it is aborted.
-  window.fetch = (url, init) => {
+  const silent = (url, init) => {
     if (!String(url).startsWith('/otc.')) return real(url, init);
     seen = init.signal;
     return new Promise((_, reject) => {
@@ -643,71 +652,50 @@ await section('a unary call no answer reaches fails as DEADLINE_EXCEEDED, retrie
       else init.signal.addEventListener('abort', abort);
     });
   };
+  // A body that keeps coming: an empty answer and OK trailers, in six
+  // pieces 100 ms apart.
+  const trickling = (url, init) => {
+    if (!String(url).startsWith('/otc.')) return real(url, init);
+    const trailer = new TextEncoder().encode('grpc-status:0\r\n');
+    const trailerFrame = new Uint8Array(5 + trailer.length);
+    trailerFrame[0] = 0x80;
+    new DataView(trailerFrame.buffer).setUint32(1, trailer.length, false);
+    trailerFrame.set(trailer, 5);
+    const bytes = new Uint8Array([...gw.frame(new Uint8Array(0)), ...trailerFrame]);
+    const pieces = [0, 1, 2, 3, 4].map((i) => bytes.slice(i, i + 1)).concat([bytes.slice(5)]);
+    const body = new ReadableStream({
+      async pull(c) {
+        await new Promise((r) => setTimeout(r, 100));
+        // As fetch does: an aborted request's body fails.
+        if (init.signal.aborted) {
+          c.error(new DOMException('aborted', 'AbortError'));
+          return;
+        }
+        const next = pieces.shift();
+        if (next) c.enqueue(next);
+        else c.close();
+      },
+    });
+    return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'application/grpc-web+proto' } }));
+  };
   try {
+    window.fetch = silent;
     const started = Date.now();
-    let err = null;
-    try {
-      await gw.call('/otc.v1.SupportService/ListAppeals', {}, { token: 't', deadlineMs: 200 });
-    } catch (e) {
-      err = e;
-    }
+    const err = await failure(gw.call(ListAppeals, {}, { token: 't', deadlineMs: 200 }));
     ok(err && err.codeName === 'DEADLINE_EXCEEDED', `DEADLINE_EXCEEDED, got ${err && err.codeName}`);
     ok(gw.isTransient(err), 'retried like no answer at all');
     ok(seen && seen.aborted, 'the request itself was aborted');
     ok(Date.now() - started < 5000, 'at its deadline, not later');
-    // A body that keeps coming is not cut, however long it takes in all:
-    // six pieces 100 ms apart under a 250 ms deadline.
-    window.fetch = (url, init) => {
-      if (!String(url).startsWith('/otc.')) return real(url, init);
-      const reply = gw.frame(new Uint8Array(0));
-      const trailer = new TextEncoder().encode('grpc-status:0\r\n');
-      const trailerFrame = new Uint8Array(5 + trailer.length);
-      trailerFrame[0] = 0x80;
-      new DataView(trailerFrame.buffer).setUint32(1, trailer.length, false);
-      trailerFrame.set(trailer, 5);
-      const bytes = new Uint8Array([...reply, ...trailerFrame]);
-      const pieces = [bytes.slice(0, 1), bytes.slice(1, 2), bytes.slice(2, 3), bytes.slice(3, 4), bytes.slice(4, 5), bytes.slice(5)];
-      const body = new ReadableStream({
-        async pull(c) {
-          await new Promise((r) => setTimeout(r, 100));
-          // As fetch does: an aborted request's body fails.
-          if (init.signal.aborted) {
-            c.error(new DOMException('aborted', 'AbortError'));
-            return;
-          }
-          const next = pieces.shift();
-          if (next) c.enqueue(next);
-          else c.close();
-        },
-      });
-      return Promise.resolve(new Response(body, { status: 200, headers: { 'content-type': 'application/grpc-web+proto' } }));
-    };
-    let slow = null;
-    try {
-      await gw.call('/otc.v1.SupportService/ListAppeals', {}, { token: 't', deadlineMs: 250 });
-    } catch (e) {
-      slow = e;
-    }
+    // Not cut, however long it takes in all, under a 250 ms deadline.
+    window.fetch = trickling;
+    const slow = await failure(gw.call(ListAppeals, {}, { token: 't', deadlineMs: 250 }));
     ok(slow === null, `a slow body that keeps coming is read whole, got ${slow && slow.codeName}: ${slow && slow.message}`);
-    window.fetch = (url, init) => {
-      if (!String(url).startsWith('/otc.')) return real(url, init);
-      seen = init.signal;
-      return new Promise((_, reject) => {
-        const abort = () => reject(new DOMException('aborted', 'AbortError'));
-        if (init.signal.aborted) abort();
-        else init.signal.addEventListener('abort', abort);
-      });
-    };
     // The caller's own abort stays an abort.
+    window.fetch = silent;
     const mine = new AbortController();
-    const p = gw.call('/otc.v1.SupportService/ListAppeals', {}, { token: 't', signal: mine.signal });
+    const p = gw.call(ListAppeals, {}, { token: 't', signal: mine.signal });
     mine.abort();
-    let abortErr = null;
-    try {
-      await p;
-    } catch (e) {
-      abortErr = e;
-    }
+    const abortErr = await failure(p);
     ok(abortErr && abortErr.aborted && abortErr.codeName === 'CANCELLED', `the caller's abort, got ${abortErr && abortErr.codeName}`);
     eq(gw.CALL_DEADLINE_MS > 30000, true, 'past the server\'s own 30 s');
   } finally {

@@ -145,13 +145,7 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
     let buyer_id = Uuid::new_v4();
     publish(&mut t, listing(&method, "7", "10", "7", "700", 0)).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("2"))
-        .await
-        .unwrap()
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "2").await;
     let e = buyer
         .send_chat(pb::SendChatRequest {
             request_id: rid(),

@@ -27,13 +27,7 @@ pub async fn paid_trade(
     terms.terms = "<b>bold terms</b> 仅限支付宝".into();
     publish(&mut seller, terms).await;
     let mut buyer = s.trading(buyer_id, Role::User).await;
-    let trade = buyer
-        .place_buy(buy("3"))
-        .await
-        .expect("buy")
-        .into_inner()
-        .trade_ids[0]
-        .clone();
+    let trade = bought(&mut buyer, "3").await;
     mark_paid(&mut buyer, &trade).await;
     wait_ms(2_100).await;
     (seller, buyer, trade)

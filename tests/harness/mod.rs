@@ -389,13 +389,7 @@ pub mod steps {
         let (mut seller, method) = seller(s, uuid::Uuid::new_v4(), "100").await;
         publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
         let mut buyer = s.trading(uuid::Uuid::new_v4(), Role::User).await;
-        let trade = buyer
-            .place_buy(buy(coin))
-            .await
-            .expect("buy")
-            .into_inner()
-            .trade_ids
-            .swap_remove(0);
+        let trade = bought(&mut buyer, coin).await;
         (seller, buyer, trade)
     }
 
@@ -435,6 +429,16 @@ pub mod steps {
             .expect("get trade")
             .into_inner();
         pb::TradeState::try_from(tr.state).expect("state")
+    }
+
+    /// Buys `coin` from the best listing: the one trade's id.
+    pub async fn bought(t: &mut TradingServiceClient<Authed>, coin: &str) -> String {
+        t.place_buy(buy(coin))
+            .await
+            .expect("buy")
+            .into_inner()
+            .trade_ids
+            .swap_remove(0)
     }
 
     /// Marks paid.
