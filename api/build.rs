@@ -144,10 +144,13 @@ fn assets(dir: &Path) -> Result<String, Box<dyn std::error::Error>> {
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect();
+        // The path is joined at compile time from the crate's own directory,
+        // not written out whole: a target dir shared by two checkouts reuses
+        // this file, and must not embed the other checkout's console.
         out.push_str(&format!(
-            "    ({:?}, include_bytes!({:?})),\n",
+            "    ({:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {:?}))),\n",
             format!("/{}", url.join("/")),
-            f.display().to_string()
+            format!("/console/{}", url.join("/")),
         ));
     }
     out.push_str("];\n");
