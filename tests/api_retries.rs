@@ -2,146 +2,33 @@
 //! send; send again with the same request id and fields → the identical
 //! response (or the identical error) with `otc-replayed: true` and an
 //! unchanged state; send the same id with other fields → ALREADY_EXISTS.
-//! Then a kill -9 between commit and reply (the `crash-after-commit`
-//! failpoint): the retry after restart gets the first result, and the
-//! attachment store holds exactly the referenced files.
+//! The check itself is in `retries/check.rs`. Then a kill -9 between commit
+//! and reply (the `crash-after-commit` failpoint): the retry after restart
+//! gets the first result, and the attachment store holds exactly the
+//! referenced files.
 
+#[path = "retries/check.rs"]
+mod check;
 mod harness;
 
-use std::fmt::Debug;
-
+use check::{check, file, replayed, trader, user_of};
 use harness::steps::*;
-use harness::{ADMIN, Authed, Server, rid, wait_ms};
+use harness::{Server, rid, wait_ms};
 use otc_api::auth::Role;
 use otc_api::proto as pb;
-use otc_api::proto::trading_service_client::TradingServiceClient;
-use tonic::{Code, Response, Status};
+use tonic::Code;
 use uuid::Uuid;
 
-/// Everything a client can see of these users: balances, methods, lock,
-/// blocks, and their trades with timelines. A replay must change none of it.
-async fn observed(s: &Server, users: &[(Uuid, Role)]) -> Vec<String> {
-    let mut out = Vec::new();
-    for (u, role) in users {
-        let mut t = s.trading(*u, *role).await;
-        let acc = t
-            .get_account(pb::GetAccountRequest {})
-            .await
-            .expect("account")
-            .into_inner();
-        out.push(format!("{acc:?}"));
-        let trades = t
-            .list_my_trades(pb::PageRequest::default())
-            .await
-            .expect("trades")
-            .into_inner();
-        out.push(format!("{trades:?}"));
-    }
-    out
-}
-
-fn replayed<T>(r: &Result<Response<T>, Status>) -> bool {
-    let md = match r {
-        Ok(r) => r.metadata(),
-        Err(s) => s.metadata(),
-    };
-    md.get("otc-replayed").is_some_and(|v| v == "true")
-}
-
-fn same<T: PartialEq + Debug>(
-    what: &str,
-    first: &Result<Response<T>, Status>,
-    again: &Result<Response<T>, Status>,
-) {
-    match (first, again) {
-        (Ok(a), Ok(b)) => assert_eq!(a.get_ref(), b.get_ref(), "{what}: the first reply"),
-        (Err(a), Err(b)) => assert_eq!(
-            (a.code(), a.message()),
-            (b.code(), b.message()),
-            "{what}: the first error"
-        ),
-        _ => panic!("{what}: first {first:?}, retry {again:?}"),
-    }
-    assert!(replayed(again), "{what}: a retry is marked replayed");
-}
-
-/// Sends `$req`, then again: the identical first result, marked replayed,
-/// and no change. With `$other`, then sends that with the same id: ALREADY_EXISTS.
-macro_rules! check {
-    ($s:expr, $users:expr, $client:expr, $rpc:ident, $req:expr) => {{
-        let req = $req;
-        let first = $client.$rpc(req.clone()).await;
-        assert!(
-            !replayed(&first),
-            "{}: a first call is not a replay",
-            stringify!($rpc)
-        );
-        let before = observed($s, $users).await;
-        let again = $client.$rpc(req.clone()).await;
-        same(stringify!($rpc), &first, &again);
-        assert_eq!(
-            before,
-            observed($s, $users).await,
-            "{}: a retry changes nothing",
-            stringify!($rpc)
-        );
-        (req, first.map(Response::into_inner))
-    }};
-    ($s:expr, $users:expr, $client:expr, $rpc:ident, $req:expr, $other:expr) => {{
-        let (req, first) = check!($s, $users, $client, $rpc, $req);
-        let mut other = $other;
-        other.request_id = req.request_id.clone();
-        let conflict = $client.$rpc(other).await;
-        assert_eq!(
-            conflict.as_ref().err().map(Status::code),
-            Some(Code::AlreadyExists),
-            "{}: same id, other fields",
-            stringify!($rpc)
-        );
-        first
-    }};
-}
-
-fn file(name: &str, byte: u8) -> pb::Attachment {
-    pb::Attachment {
-        content_type: "image/png".into(),
-        file_name: name.into(),
-        data: [b"\x89PNG\r\n\x1a\n".as_slice(), &[byte; 4088]].concat(),
-    }
-}
-
-async fn trader(s: &Server, u: Uuid) -> TradingServiceClient<Authed> {
-    s.trading(u, Role::User).await
-}
-
-/// The user behind a trading client.
-async fn user_of(mut t: TradingServiceClient<Authed>) -> Uuid {
-    let acc = t
-        .get_account(pb::GetAccountRequest {})
-        .await
-        .expect("account")
-        .into_inner();
-    Uuid::parse_str(&acc.user_id).expect("uuid")
-}
-
+/// Money in and out, payment methods, fund passwords, blocks and the
+/// listing's own actions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_mutating_rpc_returns_its_first_result_on_retry() {
+async fn account_and_listing_rpcs_return_their_first_result_on_retry() {
     let s = Server::start(&[]).await;
-    let (seller_id, buyer_id, agent_id, merchant_id) = (
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-        Uuid::new_v4(),
-    );
-    let users = [
-        (seller_id, Role::User),
-        (buyer_id, Role::User),
-        (merchant_id, Role::Merchant),
-    ];
+    let seller_id = Uuid::new_v4();
+    let users = [(seller_id, Role::User)];
     let users = &users[..];
     let mut admin = s.admin().await;
     let mut seller = trader(&s, seller_id).await;
-    let mut buyer = trader(&s, buyer_id).await;
 
     let dep = |amount: &str, r: &str| pb::TransferRequest {
         request_id: rid(),
@@ -307,7 +194,29 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
     )
     .expect("the first call succeeds");
 
-    // A taker buy, paid, appealed with evidence and chat files, resolved.
+    check!(
+        &s,
+        users,
+        seller,
+        cancel_listing,
+        act(&listing_id),
+        act("L-999")
+    )
+    .expect("the first call succeeds");
+}
+
+/// A taker buy, paid, appealed with evidence and chat files, resolved by an
+/// agent; a resting buy cancelled; a trade cancelled and one released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trade_and_appeal_rpcs_return_their_first_result_on_retry() {
+    let s = Server::start(&[]).await;
+    let (seller_id, buyer_id, agent_id) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let users = [(seller_id, Role::User), (buyer_id, Role::User)];
+    let users = &users[..];
+    let (mut seller, method) = seller(&s, seller_id, "100").await;
+    publish(&mut seller, listing(&method, "7", "100", "7", "700", 0)).await;
+    let mut buyer = trader(&s, buyer_id).await;
+
     let placed = check!(&s, users, buyer, place_buy, buy("10"), buy("11")).expect("buy");
     let trade = placed.trade_ids[0].clone();
     let resting = pb::PlaceBuyRequest {
@@ -471,17 +380,31 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
         fund_password: PASSWORD.into(),
     };
     check!(&s, users, seller, release, rel(&t3), rel("T-999")).expect("the first call succeeds");
-    check!(
-        &s,
-        users,
-        seller,
-        cancel_listing,
-        act(&listing_id),
-        act("L-999")
-    )
-    .expect("the first call succeeds");
 
-    // Fast sell to a merchant.
+    // The attachment store holds exactly the referenced files.
+    let mut s = s;
+    let status = s.terminate().await;
+    assert!(status.success());
+    let store = otc_storage::Store::open(&s.dir).expect("open store");
+    let mut blobs = store.blob_ids().expect("blobs");
+    blobs.sort();
+    assert_eq!(
+        blobs.len(),
+        2,
+        "one chat file, one evidence file: {blobs:?}"
+    );
+}
+
+/// A merchant registered, quoting and online; a fast sale to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_sell_rpcs_return_their_first_result_on_retry() {
+    let s = Server::start(&[]).await;
+    let (seller_id, merchant_id) = (Uuid::new_v4(), Uuid::new_v4());
+    let users = [(seller_id, Role::User), (merchant_id, Role::Merchant)];
+    let users = &users[..];
+    let mut admin = s.admin().await;
+    let (mut seller, method) = seller(&s, seller_id, "100").await;
+
     let reg = |u: Uuid| pb::RegisterMerchantRequest {
         request_id: rid(),
         user_id: u.to_string(),
@@ -527,20 +450,6 @@ async fn every_mutating_rpc_returns_its_first_result_on_retry() {
     };
     let sold = check!(&s, users, seller, fast_sell, fast("10"), fast("11")).expect("fast sell");
     assert!(sold.trade.is_some());
-
-    // The attachment store holds exactly the referenced files.
-    let mut s = s;
-    let status = s.terminate().await;
-    assert!(status.success());
-    let store = otc_storage::Store::open(&s.dir).expect("open store");
-    let mut blobs = store.blob_ids().expect("blobs");
-    blobs.sort();
-    assert_eq!(
-        blobs.len(),
-        2,
-        "one chat file, one evidence file: {blobs:?}"
-    );
-    let _ = ADMIN;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
