@@ -1,0 +1,82 @@
+// ------------------------------------------------------------------ i18n
+
+await section('i18n', () => {
+  const enKeys = Object.keys(i18n.en).sort();
+  const zhKeys = Object.keys(i18n.zh).sort();
+  eq(enKeys.filter((k) => !(k in i18n.zh)), [], 'every English key has a Chinese label');
+  eq(zhKeys.filter((k) => !(k in i18n.en)), [], 'every Chinese key has an English label');
+  eq(enKeys.filter((k) => typeof i18n.en[k] !== 'string' || i18n.en[k].trim() === ''), [], 'no empty English label');
+  eq(zhKeys.filter((k) => typeof i18n.zh[k] !== 'string' || i18n.zh[k].trim() === ''), [], 'no empty Chinese label');
+  const params = (s) => (s.match(/\{\w+\}/g) || []).sort().join(',');
+  eq(enKeys.filter((k) => params(i18n.en[k]) !== params(i18n.zh[k])), [], 'both languages use the same placeholders');
+  eq([i18n.t('queue.title', null, 'en'), i18n.t('queue.title', null, 'zh')], ['Appeal queue', '申诉队列'], 'queue title in both languages');
+  eq(i18n.t('trade.title', { id: 'T-7' }, 'zh'), '订单 T-7', 'placeholders are filled');
+  const missing = [];
+  for (const e of ['otc.v1.TradeState', 'otc.v1.AppealStatus', 'otc.v1.Resolution', 'otc.v1.PaymentKind', 'otc.v1.EventType']) {
+    for (const name of Object.values(schema.enums[e] || {})) if (!i18n.hasKey(i18n.enumKey(name))) missing.push(name);
+  }
+  for (const k of ['WRONG_AMOUNT', 'PAID_AFTER_CANCEL', 'ALREADY_ENDED', 'UNKNOWN_REFERENCE', 'PAID_TWICE',
+    'MISSING_HERE', 'MISSING_THERE', 'AMOUNT_MISMATCH', 'STATUS_MISMATCH']) {
+    if (!i18n.hasKey(i18n.enumKey(k))) missing.push(k);
+  }
+  eq(missing, [], 'every enum value shown has a label');
+  eq(i18n.enumLabel('SOMETHING_NEW'), 'SOMETHING_NEW', 'an unknown value shows as itself');
+});
+
+// ------------------------------------------------------------------ time, JWT
+
+await section('time formatting', () => {
+  const instant = ts(1700000000, 123000000); // 2023-11-14T22:13:20.123Z
+  const utc = fmt.formatTime(instant, 'en', 'UTC');
+  const sh = fmt.formatTime(instant, 'en', 'Asia/Shanghai');
+  eq(utc, '2023-11-14 22:13:20', 'UTC');
+  eq(sh, '2023-11-15 06:13:20', 'Asia/Shanghai');
+  const hour = (s) => Number(s.slice(11, 13)) + 24 * Number(s.slice(8, 10));
+  eq(hour(sh) - hour(utc), 8, 'Shanghai is 8 hours ahead of UTC');
+  eq(fmt.formatTime(instant, 'zh', 'Asia/Shanghai'), '2023-11-15 06:13:20', 'the same in Chinese');
+  eq(fmt.formatTime(ts(0), 'en', 'UTC'), '—', 'seconds "0" is unset');
+  eq(fmt.formatTime(null, 'en', 'UTC'), '—', 'null is unset');
+  eq(fmt.formatTime(ts('-86400'), 'en', 'UTC'), '1969-12-31 00:00:00', 'before the epoch');
+  ok(fmt.isValidTimeZone('Asia/Shanghai') && fmt.isValidTimeZone('UTC'), 'valid zones');
+  ok(!fmt.isValidTimeZone('Mars/Olympus_Mons') && !fmt.isValidTimeZone(''), 'invalid zones');
+  const before = fmt.getTimeZone();
+  const stored = localStorage.getItem('otc.tz');
+  throws(() => fmt.setTimeZone('Mars/Olympus_Mons'), /Mars\/Olympus_Mons/, 'an invalid zone is refused, naming it');
+  eq(fmt.getTimeZone(), before, 'a refused zone changes nothing');
+  eq(fmt.setTimeZone('Asia/Shanghai'), 'Asia/Shanghai', 'a valid zone is taken');
+  eq(localStorage.getItem('otc.tz'), 'Asia/Shanghai', 'the zone is kept in localStorage otc.tz');
+  fmt.setTimeZone(before);
+  if (stored === null) localStorage.removeItem('otc.tz');
+  else localStorage.setItem('otc.tz', stored);
+  eq(fmt.formatDuration('3725'), '1h 02m', 'durations');
+});
+
+function b64url(s) {
+  return fmt.bytesToBase64(utf8(s)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+await section('lists page by the server\'s bound', async () => {
+  if (typeof document === 'undefined') return;
+  const { pageSize } = await import('/js/app.js');
+  eq(await pageSize(), 150, 'the server runs with --page-size-max 150');
+  eq(await pageSize(), 150, 'read once, then kept');
+});
+
+await section('JWT payload', () => {
+  const sub = '3f2a6c1e-1111-4222-8333-944445555666';
+  const token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify({ sub, role: 'support_viewer', exp: 2000000000, name: '客服 ✓?>' }))}.c2ln`;
+  const p = fmt.readJwtPayload(token);
+  eq([p.role, p.sub, p.exp], ['support_viewer', sub, 2000000000], 'role, sub and exp');
+  eq(p.claims.name, '客服 ✓?>', 'UTF-8 claims (base64url with - and _)');
+  const loud = `x.${b64url(JSON.stringify({ sub: sub.toUpperCase().replace(/-/g, ''), role: 'support', exp: 1 }))}.c2ln`;
+  eq(fmt.readJwtPayload(loud).sub, sub, 'a sub the server accepts in another form reads as the server writes ids');
+  for (const form of [sub.toUpperCase(), `{${sub}}`, `urn:uuid:${sub}`, sub.replace(/-/g, '')]) {
+    eq(fmt.canonicalUuid(form), sub, `canonical from ${form}`);
+  }
+  eq(fmt.canonicalUuid('not-a-uuid'), 'not-a-uuid', 'anything else is left as it is');
+  throws(() => fmt.readJwtPayload('abc'), /JWT/, 'one part is not a JWT');
+  throws(() => fmt.readJwtPayload('a.b'), /JWT/, 'two parts are not a JWT');
+  throws(() => fmt.readJwtPayload('a.!!!.c'), /JWT/, 'a bad payload is not a JWT');
+  throws(() => fmt.readJwtPayload(`a.${b64url('[1]')}.c`), /JWT/, 'a non-object payload is not a JWT');
+});
+
