@@ -71,7 +71,9 @@ impl Form {
             .into_iter()
             .map(|(raw_key, raw_value)| {
                 let key = decode(encoding, &raw_key, &echo(&raw_key))?;
-                let value = decode(encoding, &raw_value, &key)?;
+                // Named by its echo, never its decoded text: a refusal is logged
+                // before any signature is checked.
+                let value = decode(encoding, &raw_value, &echo(&raw_key))?;
                 Ok(Param {
                     raw_key,
                     raw_value,
@@ -191,6 +193,23 @@ mod tests {
         );
         let bad_utf8 = Form::parse(b"charset=utf-8&subject=%B2%E2%CA%D4");
         assert!(matches!(bad_utf8, Err(Refusal::Malformed { field, .. }) if field == "subject"));
+    }
+
+    #[test]
+    fn a_refusal_names_a_hostile_key_by_its_echo() {
+        // The key decodes (a newline and a forged log line); its value is not
+        // UTF-8. The refusal, logged before any signature check, must carry
+        // neither the newline nor the key's own text.
+        let hostile = Form::parse(b"a%0A2026-01-01T00:00:00Z%20INFO%20fake=%FF");
+        let Err(Refusal::Malformed { field, .. }) = hostile else {
+            panic!("refused as malformed: {:?}", hostile.err());
+        };
+        assert_eq!(field, "a?2026?01?01T00?00?00Z?INFO?fake");
+        let Err(refusal) = Form::parse(b"a%0Ab=%FF") else {
+            panic!("not UTF-8");
+        };
+        let shown = refusal.to_string();
+        assert!(!shown.contains('\n'), "{shown:?}");
     }
 
     #[test]
