@@ -60,10 +60,12 @@ pub async fn post(url: &str, headers: &[(String, String)], body: &[u8]) -> Resul
 }
 
 fn parse_answer(raw: &[u8]) -> Result<Answer, String> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
         .ok_or("the answer has no header end")?;
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let body = &raw[end + 4..];
     let status = head
         .split_whitespace()
         .nth(1)
@@ -73,26 +75,34 @@ fn parse_answer(raw: &[u8]) -> Result<Answer, String> {
         let l = l.to_ascii_lowercase();
         l.starts_with("transfer-encoding:") && l.contains("chunked")
     });
+    // Bytes first, text last: a chunk may end inside a character.
     let body = if chunked {
         dechunk(body)
     } else {
-        body.to_owned()
+        body.to_vec()
     };
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
 }
 
-/// Joins a chunked body's chunks (sizes in hex, each line CRLF-ended).
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+/// Joins a chunked body's chunks (sizes in hex, perhaps with `;`
+/// extensions, each line CRLF-ended).
+fn dechunk(mut s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(line_end) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&s[..line_end]);
+        let size = size.split(';').next().unwrap_or_default().trim();
+        let Ok(n) = usize::from_str_radix(size, 16) else {
             break;
         };
+        let rest = &s[line_end + 2..];
         if n == 0 || rest.len() < n {
             break;
         }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
+        out.extend_from_slice(&rest[..n]);
+        s = rest[n..].strip_prefix(b"\r\n").unwrap_or(&rest[n..]);
     }
     out
 }
@@ -112,5 +122,16 @@ mod tests {
         .unwrap();
         assert_eq!((a.status, a.body.as_str()), (400, "fail"));
         assert!(parse_answer(b"garbage").is_err());
+    }
+
+    #[test]
+    fn a_chunk_that_ends_inside_a_character_is_joined_not_cut() {
+        // "成功" is E6 88 90 E5 8A 9F: the first chunk ends after two of
+        // its bytes; the size line carries an extension.
+        let a = parse_answer(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2;x=1\r\n\xE6\x88\r\n4\r\n\x90\xE5\x8A\x9F\r\n0\r\n\r\n",
+        )
+        .expect("parsed");
+        assert_eq!((a.status, a.body.as_str()), (200, "成功"));
     }
 }
