@@ -117,6 +117,14 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
     assert!(head.contains("content-type: text/html"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
     assert!(head.contains("referrer-policy: no-referrer"), "{head}");
+    assert!(
+        head.contains("cross-origin-opener-policy: same-origin"),
+        "{head}"
+    );
+    assert!(
+        head.contains("cross-origin-resource-policy: same-origin"),
+        "{head}"
+    );
     let csp = head
         .lines()
         .find_map(|l| l.strip_prefix("content-security-policy: "))
@@ -146,6 +154,7 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
     let (status, head, _) = http(&format!("{base}/../data/jwt-secret"), "GET", &[], b"").await;
     assert_eq!(status, 404, "nothing but the embedded files: {head}");
     assert!(head.contains("x-content-type-options: nosniff"));
+    assert!(head.contains("cross-origin-opener-policy: same-origin"));
     // A plain POST to a gRPC path is neither a page nor gRPC-Web.
     let (status, _, _) = http(
         &format!("{base}/otc.v1.SupportService/ListAppeals"),

@@ -6,7 +6,8 @@
 //! Static files are routed around tonic-web's layer (which answers 400 to any
 //! plain HTTP/1.1 request that is not gRPC-Web). Every response carries a
 //! strict Content-Security-Policy (no inline script, no other origin),
-//! `X-Content-Type-Options: nosniff`, no referrer and no framing.
+//! `X-Content-Type-Options: nosniff`, no referrer, no framing, and
+//! same-origin opener and resource policies.
 
 use axum::Router;
 use axum::http::{HeaderValue, StatusCode, Uri, header};
@@ -140,6 +141,16 @@ async fn secure_headers(mut response: Response) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // A page that opened the console (a link in a chat message, say) keeps no
+    // handle to its window; another origin may not load its files.
+    h.insert(
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
