@@ -445,18 +445,47 @@ async fn connections_that_send_too_little_are_closed() {
             Duration::from_secs(20),
         ));
     }
-    // HTTP/2's preface and then silence on the HTTP listeners: closed when
-    // the server's pings go unanswered (20 s + 10 s by default).
-    for addr in [console, gateway] {
-        cases.push((
-            tokio::spawn(closed_after(addr.to_owned(), H2_PREFACE.to_vec(), long)),
-            Duration::from_secs(15),
-        ));
-    }
+    // HTTP/2's preface and then silence on the console's listener: closed
+    // when the server's pings go unanswered (20 s + 10 s by default).
+    cases.push((
+        tokio::spawn(closed_after(console.to_owned(), H2_PREFACE.to_vec(), long)),
+        Duration::from_secs(15),
+    ));
+    // The gateway's listener speaks HTTP/1 only: the preface is refused at
+    // once, and no HTTP/2 SETTINGS frame comes back.
+    let (took, answer) = closed_after(gateway.to_owned(), H2_PREFACE.to_vec(), long).await;
+    assert!(took < Duration::from_secs(5), "refused at once: {took:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 "),
+        "not HTTP/2: {answer:?}"
+    );
     for (case, least) in cases {
         let (took, _) = case.await.expect("task");
         assert!(took >= least, "closed after {took:?}, before its deadline");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_whose_body_never_ends_is_answered_408() {
+    let s = Server::start(&[]).await;
+    // 100 bytes announced, 10 sent, then silence.
+    let mut head = b"POST /notify/any HTTP/1.1\r\nhost: x\r\n\
+        content-type: application/json\r\ncontent-length: 100\r\n\r\n"
+        .to_vec();
+    head.extend_from_slice(b"{\"id\":\"12");
+    let (took, answer) = closed_after(host(&s.http), head, Duration::from_secs(60)).await;
+    // otc_api::http::BODY_WITHIN (10 s), well before the header deadline (30 s).
+    assert!(
+        took >= Duration::from_secs(8) && took < Duration::from_secs(25),
+        "answered after {took:?}"
+    );
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // A whole body that is merely too large is still 413, not a timeout.
+    let big = vec![b'x'; otc_gateway::BODY_BYTES_MAX + 1];
+    let answer = otc_api::webhook::post(&format!("{}/notify/any", s.http), &[], &big)
+        .await
+        .expect("answered");
+    assert_eq!(answer.status, 413, "{answer:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,13 +31,52 @@ pub struct Gateways {
     pub channels: Arc<Channels>,
 }
 
-/// The listener's routes, bodies bounded to `body_max` bytes (larger → 413).
+/// How long a request's body may take to arrive once its headers have
+/// (they have [`crate::listen::HEADERS_WITHIN`]). A gateway sends a few KiB
+/// at once; a peer that announces a body and goes quiet must not hold its
+/// place in the listener's budget.
+pub const BODY_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The listener's routes, bodies bounded to `body_max` bytes (larger → 413)
+/// and to [`BODY_WITHIN`] (slower → 408).
 pub fn router(state: Gateways, body_max: usize) -> Router {
     Router::new()
         .route("/notify/{channel}", post(notify))
         .route("/return/{channel}", get(return_page))
         .layer(DefaultBodyLimit::max(body_max))
+        .layer(axum::middleware::from_fn_with_state(body_max, body_within))
         .with_state(state)
+}
+
+/// Reads the whole body within [`BODY_WITHIN`] before the route runs.
+async fn body_within(
+    State(body_max): State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let read = tokio::time::timeout(BODY_WITHIN, axum::body::to_bytes(body, body_max)).await;
+    match read {
+        Ok(Ok(bytes)) => {
+            next.run(axum::extract::Request::from_parts(parts, bytes.into()))
+                .await
+        }
+        Ok(Err(e)) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                (StatusCode::PAYLOAD_TOO_LARGE, "the body is too large").into_response()
+            } else {
+                (StatusCode::BAD_REQUEST, "the body could not be read").into_response()
+            }
+        }
+        Err(_) => (
+            StatusCode::REQUEST_TIMEOUT,
+            [(header::CONNECTION, "close")],
+            "the body did not arrive in time",
+        )
+            .into_response(),
+    }
 }
 
 /// How a notification ended, for metrics and logs.

@@ -18,7 +18,8 @@
 //! accept that fails (the limit reached all the same, or the kernel out of
 //! memory) is retried after [`ACCEPT_BACKOFF`], not in a busy loop. A
 //! connection whose peer sends too little within [`FIRST_BYTES_WITHIN`] is
-//! closed, so silent sockets do not hold a place.
+//! closed, so silent sockets do not hold a place; the gateway's routes also
+//! bound a body's arrival ([`crate::http::BODY_WITHIN`]).
 
 use std::future::Future;
 use std::io;
@@ -339,10 +340,14 @@ pub struct Limited {
     pub name: &'static str,
     /// Applied to each accepted socket.
     pub setup: Box<dyn Fn(&TcpStream) + Send + Sync>,
+    /// HTTP/1 only: the gateway's listener, whose peers post one small body
+    /// at a time; HTTP/2 would let one connection hold many stalled bodies.
+    pub http1_only: bool,
 }
 
-/// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`], HTTP/2 with
-/// pings every `keepalive.0`, answered within `keepalive.1`, upgrades) until
+/// Serves `app` on `listener` (HTTP/1 with [`HEADERS_WITHIN`]; unless
+/// [`Limited::http1_only`], HTTP/2 with pings every `keepalive.0`, answered
+/// within `keepalive.1`, and upgrades) until
 /// `closing` turns true; then stops accepting, tells each connection to
 /// finish what it is doing, and waits for them. axum's own `serve` sets no
 /// timer, so it could not bound a request's headers. Failed accepts are
@@ -357,6 +362,9 @@ pub async fn serve_http(
     use hyper_util::server::conn::auto::Builder;
     use hyper_util::service::TowerToHyperService;
     let mut builder = Builder::new(TokioExecutor::new());
+    if listener.http1_only {
+        builder = builder.http1_only();
+    }
     builder
         .http1()
         .timer(TokioTimer::new())
@@ -379,15 +387,27 @@ pub async fn serve_http(
         let builder = builder.clone();
         let mut closing = closing.clone();
         let open = open.clone();
-        tokio::spawn(async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-            let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = closed(&mut closing) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+        // Served until it ends, or told to finish at `closing`.
+        macro_rules! until_closing {
+            ($conn:expr) => {{
+                let mut conn = std::pin::pin!($conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = closed(&mut closing) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = conn.as_mut().await;
+                    }
                 }
+            }};
+        }
+        let http1_only = listener.http1_only;
+        tokio::spawn(async move {
+            let io = TokioIo::new(io);
+            // hyper-util keeps to HTTP/1 only without upgrades.
+            if http1_only {
+                until_closing!(builder.serve_connection(io, service));
+            } else {
+                until_closing!(builder.serve_connection_with_upgrades(io, service));
             }
             drop(open);
         });

@@ -262,7 +262,11 @@ pub async fn run(
             listener: http,
             connections: http_connections,
             name: "gateway",
-            setup: Box::new(|_| {}),
+            // A gateway whose link died mid-request is noticed, as on the console.
+            setup: Box::new(move |tcp| {
+                let _ = tcp_keepalive(tcp, http_keepalive.0, http_keepalive.1);
+            }),
+            http1_only: true,
         };
         crate::listen::serve_http(http, app, http_keepalive, http_closing).await
     });
@@ -286,6 +290,7 @@ pub async fn run(
                 let _ = tcp.set_nodelay(true);
                 let _ = tcp_keepalive(tcp, keepalive, keepalive_timeout);
             }),
+            http1_only: false,
         };
         crate::listen::serve_http(
             console,
