@@ -366,11 +366,23 @@ impl Engine {
         }
     }
 
-    /// The currency of the trade a reference names (a bill states none).
+    /// The currency a bill's payment was in. Alipay and WeChat Pay settle
+    /// CNY only, whatever the trade's currency; the `hmac` channel's bill
+    /// states none, so its payment is taken to be in the trade's own.
     fn payment_currency(&self, reference: &str) -> String {
-        crate::payment::trade_of_reference(reference)
-            .and_then(|id| self.trade(id))
-            .map_or_else(|| "CNY".to_owned(), |t| t.fiat.as_str().to_owned())
+        const CNY: &str = "CNY";
+        let Some(t) = crate::payment::trade_of_reference(reference).and_then(|id| self.trade(id))
+        else {
+            return CNY.to_owned();
+        };
+        match &*t.method_details {
+            crate::users::MethodDetails::Channel { provider, .. }
+                if provider.settles_cny_only() =>
+            {
+                CNY.to_owned()
+            }
+            _ => t.fiat.as_str().to_owned(),
+        }
     }
 
     /// Counts a flow of coin on `now`'s UTC day.

@@ -585,3 +585,64 @@ fn the_payment_log_expires_across_every_channel() {
     assert_eq!(left, [("a-first", "new")]);
     assert_eq!((s.payment_times.len(), s.payment_expiry.len()), (1, 1));
 }
+
+/// Alipay and WeChat Pay settle CNY only: a payment their bill shows, for a
+/// trade priced in another currency, is applied as what it was (a CNY
+/// payment, so a wrong amount and an appeal), never as the trade's own.
+#[test]
+fn a_missed_payment_on_a_cny_only_channel_is_in_cny_whatever_the_trade() {
+    use otc_engine::config::EngineConfig;
+    use otc_engine::money::{Fiat, FiatSpec};
+    use otc_engine::payment::AnomalyKind;
+    let usd = Fiat::new("USD").expect("code");
+    let mut config = EngineConfig::default();
+    config.fiats.insert(
+        usd,
+        FiatSpec {
+            amount_max: d("100000000"),
+            price_max: d("1000000"),
+        },
+    );
+    let mut w = World::new(config);
+    w.deposit(user(S), "100");
+    let channel = MethodDetails::Channel {
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    };
+    w.ok(Command::AssignChannel {
+        user: user(S),
+        channel: CH.into(),
+        provider: ChannelProvider::Alipay,
+    });
+    w.bind(user(S), channel);
+    w.set_password(user(S));
+    let mut spec = w.spec(user(S), "7", "100", "7", "700");
+    spec.fiat = usd;
+    w.publish_spec(user(S), spec);
+    let mut request = World::buy_request(otc_engine::command::BuyAmount::Coin(d("2")));
+    request.fiat = usd;
+    let t = trade_of(&w.ok(Command::PlaceBuy {
+        buyer: user(B),
+        request,
+    }));
+    let at = w.now;
+    let found = mistakes(&record(&mut w, &[line(t, "tx-usd", "14.00", at)], "c"));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].1, MistakeKind::MissingHere);
+    let events = w.ok(Command::ApplyMissedPayment {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        note: String::new(),
+        history_checked: false,
+        ended: None,
+    });
+    let anomaly = events.iter().find_map(|e| match &e.kind {
+        EventKind::PaymentAnomaly { kind, .. } => Some(kind.clone()),
+        _ => None,
+    });
+    assert!(
+        matches!(anomaly, Some(AnomalyKind::WrongAmount { ref currency, .. }) if currency == "USD"),
+        "{events:?}"
+    );
+    assert_eq!(w.state_of(t), "APPEALED", "not paid by a CNY payment");
+}
