@@ -153,7 +153,7 @@ where
 /// A chat message carrying a PNG of `bytes` bytes, on a trade that does not
 /// exist: a call that passes the door fails NOT_FOUND in the handler.
 fn chat_with_file(bytes: usize) -> pb::SendChatRequest {
-    let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut data = harness::PNG_HEAD.to_vec();
     data.resize(bytes, 0);
     pb::SendChatRequest {
         request_id: harness::rid(),

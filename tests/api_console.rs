@@ -220,6 +220,29 @@ async fn an_attachment_must_be_the_type_it_declares() {
         .expect_err("HTML is not a PNG");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
     assert!(e.message().contains("attachment.data"), "{}", e.message());
+    // A PNG that declares 100,000 × 100,000 pixels in a few bytes (a
+    // decompression bomb for whoever views it) is refused too.
+    let mut bomb = harness::PNG_HEAD.to_vec();
+    bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
+    let e = buyer
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: "receipt".into(),
+            attachment: Some(pb::Attachment {
+                content_type: "image/png".into(),
+                file_name: "receipt.png".into(),
+                data: bomb,
+            }),
+        })
+        .await
+        .expect_err("too many pixels");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument);
+    assert!(
+        e.message().contains("attachment.data") && e.message().contains("100000 × 100000"),
+        "{}",
+        e.message()
+    );
     let chat = buyer
         .list_chat(pb::ListChatRequest {
             trade_id: trade.clone(),

@@ -172,11 +172,7 @@ async fn appeals_open_after_the_window_and_cs_resolves_both_ways() {
         // past 1 KiB and leaves behind its frame header in one vectored write
         // (`otc_api::conn`); every byte must come back in place.
         let pattern = (0..2040u32).map(|i| (i * 7 % 251) as u8);
-        let receipt: Vec<u8> = b"\x89PNG\r\n\x1a\n"
-            .iter()
-            .copied()
-            .chain(pattern)
-            .collect();
+        let receipt: Vec<u8> = harness::PNG_HEAD.iter().copied().chain(pattern).collect();
         buyer
             .add_evidence(pb::AddEvidenceRequest {
                 request_id: rid(),

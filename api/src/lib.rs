@@ -42,6 +42,7 @@ pub mod convert;
 pub mod core;
 pub mod gate;
 pub mod http;
+pub mod image_size;
 pub mod listen;
 pub mod passwords;
 pub mod payments;

@@ -263,7 +263,9 @@ pub fn new_password(text: &str) -> Result<&str, Status> {
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming `attachment.data` when the bytes are not a file
-/// of the declared type (which types are allowed is the engine's rule).
+/// of the declared type (which types are allowed is the engine's rule), or
+/// an image that declares no size or more than [`crate::image_size::PIXELS_MAX`]
+/// pixels.
 pub fn attachment(
     owner: UserId,
     a: Option<&pb::Attachment>,
@@ -271,6 +273,7 @@ pub fn attachment(
     match a {
         Some(a) => {
             check_signature(&a.content_type, &a.data)?;
+            check_pixels(&a.content_type, &a.data)?;
             let (file, bytes) = file(owner, a);
             Ok((Some(file), Some(bytes)))
         }
@@ -298,6 +301,26 @@ fn check_signature(content_type: &str, data: &[u8]) -> Result<(), Status> {
         ))),
         // Types the engine does not allow are refused there, naming the field.
         Some(true) | None => Ok(()),
+    }
+}
+
+/// An image is shown inline to the counterparty and to agents: it must
+/// declare its size, and not more pixels than a viewer can decode (a small
+/// file can declare billions: a decompression bomb).
+fn check_pixels(content_type: &str, data: &[u8]) -> Result<(), Status> {
+    use crate::image_size::{PIXELS_MAX, declared};
+    match declared(content_type, data) {
+        None => Ok(()),
+        Some(None) => Err(Status::invalid_argument(format!(
+            "attachment.data: this {content_type} file's width and height cannot be read from its header"
+        ))),
+        Some(Some((w, h))) if u64::from(w) * u64::from(h) > PIXELS_MAX => {
+            Err(Status::invalid_argument(format!(
+                "attachment.data is a {w} × {h} image ({} pixels); at most {PIXELS_MAX} pixels are accepted",
+                u64::from(w) * u64::from(h)
+            )))
+        }
+        Some(Some(_)) => Ok(()),
     }
 }
 
@@ -332,5 +355,38 @@ mod tests {
         }
         // Undeclared types are the engine's to refuse.
         assert!(check_signature("text/html", html).is_ok());
+    }
+
+    #[test]
+    fn images_must_declare_a_size_a_viewer_can_decode() {
+        use super::check_pixels;
+        let png = |w: u32, h: u32| {
+            let mut d = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+            d.extend_from_slice(&w.to_be_bytes());
+            d.extend_from_slice(&h.to_be_bytes());
+            d
+        };
+        assert!(
+            check_pixels("image/png", &png(8160, 6120)).is_ok(),
+            "a phone's photo"
+        );
+        let bomb = check_pixels("image/png", &png(100_000, 100_000)).expect_err("a bomb");
+        assert_eq!(bomb.code(), tonic::Code::InvalidArgument);
+        assert!(
+            bomb.message().contains("attachment.data")
+                && bomb.message().contains("100000 × 100000"),
+            "{}",
+            bomb.message()
+        );
+        let headless = check_pixels("image/png", b"\x89PNG\r\n\x1a\n....").expect_err("no IHDR");
+        assert!(
+            headless.message().contains("attachment.data"),
+            "{}",
+            headless.message()
+        );
+        assert!(
+            check_pixels("application/pdf", b"%PDF-1.7").is_ok(),
+            "not an image"
+        );
     }
 }

@@ -155,8 +155,8 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
                 content_type: "image/png".into(),
                 file_name: "big.png".into(),
                 data: [
-                    b"\x89PNG\r\n\x1a\n".as_slice(),
-                    &vec![0; 5 * 1024 * 1024 - 7],
+                    crate::harness::PNG_HEAD,
+                    &vec![0; 5 * 1024 * 1024 + 1 - crate::harness::PNG_HEAD.len()],
                 ]
                 .concat(),
             }),
@@ -418,7 +418,11 @@ async fn limits_follow_the_servers_settings() {
         attachment: (data > 0).then(|| pb::Attachment {
             content_type: "image/png".into(),
             file_name: "a.png".into(),
-            data: [b"\x89PNG\r\n\x1a\n".as_slice(), &vec![1; data - 8]].concat(),
+            data: [
+                crate::harness::PNG_HEAD,
+                &vec![1; data - crate::harness::PNG_HEAD.len()],
+            ]
+            .concat(),
         }),
     };
     buyer
@@ -438,7 +442,7 @@ async fn limits_follow_the_servers_settings() {
         "{e:?}"
     );
     // The trade's chat: one file, three messages (refusals not counted).
-    let e = buyer.send_chat(chat("f", 10)).await.unwrap_err();
+    let e = buyer.send_chat(chat("f", 100)).await.unwrap_err();
     assert_eq!(e.code(), Code::ResourceExhausted);
     assert!(
         e.message().contains("at most 1 chat files per trade"),

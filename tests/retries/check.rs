@@ -98,7 +98,7 @@ pub fn file(name: &str, byte: u8) -> pb::Attachment {
     pb::Attachment {
         content_type: "image/png".into(),
         file_name: name.into(),
-        data: [b"\x89PNG\r\n\x1a\n".as_slice(), &[byte; 4088]].concat(),
+        data: [crate::harness::PNG_HEAD, &[byte; 4088]].concat(),
     }
 }
 

@@ -206,7 +206,7 @@ impl Desk {
 
     pub(super) async fn evidence(&mut self, id: String, s: &mut Sides<'_>) -> Result<(), Status> {
         let by_seller = s.rng.chance(500);
-        let mut data = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut data = crate::harness::PNG_HEAD.to_vec();
         data.extend_from_slice(&s.rng.next_u64().to_le_bytes());
         data.resize(256, 0x5a);
         let r = pb::AddEvidenceRequest {
