@@ -271,10 +271,16 @@ impl Engine {
                 expected: t.fiat_amount.value(),
                 currency: t.fiat.as_str().to_owned(),
             };
-            let appeal = matches!(
-                t.state,
-                TradeState::AwaitingPayment { .. } | TradeState::Paid { .. }
-            );
+            // An open trade goes to CS, unless its window closed before this
+            // payment (by both clocks, as for a right amount below): the timer
+            // cancels it, whichever of the two the group applies first.
+            let appeal = match t.state {
+                TradeState::AwaitingPayment { pay_by } => {
+                    now < pay_by || p.paid_at.unwrap_or(now) < pay_by
+                }
+                TradeState::Paid { .. } => true,
+                _ => false,
+            };
             return anomaly(kind, Some(t.id), appeal);
         }
         if t.state.is_open() && !t.payments.is_empty() {

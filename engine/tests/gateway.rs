@@ -269,6 +269,33 @@ fn payments_after_the_end_are_anomalies() {
     assert_eq!(w.e.state().open_anomalies.len(), 3);
 }
 
+/// Past the window, before its timer has run: a wrong amount is an anomaly
+/// as a right one is, not an appeal that would hold the seller's coin; the
+/// timer then cancels the trade, whichever comes first in the group.
+#[test]
+fn a_wrong_amount_after_the_window_does_not_appeal_the_trade() {
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    w.now = w.now.plus_ms(minutes(16)); // the timer has not fired yet
+    let mut late = pay(t, "late-wrong", "13.99");
+    late.paid_at = Some(w.now);
+    let events = w.ok(Command::GatewayPayment(late));
+    assert!(
+        matches!(anomaly_kind(&events), Some(AnomalyKind::WrongAmount { .. })),
+        "{events:?}"
+    );
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT", "no appeal");
+    w.advance(0);
+    assert_eq!(w.state_of(t), "CANCELLED");
+    // Paid in time by the gateway's clock, notified late: still CS's.
+    let t2 = w.buy_coin(user(B), "1");
+    let mut in_time = pay(t2, "in-time-wrong", "6.99");
+    in_time.paid_at = Some(w.now);
+    w.now = w.now.plus_ms(minutes(16));
+    w.ok(Command::GatewayPayment(in_time));
+    assert_eq!(w.state_of(t2), "APPEALED");
+}
+
 #[test]
 fn a_payment_to_another_channel_or_a_bank_trade_names_no_trade() {
     let mut w = World::default();
