@@ -59,13 +59,17 @@ impl Engine {
         self.state
             .payment_expiry
             .insert((now, p.channel.clone(), p.txn_id.clone()));
+        // A bill already showed it, at this amount (the notification came
+        // after the import, as a gateway retrying for a day may): no later
+        // bill calls it missing there. Its finding stays for CS to close.
+        let reconciled = self.bill_showed(&p.channel, &p.txn_id) == Some(p.amount);
         self.state.payment_log.insert(
             key,
             LoggedPayment {
                 reference: p.reference.clone(),
                 amount: p.amount,
                 at,
-                reconciled: false,
+                reconciled,
             },
         );
         // Expire by when they were logged, across every channel.
@@ -246,6 +250,29 @@ impl Engine {
         Ok(())
     }
 
+    /// The amount an imported bill showed for a payment that no
+    /// notification had brought then (its `MISSING_HERE` finding).
+    fn bill_showed(&self, channel: &str, txn_id: &str) -> Option<rust_decimal::Decimal> {
+        let key = (
+            channel.to_owned(),
+            txn_id.to_owned(),
+            MistakeKind::MissingHere,
+        );
+        // The key first: the scan runs only for such a payment.
+        if !self.state.mistake_keys.contains(&key) {
+            return None;
+        }
+        self.state
+            .mistakes
+            .values()
+            .find(|m| {
+                m.channel == channel
+                    && m.facts.txn_id == txn_id
+                    && m.facts.kind == MistakeKind::MissingHere
+            })
+            .and_then(|m| m.facts.theirs)
+    }
+
     fn open_mistake(&self, id: MistakeId) -> Result<&Mistake, Rejection> {
         let m = self
             .state
@@ -319,6 +346,18 @@ impl Engine {
         {
             return Err(Rejection::NotAllowed(
                 "the bill settled nothing (0.00) for this payment: there is nothing to apply; close it with a note",
+            ));
+        }
+        // The bill also shows it refunded or closed: the money went back, and
+        // applying it could release coin for nothing.
+        let reversed = (
+            m.channel.clone(),
+            m.facts.txn_id.clone(),
+            MistakeKind::StatusMismatch,
+        );
+        if self.state.mistake_keys.contains(&reversed) {
+            return Err(Rejection::NotAllowed(
+                "the bill also shows this payment refunded or closed: it cannot be applied; close it with a note",
             ));
         }
         // The payment would mark the trade paid, and may release its coin.

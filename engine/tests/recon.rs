@@ -646,3 +646,63 @@ fn a_missed_payment_on_a_cny_only_channel_is_in_cny_whatever_the_trade() {
     );
     assert_eq!(w.state_of(t), "APPEALED", "not paid by a CNY payment");
 }
+
+/// A payment's notification that comes after the day's bill was imported
+/// (a gateway retries for a day): that bill showed it, so the next day's
+/// bill, which does not, does not call it missing there.
+#[test]
+fn a_notification_after_its_bill_is_not_missing_there_the_next_day() {
+    let mut w = world();
+    let d1 = today(&w);
+    let d2 = next_day(d1);
+    w.now = d1.end.plus_ms(-minutes(10));
+    let t = w.buy_coin(user(B), "2");
+    let shown = line(t, "late", "14.00", w.now);
+    let found = mistakes(&record_day(&mut w, d1, "2023-11-14", &[shown], "a"));
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].1, MistakeKind::MissingHere);
+    pay(&mut w, t, "late");
+    assert_eq!(w.state_of(t), "PAID");
+    w.now = d2.start.plus_ms(minutes(60));
+    let events = record_day(&mut w, d2, "2023-11-15", &[], "b");
+    assert!(mistakes(&events).is_empty(), "{events:?}");
+}
+
+/// The bill shows a payment no notification brought, and also shows it
+/// refunded: the money went back, so it cannot be applied (which could
+/// release the coin).
+#[test]
+fn a_missed_payment_the_bill_shows_refunded_cannot_be_applied() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let at = w.now;
+    let refund = BillLine {
+        status: BillStatus::Refund,
+        ..line(t, "tx-r", "14.00", at)
+    };
+    let found = mistakes(&record(
+        &mut w,
+        &[line(t, "tx-r", "14.00", at), refund],
+        "d",
+    ));
+    let missing = found
+        .iter()
+        .find(|m| m.1 == MistakeKind::MissingHere)
+        .expect("missing here");
+    assert!(
+        found.iter().any(|m| m.1 == MistakeKind::StatusMismatch),
+        "{found:?}"
+    );
+    let r = w.err(Command::ApplyMissedPayment {
+        agent: user(AGENT),
+        mistake: missing.0,
+        note: String::new(),
+        history_checked: false,
+        ended: None,
+    });
+    assert!(
+        matches!(r, Rejection::NotAllowed(m) if m.contains("refunded")),
+        "{r}"
+    );
+    assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
+}
