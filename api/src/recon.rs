@@ -45,9 +45,15 @@ fn bill_day(date: &str) -> Result<NaiveDate, Status> {
 pub fn day_window(tz: chrono_tz::Tz, date: &str, window_ms: i64) -> Result<DayWindow, Status> {
     let day = bill_day(date)?;
     let bad = || Status::invalid_argument("date must be a day as YYYY-MM-DD");
+    // A day begins at its first local minute that exists: where a clock
+    // change skips midnight (America/Santiago, say), at 01:00.
     let start = |d: NaiveDate| {
-        d.and_hms_opt(0, 0, 0)
-            .and_then(|t| tz.from_local_datetime(&t).earliest())
+        let midnight = d.and_hms_opt(0, 0, 0)?;
+        (0..24 * 60)
+            .find_map(|m| {
+                let t = midnight.checked_add_signed(chrono::Duration::minutes(m))?;
+                tz.from_local_datetime(&t).earliest()
+            })
             .map(|t| Timestamp(t.timestamp_millis()))
     };
     let next = day.succ_opt().ok_or_else(bad)?;
@@ -139,17 +145,15 @@ pub async fn import_bill(
         .await?
         .engine()
         .bill_matcher(channel.name(), day);
-    let (format, tz, max, account) = (
+    let (format, max, account) = (
         format_of(channel.provider()),
-        channel.time_zone(),
         config.bill_max,
         channel.bill_account(),
     );
     let path = temp.0.clone();
     let (report, digest) = tokio::task::spawn_blocking(move || {
         let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        let mut reader =
-            BillReader::new(format, tz, BufReader::new(input), max).of_account(account);
+        let mut reader = BillReader::new(format, BufReader::new(input), max).of_account(account);
         let mut matcher = matcher;
         // Refunds and late completions may fall outside the day; a bill
         // with no line on it (the day itself, not the window matched
@@ -238,6 +242,19 @@ mod tests {
     #[test]
     fn a_bills_day_is_written_one_way() {
         assert!(day_window(chrono_tz::Asia::Shanghai, "2024-03-01", 0).is_ok());
+        // Santiago's clocks skip from 00:00 to 01:00 on 2024-09-08: that day
+        // begins at 01:00 (-03), where the day before ends.
+        let santiago = chrono_tz::America::Santiago;
+        let skipped = NaiveDate::from_ymd_opt(2024, 9, 8).and_then(|d| d.and_hms_opt(0, 0, 0));
+        assert!(
+            skipped.is_some_and(|t| santiago.from_local_datetime(&t).earliest().is_none()),
+            "the fixture's midnight is skipped"
+        );
+        let sunday = day_window(santiago, "2024-09-08", 0).expect("a day without a midnight");
+        let saturday = day_window(santiago, "2024-09-07", 0).expect("the day before it");
+        let one_am = chrono::DateTime::parse_from_rfc3339("2024-09-08T04:00:00Z").expect("time");
+        assert_eq!(sunday.start, Timestamp(one_am.timestamp_millis()));
+        assert_eq!(saturday.end, sunday.start);
         for bad in ["2024-3-1", "2024-03-01 ", "20240301", "2024-02-30", ""] {
             let e = day_window(chrono_tz::Asia::Shanghai, bad, 0).expect_err(bad);
             assert!(e.message().starts_with("date must be"), "{bad}: {e:?}");

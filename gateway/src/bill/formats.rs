@@ -2,6 +2,7 @@
 //! row's cells become a [`BillRow`].
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Asia::Shanghai as BEIJING;
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
@@ -122,15 +123,15 @@ impl Layout {
     ///
     /// # Errors
     /// A cell count unlike the header's, an empty or malformed cell.
-    pub(super) fn row(&self, cells: &Cells, line: u64, tz: Tz) -> Result<BillRow, BillError> {
+    pub(super) fn row(&self, cells: &Cells, line: u64) -> Result<BillRow, BillError> {
         if cells.len() != self.width {
             let why = format!("{} cells where the header has {}", cells.len(), self.width);
             return Err(BillError::at(line, why));
         }
         let row = Row { cells, line };
         let parsed = match &self.columns {
-            Columns::Alipay(columns) => alipay(&row, columns, tz)?,
-            Columns::WeChat(columns) => wechat(&row, columns, tz)?,
+            Columns::Alipay(columns) => alipay(&row, columns)?,
+            Columns::WeChat(columns) => wechat(&row, columns)?,
             Columns::Hmac(columns) => hmac(&row, columns)?,
         };
         debug_assert!(parsed.amount >= Decimal::ZERO && parsed.fee >= Decimal::ZERO);
@@ -138,7 +139,7 @@ impl Layout {
     }
 }
 
-fn alipay(row: &Row, c: &AlipayColumns, tz: Tz) -> Result<BillRow, BillError> {
+fn alipay(row: &Row, c: &AlipayColumns) -> Result<BillRow, BillError> {
     let status = match row.text(c.kind)? {
         "交易" => RowStatus::Paid,
         "退款" => RowStatus::Refund,
@@ -148,9 +149,11 @@ fn alipay(row: &Row, c: &AlipayColumns, tz: Tz) -> Result<BillRow, BillError> {
         RowStatus::Refund => Sign::MayBeNegative,
         RowStatus::Paid | RowStatus::Closed => Sign::Unsigned,
     };
-    let created = row.local_time(c.created, tz)?;
+    let created = row.local_time(c.created, BEIJING)?;
     let at = match c.finished {
-        Some(finished) if !row.cells.get(finished.at).is_empty() => row.local_time(finished, tz)?,
+        Some(finished) if !row.cells.get(finished.at).is_empty() => {
+            row.local_time(finished, BEIJING)?
+        }
         _ => created,
     };
     Ok(BillRow {
@@ -164,7 +167,7 @@ fn alipay(row: &Row, c: &AlipayColumns, tz: Tz) -> Result<BillRow, BillError> {
     })
 }
 
-fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
+fn wechat(row: &Row, c: &WeChatColumns) -> Result<BillRow, BillError> {
     let status = match row.text(c.status)? {
         "SUCCESS" => RowStatus::Paid,
         "REFUND" => RowStatus::Refund,
@@ -197,7 +200,7 @@ fn wechat(row: &Row, c: &WeChatColumns, tz: Tz) -> Result<BillRow, BillError> {
         amount,
         fee: row.fee(c.fee, Sign::MayBeNegative)?,
         status,
-        at: row.local_time(c.time, tz)?,
+        at: row.local_time(c.time, BEIJING)?,
     })
 }
 

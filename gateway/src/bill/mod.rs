@@ -2,7 +2,7 @@
 //! [`BillRow`]s for reconciliation.
 //!
 //! ```text
-//! BillReader::new(format, tz, input, max_bytes)
+//! BillReader::new(format, input, max_bytes)
 //!   .of_account(channel.bill_account())   (optional: whose bill it must be)
 //! reader.next_row()  -> Ok(Some(BillRow)) … Ok(None) | Err(BillError)
 //! reader.digest()    -> SHA-256 of the bytes read (after Ok(None): of the file)
@@ -93,7 +93,6 @@ use std::fmt;
 use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
 use crate::notification::Provider;
@@ -248,8 +247,6 @@ enum Phase {
 pub struct BillReader<R> {
     /// The layout the file must have.
     format: BillFormat,
-    /// The channel's time zone, for bill local times.
-    tz: Tz,
     /// Whose bill it must be.
     account: BillAccount,
     /// Bounded, hashed lines.
@@ -265,17 +262,17 @@ pub struct BillReader<R> {
 }
 
 impl<R: BufRead> BillReader<R> {
-    /// A reader of a bill in `format` from `input`, reading local times in
-    /// `tz` (the channel's) and refusing the bill past `max_bytes` bytes
+    /// A reader of a bill in `format` from `input` (Alipay's and WeChat
+    /// Pay's local times are Beijing time, whatever time zone the channel's
+    /// bill days are in), refusing the bill past `max_bytes` bytes
     /// (every byte counts: BOM, comments, line endings).
-    pub fn new(format: BillFormat, tz: Tz, input: R, max_bytes: u64) -> Self {
+    pub fn new(format: BillFormat, input: R, max_bytes: u64) -> Self {
         let encoding = match format {
             BillFormat::Alipay => Encoding::Gbk,
             BillFormat::WeChatPay | BillFormat::Hmac => Encoding::Utf8,
         };
         BillReader {
             format,
-            tz,
             account: BillAccount::default(),
             source: LineSource::new(input, max_bytes),
             decoder: Decoder::new(encoding),
@@ -361,7 +358,7 @@ impl<R: BufRead> BillReader<R> {
                         self.phase = Phase::SummaryData;
                         continue;
                     }
-                    return layout.row(&self.cells, line, self.tz).map(Some);
+                    return layout.row(&self.cells, line).map(Some);
                 }
                 Phase::SummaryData | Phase::Trailer => self.phase = Phase::Trailer,
             }

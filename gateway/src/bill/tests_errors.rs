@@ -6,7 +6,7 @@ use std::time::Instant;
 use sha2::{Digest as _, Sha256};
 
 use super::tests_formats::{
-    ALIPAY_PAYMENT, BYTES_MAX, HMAC_BILL, SHANGHAI, alipay_bill, alipay_header, dec, gbk, read_all,
+    ALIPAY_PAYMENT, BYTES_MAX, HMAC_BILL, alipay_bill, alipay_header, dec, gbk, read_all,
     wechat_bill,
 };
 use super::*;
@@ -128,7 +128,7 @@ fn text_must_be_in_the_bill_encoding() {
 fn a_bill_over_the_size_limit_is_refused() {
     let bytes = HMAC_BILL.as_bytes();
     let size = bytes.len() as u64;
-    let read = |limit| BillReader::new(BillFormat::Hmac, SHANGHAI, bytes, limit).collect();
+    let read = |limit| BillReader::new(BillFormat::Hmac, bytes, limit).collect();
     let rows: Result<Vec<BillRow>, BillError> = read(size);
     assert_eq!(rows.map(|rows| rows.len()), Ok(3));
     let rows: Result<Vec<BillRow>, BillError> = read(size - 1);
@@ -155,7 +155,7 @@ fn an_over_long_line_is_refused_naming_it() {
         );
         // Through a small buffer, so the line arrives in many chunks.
         let input = BufReader::with_capacity(1000, bill.as_bytes());
-        let mut reader = BillReader::new(BillFormat::Hmac, SHANGHAI, input, BYTES_MAX * 2);
+        let mut reader = BillReader::new(BillFormat::Hmac, input, BYTES_MAX * 2);
         assert!(matches!(reader.next_row(), Ok(Some(_))));
         let error = reader.next_row().expect_err("too long");
         assert_eq!(
@@ -174,16 +174,16 @@ fn a_refused_bill_stays_refused() {
     let bill = format!(
         "{HMAC_HEADER}a,b,1e3,0,paid,2026-12-01T00:00:00Z\na,b,1,0,paid,2026-12-01T00:00:00Z\n"
     );
-    let mut reader = BillReader::new(BillFormat::Hmac, SHANGHAI, bill.as_bytes(), BYTES_MAX);
+    let mut reader = BillReader::new(BillFormat::Hmac, bill.as_bytes(), BYTES_MAX);
     let first = reader.next_row().expect_err("bad amount");
     assert_eq!(reader.next_row(), Err(first.clone()));
-    let mut reader = BillReader::new(BillFormat::Hmac, SHANGHAI, bill.as_bytes(), BYTES_MAX);
+    let mut reader = BillReader::new(BillFormat::Hmac, bill.as_bytes(), BYTES_MAX);
     assert_eq!(reader.next(), Some(Err(first)));
     assert_eq!(reader.next(), None);
 }
 
 fn digest_of(bytes: &[u8]) -> [u8; 32] {
-    let mut reader = BillReader::new(BillFormat::Hmac, SHANGHAI, bytes, BYTES_MAX);
+    let mut reader = BillReader::new(BillFormat::Hmac, bytes, BYTES_MAX);
     while let Ok(Some(_)) = reader.next_row() {}
     reader.digest()
 }
@@ -199,7 +199,7 @@ fn the_digest_is_of_the_whole_file() {
     let comment = HMAC_BILL.replace("comments.", "comments!");
     assert_ne!(digest_of(comment.as_bytes()), whole);
 
-    let mut reader = BillReader::new(BillFormat::Hmac, SHANGHAI, bytes, BYTES_MAX);
+    let mut reader = BillReader::new(BillFormat::Hmac, bytes, BYTES_MAX);
     assert!(matches!(reader.next_row(), Ok(Some(_))));
     let prefix = HMAC_BILL.split_inclusive('\n').take(3).collect::<String>();
     assert_eq!(
@@ -210,13 +210,8 @@ fn the_digest_is_of_the_whole_file() {
 
 #[test]
 fn the_synthetic_bill_is_valid_and_lazy() {
-    let rows: Result<Vec<BillRow>, BillError> = BillReader::new(
-        BillFormat::Hmac,
-        SHANGHAI,
-        synthetic_hmac_bill(1000),
-        BYTES_MAX,
-    )
-    .collect();
+    let rows: Result<Vec<BillRow>, BillError> =
+        BillReader::new(BillFormat::Hmac, synthetic_hmac_bill(1000), BYTES_MAX).collect();
     let rows = rows.expect("valid");
     assert_eq!(rows.len(), 1000);
     assert_eq!(rows[0].txn_id, "syn-000000000000");
@@ -242,12 +237,7 @@ fn the_synthetic_bill_is_valid_and_lazy() {
 fn million_lines() {
     const LINES: u64 = 1_000_000;
     let started = Instant::now();
-    let mut reader = BillReader::new(
-        BillFormat::Hmac,
-        SHANGHAI,
-        synthetic_hmac_bill(LINES),
-        u64::MAX,
-    );
+    let mut reader = BillReader::new(BillFormat::Hmac, synthetic_hmac_bill(LINES), u64::MAX);
     let mut rows = 0_u64;
     let mut total = Decimal::ZERO;
     while let Some(row) = reader.next_row().expect("valid") {
@@ -272,7 +262,7 @@ fn a_bill_of_another_account_is_refused_naming_where() {
         let account = BillAccount {
             merchant: Some(merchant.to_owned()),
         };
-        BillReader::new(format, SHANGHAI, bytes, BYTES_MAX)
+        BillReader::new(format, bytes, BYTES_MAX)
             .of_account(account)
             .collect::<Result<Vec<BillRow>, BillError>>()
     };

@@ -3,17 +3,15 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use encoding_rs::GBK;
 use rust_decimal::Decimal;
 
 use super::*;
 
-pub(super) const SHANGHAI: Tz = chrono_tz::Asia::Shanghai;
 pub(super) const BYTES_MAX: u64 = 1 << 20;
 
 pub(super) fn read_all(format: BillFormat, bytes: &[u8]) -> Result<Vec<BillRow>, BillError> {
-    BillReader::new(format, SHANGHAI, bytes, BYTES_MAX).collect()
+    BillReader::new(format, bytes, BYTES_MAX).collect()
 }
 
 pub(super) fn dec(s: &str) -> Decimal {
