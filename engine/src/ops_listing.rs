@@ -344,7 +344,12 @@ impl Engine {
                         .filter(|m| methods.is_some_and(|b| b.contains_key(m)))
                         .collect()
                 };
-                if bound.is_empty() {
+                // Reopening makes it live again: not past the seller's
+                // limit (SPEC §18), where the coin goes to `available`.
+                let at_limit = self
+                    .user(seller)
+                    .is_some_and(|u| u.live_listings >= self.config.live_listings_per_user_max);
+                if bound.is_empty() || at_limit {
                     let asset = l.asset;
                     self.unescrow(seller, asset, coin);
                     return;

@@ -479,6 +479,30 @@ fn a_closed_listing_reopens_only_with_methods_still_bound() {
     );
 }
 
+/// Reopening makes a listing live: a seller at the live-listings limit
+/// gets the coin in `available` instead of a listing past the limit.
+#[test]
+fn a_fully_traded_listing_does_not_reopen_past_the_live_listings_limit() {
+    let mut w = World::new(otc_engine::config::EngineConfig {
+        live_listings_per_user_max: 2,
+        ..Default::default()
+    });
+    w.seller(user(10), "30");
+    let l = w.publish(user(10), "7", "10", "7", "700");
+    let t = w.buy_coin(user(B), "10"); // fully traded: closed, not live
+    w.publish(user(10), "8", "10", "8", "800");
+    w.publish(user(10), "9", "10", "9", "900"); // two live: the limit
+    w.ok(Command::CancelTrade {
+        buyer: user(B),
+        trade: t,
+    });
+    assert_eq!(
+        w.e.listing(l).unwrap().state,
+        ListingState::Closed(CloseReason::FullyTraded)
+    );
+    assert_eq!(w.bal(user(10)), (d("10"), d("20")), "the coin is available");
+}
+
 #[test]
 fn coin_returning_to_a_listing_closed_below_its_minimum_goes_to_available() {
     let mut w = World::default();
