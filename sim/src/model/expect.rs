@@ -70,6 +70,8 @@ pub(super) struct Expect {
     /// The command comes from a payment channel (SPEC §19): it may move its
     /// trade as §19 says, with this actor.
     pub gateway: Option<Actor>,
+    /// When the gateway says it was paid (a notification's `paid_at`).
+    pub paid_at: Option<Timestamp>,
     /// The SPEC rule behind the expectation, in words.
     pub why: String,
 }
@@ -81,6 +83,7 @@ impl Expect {
             accept: Some((change, needed)),
             refuse: None,
             gateway: None,
+            paid_at: None,
             why,
         }
     }
@@ -91,6 +94,7 @@ impl Expect {
             accept: None,
             refuse: Some(kinds),
             gateway: None,
+            paid_at: None,
             why,
         }
     }
@@ -106,6 +110,7 @@ impl Expect {
             accept: Some((change, None)),
             refuse: Some(kinds),
             gateway: None,
+            paid_at: None,
             why,
         }
     }
@@ -192,6 +197,7 @@ impl Model {
             } => self.resolve(*trade, *agent, *resolution, now),
             C::GatewayPayment(payment) => Expect {
                 gateway: Some(Actor::Gateway),
+                paid_at: payment.paid_at,
                 ..Expect::either(
                     trade_of_reference(&payment.reference),
                     None,

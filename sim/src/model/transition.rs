@@ -91,7 +91,8 @@ impl Model {
                 }
             }
             (actor, reason) if expect.gateway == Some(actor) => {
-                self.check_gateway(now, id, from, step, seen, &moved, reason)?;
+                let paid_at = expect.paid_at.unwrap_or(now);
+                self.check_gateway((now, paid_at), id, from, step, seen, &moved, reason)?;
             }
             _ => match change {
                 Some(c) if expect.trade == Some(id) && !seen.own_done => {
@@ -120,7 +121,7 @@ impl Model {
     #[allow(clippy::too_many_arguments)]
     fn check_gateway(
         &self,
-        now: Timestamp,
+        (now, paid_at): (Timestamp, Timestamp),
         id: TradeId,
         from: TradeStateKind,
         step: Change,
@@ -132,13 +133,29 @@ impl Model {
             return Err(format!("{id} moved, but was never created"));
         };
         match (from, step.to, reason) {
-            // Learned: a payment proved at or after `pay_by` pays a trade
-            // whose window has elapsed: the engine records an anomaly ("paid
-            // after cancel") and lets the timer cancel it, as for MarkPaid.
-            (S::AwaitingPayment, S::Paid, R::GatewayVerified) if now >= t.pay_by => Err(format!(
-                "{id} paid by a channel ({moved}) after its window closed at {:?}: §19 makes that an anomaly",
-                t.pay_by
-            )),
+            // Learned: a payment proved at or after `pay_by`, and made then
+            // by the gateway's clock too, pays a trade whose window has
+            // elapsed: the engine records an anomaly ("paid after cancel")
+            // and lets the timer cancel it, as for MarkPaid. Paid in time and
+            // notified late, it pays.
+            (S::AwaitingPayment, S::Paid, R::GatewayVerified)
+                if now >= t.pay_by && paid_at >= t.pay_by =>
+            {
+                Err(format!(
+                    "{id} paid by a channel ({moved}) after its window closed at {:?}: §19 makes that an anomaly",
+                    t.pay_by
+                ))
+            }
+            // The same for a wrong amount: an anomaly, no appeal holding the
+            // seller's coin.
+            (S::AwaitingPayment, S::Appealed, R::GatewayAmountMismatch)
+                if now >= t.pay_by && paid_at >= t.pay_by =>
+            {
+                Err(format!(
+                    "{id} appealed by a channel's wrong amount ({moved}) after its window closed at {:?}: an anomaly only",
+                    t.pay_by
+                ))
+            }
             (S::AwaitingPayment, S::Paid, R::GatewayVerified) => Ok(()),
             (S::Paid, S::Released, R::ReleasedOnVerifiedPayment) => {
                 if t.release_on_verified == Some(false) {

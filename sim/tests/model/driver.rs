@@ -48,6 +48,8 @@ struct Seen {
     seller: UserId,
     buyer: UserId,
     fiat: Decimal,
+    /// When it was created: a gateway may say it was paid then.
+    at: otc_engine::Timestamp,
 }
 
 pub struct Driver {
@@ -129,6 +131,7 @@ impl Driver {
                 seller: u,
                 buyer: u,
                 fiat: Decimal::ONE,
+                at: self.w.now,
             });
         }
         let n = self.trades.len() as u64;
@@ -233,7 +236,15 @@ impl Driver {
         } else {
             t.fiat
         };
-        gateway("ali", t.id, &format!("txn-{txn}"), amount)
+        let mut payment = gateway("ali", t.id, &format!("txn-{txn}"), amount);
+        // Now and then paid in time and notified late (after the window, the
+        // timer not yet run): the gateway's clock says when.
+        if self.rng.chance(30)
+            && let Command::GatewayPayment(p) = &mut payment
+        {
+            p.paid_at = Some(t.at);
+        }
+        payment
     }
 
     fn on_trade(&mut self) -> Option<Command> {
@@ -428,6 +439,7 @@ impl Driver {
                         seller: *seller,
                         buyer: *buyer,
                         fiat: fiat.value(),
+                        at: e.at,
                     });
                 }
                 EventKind::TradeTransitioned { reason, .. } => {
