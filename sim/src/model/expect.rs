@@ -232,10 +232,14 @@ impl Model {
     }
 
     /// The trade `id`, or the refusal an unknown id gets (SPEC §15).
-    fn known(&self, id: TradeId) -> Result<&Trade, Expect> {
-        self.trades
-            .get(&id)
-            .ok_or_else(|| Expect::refuse(id, vec![NOT_FOUND], "§15: unknown trade id".into()))
+    fn known(&self, id: TradeId) -> Result<&Trade, Box<Expect>> {
+        self.trades.get(&id).ok_or_else(|| {
+            Box::new(Expect::refuse(
+                id,
+                vec![NOT_FOUND],
+                "§15: unknown trade id".into(),
+            ))
+        })
     }
 
     /// Kinds a refusal "wrong state" may have: FAILED_PRECONDITION (§10),
@@ -257,7 +261,7 @@ impl Model {
     fn party_action(&self, id: TradeId, user: UserId, action: Action, now: Timestamp) -> Expect {
         let t = match self.known(id) {
             Ok(t) => t,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         let Some(party) = t.party(user) else {
             let why = "§15: not the caller's trade: PERMISSION_DENIED or NOT_FOUND".into();
@@ -375,7 +379,7 @@ impl Model {
     fn claim(&self, id: TradeId, agent: UserId, claim: bool, now: Timestamp) -> Expect {
         let t = match self.known(id) {
             Ok(t) => t,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         if t.state != TradeStateKind::Appealed {
             let why = format!("§11: no open appeal, trade is {}", t.state.name());
@@ -430,7 +434,7 @@ impl Model {
     ) -> Expect {
         let t = match self.known(id) {
             Ok(t) => t,
-            Err(refusal) => return refusal,
+            Err(refusal) => return *refusal,
         };
         // Learned (SPEC silent): a party may not decide its own appeal.
         if t.party(agent).is_some() {
