@@ -59,10 +59,22 @@ impl Engine {
         self.state
             .payment_expiry
             .insert((now, p.channel.clone(), p.txn_id.clone()));
-        // A bill already showed it, at this amount (the notification came
-        // after the import, as a gateway retrying for a day may): no later
-        // bill calls it missing there. Its finding stays for CS to close.
-        let reconciled = self.bill_showed(&p.channel, &p.txn_id) == Some(p.amount);
+        // A bill already showed it (the notification came after the import,
+        // as a gateway retrying for a day may): no later bill calls it missing
+        // there. Its finding stays for CS to close; at another amount, the
+        // two disagree, and that is a finding of its own.
+        let shown = self.bill_showed(&p.channel, &p.txn_id);
+        let reconciled = shown.is_some();
+        if let Some((day, facts)) = shown
+            && facts.theirs != Some(p.amount)
+        {
+            let facts = MistakeFacts {
+                kind: MistakeKind::AmountMismatch,
+                ours: Some(p.amount),
+                ..facts
+            };
+            self.record_mistake(&p.channel, &day, facts, now);
+        }
         self.state.payment_log.insert(
             key,
             LoggedPayment {
@@ -201,32 +213,9 @@ impl Engine {
                 (MistakeKind::MissingThere, Some(p)) => p.reconciled,
                 _ => false,
             };
-            let key = (channel.to_owned(), facts.txn_id.clone(), facts.kind);
-            if settled || self.state.mistake_keys.contains(&key) {
-                continue;
+            if !settled && self.record_mistake(channel, day, facts, now) {
+                recorded += 1;
             }
-            let id = MistakeId(self.next_id());
-            self.state.mistake_keys.insert(key);
-            self.state.open_mistakes.insert(id);
-            self.state.mistakes.insert(
-                id,
-                Mistake {
-                    id,
-                    channel: channel.to_owned(),
-                    day: day.to_owned(),
-                    facts: facts.clone(),
-                    handled: None,
-                },
-            );
-            recorded += 1;
-            self.emit(
-                now,
-                EventKind::ReconMistake {
-                    mistake: id,
-                    kind: facts.kind,
-                    channel: channel.to_owned(),
-                },
-            );
         }
         self.state.bills.insert(
             (channel.to_owned(), day.to_owned()),
@@ -250,9 +239,9 @@ impl Engine {
         Ok(())
     }
 
-    /// The amount an imported bill showed for a payment that no
-    /// notification had brought then (its `MISSING_HERE` finding).
-    fn bill_showed(&self, channel: &str, txn_id: &str) -> Option<rust_decimal::Decimal> {
+    /// The day and the `MISSING_HERE` finding of an imported bill that showed
+    /// a payment no notification had brought then.
+    fn bill_showed(&self, channel: &str, txn_id: &str) -> Option<(String, MistakeFacts)> {
         let key = (
             channel.to_owned(),
             txn_id.to_owned(),
@@ -270,7 +259,45 @@ impl Engine {
                     && m.facts.txn_id == txn_id
                     && m.facts.kind == MistakeKind::MissingHere
             })
-            .and_then(|m| m.facts.theirs)
+            .map(|m| (m.day.clone(), m.facts.clone()))
+    }
+
+    /// Stores a finding of `day`'s bill, unless the same one (channel,
+    /// transaction, kind) was found before; whether it was new.
+    fn record_mistake(
+        &mut self,
+        channel: &str,
+        day: &str,
+        facts: MistakeFacts,
+        now: Timestamp,
+    ) -> bool {
+        let key = (channel.to_owned(), facts.txn_id.clone(), facts.kind);
+        if self.state.mistake_keys.contains(&key) {
+            return false;
+        }
+        let id = MistakeId(self.next_id());
+        self.state.mistake_keys.insert(key);
+        self.state.open_mistakes.insert(id);
+        let kind = facts.kind;
+        self.state.mistakes.insert(
+            id,
+            Mistake {
+                id,
+                channel: channel.to_owned(),
+                day: day.to_owned(),
+                facts,
+                handled: None,
+            },
+        );
+        self.emit(
+            now,
+            EventKind::ReconMistake {
+                mistake: id,
+                kind,
+                channel: channel.to_owned(),
+            },
+        );
+        true
     }
 
     fn open_mistake(&self, id: MistakeId) -> Result<&Mistake, Rejection> {
@@ -348,8 +375,8 @@ impl Engine {
                 "the bill settled nothing (0.00) for this payment: there is nothing to apply; close it with a note",
             ));
         }
-        // The bill also shows it refunded or closed: the money went back, and
-        // applying it could release coin for nothing.
+        // The bill also shows it refunded: the money went back, and applying
+        // it could release coin for nothing.
         let reversed = (
             m.channel.clone(),
             m.facts.txn_id.clone(),
@@ -357,7 +384,7 @@ impl Engine {
         );
         if self.state.mistake_keys.contains(&reversed) {
             return Err(Rejection::NotAllowed(
-                "the bill also shows this payment refunded or closed: it cannot be applied; close it with a note",
+                "the bill also shows this payment refunded: it cannot be applied; close it with a note",
             ));
         }
         // The payment would mark the trade paid, and may release its coin.

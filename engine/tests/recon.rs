@@ -666,6 +666,31 @@ fn a_notification_after_its_bill_is_not_missing_there_the_next_day() {
     w.now = d2.start.plus_ms(minutes(60));
     let events = record_day(&mut w, d2, "2023-11-15", &[], "b");
     assert!(mistakes(&events).is_empty(), "{events:?}");
+
+    // Notified at another amount than the bill showed: the two disagree.
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let at = w.now;
+    let found = mistakes(&record(&mut w, &[line(t, "odd", "14.50", at)], "e"));
+    assert_eq!(found.len(), 1);
+    let events = w.ok(Command::GatewayPayment(GatewayPayment {
+        channel: CH.into(),
+        reference: payment_reference(t),
+        txn_id: "odd".into(),
+        amount: d("14.00"),
+        currency: "CNY".into(),
+        paid_at: Some(at),
+        history_checked: false,
+        ended: None,
+    }));
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::AmountMismatch);
+    let m = &w.e.state().mistakes[&found[0].0];
+    assert_eq!(
+        (m.facts.ours, m.facts.theirs),
+        (Some(d("14.00")), Some(d("14.50")))
+    );
 }
 
 /// The bill shows a payment no notification brought, and also shows it
