@@ -209,7 +209,7 @@ fn alipay(spec: AlipaySpec, keys: &KeyFiles<'_>) -> Result<(Tz, Account), String
         gateway_url,
     };
     Ok((
-        time_zone(spec.time_zone)?,
+        beijing_time(spec.time_zone)?,
         Account::Alipay(Box::new(account)),
     ))
 }
@@ -250,7 +250,7 @@ fn wechat(spec: WeChatSpec, keys: &KeyFiles<'_>) -> Result<(Tz, Account), String
         platform_keys,
     };
     Ok((
-        time_zone(spec.time_zone)?,
+        beijing_time(spec.time_zone)?,
         Account::WeChatPay(Box::new(account)),
     ))
 }
@@ -354,6 +354,20 @@ fn time_zone(name: Option<String>) -> Result<Tz, String> {
         Some(name) => name
             .parse::<Tz>()
             .map_err(|_| format!("time_zone `{name}` is not an IANA time zone")),
+    }
+}
+
+/// Alipay's and WeChat Pay's bills and notifications are in Beijing time, so
+/// their bill days are too: another `time_zone` would put a day's payments
+/// in another day's bill.
+fn beijing_time(name: Option<String>) -> Result<Tz, String> {
+    let tz = time_zone(name)?;
+    if tz == chrono_tz::Asia::Shanghai {
+        Ok(tz)
+    } else {
+        Err(format!(
+            "time_zone `{tz}`: this provider's bills are in Beijing time; leave it out or say Asia/Shanghai"
+        ))
     }
 }
 

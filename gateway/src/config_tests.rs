@@ -170,6 +170,11 @@ fn errors_name_the_channel_and_the_field() {
             &["alipay-main", "time_zone"],
         ),
         (
+            "time_zone = \"Asia/Shanghai\"",
+            "time_zone = \"UTC\"",
+            &["alipay-main", "time_zone", "Beijing"],
+        ),
+        (
             "gateway_url = \"https://",
             "gateway_url = \"ftp://",
             &["alipay-main", "gateway_url"],

@@ -45,7 +45,7 @@
 //! `mchid` (its 公众账号ID is not checked: one merchant may take payments
 //! through several apps, and the bill lists them all).
 //!
-//! Local times (Alipay, WeChat Pay) are read in the channel's time zone.
+//! Local times (Alipay, WeChat Pay) are Beijing time.
 //! Amounts have at most 2 decimal places. Fees may have up to
 //! [`FEE_SCALE_MAX`](crate::amount::FEE_SCALE_MAX) (WeChat Pay prints
 //! `0.08400`), and for Alipay and WeChat Pay the row holds the magnitude of
