@@ -9,10 +9,11 @@
 //! accepted. Which types are allowed at all is the engine's rule; this is a
 //! fact about the bytes, checked in the shell like their signature.
 
-/// The most pixels an image attachment may declare: 50 megapixels, more
-/// than a phone's full-resolution photo (8160 × 6120) or a long screenshot,
-/// and about 200 MB once decoded.
-pub const PIXELS_MAX: u64 = 50_000_000;
+/// The most pixels an image attachment may declare: 64 megapixels, more
+/// than a 50-megapixel phone's full-resolution photo (8192 × 6144) or a long
+/// screenshot, and about 256 MB once decoded. (A 200-megapixel mode's photo
+/// is over it, and over the attachment size limit too.)
+pub const PIXELS_MAX: u64 = 64_000_000;
 
 /// `(width, height)` as `data`'s header declares them, for the image types
 /// an attachment may be; `None` inside when the header cannot be read (or
