@@ -137,11 +137,10 @@ impl Engine {
     ) -> Result<(), Rejection> {
         self.require_ready_to_sell(seller)?;
         let mut listing = self.validate_listing(seller, spec, now)?;
-        let max = self.config.live_listings_per_user_max;
-        if self.user(seller).is_some_and(|u| u.live_listings >= max) {
+        if self.at_live_listings_limit(seller) {
             return Err(Rejection::LimitReached {
                 what: "live listings per user",
-                max: max.into(),
+                max: self.config.live_listings_per_user_max.into(),
             });
         }
         self.require_available(seller, listing.asset, listing.total)?;
@@ -164,6 +163,12 @@ impl Engine {
     }
 
     /// Adjusts the per-user and per-method live-listing counters by `delta`.
+    /// Whether `seller` has as many live listings as allowed (SPEC §18).
+    fn at_live_listings_limit(&self, seller: UserId) -> bool {
+        let max = self.config.live_listings_per_user_max;
+        self.user(seller).is_some_and(|u| u.live_listings >= max)
+    }
+
     fn count_live(&mut self, id: ListingId, delta: i32) {
         let crate::engine::State {
             listings, users, ..
@@ -346,10 +351,7 @@ impl Engine {
                 };
                 // Reopening makes it live again: not past the seller's
                 // limit (SPEC §18), where the coin goes to `available`.
-                let at_limit = self
-                    .user(seller)
-                    .is_some_and(|u| u.live_listings >= self.config.live_listings_per_user_max);
-                if bound.is_empty() || at_limit {
+                if bound.is_empty() || self.at_live_listings_limit(seller) {
                     let asset = l.asset;
                     self.unescrow(seller, asset, coin);
                     return;
