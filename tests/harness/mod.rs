@@ -24,12 +24,12 @@ pub mod gateway;
 /// The back-office user of [`Server::admin`].
 pub const ADMIN: uuid::Uuid = uuid::Uuid::from_u128(0xad11_0000_0000_4000_8000_0000_0000_0001);
 
-/// The secret every test server signs tokens with.
 /// A PNG's signature and `IHDR` chunk (a 1 × 1 image): the first bytes an
 /// `image/png` attachment needs, its size read from them.
 pub const PNG_HEAD: &[u8] =
     b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89";
 
+/// The secret every test server signs tokens with.
 pub const SECRET: &str = "e2e-test-secret";
 
 /// Windows short enough that tests wait seconds, never minutes.
