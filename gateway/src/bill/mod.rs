@@ -321,7 +321,9 @@ impl<R: BufRead> BillReader<R> {
             let Some((line, raw)) = self.source.next_line()? else {
                 return self.at_end();
             };
-            if matches!(self.phase, Phase::Trailer) {
+            // Alipay's trailer is its own (summary comments); WeChat Pay's
+            // has nothing after the summary but blank lines (below).
+            if matches!(self.phase, Phase::Trailer) && self.format != BillFormat::WeChatPay {
                 continue;
             }
             let text = self.decoder.decode(raw, line)?;
@@ -359,6 +361,14 @@ impl<R: BufRead> BillReader<R> {
                         continue;
                     }
                     return layout.row(&self.cells, line).map(Some);
+                }
+                // WeChat Pay's bill ends with its summary's data line: rows
+                // after it (two bills joined) would be hashed but never read.
+                Phase::Trailer if self.format == BillFormat::WeChatPay => {
+                    return Err(BillError::at(
+                        line,
+                        "a line after the bill's 总交易单数 summary: one bill per file",
+                    ));
                 }
                 Phase::SummaryData | Phase::Trailer => self.phase = Phase::Trailer,
             }

@@ -291,12 +291,10 @@ fn wechat_bill_strips_backticks_and_skips_the_summary() {
         read_all(BillFormat::WeChatPay, &with_bom(&text)),
         Ok(wechat_rows("13.50"))
     );
-    // Nothing after the summary is a row.
+    // Nothing after the summary is a row: such a line refuses the bill
+    // (wechat_rows_after_the_summary_refuse_the_bill).
     let after = format!("{text}`2026-12-01 10:00:00,`x\r\n");
-    assert_eq!(
-        read_all(BillFormat::WeChatPay, after.as_bytes()),
-        Ok(wechat_rows("13.50"))
-    );
+    assert!(read_all(BillFormat::WeChatPay, after.as_bytes()).is_err());
 }
 
 /// WeChat Pay quotes nothing: a product name or attach with commas is
@@ -357,6 +355,23 @@ fn wechat_bill_without_its_summary_is_truncated() {
     let half = text.find("`4,`30.00").expect("summary data");
     let error = read_all(BillFormat::WeChatPay, &text.as_bytes()[..half]).expect_err("truncated");
     assert_eq!(error.line, 6);
+}
+
+#[test]
+fn wechat_rows_after_the_summary_refuse_the_bill() {
+    let text = wechat_bill("");
+    let joined = format!("{text}\r\n{text}");
+    let error = read_all(BillFormat::WeChatPay, joined.as_bytes()).expect_err("two bills");
+    assert!(error.why.contains("after the bill's"), "{error}");
+    let summary_data = text.lines().count() as u64;
+    assert_eq!(
+        error.line,
+        summary_data + 2,
+        "the first line after it, past a blank one"
+    );
+    // Blank lines after the summary are fine.
+    let blank_tail = format!("{text}\r\n\r\n");
+    assert!(read_all(BillFormat::WeChatPay, blank_tail.as_bytes()).is_ok());
 }
 
 pub(super) const HMAC_BILL: &str = "\
