@@ -245,11 +245,16 @@ impl Matcher {
             at: l.at,
         };
         let found = self.ours.get_mut(&l.txn_id);
-        if let Some((_, _, paid_seen)) = &found
+        if let Some((p, _, paid_seen)) = &found
             && *paid_seen
             && l.status == BillStatus::Paid
         {
-            // The same payment listed again: counted once.
+            // The same payment listed again: counted once; listed again at
+            // another amount than ours, the bill disagrees with us.
+            if p.amount != l.amount {
+                let m = mistake(MistakeKind::AmountMismatch, Some(p));
+                self.push(m);
+            }
             return;
         }
         let m = match (l.status, found) {

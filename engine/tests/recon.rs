@@ -731,3 +731,31 @@ fn a_missed_payment_the_bill_shows_refunded_cannot_be_applied() {
     );
     assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
 }
+
+/// A bill that lists one payment twice counts it once; twice at another
+/// amount than ours, it disagrees with us, whichever line comes first.
+#[test]
+fn a_payment_listed_twice_at_another_amount_is_a_mismatch() {
+    for amounts in [["14.00", "15.00"], ["15.00", "14.00"]] {
+        let mut w = world();
+        let t = w.buy_coin(user(B), "2");
+        pay(&mut w, t, "tx2x");
+        let at = w.now;
+        let bill = [
+            line(t, "tx2x", amounts[0], at),
+            line(t, "tx2x", amounts[1], at),
+        ];
+        let found = mistakes(&record(&mut w, &bill, "f"));
+        assert_eq!(
+            found.iter().map(|m| m.1).collect::<Vec<_>>(),
+            [MistakeKind::AmountMismatch],
+            "{amounts:?}"
+        );
+    }
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    pay(&mut w, t, "tx2s");
+    let at = w.now;
+    let same = [line(t, "tx2s", "14.00", at), line(t, "tx2s", "14.00", at)];
+    assert!(mistakes(&record(&mut w, &same, "f")).is_empty());
+}
