@@ -212,9 +212,9 @@ pub enum Around {
 /// Matches a bill's lines, one at a time, against the payments recorded
 /// here (see the module docs).
 pub struct Matcher {
-    /// Transaction id → (payment, a line of the bill named it, a paid
-    /// line named it).
-    ours: BTreeMap<String, (LoggedPayment, bool, bool)>,
+    /// Transaction id → (payment, a line of the bill named it, what its
+    /// paid lines said: none yet, all at our amount, or one at another).
+    ours: BTreeMap<String, (LoggedPayment, bool, Option<bool>)>,
     day: DayWindow,
     report: Report,
 }
@@ -225,7 +225,7 @@ impl Matcher {
         Self {
             ours: ours
                 .into_iter()
-                .map(|(k, v)| (k, (v, false, false)))
+                .map(|(k, v)| (k, (v, false, None)))
                 .collect(),
             day,
             report: Report::default(),
@@ -244,26 +244,26 @@ impl Matcher {
             bill_status: Some(l.status),
             at: l.at,
         };
-        let found = self.ours.get_mut(&l.txn_id);
-        if let Some((p, _, paid_seen)) = &found
-            && *paid_seen
+        let mut found = self.ours.get_mut(&l.txn_id);
+        if let Some((p, _, paid @ Some(_))) = found.as_deref_mut()
             && l.status == BillStatus::Paid
         {
             // The same payment listed again: counted once; listed again at
-            // another amount than ours, the bill disagrees with us.
-            if p.amount != l.amount {
+            // another amount than ours, the bill disagrees with us (once).
+            if *paid == Some(true) && p.amount != l.amount {
+                *paid = Some(false);
                 let m = mistake(MistakeKind::AmountMismatch, Some(p));
                 self.push(m);
             }
             return;
         }
         let m = match (l.status, found) {
-            (BillStatus::Paid, Some((p, seen, paid_seen))) => {
+            (BillStatus::Paid, Some((p, seen, paid))) => {
                 if !*seen {
                     self.report.reconciled.push(l.txn_id.clone());
                 }
                 *seen = true;
-                *paid_seen = true;
+                *paid = Some(p.amount == l.amount);
                 if p.amount == l.amount {
                     self.report.matched += 1;
                     None

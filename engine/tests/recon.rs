@@ -758,4 +758,11 @@ fn a_payment_listed_twice_at_another_amount_is_a_mismatch() {
     let at = w.now;
     let same = [line(t, "tx2s", "14.00", at), line(t, "tx2s", "14.00", at)];
     assert!(mistakes(&record(&mut w, &same, "f")).is_empty());
+    // Listed many times at another amount: one finding in the report, so the
+    // repeats do not spend the bill's cap on mistakes.
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    for amount in ["14.00", "15.00", "15.00", "16.00"] {
+        m.line(&line(t, "tx2s", amount, at));
+    }
+    assert_eq!(m.finish().mistakes.len(), 1);
 }
