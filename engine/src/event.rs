@@ -195,7 +195,8 @@ pub enum EventKind {
         price: Price,
         source: String,
     },
-    /// A bill's reconciliation recorded a mistake.
+    /// Reconciliation recorded a mistake: a bill's import, or a notification
+    /// that disagrees with a bill imported before it.
     ReconMistake {
         mistake: MistakeId,
         kind: MistakeKind,

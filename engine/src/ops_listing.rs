@@ -162,13 +162,13 @@ impl Engine {
         Ok(())
     }
 
-    /// Adjusts the per-user and per-method live-listing counters by `delta`.
     /// Whether `seller` has as many live listings as allowed (SPEC §18).
     fn at_live_listings_limit(&self, seller: UserId) -> bool {
         let max = self.config.live_listings_per_user_max;
         self.user(seller).is_some_and(|u| u.live_listings >= max)
     }
 
+    /// Adjusts the per-user and per-method live-listing counters by `delta`.
     fn count_live(&mut self, id: ListingId, delta: i32) {
         let crate::engine::State {
             listings, users, ..

@@ -52,7 +52,7 @@
 //! app_private_key = "keys/alipay-app-private.pem"   # PKCS#8 or PKCS#1 PEM (or bare base64 DER)
 //! alipay_public_key = "keys/alipay-public.pem"      # SPKI PEM, or the bare base64 line Alipay's console shows
 //! gateway_url = "https://openapi.alipay.com/gateway.do"  # optional, this default
-//! time_zone = "Asia/Shanghai"             # optional on every kind, this default (bill days)
+//! time_zone = "Asia/Shanghai"             # optional, this default (bill days); only this for alipay and wechatpay
 //!
 //! [[channel]]
 //! name = "wechat-main"
