@@ -10,7 +10,7 @@ use otc_engine::payment::{ChannelProvider, GatewayPayment, payment_reference};
 use otc_engine::recon::{BillLine, BillStatus, DayWindow, MistakeKind};
 use otc_engine::trade::Actor;
 use otc_engine::users::MethodDetails;
-use otc_engine::{Command, EventKind, MistakeId, Rejection, Timestamp, TradeId};
+use otc_engine::{Command, EventKind, MistakeId, Rejection, Timestamp, TradeId, UserId};
 
 const S: u8 = 1;
 const B: u8 = 2;
@@ -38,7 +38,8 @@ fn world() -> World {
     w
 }
 
-fn pay(w: &mut World, t: TradeId, txn: &str) {
+/// A verified payment of 14.00 for `t`, paid now: its events.
+fn pay(w: &mut World, t: TradeId, txn: &str) -> Vec<otc_engine::Event> {
     w.ok(Command::GatewayPayment(GatewayPayment {
         channel: CH.into(),
         reference: payment_reference(t),
@@ -48,7 +49,18 @@ fn pay(w: &mut World, t: TradeId, txn: &str) {
         paid_at: Some(w.now),
         history_checked: false,
         ended: None,
-    }));
+    }))
+}
+
+/// An agent's ApplyMissedPayment of `mistake`, without a note.
+fn apply_missed(agent: UserId, mistake: MistakeId) -> Command {
+    Command::ApplyMissedPayment {
+        agent,
+        mistake,
+        note: String::new(),
+        history_checked: false,
+        ended: None,
+    }
 }
 
 fn today(w: &World) -> DayWindow {
@@ -119,13 +131,7 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
     // The same bill again changes nothing.
     assert!(record(&mut w, &bill, "a").is_empty());
     // Applied from the bill: paid, actor reconciliation.
-    w.ok(Command::ApplyMissedPayment {
-        agent: user(AGENT),
-        mistake: found[0].0,
-        note: String::new(),
-        history_checked: false,
-        ended: None,
-    });
+    w.ok(apply_missed(user(AGENT), found[0].0));
     assert_eq!(w.state_of(t2), "PAID");
     let trade = w.e.trade(t2).expect("trade");
     assert!(
@@ -157,13 +163,7 @@ fn a_payment_the_bill_settled_at_zero_is_found_but_never_applied() {
     let found = mistakes(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].1, MistakeKind::MissingHere);
-    let r = w.err(Command::ApplyMissedPayment {
-        agent: user(AGENT),
-        mistake: found[0].0,
-        note: String::new(),
-        history_checked: false,
-        ended: None,
-    });
+    let r = w.err(apply_missed(user(AGENT), found[0].0));
     assert!(
         matches!(r, Rejection::NotAllowed(m) if m.contains("settled nothing")),
         "{r}"
@@ -198,13 +198,7 @@ fn an_agent_cannot_apply_or_close_a_bills_finding_on_their_own_trade() {
             matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")),
             "{r}"
         );
-        let r = w.err(Command::ApplyMissedPayment {
-            agent: user(agent),
-            mistake: found[0].0,
-            note: String::new(),
-            history_checked: false,
-            ended: None,
-        });
+        let r = w.err(apply_missed(user(agent), found[0].0));
         assert!(
             matches!(r, Rejection::NotAllowed(m) if m.contains("own trade")),
             "{r}"
@@ -460,13 +454,7 @@ fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
     let t = w.buy_coin(user(B), "2");
     let listed = line(t, "dropped", "14.00", w.now);
     let found = mistakes(&record_day(&mut w, d1, "2023-11-14", &[listed], "a"));
-    w.ok(Command::ApplyMissedPayment {
-        agent: user(AGENT),
-        mistake: found[0].0,
-        note: String::new(),
-        history_checked: false,
-        ended: None,
-    });
+    w.ok(apply_missed(user(AGENT), found[0].0));
     let d2 = next_day(d1);
     w.now = d2.start.plus_ms(minutes(60));
     assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[], "b")).is_empty());
@@ -629,13 +617,7 @@ fn a_missed_payment_on_a_cny_only_channel_is_in_cny_whatever_the_trade() {
     let found = mistakes(&record(&mut w, &[line(t, "tx-usd", "14.00", at)], "c"));
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].1, MistakeKind::MissingHere);
-    let events = w.ok(Command::ApplyMissedPayment {
-        agent: user(AGENT),
-        mistake: found[0].0,
-        note: String::new(),
-        history_checked: false,
-        ended: None,
-    });
+    let events = w.ok(apply_missed(user(AGENT), found[0].0));
     let anomaly = events.iter().find_map(|e| match &e.kind {
         EventKind::PaymentAnomaly { kind, .. } => Some(kind.clone()),
         _ => None,
@@ -673,16 +655,7 @@ fn a_notification_after_its_bill_is_not_missing_there_the_next_day() {
     let at = w.now;
     let found = mistakes(&record(&mut w, &[line(t, "odd", "14.50", at)], "e"));
     assert_eq!(found.len(), 1);
-    let events = w.ok(Command::GatewayPayment(GatewayPayment {
-        channel: CH.into(),
-        reference: payment_reference(t),
-        txn_id: "odd".into(),
-        amount: d("14.00"),
-        currency: "CNY".into(),
-        paid_at: Some(at),
-        history_checked: false,
-        ended: None,
-    }));
+    let events = pay(&mut w, t, "odd");
     let found = mistakes(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].1, MistakeKind::AmountMismatch);
@@ -718,13 +691,7 @@ fn a_missed_payment_the_bill_shows_refunded_cannot_be_applied() {
         found.iter().any(|m| m.1 == MistakeKind::StatusMismatch),
         "{found:?}"
     );
-    let r = w.err(Command::ApplyMissedPayment {
-        agent: user(AGENT),
-        mistake: missing.0,
-        note: String::new(),
-        history_checked: false,
-        ended: None,
-    });
+    let r = w.err(apply_missed(user(AGENT), missing.0));
     assert!(
         matches!(r, Rejection::NotAllowed(m) if m.contains("refunded")),
         "{r}"
