@@ -114,11 +114,11 @@ fn webp(data: &[u8]) -> Option<(u32, u32)> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A PNG's signature and `IHDR` for `w` × `h` (CRC not checked here).
-    fn png_head(w: u32, h: u32) -> Vec<u8> {
+    pub(crate) fn png_head(w: u32, h: u32) -> Vec<u8> {
         let mut d = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
         d.extend_from_slice(&w.to_be_bytes());
         d.extend_from_slice(&h.to_be_bytes());

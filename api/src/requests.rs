@@ -360,12 +360,7 @@ mod tests {
     #[test]
     fn images_must_declare_a_size_a_viewer_can_decode() {
         use super::check_pixels;
-        let png = |w: u32, h: u32| {
-            let mut d = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
-            d.extend_from_slice(&w.to_be_bytes());
-            d.extend_from_slice(&h.to_be_bytes());
-            d
-        };
+        use crate::image_size::tests::png_head as png;
         assert!(
             check_pixels("image/png", &png(8192, 6144)).is_ok(),
             "a phone's photo"
