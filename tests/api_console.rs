@@ -205,17 +205,18 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
 async fn an_attachment_must_be_the_type_it_declares() {
     let s = Server::start(&[]).await;
     let (_, mut buyer, trade) = open_trade(&s, "1").await;
+    let png_chat = |data: Vec<u8>| pb::SendChatRequest {
+        request_id: rid(),
+        trade_id: trade.clone(),
+        text: "receipt".into(),
+        attachment: Some(pb::Attachment {
+            content_type: "image/png".into(),
+            file_name: "receipt.png".into(),
+            data,
+        }),
+    };
     let e = buyer
-        .send_chat(pb::SendChatRequest {
-            request_id: rid(),
-            trade_id: trade.clone(),
-            text: "receipt".into(),
-            attachment: Some(pb::Attachment {
-                content_type: "image/png".into(),
-                file_name: "receipt.png".into(),
-                data: b"<html><script>alert(1)</script></html>".to_vec(),
-            }),
-        })
+        .send_chat(png_chat(b"<html><script>alert(1)</script></html>".to_vec()))
         .await
         .expect_err("HTML is not a PNG");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
@@ -225,16 +226,7 @@ async fn an_attachment_must_be_the_type_it_declares() {
     let mut bomb = harness::PNG_HEAD.to_vec();
     bomb[16..24].copy_from_slice(&[0, 1, 0x86, 0xA0, 0, 1, 0x86, 0xA0]);
     let e = buyer
-        .send_chat(pb::SendChatRequest {
-            request_id: rid(),
-            trade_id: trade.clone(),
-            text: "receipt".into(),
-            attachment: Some(pb::Attachment {
-                content_type: "image/png".into(),
-                file_name: "receipt.png".into(),
-                data: bomb,
-            }),
-        })
+        .send_chat(png_chat(bomb))
         .await
         .expect_err("too many pixels");
     assert_eq!(e.code(), tonic::Code::InvalidArgument);
