@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -43,12 +43,13 @@ pub fn router(state: Gateways, body_max: usize) -> Router {
     Router::new()
         .route("/notify/{channel}", post(notify))
         .route("/return/{channel}", get(return_page))
-        .layer(DefaultBodyLimit::max(body_max))
         .layer(axum::middleware::from_fn_with_state(body_max, body_within))
         .with_state(state)
 }
 
-/// Reads the whole body within [`BODY_WITHIN`] before the route runs.
+/// Reads the whole body, at most `body_max` bytes, within [`BODY_WITHIN`]
+/// before the route runs: the one bound on a body's size here (axum's own
+/// default, 2 MiB, is far above any `body_max`).
 async fn body_within(
     State(body_max): State<usize>,
     request: axum::extract::Request,
