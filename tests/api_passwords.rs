@@ -7,6 +7,7 @@ mod harness;
 
 use harness::steps::*;
 use harness::{Server, rid, wait_ms};
+use otc_api::auth::Role;
 use otc_api::proto as pb;
 use tonic::Code;
 
@@ -37,6 +38,16 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
         assert_eq!(again.message(), first.message());
         assert!(again.metadata().get("otc-replayed").is_some());
     }
+    // The same id with the right password is another request: refused,
+    // not taken for the first (and not counted, nor released).
+    let corrected = seller
+        .release(pb::ReleaseRequest {
+            fund_password: PASSWORD.into(),
+            ..wrong.clone()
+        })
+        .await
+        .expect_err("the id is used");
+    assert_eq!(corrected.code(), Code::AlreadyExists, "{corrected:?}");
     let second = seller
         .release(pb::ReleaseRequest {
             request_id: rid(),
@@ -49,6 +60,51 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     assert_eq!(right.code(), Code::FailedPrecondition);
     assert!(right.message().contains("try again after"), "{right:?}");
     assert_eq!(state(&mut buyer, &trade).await, pb::TradeState::Paid);
+}
+
+/// A request id's passwords are matched through a keyed tag that outlives a
+/// restart: after one, the retry with the same passwords gets the first
+/// result and one with another new password is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retried_password_change_is_matched_after_a_restart() {
+    let mut s = Server::start(&[]).await;
+    let user = uuid::Uuid::new_v4();
+    seller(&s, user, "1").await;
+    let change = pb::SetFundPasswordRequest {
+        request_id: rid(),
+        new_password: "changed-456".into(),
+        current_password: PASSWORD.into(),
+    };
+    let first = s
+        .trading(user, Role::User)
+        .await
+        .set_fund_password(change.clone())
+        .await;
+    let first = first.expect("changed").into_inner();
+    s.restart().await;
+    let mut t = s.trading(user, Role::User).await;
+    let retry = t
+        .set_fund_password(change.clone())
+        .await
+        .expect("the first result");
+    assert!(retry.metadata().get("otc-replayed").is_some(), "{retry:?}");
+    assert_eq!(retry.into_inner(), first);
+    let other = t
+        .set_fund_password(pb::SetFundPasswordRequest {
+            new_password: "another-789".into(),
+            ..change
+        })
+        .await
+        .expect_err("the id is used");
+    assert_eq!(other.code(), Code::AlreadyExists, "{other:?}");
+    // The password is the first request's: it is the current one now.
+    t.set_fund_password(pb::SetFundPasswordRequest {
+        request_id: rid(),
+        new_password: "final-000".into(),
+        current_password: "changed-456".into(),
+    })
+    .await
+    .expect("the first request's password is the current one");
 }
 
 /// The counter `name` (labels included) of `otcd`'s metrics on `addr`.

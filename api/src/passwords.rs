@@ -23,6 +23,12 @@
 //! exactly as an argon2 one: the lock, the current hash version, a wrong one
 //! counted.
 //!
+//! A request's fingerprint (see [`crate::pipeline`]) holds its passwords
+//! only as [`FundPasswords::print_tag`]: an HMAC-SHA256 under a key derived
+//! from the token secret, so it is the same after a restart (a retry within
+//! the request-id retention still matches) and, unlike a plain hash of a
+//! six-digit password, tells nothing to someone holding only the data dir.
+//!
 //! What this gives up: someone who can read `otcd`'s memory could test
 //! guesses against a tag at HMAC speed rather than argon2 speed. Such a
 //! reader also sees every password as it arrives in a request; argon2's
@@ -92,6 +98,9 @@ pub struct FundPasswords {
     /// padded key blocks included, is not zeroed: neither `hmac` nor `sha2`
     /// does that.)
     key: Box<Zeroizing<[u8; 32]>>,
+    /// The key of [`FundPasswords::print_tag`], derived from the token
+    /// secret (durable, never in the data dir); zeroed when dropped.
+    print_key: Box<Zeroizing<[u8; 32]>>,
     verified: DashMap<UserId, Remembered>,
     /// Who may run argon2 now.
     turns: Argon2Turns,
@@ -99,17 +108,24 @@ pub struct FundPasswords {
 
 impl FundPasswords {
     /// Checks at `cost`, remembering a verified password for `remember`
-    /// (zero: never).
+    /// (zero: never); requests' passwords are fingerprinted under a key
+    /// derived from `token_secret`.
     ///
     /// # Errors
     /// The OS gave no random key.
-    pub fn new(cost: HashCost, remember: Duration) -> Result<Self, String> {
+    pub fn new(cost: HashCost, remember: Duration, token_secret: &[u8]) -> Result<Self, String> {
         let mut key = Box::new(Zeroizing::new([0u8; 32]));
         getrandom::fill(&mut key[..]).map_err(|e| format!("no random key from the OS: {e}"))?;
+        let mut print_key = Box::new(Zeroizing::new([0u8; 32]));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(token_secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(b"otc: the passwords in a request's fingerprint, v1");
+        print_key.copy_from_slice(&mac.finalize().into_bytes());
         Ok(Self {
             cost,
             remember,
             key,
+            print_key,
             verified: DashMap::new(),
             turns: Argon2Turns::for_this_machine(),
         })
@@ -141,6 +157,24 @@ impl FundPasswords {
         mac.update(&version.to_be_bytes());
         mac.update(password.as_bytes());
         mac
+    }
+
+    /// What a request's `passwords` add to its fingerprint: HMAC-SHA256 of
+    /// `method` and each password, length-prefixed, under the key derived
+    /// from the token secret. The same passwords give the same tag after a
+    /// restart; another token secret gives another (a retry then gets
+    /// ALREADY_EXISTS, as after any change of its fields).
+    pub fn print_tag(&self, method: &str, passwords: &[&str]) -> [u8; 32] {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.print_key[..])
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(method.as_bytes());
+        mac.update(&[0]);
+        for p in passwords {
+            // Lengths keep ("ab", "c") apart from ("a", "bc").
+            mac.update(&(p.len() as u64).to_be_bytes());
+            mac.update(p.as_bytes());
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// The verdict on `password` for `user` from the password their hash
@@ -212,7 +246,31 @@ pub(crate) mod tests {
             memory_kib: 64,
             iterations: 1,
         };
-        FundPasswords::new(cost, remember).unwrap_or_else(|e| panic!("{e}"))
+        FundPasswords::new(cost, remember, b"secret").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn print_tags_survive_a_restart_and_tell_passwords_apart() {
+        let cost = HashCost {
+            memory_kib: 64,
+            iterations: 1,
+        };
+        let make = |secret: &[u8]| {
+            FundPasswords::new(cost, Duration::ZERO, secret).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (first, restarted) = (make(b"token secret"), make(b"token secret"));
+        let tag = first.print_tag("SetFundPassword", &["new-pass", ""]);
+        assert_eq!(
+            tag,
+            restarted.print_tag("SetFundPassword", &["new-pass", ""])
+        );
+        assert_ne!(tag, first.print_tag("SetFundPassword", &["other-pass", ""]));
+        assert_ne!(tag, first.print_tag("SetFundPassword", &["new-pas", "s"]));
+        assert_ne!(tag, first.print_tag("Release", &["new-pass", ""]));
+        assert_ne!(
+            tag,
+            make(b"another secret").print_tag("SetFundPassword", &["new-pass", ""])
+        );
     }
 
     fn user(n: u8) -> UserId {

@@ -6,10 +6,11 @@
 //!    client sent it* (its protobuf encoding without `request_id`, which
 //!    prost writes in field order). The same fingerprint gets the stored
 //!    first reply, the whole message; another gets ALREADY_EXISTS.
-//!    Passwords are taken out of the request before it is fingerprinted:
-//!    the fingerprint is a fast hash kept on disk for a day, and must not
-//!    let anyone test guesses at a password without argon2. A retry with
-//!    another password is the same request and gets the first result;
+//!    Passwords are taken out of the request before it is encoded: the
+//!    fingerprint is a fast hash kept on disk for a day, and must not let
+//!    anyone test guesses at a password without argon2. They count through
+//!    [`crate::passwords::FundPasswords::print_tag`], a keyed tag, so the
+//!    same id with another password is refused as any other change is;
 //! 3. **convert** the request into a command (`prepare`: field checks that
 //!    need no state, argon2, reading a file's bytes);
 //! 4. **submit** it to the writer with the bytes of any attachment, which
@@ -140,10 +141,19 @@ where
 /// The fingerprint of a request as the client sent it: `method` and the
 /// message's encoding (its `request_id` already taken out).
 pub fn fingerprint(method: &str, request: &impl Message) -> u64 {
-    let mut bytes = Vec::with_capacity(method.len() + 1 + request.encoded_len());
+    fingerprint_tagged(method, request, None)
+}
+
+/// [`fingerprint`], with the keyed tag of the passwords taken out of
+/// `request` (see [`crate::passwords::FundPasswords::print_tag`]).
+fn fingerprint_tagged(method: &str, request: &impl Message, tag: Option<&[u8; 32]>) -> u64 {
+    let mut bytes = Vec::with_capacity(method.len() + 33 + request.encoded_len());
     bytes.extend_from_slice(method.as_bytes());
     bytes.push(0);
     request.encode_raw(&mut bytes);
+    if let Some(tag) = tag {
+        bytes.extend_from_slice(tag);
+    }
     otc_storage::writer::idem::fnv1a(&bytes)
 }
 
@@ -171,8 +181,32 @@ where
     Resp: Message + Default,
     F: Future<Output = Result<Prepared, Status>>,
 {
+    mutate_with_passwords(core, caller, method, rid, request, &[], prepare).await
+}
+
+/// [`mutate`] for a request whose `passwords` were taken out of `request`:
+/// they count in its fingerprint through a keyed tag, so a retry with
+/// another password is refused as one with any other field is.
+///
+/// # Errors
+/// As [`mutate`].
+pub async fn mutate_with_passwords<Req, Resp, F>(
+    core: &Core,
+    caller: UserId,
+    method: &'static str,
+    rid: &str,
+    request: &Req,
+    passwords: &[&str],
+    prepare: F,
+) -> Result<Response<Resp>, Status>
+where
+    Req: Message,
+    Resp: Message + Default,
+    F: Future<Output = Result<Prepared, Status>>,
+{
     let rid = request_id(rid)?;
-    let print = fingerprint(method, request);
+    let tag = (!passwords.is_empty()).then(|| core.passwords.print_tag(method, passwords));
+    let print = fingerprint_tagged(method, request, tag.as_ref());
     // An id no committed group used needs no look under the writer's lock
     // (which it holds through each commit); a first use still in flight is
     // caught by the writer, which checks every request.

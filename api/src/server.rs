@@ -206,8 +206,8 @@ pub async fn run(
         memory_kib: cfg.argon2_memory_kib,
         iterations: cfg.argon2_iterations,
     };
-    let passwords =
-        FundPasswords::new(hash_cost, cfg.fund_password_remember).map_err(|e| e.to_string())?;
+    let passwords = FundPasswords::new(hash_cost, cfg.fund_password_remember, &secret)
+        .map_err(|e| e.to_string())?;
     let (core, writer_thread) = Core::start(
         writer,
         Authenticator::new(&secret),

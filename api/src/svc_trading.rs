@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::common::{TRADERS, caller};
 use crate::convert as cv;
 use crate::core::{Core, clock_now};
-use crate::pipeline::{ClientRequest, Prepared, command, mutate};
+use crate::pipeline::{ClientRequest, Prepared, command, mutate, mutate_with_passwords};
 use crate::proto as pb;
 use crate::proto::trading_service_server::TradingService;
 use crate::{reads, requests};
@@ -132,48 +132,59 @@ impl TradingService for Trading {
         // Secrets stay out of the fingerprint (see `pipeline`).
         let new_password = std::mem::take(&mut r.new_password);
         let current_password = std::mem::take(&mut r.current_password);
-        mutate(&self.core, c.user, "SetFundPassword", &rid, &r, async {
-            requests::new_password(&new_password)?;
-            let given = !current_password.is_empty();
-            if given {
-                requests::password("current_password", &current_password)?;
-            }
-            // Whether a current password is needed is the engine's rule;
-            // asked first, so a doomed change spends no argon2. It still goes
-            // to the writer, unhashed and unchecked: the engine refuses it
-            // there, and the refusal is stored for the request id's retries.
-            let doomed = {
-                let w = self.core.read().await?;
-                let e = w.engine();
-                e.may_set_fund_password(c.user, given, clock_now())
-                    .is_err()
-                    .then(|| e.fund_password(c.user).map(|(_, version)| version))
-            };
-            let (hash, current) = match doomed {
-                Some(version) => (
-                    String::new(),
-                    version.filter(|_| given).map(FundPasswordProof::unchecked),
-                ),
-                None => {
-                    let current = if given {
-                        let checked = self.core.check_password(c.user, &current_password);
-                        Some(checked.await?.proof)
-                    } else {
-                        None
-                    };
-                    (
-                        self.core.hash_password(c.user, new_password).await?,
-                        current,
-                    )
+        let passwords = [new_password.as_str(), current_password.as_str()];
+        mutate_with_passwords(
+            &self.core,
+            c.user,
+            "SetFundPassword",
+            &rid,
+            &r,
+            &passwords,
+            async {
+                requests::new_password(&new_password)?;
+                let given = !current_password.is_empty();
+                if given {
+                    requests::password("current_password", &current_password)?;
                 }
-            };
-            Ok(Command::SetFundPassword {
-                user: c.user,
-                hash,
-                current,
-            }
-            .into())
-        })
+                // Whether a current password is needed is the engine's rule;
+                // asked first, so a doomed change spends no argon2. It still goes
+                // to the writer, unhashed and unchecked: the engine refuses it
+                // there, and the refusal is stored for the request id's retries.
+                let doomed = {
+                    let w = self.core.read().await?;
+                    let e = w.engine();
+                    e.may_set_fund_password(c.user, given, clock_now())
+                        .is_err()
+                        .then(|| e.fund_password(c.user).map(|(_, version)| version))
+                };
+                let (hash, current) = match doomed {
+                    Some(version) => (
+                        String::new(),
+                        version.filter(|_| given).map(FundPasswordProof::unchecked),
+                    ),
+                    None => {
+                        let current = if given {
+                            let checked = self.core.check_password(c.user, &current_password);
+                            Some(checked.await?.proof)
+                        } else {
+                            None
+                        };
+                        (
+                            self.core
+                                .hash_password(c.user, new_password.clone())
+                                .await?,
+                            current,
+                        )
+                    }
+                };
+                Ok(Command::SetFundPassword {
+                    user: c.user,
+                    hash,
+                    current,
+                }
+                .into())
+            },
+        )
         .await
     }
 
@@ -207,17 +218,25 @@ impl TradingService for Trading {
         let mut r = req.into_inner();
         let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
-        mutate(&self.core, c.user, "PublishListing", &rid, &r, async {
-            let spec = ListingSpec::try_from(&r)?;
-            let password = requests::password("fund_password", &fund_password)?;
-            let checked = self.core.check_password(c.user, password).await?;
-            Ok(Prepared::from(Command::PublishListing {
-                seller: c.user,
-                proof: checked.proof,
-                spec,
-            })
-            .with_password(checked.matched))
-        })
+        mutate_with_passwords(
+            &self.core,
+            c.user,
+            "PublishListing",
+            &rid,
+            &r,
+            &[&fund_password],
+            async {
+                let spec = ListingSpec::try_from(&r)?;
+                let password = requests::password("fund_password", &fund_password)?;
+                let checked = self.core.check_password(c.user, password).await?;
+                Ok(Prepared::from(Command::PublishListing {
+                    seller: c.user,
+                    proof: checked.proof,
+                    spec,
+                })
+                .with_password(checked.matched))
+            },
+        )
         .await
     }
 
@@ -313,17 +332,25 @@ impl TradingService for Trading {
         let mut r = req.into_inner();
         let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
-        mutate(&self.core, c.user, "FastSell", &rid, &r, async {
-            let request = FastSellRequest::try_from(&r)?;
-            let password = requests::password("fund_password", &fund_password)?;
-            let checked = self.core.check_password(c.user, password).await?;
-            Ok(Prepared::from(Command::FastSell {
-                seller: c.user,
-                proof: checked.proof,
-                request,
-            })
-            .with_password(checked.matched))
-        })
+        mutate_with_passwords(
+            &self.core,
+            c.user,
+            "FastSell",
+            &rid,
+            &r,
+            &[&fund_password],
+            async {
+                let request = FastSellRequest::try_from(&r)?;
+                let password = requests::password("fund_password", &fund_password)?;
+                let checked = self.core.check_password(c.user, password).await?;
+                Ok(Prepared::from(Command::FastSell {
+                    seller: c.user,
+                    proof: checked.proof,
+                    request,
+                })
+                .with_password(checked.matched))
+            },
+        )
         .await
     }
 
@@ -377,17 +404,25 @@ impl TradingService for Trading {
         let mut r = req.into_inner();
         let rid = r.take_request_id();
         let fund_password = std::mem::take(&mut r.fund_password);
-        mutate(&self.core, c.user, "Release", &rid, &r, async {
-            let trade = cv::trade_id(&r.trade_id)?;
-            let password = requests::password("fund_password", &fund_password)?;
-            let checked = self.core.check_password(c.user, password).await?;
-            Ok(Prepared::from(Command::Release {
-                seller: c.user,
-                trade,
-                proof: checked.proof,
-            })
-            .with_password(checked.matched))
-        })
+        mutate_with_passwords(
+            &self.core,
+            c.user,
+            "Release",
+            &rid,
+            &r,
+            &[&fund_password],
+            async {
+                let trade = cv::trade_id(&r.trade_id)?;
+                let password = requests::password("fund_password", &fund_password)?;
+                let checked = self.core.check_password(c.user, password).await?;
+                Ok(Prepared::from(Command::Release {
+                    seller: c.user,
+                    trade,
+                    proof: checked.proof,
+                })
+                .with_password(checked.matched))
+            },
+        )
         .await
     }
 
