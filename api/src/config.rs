@@ -28,14 +28,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (num, unit) = text.split_at(split);
     let n: u64 = num.parse().map_err(|_| bad())?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1_000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        "d" => n * 86_400_000,
+    let factor: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => return Err(bad()),
     };
+    let ms = n
+        .checked_mul(factor)
+        .ok_or_else(|| format!("{text:?} is too long a duration"))?;
     if ms == 0 {
         return Err(format!("{text:?} must be longer than zero"));
     }
@@ -163,8 +166,9 @@ pub struct ServerConfig {
     #[arg(long, env = "OTC_REQUEST_ID_RETENTION", default_value = "24h", value_parser = parse_duration)]
     pub request_id_retention: Duration,
     /// How often an idle connection is checked: an HTTP/2 ping on the gRPC
-    /// listener, TCP keepalive probes on the console's. A peer gone without a
-    /// word (a phone that changed networks) is closed, freeing its streams.
+    /// listener, TCP keepalive probes on the console's and the gateway's. A
+    /// peer gone without a word (a phone that changed networks) is closed,
+    /// freeing its streams.
     #[arg(long, env = "OTC_KEEPALIVE", default_value = "20s", value_parser = parse_duration)]
     pub keepalive: Duration,
     /// gRPC connections open at once; past it a new one is closed at once.
@@ -367,5 +371,19 @@ mod tests {
             let e = parse_duration_or_off(bad).expect_err(bad);
             assert!(e.ends_with(", or off"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn a_duration_too_long_for_milliseconds_is_refused_not_wrapped() {
+        // 213503982335 days is more milliseconds than a u64 holds: it once
+        // wrapped (release) to about 9.6 hours, or panicked (debug).
+        let e = parse_duration("213503982335d").expect_err("overflow");
+        assert!(e.contains("too long"), "{e}");
+        let e = parse_duration("18446744073709552s").expect_err("overflow");
+        assert!(e.contains("too long"), "{e}");
+        assert_eq!(
+            parse_duration("106751991167d"),
+            Ok(Duration::from_millis(106_751_991_167 * 86_400_000))
+        );
     }
 }
