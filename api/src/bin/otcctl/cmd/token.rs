@@ -22,7 +22,7 @@ pub enum TokenCmd {
         /// The user's UUID.
         #[arg(long)]
         user: uuid::Uuid,
-        /// user, merchant, support, support_viewer or admin.
+        /// user, merchant, support, support_viewer, admin or price_feed.
         #[arg(long)]
         role: String,
         /// Lifetime, e.g. 30m, 1h, 7d.
