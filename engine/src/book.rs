@@ -27,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ListingId;
 use crate::listing::Listing;
 use crate::money::{Asset, Fiat, Price};
+use crate::per_user::IdBuild;
 use crate::slab::IdSlab;
 use rust_decimal::Decimal;
 
@@ -417,7 +418,7 @@ impl Book {
             listings,
             floating_set: floating,
             heap: BinaryHeap::new(),
-            pulled: HashSet::new(),
+            pulled: HashSet::default(),
         }
     }
 }
@@ -439,7 +440,7 @@ pub struct Ordered<'a> {
     /// The premium index itself, to look past the head's premium.
     floating_set: Option<&'a BTreeSet<(i32, ListingId)>>,
     heap: BinaryHeap<Reverse<BookKey>>,
-    pulled: HashSet<ListingId>,
+    pulled: HashSet<ListingId, IdBuild>,
 }
 
 /// Which stream holds the lowest bound.
