@@ -71,7 +71,9 @@ pub fn raw_price(reference: Price, bps: i32) -> Option<Price> {
 }
 
 /// The effective price of `f` at `reference`: the raw price clamped to the
-/// floor and ceiling.
+/// floor and ceiling, always shown at the fiat scale (a floor of "6.90" is
+/// kept normalized as 6.9; a listing held at it shows 6.90, as one priced
+/// 6.91 shows 6.91).
 pub fn effective_price(reference: Price, f: &Floating) -> Option<Price> {
     let mut p = raw_price(reference, f.premium_bps)?;
     if let Some(floor) = f.floor {
@@ -80,7 +82,10 @@ pub fn effective_price(reference: Price, f: &Floating) -> Option<Price> {
     if let Some(ceiling) = f.ceiling {
         p = p.min(ceiling);
     }
-    Some(p)
+    let mut value = p.value();
+    // Floors and ceilings have at most the fiat scale: this only adds zeros.
+    value.rescale(FIAT_SCALE);
+    Some(Price::computed(value))
 }
 
 fn round(d: Decimal) -> Decimal {
@@ -125,5 +130,20 @@ mod tests {
         assert_eq!(effective_price(p("6.5"), &f), Some(p("6.90")));
         assert_eq!(effective_price(p("6.7"), &f), Some(p("7.04")));
         assert_eq!(raw_price(p("7"), -10_000), Some(p("0.01")));
+    }
+
+    #[test]
+    fn a_price_held_at_its_floor_or_ceiling_shows_two_places() {
+        // Floors and ceilings are kept normalized, as listings' prices are.
+        let f = Floating {
+            premium_bps: 500,
+            floor: Some(p("6.9")),
+            ceiling: Some(p("7.2")),
+        };
+        let shown =
+            |reference: &str| effective_price(p(reference), &f).map(|x| x.value().to_string());
+        assert_eq!(shown("7").as_deref(), Some("7.20"));
+        assert_eq!(shown("6").as_deref(), Some("6.90"));
+        assert_eq!(shown("6.7").as_deref(), Some("7.04"));
     }
 }
