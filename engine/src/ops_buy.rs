@@ -202,12 +202,29 @@ impl Engine {
             let market = (terms.asset, terms.fiat);
             let empty = !self.state.book.has_market(market);
             let priced = self.ordered(market, now).next().is_some();
-            return Err(Rejection::NoMatch(if empty {
-                "there are no active listings in this market; ask to rest the order to wait for one"
-            } else if !priced {
-                "the market's reference price is stale, so its floating listings are not matching; try again shortly"
-            } else {
-                "no listing accepts this amount at an acceptable price with your payment methods"
+            // Floating listings left out for want of a fresh reference (one
+            // was fresh when each was published): the refusal says so, also
+            // when fixed-price listings were there and could not fill it.
+            let unpriced = self.fresh_reference(market, now).is_none()
+                && self
+                    .state
+                    .book
+                    .floating_after(market, None)
+                    .next()
+                    .is_some();
+            return Err(Rejection::NoMatch(match (empty, unpriced, priced) {
+                (true, ..) => {
+                    "there are no active listings in this market; ask to rest the order to wait for one"
+                }
+                (false, true, false) => {
+                    "the market's reference price is stale, so its floating listings are not matching; try again shortly"
+                }
+                (false, true, true) => {
+                    "no fixed-price listing accepts this amount at an acceptable price with your payment methods, and the market's reference price is stale, so its floating listings are not matching; try again shortly"
+                }
+                _ => {
+                    "no listing accepts this amount at an acceptable price with your payment methods"
+                }
             }));
         };
         if at_limit {

@@ -121,6 +121,17 @@ fn a_stale_reference_stops_floating_listings_only() {
         [float]
     );
     let fixed = publish(&mut w, S1, PriceSpec::Fixed(d("7.50")));
+    // A buy the fixed listing cannot fill (over its 700 CNY maximum) is
+    // still told the floating ones are out for the stale reference.
+    let r = w.err(Command::PlaceBuy {
+        buyer: user(B),
+        request: World::buy_request(BuyAmount::Coin(d("95"))),
+    });
+    let why = r.to_string();
+    assert!(
+        why.contains("fixed-price") && why.contains("stale"),
+        "{why}"
+    );
     let t = w.buy_coin(user(B), "1");
     assert_eq!(listing_of_trade(&w, t), fixed);
     set_ref(&mut w, "7.00");
