@@ -1,8 +1,11 @@
 //! Reconciliation (SPEC §20) in the engine: a bill matched both ways, the
 //! same bill again, a missed notification applied from the bill, and
-//! daily statements whose closing total is the sum of balances.
+//! daily statements whose closing total is the sum of balances (across days
+//! in `recon/days.rs`).
 
 mod common;
+#[path = "recon/days.rs"]
+mod days;
 
 use common::*;
 use otc_engine::ids::MS_PER_DAY;
@@ -228,45 +231,6 @@ fn an_agent_cannot_apply_or_close_a_bills_finding_on_their_own_trade() {
 }
 
 #[test]
-fn payments_missing_there_wait_for_the_next_day_near_midnight() {
-    let mut w = world();
-    let t1 = w.buy_coin(user(B), "2");
-    pay(&mut w, t1, "tx1");
-    let events = record(&mut w, &[], "c");
-    assert_eq!(
-        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
-        [MistakeKind::MissingThere]
-    );
-    // Near midnight: pending, not missing.
-    let mut w = world();
-    let day = today(&w);
-    w.now = day.end.plus_ms(-minutes(10));
-    let t = w.buy_coin(user(B), "2");
-    pay(&mut w, t, "tx-late");
-    assert!(mistakes(&record(&mut w, &[], "d")).is_empty());
-    // An amount mismatch, and a refund of a payment we hold.
-    let mut w = world();
-    let t = w.buy_coin(user(B), "2");
-    pay(&mut w, t, "tx");
-    let mut refund = line(t, "tx", "14.00", w.now);
-    refund.status = BillStatus::Refund;
-    let events = record(&mut w, &[refund.clone()], "e");
-    assert_eq!(
-        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
-        [MistakeKind::StatusMismatch]
-    );
-    let t2 = w.buy_coin(user(B), "2");
-    pay(&mut w, t2, "tx2");
-    // The day's corrected bill: the refund again (not repeated) and a new line.
-    let wrong = line(t2, "tx2", "14.01", w.now);
-    let events = record(&mut w, &[refund, wrong], "f");
-    assert_eq!(
-        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
-        [MistakeKind::AmountMismatch]
-    );
-}
-
-#[test]
 fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
     let mut w = world();
     let day1 = w.now.utc_day();
@@ -298,166 +262,6 @@ fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
     assert_eq!(s2.opening, s1.closing);
     assert_eq!(s2.closing, d("104"));
     assert!(s2.balanced, "{s2:?}");
-}
-
-fn record_day(
-    w: &mut World,
-    day: DayWindow,
-    name: &str,
-    lines: &[BillLine],
-    digest: &str,
-) -> Vec<otc_engine::Event> {
-    let mut m = w.e.bill_matcher(CH, day);
-    for l in lines {
-        m.line(l);
-    }
-    let report = m.finish();
-    w.ok(Command::RecordBill {
-        channel: CH.into(),
-        day: name.into(),
-        digest: digest.repeat(64)[..64].into(),
-        report,
-    })
-}
-
-#[test]
-fn the_next_days_bill_settles_yesterdays_pending_payments() {
-    let mut w = world();
-    let d1 = today(&w);
-    let d2 = next_day(d1);
-    // Paid ten minutes before midnight: pending in day 1's bill.
-    w.now = d1.end.plus_ms(-minutes(10));
-    let late = w.buy_coin(user(B), "2");
-    pay(&mut w, late, "late");
-    let mistaken = w.buy_coin(user(B), "2");
-    pay(&mut w, mistaken, "mm");
-    // Day 1's bill lists the second with another amount, not the first.
-    let mm = line(mistaken, "mm", "14.50", w.now);
-    let events = record_day(&mut w, d1, "2023-11-14", &[mm], "a");
-    assert_eq!(
-        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
-        [MistakeKind::AmountMismatch]
-    );
-    // Day 2's bill lists neither: the pending one is now missing there; the
-    // one day 1's bill showed is not.
-    w.now = d2.start.plus_ms(minutes(60));
-    let events = record_day(&mut w, d2, "2023-11-15", &[], "b");
-    let found = mistakes(&events);
-    assert_eq!(found.len(), 1, "{events:?}");
-    assert_eq!(found[0].1, MistakeKind::MissingThere);
-    let m = w.e.state().mistakes.get(&found[0].0).expect("mistake");
-    assert_eq!(m.facts.txn_id, "late");
-
-    // The same, when day 2's bill does list the late payment: clean.
-    let mut w = world();
-    let d1 = today(&w);
-    let d2 = next_day(d1);
-    w.now = d1.end.plus_ms(-minutes(10));
-    let late = w.buy_coin(user(B), "2");
-    pay(&mut w, late, "late");
-    assert!(mistakes(&record_day(&mut w, d1, "2023-11-14", &[], "a")).is_empty());
-    let listed = line(late, "late", "14.00", w.now);
-    w.now = d2.start.plus_ms(minutes(60));
-    assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[listed], "b")).is_empty());
-}
-
-/// Bills imported out of order, or at once: a payment near midnight (in
-/// the evening or just after it) is not missing there while the other
-/// day's bill may still show it; once both are in and neither shows it,
-/// it is, whichever came first.
-#[test]
-fn bills_in_any_order_or_at_once_wait_for_each_other_near_midnight() {
-    for (minutes_from_midnight, listed_by) in [
-        (-10, None),
-        (-10, Some(1)),
-        (-10, Some(2)),
-        (5, None),
-        (5, Some(1)),
-        (5, Some(2)),
-    ] {
-        for order in ["day 2 first", "day 1 first", "at once"] {
-            let case = format!("{minutes_from_midnight} min, listed by {listed_by:?}, {order}");
-            let mut w = world();
-            let d1 = today(&w);
-            let d2 = next_day(d1);
-            w.now = d1.end.plus_ms(minutes(minutes_from_midnight));
-            let t = w.buy_coin(user(B), "2");
-            pay(&mut w, t, "near");
-            let near = line(t, "near", "14.00", w.now);
-            w.now = d2.start.plus_ms(minutes(60));
-            let lines = |day| {
-                if listed_by == Some(day) {
-                    vec![near.clone()]
-                } else {
-                    Vec::new()
-                }
-            };
-            let report = |w: &World, d, day| {
-                let mut m = w.e.bill_matcher(CH, d);
-                for l in lines(day) {
-                    m.line(&l);
-                }
-                m.finish()
-            };
-            let record = |w: &mut World, name: &str, report| {
-                w.ok(Command::RecordBill {
-                    channel: CH.into(),
-                    day: name.into(),
-                    digest: if name.ends_with('4') { "a" } else { "b" }.repeat(64),
-                    report,
-                })
-            };
-            let mut events = Vec::new();
-            match order {
-                "day 2 first" => {
-                    let r2 = report(&w, d2, 2);
-                    let first = record(&mut w, "2023-11-15", r2);
-                    assert!(mistakes(&first).is_empty(), "{case}: day 1 is not in yet");
-                    events.extend(first);
-                    let r1 = report(&w, d1, 1);
-                    events.extend(record(&mut w, "2023-11-14", r1));
-                }
-                "day 1 first" => {
-                    let r1 = report(&w, d1, 1);
-                    events.extend(record(&mut w, "2023-11-14", r1));
-                    let r2 = report(&w, d2, 2);
-                    events.extend(record(&mut w, "2023-11-15", r2));
-                }
-                _ => {
-                    // Both read before either is recorded.
-                    let (r1, r2) = (report(&w, d1, 1), report(&w, d2, 2));
-                    events.extend(record(&mut w, "2023-11-15", r2));
-                    events.extend(record(&mut w, "2023-11-14", r1));
-                }
-            }
-            let found = mistakes(&events);
-            if listed_by.is_some() {
-                assert!(found.is_empty(), "{case}: {found:?}");
-            } else {
-                assert_eq!(found.len(), 1, "{case}: {found:?}");
-                assert_eq!(found[0].1, MistakeKind::MissingThere, "{case}");
-            }
-            let pending: u64 = ["2023-11-14", "2023-11-15"]
-                .iter()
-                .map(|d| w.e.bill(CH, d).expect("recorded").pending)
-                .sum();
-            assert!(pending <= 1, "{case}: {pending}");
-        }
-    }
-}
-
-#[test]
-fn a_payment_applied_from_the_bill_is_not_missing_there_the_next_day() {
-    let mut w = world();
-    let d1 = today(&w);
-    w.now = d1.end.plus_ms(-minutes(10));
-    let t = w.buy_coin(user(B), "2");
-    let listed = line(t, "dropped", "14.00", w.now);
-    let found = mistakes(&record_day(&mut w, d1, "2023-11-14", &[listed], "a"));
-    w.ok(apply_missed(user(AGENT), found[0].0));
-    let d2 = next_day(d1);
-    w.now = d2.start.plus_ms(minutes(60));
-    assert!(mistakes(&record_day(&mut w, d2, "2023-11-15", &[], "b")).is_empty());
 }
 
 #[test]
@@ -627,43 +431,6 @@ fn a_missed_payment_on_a_cny_only_channel_is_in_cny_whatever_the_trade() {
         "{events:?}"
     );
     assert_eq!(w.state_of(t), "APPEALED", "not paid by a CNY payment");
-}
-
-/// A payment's notification that comes after the day's bill was imported
-/// (a gateway retries for a day): that bill showed it, so the next day's
-/// bill, which does not, does not call it missing there.
-#[test]
-fn a_notification_after_its_bill_is_not_missing_there_the_next_day() {
-    let mut w = world();
-    let d1 = today(&w);
-    let d2 = next_day(d1);
-    w.now = d1.end.plus_ms(-minutes(10));
-    let t = w.buy_coin(user(B), "2");
-    let shown = line(t, "late", "14.00", w.now);
-    let found = mistakes(&record_day(&mut w, d1, "2023-11-14", &[shown], "a"));
-    assert_eq!(found.len(), 1);
-    assert_eq!(found[0].1, MistakeKind::MissingHere);
-    pay(&mut w, t, "late");
-    assert_eq!(w.state_of(t), "PAID");
-    w.now = d2.start.plus_ms(minutes(60));
-    let events = record_day(&mut w, d2, "2023-11-15", &[], "b");
-    assert!(mistakes(&events).is_empty(), "{events:?}");
-
-    // Notified at another amount than the bill showed: the two disagree.
-    let mut w = world();
-    let t = w.buy_coin(user(B), "2");
-    let at = w.now;
-    let found = mistakes(&record(&mut w, &[line(t, "odd", "14.50", at)], "e"));
-    assert_eq!(found.len(), 1);
-    let events = pay(&mut w, t, "odd");
-    let found = mistakes(&events);
-    assert_eq!(found.len(), 1, "{events:?}");
-    assert_eq!(found[0].1, MistakeKind::AmountMismatch);
-    let m = &w.e.state().mistakes[&found[0].0];
-    assert_eq!(
-        (m.facts.ours, m.facts.theirs),
-        (Some(d("14.00")), Some(d("14.50")))
-    );
 }
 
 /// The bill shows a payment no notification brought, and also shows it
