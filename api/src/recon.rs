@@ -11,6 +11,7 @@ use chrono::{NaiveDate, TimeZone};
 use otc_engine::recon::{BillLine, BillStatus, DayWindow};
 use otc_engine::{Command, Timestamp, UserId};
 use otc_gateway::bill::{BillReader, BillRow, RowStatus, format_of};
+use sha2::{Digest, Sha256};
 use tokio_stream::StreamExt;
 use tonic::{Response, Status, Streaming};
 
@@ -104,7 +105,8 @@ pub async fn import_bill(
         .next()
         .await
         .ok_or_else(|| Status::invalid_argument("the bill is empty: send its chunks"))??;
-    let rid = first.request_id.clone();
+    // The request id first: a bad one is refused before the bill is read.
+    let rid = cv::request_id(&first.request_id)?;
     let channel = channels.get(&first.channel).ok_or_else(|| {
         Status::invalid_argument(format!(
             "channel: no payment channel named {:?} is declared",
@@ -112,7 +114,84 @@ pub async fn import_bill(
         ))
     })?;
     let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;
-    // The chunks go to a temporary file, so memory does not grow with the bill.
+    // The chunks go to a temporary file, so memory does not grow with the
+    // bill; its digest, taken on the way, completes the fingerprint.
+    let (temp, digest) = stage(&first, &mut chunks, config.bill_max).await?;
+    // The request's fingerprint: channel, date and the file's digest.
+    let key = pb::BillChunk {
+        request_id: String::new(),
+        channel: first.channel.clone(),
+        date: first.date.clone(),
+        data: digest.as_bytes().to_vec(),
+    };
+    // The pipeline looks the id up before `prepare` runs: a retry gets its
+    // first result without the bill being parsed or matched again against
+    // a state that has moved on since.
+    mutate(core, caller, "ImportBill", &rid, &key, async {
+        let matcher = core
+            .read()
+            .await?
+            .engine()
+            .bill_matcher(channel.name(), day);
+        let (format, max, account) = (
+            format_of(channel.provider()),
+            config.bill_max,
+            channel.bill_account(),
+        );
+        let path = temp.0.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+            let mut reader =
+                BillReader::new(format, BufReader::new(input), max).of_account(account);
+            let mut matcher = matcher;
+            // Refunds and late completions may fall outside the day; a bill
+            // with no line on it (the day itself, not the window matched
+            // around it) is another day's.
+            let (mut lines, mut on_day) = (0u64, 0u64);
+            while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
+                let at = Timestamp(row.at.timestamp_millis());
+                lines += 1;
+                on_day += u64::from(at >= day.start && at < day.end);
+                matcher.line(&bill_line(row));
+            }
+            if lines > 0 && on_day == 0 {
+                return Err(format!(
+                    "none of its {lines} lines is on the bill's day; is it the bill of another day?"
+                ));
+            }
+            Ok::<_, String>(matcher.finish())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?
+        .map_err(|why| Status::invalid_argument(format!("the bill is refused whole: {why}")))?;
+        drop(temp);
+        if report.overflow {
+            return Err(Status::invalid_argument(format!(
+                "data: the bill disagrees on more than {} payments; is it {}'s bill of {}?",
+                otc_engine::recon::MISTAKES_PER_BILL_MAX,
+                first.channel,
+                first.date
+            )));
+        }
+        Ok(Prepared::from(Command::RecordBill {
+            channel: first.channel.clone(),
+            day: first.date.clone(),
+            digest,
+            report,
+        }))
+    })
+    .await
+}
+
+/// Writes the bill's chunks, `first` and the rest of `chunks`, to an
+/// owner-only temporary file, at most `bill_max` bytes; returns it with the
+/// SHA-256 of its bytes in hex (what the bill reader's digest is once it
+/// has read the whole file).
+async fn stage(
+    first: &pb::BillChunk,
+    chunks: &mut Streaming<pb::BillChunk>,
+    bill_max: u64,
+) -> Result<(TempBill, String), Status> {
     let path = std::env::temp_dir().join(format!("otc-bill-{}", uuid::Uuid::new_v4().simple()));
     let temp = TempBill(path);
     let mut options = std::fs::OpenOptions::new();
@@ -122,86 +201,29 @@ pub async fn import_bill(
     let mut file = options
         .open(&temp.0)
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
+    let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut chunk = Some(first.clone());
     while let Some(c) = chunk {
         size += c.data.len() as u64;
-        if size > config.bill_max {
+        if size > bill_max {
             return Err(Status::invalid_argument(format!(
-                "the bill is larger than the configured limit of {} bytes (--bill-max)",
-                config.bill_max
+                "the bill is larger than the configured limit of {bill_max} bytes (--bill-max)"
             )));
         }
+        hasher.update(&c.data);
         file.write_all(&c.data)
             .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
         chunk = chunks.next().await.transpose()?;
     }
     file.flush()
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
-    drop(file);
-    // The day's payments recorded here, then the bill line by line.
-    let matcher = core
-        .read()
-        .await?
-        .engine()
-        .bill_matcher(channel.name(), day);
-    let (format, max, account) = (
-        format_of(channel.provider()),
-        config.bill_max,
-        channel.bill_account(),
-    );
-    let path = temp.0.clone();
-    let (report, digest) = tokio::task::spawn_blocking(move || {
-        let input = std::fs::File::open(&path).map_err(|e| e.to_string())?;
-        let mut reader = BillReader::new(format, BufReader::new(input), max).of_account(account);
-        let mut matcher = matcher;
-        // Refunds and late completions may fall outside the day; a bill
-        // with no line on it (the day itself, not the window matched
-        // around it) is another day's.
-        let (mut lines, mut on_day) = (0u64, 0u64);
-        while let Some(row) = reader.next_row().map_err(|e| e.to_string())? {
-            let at = Timestamp(row.at.timestamp_millis());
-            lines += 1;
-            on_day += u64::from(at >= day.start && at < day.end);
-            matcher.line(&bill_line(row));
-        }
-        if lines > 0 && on_day == 0 {
-            return Err(format!(
-                "none of its {lines} lines is on the bill's day; is it the bill of another day?"
-            ));
-        }
-        let digest: String = reader.digest().iter().map(|b| format!("{b:02x}")).collect();
-        Ok::<_, String>((matcher.finish(), digest))
-    })
-    .await
-    .map_err(|e| Status::internal(e.to_string()))?
-    .map_err(|why| Status::invalid_argument(format!("the bill is refused whole: {why}")))?;
-    drop(temp);
-    if report.overflow {
-        return Err(Status::invalid_argument(format!(
-            "data: the bill disagrees on more than {} payments; is it {}'s bill of {}?",
-            otc_engine::recon::MISTAKES_PER_BILL_MAX,
-            first.channel,
-            first.date
-        )));
-    }
-    // The request's fingerprint: channel, date and the file's digest.
-    let key = pb::BillChunk {
-        request_id: String::new(),
-        channel: first.channel.clone(),
-        date: first.date.clone(),
-        data: digest.as_bytes().to_vec(),
-    };
-    let command = Command::RecordBill {
-        channel: first.channel.clone(),
-        day: first.date.clone(),
-        digest,
-        report,
-    };
-    mutate(core, caller, "ImportBill", &rid, &key, async {
-        Ok(Prepared::from(command))
-    })
-    .await
+    let digest = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((temp, digest))
 }
 
 /// The statement of `asset` for a UTC day.
