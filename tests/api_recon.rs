@@ -187,7 +187,9 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
     let e = import(&s, &date, &big, &rid()).await.expect_err("too big");
     assert!(e.message().contains("limit"), "{e:?}");
     // The request id is checked first, before the bill is read.
-    let e = import(&s, &date, &big, "").await.expect_err("no request id");
+    let e = import(&s, &date, &big, "")
+        .await
+        .expect_err("no request id");
     assert!(e.message().starts_with("request_id"), "{e:?}");
     // Nothing was recorded.
     let all = agent

@@ -528,7 +528,16 @@ impl Engine {
 /// A `YYYY-MM-DD` day as days since the epoch.
 pub fn chrono_day(day: &str) -> Option<i64> {
     let b = day.as_bytes();
-    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+    // Digits only around the two dashes: `i64::parse` alone would take
+    // "+1" or "-001" for a number.
+    let digits = b.iter().enumerate().all(|(i, c)| {
+        if i == 4 || i == 7 {
+            *c == b'-'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    if b.len() != 10 || !digits {
         return None;
     }
     let num = |s: &str| s.parse::<i64>().ok();
@@ -571,7 +580,17 @@ mod tests {
         assert_eq!(chrono_day("2026-12-01"), Some(20_788));
         assert_eq!(civil(20_788), (2026, 12, 1));
         assert_eq!(chrono_day("2024-02-29"), Some(19_782));
-        for bad in ["2026-02-30", "2026-13-01", "2026/12/01", "26-12-01", ""] {
+        for bad in [
+            "2026-02-30",
+            "2026-13-01",
+            "2026/12/01",
+            "26-12-01",
+            "",
+            "2024-+1-+1",
+            "+024-01-01",
+            "-001-01-01",
+            "2024-01- 1",
+        ] {
             assert_eq!(chrono_day(bad), None, "{bad}");
         }
     }
