@@ -120,6 +120,12 @@ pub struct ServerConfig {
     /// Life of a resting buy that names none.
     #[arg(long, env = "OTC_RESTING_BUY_DEFAULT", default_value = "10m", value_parser = parse_duration)]
     pub resting_buy_default: Duration,
+    /// Longest life a resting buy may ask for.
+    #[arg(long, env = "OTC_RESTING_BUY_MAX", default_value = "24h", value_parser = parse_duration)]
+    pub resting_buy_max: Duration,
+    /// Merchants tried for one fast sell before the coin goes back (SPEC §9).
+    #[arg(long, env = "OTC_FAST_MATCH_TRIES", default_value_t = 3)]
+    pub fast_match_tries: u32,
     /// Wrong fund passwords in a row before protected actions lock (SPEC §6).
     #[arg(long, env = "OTC_FUND_PASSWORD_ATTEMPTS", default_value_t = 5)]
     pub fund_password_attempts: u32,
@@ -138,6 +144,15 @@ pub struct ServerConfig {
     /// Bound payment methods per user (SPEC §18).
     #[arg(long, env = "OTC_METHODS_PER_USER", default_value_t = 10)]
     pub methods_per_user: u32,
+    /// Payment methods one listing may name (SPEC §18).
+    #[arg(long, env = "OTC_METHODS_PER_LISTING", default_value_t = 10)]
+    pub methods_per_listing: usize,
+    /// Users one user may block (SPEC §18).
+    #[arg(long, env = "OTC_BLOCKS_PER_USER", default_value_t = 1_000)]
+    pub blocks_per_user: u32,
+    /// Price quotes one merchant may declare (SPEC §18).
+    #[arg(long, env = "OTC_QUOTES_PER_MERCHANT", default_value_t = 20)]
+    pub quotes_per_merchant: usize,
     /// Largest page a list call returns (SPEC §18).
     #[arg(long, env = "OTC_PAGE_SIZE_MAX", default_value_t = 200)]
     pub page_size_max: u32,
@@ -150,6 +165,14 @@ pub struct ServerConfig {
     /// Attachments per appeal (SPEC §11).
     #[arg(long, env = "OTC_ATTACHMENTS_PER_APPEAL", default_value_t = 10)]
     pub attachments_per_appeal: u32,
+    /// Evidence items (text or file) per appeal; at least
+    /// --attachments-per-appeal (SPEC §18).
+    #[arg(long, env = "OTC_EVIDENCE_PER_APPEAL", default_value_t = 50)]
+    pub evidence_per_appeal: u32,
+    /// Longest other text (appeal reason, evidence description, listing
+    /// terms, notes), in characters (SPEC §18).
+    #[arg(long, env = "OTC_TEXT_CHARS_MAX", default_value_t = 2_000)]
+    pub text_chars_max: usize,
     /// Longest chat message, in characters (SPEC §18).
     #[arg(long, env = "OTC_CHAT_CHARS_MAX", default_value_t = 2_000)]
     pub chat_chars_max: usize,
@@ -286,17 +309,23 @@ impl ServerConfig {
         c.payment_window_ms_min = ms(self.payment_window_min);
         c.payment_window_ms_max = ms(self.payment_window_max);
         c.resting_buy_ms_default = ms(self.resting_buy_default);
-        c.resting_buy_ms_max = c.resting_buy_ms_max.max(c.resting_buy_ms_default);
+        c.resting_buy_ms_max = ms(self.resting_buy_max);
+        c.fast_match_tries_max = self.fast_match_tries;
         c.fund_password_attempts_max = self.fund_password_attempts;
         c.fund_password_lock_ms = ms(self.fund_password_lock);
         c.buyer_cancels_per_day_max = self.buyer_cancels_per_day;
         c.live_listings_per_user_max = self.listings_per_user;
         c.resting_buys_per_user_max = self.resting_buys_per_user;
         c.methods_per_user_max = self.methods_per_user;
+        c.methods_per_listing_max = self.methods_per_listing;
+        c.blocks_per_user_max = self.blocks_per_user;
+        c.quotes_per_merchant_max = self.quotes_per_merchant;
         c.page_size_max = self.page_size_max;
         c.subscribers_per_user_max = self.streams_per_user;
         c.attachment_bytes_max = self.attachment_max;
         c.attachments_per_appeal_max = self.attachments_per_appeal;
+        c.evidence_per_appeal_max = self.evidence_per_appeal;
+        c.text_chars_max = self.text_chars_max;
         c.chat_chars_max = self.chat_chars_max;
         c.chat_messages_per_trade_max = self.chat_messages_per_trade;
         c.chat_files_per_trade_max = self.chat_files_per_trade;

@@ -436,6 +436,20 @@ mod tests {
             "4",
             "--event-retention",
             "2d",
+            "--resting-buy-max",
+            "2h",
+            "--fast-match-tries",
+            "5",
+            "--methods-per-listing",
+            "2",
+            "--blocks-per-user",
+            "9",
+            "--quotes-per-merchant",
+            "8",
+            "--evidence-per-appeal",
+            "12",
+            "--text-chars-max",
+            "300",
         ])
         .expect("flags");
         let c = cfg.engine_config().expect("coherent");
@@ -465,6 +479,24 @@ mod tests {
             (c.chat_messages_per_trade_max, c.chat_files_per_trade_max),
             (40, 4)
         );
+        assert_eq!(
+            (
+                c.resting_buy_ms_max,
+                c.fast_match_tries_max,
+                c.methods_per_listing_max,
+                c.blocks_per_user_max,
+                c.quotes_per_merchant_max,
+                c.evidence_per_appeal_max,
+                c.text_chars_max,
+            ),
+            (7_200_000, 5, 2, 9, 8, 12, 300)
+        );
+        // Files are evidence: more of them than evidence items is refused,
+        // not quietly capped by the other bound.
+        let files = ServerConfig::try_parse_from(["otcd", "--attachments-per-appeal", "60"])
+            .expect("flags");
+        let err = files.engine_config().expect_err("over the evidence bound");
+        assert!(err.contains("evidence_per_appeal"), "{err}");
         let short =
             ServerConfig::try_parse_from(["otcd", "--request-id-retention", "1h"]).expect("flags");
         let err = short.writer_options().expect_err("under a day");

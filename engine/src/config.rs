@@ -251,9 +251,23 @@ impl EngineConfig {
                 u64::from(self.attachments_per_appeal_max),
             ),
             ("attachment_size", self.attachment_bytes_max),
+            (
+                "evidence_per_appeal",
+                u64::from(self.evidence_per_appeal_max),
+            ),
+            ("blocks_per_user", u64::from(self.blocks_per_user_max)),
+            ("methods_per_listing", self.methods_per_listing_max as u64),
+            ("quotes_per_merchant", self.quotes_per_merchant_max as u64),
+            ("text_chars", self.text_chars_max as u64),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {
             return Err(format!("{name} must be at least 1"));
+        }
+        if self.attachments_per_appeal_max > self.evidence_per_appeal_max {
+            return Err(
+                "attachments_per_appeal must not exceed evidence_per_appeal (files are evidence)"
+                    .into(),
+            );
         }
         if self.fast_match_tries_max == 0 || self.fund_password_attempts_max == 0 {
             return Err(
