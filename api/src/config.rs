@@ -301,38 +301,40 @@ impl ServerConfig {
     /// Incoherent windows (e.g. a minimum above the maximum).
     pub fn engine_config(&self) -> Result<EngineConfig, String> {
         let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-        let mut c = EngineConfig::default();
-        c.appeal_after_ms = ms(self.appeal_after);
-        c.auto_appeal_after_ms = ms(self.auto_appeal_after);
-        c.merchant_window_ms = ms(self.merchant_window);
-        c.payment_window_ms_default = ms(self.payment_window_default);
-        c.payment_window_ms_min = ms(self.payment_window_min);
-        c.payment_window_ms_max = ms(self.payment_window_max);
-        c.resting_buy_ms_default = ms(self.resting_buy_default);
-        c.resting_buy_ms_max = ms(self.resting_buy_max);
-        c.fast_match_tries_max = self.fast_match_tries;
-        c.fund_password_attempts_max = self.fund_password_attempts;
-        c.fund_password_lock_ms = ms(self.fund_password_lock);
-        c.buyer_cancels_per_day_max = self.buyer_cancels_per_day;
-        c.live_listings_per_user_max = self.listings_per_user;
-        c.resting_buys_per_user_max = self.resting_buys_per_user;
-        c.methods_per_user_max = self.methods_per_user;
-        c.methods_per_listing_max = self.methods_per_listing;
-        c.blocks_per_user_max = self.blocks_per_user;
-        c.quotes_per_merchant_max = self.quotes_per_merchant;
-        c.page_size_max = self.page_size_max;
-        c.subscribers_per_user_max = self.streams_per_user;
-        c.attachment_bytes_max = self.attachment_max;
-        c.attachments_per_appeal_max = self.attachments_per_appeal;
-        c.evidence_per_appeal_max = self.evidence_per_appeal;
-        c.text_chars_max = self.text_chars_max;
-        c.chat_chars_max = self.chat_chars_max;
-        c.chat_messages_per_trade_max = self.chat_messages_per_trade;
-        c.chat_files_per_trade_max = self.chat_files_per_trade;
-        c.event_retention_ms = ms(self.event_retention);
-        c.premium_bps_min = self.premium_min_bps;
-        c.premium_bps_max = self.premium_max_bps;
-        c.reference_max_age_ms = ms(self.reference_max_age);
+        let c = EngineConfig {
+            appeal_after_ms: ms(self.appeal_after),
+            auto_appeal_after_ms: ms(self.auto_appeal_after),
+            merchant_window_ms: ms(self.merchant_window),
+            payment_window_ms_default: ms(self.payment_window_default),
+            payment_window_ms_min: ms(self.payment_window_min),
+            payment_window_ms_max: ms(self.payment_window_max),
+            resting_buy_ms_default: ms(self.resting_buy_default),
+            resting_buy_ms_max: ms(self.resting_buy_max),
+            fast_match_tries_max: self.fast_match_tries,
+            fund_password_attempts_max: self.fund_password_attempts,
+            fund_password_lock_ms: ms(self.fund_password_lock),
+            buyer_cancels_per_day_max: self.buyer_cancels_per_day,
+            live_listings_per_user_max: self.listings_per_user,
+            resting_buys_per_user_max: self.resting_buys_per_user,
+            methods_per_user_max: self.methods_per_user,
+            methods_per_listing_max: self.methods_per_listing,
+            blocks_per_user_max: self.blocks_per_user,
+            quotes_per_merchant_max: self.quotes_per_merchant,
+            page_size_max: self.page_size_max,
+            subscribers_per_user_max: self.streams_per_user,
+            attachment_bytes_max: self.attachment_max,
+            attachments_per_appeal_max: self.attachments_per_appeal,
+            evidence_per_appeal_max: self.evidence_per_appeal,
+            text_chars_max: self.text_chars_max,
+            chat_chars_max: self.chat_chars_max,
+            chat_messages_per_trade_max: self.chat_messages_per_trade,
+            chat_files_per_trade_max: self.chat_files_per_trade,
+            event_retention_ms: ms(self.event_retention),
+            premium_bps_min: self.premium_min_bps,
+            premium_bps_max: self.premium_max_bps,
+            reference_max_age_ms: ms(self.reference_max_age),
+            ..EngineConfig::default()
+        };
         c.validate()?;
         Ok(c)
     }
