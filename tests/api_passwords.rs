@@ -107,6 +107,48 @@ async fn a_retried_password_change_is_matched_after_a_restart() {
     .expect("the first request's password is the current one");
 }
 
+/// A used request id does not become a free test of passwords: after
+/// `--fund-password-attempts` retries with other passwords, the user's
+/// retries of password-bearing requests with used ids are refused for the
+/// lock, the right one included, so neither replay nor conflict tells.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_with_other_passwords_lock_like_wrong_passwords() {
+    let s = Server::start(&["--fund-password-attempts", "2"]).await;
+    let user = uuid::Uuid::new_v4();
+    let (mut t, _) = seller(&s, user, "1").await;
+    let change = pb::SetFundPasswordRequest {
+        request_id: rid(),
+        new_password: "changed-456".into(),
+        current_password: PASSWORD.into(),
+    };
+    t.set_fund_password(change.clone()).await.expect("changed");
+    for guess in ["guess-0001", "guess-0002"] {
+        let e = t
+            .set_fund_password(pb::SetFundPasswordRequest {
+                current_password: guess.into(),
+                ..change.clone()
+            })
+            .await
+            .expect_err("another password");
+        assert_eq!(e.code(), Code::AlreadyExists, "{e:?}");
+    }
+    let e = t
+        .set_fund_password(change.clone())
+        .await
+        .expect_err("locked, the right one too");
+    assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    assert!(e.message().contains("try again in"), "{e:?}");
+    assert!(e.metadata().get("otc-replayed").is_none());
+    // A new request goes through argon2 and the engine as ever.
+    t.set_fund_password(pb::SetFundPasswordRequest {
+        request_id: rid(),
+        new_password: "final-000".into(),
+        current_password: "changed-456".into(),
+    })
+    .await
+    .expect("a new request id");
+}
+
 /// The counter `name` (labels included) of `otcd`'s metrics on `addr`.
 async fn counter(addr: &str, name: &str) -> u64 {
     let (status, body) = harness::http_get(&format!("http://{addr}/metrics")).await;

@@ -51,6 +51,7 @@ pub mod proto;
 pub mod reads;
 pub mod recon;
 pub mod requests;
+pub mod retry_guard;
 pub mod secret_file;
 pub mod server;
 pub mod svc_admin;

@@ -102,6 +102,8 @@ pub struct FundPasswords {
     /// secret (durable, never in the data dir); zeroed when dropped.
     print_key: Box<Zeroizing<[u8; 32]>>,
     verified: DashMap<UserId, Remembered>,
+    /// Retries of used request ids with other passwords.
+    pub retries: crate::retry_guard::RetryGuard,
     /// Who may run argon2 now.
     turns: Argon2Turns,
 }
@@ -127,8 +129,17 @@ impl FundPasswords {
             key,
             print_key,
             verified: DashMap::new(),
+            retries: crate::retry_guard::RetryGuard::new(5, Duration::from_secs(15 * 60)),
             turns: Argon2Turns::for_this_machine(),
         })
+    }
+
+    /// Counts retries with other passwords against `attempts`, refusing
+    /// them for `lock` (see [`crate::retry_guard`]).
+    #[must_use]
+    pub fn with_retry_limit(mut self, attempts: u32, lock: Duration) -> Self {
+        self.retries = crate::retry_guard::RetryGuard::new(attempts, lock);
+        self
     }
 
     /// A turn at argon2 for `user`: hold it until the run ends.

@@ -211,10 +211,25 @@ where
     // (which it holds through each commit); a first use still in flight is
     // caught by the writer, which checks every request.
     let earlier = if core.known_ids.contains(caller, &rid) {
-        core.read()
+        // Replay or conflict must not become a free test of passwords.
+        let retries = &core.passwords.retries;
+        if tag.is_some()
+            && let Some(left) = retries.locked_for(caller, std::time::Instant::now())
+        {
+            return Err(Status::failed_precondition(format!(
+                "request ids were retried with other passwords too often; try again in {} s",
+                left.as_secs().max(1)
+            )));
+        }
+        let earlier = core
+            .read()
             .await?
             .earlier(caller, &rid, print)
-            .map_err(|e| Status::unavailable(e.to_string()))?
+            .map_err(|e| Status::unavailable(e.to_string()))?;
+        if tag.is_some() && matches!(earlier, Some(Earlier::Conflict)) {
+            retries.note(caller, std::time::Instant::now());
+        }
+        earlier
     } else {
         None
     };

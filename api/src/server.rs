@@ -207,7 +207,8 @@ pub async fn run(
         iterations: cfg.argon2_iterations,
     };
     let passwords = FundPasswords::new(hash_cost, cfg.fund_password_remember, &secret)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_retry_limit(cfg.fund_password_attempts, cfg.fund_password_lock);
     let (core, writer_thread) = Core::start(
         writer,
         Authenticator::new(&secret),
