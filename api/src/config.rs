@@ -153,6 +153,10 @@ pub struct ServerConfig {
     /// Price quotes one merchant may declare (SPEC §18).
     #[arg(long, env = "OTC_QUOTES_PER_MERCHANT", default_value_t = 20)]
     pub quotes_per_merchant: usize,
+    /// Listings one match attempt examines at most, best price first (a
+    /// buy, a resting buy, each resting buy at a new reference).
+    #[arg(long, env = "OTC_MATCH_SCAN_MAX", default_value_t = 1_000)]
+    pub match_scan_max: usize,
     /// Largest page a list call returns (SPEC §18).
     #[arg(long, env = "OTC_PAGE_SIZE_MAX", default_value_t = 200)]
     pub page_size_max: u32,
@@ -320,6 +324,7 @@ impl ServerConfig {
             methods_per_listing_max: self.methods_per_listing,
             blocks_per_user_max: self.blocks_per_user,
             quotes_per_merchant_max: self.quotes_per_merchant,
+            match_scan_max: self.match_scan_max,
             page_size_max: self.page_size_max,
             subscribers_per_user_max: self.streams_per_user,
             attachment_bytes_max: self.attachment_max,

@@ -61,6 +61,24 @@ fn bench_reference(c: &mut Criterion) {
             black_box(mix.e.apply(&c, now).map(|e| e.len()))
         })
     });
+    // Resting buys nothing fills are offered the floating listings again at
+    // each new reference: what that costs.
+    for (listings, resting) in [(10_000, 10), (100_000, 10), (100_000, 100)] {
+        let mut mix = Mix::with_floating(listings, true);
+        mix.rest_unfillable(resting);
+        // From the mix's clock: the orders rest for a day, a bench's
+        // iterations take well under a day of 1 ms steps.
+        let mut now = mix.now();
+        let name = format!("{listings}_live_listings_half_floating_{resting}_resting_unfillable");
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i += 1;
+                now = now.plus_ms(1);
+                let c = Mix::reference(asset, fiat, prices[i % 3]);
+                black_box(mix.e.apply(&c, now).map(|e| e.len()))
+            })
+        });
+    }
     group.finish();
 }
 

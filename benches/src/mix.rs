@@ -137,6 +137,31 @@ impl Mix {
         mix
     }
 
+    /// Rests `n` buy orders (five per buyer) that no listing of the book can
+    /// fill: they pay by bank card, which no listing takes, at any price.
+    /// Each new reference offers them every floating listing again.
+    pub fn rest_unfillable(&mut self, n: usize) {
+        for i in 0..n as u64 {
+            let request = BuyRequest {
+                asset: self.asset,
+                fiat: self.fiat,
+                amount: BuyAmount::Coin(Decimal::ONE),
+                max_price: None,
+                methods: vec![otc_engine::users::MethodKind::Bank],
+                rest: Some(Some(24 * 3_600_000)),
+            };
+            let buyer = uid(5_000_000 + i / 5);
+            self.e
+                .apply(&Command::PlaceBuy { buyer, request }, self.now)
+                .unwrap_or_else(|r| panic!("setup: {r}"));
+        }
+    }
+
+    /// The mix's clock.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
     /// Setting the reference price of `asset`/`fiat`.
     pub fn reference(asset: Asset, fiat: Fiat, price: &str) -> Command {
         Command::SetReferencePrice {

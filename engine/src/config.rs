@@ -81,6 +81,10 @@ pub struct EngineConfig {
     pub methods_per_listing_max: usize,
     /// Price quotes one merchant may declare.
     pub quotes_per_merchant_max: usize,
+    /// Listings one match attempt examines at most, in price order: a taker
+    /// buy, a resting buy offered the book, and each resting buy at a new
+    /// reference. Bounds what one command costs however large the book.
+    pub match_scan_max: usize,
     /// How long ended trades, listings and buy orders stay in the engine's
     /// working set before it forgets them. History lives in storage; this
     /// keeps memory and snapshots bounded by activity, not by age.
@@ -150,6 +154,7 @@ impl Default for EngineConfig {
             blocks_per_user_max: 1_000,
             methods_per_listing_max: 10,
             quotes_per_merchant_max: 20,
+            match_scan_max: 1_000,
             ended_retention_ms: MS_PER_HOUR,
             premium_bps_min: -2_000,
             premium_bps_max: 2_000,
@@ -258,6 +263,7 @@ impl EngineConfig {
             ("blocks_per_user", u64::from(self.blocks_per_user_max)),
             ("methods_per_listing", self.methods_per_listing_max as u64),
             ("quotes_per_merchant", self.quotes_per_merchant_max as u64),
+            ("match_scan", self.match_scan_max as u64),
             ("text_chars", self.text_chars_max as u64),
         ];
         if let Some((name, _)) = counts.iter().find(|(_, n)| *n == 0) {

@@ -153,7 +153,8 @@ impl Engine {
         want: Remaining,
         now: Timestamp,
     ) -> Option<(ListingId, Fill)> {
-        for (price, id) in self.ordered((terms.asset, terms.fiat), now) {
+        let scan = self.config.match_scan_max;
+        for (price, id) in self.ordered((terms.asset, terms.fiat), now).take(scan) {
             if terms.max_price.is_some_and(|max| price > max) {
                 break;
             }
@@ -212,7 +213,16 @@ impl Engine {
                     .floating_after(market, None)
                     .next()
                     .is_some();
+            // More listings in price range than one buy examines: say so.
+            let cut = self
+                .ordered(market, now)
+                .take_while(|k| terms.max_price.is_none_or(|max| k.0 <= max))
+                .nth(self.config.match_scan_max)
+                .is_some();
             return Err(Rejection::NoMatch(match (empty, unpriced, priced) {
+                _ if cut => {
+                    "none of the best-priced listings a buy examines (--match-scan-max) accepts this amount with your payment methods; narrow the buy (another amount or method) or ask to rest it"
+                }
                 (true, ..) => {
                     "there are no active listings in this market; ask to rest the order to wait for one"
                 }
@@ -280,10 +290,12 @@ impl Engine {
 
     /// Offers a resting order the book in matching order (only its floating
     /// listings with `floating_only`: after a new reference, the fixed ones
-    /// were offered already), until it is filled or the prices pass its
-    /// maximum. The walk is taken in two passes — a few listings, then, if
-    /// the order still rests, all the rest at once — so an order nothing can
-    /// fill costs one walk of the book, not one per listing.
+    /// were offered already), until it is filled, the prices pass its
+    /// maximum, or `match_scan_max` listings were examined (so an order
+    /// nothing can fill costs a bounded walk, at each new reference too).
+    /// The walk is taken in two passes — a few listings, then, if the order
+    /// still rests, the rest of the bound at once — so such an order costs
+    /// one walk, not one per listing.
     pub(crate) fn fill_from_book(&mut self, id: BuyOrderId, now: Timestamp, floating_only: bool) {
         let Some(o) = self.state.buy_orders.get(&id) else {
             return;
@@ -295,25 +307,44 @@ impl Engine {
             return;
         }
         let (market, max_price) = ((o.asset, o.fiat), o.max_price);
+        let terms = self.order_terms(o);
         let mut last: Option<BookKey> = None;
+        let mut left = self.config.match_scan_max;
         for batch in [FIRST_PASS, usize::MAX] {
+            let take = batch.min(left);
             // Fills change the book, so a pass resumes after the last key.
             let keys: Vec<BookKey> = self
                 .ordered_in(market, now, floating_only)
                 .filter(|k| last.is_none_or(|l| *k > l))
                 .take_while(|k| max_price.is_none_or(|max| k.0 <= max))
-                .take(batch)
+                .take(take)
                 .collect();
+            left -= keys.len();
             for key in &keys {
                 if !self.order_resting(id) {
                     return;
                 }
-                self.try_fill(id, key.1, now);
+                self.offer(id, &terms, key.1, now);
             }
-            if keys.len() < batch {
+            if keys.len() < take || left == 0 {
                 return;
             }
             last = keys.last().copied();
+        }
+    }
+
+    /// A resting order's terms, as its fills are judged.
+    fn order_terms(&self, o: &BuyOrder) -> BuyTerms {
+        let spec = invariant(
+            self.config.assets.get(&o.asset),
+            "resting order on unknown asset",
+        );
+        BuyTerms {
+            asset: o.asset,
+            fiat: o.fiat,
+            scale: spec.scale,
+            max_price: o.max_price,
+            methods: o.methods.clone(),
         }
     }
 
@@ -338,25 +369,21 @@ impl Engine {
     /// Fills resting buy `order` from `listing` as far as both allow.
     fn try_fill(&mut self, order: BuyOrderId, listing: ListingId, now: Timestamp) {
         let o = invariant(self.state.buy_orders.get(&order), "buy order vanished");
+        let terms = self.order_terms(o);
+        self.offer(order, &terms, listing, now);
+    }
+
+    /// Offers `listing` to the resting `order` whose terms are `terms`.
+    fn offer(&mut self, order: BuyOrderId, terms: &BuyTerms, listing: ListingId, now: Timestamp) {
+        let o = invariant(self.state.buy_orders.get(&order), "buy order vanished");
         let l = invariant(self.state.listings.get(&listing), "listing vanished");
         if o.expires_at <= now || self.require_may_buy(o.buyer, now).is_err() {
             return;
         }
-        let spec = invariant(
-            self.config.assets.get(&o.asset),
-            "resting order on unknown asset",
-        );
-        let terms = BuyTerms {
-            asset: o.asset,
-            fiat: o.fiat,
-            scale: spec.scale,
-            max_price: o.max_price,
-            methods: o.methods.clone(),
-        };
         let Some(price) = self.effective_price(l, now) else {
             return;
         };
-        let Some(fill) = self.fill_for(o.buyer, &terms, o.remaining, false, (l, price)) else {
+        let Some(fill) = self.fill_for(o.buyer, terms, o.remaining, false, (l, price)) else {
             return;
         };
         let buyer = o.buyer;

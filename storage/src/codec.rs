@@ -19,9 +19,10 @@ use crate::error::StorageError;
 /// 8: a trade counts its chat (SPEC §18); the engine's settings gained the
 /// chat bounds; `ApplyMissedPayment` carries a note; a bill's report carries
 /// its waiting payments (all in one step: no build wrote 8 without them).
+/// 9: the engine's settings gained `match_scan_max`.
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
-pub const FORMAT_VERSION: u8 = 8;
+pub const FORMAT_VERSION: u8 = 9;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 
