@@ -44,6 +44,27 @@ fn otcctl_with(
     )
 }
 
+/// `otcctl` run in `dir`.
+fn otcctl_in(
+    s: &Server,
+    tok: &str,
+    args: &[&str],
+    dir: &std::path::Path,
+) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_otcctl"))
+        .env_remove("OTC_JWT_SECRET")
+        .current_dir(dir)
+        .args(["--server", &s.url, "--token", tok])
+        .args(args)
+        .output()
+        .expect("run otcctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text)
         .unwrap_or_else(|e| panic!("--json output does not parse ({e}): {text}"))
@@ -483,4 +504,66 @@ async fn the_sandbox_gateway_pays_and_releases_a_trade_with_otcctl() {
     );
     let left = json(&run(&cs, &["--json", "anomalies", "list"]));
     assert_eq!(left.as_array().map(Vec::len), Some(0), "{left}");
+}
+
+/// With a server page of one, `otcctl` pages through the appeals and the
+/// whole chat; an evidence file is saved under the last part of its
+/// uploaded name, in the current directory, and never over a file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otcctl_pages_at_any_page_size_and_saves_files_where_it_runs() {
+    let s = Server::start(&["--page-size-max", "1"]).await;
+    let (trade, _, buyer_id) = appealed(&s, "6.99").await;
+    appealed(&s, "6.98").await;
+    let mut buyer = s.trading(buyer_id, Role::User).await;
+    buyer
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            text: "a second message".into(),
+            attachment: None,
+        })
+        .await
+        .expect("chat");
+    buyer
+        .add_evidence(pb::AddEvidenceRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            description: "a name that climbs".into(),
+            attachment: Some(pb::Attachment {
+                content_type: "application/pdf".into(),
+                file_name: "../../escape.pdf".into(),
+                data: b"%PDF-1.4 climb".to_vec(),
+            }),
+        })
+        .await
+        .expect("evidence");
+    let agent = token(Uuid::new_v4(), Role::Support);
+    let (ok, out, err) = otcctl(&s, &agent, &["--json", "appeals", "list"]);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out).as_array().map(Vec::len), Some(2));
+    let (ok, out, err) = otcctl(&s, &agent, &["--json", "appeals", "show", &trade]);
+    assert!(ok, "{err}");
+    let shown = json(&out);
+    assert_eq!(shown["chat"].as_array().map(Vec::len), Some(2), "{shown}");
+    let climbing = shown["appeal"]["evidence"][1]["id"]
+        .as_str()
+        .expect("second evidence")
+        .to_owned();
+    let root = tempfile::tempdir().expect("temp");
+    let here = root.path().join("a").join("b");
+    std::fs::create_dir_all(&here).expect("dirs");
+    let (ok, _, err) = otcctl_in(&s, &agent, &["evidence", "get", &climbing], &here);
+    assert!(ok, "{err}");
+    assert_eq!(
+        std::fs::read(here.join("escape.pdf")).expect("saved here"),
+        b"%PDF-1.4 climb"
+    );
+    assert!(!root.path().join("escape.pdf").exists());
+    std::fs::write(here.join("escape.pdf"), b"mine").expect("write");
+    let (ok, _, err) = otcctl_in(&s, &agent, &["evidence", "get", &climbing], &here);
+    assert!(!ok && err.contains("-o"), "{err}");
+    assert_eq!(
+        std::fs::read(here.join("escape.pdf")).expect("kept"),
+        b"mine"
+    );
 }

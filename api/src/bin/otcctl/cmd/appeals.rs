@@ -86,7 +86,8 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                     .list_appeals(pb::ListAppealsRequest {
                         status: status as i32,
                         mine: *mine,
-                        page_size: 200,
+                        // The server's default page, within its --page-size-max.
+                        page_size: 0,
                         page_token,
                     })
                     .await?
@@ -146,15 +147,23 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                 })
                 .await?
                 .into_inner();
-            let chat = c
-                .list_chat(pb::ListChatRequest {
-                    trade_id: id.clone(),
-                    after_seq: 0,
-                    page_size: 200,
-                })
-                .await?
-                .into_inner()
-                .messages;
+            // The whole chat, a page at a time, until a page comes back empty.
+            let mut chat = Vec::new();
+            loop {
+                let page = c
+                    .list_chat(pb::ListChatRequest {
+                        trade_id: id.clone(),
+                        after_seq: chat.last().map_or(0, |m: &pb::ChatMessage| m.seq),
+                        page_size: 0,
+                    })
+                    .await?
+                    .into_inner()
+                    .messages;
+                if page.is_empty() {
+                    break;
+                }
+                chat.extend(page);
+            }
             if cli.json {
                 let chat: Vec<Value> = chat.iter().map(|m| json!({"seq": m.seq, "author": m.author_id, "at": ts(m.at.as_ref()), "text": m.text, "file": m.attachment.as_ref().map(|f| f.id.clone())})).collect();
                 println!(

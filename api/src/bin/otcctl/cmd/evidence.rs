@@ -18,7 +18,8 @@ pub enum EvidenceCmd {
         /// The trade it belongs to (T-n); found from the appeals when omitted.
         #[arg(long)]
         trade: Option<String>,
-        /// Write here (default: the uploaded file name).
+        /// Write here, replacing what is there (default: the uploaded file's
+        /// name in the current directory, never replacing a file).
         #[arg(short = 'o', long)]
         output: Option<std::path::PathBuf>,
     },
@@ -40,15 +41,31 @@ pub async fn run(cli: &Cli, cmd: &EvidenceCmd) -> Result<(), Failure> {
                 })
                 .await?
                 .into_inner();
-            let path = output.clone().unwrap_or_else(|| {
-                std::path::PathBuf::from(if file.file_name.is_empty() {
-                    id.as_str()
-                } else {
-                    file.file_name.as_str()
-                })
-            });
-            std::fs::write(&path, &file.data)
-                .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+            let path = match output {
+                Some(path) => {
+                    std::fs::write(path, &file.data)
+                        .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+                    path.clone()
+                }
+                None => {
+                    // The name is the uploader's: only its last part, in
+                    // the current directory, and never over a file.
+                    let path = std::path::PathBuf::from(local_name(&file.file_name, id));
+                    let mut out = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                        .map_err(|e| {
+                            Failure(format!(
+                                "cannot write {}: {e} (choose a path with -o)",
+                                path.display()
+                            ))
+                        })?;
+                    std::io::Write::write_all(&mut out, &file.data)
+                        .map_err(|e| Failure(format!("cannot write {}: {e}", path.display())))?;
+                    path
+                }
+            };
             if cli.json {
                 println!(
                     "{}",
@@ -67,6 +84,14 @@ pub async fn run(cli: &Cli, cmd: &EvidenceCmd) -> Result<(), Failure> {
     }
 }
 
+/// Where an uploaded `name` is saved when no path is given: its last part
+/// (no directories, not hidden), else the evidence `id`.
+fn local_name(name: &str, id: &str) -> String {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let ok = !last.is_empty() && !last.starts_with('.') && !last.chars().any(char::is_control);
+    if ok { last.to_owned() } else { id.to_owned() }
+}
+
 /// The trade whose appeal holds evidence `id` (open, claimed or closed).
 async fn find_evidence_trade(
     c: &mut SupportServiceClient<Authed>,
@@ -79,7 +104,7 @@ async fn find_evidence_trade(
                 .list_appeals(pb::ListAppealsRequest {
                     status: status as i32,
                     mine: false,
-                    page_size: 200,
+                    page_size: 0,
                     page_token,
                 })
                 .await?
@@ -100,4 +125,24 @@ async fn find_evidence_trade(
     Err(Failure(format!(
         "no appeal holds evidence {id}; pass --trade T-n"
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::local_name;
+
+    #[test]
+    fn an_uploaded_name_is_saved_here_without_its_directories() {
+        assert_eq!(local_name("receipt.pdf", "E-1"), "receipt.pdf");
+        assert_eq!(local_name("../../.bashrc", "E-1"), "E-1");
+        assert_eq!(
+            local_name("/home/agent/.ssh/authorized_keys", "E-1"),
+            "authorized_keys"
+        );
+        assert_eq!(local_name("..\\..\\evil.png", "E-2"), "evil.png");
+        assert_eq!(local_name("dir/", "E-3"), "E-3");
+        assert_eq!(local_name("..", "E-4"), "E-4");
+        assert_eq!(local_name("", "E-5"), "E-5");
+        assert_eq!(local_name("a\nb.png", "E-6"), "E-6");
+    }
 }

@@ -29,7 +29,19 @@ pub struct Failure(pub String);
 
 impl From<tonic::Status> for Failure {
     fn from(s: tonic::Status) -> Self {
-        Failure(format!("{:?}: {}", s.code(), s.message()))
+        // A refusal stored for the request id (`otcctl` derives some ids
+        // from what it was given, e.g. `--ref`) says it is not a new one.
+        let replayed = s
+            .metadata()
+            .get(otc_api::pipeline::REPLAYED_HEADER)
+            .is_some();
+        let note = if replayed {
+            " (the first answer to this same request, replayed: a new attempt needs other \
+             values, e.g. another --ref)"
+        } else {
+            ""
+        };
+        Failure(format!("{:?}: {}{note}", s.code(), s.message()))
     }
 }
 
