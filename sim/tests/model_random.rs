@@ -68,7 +68,8 @@ fn short_windows_and_other_seeds_agree() {
     }
 }
 
-/// More seeds, for a longer hunt: `cargo test --test random -- --ignored`.
+/// More seeds, for a longer hunt:
+/// `cargo test -p otc-sim --test model_random -- --ignored many_seeds_agree`.
 #[test]
 #[ignore]
 fn many_seeds_agree() {
