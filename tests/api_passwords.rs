@@ -51,11 +51,16 @@ async fn a_wrong_password_counts_once_however_often_it_is_retried() {
     let second = seller
         .release(pb::ReleaseRequest {
             request_id: rid(),
-            ..wrong
+            ..wrong.clone()
         })
         .await
         .expect_err("wrong again");
     assert!(second.message().contains("locked until"), "{second:?}");
+    // Locked, a used id is not replayed either (a replay would tell the
+    // password it was sent with from another, past the lock).
+    let replay = seller.release(wrong.clone()).await.expect_err("locked");
+    assert!(replay.message().contains("try again after"), "{replay:?}");
+    assert!(replay.metadata().get("otc-replayed").is_none());
     let right = release(&mut seller, &trade).await.expect_err("locked");
     assert_eq!(right.code(), Code::FailedPrecondition);
     assert!(right.message().contains("try again after"), "{right:?}");

@@ -221,11 +221,22 @@ where
                 left.as_secs().max(1)
             )));
         }
-        let earlier = core
-            .read()
-            .await?
+        let w = core.read().await?;
+        // Nor while the engine has the user locked out for wrong passwords.
+        if tag.is_some()
+            && let Some(until) = w
+                .engine()
+                .user(caller)
+                .and_then(|u| u.lock_at(crate::core::clock_now()))
+        {
+            return Err(crate::convert::status_of(
+                &otc_engine::Rejection::FundPasswordLocked { until },
+            ));
+        }
+        let earlier = w
             .earlier(caller, &rid, print)
             .map_err(|e| Status::unavailable(e.to_string()))?;
+        drop(w);
         if tag.is_some() && matches!(earlier, Some(Earlier::Conflict)) {
             retries.note(caller, std::time::Instant::now());
         }
@@ -252,7 +263,16 @@ where
         )
         .await?;
     match done.outcome {
-        Outcome::IdConflict => Err(id_conflict()),
+        Outcome::IdConflict => {
+            // The id's first use was committed while this one was prepared
+            // (its id not yet among the known ones): it counts as above.
+            if tag.is_some() {
+                core.passwords
+                    .retries
+                    .note(caller, std::time::Instant::now());
+            }
+            Err(id_conflict())
+        }
         // Two tries of one id raced; the second got the first's reply.
         Outcome::Repeated(first, _) => replay(Earlier::Same(first, done.reply)),
         Outcome::Applied(_) | Outcome::Rejected(_) => match done.reply {

@@ -5,12 +5,15 @@
 //! fingerprint matches, ALREADY_EXISTS when it does not. With a user's token
 //! and one of their request ids, that pair of answers would tell a right
 //! password from a wrong one at the speed of a lookup, past the lockout. So
-//! each such mismatch counts here, per user, as a wrong password does in the
-//! engine: after `attempts` of them (`--fund-password-attempts`), retries of
-//! that user's password-bearing requests with a used id are refused for
-//! `lock` (`--fund-password-lock`), the matching one included, so neither
-//! answer is given. A new request id goes through argon2 and the engine's
-//! own lockout as ever. The counts live in memory (a restart forgets them,
+//! each conflicting retry of a password-bearing request (another password,
+//! or any other field: the fingerprint does not tell them apart) counts
+//! here, per user: after `attempts` of them (`--fund-password-attempts`),
+//! retries of that user's password-bearing requests with a used id are
+//! refused for `lock` (`--fund-password-lock`), the matching one included,
+//! so neither answer is given. They are refused too while the engine has
+//! the user locked for wrong passwords. The two counts are apart: someone
+//! who spends both gets twice the attempts in one lock's time. A new request
+//! id goes through argon2 and the engine's own lockout as ever. The counts live in memory (a restart forgets them,
 //! as it forgets the passwords remembered lately); at most
 //! [`USERS_MAX`] users are tracked, then the table starts over.
 
@@ -58,7 +61,12 @@ impl RetryGuard {
     /// a count older than `lock` starts over.
     pub fn note(&self, user: UserId, now: Instant) {
         if self.users.len() >= USERS_MAX && !self.users.contains_key(&user) {
-            self.users.clear();
+            // Counts past their lock first; all only if still full.
+            self.users
+                .retain(|_, m| now.saturating_duration_since(m.last) < self.lock);
+            if self.users.len() >= USERS_MAX {
+                self.users.clear();
+            }
         }
         let mut m = self.users.entry(user).or_insert(Mismatches {
             count: 0,
