@@ -1,8 +1,9 @@
 //! Buying and matching (SPEC §8).
 //!
-//! Matching takes the best eligible listing: lowest price, then oldest. A
-//! taker buy must be filled whole by one listing; a resting buy may be filled
-//! by several, each fill its own trade.
+//! Matching takes the best eligible listing: lowest price, then oldest,
+//! among the first `match_scan_max` in that order (one attempt's work is
+//! bounded however large the book). A taker buy must be filled whole by one
+//! listing; a resting buy may be filled by several, each fill its own trade.
 
 use crate::book::BookKey;
 use crate::buy::{BuyOrder, BuyOrderState, Remaining};

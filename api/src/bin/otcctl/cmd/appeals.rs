@@ -159,7 +159,9 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                     .await?
                     .into_inner()
                     .messages;
-                if page.is_empty() {
+                let last = chat.last().map_or(0, |m: &pb::ChatMessage| m.seq);
+                // Each page starts past the last: one that does not ends it.
+                if page.first().is_none_or(|m| m.seq <= last) {
                     break;
                 }
                 chat.extend(page);

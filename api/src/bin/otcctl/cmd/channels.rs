@@ -32,8 +32,9 @@ pub enum AnomaliesCmd {
         /// Resolved ones too.
         #[arg(long)]
         all: bool,
-        /// Most to show.
-        #[arg(long, default_value_t = 50)]
+        /// Most to show (0: the server's default page, within its
+        /// --page-size-max).
+        #[arg(long, default_value_t = 0)]
         limit: u32,
     },
     /// Close an anomaly with a note of what was done.

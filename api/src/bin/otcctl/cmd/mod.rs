@@ -36,8 +36,8 @@ impl From<tonic::Status> for Failure {
             .get(otc_api::pipeline::REPLAYED_HEADER)
             .is_some();
         let note = if replayed {
-            " (the first answer to this same request, replayed: a new attempt needs other \
-             values, e.g. another --ref)"
+            " (the first answer to this same request, replayed: a new attempt needs a new \
+             request, e.g. another --ref for a transfer)"
         } else {
             ""
         };
