@@ -520,31 +520,40 @@ fn coin_returning_to_a_listing_closed_below_its_minimum_goes_to_available() {
     assert_eq!(w.bal(user(10)), (d("15"), d("0")));
 }
 
+/// A seller `u` whose only method is a bank card, with a listing at `price`.
+fn bank_listing(w: &mut World, u: u8, price: &str) -> otc_engine::ListingId {
+    w.deposit(user(u), "100");
+    w.bind(user(u), bank());
+    w.set_password(user(u));
+    w.publish(user(u), price, "100", "1", "700")
+}
+
+/// Three cheap listings paid by Alipay only, then a dearer one by bank.
+fn alipay_then_bank(config: otc_engine::EngineConfig) -> (World, otc_engine::ListingId) {
+    let mut w = World::new(config);
+    for s in [10, 11, 12] {
+        w.seller(user(s), "100");
+        w.publish(user(s), "7.00", "100", "1", "700");
+    }
+    let by_bank = bank_listing(&mut w, 13, "7.50");
+    (w, by_bank)
+}
+
 /// One match attempt examines at most `match_scan_max` listings, best price
 /// first: a buy that the best of them cannot fill is refused saying so (not
 /// a walk of the whole book), a resting one is offered no more than that,
 /// and a listing published later is still offered to it.
 #[test]
 fn a_buy_examines_at_most_the_scan_bound() {
-    let config = otc_engine::EngineConfig {
-        match_scan_max: 3,
-        ..otc_engine::EngineConfig::default()
-    };
-    let mut w = World::new(config);
-    // Three cheap listings paid by Alipay only, then a dearer one by bank.
-    for s in [10, 11, 12] {
-        w.seller(user(s), "100");
-        w.publish(user(s), "7.00", "100", "1", "700");
-    }
-    w.deposit(user(13), "100");
-    w.bind(user(13), bank());
-    w.set_password(user(13));
-    let by_bank = w.publish(user(13), "7.50", "100", "1", "700");
     let bank_only = |rest| BuyRequest {
         methods: vec![MethodKind::Bank],
         rest,
         ..World::buy_request(BuyAmount::Coin(d("1")))
     };
+    let (mut w, by_bank) = alipay_then_bank(otc_engine::EngineConfig {
+        match_scan_max: 3,
+        ..otc_engine::EngineConfig::default()
+    });
     let r = buy(&mut w, bank_only(None)).expect_err("past the bound");
     assert!(matches!(r, Rejection::NoMatch(_)), "{r}");
     assert!(r.to_string().contains("--match-scan-max"), "{r}");
@@ -552,28 +561,13 @@ fn a_buy_examines_at_most_the_scan_bound() {
     let events = buy(&mut w, bank_only(Some(None))).expect("rests");
     assert!(trades_of(&events).is_empty(), "{events:?}");
     // With a bound past the bank listing, the same buy is filled there.
-    let mut wide = World::default();
-    for s in [10, 11, 12] {
-        wide.seller(user(s), "100");
-        wide.publish(user(s), "7.00", "100", "1", "700");
-    }
-    wide.deposit(user(13), "100");
-    wide.bind(user(13), bank());
-    wide.set_password(user(13));
-    let wide_bank = wide.publish(user(13), "7.50", "100", "1", "700");
+    let (mut wide, wide_bank) = alipay_then_bank(otc_engine::EngineConfig::default());
     let events = buy(&mut wide, bank_only(None)).expect("filled");
     let t = trade_of(&events);
     assert_eq!(wide.e.trade(t).and_then(|t| t.listing), Some(wide_bank));
     // A bank listing published now is offered to the resting buy.
-    w.deposit(user(14), "100");
-    w.bind(user(14), bank());
-    w.set_password(user(14));
-    let events = w.ok(Command::PublishListing {
-        seller: user(14),
-        proof: w.proof(user(14)),
-        spec: w.spec(user(14), "7.60", "100", "1", "700"),
-    });
-    let (t, new_bank) = (trade_of(&events), listing_of(&events));
+    let new_bank = bank_listing(&mut w, 14, "7.60");
     assert_ne!(new_bank, by_bank);
-    assert_eq!(w.e.trade(t).and_then(|t| t.listing), Some(new_bank));
+    // The resting buy took its coin from it.
+    assert_eq!(w.remaining(new_bank), d("99"));
 }
