@@ -42,6 +42,12 @@ pub struct Report {
     pub applied: std::collections::BTreeMap<&'static str, u64>,
     /// Commands refused, by name.
     pub refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Housekeeping runs (one each time the clock moved).
+    pub housekeeping: u64,
+    /// Events housekeeping had forgotten by the end (past their retention).
+    pub events_forgotten: u64,
+    /// The engine's state digest at the end: one seed, one digest.
+    pub digest: u64,
 }
 
 impl Report {
@@ -54,6 +60,8 @@ impl Report {
         self.refused_starts += other.refused_starts;
         self.failed_commits += other.failed_commits;
         self.trades += other.trades;
+        self.housekeeping += other.housekeeping;
+        self.events_forgotten += other.events_forgotten;
         self.disk.crashes += other.disk.crashes;
         self.disk.torn += other.disk.torn;
         self.disk.lost += other.disk.lost;

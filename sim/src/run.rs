@@ -14,6 +14,7 @@ use crate::build;
 use crate::disk::{Shared, SimDisk};
 use crate::model::Model;
 
+mod housekeeping;
 mod recover;
 use crate::plan::{self, Act, Step};
 use crate::rng::Rng;
@@ -85,6 +86,8 @@ struct Sim {
     oracle_events: Vec<Event>,
     /// Events up to here were compared with the store's after a restart.
     events_checked: usize,
+    /// Housekeeping may have forgotten the events before this time.
+    events_forgotten_before: Timestamp,
     /// Copying sled's durable state failed (the hook cannot return it).
     hook_error: Arc<Mutex<Option<String>>>,
     n: u64,
@@ -179,6 +182,7 @@ impl Sim {
             sled_failed: false,
             oracle_events: Vec::new(),
             events_checked: 0,
+            events_forgotten_before: Timestamp(i64::MIN),
             hook_error,
             n: 0,
             step: 0,
@@ -492,6 +496,7 @@ impl Sim {
             Step::Advance(ms) => {
                 self.commit()?;
                 self.now = self.now.plus_ms(*ms);
+                self.maintain()?;
             }
             Step::FlushSled { fail } => {
                 self.commit()?;

@@ -20,9 +20,11 @@ fn config(seed: u64, steps: usize, faults: Faults, bug: Option<Bug>) -> Config {
 #[test]
 fn fixed_seeds_pass_with_every_fault() {
     let mut totals = (0, 0, 0, 0, 0);
+    let mut forgotten = 0;
     for seed in 0..40 {
         match run(&config(seed, 1_500, Faults::ALL, None)) {
             Ok(r) => {
+                forgotten += r.events_forgotten;
                 totals.0 += r.acked;
                 totals.1 += r.restarts;
                 totals.2 += r.disk.torn;
@@ -44,6 +46,10 @@ fn fixed_seeds_pass_with_every_fault() {
     assert!(torn > 0, "writes were torn: {torn}");
     assert!(sync_failures > 0, "fdatasync failed: {sync_failures}");
     assert!(refused > 0, "flipped bits refused starts: {refused}");
+    assert!(
+        forgotten > 0,
+        "housekeeping forgot events past their retention: {forgotten}"
+    );
 }
 
 /// Every fault off: the workload alone, long, on a few seeds.
@@ -62,7 +68,10 @@ fn a_seed_replays_exactly() {
     let cfg = config(7, 1_500, Faults::ALL, None);
     let a = run(&cfg).expect("seed 7");
     let b = run(&cfg).expect("seed 7 again");
+    // The counters and the final state's digest.
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    let other = run(&config(8, 1_500, Faults::ALL, None)).expect("seed 8");
+    assert_ne!(a.digest, other.digest, "another seed, another state");
 }
 
 /// The first seed (of 60) whose run fails with `bug` injected under

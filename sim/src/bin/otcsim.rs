@@ -187,6 +187,10 @@ fn main() -> ExitCode {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    println!(
+        "housekeeping: {} runs, {} events forgotten past their retention",
+        total.housekeeping, total.events_forgotten
+    );
     println!("applied: {}", show(&total.applied));
     println!("refused: {}", show(&total.refused));
     if failed == 0 {

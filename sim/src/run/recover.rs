@@ -111,18 +111,11 @@ impl Sim {
             Ok(got) => got,
             Err(e) => return self.fail(format!("reading the events back: {e}")),
         };
-        let want = &self.oracle_events[from..];
-        if got.len() != want.len() || got.iter().zip(want).any(|(g, w)| g != w) {
-            let first = got
-                .iter()
-                .zip(want)
-                .position(|(g, w)| g != w)
-                .unwrap_or(got.len().min(want.len()));
+        if let Some(first) = self.events_differ(from, &got) {
             return self.fail(format!(
-                "the store's events differ from the acknowledged ones from event {} (it holds {} after {from}, the replay {})",
-                from + first + 1,
+                "the store's events differ from the acknowledged ones from event {first} (it holds {} after {from}, the replay {})",
                 got.len(),
-                want.len()
+                self.oracle_events.len() - from
             ));
         }
         self.events_checked = self.oracle_events.len();
@@ -218,6 +211,11 @@ impl Sim {
         if fresh.digest() != self.writer()?.engine().digest() {
             return self.fail("the state differs from a fresh replay of the acknowledged commands");
         }
+        self.report.digest = self.writer()?.engine().digest();
+        self.report.events_forgotten = match self.writer()?.store().events_from(1, usize::MAX) {
+            Ok(kept) => (self.oracle_events.len() - kept.len()) as u64,
+            Err(e) => return self.fail(format!("reading the events back: {e}")),
+        };
         self.report.disk = self.disk.stats();
         Ok(())
     }
