@@ -54,6 +54,7 @@ pub mod requests;
 pub mod retry_guard;
 pub mod secret_file;
 pub mod server;
+pub mod streams;
 pub mod svc_admin;
 pub mod svc_support;
 pub mod svc_trading;

@@ -492,7 +492,7 @@ impl SupportService for Support {
     ) -> Result<Response<EventStream>, Status> {
         let c = caller(&self.core, &req, SUPPORT_READ)?;
         let keep = |e: &Event| e.audience().support;
-        let stream = common::event_stream(
+        let stream = crate::streams::event_stream(
             Arc::clone(&self.core),
             c.user,
             c.expires,

@@ -344,7 +344,7 @@ impl Core {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::str::FromStr;
 
     use otc_engine::EngineConfig;
@@ -357,7 +357,7 @@ mod tests {
     use super::*;
 
     /// A deposit of 3 EB to user 1 (also for `writer_thread`'s tests).
-    pub(super) fn deposit(external_ref: &str) -> Command {
+    pub(crate) fn deposit(external_ref: &str) -> Command {
         Command::Deposit {
             user: workload_user(1),
             asset: otc_engine::Asset::new("EB").unwrap_or_else(|e| panic!("{e:?}")),
@@ -367,7 +367,10 @@ mod tests {
     }
 
     /// The writer thread over a store in `dir`, as `otcd` runs it.
-    fn start(dir: &Path, options: WriterOptions) -> (Arc<Core>, std::thread::JoinHandle<()>) {
+    pub(crate) fn start(
+        dir: &Path,
+        options: WriterOptions,
+    ) -> (Arc<Core>, std::thread::JoinHandle<()>) {
         let writer = Writer::open(dir, EngineConfig::default(), options)
             .unwrap_or_else(|e| panic!("open: {e}"));
         let passwords = crate::passwords::tests::passwords(Duration::from_secs(60));

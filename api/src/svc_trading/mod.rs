@@ -493,7 +493,7 @@ impl TradingService for Trading {
         let c = caller(&self.core, &req, TRADERS)?;
         let me = c.user;
         let keep = move |e: &Event| e.audience().users.contains(&Some(me));
-        let stream = crate::common::event_stream(
+        let stream = crate::streams::event_stream(
             Arc::clone(&self.core),
             me,
             c.expires,
