@@ -21,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("console_schema.json"), schema(&fds)?)?;
     std::fs::write(out.join("console_assets.rs"), assets(Path::new("console"))?)?;
     tonic_prost_build::configure()
+        .codec_path("crate::codec::ProtoCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;

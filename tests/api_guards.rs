@@ -1,10 +1,12 @@
 //! Who may call what (SPEC §16), strangers' resources, tokens — against the
 //! real `otcd`; bad input (SPEC §3, §15), reflection and limits in
-//! `guards/input.rs`.
+//! `guards/input.rs`; requests that do not decode in `guards/wire.rs`.
 
 mod harness;
 #[path = "guards/input.rs"]
 mod input;
+#[path = "guards/wire.rs"]
+mod wire;
 
 use harness::steps::*;
 use harness::{Authed, Server, rid, token};

@@ -34,6 +34,7 @@ pub mod argon2_turns;
 pub mod auth;
 pub mod channels;
 pub mod client;
+pub mod codec;
 pub mod common;
 pub mod config;
 pub mod conn;

@@ -1,0 +1,44 @@
+//! What arrives on the wire but is not the call's message: a request that
+//! does not decode is INVALID_ARGUMENT naming the message (SPEC §15), as a
+//! fresh client with a wrong or stale `.proto` would send it.
+
+use super::*;
+
+/// `GetTradeRequest`'s field 1 as bytes, so it can hold what a string may
+/// not (bytes that are not UTF-8).
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawTradeId {
+    #[prost(bytes = "vec", tag = "1")]
+    trade_id: Vec<u8>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_does_not_decode_is_invalid_argument() {
+    let s = Server::start(&[]).await;
+    let channel = s.authed(&token(Uuid::new_v4(), Role::User)).await;
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/otc.v1.TradingService/GetTrade");
+    let bad = RawTradeId {
+        trade_id: vec![0xff, 0xfe, 0x41],
+    };
+    let e = grpc
+        .unary::<RawTradeId, pb::Trade, _>(
+            tonic::Request::new(bad),
+            path,
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("not UTF-8");
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(
+        e.message().contains("GetTradeRequest") && e.message().contains("not valid protobuf"),
+        "the message names what did not decode: {}",
+        e.message()
+    );
+    // The same connection still serves a well-formed call.
+    let mut t = s.trading(Uuid::new_v4(), Role::User).await;
+    let ok = t.get_account(pb::GetAccountRequest {}).await;
+    assert!(ok.is_ok(), "{ok:?}");
+}
