@@ -266,6 +266,12 @@ impl Engine {
         if !on_channel {
             return anomaly(AnomalyKind::UnknownReference, None, false);
         }
+        if matches!(t.state, TradeState::Paid { .. }) && !t.payments.is_empty() {
+            // Proved paid already (a wrong amount would have appealed it):
+            // this one is a second, whatever its amount, and the trade
+            // stays as it is (a smaller one is no underpayment).
+            return anomaly(AnomalyKind::PaidTwice, Some(t.id), false);
+        }
         if p.amount != t.fiat_amount.value() || p.currency != t.fiat.as_str() {
             let kind = AnomalyKind::WrongAmount {
                 expected: t.fiat_amount.value(),

@@ -440,6 +440,18 @@ fn a_second_payment_for_a_paid_trade_is_an_anomaly_not_evidence() {
     assert_eq!(anomaly_kind(&events), Some(AnomalyKind::PaidTwice));
     assert_eq!(w.e.trade(t).expect("trade").payments.len(), 1);
     assert_eq!(w.state_of(t), "PAID");
+    // Another amount, smaller or larger: a second payment all the same,
+    // not an appeal saying the trade was underpaid.
+    for (tx, amount) in [("tx3", "0.01"), ("tx4", "20.00")] {
+        let events = w.ok(Command::GatewayPayment(pay(t, tx, amount)));
+        assert_eq!(
+            anomaly_kind(&events),
+            Some(AnomalyKind::PaidTwice),
+            "{amount}"
+        );
+        assert_eq!(w.e.trade(t).expect("trade").payments.len(), 1);
+        assert_eq!(w.state_of(t), "PAID");
+    }
 }
 
 #[test]
