@@ -89,16 +89,21 @@ impl WeChatAccount {
         // Authentic from here on: WeChat Pay said this.
         let envelope = json_object("body", body)?;
         let event_type = json_str(&envelope, "event_type", "event_type")?;
-        if !event_type.starts_with("TRANSACTION.") {
+        let refund = event_type.starts_with("REFUND.");
+        if !event_type.starts_with("TRANSACTION.") && !refund {
             return Err(Refusal::malformed(
                 "event_type",
-                "not a payment notification",
+                "neither a payment's nor a refund's notification",
             ));
         }
         let plaintext = self.decrypt(json_obj(&envelope, "resource", "resource")?)?;
         let transaction = json_object("resource.ciphertext", &plaintext)?;
         if json_str(&transaction, "mchid", "mchid")? != self.mchid {
             return Err(Refusal::ForeignAccount { field: "mchid" });
+        }
+        if refund {
+            // A refund's resource names no app id.
+            return refund_notification(&transaction);
         }
         if json_str(&transaction, "appid", "appid")? != self.appid {
             return Err(Refusal::ForeignAccount { field: "appid" });
@@ -196,6 +201,35 @@ fn notification(transaction: &Map<String, Value>) -> Result<Notification, Refusa
         paid: status == "SUCCESS",
         status,
         paid_at,
+    })
+}
+
+/// A refund's facts (`REFUND.SUCCESS`, `.ABNORMAL`, `.CLOSED`): news of a
+/// refund, never a payment (`paid` is false), so it is answered success and
+/// changes nothing; reconciliation meets the refund in the bill.
+fn refund_notification(refund: &Map<String, Value>) -> Result<Notification, Refusal> {
+    let amount = json_obj(refund, "amount", "amount")?;
+    let total = amount
+        .get("total")
+        .ok_or_else(|| Refusal::malformed("amount.total", "missing"))?;
+    let status = gateway_id(
+        "refund_status",
+        json_str(refund, "refund_status", "refund_status")?,
+    )?;
+    Ok(Notification {
+        txn_id: gateway_id(
+            "transaction_id",
+            json_str(refund, "transaction_id", "transaction_id")?,
+        )?,
+        reference: gateway_id(
+            "out_trade_no",
+            json_str(refund, "out_trade_no", "out_trade_no")?,
+        )?,
+        amount: fen_to_yuan("amount.total", total)?,
+        currency: DEFAULT_CURRENCY.to_owned(),
+        paid: false,
+        status: format!("REFUND_{status}"),
+        paid_at: None,
     })
 }
 

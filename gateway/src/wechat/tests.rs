@@ -299,16 +299,52 @@ fn refuses_missing_headers_and_other_events() {
             Err(Refusal::Unsigned { what: dropped })
         );
     }
-    let refund = body_for(
+    let other = body_for(
         &transaction(MCHID, APPID, json!(10000)),
-        "REFUND.SUCCESS",
+        "MARKETING.COUPON",
         false,
     );
     assert_eq!(
-        verify(&channel(), &signed(&refund), &refund),
+        verify(&channel(), &signed(&other), &other),
         Err(Refusal::malformed(
             "event_type",
-            "not a payment notification"
+            "neither a payment's nor a refund's notification"
         ))
+    );
+}
+
+/// A refund's resource as WeChat Pay writes it (no app id).
+fn refund(mchid: &str, status: &str) -> Value {
+    json!({
+        "mchid": mchid,
+        "transaction_id": "4200000000202405010000000001",
+        "out_trade_no": "OTC000000000042",
+        "refund_id": "50000000382019052709732678859",
+        "out_refund_no": "RF000000000042",
+        "refund_status": status,
+        "success_time": "2024-05-02T10:00:00+08:00",
+        "user_received_account": "招商银行信用卡0403",
+        "amount": { "total": 10000, "refund": 3000, "payer_total": 10000, "payer_refund": 3000 }
+    })
+}
+
+/// A verified refund notification is news, not a payment: accepted (so
+/// the gateway stops retrying) with `paid` false. A foreign merchant's is
+/// still refused.
+#[test]
+fn a_refund_notification_is_verified_but_not_a_payment() {
+    for (event, status) in [("REFUND.SUCCESS", "SUCCESS"), ("REFUND.CLOSED", "CLOSED")] {
+        let body = body_for(&refund(MCHID, status), event, false);
+        let n = verify(&channel(), &signed(&body), &body).expect("accepted");
+        assert!(!n.paid, "{event}");
+        assert_eq!(n.status, format!("REFUND_{status}"));
+        assert_eq!(n.reference, "OTC000000000042");
+        assert_eq!(n.txn_id, "4200000000202405010000000001");
+        assert_eq!(n.amount.to_string(), "100.00");
+    }
+    let body = body_for(&refund("1900000109", "SUCCESS"), "REFUND.SUCCESS", false);
+    assert_eq!(
+        verify(&channel(), &signed(&body), &body),
+        Err(Refusal::ForeignAccount { field: "mchid" })
     );
 }
