@@ -165,7 +165,7 @@ async fn notify(
             // Not durable: the gateway must retry.
             count(&name, "unavailable");
             tracing::error!(channel = %name, %why, "notification not applied");
-            (StatusCode::SERVICE_UNAVAILABLE, "retry later").into_response()
+            reply(channel.unavailable())
         }
     }
 }

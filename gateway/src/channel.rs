@@ -256,6 +256,32 @@ impl Channel {
     }
 }
 
+impl Channel {
+    /// The answer when the notification could not be made durable (storage
+    /// failing): `503`, in the gateway's own failure shape (Alipay `fail`,
+    /// WeChat Pay `{"code":"FAIL",...}`), so it retries.
+    pub fn unavailable(&self) -> Answer {
+        let message = "not recorded; retry later";
+        match self.account {
+            Account::Alipay(_) => Answer {
+                status: 503,
+                content_type: Some("text/plain; charset=utf-8"),
+                body: "fail".to_owned(),
+            },
+            Account::WeChatPay(_) => Answer {
+                status: 503,
+                content_type: Some("application/json"),
+                body: json!({ "code": "FAIL", "message": message }).to_string(),
+            },
+            Account::Hmac(_) => Answer {
+                status: 503,
+                content_type: Some("application/json"),
+                body: json!({ "received": false, "error": message }).to_string(),
+            },
+        }
+    }
+}
+
 /// A payment reference we send: 1–64 of ASCII letters, digits, `_` and `-`
 /// (Alipay's `out_trade_no` alphabet).
 fn check_reference(reference: &str) -> Result<(), String> {

@@ -121,6 +121,20 @@ fn answers_follow_each_gateway(channels: &[Channel]) {
         serde_json::from_str(&wechat.refused(&malformed).body).expect("JSON");
     assert_eq!(body["code"], "FAIL");
     assert_eq!(body["message"], "total_amount: more than 2 decimal places");
+    // Not recorded (storage failing): each gateway's own failure, so it
+    // retries.
+    assert_eq!(
+        (
+            alipay.unavailable().status,
+            alipay.unavailable().body.as_str()
+        ),
+        (503, "fail")
+    );
+    let body: serde_json::Value = serde_json::from_str(&wechat.unavailable().body).expect("JSON");
+    assert_eq!(
+        (wechat.unavailable().status, &body["code"]),
+        (503, &serde_json::json!("FAIL"))
+    );
     let hmac = find(channels, HMAC_CHANNEL);
     assert_eq!(hmac.accepted().body, r#"{"received":true}"#);
     assert_eq!(hmac.refused(&forged).status, 401);
