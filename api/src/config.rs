@@ -141,6 +141,9 @@ pub struct ServerConfig {
     /// Resting buy orders per user (SPEC §18).
     #[arg(long, env = "OTC_RESTING_BUYS_PER_USER", default_value_t = 5)]
     pub resting_buys_per_user: u32,
+    /// Open trades a user may have as the buyer of listings at once (SPEC §18).
+    #[arg(long, env = "OTC_OPEN_BUYS_PER_USER", default_value_t = 10)]
+    pub open_buys_per_user: u32,
     /// Bound payment methods per user (SPEC §18).
     #[arg(long, env = "OTC_METHODS_PER_USER", default_value_t = 10)]
     pub methods_per_user: u32,
@@ -320,6 +323,7 @@ impl ServerConfig {
             buyer_cancels_per_day_max: self.buyer_cancels_per_day,
             live_listings_per_user_max: self.listings_per_user,
             resting_buys_per_user_max: self.resting_buys_per_user,
+            open_buys_per_user_max: self.open_buys_per_user,
             methods_per_user_max: self.methods_per_user,
             methods_per_listing_max: self.methods_per_listing,
             blocks_per_user_max: self.blocks_per_user,

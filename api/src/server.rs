@@ -451,6 +451,8 @@ mod tests {
             "12",
             "--text-chars-max",
             "300",
+            "--open-buys-per-user",
+            "4",
         ])
         .expect("flags");
         let c = cfg.engine_config().expect("coherent");
@@ -489,8 +491,9 @@ mod tests {
                 c.quotes_per_merchant_max,
                 c.evidence_per_appeal_max,
                 c.text_chars_max,
+                c.open_buys_per_user_max,
             ),
-            (7_200_000, 5, 2, 9, 8, 12, 300)
+            (7_200_000, 5, 2, 9, 8, 12, 300, 4)
         );
         // Files are evidence: more of them than evidence items is refused,
         // not quietly capped by the other bound.

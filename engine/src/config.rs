@@ -49,6 +49,11 @@ pub struct EngineConfig {
     pub live_listings_per_user_max: u32,
     /// Resting buys per user (SPEC §18: 5).
     pub resting_buys_per_user_max: u32,
+    /// Open trades a user has as the buyer of listings at once (SPEC §18:
+    /// every list is bounded; without it one buyer could hold every listing
+    /// of a market in unpaid trades for a whole payment window). Fast sells
+    /// are bounded by the merchant's capacity instead.
+    pub open_buys_per_user_max: u32,
     /// Bound payment methods per user (SPEC §18: 10).
     pub methods_per_user_max: u32,
     /// Longest text (appeal reason, evidence description, terms), in characters.
@@ -138,6 +143,7 @@ impl Default for EngineConfig {
             fund_password_lock_ms: 15 * MS_PER_MIN,
             live_listings_per_user_max: 20,
             resting_buys_per_user_max: 5,
+            open_buys_per_user_max: 10,
             methods_per_user_max: 10,
             text_chars_max: 2_000,
             chat_chars_max: 2_000,
@@ -236,6 +242,7 @@ impl EngineConfig {
                 "resting_buys_per_user",
                 u64::from(self.resting_buys_per_user_max),
             ),
+            ("open_buys_per_user", u64::from(self.open_buys_per_user_max)),
             ("methods_per_user", u64::from(self.methods_per_user_max)),
             ("chat_chars", self.chat_chars_max as u64),
             (

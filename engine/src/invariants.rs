@@ -176,6 +176,7 @@ impl Engine {
     fn check_trades(&self, s: &State) -> Result<(), String> {
         let mut outstanding: BTreeMap<UserId, FiatAmount> = BTreeMap::new();
         let mut method_trades: BTreeMap<(UserId, MethodId), u32> = BTreeMap::new();
+        let mut open_buys: BTreeMap<UserId, u32> = BTreeMap::new();
         let forgets: std::collections::BTreeSet<crate::ids::TradeId> = s
             .deadlines
             .iter()
@@ -207,6 +208,9 @@ impl Engine {
             }
             if t.state.is_open() {
                 *method_trades.entry((t.seller, t.method)).or_default() += 1;
+                if t.fast_match.is_none() {
+                    *open_buys.entry(t.buyer).or_default() += 1;
+                }
                 if t.fast_match.is_some() {
                     let e = outstanding.entry(t.buyer).or_default();
                     *e = e.checked_add(t.fiat_amount).ok_or("outstanding overflow")?;
@@ -252,6 +256,13 @@ impl Engine {
             }
         }
         for (id, u) in s.users.sorted() {
+            if u.open_buys != open_buys.get(id).copied().unwrap_or(0) {
+                return Err(format!(
+                    "{id:?} counts {} open trades as buyer, but has {}",
+                    u.open_buys,
+                    open_buys.get(id).copied().unwrap_or(0)
+                ));
+            }
             for (mid, m) in &u.methods {
                 if m.open_trades != method_trades.get(&(*id, *mid)).copied().unwrap_or(0) {
                     return Err(format!("method {mid} of {id:?} miscounts its open trades"));

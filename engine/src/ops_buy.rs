@@ -71,13 +71,22 @@ impl Engine {
         Ok((terms, want))
     }
 
-    /// Refuses a buyer who hit the daily cancel limit (SPEC §8).
+    /// Refuses a buyer who hit the daily cancel limit (SPEC §8) or holds as
+    /// many open trades as buyer as one may (SPEC §18).
     fn require_may_buy(&self, buyer: UserId, now: Timestamp) -> Result<(), Rejection> {
-        let count = self.user(buyer).map_or(0, |u| u.cancels_on(now));
+        let user = self.user(buyer);
+        let count = user.map_or(0, |u| u.cancels_on(now));
         if count >= self.config.buyer_cancels_per_day_max {
             return Err(Rejection::CancelLimitReached {
                 count,
                 until: now.next_utc_midnight(),
+            });
+        }
+        let max = self.config.open_buys_per_user_max;
+        if user.is_some_and(|u| u.open_buys >= max) {
+            return Err(Rejection::LimitReached {
+                what: "open trades as buyer at once; cancel one or wait for one to end",
+                max: u64::from(max),
             });
         }
         Ok(())
@@ -601,6 +610,9 @@ impl Engine {
             .add(pay_by, Deadline::PaymentDue(trade.id));
         self.state.user_trades.insert(trade.seller, trade.id);
         self.state.user_trades.insert(trade.buyer, trade.id);
+        if trade.fast_match.is_none() {
+            self.user_mut(trade.buyer).open_buys += 1;
+        }
         let kind = EventKind::TradeCreated {
             trade: trade.id,
             seller: trade.seller,

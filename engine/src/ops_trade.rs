@@ -291,6 +291,10 @@ impl Engine {
         {
             m.outstanding_fiat = m.outstanding_fiat.saturating_sub(t.fiat_amount);
         }
+        if t.fast_match.is_none() {
+            let u = self.user_mut(t.buyer);
+            u.open_buys = u.open_buys.saturating_sub(1);
+        }
     }
 
     /// Where a cancelled trade's coin goes: its listing (SPEC §7), the next

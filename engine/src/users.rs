@@ -217,6 +217,9 @@ pub struct UserState {
     pub live_listings: u32,
     /// Resting buys, for the per-user limit.
     pub resting_buys: u32,
+    /// Open trades as the buyer of a listing (not fast sells), for the
+    /// per-user limit.
+    pub open_buys: u32,
     /// Users this user blocked.
     pub blocked: u32,
     /// UTC day of `cancels_today`.

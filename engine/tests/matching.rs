@@ -2,6 +2,8 @@
 //! eligibility rules, resting buys, amounts and rounding, and limits.
 
 mod common;
+#[path = "matching/open_buys.rs"]
+mod open_buys;
 
 use common::*;
 use otc_engine::buy::BuyOrderState;

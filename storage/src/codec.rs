@@ -22,7 +22,7 @@ use crate::error::StorageError;
 /// 9: the engine's settings gained `match_scan_max`.
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
-pub const FORMAT_VERSION: u8 = 9;
+pub const FORMAT_VERSION: u8 = 10;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 
