@@ -22,7 +22,7 @@ use crate::ids::{AnomalyId, BuyOrderId, ListingId, MistakeId, Timestamp, TradeId
 use crate::listing::Listing;
 use crate::merchant::Merchant;
 use crate::money::{Asset, CoinAmount, Fiat};
-use crate::ops_recon::DayFlows;
+use crate::ops_statement::DayFlows;
 use crate::payment::Anomaly;
 use crate::per_user::{PerUser, UserMap};
 use crate::pricing::Reference;

@@ -54,6 +54,7 @@ mod ops_gateway;
 mod ops_listing;
 mod ops_price;
 mod ops_recon;
+mod ops_statement;
 mod ops_trade;
 pub mod payment;
 pub mod per_user;
@@ -80,6 +81,7 @@ pub use ids::{
 pub use invariants::state_digest;
 pub use money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 pub use ops_appeal::ATTACHMENT_TYPES;
-pub use ops_recon::{DayFlows, Statement, chrono_day, civil};
+pub use ops_recon::{chrono_day, civil};
+pub use ops_statement::{DayFlows, Statement};
 pub use query::BookEntry;
 pub use rejection::{Rejection, RejectionKind};

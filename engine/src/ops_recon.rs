@@ -1,11 +1,10 @@
-//! Reconciliation and statements (SPEC §20): the payment log bills are
-//! matched against, recording a bill's outcome, CS handling mistakes
-//! (applying a missed notification from the bill), and daily statements.
+//! Reconciliation (SPEC §20): the payment log bills are matched against,
+//! recording a bill's outcome, CS handling mistakes (applying a missed
+//! notification from the bill). Daily statements: `ops_statement.rs`.
 
 use crate::engine::{Engine, invariant};
 use crate::event::EventKind;
 use crate::ids::{MistakeId, Timestamp, UserId};
-use crate::money::{Asset, CoinAmount};
 use crate::payment::{EndedTrade, GatewayPayment};
 use crate::recon::{
     Around, BillRecord, DayWindow, Handled, LoggedPayment, Matcher, Mistake, MistakeFacts,
@@ -13,39 +12,6 @@ use crate::recon::{
 };
 use crate::rejection::Rejection;
 use crate::trade::Actor;
-
-/// Money in and out of the books on one UTC day, per asset.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct DayFlows {
-    /// Deposited.
-    pub deposits: CoinAmount,
-    /// Withdrawn.
-    pub withdrawals: CoinAmount,
-    /// Released to buyers.
-    pub released: CoinAmount,
-    /// Returned to sellers (cancelled trades, refunds).
-    pub returned: CoinAmount,
-}
-
-/// A daily statement (SPEC §20).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Statement {
-    /// The asset.
-    pub asset: Asset,
-    /// The UTC day (days since the epoch).
-    pub day: i64,
-    /// Coin on the books when the day began.
-    pub opening: rust_decimal::Decimal,
-    /// The day's flows.
-    pub flows: DayFlows,
-    /// `opening + deposits − withdrawals`.
-    pub closing: rust_decimal::Decimal,
-    /// Σ balances (available + escrowed) at the day's end (or now, for
-    /// today).
-    pub balances: rust_decimal::Decimal,
-    /// L1 for the day: `closing == balances`.
-    pub balanced: bool,
-}
 
 impl Engine {
     /// Logs a verified payment for reconciliation, dropping entries older
@@ -65,6 +31,25 @@ impl Engine {
         // two disagree, and that is a finding of its own.
         let shown = self.bill_showed(&p.channel, &p.txn_id);
         let reconciled = shown.is_some();
+        // Its day's bill is in and did not show it (a bill that had would
+        // have left a finding above): missing there, as the import would have
+        // said had the notification come first.
+        if !reconciled && let Some(day) = self.billed_day_of(&p.channel, at) {
+            let facts = MistakeFacts {
+                kind: MistakeKind::MissingThere,
+                txn_id: p.txn_id.clone(),
+                reference: p.reference.clone(),
+                ours: Some(p.amount),
+                theirs: None,
+                bill_status: None,
+                at,
+            };
+            if self.record_mistake(&p.channel, &day, facts, now)
+                && let Some(b) = self.state.bills.get_mut(&(p.channel.clone(), day))
+            {
+                b.mistakes += 1;
+            }
+        }
         if let Some((day, facts)) = shown
             && facts.theirs != Some(p.amount)
         {
@@ -226,6 +211,7 @@ impl Engine {
                 matched: report.matched,
                 mistakes: recorded,
                 pending,
+                window: report.window,
             },
         );
         self.emit(
@@ -237,6 +223,37 @@ impl Engine {
             },
         );
         Ok(())
+    }
+
+    /// The day of `channel`'s imported bill whose day holds `at`, when no
+    /// other bill may show a payment made then: `at` is not within the
+    /// window of a midnight whose other day's bill is still to come.
+    fn billed_day_of(&self, channel: &str, at: Timestamp) -> Option<String> {
+        let bills = self.state.bills.range(
+            (channel.to_owned(), String::new())..(channel.to_owned(), "\u{10ffff}".to_owned()),
+        );
+        // Latest day first; days are keyed YYYY-MM-DD, so in order.
+        for ((_, day), b) in bills.rev() {
+            let Some(w) = b.window else { continue };
+            if w.end <= at {
+                return None;
+            }
+            if w.start > at {
+                continue;
+            }
+            let billed = |offset: i64| {
+                chrono_day(day).is_some_and(|n| {
+                    let (y, m, d) = civil(n + offset);
+                    self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
+                        .is_some()
+                })
+            };
+            let near_start = at < w.start.plus_ms(w.window_ms);
+            let near_end = at >= w.end.plus_ms(-w.window_ms);
+            let settled = (!near_start || billed(-1)) && (!near_end || billed(1));
+            return settled.then(|| day.clone());
+        }
+        None
     }
 
     /// The day and the `MISSING_HERE` finding of an imported bill that showed
@@ -448,79 +465,6 @@ impl Engine {
                 CNY.to_owned()
             }
             _ => t.fiat.as_str().to_owned(),
-        }
-    }
-
-    /// Counts a flow of coin on `now`'s UTC day.
-    pub(crate) fn count_flow(
-        &mut self,
-        asset: Asset,
-        now: Timestamp,
-        f: impl FnOnce(&mut DayFlows) -> &mut CoinAmount,
-        amount: CoinAmount,
-    ) {
-        let flows = self.state.days.entry((asset, now.utc_day())).or_default();
-        let slot = f(flows);
-        *slot = invariant(slot.checked_add(amount), "daily flow overflow");
-    }
-
-    /// At the first command of a new UTC day: Σ balances per asset as the
-    /// day began (the previous days ended with them), for the statements'
-    /// L1 check. Empty on any other command.
-    pub(crate) fn day_opening(&self, now: Timestamp) -> Vec<((Asset, i64), rust_decimal::Decimal)> {
-        let day = now.utc_day();
-        if self.state.clock.0 == 0 || self.state.clock.utc_day() >= day {
-            return Vec::new();
-        }
-        self.config
-            .assets
-            .keys()
-            .map(|asset| ((*asset, day), self.total_balances(*asset)))
-            .collect()
-    }
-
-    fn total_balances(&self, asset: Asset) -> rust_decimal::Decimal {
-        // Only this asset's balances are sorted (in key order, so the sum
-        // is computed the same way in every run).
-        self.state
-            .balances
-            .sorted_where(|(_, a)| *a == asset)
-            .into_iter()
-            .map(|(_, b)| b.available.value() + b.escrowed.value())
-            .sum()
-    }
-
-    /// The statement of `asset` for UTC day `day` (days since the epoch).
-    pub fn statement(&self, asset: Asset, day: i64) -> Statement {
-        let before: rust_decimal::Decimal = self
-            .state
-            .days
-            .range((asset, i64::MIN)..(asset, day))
-            .map(|(_, f)| f.deposits.value() - f.withdrawals.value())
-            .sum();
-        let flows = self
-            .state
-            .days
-            .get(&(asset, day))
-            .copied()
-            .unwrap_or_default();
-        let closing = before + flows.deposits.value() - flows.withdrawals.value();
-        // Balances only change with commands: the day ended with what the
-        // first later day with commands opened with, or what they are now.
-        let balances = self
-            .state
-            .day_opening_balances
-            .range((asset, day + 1)..=(asset, i64::MAX))
-            .next()
-            .map_or_else(|| self.total_balances(asset), |(_, b)| *b);
-        Statement {
-            asset,
-            day,
-            opening: before,
-            flows,
-            closing,
-            balances,
-            balanced: closing == balances,
         }
     }
 }

@@ -155,11 +155,14 @@ pub struct BillRecord {
     pub mistakes: u64,
     /// Payments it did not show still waiting for the other day's bill.
     pub pending: u64,
+    /// The day it covers, so a payment recorded after the import (a late
+    /// notification) that falls in it and it did not show is missing there.
+    pub window: Option<DayWindow>,
 }
 
 /// The span of a bill day in engine time, and the window around midnight
 /// within which payments wait for the next day's bill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayWindow {
     /// The day's first instant.
     pub start: Timestamp,
@@ -198,6 +201,8 @@ pub struct Report {
     pub reconciled: Vec<String>,
     /// More than [`MISTAKES_PER_BILL_MAX`] mistakes: the rest were not kept.
     pub overflow: bool,
+    /// The day the bill was matched as.
+    pub window: Option<DayWindow>,
 }
 
 /// The other day whose bill a payment near midnight may be in.
@@ -305,6 +310,7 @@ impl Matcher {
     /// there, but one within the window of either midnight may be in the
     /// other day's bill: it waits on that day ([`Report::waiting`]).
     pub fn finish(mut self) -> Report {
+        self.report.window = Some(self.day);
         let before_until = self.day.start.plus_ms(self.day.window_ms);
         let after_from = self.day.end.plus_ms(-self.day.window_ms);
         for (txn, (p, seen, _)) in std::mem::take(&mut self.ours) {

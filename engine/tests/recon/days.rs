@@ -239,3 +239,42 @@ fn a_notification_after_its_bill_is_not_missing_there_the_next_day() {
         (Some(d("14.00")), Some(d("14.50")))
     );
 }
+
+/// A payment whose notification comes after its day's bill was imported,
+/// and which that bill did not show, is missing there then (SPEC §20:
+/// matching both ways), not never; near midnight it waits for the other
+/// day's bill, as at an import.
+#[test]
+fn a_payment_notified_after_its_days_bill_and_not_on_it_is_missing_there() {
+    let mut w = world();
+    let t1 = w.buy_coin(user(B), "2");
+    let t2 = w.buy_coin(user(B), "2");
+    let t3 = w.buy_coin(user(B), "2");
+    pay(&mut w, t1, "tx1");
+    let at = w.now;
+    assert!(mistakes(&record(&mut w, &[line(t1, "tx1", "14.00", at)], "a")).is_empty());
+    let late = |t, txn: &str, paid_at| {
+        Command::GatewayPayment(GatewayPayment {
+            channel: CH.into(),
+            reference: payment_reference(t),
+            txn_id: txn.into(),
+            amount: d("14.00"),
+            currency: "CNY".into(),
+            paid_at: Some(paid_at),
+            history_checked: false,
+            ended: None,
+        })
+    };
+    let events = w.ok(late(t2, "tx2", at));
+    assert_eq!(
+        mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
+        [MistakeKind::MissingThere]
+    );
+    assert_eq!(w.state_of(t2), "PAID", "the payment itself stands");
+    let bill = w.e.bill(CH, "2023-11-14").expect("the bill");
+    assert_eq!(bill.mistakes, 1, "counted on the bill");
+    // Paid minutes before the day's end: the next day's bill may show it.
+    let edge = today(&w).end.plus_ms(-minutes(10));
+    let events = w.ok(late(t3, "tx3", edge));
+    assert!(mistakes(&events).is_empty(), "{events:?}");
+}
