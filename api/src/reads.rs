@@ -72,6 +72,7 @@ pub async fn account(core: &Core, c: &Caller) -> Result<pb::GetAccountResponse, 
         fund_password_set: u.is_some_and(|u| u.fund_password.is_some()),
         locked_until: u.and_then(|u| u.lock_at(clock_now())).map(cv::ts),
         blocked_user_ids: blocked,
+        as_of_seq: e.last_seq(),
     })
 }
 

@@ -54,7 +54,8 @@ pub async fn event_stream(
             .map_err(|e| Status::unavailable(e.to_string()))?;
         if after_seq > 0 && after_seq.saturating_add(1) < first {
             return Err(Status::out_of_range(format!(
-                "events after {after_seq} are no longer kept (the oldest kept is {first}); re-read your state and resume from the newest sequence"
+                "events after {after_seq} are no longer kept (the oldest kept is {first}); re-read your state (GetAccount's as_of_seq) and resume from the newest sequence, now {}",
+                w.engine().last_seq()
             )));
         }
         if after_seq > w.engine().last_seq() {
