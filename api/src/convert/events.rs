@@ -1,8 +1,8 @@
 //! Events for the wire.
 
 use otc_engine::command::Resolution;
-use otc_engine::trade::TradeStateKind;
-use otc_engine::{Event, EventKind};
+use otc_engine::trade::{Actor, TradeStateKind};
+use otc_engine::{Event, EventKind, UserId};
 
 use crate::proto as pb;
 
@@ -197,7 +197,7 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.trade_id = trade.to_string();
             out.user_id = seller.to_string();
             out.counterparty_id = buyer.to_string();
-            out.actor = by.to_string();
+            out.actor = party_actor(*by, *seller, *buyer);
             out.reason = evidence.to_string();
             T::EvidenceAdded
         }
@@ -212,7 +212,7 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.trade_id = trade.to_string();
             out.user_id = seller.to_string();
             out.counterparty_id = buyer.to_string();
-            out.actor = author.to_string();
+            out.actor = party_actor(*author, *seller, *buyer);
             out.text = text.clone();
             T::ChatPosted
         }
@@ -336,4 +336,48 @@ pub fn event_pb(e: &Event) -> pb::Event {
     };
     out.r#type = ty as i32;
     out
+}
+
+/// Who acted on a trade, as every event names actors: a party by role, else
+/// an agent.
+fn party_actor(who: UserId, seller: UserId, buyer: UserId) -> String {
+    let role = if who == buyer {
+        Actor::Buyer(who)
+    } else if who == seller {
+        Actor::Seller(who)
+    } else {
+        Actor::Support(who)
+    };
+    actor_text(role)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Chat and evidence name their author as every other event names an
+    /// actor, by role (the proto's `Event.actor`).
+    #[test]
+    fn chat_and_evidence_name_the_author_by_role() {
+        let (seller, buyer, agent) = (
+            UserId(uuid::Uuid::from_u128(1)),
+            UserId(uuid::Uuid::from_u128(2)),
+            UserId(uuid::Uuid::from_u128(3)),
+        );
+        let chat = |author| Event {
+            seq: 1,
+            at: otc_engine::Timestamp(0),
+            kind: EventKind::ChatPosted {
+                trade: otc_engine::TradeId(1),
+                seller,
+                buyer,
+                author,
+                text: "hi".into(),
+                attachment: None,
+            },
+        };
+        assert_eq!(event_pb(&chat(buyer)).actor, format!("buyer:{buyer}"));
+        assert_eq!(event_pb(&chat(seller)).actor, format!("seller:{seller}"));
+        assert_eq!(event_pb(&chat(agent)).actor, format!("support:{agent}"));
+    }
 }
