@@ -386,8 +386,7 @@ impl GateLayer {
     }
 
     /// Also ends a call (but a streamed upload) not answered within
-    /// `deadline`, CANCELLED, as tonic's server does on the gRPC listener:
-    /// for the console's, which has no such layer.
+    /// `deadline`, CANCELLED, on both listeners.
     #[must_use]
     pub fn with_deadline(mut self, deadline: Duration) -> Self {
         self.deadline = Some(deadline);

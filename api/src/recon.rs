@@ -101,10 +101,9 @@ pub async fn import_bill(
     config: ReconConfig,
     mut chunks: Streaming<pb::BillChunk>,
 ) -> Result<Response<pb::ReconReport>, Status> {
-    let first = chunks
-        .next()
-        .await
-        .ok_or_else(|| Status::invalid_argument("the bill is empty: send its chunks"))??;
+    let first = next_chunk(&mut chunks)
+        .await?
+        .ok_or_else(|| Status::invalid_argument("the bill is empty: send its chunks"))?;
     // The request id first: a bad one is refused before the bill is read.
     let rid = cv::request_id(&first.request_id)?;
     let channel = channels.get(&first.channel).ok_or_else(|| {
@@ -183,6 +182,24 @@ pub async fn import_bill(
     .await
 }
 
+/// The longest wait for a bill's next chunk: a streamed bill has no overall
+/// deadline (a large one on a slow link takes its time), but a stalled one
+/// does not hold its call and temporary file forever.
+pub const CHUNK_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The next chunk, within [`CHUNK_WITHIN`].
+async fn next_chunk(
+    chunks: &mut Streaming<pb::BillChunk>,
+) -> Result<Option<pb::BillChunk>, Status> {
+    match tokio::time::timeout(CHUNK_WITHIN, chunks.next()).await {
+        Ok(next) => next.transpose(),
+        Err(_) => Err(Status::deadline_exceeded(format!(
+            "no chunk of the bill arrived for {}s; send it again with the same request_id",
+            CHUNK_WITHIN.as_secs()
+        ))),
+    }
+}
+
 /// Writes the bill's chunks, `first` and the rest of `chunks`, to an
 /// owner-only temporary file, at most `bill_max` bytes; returns it with the
 /// SHA-256 of its bytes in hex (what the bill reader's digest is once it
@@ -214,7 +231,7 @@ async fn stage(
         hasher.update(&c.data);
         file.write_all(&c.data)
             .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
-        chunk = chunks.next().await.transpose()?;
+        chunk = next_chunk(chunks).await?;
     }
     file.flush()
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;

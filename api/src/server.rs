@@ -28,7 +28,8 @@ use crate::svc_trading::Trading;
 pub const MESSAGE_OVERHEAD_BYTES: usize = 1024 * 1024;
 /// Requests served at once on one connection.
 pub const CONCURRENCY_PER_CONNECTION: usize = 256;
-/// Deadline for one unary request.
+/// Deadline for one request (but a streamed bill, whose chunks must come
+/// each within [`crate::recon::CHUNK_WITHIN`]).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Where `otcd` listens: gRPC, the gateway listener, the web console.
@@ -316,10 +317,13 @@ pub async fn run(
     };
     let serve = Server::builder()
         .concurrency_limit_per_connection(CONCURRENCY_PER_CONNECTION)
-        .timeout(REQUEST_TIMEOUT)
         .http2_keepalive_interval(Some(keepalive))
         .http2_keepalive_timeout(Some(keepalive_timeout))
-        .layer(gate)
+        // The gate's deadline, not tonic's `timeout`: a streamed bill is
+        // exempt (it arrives for as long as its chunks keep coming), which
+        // tonic's, applied to every call, cannot say. A client's own
+        // `grpc-timeout` still holds.
+        .layer(gate.with_deadline(REQUEST_TIMEOUT))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -125,3 +125,56 @@ fn one_caller_holds_at_most_its_share_of_each_pool() {
     assert_eq!((budget.calls.held(), budget.uploads.held()), (0, 0));
     assert!(budget.by_caller.is_empty());
 }
+
+/// A service that never answers.
+#[derive(Clone)]
+struct Never;
+
+impl Service<Request<Counted<()>>> for Never {
+    type Response = Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Pending<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Counted<()>>) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+/// A call not answered within the deadline ends CANCELLED; a streamed bill
+/// does not (its chunks bound it, one at a time).
+#[tokio::test]
+async fn the_deadline_ends_a_call_but_not_a_streamed_bill() {
+    let secret = b"secret";
+    let auth = Arc::new(Authenticator::new(secret));
+    let budget = Arc::new(Budget::new(100_000, 100_000));
+    let token = crate::auth::mint(
+        secret,
+        uuid::Uuid::new_v4(),
+        crate::auth::Role::Support,
+        3_600,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let deadline = Duration::from_millis(50);
+    let mut gate =
+        tower_layer::Layer::layer(&GateLayer::new(auth, budget).with_deadline(deadline), Never);
+    let request = |path: &str| {
+        Request::builder()
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"))
+            .body(())
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let unary = gate.call(request("/otc.v1.SupportService/ListAppeals"));
+    let bill = gate.call(request(STREAMED_UPLOADS[0]));
+    let answered = unary.await.unwrap_or_else(|e| match e {});
+    let status = Status::from_header_map(answered.headers()).expect("a status");
+    assert_eq!(status.code(), tonic::Code::Cancelled, "{status:?}");
+    assert!(
+        tokio::time::timeout(deadline * 6, bill).await.is_err(),
+        "a streamed bill is not cut by the deadline"
+    );
+}
