@@ -47,7 +47,10 @@ pub async fn event_stream(
     after_seq: u64,
     keep: impl Fn(&Event) -> bool + Send + Sync + 'static,
 ) -> Result<ReceiverStream<Result<pb::Event, Status>>, Status> {
-    {
+    // Where the catch-up starts: after `after_seq`, or (0) before the
+    // oldest event still kept, so a stream asking for everything kept does
+    // not take forgotten events for a gap.
+    let start = {
         let w = core.read().await?;
         let first = w
             .first_retained_seq()
@@ -64,7 +67,12 @@ pub async fn event_stream(
                 w.engine().last_seq()
             )));
         }
-    }
+        if after_seq == 0 {
+            first.saturating_sub(1)
+        } else {
+            after_seq
+        }
+    };
     {
         let mut n = core.subscribers.entry(user).or_insert(0);
         let max = core.subscribers_max;
@@ -90,7 +98,7 @@ pub async fn event_stream(
     tokio::spawn(async move {
         let _slot = slot;
         tokio::pin!(expiry);
-        let mut last = after_seq;
+        let mut last = start;
         if backfill(&core, &mut last, &keep, &tx, &mut closing)
             .await
             .is_err()
@@ -224,6 +232,7 @@ async fn backfill(
 #[cfg(test)]
 mod tests {
     use otc_storage::WriterOptions;
+    use tokio_stream::StreamExt;
 
     use super::*;
     use crate::core::tests::{deposit, start};
@@ -271,7 +280,8 @@ mod tests {
         deposits(&core, 1, "new").await;
         let (tx, mut rx) = mpsc::channel(16);
         let (_closing_tx, mut closing) = watch::channel(false);
-        let mut last = 0;
+        // The client had seen the first event.
+        let mut last = 1;
         let done = backfill(&core, &mut last, &|_: &Event| true, &tx, &mut closing).await;
         assert!(done.is_err(), "the stream ends");
         match rx.recv().await {
@@ -281,6 +291,35 @@ mod tests {
             }
             other => panic!("OUT_OF_RANGE first, not {other:?}"),
         }
+        drop(core);
+        let _ = thread.join();
+    }
+
+    /// A stream asking for everything still kept (after_seq 0) starts at
+    /// the oldest kept event, however many were forgotten before it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn everything_kept_starts_at_the_oldest_kept_event() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (core, thread) = start(dir.path(), WriterOptions::default());
+        deposits(&core, 2, "old").await;
+        let first_kept = {
+            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+            let far = otc_engine::Timestamp(i64::MAX / 2);
+            let forgotten = w.store().prune_events(far, 1_000);
+            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
+            w.engine().last_seq() + 1
+        };
+        deposits(&core, 1, "new").await;
+        let user = otc_storage::workload::workload_user(1);
+        let mut stream = event_stream(Arc::clone(&core), user, u64::MAX, 0, |_| true)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await;
+        match next {
+            Ok(Some(Ok(e))) => assert_eq!(e.seq, first_kept, "the oldest kept"),
+            other => panic!("the oldest kept event, not {other:?}"),
+        }
+        drop(stream);
         drop(core);
         let _ = thread.join();
     }
