@@ -171,6 +171,9 @@ pub struct Engine {
     pub(crate) touched: Vec<(UserId, Asset)>,
     /// Records changed since the shell last took them.
     pub(crate) changed: Changed,
+    /// Buyers an ended trade of the command being applied took below the
+    /// open-buys bound: their resting buys are offered the book again.
+    pub(crate) reoffer: Vec<UserId>,
 }
 
 /// Panics with a clear message: a broken engine invariant is a bug, and
@@ -201,6 +204,7 @@ impl Engine {
             events: Vec::new(),
             touched: Vec::new(),
             changed: Changed::default(),
+            reoffer: Vec::new(),
         })
     }
 
@@ -217,6 +221,7 @@ impl Engine {
             events: Vec::new(),
             touched: Vec::new(),
             changed: Changed::default(),
+            reoffer: Vec::new(),
         };
         engine.check_invariants()?;
         Ok(engine)
@@ -287,6 +292,7 @@ impl Engine {
         // Balances as the day began, kept only if this command is applied
         // (a refused command changes nothing, and is never replayed).
         let day_opening = self.day_opening(now);
+        self.reoffer.clear();
         let mut result = self.dispatch(command, now);
         if matches!(result, Err(Rejection::WrongFundPassword))
             && let Some((user, _)) = command.password_proof()
@@ -304,6 +310,7 @@ impl Engine {
             result = self.record_password_failure(user, now);
         }
         if result.is_ok() {
+            self.reoffer_freed_buyers(now);
             for (key, total) in day_opening {
                 self.state.day_opening_balances.insert(key, total);
             }

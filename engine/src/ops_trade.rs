@@ -292,8 +292,13 @@ impl Engine {
             m.outstanding_fiat = m.outstanding_fiat.saturating_sub(t.fiat_amount);
         }
         if t.fast_match.is_none() {
+            let max = self.config.open_buys_per_user_max;
             let u = self.user_mut(t.buyer);
+            let was_full = u.open_buys >= max;
             u.open_buys = u.open_buys.saturating_sub(1);
+            if was_full && u.resting_buys > 0 {
+                self.reoffer.push(t.buyer);
+            }
         }
     }
 

@@ -46,7 +46,7 @@ fn a_resting_buy_stops_filling_at_the_limit_and_keeps_resting() {
     });
     w.seller(user(10), "100");
     w.publish(user(10), "7", "1", "7", "7");
-    w.buy_coin(user(B), "1");
+    let first = w.buy_coin(user(B), "1");
     // Rests for 5 coin; the book is empty now.
     let request = BuyRequest {
         rest: Some(None),
@@ -71,7 +71,16 @@ fn a_resting_buy_stops_filling_at_the_limit_and_keeps_resting() {
             .find(|o| o.buyer == user(B))
             .expect("the order");
     assert_eq!(order.state, BuyOrderState::Resting);
-    // A new buy is refused while at the limit.
+    // A new buy is refused while at the limit, resting or not.
     let r = buy(&mut w, World::buy_request(BuyAmount::Coin(d("1")))).unwrap_err();
     refused_for_open_buys(&r);
+    // A trade that ends frees a place: the resting order is offered the
+    // book again and takes the listing it passed over.
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: first,
+    });
+    let events = w.release(user(10), first);
+    assert_eq!(trades_of(&events).len(), 1, "{events:?}");
+    assert_eq!(w.remaining(second), d("0"));
 }
