@@ -20,12 +20,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("otc_descriptor.bin"), fds.encode_to_vec())?;
     std::fs::write(out.join("console_schema.json"), schema(&fds)?)?;
     std::fs::write(out.join("console_assets.rs"), assets(Path::new("console"))?)?;
+    std::fs::write(out.join("request_types.rs"), request_types(&fds))?;
     tonic_prost_build::configure()
         .codec_path("crate::codec::ProtoCodec")
         .build_server(true)
         .build_client(true)
         .compile_fds(fds)?;
     Ok(())
+}
+
+/// The messages the services take (no service returns one of them): what
+/// the codec decodes as a server, so a malformed one is the caller's fault.
+fn request_types(fds: &FileDescriptorSet) -> String {
+    let mut names: Vec<&str> = fds
+        .file
+        .iter()
+        .flat_map(|f| &f.service)
+        .flat_map(|s| &s.method)
+        .map(|m| m.input_type().rsplit('.').next().unwrap_or_default())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    format!("/// The messages the services take.\nconst REQUEST_TYPES: &[&str] = &{names:?};\n")
 }
 
 /// The console's view of the proto: every message's fields by number, every
