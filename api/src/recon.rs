@@ -187,6 +187,11 @@ pub async fn import_bill(
 /// does not hold its call and temporary file forever.
 pub const CHUNK_WITHIN: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The slowest a bill may arrive on average (past its first
+/// [`CHUNK_WITHIN`]): a sender dribbling a byte per chunk does not hold the
+/// call for days. 256 MiB may take 68 minutes.
+pub const BILL_BYTES_PER_SEC_MIN: u64 = 64 * 1024;
+
 /// The next chunk, within [`CHUNK_WITHIN`].
 async fn next_chunk(
     chunks: &mut Streaming<pb::BillChunk>,
@@ -220,9 +225,17 @@ async fn stage(
         .map_err(|e| Status::internal(format!("cannot stage the bill: {e}")))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
+    let started = std::time::Instant::now();
     let mut chunk = Some(first.clone());
     while let Some(c) = chunk {
         size += c.data.len() as u64;
+        let allowed = CHUNK_WITHIN.as_secs() + size / BILL_BYTES_PER_SEC_MIN;
+        if started.elapsed().as_secs() > allowed {
+            return Err(Status::deadline_exceeded(format!(
+                "the bill arrives slower than {} KiB/s; send it again with the same request_id",
+                BILL_BYTES_PER_SEC_MIN / 1024
+            )));
+        }
         if size > bill_max {
             return Err(Status::invalid_argument(format!(
                 "the bill is larger than the configured limit of {bill_max} bytes (--bill-max)"
