@@ -19,7 +19,9 @@ use crate::error::StorageError;
 /// 8: a trade counts its chat (SPEC §18); the engine's settings gained the
 /// chat bounds; `ApplyMissedPayment` carries a note; a bill's report carries
 /// its waiting payments (all in one step: no build wrote 8 without them).
-/// 9: the engine's settings gained `match_scan_max`.
+/// 9: the engine's settings gained `match_scan_max`. 10: the settings gained
+/// `open_buys_per_user_max` and a user's record its `open_buys`; a bill's
+/// report and record carry the day they cover (`window`).
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
 pub const FORMAT_VERSION: u8 = 10;
