@@ -99,7 +99,10 @@ pub async fn event_stream(
         let _slot = slot;
         tokio::pin!(expiry);
         let mut last = start;
-        if backfill(&core, &mut last, &keep, &tx, &mut closing)
+        // Asked for everything kept: events forgotten between the check
+        // above and the first read are not a gap (nothing was sent yet).
+        let from_oldest = after_seq == 0;
+        if backfill(&core, &mut last, from_oldest, &keep, &tx, &mut closing)
             .await
             .is_err()
         {
@@ -128,7 +131,7 @@ pub async fn event_stream(
                 Ok(e) if e.seq <= last => continue,
                 Ok(e) => {
                     if e.seq > last + 1
-                        && backfill(&core, &mut last, &keep, &tx, &mut closing)
+                        && backfill(&core, &mut last, false, &keep, &tx, &mut closing)
                             .await
                             .is_err()
                     {
@@ -145,7 +148,7 @@ pub async fn event_stream(
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    if backfill(&core, &mut last, &keep, &tx, &mut closing)
+                    if backfill(&core, &mut last, false, &keep, &tx, &mut closing)
                         .await
                         .is_err()
                     {
@@ -179,10 +182,13 @@ async fn send_unless_closing(
 async fn backfill(
     core: &Core,
     last: &mut u64,
+    from_oldest: bool,
     keep: &(impl Fn(&Event) -> bool + Send + Sync),
     tx: &Tx,
     closing: &mut watch::Receiver<bool>,
 ) -> Result<(), ()> {
+    // Only the first batch may start past `last` without a gap.
+    let mut oldest_ok = from_oldest;
     loop {
         // A client that went away stops the catch-up here, not at the end of
         // the log: one whose filter passes little would otherwise scan seven
@@ -208,7 +214,12 @@ async fn backfill(
         // Sequences have no gaps, so one here means housekeeping forgot
         // events this stream had not reached (it fell behind near the
         // retention's edge): the client must re-read, not skip them.
-        if let Some(first) = batch.first().filter(|e| e.seq > *last + 1) {
+        let forgotten = batch.first().filter(|e| e.seq > *last + 1);
+        if let (Some(first), true) = (forgotten, oldest_ok) {
+            // Everything kept was asked for, and more was forgotten since:
+            // what is kept now starts here.
+            *last = first.seq - 1;
+        } else if let Some(first) = forgotten {
             let gone = Status::out_of_range(format!(
                 "events after {} are no longer kept (the oldest kept is {}); re-read your state and resume from the newest sequence",
                 *last, first.seq
@@ -216,6 +227,7 @@ async fn backfill(
             send_unless_closing(tx, Err(gone), closing).await;
             return Err(());
         }
+        oldest_ok = false;
         let n = batch.len();
         for e in batch {
             *last = e.seq;
@@ -257,7 +269,15 @@ mod tests {
         drop(rx);
         let (_closing_tx, mut closing) = watch::channel(false);
         let mut last = 0;
-        let done = backfill(&core, &mut last, &|_: &Event| false, &tx, &mut closing).await;
+        let done = backfill(
+            &core,
+            &mut last,
+            false,
+            &|_: &Event| false,
+            &tx,
+            &mut closing,
+        )
+        .await;
         assert!(done.is_err(), "the catch-up ends");
         assert_eq!(last, 0, "and read no event for a client that left");
         drop(core);
@@ -282,7 +302,15 @@ mod tests {
         let (_closing_tx, mut closing) = watch::channel(false);
         // The client had seen the first event.
         let mut last = 1;
-        let done = backfill(&core, &mut last, &|_: &Event| true, &tx, &mut closing).await;
+        let done = backfill(
+            &core,
+            &mut last,
+            false,
+            &|_: &Event| true,
+            &tx,
+            &mut closing,
+        )
+        .await;
         assert!(done.is_err(), "the stream ends");
         match rx.recv().await {
             Some(Err(status)) => {
@@ -290,6 +318,36 @@ mod tests {
                 assert!(status.message().contains("no longer kept"), "{status:?}");
             }
             other => panic!("OUT_OF_RANGE first, not {other:?}"),
+        }
+        drop(core);
+        let _ = thread.join();
+    }
+
+    /// A stream asking for everything kept whose start was fixed just
+    /// before housekeeping forgot more: its first read starts at what is
+    /// kept then, not OUT_OF_RANGE (nothing had been sent).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn everything_kept_tolerates_events_forgotten_before_its_first_read() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (core, thread) = start(dir.path(), WriterOptions::default());
+        deposits(&core, 2, "old").await;
+        // The stream's start, as computed when it opened: nothing forgotten.
+        let mut last = 0;
+        let first_kept = {
+            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+            let far = otc_engine::Timestamp(i64::MAX / 2);
+            let forgotten = w.store().prune_events(far, 1_000);
+            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
+            w.engine().last_seq() + 1
+        };
+        deposits(&core, 1, "new").await;
+        let (tx, mut rx) = mpsc::channel(16);
+        let (_closing_tx, mut closing) = watch::channel(false);
+        let done = backfill(&core, &mut last, true, &|_: &Event| true, &tx, &mut closing).await;
+        assert!(done.is_ok(), "caught up");
+        match rx.recv().await {
+            Some(Ok(e)) => assert_eq!(e.seq, first_kept, "the oldest kept"),
+            other => panic!("the oldest kept event, not {other:?}"),
         }
         drop(core);
         let _ = thread.join();
