@@ -258,6 +258,29 @@ mod tests {
         }
     }
 
+    /// A store whose first events housekeeping forgot, and one more
+    /// deposit after: the store's dir, the core and its writer thread, and
+    /// the first sequence still kept.
+    async fn forgotten_then_one_more() -> (
+        tempfile::TempDir,
+        Arc<Core>,
+        std::thread::JoinHandle<()>,
+        u64,
+    ) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (core, thread) = start(dir.path(), WriterOptions::default());
+        deposits(&core, 2, "old").await;
+        let first_kept = {
+            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
+            let far = otc_engine::Timestamp(i64::MAX / 2);
+            let forgotten = w.store().prune_events(far, 1_000);
+            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
+            w.engine().last_seq() + 1
+        };
+        deposits(&core, 1, "new").await;
+        (dir, core, thread, first_kept)
+    }
+
     /// A catch-up whose client has gone reads nothing more: it does not
     /// scan the rest of the log holding the user's stream slot.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,16 +311,7 @@ mod tests {
     /// stream with OUT_OF_RANGE (SPEC §13), not a silent gap.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_catch_up_past_forgotten_events_is_out_of_range() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (core, thread) = start(dir.path(), WriterOptions::default());
-        deposits(&core, 2, "old").await;
-        {
-            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
-            let far = otc_engine::Timestamp(i64::MAX / 2);
-            let forgotten = w.store().prune_events(far, 1_000);
-            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
-        }
-        deposits(&core, 1, "new").await;
+        let (_dir, core, thread, _) = forgotten_then_one_more().await;
         let (tx, mut rx) = mpsc::channel(16);
         let (_closing_tx, mut closing) = watch::channel(false);
         // The client had seen the first event.
@@ -328,19 +342,9 @@ mod tests {
     /// kept then, not OUT_OF_RANGE (nothing had been sent).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn everything_kept_tolerates_events_forgotten_before_its_first_read() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (core, thread) = start(dir.path(), WriterOptions::default());
-        deposits(&core, 2, "old").await;
         // The stream's start, as computed when it opened: nothing forgotten.
         let mut last = 0;
-        let first_kept = {
-            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
-            let far = otc_engine::Timestamp(i64::MAX / 2);
-            let forgotten = w.store().prune_events(far, 1_000);
-            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
-            w.engine().last_seq() + 1
-        };
-        deposits(&core, 1, "new").await;
+        let (_dir, core, thread, first_kept) = forgotten_then_one_more().await;
         let (tx, mut rx) = mpsc::channel(16);
         let (_closing_tx, mut closing) = watch::channel(false);
         let done = backfill(&core, &mut last, true, &|_: &Event| true, &tx, &mut closing).await;
@@ -357,17 +361,7 @@ mod tests {
     /// the oldest kept event, however many were forgotten before it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn everything_kept_starts_at_the_oldest_kept_event() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (core, thread) = start(dir.path(), WriterOptions::default());
-        deposits(&core, 2, "old").await;
-        let first_kept = {
-            let w = core.read().await.unwrap_or_else(|e| panic!("{e}"));
-            let far = otc_engine::Timestamp(i64::MAX / 2);
-            let forgotten = w.store().prune_events(far, 1_000);
-            assert!(matches!(forgotten, Ok(n) if n > 0), "{forgotten:?}");
-            w.engine().last_seq() + 1
-        };
-        deposits(&core, 1, "new").await;
+        let (_dir, core, thread, first_kept) = forgotten_then_one_more().await;
         let user = otc_storage::workload::workload_user(1);
         let mut stream = event_stream(Arc::clone(&core), user, u64::MAX, 0, |_| true)
             .await
