@@ -25,6 +25,7 @@
 
 use std::future::Future;
 
+use otc_engine::command::FundPasswordProof;
 use otc_engine::{Command, UserId};
 use otc_storage::{Call, Earlier, Outcome};
 use prost::Message;
@@ -115,6 +116,24 @@ client_requests!(
     HandleMistakeRequest,
 );
 
+/// A request for a command the fund password protects (SPEC §6).
+pub trait ProtectedRequest: ClientRequest {
+    /// Takes the fund password out, leaving the rest to fingerprint.
+    fn take_fund_password(&mut self) -> String;
+}
+
+macro_rules! protected_requests {
+    ($($t:ident),* $(,)?) => {
+        $(impl ProtectedRequest for crate::proto::$t {
+            fn take_fund_password(&mut self) -> String {
+                std::mem::take(&mut self.fund_password)
+            }
+        })*
+    };
+}
+
+protected_requests!(PublishListingRequest, FastSellRequest, ReleaseRequest);
+
 /// [`mutate`] for a request whose conversion needs no await: `make` builds
 /// the command from the request (its request id already taken out).
 ///
@@ -134,6 +153,39 @@ where
     let rid = request.take_request_id();
     mutate(core, caller, method, &rid, &request, async {
         make(&request).map(Prepared::from)
+    })
+    .await
+}
+
+/// [`command`] for a command the fund password protects (SPEC §6). The
+/// password, taken out of the request, counts in the
+/// fingerprint only through its keyed tag. `convert` checks the rest first
+/// (malformed input spends no argon2); then the password is checked off the
+/// writer and its proof completes the command, and a password the user's
+/// hash matched is remembered after the commit.
+///
+/// # Errors
+/// As [`mutate`]; INVALID_ARGUMENT for a missing password.
+pub async fn protected_command<Req, Resp, Build>(
+    core: &Core,
+    caller: UserId,
+    method: &'static str,
+    mut request: Req,
+    convert: impl FnOnce(&Req) -> Result<Build, Status>,
+) -> Result<Response<Resp>, Status>
+where
+    Req: ProtectedRequest,
+    Resp: Message + Default,
+    Build: FnOnce(FundPasswordProof) -> Command,
+{
+    let rid = request.take_request_id();
+    let fund_password = request.take_fund_password();
+    let passwords = [fund_password.as_str()];
+    mutate_with_passwords(core, caller, method, &rid, &request, &passwords, async {
+        let build = convert(&request)?;
+        let given = crate::requests::password("fund_password", &fund_password)?;
+        let checked = core.check_password(caller, given).await?;
+        Ok(Prepared::from(build(checked.proof)).with_password(checked.matched))
     })
     .await
 }

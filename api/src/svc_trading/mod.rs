@@ -15,7 +15,7 @@ use tonic::{Request, Response, Status};
 use crate::common::{TRADERS, caller};
 use crate::convert as cv;
 use crate::core::Core;
-use crate::pipeline::{ClientRequest, Prepared, command, mutate, mutate_with_passwords};
+use crate::pipeline::{ClientRequest, Prepared, command, mutate, protected_command};
 use crate::proto as pb;
 use crate::proto::trading_service_server::TradingService;
 use crate::{reads, requests};
@@ -158,26 +158,18 @@ impl TradingService for Trading {
         req: Request<pb::PublishListingRequest>,
     ) -> Result<Response<pb::ListingResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = r.take_request_id();
-        let fund_password = std::mem::take(&mut r.fund_password);
-        mutate_with_passwords(
+        protected_command(
             &self.core,
             c.user,
             "PublishListing",
-            &rid,
-            &r,
-            &[&fund_password],
-            async {
-                let spec = ListingSpec::try_from(&r)?;
-                let password = requests::password("fund_password", &fund_password)?;
-                let checked = self.core.check_password(c.user, password).await?;
-                Ok(Prepared::from(Command::PublishListing {
+            req.into_inner(),
+            |r| {
+                let spec = ListingSpec::try_from(r)?;
+                Ok(move |proof| Command::PublishListing {
                     seller: c.user,
-                    proof: checked.proof,
+                    proof,
                     spec,
                 })
-                .with_password(checked.matched))
             },
         )
         .await
@@ -272,28 +264,14 @@ impl TradingService for Trading {
         req: Request<pb::FastSellRequest>,
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = r.take_request_id();
-        let fund_password = std::mem::take(&mut r.fund_password);
-        mutate_with_passwords(
-            &self.core,
-            c.user,
-            "FastSell",
-            &rid,
-            &r,
-            &[&fund_password],
-            async {
-                let request = FastSellRequest::try_from(&r)?;
-                let password = requests::password("fund_password", &fund_password)?;
-                let checked = self.core.check_password(c.user, password).await?;
-                Ok(Prepared::from(Command::FastSell {
-                    seller: c.user,
-                    proof: checked.proof,
-                    request,
-                })
-                .with_password(checked.matched))
-            },
-        )
+        protected_command(&self.core, c.user, "FastSell", req.into_inner(), |r| {
+            let request = FastSellRequest::try_from(r)?;
+            Ok(move |proof| Command::FastSell {
+                seller: c.user,
+                proof,
+                request,
+            })
+        })
         .await
     }
 
@@ -344,28 +322,14 @@ impl TradingService for Trading {
         req: Request<pb::ReleaseRequest>,
     ) -> Result<Response<pb::TradeResponse>, Status> {
         let c = caller(&self.core, &req, TRADERS)?;
-        let mut r = req.into_inner();
-        let rid = r.take_request_id();
-        let fund_password = std::mem::take(&mut r.fund_password);
-        mutate_with_passwords(
-            &self.core,
-            c.user,
-            "Release",
-            &rid,
-            &r,
-            &[&fund_password],
-            async {
-                let trade = cv::trade_id(&r.trade_id)?;
-                let password = requests::password("fund_password", &fund_password)?;
-                let checked = self.core.check_password(c.user, password).await?;
-                Ok(Prepared::from(Command::Release {
-                    seller: c.user,
-                    trade,
-                    proof: checked.proof,
-                })
-                .with_password(checked.matched))
-            },
-        )
+        protected_command(&self.core, c.user, "Release", req.into_inner(), |r| {
+            let trade = cv::trade_id(&r.trade_id)?;
+            Ok(move |proof| Command::Release {
+                seller: c.user,
+                trade,
+                proof,
+            })
+        })
         .await
     }
 
