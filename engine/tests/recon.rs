@@ -43,13 +43,19 @@ fn world() -> World {
 
 /// A verified payment of 14.00 for `t`, paid now: its events.
 fn pay(w: &mut World, t: TradeId, txn: &str) -> Vec<otc_engine::Event> {
+    let now = w.now;
+    pay_at(w, t, txn, now)
+}
+
+/// A verified payment of 14.00 for `t`, paid at `paid_at` (notified now).
+fn pay_at(w: &mut World, t: TradeId, txn: &str, paid_at: Timestamp) -> Vec<otc_engine::Event> {
     w.ok(Command::GatewayPayment(GatewayPayment {
         channel: CH.into(),
         reference: payment_reference(t),
         txn_id: txn.into(),
         amount: d("14.00"),
         currency: "CNY".into(),
-        paid_at: Some(w.now),
+        paid_at: Some(paid_at),
         history_checked: false,
         ended: None,
     }))

@@ -253,19 +253,7 @@ fn a_payment_notified_after_its_days_bill_and_not_on_it_is_missing_there() {
     pay(&mut w, t1, "tx1");
     let at = w.now;
     assert!(mistakes(&record(&mut w, &[line(t1, "tx1", "14.00", at)], "a")).is_empty());
-    let late = |t, txn: &str, paid_at| {
-        Command::GatewayPayment(GatewayPayment {
-            channel: CH.into(),
-            reference: payment_reference(t),
-            txn_id: txn.into(),
-            amount: d("14.00"),
-            currency: "CNY".into(),
-            paid_at: Some(paid_at),
-            history_checked: false,
-            ended: None,
-        })
-    };
-    let events = w.ok(late(t2, "tx2", at));
+    let events = pay_at(&mut w, t2, "tx2", at);
     assert_eq!(
         mistakes(&events).iter().map(|m| m.1).collect::<Vec<_>>(),
         [MistakeKind::MissingThere]
@@ -275,6 +263,6 @@ fn a_payment_notified_after_its_days_bill_and_not_on_it_is_missing_there() {
     assert_eq!(bill.mistakes, 1, "counted on the bill");
     // Paid minutes before the day's end: the next day's bill may show it.
     let edge = today(&w).end.plus_ms(-minutes(10));
-    let events = w.ok(late(t3, "tx3", edge));
+    let events = pay_at(&mut w, t3, "tx3", edge);
     assert!(mistakes(&events).is_empty(), "{events:?}");
 }
