@@ -153,12 +153,10 @@ impl Engine {
         // A payment near midnight this bill did not show is missing there
         // once the other day's bill is in too (recorded before this one, in
         // any order) and did not show it either; until then it waits.
-        let billed = |offset: i64| {
-            let (y, m, d) = civil(day_number + offset);
-            self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
-                .is_some()
-        };
-        let (before_billed, after_billed) = (billed(-1), billed(1));
+        let (before_billed, after_billed) = (
+            self.billed_on(channel, day_number - 1),
+            self.billed_on(channel, day_number + 1),
+        );
         let mut pending = 0;
         let decided: Vec<&MistakeFacts> = report
             .waiting
@@ -225,6 +223,13 @@ impl Engine {
         Ok(())
     }
 
+    /// Whether `channel`'s bill of day `day` (days since the epoch) is in.
+    fn billed_on(&self, channel: &str, day: i64) -> bool {
+        let (y, m, d) = civil(day);
+        self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
+            .is_some()
+    }
+
     /// The day of `channel`'s imported bill whose day holds `at`, when no
     /// other bill may show a payment made then: `at` is not within the
     /// window of a midnight whose other day's bill is still to come.
@@ -241,13 +246,8 @@ impl Engine {
             if w.start > at {
                 continue;
             }
-            let billed = |offset: i64| {
-                chrono_day(day).is_some_and(|n| {
-                    let (y, m, d) = civil(n + offset);
-                    self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
-                        .is_some()
-                })
-            };
+            let billed =
+                |offset: i64| chrono_day(day).is_some_and(|n| self.billed_on(channel, n + offset));
             let near_start = at < w.start.plus_ms(w.window_ms);
             let near_end = at >= w.end.plus_ms(-w.window_ms);
             let settled = (!near_start || billed(-1)) && (!near_end || billed(1));
