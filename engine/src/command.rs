@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AnomalyId, BuyOrderId, ListingId, MethodId, MistakeId, TradeId, UserId};
 use crate::money::{Asset, Fiat};
+use crate::ops_ended::Target;
 use crate::payment::{ChannelProvider, EndedTrade, GatewayPayment};
 use crate::recon::Report;
 use crate::users::{MethodDetails, MethodKind};
@@ -378,6 +379,29 @@ impl Command {
                 current: Some(proof),
                 ..
             } => Some((*user, *proof)),
+            _ => None,
+        }
+    }
+
+    /// The trade, listing or buy order the command acts on by its id: the
+    /// record the shell looks up in history when the engine answered
+    /// NOT_FOUND (see [`Engine::refusal_on_ended`](crate::Engine::refusal_on_ended)).
+    pub fn target(&self) -> Option<Target> {
+        use Command as C;
+        match self {
+            C::MarkPaid { trade, .. }
+            | C::CancelTrade { trade, .. }
+            | C::Release { trade, .. }
+            | C::OpenAppeal { trade, .. }
+            | C::AddEvidence { trade, .. }
+            | C::PostChat { trade, .. }
+            | C::ClaimAppeal { trade, .. }
+            | C::UnclaimAppeal { trade, .. }
+            | C::ResolveAppeal { trade, .. } => Some(Target::Trade(*trade)),
+            C::PauseListing { listing, .. }
+            | C::ResumeListing { listing, .. }
+            | C::CancelListing { listing, .. } => Some(Target::Listing(*listing)),
+            C::CancelBuyOrder { order, .. } => Some(Target::BuyOrder(*order)),
             _ => None,
         }
     }

@@ -49,6 +49,7 @@ pub mod money;
 mod ops_account;
 mod ops_appeal;
 mod ops_buy;
+mod ops_ended;
 mod ops_fast;
 mod ops_gateway;
 mod ops_listing;
@@ -82,6 +83,7 @@ pub use ids::{
 pub use invariants::state_digest;
 pub use money::{Asset, CoinAmount, Fiat, FiatAmount, Price};
 pub use ops_appeal::ATTACHMENT_TYPES;
+pub use ops_ended::{EndedRecord, Target};
 pub use ops_recon::{chrono_day, civil};
 pub use ops_statement::{DayFlows, Statement};
 pub use query::BookEntry;

@@ -15,6 +15,13 @@ pub const ATTACHMENT_TYPES: [&str; 4] =
 /// Longest attachment file name, in bytes.
 pub const FILE_NAME_BYTES_MAX: usize = 255;
 
+// The actions named when a trade's state refuses them.
+pub(crate) const CHAT_ON: &str = "chat on";
+pub(crate) const ADD_EVIDENCE: &str = "add evidence to";
+pub(crate) const CLAIM: &str = "claim the appeal of";
+pub(crate) const UNCLAIM: &str = "hand back the appeal of";
+pub(crate) const RESOLVE: &str = "resolve";
+
 impl Engine {
     // ---- appeals ------------------------------------------------------------
 
@@ -28,12 +35,7 @@ impl Engine {
             .ok_or(Rejection::TradeNotFound(id))?;
         match self.state.appeals.get(&id) {
             Some(a) if a.outcome.is_none() => Ok(a),
-            _ => Err(Rejection::WrongState {
-                what: "trade",
-                id: id.to_string(),
-                state: t.state.kind().name(),
-                action,
-            }),
+            _ => Err(t.wrong_state(action)),
         }
     }
 
@@ -74,13 +76,7 @@ impl Engine {
     ) -> Result<(), Rejection> {
         let (t, _) = self.party_trade(user, id)?;
         if !t.state.is_open() {
-            let state = t.state.kind().name();
-            return Err(Rejection::WrongState {
-                what: "trade",
-                id: id.to_string(),
-                state,
-                action: "chat on",
-            });
+            return Err(t.wrong_state(CHAT_ON));
         }
         let (seller, buyer, chat) = (t.seller, t.buyer, t.chat);
         self.text_arg_max(
@@ -143,7 +139,7 @@ impl Engine {
     ) -> Result<(), Rejection> {
         let (t, _) = self.party_trade(user, id)?;
         let (seller, buyer) = (t.seller, t.buyer);
-        let appeal = self.open_appeal_of(id, "add evidence to")?;
+        let appeal = self.open_appeal_of(id, ADD_EVIDENCE)?;
         self.text_arg("description", description, true)?;
         if let Some(a) = attachment {
             self.check_attachment(a, appeal)?;
@@ -198,7 +194,7 @@ impl Engine {
         id: TradeId,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id, "claim the appeal of")?;
+        let a = self.open_appeal_of(id, CLAIM)?;
         // A party holding its own appeal would lock every other agent out
         // of it (it may not resolve it either).
         if self
@@ -226,7 +222,7 @@ impl Engine {
         id: TradeId,
         now: Timestamp,
     ) -> Result<(), Rejection> {
-        let a = self.open_appeal_of(id, "hand back the appeal of")?;
+        let a = self.open_appeal_of(id, UNCLAIM)?;
         match a.claimed_by {
             Some(holder) if holder == agent => {}
             Some(holder) => return Err(Rejection::ClaimedByOther { trade: id, holder }),
@@ -259,7 +255,7 @@ impl Engine {
         now: Timestamp,
     ) -> Result<(), Rejection> {
         self.text_arg("note", note, true)?;
-        let a = self.open_appeal_of(id, "resolve")?;
+        let a = self.open_appeal_of(id, RESOLVE)?;
         if let Some(holder) = a.claimed_by
             && holder != agent
         {

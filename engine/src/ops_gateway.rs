@@ -21,6 +21,9 @@ use crate::trade::{
 };
 use crate::users::MethodDetails;
 
+/// The action named when a trade's state refuses a payment order.
+pub(crate) const PAYMENT_ORDER: &str = "create a payment order for";
+
 /// What a verified payment does, decided before anything changes.
 enum Effect {
     /// Pay (and maybe release) an open trade, or add evidence to it.
@@ -108,12 +111,7 @@ impl Engine {
             return Err(Rejection::NotAllowed("only the buyer pays a trade"));
         }
         let TradeState::AwaitingPayment { pay_by } = t.state else {
-            return Err(Rejection::WrongState {
-                what: "trade",
-                id: id.to_string(),
-                state: t.state.kind().name(),
-                action: "create a payment order for",
-            });
+            return Err(t.wrong_state(PAYMENT_ORDER));
         };
         if now >= pay_by {
             return Err(Rejection::PaymentWindowClosed(id));

@@ -217,7 +217,7 @@ impl Engine {
         }
     }
 
-    fn listing_wrong_state(l: &Listing, action: &'static str) -> Rejection {
+    pub(crate) fn listing_wrong_state(l: &Listing, action: &'static str) -> Rejection {
         Rejection::WrongState {
             what: "listing",
             id: l.id.to_string(),

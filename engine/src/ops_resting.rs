@@ -235,6 +235,22 @@ impl Engine {
         }
     }
 
+    /// The refusal of `action` in a buy order's state, naming it.
+    pub(crate) fn order_wrong_state(o: &BuyOrder, action: &'static str) -> Rejection {
+        let state = match o.state {
+            BuyOrderState::Filled => "FILLED",
+            BuyOrderState::Expired => "EXPIRED",
+            BuyOrderState::Cancelled => "CANCELLED",
+            BuyOrderState::Resting => "RESTING",
+        };
+        Rejection::WrongState {
+            what: "buy order",
+            id: o.id.to_string(),
+            state,
+            action,
+        }
+    }
+
     pub(crate) fn cancel_buy_order(
         &mut self,
         buyer: UserId,
@@ -246,18 +262,7 @@ impl Engine {
             _ => return Err(Rejection::BuyOrderNotFound(id)),
         };
         if o.state != BuyOrderState::Resting {
-            let state = match o.state {
-                BuyOrderState::Filled => "FILLED",
-                BuyOrderState::Expired => "EXPIRED",
-                BuyOrderState::Cancelled => "CANCELLED",
-                BuyOrderState::Resting => "RESTING",
-            };
-            return Err(Rejection::WrongState {
-                what: "buy order",
-                id: id.to_string(),
-                state,
-                action: "cancel",
-            });
+            return Err(Self::order_wrong_state(o, "cancel"));
         }
         self.end_order(id, BuyOrderState::Cancelled, now);
         Ok(())

@@ -33,11 +33,9 @@ impl Engine {
         user: UserId,
         id: TradeId,
     ) -> Result<(&Trade, Party), Rejection> {
-        match self.state.trades.get(&id).map(|t| &**t) {
-            Some(t) if t.buyer == user => Ok((t, Party::Buyer)),
-            Some(t) if t.seller == user => Ok((t, Party::Seller)),
-            _ => Err(Rejection::TradeNotFound(id)),
-        }
+        let t = self.trade(id).ok_or(Rejection::TradeNotFound(id))?;
+        let party = t.party_of(user).ok_or(Rejection::TradeNotFound(id))?;
+        Ok((t, party))
     }
 
     /// Decides `action` on trade `id` by `user` (the agent, for resolutions;

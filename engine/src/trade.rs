@@ -325,6 +325,27 @@ pub enum Party {
 }
 
 impl Trade {
+    /// The party `user` is to this trade, if any.
+    pub fn party_of(&self, user: UserId) -> Option<Party> {
+        if self.buyer == user {
+            Some(Party::Buyer)
+        } else if self.seller == user {
+            Some(Party::Seller)
+        } else {
+            None
+        }
+    }
+
+    /// The refusal of `action` in this trade's state (SPEC §10: naming it).
+    pub(crate) fn wrong_state(&self, action: &'static str) -> Rejection {
+        Rejection::WrongState {
+            what: "trade",
+            id: self.id.to_string(),
+            state: self.state.kind().name(),
+            action,
+        }
+    }
+
     /// Whether `action` may be taken by `party` at all, whatever the state.
     fn check_party(&self, action: TradeAction, party: Party) -> Result<(), Rejection> {
         use TradeAction as A;
@@ -444,12 +465,7 @@ impl Trade {
                 Ok((S::Released { paid_at, at: now }, R::SettledBySellerRelease))
             }
             (S::Appealed { .. }, A::Cancel) => cancelled(R::BuyerWithdrewAppeal),
-            (state, action) => Err(Rejection::WrongState {
-                what: "trade",
-                id: self.id.to_string(),
-                state: state.kind().name(),
-                action: action.name(),
-            }),
+            (_, action) => Err(self.wrong_state(action.name())),
         }
     }
 }

@@ -5,6 +5,8 @@
 #[path = "trades/appeals.rs"]
 mod appeals;
 mod common;
+#[path = "trades/forgotten.rs"]
+mod forgotten;
 
 use common::*;
 use otc_engine::command::{BuyAmount, Resolution};
