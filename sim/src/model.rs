@@ -71,10 +71,6 @@ struct Windows {
     payment_window_ms_min: i64,
     /// Longest listing payment window.
     payment_window_ms_max: i64,
-    /// How long an ended trade stays addressable. Learned: past this (at the
-    /// next FireDue) the engine forgets it and answers NOT_FOUND; the model
-    /// then accepts NOT_FOUND besides FAILED_PRECONDITION.
-    ended_retention_ms: i64,
 }
 
 /// What the model remembers of a listing: only what its trades inherit.
@@ -132,12 +128,6 @@ impl Trade {
         )
     }
 
-    /// Ended long enough ago that the engine may have forgotten it.
-    fn may_be_forgotten(&self, now: Timestamp, w: &Windows) -> bool {
-        self.ended_at
-            .is_some_and(|at| now >= at.plus_ms(w.ended_retention_ms))
-    }
-
     /// The party `user` is, if any.
     fn party(&self, user: UserId) -> Option<expect::Party> {
         if user == self.buyer {
@@ -175,7 +165,6 @@ impl Model {
                 payment_window_ms_default: config.payment_window_ms_default,
                 payment_window_ms_min: config.payment_window_ms_min,
                 payment_window_ms_max: config.payment_window_ms_max,
-                ended_retention_ms: config.ended_retention_ms,
             },
             clock: Timestamp(i64::MIN),
             trades: BTreeMap::new(),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use otc_engine::{Command, Engine, EngineConfig, Event, Rejection, Timestamp};
+use otc_engine::{Command, Engine, EngineConfig, Event, Rejection, RejectionKind, Timestamp};
 use otc_storage::store::StoreOptions;
 use otc_storage::{Done, Outcome, Request, Writer, WriterOptions};
 
@@ -279,11 +279,38 @@ impl Sim {
         Ok(())
     }
 
+    /// The oracle's refusal of a command on a record it does not hold:
+    /// decided with history's record of it when the writer's store has one
+    /// (the writer looks there too), else the oracle's own.
+    fn on_forgotten(
+        &self,
+        cmd: &Command,
+        refused: Rejection,
+        now: Timestamp,
+    ) -> Result<Rejection, Failure> {
+        let Some(w) = self.writer.as_ref() else {
+            return Ok(refused);
+        };
+        match otc_storage::writer::ended_record(w.store(), cmd, &refused) {
+            Ok(ended) => Ok(ended
+                .as_ref()
+                .and_then(|r| self.oracle.refusal_on_ended(cmd, r.as_ref(), now))
+                .unwrap_or(refused)),
+            Err(e) => self.fail(format!("reading {}'s history: {e}", cmd.name())),
+        }
+    }
+
     /// Feeds one request the writer applied or refused to the oracle and
     /// the model, comparing the writer's result with the oracle's.
     fn replay_one(&mut self, req: &Request, got: Option<&Outcome>) -> Result<(), Failure> {
         let mut events = Vec::new();
         let result = self.oracle.apply_into(&req.command, req.now, &mut events);
+        let result = match result {
+            Err(r) if r.kind() == RejectionKind::NotFound => {
+                Err(self.on_forgotten(&req.command, r, req.now)?)
+            }
+            other => other,
+        };
         let result: Result<&[Event], &Rejection> = match &result {
             Ok(()) => Ok(&events),
             Err(r) => Err(r),

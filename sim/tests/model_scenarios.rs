@@ -365,7 +365,9 @@ fn terminal_trades_refuse_everything_even_after_being_forgotten() {
             );
         }
         if round == 0 {
-            // Past ended_retention the engine forgets them (NOT_FOUND).
+            // Past ended_retention the engine forgets them; from history's
+            // record the refusals still name the state (the model expects
+            // FAILED_PRECONDITION of a party, NOT_FOUND of a stranger).
             w.advance(2 * HOUR);
         }
     }

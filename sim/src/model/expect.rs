@@ -187,14 +187,14 @@ impl Model {
                 self.party_action(*trade, *user, Action::Evidence, now)
             }
             C::PostChat { user, trade, .. } => self.party_action(*trade, *user, Action::Chat, now),
-            C::ClaimAppeal { agent, trade } => self.claim(*trade, *agent, true, now),
-            C::UnclaimAppeal { agent, trade } => self.claim(*trade, *agent, false, now),
+            C::ClaimAppeal { agent, trade } => self.claim(*trade, *agent, true),
+            C::UnclaimAppeal { agent, trade } => self.claim(*trade, *agent, false),
             C::ResolveAppeal {
                 agent,
                 trade,
                 resolution,
                 ..
-            } => self.resolve(*trade, *agent, *resolution, now),
+            } => self.resolve(*trade, *agent, *resolution),
             C::GatewayPayment(payment) => Expect {
                 gateway: Some(Actor::Gateway),
                 paid_at: payment.paid_at,
@@ -243,18 +243,11 @@ impl Model {
     }
 
     /// Kinds a refusal "wrong state" may have: FAILED_PRECONDITION (§10),
-    /// plus `extra`, plus NOT_FOUND once an ended trade may be forgotten.
-    fn state_kinds(
-        &self,
-        t: &Trade,
-        now: Timestamp,
-        extra: &[RejectionKind],
-    ) -> Vec<RejectionKind> {
+    /// plus `extra`; the same once the engine has forgotten an ended trade
+    /// (its history names the state).
+    fn state_kinds(&self, extra: &[RejectionKind]) -> Vec<RejectionKind> {
         let mut kinds = vec![FAILED];
         kinds.extend_from_slice(extra);
-        if t.may_be_forgotten(now, &self.windows) {
-            kinds.push(NOT_FOUND);
-        }
         kinds
     }
 
@@ -358,7 +351,7 @@ impl Model {
             // NOT_FOUND is as defensible as FAILED_PRECONDITION.
             (A::Evidence, _, _) => {
                 let why = format!("§11: evidence only while APPEALED, trade is {state}");
-                Expect::refuse(id, self.state_kinds(t, now, &[NOT_FOUND]), why)
+                Expect::refuse(id, self.state_kinds(&[NOT_FOUND]), why)
             }
             (A::Chat, _, S::AwaitingPayment | S::Paid | S::Appealed) => Expect::accept(
                 id,
@@ -370,20 +363,20 @@ impl Model {
                 let why = format!(
                     "§10: the {party:?} cannot {action:?} a {state} trade: FAILED_PRECONDITION"
                 );
-                Expect::refuse(id, self.state_kinds(t, now, &[]), why)
+                Expect::refuse(id, self.state_kinds(&[]), why)
             }
         }
     }
 
     /// ClaimAppeal (`claim`) or UnclaimAppeal by `agent` (SPEC §11).
-    fn claim(&self, id: TradeId, agent: UserId, claim: bool, now: Timestamp) -> Expect {
+    fn claim(&self, id: TradeId, agent: UserId, claim: bool) -> Expect {
         let t = match self.known(id) {
             Ok(t) => t,
             Err(refusal) => return *refusal,
         };
         if t.state != TradeStateKind::Appealed {
             let why = format!("§11: no open appeal, trade is {}", t.state.name());
-            return Expect::refuse(id, self.state_kinds(t, now, &[NOT_FOUND]), why);
+            return Expect::refuse(id, self.state_kinds(&[NOT_FOUND]), why);
         }
         match (claim, t.holder) {
             // A party may not resolve its own appeal (§11: CS decides), so
@@ -425,13 +418,7 @@ impl Model {
     }
 
     /// ResolveAppeal by `agent` (SPEC §10, §11).
-    fn resolve(
-        &self,
-        id: TradeId,
-        agent: UserId,
-        resolution: Resolution,
-        now: Timestamp,
-    ) -> Expect {
+    fn resolve(&self, id: TradeId, agent: UserId, resolution: Resolution) -> Expect {
         let t = match self.known(id) {
             Ok(t) => t,
             Err(refusal) => return *refusal,
@@ -449,7 +436,7 @@ impl Model {
                 "§10: only an APPEALED trade is resolved, trade is {}",
                 t.state.name()
             );
-            return Expect::refuse(id, self.state_kinds(t, now, &[]), why);
+            return Expect::refuse(id, self.state_kinds(&[]), why);
         }
         // Learned (SPEC silent): resolving needs no claim, but an appeal
         // another agent holds is theirs to decide.

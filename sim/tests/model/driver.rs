@@ -461,7 +461,7 @@ impl Driver {
             } else {
                 self.w.now
             };
-            let result = self.w.e.apply(&cmd, now);
+            let result = self.w.history.apply(&mut self.w.e, &cmd, now);
             let fed = match &result {
                 Ok(events) => Ok(events.as_slice()),
                 Err(r) => Err(r),

@@ -11,9 +11,14 @@ use otc_engine::command::{
 use otc_engine::ids::MS_PER_MIN;
 use otc_engine::payment::{ChannelProvider, GatewayPayment, payment_reference};
 use otc_engine::users::{MethodDetails, MethodKind};
+use std::collections::BTreeMap;
+
+use otc_engine::buy::BuyOrder;
+use otc_engine::listing::Listing;
+use otc_engine::trade::Trade;
 use otc_engine::{
-    Asset, Command, Engine, EngineConfig, Event, EventKind, Fiat, ListingId, MethodId, Rejection,
-    RejectionKind, Timestamp, TradeId, UserId,
+    Asset, BuyOrderId, Command, EndedRecord, Engine, EngineConfig, Event, EventKind, Fiat,
+    ListingId, MethodId, Rejection, RejectionKind, Target, Timestamp, TradeId, UserId,
 };
 use otc_sim::model::Model;
 use rust_decimal::Decimal;
@@ -45,6 +50,67 @@ pub struct World {
     pub e: Engine,
     pub m: Model,
     pub now: Timestamp,
+    /// What storage's history would hold: the latest version of each trade,
+    /// listing and buy order a command changed.
+    pub history: History,
+}
+
+/// The shell's history, as the writer keeps it: it answers for records the
+/// engine forgot (SPEC §10: an action on one is refused naming its state).
+#[derive(Default)]
+pub struct History {
+    trades: BTreeMap<TradeId, Trade>,
+    listings: BTreeMap<ListingId, Listing>,
+    orders: BTreeMap<BuyOrderId, BuyOrder>,
+}
+
+impl History {
+    /// Applies `cmd` as the writer does: the engine decides, history keeps
+    /// what it changed, and a NOT_FOUND for a record only history holds is
+    /// decided again with history's record of it.
+    pub fn apply(
+        &mut self,
+        e: &mut Engine,
+        cmd: &Command,
+        now: Timestamp,
+    ) -> Result<Vec<Event>, Rejection> {
+        match e.apply(cmd, now) {
+            Ok(events) => {
+                let c = e.changed();
+                for id in &c.trades {
+                    if let Some(t) = e.trade(*id) {
+                        self.trades.insert(*id, t.clone());
+                    }
+                }
+                for id in &c.listings {
+                    if let Some(l) = e.listing(*id) {
+                        self.listings.insert(*id, l.clone());
+                    }
+                }
+                for id in &c.orders {
+                    if let Some(o) = e.buy_order(*id) {
+                        self.orders.insert(*id, o.clone());
+                    }
+                }
+                Ok(events)
+            }
+            Err(r) => {
+                let record = match cmd.target() {
+                    Some(Target::Trade(id)) => self.trades.get(&id).map(EndedRecord::Trade),
+                    Some(Target::Listing(id)) => self.listings.get(&id).map(EndedRecord::Listing),
+                    Some(Target::BuyOrder(id)) => self.orders.get(&id).map(EndedRecord::BuyOrder),
+                    None => None,
+                };
+                let again = match record {
+                    Some(rec) if r.kind() == RejectionKind::NotFound => {
+                        e.refusal_on_ended(cmd, rec, now)
+                    }
+                    _ => None,
+                };
+                Err(again.unwrap_or(r))
+            }
+        }
+    }
 }
 
 impl World {
@@ -57,6 +123,7 @@ impl World {
             m: Model::new(&config),
             e: Engine::new(config).expect("config"),
             now: T0,
+            history: History::default(),
         }
     }
 
@@ -66,6 +133,7 @@ impl World {
             m: Model::new(model),
             e: Engine::new(engine).expect("config"),
             now: T0,
+            history: History::default(),
         }
     }
 
@@ -74,7 +142,7 @@ impl World {
         &mut self,
         cmd: &Command,
     ) -> (Result<Vec<Event>, Rejection>, Result<(), String>) {
-        let result = self.e.apply(cmd, self.now);
+        let result = self.history.apply(&mut self.e, cmd, self.now);
         let fed = match &result {
             Ok(events) => Ok(events.as_slice()),
             Err(r) => Err(r),

@@ -1,10 +1,17 @@
 //! History and retention: the final state of records a group ended,
-//! the per-user indexes, and pruning of request ids and events.
+//! the per-user indexes, pruning of request ids and events, and actions on
+//! a record only history still holds.
 
 use crate::store::Batch;
 use std::collections::BTreeSet;
 
-use otc_engine::{BuyOrderId, Changed, Event, EventKind, ListingId, Timestamp, TradeId};
+use otc_engine::buy::BuyOrder;
+use otc_engine::listing::Listing;
+use otc_engine::trade::Trade;
+use otc_engine::{
+    BuyOrderId, Changed, Command, EndedRecord, Event, EventKind, ListingId, Rejection, Target,
+    Timestamp, TradeId,
+};
 
 use super::Writer;
 use crate::codec::{self, kind};
@@ -29,6 +36,51 @@ impl GroupChanges {
         self.listings.extend(&c.listings);
         self.orders.extend(&c.orders);
     }
+}
+
+/// History's record of an ended trade, listing or buy order, owned.
+pub enum Ended {
+    /// A trade.
+    Trade(Trade),
+    /// A listing.
+    Listing(Listing),
+    /// A buy order.
+    BuyOrder(BuyOrder),
+}
+
+impl Ended {
+    /// Borrowed, as the engine takes it.
+    pub fn as_ref(&self) -> EndedRecord<'_> {
+        match self {
+            Ended::Trade(t) => EndedRecord::Trade(t),
+            Ended::Listing(l) => EndedRecord::Listing(l),
+            Ended::BuyOrder(o) => EndedRecord::BuyOrder(o),
+        }
+    }
+}
+
+/// History's record of what `cmd` acts on, when the engine `refused` it
+/// NOT_FOUND for that record (the engine holds none of it then).
+///
+/// # Errors
+/// The record is damaged, or storage failed.
+pub fn ended_record(
+    store: &Store,
+    cmd: &Command,
+    refused: &Rejection,
+) -> Result<Option<Ended>, StorageError> {
+    Ok(match (cmd.target(), refused) {
+        (Some(Target::Trade(id)), Rejection::TradeNotFound(r)) if id == *r => {
+            store.trade(id)?.map(Ended::Trade)
+        }
+        (Some(Target::Listing(id)), Rejection::ListingNotFound(r)) if id == *r => {
+            store.listing(id)?.map(Ended::Listing)
+        }
+        (Some(Target::BuyOrder(id)), Rejection::BuyOrderNotFound(r)) if id == *r => {
+            store.buy_order(id)?.map(Ended::BuyOrder)
+        }
+        _ => None,
+    })
 }
 
 /// Records an event needs besides the group's event record: a chat message
@@ -57,6 +109,25 @@ pub(crate) fn stage_event_indexes(batch: &mut Batch, e: &Event) -> Result<(), St
 }
 
 impl Writer {
+    /// What a command the engine answered NOT_FOUND gets. When the trade,
+    /// listing or buy order it acts on has left the engine's working set
+    /// but history holds it, the engine refuses the command as it did while
+    /// it held the ended record: naming its state to its owner or a party
+    /// (SPEC §10). The look-up happens only on this refusal; a refusal
+    /// changes nothing and is not journaled, so replay never needs it.
+    pub(crate) fn refusal_on_forgotten(
+        &self,
+        cmd: &Command,
+        refused: Rejection,
+        now: Timestamp,
+    ) -> Result<Rejection, StorageError> {
+        let ended = ended_record(&self.store, cmd, &refused)?;
+        Ok(ended
+            .as_ref()
+            .and_then(|r| self.engine.refusal_on_ended(cmd, r.as_ref(), now))
+            .unwrap_or(refused))
+    }
+
     /// Writes the final state of every trade, listing and buy order the
     /// group ended (or changed after it ended), and every appeal it touched,
     /// so history outlives the engine's working set. Open records live in

@@ -6,7 +6,9 @@ use crate::store::Batch;
 use std::time::Instant;
 
 use otc_engine::ids::MS_PER_HOUR;
-use otc_engine::{Command, Engine, EngineConfig, Event, Rejection, Timestamp, UserId};
+use otc_engine::{
+    Command, Engine, EngineConfig, Event, Rejection, RejectionKind, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::{self, kind};
@@ -18,6 +20,7 @@ pub mod idem;
 mod recovery;
 mod snapshots;
 
+pub use history::{Ended, ended_record};
 use history::{GroupChanges, History, stage_event_indexes};
 pub use idem::{Earlier, IdemRecord, KnownIds, Replier, StoredKind, StoredOutcome};
 use idem::{Idempotency, command_fingerprint};
@@ -432,6 +435,12 @@ impl Writer {
             _ => self
                 .engine
                 .apply_into(&raw.command, raw.now, &mut self.events),
+        };
+        let applied = match applied {
+            Err(r) if r.kind() == RejectionKind::NotFound => {
+                Err(self.refusal_on_forgotten(&raw.command, r, raw.now)?)
+            }
+            other => other,
         };
         let reply = match (&self.replier, &request_id) {
             (Some(render), Some(_)) => Some(render(
