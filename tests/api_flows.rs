@@ -2,6 +2,8 @@
 
 use otc_api::auth::Role;
 use otc_api::proto as pb;
+#[path = "flows/forgotten.rs"]
+mod forgotten;
 mod harness;
 
 use harness::steps::*;

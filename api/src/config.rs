@@ -189,6 +189,11 @@ pub struct ServerConfig {
     /// Chat messages with a file per trade (as attachments per appeal, SPEC §11).
     #[arg(long, env = "OTC_CHAT_FILES_PER_TRADE", default_value_t = 10)]
     pub chat_files_per_trade: u32,
+    /// How long an ended trade, listing or buy order stays in the engine's
+    /// working set; past it, history answers for it (memory follows
+    /// activity, not age).
+    #[arg(long, env = "OTC_ENDED_RETENTION", default_value = "1h", value_parser = parse_duration)]
+    pub ended_retention: Duration,
     /// How long events are kept for resuming streams (SPEC §13).
     #[arg(long, env = "OTC_EVENT_RETENTION", default_value = "7d", value_parser = parse_duration)]
     pub event_retention: Duration,
@@ -338,6 +343,7 @@ impl ServerConfig {
             chat_chars_max: self.chat_chars_max,
             chat_messages_per_trade_max: self.chat_messages_per_trade,
             chat_files_per_trade_max: self.chat_files_per_trade,
+            ended_retention_ms: ms(self.ended_retention),
             event_retention_ms: ms(self.event_retention),
             premium_bps_min: self.premium_min_bps,
             premium_bps_max: self.premium_max_bps,

@@ -3,7 +3,7 @@
 //! what the amount is; the channel signs the order.
 
 use otc_engine::ids::MS_PER_MIN;
-use otc_engine::{TradeId, UserId};
+use otc_engine::{Rejection, TradeId, UserId};
 use otc_gateway::OrderRequest;
 use tonic::Status;
 
@@ -25,12 +25,24 @@ pub async fn payment_order(
     trade: TradeId,
 ) -> Result<pb::PaymentOrder, Status> {
     let now = clock_now();
-    let facts = core
-        .read()
-        .await?
-        .engine()
-        .payment_order(buyer, trade, now)
-        .map_err(|r| cv::status_of(&r))?;
+    let facts = {
+        let w = core.read().await?;
+        match w.engine().payment_order(buyer, trade, now) {
+            // Ended and forgotten by the engine: refused as it was before,
+            // from history.
+            Err(Rejection::TradeNotFound(id)) => {
+                let ended = w
+                    .store()
+                    .trade(id)
+                    .map_err(|e| Status::unavailable(e.to_string()))?;
+                Err(ended.map_or(Rejection::TradeNotFound(id), |t| {
+                    w.engine().payment_order_ended(buyer, &t)
+                }))
+            }
+            other => other,
+        }
+        .map_err(|r| cv::status_of(&r))?
+    };
     let channel = channels.get(&facts.channel).ok_or_else(|| {
         Status::failed_precondition(format!(
             "payment channel {} is not served here any more; pay as the trade's terms say",
