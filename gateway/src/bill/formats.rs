@@ -187,7 +187,10 @@ fn wechat(row: &Row, c: &WeChatColumns) -> Result<BillRow, BillError> {
                 let why = "a refund row needs this column, missing from the header";
                 BillError::in_column(row.line, "退款金额", why)
             })?;
-            row.amount(col, Sign::Unsigned)?
+            // A refund of an order a coupon paid whole refunds 0.00 of
+            // settled money (退款金额 leaves coupons out): a refund row all
+            // the same, which the matcher reports whatever its amount.
+            row.amount_or_zero(col)?
         }
         // A coupon may cover the whole order: settled 0.00, a mismatch for
         // the matcher to report, not a malformed bill.

@@ -332,9 +332,16 @@ fn wechat_paid_row_settled_zero_is_read_not_refused() {
         (rows[0].amount, rows[0].status),
         (Decimal::ZERO, RowStatus::Paid)
     );
-    // A refund of nothing is still malformed.
+    // Its refund refunds 0.00 of settled money: read too, a refund row.
     let text = wechat_bill("").replacen("`4.00,`0.00,`ORIGINAL", "`0.00,`0.00,`ORIGINAL", 1);
-    let error = read_all(BillFormat::WeChatPay, text.as_bytes()).expect_err("zero refund");
+    let rows = read_all(BillFormat::WeChatPay, text.as_bytes()).expect("zero refund");
+    assert_eq!(
+        (rows[1].amount, rows[1].status),
+        (Decimal::ZERO, RowStatus::Refund)
+    );
+    // A refund amount that is not an amount still refuses the bill.
+    let text = wechat_bill("").replacen("`4.00,`0.00,`ORIGINAL", "`-4.00,`0.00,`ORIGINAL", 1);
+    let error = read_all(BillFormat::WeChatPay, text.as_bytes()).expect_err("negative refund");
     assert_eq!((error.line, error.column.as_deref()), (3, Some("退款金额")));
 }
 
