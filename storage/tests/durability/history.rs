@@ -259,3 +259,105 @@ fn history_records_decode_when_groups_carry_their_due_deadlines() {
     }
     assert!(found > 10, "ended trades are in history ({found})");
 }
+
+/// Opens the store's sled tree directly once the writer is gone (sled frees
+/// its lock a moment after the writer's handle is dropped).
+fn raw_tree(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
+    let started = std::time::Instant::now();
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled: {e}"),
+        }
+    };
+    let tree = db.open_tree("otc").unwrap();
+    (db, tree)
+}
+
+/// SPEC §10: an action on a trade the engine forgot is refused naming its
+/// state, from history; a stranger still gets NOT_FOUND; and a history
+/// record that cannot be read keeps NOT_FOUND without stopping the writer
+/// (anyone may name any trade).
+#[test]
+fn an_action_on_a_forgotten_trade_is_refused_from_history() {
+    use otc_engine::{Rejection, RejectionKind, TradeId};
+    let dir = tempfile::tempdir().unwrap();
+    let (forgotten, later) = {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let mut load = Workload::new(5, 8);
+        let now = run(&mut w, &mut load, 800, 4, T0);
+        let later = now.plus_ms(2 * 60 * 60_000);
+        w.fire_due(later).unwrap();
+        let forgotten: Vec<(TradeId, otc_engine::UserId)> = (1..5_000)
+            .map(TradeId)
+            .filter(|id| w.engine().trade(*id).is_none())
+            .filter_map(|id| w.store().trade(id).unwrap().map(|t| (id, t.buyer)))
+            .take(2)
+            .collect();
+        assert_eq!(forgotten.len(), 2, "the workload ended trades long ago");
+        (forgotten, later)
+    };
+    let mark_paid = |(trade, buyer): (TradeId, otc_engine::UserId), rid: &str| Request {
+        request_id: Some(rid.into()),
+        command: Command::MarkPaid { buyer, trade },
+        now: later,
+        call: None,
+    };
+    let stranger = workload_user(999);
+    {
+        let mut w = open(dir.path(), WriterOptions::default());
+        let out = w
+            .apply_group(&[
+                mark_paid(forgotten[0], "a"),
+                mark_paid((forgotten[0].0, stranger), "b"),
+            ])
+            .unwrap();
+        match &out[0] {
+            Outcome::Rejected(r) => {
+                assert_eq!(r.kind(), RejectionKind::FailedPrecondition, "{r}");
+                assert!(r.to_string().contains(&forgotten[0].0.to_string()), "{r}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            out[1],
+            Outcome::Rejected(Rejection::TradeNotFound(forgotten[0].0))
+        );
+    }
+    {
+        // Damage the other trade's history record.
+        let (db, tree) = raw_tree(dir.path());
+        let prefix = otc_storage::codec::key_u64(otc_storage::codec::kind::TRADE, forgotten[1].0.0);
+        let (key, value) = tree.scan_prefix(prefix).next().unwrap().unwrap();
+        let mut bytes = value.to_vec();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x55;
+        tree.insert(key, bytes).unwrap();
+        db.flush().unwrap();
+    }
+    let mut w = open(dir.path(), WriterOptions::default());
+    let out = w
+        .apply_group(&[
+            mark_paid(forgotten[1], "c"),
+            Request {
+                request_id: None,
+                command: deposit("5", "after"),
+                now: later,
+                call: None,
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        out[0],
+        Outcome::Rejected(Rejection::TradeNotFound(forgotten[1].0))
+    );
+    assert!(matches!(out[1], Outcome::Applied(_)), "{:?}", out[1]);
+    assert!(
+        w.store().trade(forgotten[1].0).is_err(),
+        "the record is damaged"
+    );
+}
