@@ -128,8 +128,11 @@ impl Engine {
     }
 }
 
-/// A forgotten listing is cancelled or closed: every action its seller may
-/// take on one needs it live.
+/// A forgotten listing is cancelled or closed. Pausing or resuming needs it
+/// live, as when held. Cancelling a cancelled one is refused as when held;
+/// a closed one, which the engine held could still mark cancelled (nothing
+/// moving), has nothing left to cancel once forgotten: refused naming
+/// CLOSED.
 fn listing_refusal(cmd: &Command, ended: &Listing) -> Option<Rejection> {
     use Command as C;
     let (seller, action) = match cmd {

@@ -256,3 +256,50 @@ fn a_forgotten_listing_or_buy_order_refuses_naming_its_state() {
         assert_eq!(w.e.refusal_on_ended(c, other, w.now), None, "{c:?}");
     }
 }
+
+/// A listing closed when fully traded: while held, its seller may still
+/// mark it cancelled; once forgotten there is nothing left to cancel, and
+/// every action is refused naming CLOSED.
+#[test]
+fn a_forgotten_closed_listing_refuses_naming_closed() {
+    let mut w = World::default();
+    w.seller(user(S), "10");
+    let l = w.publish(user(S), "7.00", "10", "10", "700");
+    let t = w.buy_coin(user(B), "10");
+    w.ok(Command::MarkPaid {
+        buyer: user(B),
+        trade: t,
+    });
+    w.release(user(S), t);
+    let listing = w.e.listing(l).cloned().expect("held while recent");
+    assert!(
+        listing.state.name().starts_with("CLOSED"),
+        "{:?}",
+        listing.state
+    );
+    w.advance(2 * 60 * minutes(1));
+    assert!(w.e.listing(l).is_none(), "forgotten");
+    for (cmd, action) in [
+        (
+            Command::CancelListing {
+                seller: user(S),
+                listing: l,
+            },
+            "cancel",
+        ),
+        (
+            Command::PauseListing {
+                seller: user(S),
+                listing: l,
+            },
+            "pause",
+        ),
+    ] {
+        let r =
+            w.e.refusal_on_ended(&cmd, EndedRecord::Listing(&listing), w.now)
+                .expect("decided from history");
+        assert_eq!(r.kind(), RejectionKind::FailedPrecondition, "{r}");
+        let text = r.to_string();
+        assert!(text.contains("CLOSED") && text.contains(action), "{text}");
+    }
+}
