@@ -150,7 +150,7 @@ async fn the_console_is_served_with_strict_headers_and_speaks_grpc_web() {
     assert!(schema["methods"]["/otc.v1.SupportService/ResolveAppeal"].is_object());
     let (status, _, limits) = http(&format!("{base}/limits.json"), "GET", &[], b"").await;
     assert_eq!(status, 200);
-    assert_eq!(limits, br#"{"page_size_max":200}"#);
+    assert_eq!(limits, br#"{"page_size_max":200,"text_chars_max":2000}"#);
     let (status, head, _) = http(&format!("{base}/../data/jwt-secret"), "GET", &[], b"").await;
     assert_eq!(status, 404, "nothing but the embedded files: {head}");
     assert!(head.contains("x-content-type-options: nosniff"));
@@ -280,9 +280,10 @@ async fn a_closed_stream_frees_its_slot_without_waiting_for_an_event() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consoles_own_logic_passes_its_unit_tests_in_chromium() {
-    // Lists page by the server's bound when it is under the console's 200
-    // (the JS unit tests check the page size the console asks for).
-    let s = Server::start(&["--page-size-max", "150"]).await;
+    // Lists page by the server's bound when it is under the console's 200,
+    // and note inputs take as much as the server does (the JS unit tests
+    // check the page size the console asks for and the notes' maxlength).
+    let s = Server::start(&["--page-size-max", "150", "--text-chars-max", "3000"]).await;
     let b = Browser::start("UTC").await;
     b.goto(&s.console).await;
     b.wait_for("#token").await;

@@ -36,13 +36,12 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 /// The console's routes: the embedded files and, for anything else, the gRPC
 /// services as gRPC-Web, behind the same [`crate::gate`] as on the gRPC
 /// listener.
-pub fn router(grpc: Routes, gate: crate::gate::GateLayer, page_size_max: u32) -> Router {
+pub fn router(grpc: Routes, gate: crate::gate::GateLayer, limits: Limits) -> Router {
     let mut files = Router::new().route("/", axum::routing::get(file));
     for (path, _) in ASSETS {
         files = files.route(path, axum::routing::get(file));
     }
-    // The server's settings the console pages by (SPEC §18).
-    let limits = format!("{{\"page_size_max\":{page_size_max}}}");
+    let limits = limits.json();
     files = files
         .route("/schema.json", axum::routing::get(schema))
         .route(
@@ -64,6 +63,26 @@ pub fn router(grpc: Routes, gate: crate::gate::GateLayer, page_size_max: u32) ->
         .layer(tonic_web::GrpcWebLayer::new())
         .fallback_service(files)
         .layer(axum::middleware::map_response(secure_headers))
+}
+
+/// The server's settings the console's pages follow (SPEC §18), served as
+/// `/limits.json`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `--page-size-max`: the console asks for no more per page.
+    pub page_size_max: u32,
+    /// `--text-chars-max`: the longest note the server takes, the note
+    /// inputs' `maxlength`.
+    pub text_chars_max: usize,
+}
+
+impl Limits {
+    fn json(self) -> String {
+        format!(
+            "{{\"page_size_max\":{},\"text_chars_max\":{}}}",
+            self.page_size_max, self.text_chars_max
+        )
+    }
 }
 
 /// The content type of a console file, from its extension.

@@ -277,12 +277,15 @@ pub async fn run(
         .add_service(services.merchant.clone())
         .add_service(services.support.clone())
         .add_service(services.admin.clone());
-    let page_size_max = cfg.page_size_max;
+    let limits = crate::console::Limits {
+        page_size_max: cfg.page_size_max,
+        text_chars_max: cfg.text_chars_max,
+    };
     let console_gate = gate.clone().with_deadline(REQUEST_TIMEOUT);
     let console_connections = crate::listen::Connections::new(budgets.side);
     let (keepalive, keepalive_timeout) = (cfg.keepalive, cfg.keepalive_timeout);
     let console_server = tokio::spawn(async move {
-        let app = crate::console::router(console_routes, console_gate, page_size_max);
+        let app = crate::console::router(console_routes, console_gate, limits);
         let console = crate::listen::Limited {
             listener: console,
             connections: console_connections,

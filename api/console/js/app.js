@@ -17,31 +17,54 @@ export const app = {
 
 /** The page size the console asks for, unless the server allows less. */
 const PAGE_SIZE = 200;
-let pageSizePromise = null;
+/** The longest note, unless the server says otherwise (`--text-chars-max`). */
+const TEXT_CHARS_MAX = 2000;
+let limitsPromise = null;
 
 /**
- * The page size for list calls: 200, or the server's `--page-size-max` when
- * it is lower (read once from /limits.json; a failed read is tried again).
+ * The server's limits the console follows, read once from /limits.json (a
+ * failed read is tried again): `pageSize`, 200 or the server's
+ * `--page-size-max` when it is lower, and `textCharsMax`, the longest note.
  */
-export function pageSize() {
-  if (!pageSizePromise) {
-    // Bounded as a call is (a dead connection: the default page size).
+export function limits() {
+  if (!limitsPromise) {
+    // Bounded as a call is (a dead connection: the defaults).
     const signal = AbortSignal.timeout(CALL_DEADLINE_MS);
-    pageSizePromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin', signal })
+    const positive = (n) => Number.isInteger(n) && n > 0;
+    limitsPromise = fetch('/limits.json', { cache: 'no-cache', credentials: 'same-origin', signal })
       .then((r) => {
         if (!r.ok) throw new Error(`/limits.json: HTTP ${r.status}`);
         return r.json();
       })
       .then((l) => {
         const max = Number(l && l.page_size_max);
-        return Number.isInteger(max) && max > 0 ? Math.min(PAGE_SIZE, max) : PAGE_SIZE;
+        const chars = Number(l && l.text_chars_max);
+        return {
+          pageSize: positive(max) ? Math.min(PAGE_SIZE, max) : PAGE_SIZE,
+          textCharsMax: positive(chars) ? chars : TEXT_CHARS_MAX,
+        };
       })
       .catch(() => {
-        pageSizePromise = null;
-        return PAGE_SIZE;
+        limitsPromise = null;
+        return { pageSize: PAGE_SIZE, textCharsMax: TEXT_CHARS_MAX };
       });
   }
-  return pageSizePromise;
+  return limitsPromise;
+}
+
+/** The page size for list calls (see `limits`). */
+export function pageSize() {
+  return limits().then((l) => l.pageSize);
+}
+
+/**
+ * Bounds a note input as the server bounds notes: its `maxlength` is the
+ * server's `--text-chars-max` once known (the server checks it in any case).
+ */
+export function boundNote(input) {
+  input.maxLength = TEXT_CHARS_MAX;
+  limits().then((l) => { input.maxLength = l.textCharsMax; });
+  return input;
 }
 
 export const SUPPORT = 'support';

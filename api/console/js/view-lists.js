@@ -2,7 +2,7 @@
 // (#mistakes-view): paged lists, refreshed live by the appeal-queue stream;
 // closing either needs a note (role support only).
 
-import { app, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
+import { app, boundNote, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, clear, h, idCell, table, textOr, timeEl } from './dom.js';
 import { on } from './view-queue.js';
 
@@ -86,7 +86,7 @@ class PagedList {
 }
 
 function noteInput(list, id, cls) {
-  const input = h('input', { type: 'text', class: ['note-input', cls], maxlength: '2000', 'placeholder-i18n': 'list.notePlaceholder' });
+  const input = boundNote(h('input', { type: 'text', class: ['note-input', cls], 'placeholder-i18n': 'list.notePlaceholder' }));
   input.value = list.notes.get(id) || '';
   input.addEventListener('input', () => {
     list.notes.set(id, input.value);

@@ -3,7 +3,7 @@
 // evidence and chat; claim, hand back and resolve for role support.
 
 import {
-  app, busy, canAct, clearErrorFrom, confirmDialog, guard, localError, mutate, pageSize, rpc, showError,
+  app, boundNote, busy, canAct, clearErrorFrom, confirmDialog, guard, localError, mutate, pageSize, rpc, showError,
   SUPPORT_SVC,
 } from './app.js';
 import { attachmentNode, releaseAttachments } from './attachments.js';
@@ -177,7 +177,7 @@ function claimControls(a) {
 }
 
 function resolveControls() {
-  const note = h('textarea', { id: 'note', rows: '3', maxlength: '2000', required: true, 'placeholder-i18n': 'resolve.notePlaceholder' });
+  const note = boundNote(h('textarea', { id: 'note', rows: '3', required: true, 'placeholder-i18n': 'resolve.notePlaceholder' }));
   note.value = noteDraft;
   note.addEventListener('input', () => {
     noteDraft = note.value;

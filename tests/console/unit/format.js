@@ -62,6 +62,15 @@ await section('lists page by the server\'s bound', async () => {
   eq(await pageSize(), 150, 'read once, then kept');
 });
 
+await section('notes take as much as the server does', async () => {
+  if (typeof document === 'undefined') return;
+  const { boundNote, limits } = await import('/js/app.js');
+  eq((await limits()).textCharsMax, 3000, 'the server runs with --text-chars-max 3000');
+  const note = boundNote(document.createElement('textarea'));
+  await limits();
+  eq(note.maxLength, 3000, 'a note input\'s maxlength follows the server');
+});
+
 await section('JWT payload', () => {
   const sub = '3f2a6c1e-1111-4222-8333-944445555666';
   const token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify({ sub, role: 'support_viewer', exp: 2000000000, name: '客服 ✓?>' }))}.c2ln`;
