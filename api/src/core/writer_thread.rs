@@ -91,13 +91,13 @@ pub(super) fn writer_loop(
         // Declared after the guard, so dropped before it if this thread
         // panics: answers may already be out, so readers must be refused.
         let _on_panic = FailOnPanic(failed);
-        // Due deadlines ride in the same group (one commit, one fdatasync),
-        // first: a request at `now` is judged after every deadline due by
-        // then has fired (a trade timed out has returned its coin, and freed
-        // its buyer's place, before a buy in the group looks).
-        if let Some(due) = w.due_request(now) {
-            requests.insert(0, due);
-        }
+        // Due deadlines ride in the same group: one commit, one fdatasync.
+        // Last, not first: every request is judged at the one `now` taken
+        // after the queue drained, so a gateway's proof of a payment made in
+        // time, queued before the window closed, must come before the
+        // timeout that would cancel the trade (SPEC §19: paid in time,
+        // notified late, before the timer ran: paid).
+        requests.extend(w.due_request(now));
         let before = w.stats;
         let group = jobs.len();
         // Answered as soon as the group is durable: readers still wait for
@@ -204,8 +204,8 @@ pub(super) struct Answers {
 
 impl Answers {
     /// Sends each job its outcome, and every applied event to the live
-    /// streams in sequence order; outcomes before the jobs' are the due
-    /// deadlines' (events only). A password set is forgotten before any answer goes out; the
+    /// streams; outcomes past the jobs' are the due deadlines' (events
+    /// only). A password set is forgotten before any answer goes out; the
     /// password a job's applied command was verified with is remembered.
     fn answer(&self, jobs: Vec<Job>, mut outcomes: Vec<Done>) {
         let mut set_here = Vec::new();
@@ -220,17 +220,8 @@ impl Answers {
             }
         }
         let now = Instant::now();
-        // A `FireDue` comes first in a group: its events have the lowest
-        // sequence numbers, and go out first.
-        let answered = outcomes.split_off(outcomes.len().saturating_sub(jobs.len()));
-        for done in outcomes {
-            if let Outcome::Applied(events) = done.outcome {
-                for e in events {
-                    let _ = self.bus.send(Arc::new(e));
-                }
-            }
-        }
-        for (job, done) in jobs.into_iter().zip(answered) {
+        let fired = outcomes.split_off(jobs.len().min(outcomes.len()));
+        for (job, done) in jobs.into_iter().zip(outcomes) {
             if let Outcome::Applied(events) = &done.outcome {
                 // Applied: its verdict was about the current hash, unless a
                 // later command of this group set the password.
@@ -244,6 +235,13 @@ impl Answers {
                 }
             }
             let _ = job.reply.send(Ok(done));
+        }
+        for done in fired {
+            if let Outcome::Applied(events) = done.outcome {
+                for e in events {
+                    let _ = self.bus.send(Arc::new(e));
+                }
+            }
         }
     }
 }
@@ -322,47 +320,6 @@ mod tests {
         assert_eq!(replies.len(), 5);
         for rx in &mut replies {
             assert!(rx.try_recv().is_ok(), "every job is answered");
-        }
-    }
-
-    /// The group's `FireDue` comes first: its outcome is no job's answer,
-    /// and its events reach the streams before the jobs' (sequence order).
-    #[test]
-    fn deadlines_fired_first_publish_first_and_answer_no_job() {
-        let bus = broadcast::channel(16).0;
-        let mut streamed = bus.subscribe();
-        let answers = Answers {
-            bus,
-            passwords: Arc::new(crate::passwords::tests::passwords(Duration::from_secs(60))),
-            failpoint: None,
-        };
-        let (reply, mut rx) = oneshot::channel();
-        let job = Job {
-            request_id: None,
-            command: deposit("any"),
-            call: None,
-            password: None,
-            hold: None,
-            reply,
-        };
-        let event = |seq| Event {
-            seq,
-            at: clock_now(),
-            kind: EventKind::FundPasswordSet {
-                user: UserId(uuid::Uuid::from_bytes([seq as u8; 16])),
-            },
-        };
-        let done = |events| Done {
-            outcome: Outcome::Applied(events),
-            reply: None,
-        };
-        answers.answer(vec![job], vec![done(vec![event(1)]), done(vec![event(2)])]);
-        let seqs: Vec<u64> =
-            std::iter::from_fn(|| streamed.try_recv().ok().map(|e| e.seq)).collect();
-        assert_eq!(seqs, [1, 2]);
-        match rx.try_recv() {
-            Ok(Ok(d)) => assert_eq!(d.outcome, Outcome::Applied(vec![event(2)])),
-            other => panic!("the job's own outcome: {other:?}"),
         }
     }
 }

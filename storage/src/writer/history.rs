@@ -119,10 +119,9 @@ impl Writer {
     /// A record that cannot be read keeps the engine's NOT_FOUND: anyone
     /// may name any id, so a damaged record must not stop the writer (reads
     /// of it elsewhere answer UNAVAILABLE; a failure putting the group sled
-    /// lacks into it is recorded, and the next commit stops the writer).
-    /// History reaches sled at its group's commit, so a record ended and
-    /// forgotten within one group is not found here: `otcd` puts a group's
-    /// `FireDue` first, and the retention is far longer than a group.
+    /// lacks into it is recorded, and the next commit stops the writer). History reaches sled at its group's commit, so a record ended
+    /// and forgotten within one group is not found here: `otcd` puts a
+    /// group's `FireDue` last, and the retention is far longer than a group.
     pub(crate) fn refusal_on_forgotten(
         &self,
         cmd: &Command,
