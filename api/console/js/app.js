@@ -63,7 +63,8 @@ export function pageSize() {
  */
 export function boundNote(input) {
   input.maxLength = TEXT_CHARS_MAX;
-  limits().then((l) => { input.maxLength = l.textCharsMax; });
+  // maxLength is a 32-bit attribute: a larger setting means "no bound here".
+  limits().then((l) => { input.maxLength = Math.min(l.textCharsMax, 0x7fffffff); });
   return input;
 }
 

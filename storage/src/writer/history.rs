@@ -116,24 +116,27 @@ impl Writer {
     /// (SPEC §10). The look-up happens only on this refusal; a refusal
     /// changes nothing and is not journaled, so replay never needs it.
     ///
-    /// A record that cannot be read keeps the engine's NOT_FOUND: anyone
-    /// may name any id, so a damaged record must not stop the writer (reads
-    /// of it elsewhere answer UNAVAILABLE; a failure putting the group sled
-    /// lacks into it is recorded, and the next commit stops the writer). History reaches sled at its group's commit, so a record ended
-    /// and forgotten within one group is not found here: `otcd` puts a
-    /// group's `FireDue` last, and the retention is far longer than a group.
+    /// A damaged record keeps the engine's NOT_FOUND: anyone may name any
+    /// id, so one bad record must not stop the writer (reads of it answer
+    /// UNAVAILABLE). Any other storage failure stops it, as everywhere.
+    /// History reaches sled at its group's commit, so a record ended and
+    /// forgotten within one group is not found here: `otcd` puts a group's
+    /// `FireDue` last, and the retention is far longer than a group.
     pub(crate) fn refusal_on_forgotten(
         &self,
         cmd: &Command,
         refused: Rejection,
         now: Timestamp,
-    ) -> Rejection {
-        let Ok(Some(ended)) = ended_record(&self.store, cmd, &refused) else {
-            return refused;
+    ) -> Result<Rejection, StorageError> {
+        let ended = match ended_record(&self.store, cmd, &refused) {
+            Ok(Some(ended)) => ended,
+            Ok(None) | Err(StorageError::Corrupt { .. }) => return Ok(refused),
+            Err(e) => return Err(e),
         };
-        self.engine
+        Ok(self
+            .engine
             .refusal_on_ended(cmd, ended.as_ref(), now)
-            .unwrap_or(refused)
+            .unwrap_or(refused))
     }
 
     /// Writes the final state of every trade, listing and buy order the

@@ -438,7 +438,7 @@ impl Writer {
         };
         let applied = match applied {
             Err(r) if r.kind() == RejectionKind::NotFound => {
-                Err(self.refusal_on_forgotten(&raw.command, r, raw.now))
+                Err(self.refusal_on_forgotten(&raw.command, r, raw.now)?)
             }
             other => other,
         };
