@@ -5,6 +5,7 @@
 use crate::engine::{Engine, invariant};
 use crate::event::EventKind;
 use crate::ids::{MistakeId, Timestamp, UserId};
+use crate::ops_recon_unseen::Unseen;
 use crate::payment::{EndedTrade, GatewayPayment};
 use crate::recon::{
     Around, BillRecord, DayWindow, Handled, LoggedPayment, Matcher, Mistake, MistakeFacts,
@@ -34,21 +35,14 @@ impl Engine {
         // Its day's bill is in and did not show it (a bill that had would
         // have left a finding above): missing there, as the import would have
         // said had the notification come first.
-        if !reconciled && let Some(day) = self.billed_day_of(&p.channel, at) {
-            let facts = MistakeFacts {
-                kind: MistakeKind::MissingThere,
-                txn_id: p.txn_id.clone(),
-                reference: p.reference.clone(),
-                ours: Some(p.amount),
-                theirs: None,
-                bill_status: None,
+        if !reconciled {
+            let unseen = Unseen {
+                txn_id: &p.txn_id,
+                reference: &p.reference,
+                amount: p.amount,
                 at,
             };
-            if self.record_mistake(&p.channel, &day, facts, now)
-                && let Some(b) = self.state.bills.get_mut(&(p.channel.clone(), day))
-            {
-                b.mistakes += 1;
-            }
+            self.missing_there_if_billed(&p.channel, unseen, now);
         }
         if let Some((day, facts)) = shown
             && facts.theirs != Some(p.amount)
@@ -212,6 +206,9 @@ impl Engine {
                 window: report.window,
             },
         );
+        let key = (channel.to_owned(), day.to_owned());
+        self.judge_unseen_by(channel, report, now);
+        let recorded = self.state.bills.get(&key).map_or(recorded, |b| b.mistakes);
         self.emit(
             now,
             EventKind::BillImported {
@@ -224,64 +221,15 @@ impl Engine {
     }
 
     /// Whether `channel`'s bill of day `day` (days since the epoch) is in.
-    fn billed_on(&self, channel: &str, day: i64) -> bool {
+    pub(crate) fn billed_on(&self, channel: &str, day: i64) -> bool {
         let (y, m, d) = civil(day);
         self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
             .is_some()
     }
 
-    /// The day of `channel`'s imported bill whose day holds `at`, when no
-    /// other bill may show a payment made then: `at` is not within the
-    /// window of a midnight whose other day's bill is still to come.
-    fn billed_day_of(&self, channel: &str, at: Timestamp) -> Option<String> {
-        let bills = self.state.bills.range(
-            (channel.to_owned(), String::new())..(channel.to_owned(), "\u{10ffff}".to_owned()),
-        );
-        // Latest day first; days are keyed YYYY-MM-DD, so in order.
-        for ((_, day), b) in bills.rev() {
-            let Some(w) = b.window else { continue };
-            if w.end <= at {
-                return None;
-            }
-            if w.start > at {
-                continue;
-            }
-            let billed =
-                |offset: i64| chrono_day(day).is_some_and(|n| self.billed_on(channel, n + offset));
-            let near_start = at < w.start.plus_ms(w.window_ms);
-            let near_end = at >= w.end.plus_ms(-w.window_ms);
-            let settled = (!near_start || billed(-1)) && (!near_end || billed(1));
-            return settled.then(|| day.clone());
-        }
-        None
-    }
-
-    /// The day and the `MISSING_HERE` finding of an imported bill that showed
-    /// a payment no notification had brought then.
-    fn bill_showed(&self, channel: &str, txn_id: &str) -> Option<(String, MistakeFacts)> {
-        let key = (
-            channel.to_owned(),
-            txn_id.to_owned(),
-            MistakeKind::MissingHere,
-        );
-        // The key first: the scan runs only for such a payment.
-        if !self.state.mistake_keys.contains(&key) {
-            return None;
-        }
-        self.state
-            .mistakes
-            .values()
-            .find(|m| {
-                m.channel == channel
-                    && m.facts.txn_id == txn_id
-                    && m.facts.kind == MistakeKind::MissingHere
-            })
-            .map(|m| (m.day.clone(), m.facts.clone()))
-    }
-
     /// Stores a finding of `day`'s bill, unless the same one (channel,
     /// transaction, kind) was found before; whether it was new.
-    fn record_mistake(
+    pub(crate) fn record_mistake(
         &mut self,
         channel: &str,
         day: &str,

@@ -325,6 +325,37 @@ fn a_notification_arriving_during_the_import_at_another_amount_is_a_mismatch() {
     );
 }
 
+/// A notification recorded while the bill was being matched (after the
+/// matcher read the payment log, before the bill was recorded), for a
+/// payment the bill does not show: missing there, as it would have been
+/// had it come before the import or after it.
+#[test]
+fn a_payment_recorded_while_the_bill_is_matched_and_not_on_it_is_missing_there() {
+    let mut w = world();
+    let (t, u) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    pay(&mut w, t, "before");
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&line(t, "before", "14.00", w.now));
+    let report = m.finish();
+    // The notification lands between the matcher's read and the record.
+    pay(&mut w, u, "meanwhile");
+    let events = w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: "d".repeat(64),
+        report,
+    });
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::MissingThere);
+    assert_eq!(w.e.state().mistakes[&found[0].0].facts.txn_id, "meanwhile");
+    assert!(events.iter().any(|e| matches!(
+        e.kind,
+        EventKind::BillImported { mistakes: 1, .. }
+    )));
+    assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.mistakes), Some(1));
+}
+
 #[test]
 fn the_payment_log_expires_across_every_channel() {
     let mut w = World::new(otc_engine::EngineConfig {
