@@ -49,7 +49,9 @@ impl Engine {
 
     /// Judges, once `report`'s bill is recorded, the payments logged while
     /// it was matched: in its span, not reconciled, and named nowhere in
-    /// the report (the matcher names every unreconciled payment it read).
+    /// the report (the matcher names every unreconciled payment it read;
+    /// those the bill showed are marked reconciled by then, so only its
+    /// findings, at most `MISTAKES_PER_BILL_MAX`, need looking up).
     pub(crate) fn judge_unseen_by(&mut self, channel: &str, report: &Report, now: Timestamp) {
         let Some(window) = report.window else {
             return;
@@ -59,7 +61,6 @@ impl Engine {
             .iter()
             .chain(report.waiting.iter().map(|(facts, _)| facts))
             .map(|facts| facts.txn_id.as_str())
-            .chain(report.reconciled.iter().map(String::as_str))
             .collect();
         let (from, to) = window.span();
         let unseen: Vec<(String, String, Decimal, Timestamp)> = self

@@ -349,10 +349,11 @@ fn a_payment_recorded_while_the_bill_is_matched_and_not_on_it_is_missing_there()
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].1, MistakeKind::MissingThere);
     assert_eq!(w.e.state().mistakes[&found[0].0].facts.txn_id, "meanwhile");
-    assert!(events.iter().any(|e| matches!(
-        e.kind,
-        EventKind::BillImported { mistakes: 1, .. }
-    )));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::BillImported { mistakes: 1, .. }))
+    );
     assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.mistakes), Some(1));
 }
 
