@@ -16,9 +16,11 @@
 //! when the next premium gives a higher raw price (rounding can make two
 //! premiums equal).
 
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, btree_map, btree_set};
-use std::iter::Peekable;
+use std::collections::{BTreeMap, BTreeSet, btree_map};
+use std::ops::Bound;
+
+mod ordered;
+pub use ordered::Ordered;
 
 use serde::de::Deserializer;
 use serde::ser::{SerializeSeq, Serializer};
@@ -27,11 +29,10 @@ use serde::{Deserialize, Serialize};
 use crate::ids::ListingId;
 use crate::listing::Listing;
 use crate::money::{Asset, Fiat, Price};
-use crate::per_user::IdBuild;
 use crate::slab::IdSlab;
 use rust_decimal::Decimal;
 
-use crate::pricing::{BPS_PER_ONE, Floating, Pricing, effective_price, raw_price};
+use crate::pricing::{BPS_PER_ONE, Floating, Pricing, raw_price};
 
 /// A market: the coin and the fiat.
 pub type Market = (Asset, Fiat);
@@ -127,20 +128,22 @@ impl Levels {
 
     /// Every `(price, id)` in order.
     pub fn iter(&self) -> LevelIter<'_> {
-        LevelIter::new(Some(self))
+        LevelIter::new(Some(self), None)
     }
 }
 
 /// [`Levels`] in `(price, id)` order.
 pub struct LevelIter<'a> {
-    outer: Option<btree_map::Values<'a, Price, BTreeMap<ListingId, Price>>>,
+    outer: Option<btree_map::Range<'a, Price, BTreeMap<ListingId, Price>>>,
     inner: Option<btree_map::Iter<'a, ListingId, Price>>,
 }
 
 impl<'a> LevelIter<'a> {
-    fn new(levels: Option<&'a Levels>) -> Self {
+    /// From the level of `from` (the first), or from the lowest.
+    fn new(levels: Option<&'a Levels>, from: Option<Price>) -> Self {
+        let start = from.map_or(Bound::Unbounded, Bound::Included);
         Self {
-            outer: levels.map(|l| l.levels.values()),
+            outer: levels.map(|l| l.levels.range((start, Bound::Unbounded))),
             inner: None,
         }
     }
@@ -154,7 +157,7 @@ impl Iterator for LevelIter<'_> {
             if let Some((id, p)) = self.inner.as_mut().and_then(Iterator::next) {
                 return Some((*p, *id));
             }
-            self.inner = Some(self.outer.as_mut()?.next()?.iter());
+            self.inner = Some(self.outer.as_mut()?.next()?.1.iter());
         }
     }
 }
@@ -389,153 +392,6 @@ impl Book {
     /// reference).
     pub fn has_market(&self, m: Market) -> bool {
         self.fixed.contains_key(&m) || self.floating.contains_key(&m)
-    }
-
-    /// A market's active listings in matching order with their effective
-    /// prices. `reference` is `None` when the market has no fresh reference:
-    /// floating listings then do not match.
-    pub fn ordered<'a>(
-        &'a self,
-        m: Market,
-        reference: Option<Price>,
-        listings: &'a IdSlab<ListingId, Box<Listing>>,
-        with_fixed: bool,
-    ) -> Ordered<'a> {
-        debug_assert!(
-            reference.is_none() || reference == self.sorted_at.get(&m).copied(),
-            "the book's floors are sorted at another reference"
-        );
-        let floating = reference.and(self.free.get(&m));
-        let floored = reference.and(self.floored.get(&m));
-        let ceilings = reference.and(self.ceilings.get(&m));
-        Ordered {
-            only_fixed: floating.is_none() && floored.is_none() && ceilings.is_none(),
-            fixed: LevelIter::new(self.fixed.get(&m).filter(|_| with_fixed)).peekable(),
-            premium: floating.map(|s| s.iter()).into_iter().flatten().peekable(),
-            floored: floored.map(|s| s.iter()).into_iter().flatten().peekable(),
-            ceiling: ceilings.map(|s| s.iter()).into_iter().flatten().peekable(),
-            reference,
-            listings,
-            floating_set: floating,
-            heap: BinaryHeap::new(),
-            pulled: HashSet::default(),
-        }
-    }
-}
-
-type Stream<'a, K> =
-    Peekable<std::iter::Flatten<std::option::IntoIter<btree_set::Iter<'a, (K, ListingId)>>>>;
-
-/// A market's listings in matching order (see the module docs).
-pub struct Ordered<'a> {
-    /// No floating stream: the fixed one is in matching order by itself,
-    /// with no heap between.
-    only_fixed: bool,
-    fixed: Peekable<LevelIter<'a>>,
-    premium: Stream<'a, i32>,
-    floored: Stream<'a, Price>,
-    ceiling: Stream<'a, Price>,
-    reference: Option<Price>,
-    listings: &'a IdSlab<ListingId, Box<Listing>>,
-    /// The premium index itself, to look past the head's premium.
-    floating_set: Option<&'a BTreeSet<(i32, ListingId)>>,
-    heap: BinaryHeap<Reverse<BookKey>>,
-    pulled: HashSet<ListingId, IdBuild>,
-}
-
-/// Which stream holds the lowest bound.
-#[derive(Clone, Copy)]
-enum Head {
-    Fixed,
-    Premium,
-    Floored,
-    Ceiling,
-}
-
-impl Ordered<'_> {
-    /// The lowest bound (a whole key) of the three streams' heads, and
-    /// which stream it is.
-    fn lowest_head(&mut self) -> Option<(BookKey, Head)> {
-        let mut best: Option<(BookKey, Head)> = None;
-        let mut consider = |k: Option<BookKey>, h: Head| {
-            if let Some(k) = k
-                && best.is_none_or(|(b, _)| k < b)
-            {
-                best = Some((k, h));
-            }
-        };
-        consider(self.fixed.peek().copied(), Head::Fixed);
-        let premium = match (self.premium.peek(), self.reference) {
-            (Some(&&(bps, id)), Some(r)) => raw_price(r, bps).map(|raw| {
-                // Later listings of this premium are younger; a later premium
-                // may round to the same raw price with any id.
-                let next_same = self
-                    .floating_set
-                    .and_then(|s| s.range((bps + 1, ListingId(0))..).next())
-                    .and_then(|(b, _)| raw_price(r, *b))
-                    .is_some_and(|next| next == raw);
-                (raw, if next_same { ListingId(0) } else { id })
-            }),
-            _ => None,
-        };
-        consider(premium, Head::Premium);
-        // A floored listing trades at its floor (never above its ceiling).
-        consider(self.floored.peek().map(|(p, id)| (*p, *id)), Head::Floored);
-        consider(self.ceiling.peek().map(|(p, id)| (*p, *id)), Head::Ceiling);
-        best
-    }
-
-    /// Moves the head of `h` into the heap at its effective price.
-    fn pull(&mut self, h: Head) {
-        let id = match h {
-            Head::Fixed => self.fixed.next().map(|(_, id)| id),
-            Head::Premium => self.premium.next().map(|(_, id)| *id),
-            Head::Floored => self.floored.next().map(|(_, id)| *id),
-            Head::Ceiling => self.ceiling.next().map(|(_, id)| *id),
-        };
-        let Some(id) = id else { return };
-        // A fixed listing is in no other stream, so it cannot come twice;
-        // a floating one may come from the premium, floor and ceiling ones.
-        if !matches!(h, Head::Fixed) && !self.pulled.insert(id) {
-            return;
-        }
-        let price = match (self.listings.get(&id).map(|l| l.pricing), self.reference) {
-            (Some(Pricing::Fixed(p)), _) => Some(p),
-            (Some(Pricing::Floating(f)), Some(r)) => effective_price(r, &f),
-            _ => None,
-        };
-        if let Some(p) = price {
-            self.heap.push(Reverse((p, id)));
-        }
-    }
-}
-
-impl Iterator for Ordered<'_> {
-    type Item = BookKey;
-
-    fn next(&mut self) -> Option<BookKey> {
-        if self.only_fixed {
-            // As `pull` would: at the listing's own price, skipping none
-            // that the heap would keep.
-            for (_, id) in self.fixed.by_ref() {
-                if let Some(Pricing::Fixed(p)) = self.listings.get(&id).map(|l| l.pricing) {
-                    return Some((p, id));
-                }
-            }
-            return None;
-        }
-        loop {
-            let head = self.lowest_head();
-            match (self.heap.peek(), head) {
-                // Nothing left in any stream can come before the heap's best.
-                (Some(Reverse(top)), Some((bound, _))) if *top < bound => {
-                    return self.heap.pop().map(|Reverse(k)| k);
-                }
-                (Some(_), None) => return self.heap.pop().map(|Reverse(k)| k),
-                (_, Some((_, h))) => self.pull(h),
-                (None, None) => return None,
-            }
-        }
     }
 }
 

@@ -60,7 +60,16 @@ impl Engine {
         let reference = self.fresh_reference(m, now).map(|r| r.price);
         self.state
             .book
-            .ordered(m, reference, &self.state.listings, !floating_only)
+            .ordered(m, reference, &self.state.listings, !floating_only, None)
+    }
+
+    /// [`Engine::ordered`] from the effective price `from` on (a page's
+    /// place): nothing below it, and no walk through what is.
+    pub(crate) fn ordered_from(&self, m: Market, now: Timestamp, from: Price) -> Ordered<'_> {
+        let reference = self.fresh_reference(m, now).map(|r| r.price);
+        self.state
+            .book
+            .ordered(m, reference, &self.state.listings, true, Some(from))
     }
 
     /// Checks a floating price's terms.

@@ -136,7 +136,11 @@ impl Engine {
         limit: usize,
         now: Timestamp,
     ) -> Vec<BookEntry<'_>> {
-        self.ordered((asset, fiat), now)
+        let ordered = match after {
+            Some((price, _)) => self.ordered_from((asset, fiat), now, price),
+            None => self.ordered((asset, fiat), now),
+        };
+        ordered
             .filter(|key| after.is_none_or(|a| *key > a))
             .take(limit)
             .filter_map(|(price, id)| self.state.listings.get(&id).map(|l| (price, &**l)))

@@ -9,7 +9,7 @@ use common::*;
 use otc_engine::command::{BuyAmount, PriceSpec};
 use otc_engine::ids::MS_PER_MIN;
 use otc_engine::pricing::{Pricing, effective_price};
-use otc_engine::{Command, EventKind, ListingId, Rejection, RejectionKind};
+use otc_engine::{Command, EventKind, ListingId, Price, Rejection, RejectionKind};
 
 const S1: u8 = 1;
 const S2: u8 = 2;
@@ -421,6 +421,31 @@ mod differential {
         };
         let ordered: Vec<_> = w.e.ordered((eb(), cny()), w.now).collect();
         prop_assert_eq!(&ordered, &naive(&w));
+        // A page from any place (a listing's, between two, before or past
+        // them all) is the naive order's, though it starts there.
+        let all = naive(&w);
+        let mut places = all.clone();
+        for &(p, _) in &all {
+            places.push((p, ListingId(0)));
+            places.push((p, ListingId(u64::MAX)));
+            places.push((Price::computed(p.value() + d("0.005")), ListingId(0)));
+        }
+        places.push((Price::computed(d("0.01")), ListingId(0)));
+        places.push((Price::computed(d("99999999")), ListingId(0)));
+        for place in places {
+            let page: Vec<_> =
+                w.e.book_page(eb(), cny(), Some(place), 4, w.now)
+                    .iter()
+                    .map(|e| (e.price, e.listing.id))
+                    .collect();
+            let want: Vec<_> = all
+                .iter()
+                .filter(|k| **k > place)
+                .take(4)
+                .copied()
+                .collect();
+            prop_assert_eq!(page, want, "from {:?}", place);
+        }
         // Each buy of a whole listing (1 EB) takes the naive first.
         for _ in 0..buys {
             let Some(&(price, first)) = naive(&w).first() else {
