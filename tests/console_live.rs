@@ -120,3 +120,44 @@ async fn a_refused_queue_stream_is_named_in_the_banner_until_it_is_let_in() {
         .await;
     b.quit().await;
 }
+
+/// The re-read an event asks for fails on the way (here: the page's first
+/// two `GetAppeal` fetches fail as a dropped network would): it is tried
+/// again until it lands, as no later event would ask for it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_row_whose_reread_failed_on_the_way_still_arrives() {
+    let s = Server::start(&["--auto-appeal-after", "10m"]).await;
+    let (_, mut buyer, trade) = paid_trade(&s, Uuid::new_v4()).await;
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(Uuid::new_v4(), Role::Support)).await;
+    b.wait_for("#live[data-state=live]").await;
+    b.exec(
+        "const real = window.fetch; window.__failed = 0;
+         window.fetch = (url, init) => {
+           if (String(url).endsWith('/GetAppeal') && window.__failed < 2) {
+             window.__failed += 1;
+             return Promise.reject(new TypeError('Failed to fetch'));
+           }
+           return real(url, init);
+         };",
+        vec![],
+    )
+    .await
+    .expect("fetch wrapped");
+    buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: trade.clone(),
+            reason: "read again after two failures".into(),
+        })
+        .await
+        .expect("appeal");
+    b.wait_for(&format!("#queue tr[data-trade='{trade}']"))
+        .await;
+    assert_eq!(
+        b.exec("return window.__failed", vec![]).await,
+        Ok(serde_json::json!(2)),
+        "both failures happened on the way"
+    );
+    b.quit().await;
+}

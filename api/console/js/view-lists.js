@@ -4,6 +4,8 @@
 
 import { app, boundNote, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, clear, h, idCell, table, textOr, timeEl } from './dom.js';
+import { isTransient } from './grpcweb.js';
+import { MAX_BACKOFF, MIN_BACKOFF } from './live.js';
 import { on } from './view-queue.js';
 
 /** A list read page by page, re-read whole (as many pages as were open) when it changes. */
@@ -15,6 +17,7 @@ class PagedList {
     this.pages = 0;
     this.visible = false;
     this.gen = 0;
+    this.resets = 0;        // bumped at sign-out: a retry of before stops
     this.timer = null;
     this.notes = new Map(); // id -> note being typed, kept across re-renders
   }
@@ -68,15 +71,24 @@ class PagedList {
     byId(this.emptyId).hidden = this.items.length > 0;
   }
 
-  /** The stream says it changed: re-read soon if shown (else it is read when shown). */
-  changed() {
+  /**
+   * The stream says it changed: re-read soon if shown (else it is read when
+   * shown). A re-read that fails on the way is tried again, backing off as
+   * the stream does: no event will ask for it twice.
+   */
+  changed(delay = 250, pause = MIN_BACKOFF) {
     if (!this.visible) return;
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload().catch(showError), 250);
+    const resets = this.resets;
+    this.timer = setTimeout(() => this.reload().catch((e) => {
+      showError(e);
+      if (resets === this.resets && isTransient(e)) this.changed(pause, Math.min(pause * 2, MAX_BACKOFF));
+    }), delay);
   }
 
   reset() {
     this.gen += 1;
+    this.resets += 1;
     this.items = [];
     this.next = '';
     this.pages = 0;

@@ -99,7 +99,13 @@ async function loadMore() {
   render();
 }
 
-/** Re-reads one appeal; at most one request per trade in flight, repeated if changed meanwhile. */
+/**
+ * Re-reads one appeal; at most one request per trade in flight, repeated if
+ * changed meanwhile. A read that fails on the way (server restarting,
+ * network) is tried again, backing off as the stream does, until it lands
+ * or the queue is reloaded: the stream resumes past the event that asked
+ * for it, so nothing else would correct the row.
+ */
 export async function refetchAppeal(tradeId) {
   const current = model;
   const state = refetching.get(tradeId);
@@ -109,6 +115,7 @@ export async function refetchAppeal(tradeId) {
   }
   const mine = { dirty: true };
   refetching.set(tradeId, mine);
+  let pause = MIN_BACKOFF;
   try {
     while (mine.dirty) {
       mine.dirty = false;
@@ -120,8 +127,15 @@ export async function refetchAppeal(tradeId) {
           current.remove(tradeId);
           break;
         }
-        throw e;
+        if (!isTransient(e) || current !== model) throw e;
+        showError(e, 'queue');
+        await new Promise((resolve) => { setTimeout(resolve, pause); });
+        pause = Math.min(pause * 2, MAX_BACKOFF);
+        if (current !== model) return;
+        mine.dirty = true;
+        continue;
       }
+      clearErrorFrom('queue');
       if (current !== model) return;
       current.upsert(appeal);
       scheduleRender();
@@ -179,7 +193,13 @@ async function startQueue(myEpoch) {
       if (state === 'live') clearErrorFrom('stream');
     },
     onRefused: (e) => showError(e, 'stream'),
-    onOutOfRange: reload,
+    // Too far behind to resume: everything shown is read again.
+    onOutOfRange: async () => {
+      await reload();
+      emit('anomalies', null);
+      emit('mistakes', null);
+      emit('trade', null);
+    },
     onFatal: (e) => {
       setLive('reconnecting', e);
       showError(e);

@@ -14,7 +14,7 @@ import { on, refetchAppeal } from './view-queue.js';
 
 const CHAT_POLL_MS = 3000;
 
-let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad, loading}
+let current = null;    // {id, gen, trade, appeal, chatSeq, chatCount, timer, polling, refreshTimer, retryLoad, loading, stale}
 let generation = 0;
 let noteDraft = '';
 
@@ -373,7 +373,7 @@ export async function openTrade(tradeId) {
   stop();
   generation += 1;
   noteDraft = '';
-  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false, loading: 0 };
+  current = { id: tradeId, gen: generation, trade: null, appeal: null, chatSeq: '0', chatCount: 0, timer: null, polling: false, refreshTimer: null, holders: null, retryLoad: false, loading: 0, stale: false };
   setLabel(byId('trade-title'), 'trade.title', { id: tradeId });
   clear(byId('trade-state'));
   current.holders = skeleton();
@@ -409,6 +409,17 @@ async function tick() {
     const { gen } = current;
     await refresh();
     if (!isCurrent(gen) || !current.trade) return;
+  } else if (current.stale && current.loading === 0) {
+    // A re-read an event asked for failed on the way: again, until it lands.
+    const { gen } = current;
+    current.stale = false;
+    try {
+      await refresh();
+    } catch (e) {
+      if (isCurrent(gen) && isTransient(e)) current.stale = true;
+      throw e;
+    }
+    if (!isCurrent(gen)) return;
   }
   await pollChat();
   // Polling works again: a failure it showed is over.
@@ -416,9 +427,15 @@ async function tick() {
 }
 
 function onTradeEvent(ev) {
-  if (!current || ev.trade_id !== current.id) return;
+  // An event of this trade, or null: events may have been missed (re-read).
+  if (!current || (ev && ev.trade_id !== current.id)) return;
   clearTimeout(current.refreshTimer);
-  current.refreshTimer = setTimeout(() => refresh().catch(showError), 250);
+  const { gen } = current;
+  current.refreshTimer = setTimeout(() => refresh().catch((e) => {
+    // Failed on the way: the poll reads it again (no event says it twice).
+    if (isCurrent(gen) && isTransient(e)) current.stale = true;
+    showError(e, 'trade');
+  }), 250);
 }
 
 export function initTradeView() {
