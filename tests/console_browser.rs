@@ -495,6 +495,11 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     b.type_into("#admin-amount", "12.50").await;
     b.type_into("#admin-ref", "bank-7").await;
     b.click("#admin-deposit").await;
+    // Money moves only once the admin confirms what moves.
+    b.wait_for("#confirm:not([hidden])").await;
+    b.wait_text("#confirm-text", "12.50").await;
+    b.wait_text("#confirm-text", &user.to_string()).await;
+    b.click("#confirm-yes").await;
     b.wait_text("#admin-result [data-field=available]", "12.5")
         .await;
     b.wait_for("#admin-result [data-outcome=done]").await;
@@ -504,9 +509,21 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
         Ok(json!("")),
         "a transfer that landed clears its reference, so the next one needs a new one"
     );
+    // A withdrawal cancelled at the confirmation moves nothing.
     b.type_into("#admin-amount", "2.5").await;
     b.type_into("#admin-ref", "bank-8").await;
     b.click("#admin-withdraw").await;
+    b.wait_for("#confirm:not([hidden])").await;
+    b.click("#confirm-no").await;
+    b.wait_gone("#confirm:not([hidden])").await;
+    assert_eq!(
+        b.count("#admin-result:not([hidden])").await,
+        0,
+        "nothing done"
+    );
+    b.click("#admin-withdraw").await;
+    b.wait_for("#confirm:not([hidden])").await;
+    b.click("#confirm-yes").await;
     // The page's call lands; then the server holds what the page shows.
     let mut t = s.trading(user, Role::User).await;
     let ten: rust_decimal::Decimal = "10".parse().expect("decimal");
@@ -529,6 +546,8 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     b.type_into("#admin-amount", "12.50").await;
     b.type_into("#admin-ref", "bank-7").await;
     b.click("#admin-deposit").await;
+    b.wait_for("#confirm:not([hidden])").await;
+    b.click("#confirm-yes").await;
     b.wait_for("#admin-result [data-outcome=already-recorded]")
         .await;
     b.wait_text("#admin-result", "bank-7").await;
@@ -545,6 +564,8 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     b.type_into("#admin-amount", "1e3").await;
     b.type_into("#admin-ref", "bank-9").await;
     b.click("#admin-deposit").await;
+    b.wait_for("#confirm:not([hidden])").await;
+    b.click("#confirm-yes").await;
     b.wait_text("#error", "amount").await;
     assert_eq!(balance(&mut t).await.0, available, "nothing moved");
     b.type_into("#merchant-user", &user.to_string()).await;
@@ -564,5 +585,13 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
         .await;
     b.wait_text("#statement-view [data-field=withdrawals]", "2.5")
         .await;
+    // The statement downloads as CSV (SPEC §20), from a Blob of the page's.
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(
+        b.attr("#statement-csv", "download").await,
+        Some(format!("statement-EB-{today}.csv"))
+    );
+    let href = b.attr("#statement-csv", "href").await.unwrap_or_default();
+    assert!(href.starts_with("blob:"), "{href}");
     b.quit().await;
 }

@@ -197,3 +197,23 @@ export function formatBytes(n) {
   if (v < 1024 * 1024) return `${(v / 1024).toFixed(1)} KiB`;
   return `${(v / 1024 / 1024).toFixed(1)} MiB`;
 }
+
+/** The statement's columns in its CSV, as `otcctl statement` writes them. */
+export const STATEMENT_CSV_COLUMNS = [
+  'asset', 'date', 'opening', 'deposits', 'withdrawals', 'released_to_buyers',
+  'returned_to_sellers', 'closing', 'balances', 'balanced',
+];
+
+/**
+ * A daily statement as CSV (SPEC §20): a header and one row, amounts as
+ * the server's decimal strings (never numbers), CRLF line ends; a cell with
+ * a comma, quote or line break is quoted.
+ */
+export function statementCsv(s) {
+  const cell = (v) => {
+    const text = typeof v === 'boolean' ? String(v) : String(v ?? '');
+    return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+  };
+  const row = STATEMENT_CSV_COLUMNS.map((c) => cell(s[c])).join(',');
+  return `${STATEMENT_CSV_COLUMNS.join(',')}\r\n${row}\r\n`;
+}

@@ -153,6 +153,8 @@ export const en = {
   'confirm.fiat': 'Fiat',
   'confirm.note': 'Note',
   'confirm.mistake': 'Mistake',
+  'confirm.depositTitle': 'Deposit to this user? It is credited at once.',
+  'confirm.withdrawTitle': 'Withdraw from this user? It is debited at once.',
   'confirm.yes': 'Confirm',
   'confirm.no': 'Cancel',
 
@@ -178,6 +180,7 @@ export const en = {
   'statement.returned': 'Returned to sellers',
   'statement.closing': 'Closing',
   'statement.balances': 'Sum of balances',
+  'statement.csv': 'Download CSV',
   'statement.balanced': 'Balanced: closing equals the sum of balances',
   'statement.notBalanced': 'NOT balanced: closing differs from the sum of balances',
 

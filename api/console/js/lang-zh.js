@@ -153,6 +153,8 @@ export const zh = {
   'confirm.fiat': '法币金额',
   'confirm.note': '备注',
   'confirm.mistake': '差错',
+  'confirm.depositTitle': '确定为该用户充值？将立即入账。',
+  'confirm.withdrawTitle': '确定从该用户提现？将立即扣款。',
   'confirm.yes': '确认',
   'confirm.no': '取消',
 
@@ -178,6 +180,7 @@ export const zh = {
   'statement.returned': '退还卖家',
   'statement.closing': '期末',
   'statement.balances': '余额合计',
+  'statement.csv': '下载 CSV',
   'statement.balanced': '已平衡：期末等于余额合计',
   'statement.notBalanced': '不平衡：期末与余额合计不符',
 

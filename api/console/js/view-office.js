@@ -1,9 +1,9 @@
 // The daily statement (#statement-view) and the back office (#admin-view):
 // deposits, withdrawals and merchant registration (role admin).
 
-import { ADMIN_SVC, busy, guard, mutate, rpc, SUPPORT_SVC } from './app.js';
+import { ADMIN_SVC, busy, confirmDialog, guard, mutate, rpc, SUPPORT_SVC } from './app.js';
 import { byId, clear, fieldList, h, label } from './dom.js';
-import { todayUtc } from './format.js';
+import { statementCsv, todayUtc } from './format.js';
 
 // ------------------------------------------------------------------ statement
 
@@ -27,11 +27,28 @@ async function loadStatement() {
     class: ['balance-check', s.balanced ? 'ok' : 'bad'],
     data: { balanced: s.balanced ? 'true' : 'false' },
   }, label(s.balanced ? 'statement.balanced' : 'statement.notBalanced'));
+  dropCsv();
+  csvUrl = URL.createObjectURL(new Blob([statementCsv(s)], { type: 'text/csv;charset=utf-8' }));
+  const csv = h('a', {
+    id: 'statement-csv',
+    class: 'button-link',
+    href: csvUrl,
+    download: `statement-${s.asset}-${s.date}.csv`,
+    rel: 'noopener',
+  }, label('statement.csv'));
   out.append(
     h('h3', null, h('span', { class: 'mono', text: s.asset }), ' · ', h('span', { class: 'mono', text: s.date })),
     balanced,
     fieldList(STATEMENT_FIELDS.map(([key, field]) => [key, h('span', { class: 'amount', text: s[field] }), field]), 'statement-fields'),
+    csv,
   );
+}
+
+let csvUrl = null;   // the shown statement's CSV (a Blob), revoked when replaced
+
+function dropCsv() {
+  if (csvUrl) URL.revokeObjectURL(csvUrl);
+  csvUrl = null;
 }
 
 export const statementView = {
@@ -39,6 +56,7 @@ export const statementView = {
   show() {},
   hide() {},
   reset() {
+    dropCsv();
     clear(byId('statement'));
     byId('statement-asset').value = 'EB';
     byId('statement-date').value = todayUtc();
@@ -69,6 +87,14 @@ function hideResult() {
 async function transfer(method, doneKey) {
   hideResult();
   const req = transferRequest();
+  // Money moves at once and for good: say what first, as resolving does.
+  const sure = await confirmDialog(method === 'Deposit' ? 'confirm.depositTitle' : 'confirm.withdrawTitle', [
+    ['admin.user', req.user_id],
+    ['admin.asset', req.asset],
+    ['admin.amount', req.amount],
+    ['admin.ref', req.external_ref],
+  ]);
+  if (!sure) return;
   const r = await mutate(`${ADMIN_SVC}${method}`, req);
   const b = r.balance || { asset: req.asset, available: '', escrowed: '' };
   // A reference seen before (the same transfer, sent again) changes nothing:

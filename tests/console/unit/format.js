@@ -71,6 +71,20 @@ await section('notes take as much as the server does', async () => {
   eq(note.maxLength, 3000, 'a note input\'s maxlength follows the server');
 });
 
+await section('statement CSV', () => {
+  const s = {
+    asset: 'EB', date: '2026-12-01', opening: '100', deposits: '12.50', withdrawals: '2.5',
+    released_to_buyers: '0.00000001', returned_to_sellers: '0', closing: '110.00000001',
+    balances: '110.00000001', balanced: true,
+  };
+  eq(fmt.statementCsv(s),
+    'asset,date,opening,deposits,withdrawals,released_to_buyers,returned_to_sellers,closing,balances,balanced\r\n'
+    + 'EB,2026-12-01,100,12.50,2.5,0.00000001,0,110.00000001,110.00000001,true\r\n',
+    'the header and one row, amounts as the server wrote them');
+  eq(fmt.statementCsv({ ...s, asset: 'a,"b"', balanced: false }).split('\r\n')[1].slice(0, 9),
+    '"a,""b"""', 'a cell with a comma or quote is quoted');
+});
+
 await section('JWT payload', () => {
   const sub = '3f2a6c1e-1111-4222-8333-944445555666';
   const token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify({ sub, role: 'support_viewer', exp: 2000000000, name: '客服 ✓?>' }))}.c2ln`;
