@@ -49,8 +49,15 @@ pub enum AmountError {
 /// reads is exactly what the engine uses.
 ///
 /// # Errors
-/// [`AmountError::NotANumber`] for anything that is not such a string.
+/// [`AmountError::NotANumber`] for anything that is not such a string;
+/// [`AmountError::NotPositive`] for such a string with a minus sign (what
+/// was wrong is the sign, and the message says so).
 pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
+    if let Some(magnitude) = text.strip_prefix('-')
+        && parse_decimal(magnitude).is_ok()
+    {
+        return Err(AmountError::NotPositive);
+    }
     let (int, frac) = match text.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (text, None),
@@ -402,9 +409,17 @@ mod tests {
         assert_eq!(parse_decimal("123.45"), Ok(d("123.45")));
         assert_eq!(parse_decimal("7"), Ok(d("7")));
         for bad in [
-            "", ".5", "5.", "-1", "+1", "1e5", "1_000", " 1", "abc", "1.2.3", "NaN",
+            "", ".5", "5.", "--1", "-", "-abc", "+1", "1e5", "1_000", " 1", "abc", "1.2.3", "NaN",
         ] {
             assert_eq!(parse_decimal(bad), Err(AmountError::NotANumber), "{bad:?}");
+        }
+        // A negative number says what is wrong with it: the sign.
+        for negative in ["-1", "-7.05", "-0"] {
+            assert_eq!(
+                parse_decimal(negative),
+                Err(AmountError::NotPositive),
+                "{negative:?}"
+            );
         }
     }
 

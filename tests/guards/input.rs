@@ -41,6 +41,13 @@ async fn bad_input_gets_its_status_and_changes_nothing() {
             "the message names the field: {}",
             e.message()
         );
+        if total.starts_with('-') {
+            assert!(
+                e.message().contains("greater than zero"),
+                "a negative amount is told what is wrong with it: {}",
+                e.message()
+            );
+        }
     }
     let cases: Vec<(pb::PublishListingRequest, &str)> = vec![
         (listing(&method, "7.123456", "1", "7", "700", 0), "price"),
