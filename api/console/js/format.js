@@ -217,3 +217,17 @@ export function statementCsv(s) {
   const row = STATEMENT_CSV_COLUMNS.map((c) => cell(s[c])).join(',');
   return `${STATEMENT_CSV_COLUMNS.join(',')}\r\n${row}\r\n`;
 }
+
+/** Characters that reorder or hide text: controls, direction marks and overrides, zero-width ones. */
+const INVISIBLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/**
+ * `text` with every character that reorders or hides text shown as a
+ * visible ⟦U+XXXX⟧: what an agent compares with a payment screenshot (a
+ * holder, bank or account) reads as it was typed, not as it displays
+ * ("\u202E4321" would show as "1234").
+ */
+export function showInvisible(text) {
+  return String(text ?? '').replace(INVISIBLE, (c) => `⟦U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟧`);
+}
+

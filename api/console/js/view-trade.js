@@ -8,7 +8,7 @@ import {
 } from './app.js';
 import { attachmentNode, releaseAttachments } from './attachments.js';
 import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
-import { formatDuration } from './format.js';
+import { formatDuration, showInvisible } from './format.js';
 import { isTransient } from './grpcweb.js';
 import { on, refetchAppeal } from './view-queue.js';
 
@@ -102,12 +102,13 @@ function record(partyKey, uid, r) {
 
 function methodFields(m) {
   if (!m) return h('p', { class: 'muted', i18n: 'common.none' });
+  // Where the fiat was to go, exactly as typed: nothing reordered or hidden.
   const pairs = [
     ['method.kind', badge(m.kind), 'kind'],
-    ['method.holder', m.holder, 'holder'],
+    ['method.holder', showInvisible(m.holder), 'holder'],
   ];
-  if (m.bank) pairs.push(['method.bank', m.bank, 'bank']);
-  pairs.push(['method.account', h('span', { class: 'mono', text: m.account || '—' }), 'account']);
+  if (m.bank) pairs.push(['method.bank', showInvisible(m.bank), 'bank']);
+  pairs.push(['method.account', h('span', { class: 'mono', text: showInvisible(m.account) || '—' }), 'account']);
   if (m.channel) pairs.push(['method.channel', m.channel, 'channel']);
   if (m.provider) pairs.push(['method.provider', m.provider, 'provider']);
   return fieldList(pairs);

@@ -85,6 +85,13 @@ await section('statement CSV', () => {
     '"a,""b"""', 'a cell with a comma or quote is quoted');
 });
 
+await section('what reorders or hides text is shown', () => {
+  eq(fmt.showInvisible('\u202E4321'), '⟦U+202E⟧4321', 'a right-to-left override');
+  eq(fmt.showInvisible('王\u200B芳'), '王⟦U+200B⟧芳', 'a zero-width space');
+  eq(fmt.showInvisible('wang@example.com 王芳·李'), 'wang@example.com 王芳·李', 'ordinary text unchanged');
+  eq(fmt.showInvisible(undefined), '', 'nothing');
+});
+
 await section('JWT payload', () => {
   const sub = '3f2a6c1e-1111-4222-8333-944445555666';
   const token = `${b64url('{"alg":"HS256","typ":"JWT"}')}.${b64url(JSON.stringify({ sub, role: 'support_viewer', exp: 2000000000, name: '客服 ✓?>' }))}.c2ln`;
