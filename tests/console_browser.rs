@@ -300,8 +300,18 @@ async fn a_viewer_sees_no_action_and_a_forced_call_is_refused() {
         .await
         .expect("appeal");
     let b = Browser::start("UTC").await;
-    b.sign_in(&s, &token(Uuid::new_v4(), Role::SupportViewer))
-        .await;
+    // A token that expires in 4 minutes: the header says when, before the
+    // server starts refusing it.
+    let short = otc_api::auth::mint(
+        harness::SECRET.as_bytes(),
+        Uuid::new_v4(),
+        Role::SupportViewer,
+        240,
+    )
+    .expect("mint");
+    b.sign_in(&s, &short).await;
+    b.wait_for("#session-expiry:not([hidden])").await;
+    b.wait_text("#session-expiry", "expires at").await;
     let row = format!("#queue tr[data-trade='{trade}']");
     b.click(&row).await;
     b.wait_for("#timeline li").await;
@@ -490,6 +500,11 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
     let b = Browser::start("UTC").await;
     b.sign_in(&s, &token(harness::ADMIN, Role::Admin)).await;
     assert_eq!(b.count("#nav-queue").await, 0, "admin has no appeal queue");
+    assert_eq!(
+        b.count("#session-expiry:not([hidden])").await,
+        0,
+        "an hour left: no warning yet"
+    );
     b.click("#nav-admin").await;
     b.type_into("#admin-user", &user.to_string()).await;
     b.type_into("#admin-amount", "12.50").await;

@@ -144,6 +144,7 @@ export const en = {
   'resolve.refundMeans': 'REFUND: the trade is cancelled, the coin returns to the seller',
   'err.noteRequired': 'The note is required: write what was checked and decided in the note field.',
 
+  'session.expiring': 'Your token expires at {time}; sign in again with a new one before then.',
   'confirm.title': 'Please confirm',
   'confirm.resolveTitle': 'Resolve this appeal? This is final.',
   'confirm.applyTitle': 'Apply this payment from the bill? It has the effects of a verified notification.',

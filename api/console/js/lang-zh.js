@@ -144,6 +144,7 @@ export const zh = {
   'resolve.refundMeans': '退款：订单取消，币退还给卖家',
   'err.noteRequired': '备注为必填项：请在备注栏写明核实情况和处理决定。',
 
+  'session.expiring': '您的令牌将于 {time} 过期，请在此之前用新令牌重新登录。',
   'confirm.title': '请确认',
   'confirm.resolveTitle': '确定裁决此申诉？裁决不可撤销。',
   'confirm.applyTitle': '确定按账单补录此付款？其效果等同于已验证的支付通知。',

@@ -5,7 +5,7 @@ import {
   ADMIN, answerConfirm, app, clearError, guard, localError, savedToken, saveToken, showError, SUPPORT, VIEWER,
 } from './app.js';
 import { byId, clear, h, relabel, setLabel } from './dom.js';
-import { getTimeZone, readJwtPayload, setTimeZone } from './format.js';
+import { formatTime, getTimeZone, readJwtPayload, setTimeZone } from './format.js';
 import { loadSchema } from './grpcweb.js';
 import { getLang, htmlLang, setLang, t } from './i18n.js';
 import { initQueueView, queueView, stopQueue } from './view-queue.js';
@@ -92,6 +92,32 @@ function renderWho() {
   );
 }
 
+/** How long before the token expires the agent is told (to get a new one). */
+const EXPIRY_WARNING_MS = 5 * 60 * 1000;
+let expiryTimer = null;
+
+/**
+ * Tells the agent, from five minutes before, when their token expires: the
+ * server then ends every call, and signing in again with a new token is
+ * better done between two appeals than in the middle of one.
+ */
+function watchExpiry() {
+  clearTimeout(expiryTimer);
+  const el = byId('session-expiry');
+  el.hidden = true;
+  const exp = Number(app.session && app.session.exp);
+  if (!Number.isFinite(exp) || exp <= 0) return;
+  const session = app.session;
+  const show = () => {
+    if (app.session !== session) return;
+    setLabel(el, 'session.expiring', { time: formatTime({ seconds: String(exp), nanos: 0 }, getLang()) });
+    el.hidden = false;
+  };
+  const delay = exp * 1000 - EXPIRY_WARNING_MS - Date.now();
+  if (delay <= 0) show();
+  else expiryTimer = setTimeout(show, Math.min(delay, 0x7fffffff));
+}
+
 function signIn(token) {
   const trimmed = String(token || '').trim();
   if (!trimmed) throw localError('signin.empty');
@@ -107,6 +133,7 @@ function signIn(token) {
   byId('sign-out').hidden = false;
   renderWho();
   renderNav();
+  watchExpiry();
   const nav = NAV[claims.role];
   if (!nav) {
     setLabel(byId('role-message'), 'role.other', { role: claims.role || '?' });
@@ -122,6 +149,7 @@ function signOut(err) {
   if (currentName) VIEWS[currentName].hide();
   currentName = null;
   app.session = null;
+  watchExpiry();
   app.ids.clear();
   saveToken('');
   for (const v of Object.values(VIEWS)) if (v.reset) v.reset();
