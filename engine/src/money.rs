@@ -53,17 +53,25 @@ pub enum AmountError {
 /// [`AmountError::NotPositive`] for such a string with a minus sign (what
 /// was wrong is the sign, and the message says so).
 pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
-    if let Some(magnitude) = text.strip_prefix('-')
-        && parse_decimal(magnitude).is_ok()
-    {
-        return Err(AmountError::NotPositive);
+    match text.strip_prefix('-') {
+        // One sign, then a number: the sign is what is wrong.
+        Some(magnitude) if parse_unsigned(magnitude).is_ok() => Err(AmountError::NotPositive),
+        Some(_) => Err(AmountError::NotANumber),
+        None => parse_unsigned(text),
+    }
+}
+
+/// [`parse_decimal`] without a sign.
+fn parse_unsigned(text: &str) -> Result<Decimal, AmountError> {
+    if text.len() > 40 {
+        return Err(AmountError::NotANumber);
     }
     let (int, frac) = match text.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (text, None),
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    if !digits(int) || frac.is_some_and(|f| !digits(f)) || text.len() > 40 {
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
         return Err(AmountError::NotANumber);
     }
     // Exact: more places than a Decimal holds is an error, never a rounding.
@@ -413,6 +421,13 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(bad), Err(AmountError::NotANumber), "{bad:?}");
         }
+        // However long, text is refused at once, without going through it.
+        let dashes = "-".repeat(1_000_000);
+        assert_eq!(parse_decimal(&dashes), Err(AmountError::NotANumber));
+        assert_eq!(
+            parse_decimal(&"9".repeat(1_000_000)),
+            Err(AmountError::NotANumber)
+        );
         // A negative number says what is wrong with it: the sign.
         for negative in ["-1", "-7.05", "-0"] {
             assert_eq!(
