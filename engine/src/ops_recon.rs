@@ -186,6 +186,14 @@ impl Engine {
                         false
                     }
                 }
+                // A refund row for a payment whose notification arrived
+                // meanwhile: still a mismatch of status, now with ours; the
+                // bill showed the transaction, so no bill is missing it.
+                (MistakeKind::StatusMismatch, Some(p)) if facts.ours.is_none() => {
+                    p.reconciled = true;
+                    facts.ours = Some(p.amount);
+                    false
+                }
                 // Another bill (the next or the previous day's) showed it.
                 (MistakeKind::MissingThere, Some(p)) => p.reconciled,
                 _ => false,

@@ -357,6 +357,36 @@ fn a_payment_recorded_while_the_bill_is_matched_and_not_on_it_is_missing_there()
     assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.mistakes), Some(1));
 }
 
+/// A bill's refund row for a payment no notification had brought when it
+/// was matched, whose notification then lands before the bill is recorded:
+/// a status mismatch that names our amount, and the payment counts as shown
+/// (no other bill calls it missing there).
+#[test]
+fn a_refund_row_whose_payment_arrives_during_the_import_names_ours() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&BillLine {
+        status: BillStatus::Refund,
+        ..line(t, "refunded", "14.00", w.now)
+    });
+    let report = m.finish();
+    pay(&mut w, t, "refunded");
+    let events = w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: "e".repeat(64),
+        report,
+    });
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::StatusMismatch);
+    let facts = &w.e.state().mistakes[&found[0].0].facts;
+    assert_eq!(facts.ours, Some(d("14.00")));
+    let logged = &w.e.state().payment_log[&(CH.to_owned(), "refunded".to_owned())];
+    assert!(logged.reconciled, "a bill showed it");
+}
+
 #[test]
 fn the_payment_log_expires_across_every_channel() {
     let mut w = World::new(otc_engine::EngineConfig {
