@@ -114,8 +114,10 @@ function watchExpiry() {
     el.hidden = false;
   };
   const delay = exp * 1000 - EXPIRY_WARNING_MS - Date.now();
+  const LONGEST = 0x7fffffff; // a timer's longest wait (24.8 days): then look again
   if (delay <= 0) show();
-  else expiryTimer = setTimeout(show, Math.min(delay, 0x7fffffff));
+  else if (delay > LONGEST) expiryTimer = setTimeout(watchExpiry, LONGEST);
+  else expiryTimer = setTimeout(show, delay);
 }
 
 function signIn(token) {

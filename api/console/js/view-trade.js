@@ -411,16 +411,23 @@ async function tick() {
     await refresh();
     if (!isCurrent(gen) || !current.trade) return;
   } else if (current.stale && current.loading === 0) {
-    // A re-read an event asked for failed on the way: again, until it lands.
+    // A re-read an event asked for failed on the way: again, until it
+    // lands, chat polling on meanwhile.
     const { gen } = current;
     current.stale = false;
+    let failed = null;
     try {
       await refresh();
     } catch (e) {
-      if (isCurrent(gen) && isTransient(e)) current.stale = true;
-      throw e;
+      if (!isCurrent(gen)) return;
+      if (isTransient(e)) current.stale = true;
+      failed = e;
     }
     if (!isCurrent(gen)) return;
+    await pollChat();
+    if (failed) throw failed;
+    clearErrorFrom('trade');
+    return;
   }
   await pollChat();
   // Polling works again: a failure it showed is over.
@@ -433,8 +440,10 @@ function onTradeEvent(ev) {
   clearTimeout(current.refreshTimer);
   const { gen } = current;
   current.refreshTimer = setTimeout(() => refresh().catch((e) => {
-    // Failed on the way: the poll reads it again (no event says it twice).
-    if (isCurrent(gen) && isTransient(e)) current.stale = true;
+    // Left meanwhile: nothing to say. Failed on the way: the poll reads it
+    // again (no event says it twice).
+    if (!isCurrent(gen)) return;
+    if (isTransient(e)) current.stale = true;
     showError(e, 'trade');
   }), 250);
 }
