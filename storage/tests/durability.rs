@@ -325,19 +325,7 @@ fn a_damaged_record_refuses_to_start_naming_the_key() {
         .unwrap();
     }
     {
-        // sled frees its lock a moment after the writer's handle is gone.
-        let started = std::time::Instant::now();
-        let db = loop {
-            match sled::open(dir.path()) {
-                Ok(db) => break db,
-                Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                    assert!(e.to_string().contains("lock"), "{e}");
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                Err(e) => panic!("sled: {e}"),
-            }
-        };
-        let tree = db.open_tree("otc").unwrap();
+        let (db, tree) = raw_tree(dir.path());
         let key = otc_storage::codec::piece_key(
             &otc_storage::codec::key_u64(otc_storage::codec::kind::JOURNAL, 0),
             0,
@@ -439,6 +427,24 @@ fn big_groups_stay_in_the_fsynced_data_file() {
         w.store().events_from(1, usize::MAX).unwrap().len() as u64,
         w.engine().last_seq()
     );
+}
+
+/// Opens the store's sled tree directly once the writer is gone (sled frees
+/// its lock a moment after the writer's handle is dropped).
+fn raw_tree(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
+    let started = std::time::Instant::now();
+    let db = loop {
+        match sled::open(dir) {
+            Ok(db) => break db,
+            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
+                assert!(e.to_string().contains("lock"), "{e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => panic!("sled: {e}"),
+        }
+    };
+    let tree = db.open_tree("otc").unwrap();
+    (db, tree)
 }
 
 /// Every request-id record on disk, oldest group first.

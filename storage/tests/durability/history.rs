@@ -260,27 +260,9 @@ fn history_records_decode_when_groups_carry_their_due_deadlines() {
     assert!(found > 10, "ended trades are in history ({found})");
 }
 
-/// Opens the store's sled tree directly once the writer is gone (sled frees
-/// its lock a moment after the writer's handle is dropped).
-fn raw_tree(dir: &std::path::Path) -> (sled::Db, sled::Tree) {
-    let started = std::time::Instant::now();
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
-            Err(e) if started.elapsed() < std::time::Duration::from_secs(5) => {
-                assert!(e.to_string().contains("lock"), "{e}");
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            Err(e) => panic!("sled: {e}"),
-        }
-    };
-    let tree = db.open_tree("otc").unwrap();
-    (db, tree)
-}
-
 /// SPEC §10: an action on a trade the engine forgot is refused naming its
 /// state, from history; a stranger still gets NOT_FOUND; and a history
-/// record that cannot be read keeps NOT_FOUND without stopping the writer
+/// record that is damaged keeps NOT_FOUND without stopping the writer
 /// (anyone may name any trade).
 #[test]
 fn an_action_on_a_forgotten_trade_is_refused_from_history() {
