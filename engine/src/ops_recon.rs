@@ -44,7 +44,9 @@ impl Engine {
             };
             self.missing_there_if_billed(&p.channel, unseen, now);
         }
+        // (A refund row's amount is the refund's: no payment to compare.)
         if let Some((day, facts)) = shown
+            && facts.kind == MistakeKind::MissingHere
             && facts.theirs != Some(p.amount)
         {
             let facts = MistakeFacts {

@@ -2,8 +2,9 @@
 //! while the bill was being matched (between the matcher's read of the
 //! payment log and the bill's record). Each is judged as the import would
 //! have judged it: missing there once its day's bill is in and no other
-//! bill may show it; a bill that showed it first left a `MISSING_HERE`
-//! finding, which the payment settles.
+//! bill may show it; a bill that showed it first (as paid: a `MISSING_HERE`
+//! finding the payment settles; or refunded: a `STATUS_MISMATCH`) counts it
+//! as shown.
 
 use std::collections::BTreeSet;
 
@@ -119,23 +120,19 @@ impl Engine {
         channel: &str,
         txn_id: &str,
     ) -> Option<(String, MistakeFacts)> {
-        let key = (
-            channel.to_owned(),
-            txn_id.to_owned(),
-            MistakeKind::MissingHere,
-        );
-        // The key first: the scan runs only for such a payment.
-        if !self.state.mistake_keys.contains(&key) {
-            return None;
-        }
+        // A bill that listed it as paid (MISSING_HERE then), or refunded (a
+        // STATUS_MISMATCH with no amount of ours): either way it showed it.
+        let kinds = [MistakeKind::MissingHere, MistakeKind::StatusMismatch];
+        // The keys first: the scan runs only for such a payment.
+        let kind = kinds.into_iter().find(|kind| {
+            self.state
+                .mistake_keys
+                .contains(&(channel.to_owned(), txn_id.to_owned(), *kind))
+        })?;
         self.state
             .mistakes
             .values()
-            .find(|m| {
-                m.channel == channel
-                    && m.facts.txn_id == txn_id
-                    && m.facts.kind == MistakeKind::MissingHere
-            })
+            .find(|m| m.channel == channel && m.facts.txn_id == txn_id && m.facts.kind == kind)
             .map(|m| (m.day.clone(), m.facts.clone()))
     }
 }

@@ -387,6 +387,32 @@ fn a_refund_row_whose_payment_arrives_during_the_import_names_ours() {
     assert!(logged.reconciled, "a bill showed it");
 }
 
+/// The same refund row, with the notification arriving after the bill
+/// was recorded: the bill showed the transaction, so it is not missing
+/// there, and a refund of part is no amount mismatch.
+#[test]
+fn a_payment_notified_after_a_bill_showed_it_refunded_is_not_missing_there() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&BillLine {
+        status: BillStatus::Refund,
+        ..line(t, "refunded-later", "4.00", w.now)
+    });
+    let report = m.finish();
+    let events = w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: "f".repeat(64),
+        report,
+    });
+    assert_eq!(mistakes(&events).len(), 1, "the refund row: {events:?}");
+    let events = pay(&mut w, t, "refunded-later");
+    assert_eq!(mistakes(&events), [], "nothing more: {events:?}");
+    let logged = &w.e.state().payment_log[&(CH.to_owned(), "refunded-later".to_owned())];
+    assert!(logged.reconciled, "a bill showed it");
+}
+
 #[test]
 fn the_payment_log_expires_across_every_channel() {
     let mut w = World::new(otc_engine::EngineConfig {
