@@ -89,6 +89,7 @@ await section('what reorders or hides text is shown', () => {
   eq(fmt.showInvisible('\u202E4321'), '⟦U+202E⟧4321', 'a right-to-left override');
   eq(fmt.showInvisible('王\u200B芳'), '王⟦U+200B⟧芳', 'a zero-width space');
   eq(fmt.showInvisible('a\u{E0041}b\u3164'), 'a⟦U+E0041⟧b⟦U+3164⟧', 'a tag and a Hangul filler');
+  eq(fmt.showInvisible('1\u206A2\uFFA0'), '1⟦U+206A⟧2⟦U+FFA0⟧', 'a deprecated format character and a halfwidth filler');
   eq(fmt.showInvisible('wang@example.com 王芳·李'), 'wang@example.com 王芳·李', 'ordinary text unchanged');
   eq(fmt.showInvisible(undefined), '', 'nothing');
 });
