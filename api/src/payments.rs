@@ -30,7 +30,7 @@ pub async fn payment_order(
         match w.engine().payment_order(buyer, trade, now) {
             // Ended and forgotten by the engine: refused as it was before,
             // from history.
-            Err(Rejection::TradeNotFound(id)) => {
+            Err(Rejection::TradeNotFound(id)) if w.engine().trade(id).is_none() => {
                 let ended = w
                     .store()
                     .trade(id)

@@ -81,7 +81,9 @@ impl Engine {
         }
     }
 
-    fn holds(&self, target: Target) -> bool {
+    /// Whether the engine still holds what `target` names (then a NOT_FOUND
+    /// for it is about the caller, and history has nothing to add).
+    pub fn holds(&self, target: Target) -> bool {
         match target {
             Target::Trade(id) => self.trade(id).is_some(),
             Target::Listing(id) => self.state.listings.get(&id).is_some(),

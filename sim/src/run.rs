@@ -280,8 +280,7 @@ impl Sim {
     }
 
     /// The oracle's refusal of a command on a record it does not hold:
-    /// decided with history's record of it when the writer's store has one
-    /// (the writer looks there too), else the oracle's own.
+    /// decided as the writer decides it, from the writer's history.
     fn on_forgotten(
         &self,
         cmd: &Command,
@@ -291,13 +290,8 @@ impl Sim {
         let Some(w) = self.writer.as_ref() else {
             return Ok(refused);
         };
-        match otc_storage::writer::ended_record(w.store(), cmd, &refused) {
-            Ok(ended) => Ok(ended
-                .as_ref()
-                .and_then(|r| self.oracle.refusal_on_ended(cmd, r.as_ref(), now))
-                .unwrap_or(refused)),
-            Err(e) => self.fail(format!("reading {}'s history: {e}", cmd.name())),
-        }
+        otc_storage::writer::refusal_on_forgotten(&self.oracle, w.store(), cmd, refused, now)
+            .or_else(|e| self.fail(format!("reading {}'s history: {e}", cmd.name())))
     }
 
     /// Feeds one request the writer applied or refused to the oracle and

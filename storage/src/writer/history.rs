@@ -9,8 +9,8 @@ use otc_engine::buy::BuyOrder;
 use otc_engine::listing::Listing;
 use otc_engine::trade::Trade;
 use otc_engine::{
-    BuyOrderId, Changed, Command, EndedRecord, Event, EventKind, ListingId, Rejection, Target,
-    Timestamp, TradeId,
+    BuyOrderId, Changed, Command, EndedRecord, Engine, Event, EventKind, ListingId, Rejection,
+    Target, Timestamp, TradeId,
 };
 
 use super::Writer;
@@ -39,7 +39,7 @@ impl GroupChanges {
 }
 
 /// History's record of an ended trade, listing or buy order, owned.
-pub enum Ended {
+enum Ended {
     /// A trade.
     Trade(Trade),
     /// A listing.
@@ -50,7 +50,7 @@ pub enum Ended {
 
 impl Ended {
     /// Borrowed, as the engine takes it.
-    pub fn as_ref(&self) -> EndedRecord<'_> {
+    fn as_ref(&self) -> EndedRecord<'_> {
         match self {
             Ended::Trade(t) => EndedRecord::Trade(t),
             Ended::Listing(l) => EndedRecord::Listing(l),
@@ -59,12 +59,39 @@ impl Ended {
     }
 }
 
-/// History's record of what `cmd` acts on, when the engine `refused` it
-/// NOT_FOUND for that record (the engine holds none of it then).
+/// What a command `engine` answered NOT_FOUND (`refused`) gets: when what
+/// it acts on has left the working set but history holds it, the engine's
+/// refusal of it as it stood when held (SPEC §10). History is read only for
+/// a record the engine no longer holds, so a stranger naming a held trade
+/// costs no read. A damaged record keeps NOT_FOUND: anyone may name any id,
+/// so one bad record must not stop the writer (reads of it answer
+/// UNAVAILABLE).
 ///
 /// # Errors
-/// The record is damaged, or storage failed.
-pub fn ended_record(
+/// Storage failed (other than a damaged record).
+pub fn refusal_on_forgotten(
+    engine: &Engine,
+    store: &Store,
+    cmd: &Command,
+    refused: Rejection,
+    now: Timestamp,
+) -> Result<Rejection, StorageError> {
+    if cmd.target().is_none_or(|t| engine.holds(t)) {
+        return Ok(refused);
+    }
+    let ended = match ended_record(store, cmd, &refused) {
+        Ok(Some(ended)) => ended,
+        Ok(None) | Err(StorageError::Corrupt { .. }) => return Ok(refused),
+        Err(e) => return Err(e),
+    };
+    Ok(engine
+        .refusal_on_ended(cmd, ended.as_ref(), now)
+        .unwrap_or(refused))
+}
+
+/// History's record of what `cmd` acts on, when the engine `refused` it
+/// NOT_FOUND for that record.
+fn ended_record(
     store: &Store,
     cmd: &Command,
     refused: &Rejection,
@@ -109,36 +136,6 @@ pub(crate) fn stage_event_indexes(batch: &mut Batch, e: &Event) -> Result<(), St
 }
 
 impl Writer {
-    /// What a command the engine answered NOT_FOUND gets. When the trade,
-    /// listing or buy order it acts on has left the engine's working set
-    /// but history holds it, the engine refuses the command as it did while
-    /// it held the ended record: naming its state to its owner or a party
-    /// (SPEC §10). The look-up happens only on this refusal; a refusal
-    /// changes nothing and is not journaled, so replay never needs it.
-    ///
-    /// A damaged record keeps the engine's NOT_FOUND: anyone may name any
-    /// id, so one bad record must not stop the writer (reads of it answer
-    /// UNAVAILABLE). Any other storage failure stops it, as everywhere.
-    /// History reaches sled at its group's commit, so a record ended and
-    /// forgotten within one group is not found here: `otcd` puts a group's
-    /// `FireDue` last, and the retention is far longer than a group.
-    pub(crate) fn refusal_on_forgotten(
-        &self,
-        cmd: &Command,
-        refused: Rejection,
-        now: Timestamp,
-    ) -> Result<Rejection, StorageError> {
-        let ended = match ended_record(&self.store, cmd, &refused) {
-            Ok(Some(ended)) => ended,
-            Ok(None) | Err(StorageError::Corrupt { .. }) => return Ok(refused),
-            Err(e) => return Err(e),
-        };
-        Ok(self
-            .engine
-            .refusal_on_ended(cmd, ended.as_ref(), now)
-            .unwrap_or(refused))
-    }
-
     /// Writes the final state of every trade, listing and buy order the
     /// group ended (or changed after it ended), and every appeal it touched,
     /// so history outlives the engine's working set. Open records live in

@@ -20,7 +20,7 @@ pub mod idem;
 mod recovery;
 mod snapshots;
 
-pub use history::{Ended, ended_record};
+pub use history::refusal_on_forgotten;
 use history::{GroupChanges, History, stage_event_indexes};
 pub use idem::{Earlier, IdemRecord, KnownIds, Replier, StoredKind, StoredOutcome};
 use idem::{Idempotency, command_fingerprint};
@@ -438,7 +438,15 @@ impl Writer {
         };
         let applied = match applied {
             Err(r) if r.kind() == RejectionKind::NotFound => {
-                Err(self.refusal_on_forgotten(&raw.command, r, raw.now)?)
+                // History's record of it, when the engine forgot it.
+                let (engine, store) = (&self.engine, &self.store);
+                Err(refusal_on_forgotten(
+                    engine,
+                    store,
+                    &raw.command,
+                    r,
+                    raw.now,
+                )?)
             }
             other => other,
         };
