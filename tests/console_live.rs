@@ -2,7 +2,8 @@
 //! against a real `otcd` (SPEC §21): the queue resumes after the server
 //! restarts with nothing missed; a trade opened or a queue first loaded
 //! while the server is down loads by itself once it is back; a stream the
-//! server turns away is named in the error banner until it is let in.
+//! server turns away is named in the error banner until it is let in; the
+//! focused row keeps the focus through live updates.
 
 mod harness;
 
@@ -158,6 +159,78 @@ async fn a_queue_row_whose_reread_failed_on_the_way_still_arrives() {
         b.exec("return window.__failed", vec![]).await,
         Ok(serde_json::json!(2)),
         "both failures happened on the way"
+    );
+    b.quit().await;
+}
+
+/// The agent's place in the queue survives its live updates: an appeal
+/// opening elsewhere leaves the focused row's element as it was, and a
+/// change to the focused row itself moves the focus to its new row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_focused_queue_row_keeps_the_focus_through_live_updates() {
+    let s = Server::start(&["--auto-appeal-after", "10m"]).await;
+    let (_, mut first_buyer, first) = paid_trade(&s, Uuid::new_v4()).await;
+    let (_, mut second_buyer, second) = paid_trade(&s, Uuid::new_v4()).await;
+    first_buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: first.clone(),
+            reason: "focused".into(),
+        })
+        .await
+        .expect("appeal");
+    let b = Browser::start("UTC").await;
+    b.sign_in(&s, &token(Uuid::new_v4(), Role::Support)).await;
+    b.wait_for("#live[data-state=live]").await;
+    let button = format!("#queue tr[data-trade='{first}'] .open-trade");
+    b.wait_for(&button).await;
+    b.exec(
+        "const el = document.querySelector(arguments[0]); el.focus(); el.__mark = 'kept';",
+        vec![serde_json::json!(button)],
+    )
+    .await
+    .expect("focused");
+
+    second_buyer
+        .open_appeal(pb::OpenAppealRequest {
+            request_id: rid(),
+            trade_id: second.clone(),
+            reason: "elsewhere".into(),
+        })
+        .await
+        .expect("second appeal");
+    b.wait_for(&format!("#queue tr[data-trade='{second}']"))
+        .await;
+    assert_eq!(
+        b.exec("return document.activeElement.__mark || null", vec![])
+            .await,
+        Ok(serde_json::json!("kept")),
+        "the focused element is the same one"
+    );
+
+    // Another agent claims the focused appeal: its row is built anew, and
+    // the focus follows it.
+    s.support(Uuid::new_v4(), Role::Support)
+        .await
+        .claim_appeal(pb::AppealActionRequest {
+            request_id: rid(),
+            trade_id: first.clone(),
+        })
+        .await
+        .expect("claimed");
+    b.wait_for(&format!(
+        "#queue tr[data-trade='{first}'][data-status=APPEAL_STATUS_CLAIMED]"
+    ))
+    .await;
+    assert_eq!(
+        b.exec(
+            "const a = document.activeElement;
+             return [a.classList.contains('open-trade'), a.closest('tr').dataset.trade, a.__mark || null];",
+            vec![]
+        )
+        .await,
+        Ok(serde_json::json!([true, first, null])),
+        "the focus moved to the claimed row's new button"
     );
     b.quit().await;
 }

@@ -4,7 +4,7 @@ import { AppealQueue } from './queue.js';
 import { LiveStream, MAX_BACKOFF, MIN_BACKOFF } from './live.js';
 import { isTransient } from './grpcweb.js';
 import { app, busy, clearErrorFrom, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
-import { badge, byId, clear, h, idCell, setLabel, textOr, timeEl } from './dom.js';
+import { badge, byId, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
 let model = new AppealQueue();
 let epoch = 0;                // bumped at sign-out: late replies are dropped
@@ -62,11 +62,51 @@ function row(a) {
   return tr;
 }
 
+/**
+ * The rows on screen by trade id, each with the content it was built from:
+ * an event rebuilds only the rows it changed, so the agent's focus and text
+ * selection on the others survive the live updates.
+ */
+let shown = new Map(); // trade id -> {tr, key}
+
+/** Puts `tbody`'s rows in the order of `trs`, moving only those out of place. */
+function placeRows(tbody, trs) {
+  const wanted = new Set(trs);
+  for (const child of [...tbody.children]) {
+    if (!wanted.has(child)) child.remove();
+  }
+  let at = tbody.firstElementChild;
+  for (const tr of trs) {
+    if (at === tr) at = at.nextElementSibling;
+    else tbody.insertBefore(tr, at);
+  }
+}
+
 export function render() {
   const tbody = byId('queue-body');
   if (!tbody) return;
-  clear(tbody);
-  for (const a of model.list()) tbody.appendChild(row(a));
+  const me = app.session ? app.session.sub : '';
+  // Where the focus is, if a rebuilt row holds it: it moves to the new row.
+  const active = document.activeElement;
+  const focusTr = active && tbody.contains(active) ? active.closest('tr') : null;
+  const next = new Map();
+  const trs = [];
+  for (const a of model.list()) {
+    const key = JSON.stringify([me, a]);
+    let r = shown.get(a.trade_id);
+    if (!r || r.key !== key) r = { tr: row(a), key };
+    next.set(a.trade_id, r);
+    trs.push(r.tr);
+  }
+  shown = next;
+  placeRows(tbody, trs);
+  if (focusTr && !focusTr.isConnected) {
+    const again = shown.get(focusTr.dataset.trade);
+    if (again) {
+      const button = active.classList.contains('open-trade') ? again.tr.querySelector('.open-trade') : null;
+      (button || again.tr).focus();
+    }
+  }
   byId('queue-empty').hidden = !loaded || model.size > 0;
   setLabel(byId('queue-count'), model.hasMore ? 'queue.countMore' : 'queue.count', { n: model.size });
   byId('queue-more').hidden = !model.hasMore;
