@@ -5,6 +5,7 @@ import { CALL_DEADLINE_MS, call } from './grpcweb.js';
 import { RequestIds } from './requests.js';
 import { byId, clear, h, label, setLabel } from './dom.js';
 import { t } from './i18n.js';
+import { clampAtCaret } from './format.js';
 
 const TOKEN_KEY = 'otc.token';
 
@@ -58,13 +59,29 @@ export function pageSize() {
 }
 
 /**
- * Bounds a note input as the server bounds notes: its `maxlength` is the
- * server's `--text-chars-max` once known (the server checks it in any case).
+ * Bounds a note input as the server bounds notes: at most the server's
+ * `--text-chars-max` characters once known (the server checks it in any
+ * case), counted as the server counts them, so an emoji is one, not the two
+ * `maxlength` would count. Register it before the view's own `input`
+ * listeners: they see the value cut back.
  */
 export function boundNote(input) {
-  input.maxLength = TEXT_CHARS_MAX;
-  // maxLength is a 32-bit attribute: a larger setting means "no bound here".
-  limits().then((l) => { input.maxLength = Math.min(l.textCharsMax, 0x7fffffff); });
+  let max = TEXT_CHARS_MAX;
+  const clamp = () => {
+    const caret = input.selectionEnd ?? input.value.length;
+    const next = clampAtCaret(input.value, caret, max);
+    if (next.value === input.value) return;
+    input.value = next.value;
+    input.setSelectionRange(next.caret, next.caret);
+  };
+  // Not while an IME composes (pinyin): the composed text is cut once it lands.
+  input.addEventListener('input', (e) => { if (!e.isComposing) clamp(); });
+  input.addEventListener('compositionend', clamp);
+  limits().then((l) => {
+    max = l.textCharsMax;
+    input.dataset.charsMax = String(max);
+    clamp();
+  });
   return input;
 }
 

@@ -235,3 +235,27 @@ export function showInvisible(text) {
   return String(text ?? '').replace(INVISIBLE, (c) => `⟦U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}⟧`);
 }
 
+
+/**
+ * An edit cut back to `max` characters as the server counts them (code
+ * points: an emoji is one, where `maxlength` counts two UTF-16 units).
+ * What was just typed or pasted, the characters before the caret, gives
+ * way, as `maxlength` refuses an insertion: {value, caret} (a UTF-16 offset).
+ */
+export function clampAtCaret(value, caret, max) {
+  const s = String(value ?? '');
+  if (s.length <= max) return { value: s, caret };
+  // A caret between the halves of a pair stands after it.
+  const low = s.charCodeAt(caret);
+  if (caret > 0 && low >= 0xdc00 && low <= 0xdfff) caret += 1;
+  let before = [...s.slice(0, caret)];
+  let after = [...s.slice(caret)];
+  let excess = before.length + after.length - max;
+  if (excess <= 0) return { value: s, caret };
+  const cut = Math.min(excess, before.length);
+  before = before.slice(0, before.length - cut);
+  excess -= cut;
+  if (excess > 0) after = after.slice(0, after.length - excess);
+  const head = before.join('');
+  return { value: head + after.join(''), caret: head.length };
+}

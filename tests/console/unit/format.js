@@ -68,7 +68,24 @@ await section('notes take as much as the server does', async () => {
   eq((await limits()).textCharsMax, 3000, 'the server runs with --text-chars-max 3000');
   const note = boundNote(document.createElement('textarea'));
   await limits();
-  eq(note.maxLength, 3000, 'a note input\'s maxlength follows the server');
+  eq(note.dataset.charsMax, '3000', 'a note input\'s bound follows the server');
+  note.value = '😀'.repeat(3000);
+  note.dispatchEvent(new Event('input'));
+  eq([...note.value].length, 3000, 'an emoji counts once, as on the server');
+  note.value += 'x';
+  note.setSelectionRange(note.value.length, note.value.length);
+  note.dispatchEvent(new Event('input'));
+  eq([...note.value].length, 3000, 'a character past the bound is refused');
+  eq(note.value.endsWith('😀'), true, 'what was typed last gave way');
+});
+
+await section('an edit is cut back to the bound as the server counts', () => {
+  eq(fmt.clampAtCaret('ab😀', 4, 3), { value: 'ab😀', caret: 4 }, 'within the bound: three characters, four units');
+  eq(fmt.clampAtCaret('ab😀c', 3, 3), { value: 'abc', caret: 2 }, 'a caret inside a pair stands after it: the pair goes whole');
+  eq(fmt.clampAtCaret('ab😀c', 5, 3), { value: 'ab😀', caret: 4 }, 'typed at the end: the new character goes');
+  eq(fmt.clampAtCaret('aXYb', 3, 2), { value: 'ab', caret: 1 }, 'pasted in the middle: the pasted characters go');
+  eq(fmt.clampAtCaret('😀😀😀', 0, 1), { value: '😀', caret: 0 }, 'nothing before the caret: the end goes');
+  eq(fmt.clampAtCaret('', 0, 5), { value: '', caret: 0 }, 'empty');
 });
 
 await section('statement CSV', () => {
