@@ -164,7 +164,9 @@ export function showError(err, source = null) {
   clear(text);
   if (err.codeName) {
     text.appendChild(h('strong', { class: 'code', text: err.codeName }));
-    text.appendChild(document.createTextNode(`: ${err.message || ''}`));
+    text.appendChild(document.createTextNode(': '));
+    // The server's words as it sent them; this page's own in the agent's language.
+    text.appendChild(err.i18nKey ? label(err.i18nKey, err.args) : document.createTextNode(err.message || ''));
     box.dataset.code = err.codeName;
   } else if (err.i18nKey) {
     text.appendChild(label(err.i18nKey, err.args));

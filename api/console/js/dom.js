@@ -3,7 +3,7 @@
 // images only to blob: URLs this page made). There is no HTML parsing here.
 
 import { enumKey, getLang, hasKey, t } from './i18n.js';
-import { formatTime, getTimeZone, isoTime } from './format.js';
+import { durationLabel, formatTime, getTimeZone, isoTime } from './format.js';
 
 const i18nArgs = new WeakMap();
 const tsValue = new WeakMap();
@@ -77,6 +77,15 @@ export function setLabel(el, key, args) {
 /** A <span> label. */
 export function label(key, args) {
   return setLabel(document.createElement('span'), key, args);
+}
+
+/** A duration in seconds, in the chosen language ("—" for none). */
+export function durationEl(secs) {
+  const l = durationLabel(secs);
+  const el = document.createElement('span');
+  if (l) setLabel(el, l.key, l.args);
+  else el.textContent = '—';
+  return el;
 }
 
 /** A <time> for a Timestamp, in the chosen zone and language. */

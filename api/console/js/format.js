@@ -107,16 +107,20 @@ export function isoTime(ts) {
   return ms === null ? '' : new Date(ms).toISOString();
 }
 
-/** A short duration for seconds given as a number or decimal string: "1h 05m", "4m 10s", "—" for 0. */
-export function formatDuration(secs) {
+/**
+ * A short duration for seconds given as a number or decimal string, as a
+ * label {key, args} ("1h 05m", "4m 10s", "10s" in English), or null for none.
+ */
+export function durationLabel(secs) {
   const n = Number(secs);
-  if (!Number.isFinite(n) || n <= 0) return '—';
+  if (!Number.isFinite(n) || n <= 0) return null;
   const h = Math.floor(n / 3600);
   const m = Math.floor((n % 3600) / 60);
   const s = Math.floor(n % 60);
-  if (h > 0) return `${h}h ${String(m).padStart(2, '0')}m`;
-  if (m > 0) return `${m}m ${String(s).padStart(2, '0')}s`;
-  return `${s}s`;
+  const two = (x) => String(x).padStart(2, '0');
+  if (h > 0) return { key: 'dur.hm', args: { h, m: two(m) } };
+  if (m > 0) return { key: 'dur.ms', args: { m, s: two(s) } };
+  return { key: 'dur.s', args: { s } };
 }
 
 /** Today's date in UTC as YYYY-MM-DD. */

@@ -4,7 +4,8 @@
 //   stream(method, request, {token, onMessage, onOpen, signal}) -> Promise<void> (ends OK)
 //
 // Errors are GrpcError {code, codeName, message} (plus `network: true` when no
-// gRPC status came back, `aborted: true` when the caller's signal aborted).
+// gRPC status came back, `aborted: true` when the caller's signal aborted;
+// this page's own messages carry `i18nKey` and `args` for the banner).
 // The token only ever goes into the Authorization header; nothing here logs.
 // The frame parsing (GrpcWebDecoder) works on plain bytes, without fetch.
 
@@ -178,7 +179,7 @@ export class GrpcWebDecoder {
 export function httpStatusError(status) {
   const map = { 400: 13, 401: 16, 403: 7, 404: 12, 429: 14, 502: 14, 503: 14, 504: 14 };
   const code = map[status] ?? 2;
-  return new GrpcError(code, `HTTP ${status} from the server`, { httpStatus: status, network: true });
+  return new GrpcError(code, `HTTP ${status} from the server`, { httpStatus: status, network: true, i18nKey: 'net.http', args: { status } });
 }
 
 /** Whether a failed mutating call may or may not have taken effect (retry with the same id). */
@@ -273,7 +274,8 @@ async function open(method, request, opts) {
     });
   } catch (e) {
     if (opts.signal && opts.signal.aborted) throw new GrpcError(1, 'cancelled', { aborted: true });
-    throw new GrpcError(14, `network error: ${e && e.message ? e.message : 'request failed'}`, { network: true });
+    const detail = e && e.message ? e.message : 'request failed';
+    throw new GrpcError(14, `network error: ${detail}`, { network: true, i18nKey: 'net.failed', args: { detail } });
   }
   if (resp.status !== 200) {
     try { await resp.body?.cancel(); } catch { /* ignore */ }
@@ -296,7 +298,8 @@ async function pump(resp, decoder, opts, each) {
         chunk = await reader.read();
       } catch (e) {
         if (opts.signal && opts.signal.aborted) throw new GrpcError(1, 'cancelled', { aborted: true });
-        throw new GrpcError(14, `connection lost: ${e && e.message ? e.message : 'read failed'}`, { network: true });
+        const detail = e && e.message ? e.message : 'read failed';
+        throw new GrpcError(14, `connection lost: ${detail}`, { network: true, i18nKey: 'net.lost', args: { detail } });
       }
       if (chunk.done) break;
       if (opts.onChunk) opts.onChunk();
@@ -347,7 +350,8 @@ export async function call(method, request, opts = {}) {
     return decodeOrThrow(schema, m.output, payloads[0]);
   } catch (e) {
     if (deadline.signal.aborted && !(opts.signal && opts.signal.aborted)) {
-      throw new GrpcError(4, `nothing heard for ${Math.max(1, Math.round(ms / 1000))} s: the connection may be down`, { network: true });
+      const s = Math.max(1, Math.round(ms / 1000));
+      throw new GrpcError(4, `nothing heard for ${s} s: the connection may be down`, { network: true, i18nKey: 'net.silent', args: { s } });
     }
     throw e;
   } finally {

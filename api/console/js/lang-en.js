@@ -31,6 +31,13 @@ export const en = {
   'live.live': 'Live',
   'live.reconnecting': 'Reconnecting…',
   'live.last': 'last event #{seq}',
+  'net.failed': 'network error: {detail}',
+  'net.lost': 'connection lost: {detail}',
+  'net.http': 'HTTP {status} from the server',
+  'net.silent': 'nothing heard for {s} s: the connection may be down',
+  'dur.hm': '{h}h {m}m',
+  'dur.ms': '{m}m {s}s',
+  'dur.s': '{s}s',
 
   'queue.title': 'Appeal queue',
   'queue.countMore': '{n} shown; more on the server',

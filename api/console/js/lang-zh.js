@@ -31,6 +31,13 @@ export const zh = {
   'live.live': '实时',
   'live.reconnecting': '正在重连…',
   'live.last': '最新事件 #{seq}',
+  'net.failed': '网络错误：{detail}',
+  'net.lost': '连接中断：{detail}',
+  'net.http': '服务器返回 HTTP {status}',
+  'net.silent': '{s} 秒内没有任何响应：连接可能已断开',
+  'dur.hm': '{h} 小时 {m} 分',
+  'dur.ms': '{m} 分 {s} 秒',
+  'dur.s': '{s} 秒',
 
   'queue.title': '申诉队列',
   'queue.countMore': '已显示 {n} 个，服务器上还有更多',

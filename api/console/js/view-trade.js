@@ -7,8 +7,8 @@ import {
   SUPPORT_SVC,
 } from './app.js';
 import { attachmentNode, releaseAttachments } from './attachments.js';
-import { badge, byId, clear, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
-import { formatDuration, showInvisible } from './format.js';
+import { badge, byId, clear, durationEl, fieldList, h, idCell, label, setLabel, textOr, timeEl } from './dom.js';
+import { showInvisible } from './format.js';
 import { isTransient } from './grpcweb.js';
 import { on, refetchAppeal } from './view-queue.js';
 
@@ -96,7 +96,7 @@ function record(partyKey, uid, r) {
     fieldList([
       ['record.completed', String(rec.completed_30d), 'completed_30d'],
       ['record.rate', rec.completion_rate_30d || '—', 'completion_rate_30d'],
-      ['record.median', formatDuration(rec.median_release_secs), 'median_release_secs'],
+      ['record.median', durationEl(rec.median_release_secs), 'median_release_secs'],
     ], 'compact'));
 }
 

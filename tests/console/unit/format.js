@@ -48,7 +48,12 @@ await section('time formatting', () => {
   fmt.setTimeZone(before);
   if (stored === null) localStorage.removeItem('otc.tz');
   else localStorage.setItem('otc.tz', stored);
-  eq(fmt.formatDuration('3725'), '1h 02m', 'durations');
+  const dur = (secs, lang) => {
+    const l = fmt.durationLabel(secs);
+    return l ? i18n.t(l.key, l.args, lang) : null;
+  };
+  eq([dur('3725', 'en'), dur(250, 'en'), dur('9', 'en'), dur('0', 'en')], ['1h 02m', '4m 10s', '9s', null], 'durations');
+  eq([dur('3725', 'zh'), dur(250, 'zh'), dur('9', 'zh')], ['1 小时 02 分', '4 分 10 秒', '9 秒'], 'durations in 中文');
 });
 
 function b64url(s) {

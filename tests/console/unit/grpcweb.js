@@ -68,6 +68,9 @@ await section('grpc-web status', () => {
   eq(gw.decodeGrpcMessage('bad%zz%E4%B8%AD'), 'bad%zz中', 'malformed escapes are kept as text');
   eq(gw.httpStatusError(503).codeName, 'UNAVAILABLE', 'HTTP 503 maps to UNAVAILABLE');
   eq(gw.httpStatusError(401).codeName, 'UNAUTHENTICATED', 'HTTP 401 maps to UNAUTHENTICATED');
+  const e503 = gw.httpStatusError(503);
+  eq([e503.message, i18n.t(e503.i18nKey, e503.args, 'en'), i18n.t(e503.i18nKey, e503.args, 'zh')],
+    ['HTTP 503 from the server', 'HTTP 503 from the server', '服务器返回 HTTP 503'], 'this page\'s own message has a label in each language');
   eq(gw.codeName(7), 'PERMISSION_DENIED', 'code names');
   throws(() => new gw.GrpcWebDecoder({ 'content-type': 'text/html' }), /content type/, 'an HTML reply is refused');
 });
@@ -145,6 +148,17 @@ await section('a unary call no answer reaches fails as DEADLINE_EXCEEDED, retrie
     const abortErr = await failure(p);
     ok(abortErr && abortErr.aborted && abortErr.codeName === 'CANCELLED', `the caller's abort, got ${abortErr && abortErr.codeName}`);
     eq(gw.CALL_DEADLINE_MS > 30000, true, 'past the server\'s own 30 s');
+    // No network: this page's own words, in the agent's language.
+    window.fetch = () => Promise.reject(new TypeError('Failed to fetch'));
+    const down = await failure(gw.call(ListAppeals, {}, { token: 't' }));
+    eq([down.codeName, down.message, i18n.t(down.i18nKey, down.args, 'zh')],
+      ['UNAVAILABLE', 'network error: Failed to fetch', '网络错误：Failed to fetch'], 'a failed fetch is labelled');
+    app.showError(down);
+    eq(document.getElementById('error-text').textContent, `UNAVAILABLE: ${i18n.t('net.failed', { detail: 'Failed to fetch' })}`,
+      'the banner shows the label');
+    const banner = document.getElementById('error-text').lastChild;
+    eq(banner.dataset && banner.dataset.i18n, 'net.failed', 'relabelled when the language changes');
+    app.clearError();
   } finally {
     window.fetch = real;
   }
