@@ -208,8 +208,12 @@ pub enum EventKind {
         day: String,
         mistakes: u64,
     },
-    /// CS handled a reconciliation mistake.
-    MistakeHandled { mistake: MistakeId, agent: UserId },
+    /// CS handled a reconciliation mistake (`agent`), or a late
+    /// notification settled it (`None`).
+    MistakeHandled {
+        mistake: MistakeId,
+        agent: Option<UserId>,
+    },
     /// CS closed a payment anomaly.
     AnomalyResolved { anomaly: AnomalyId, agent: UserId },
     /// The parties settled an appeal themselves.

@@ -118,7 +118,7 @@ impl Engine {
         self.require_merchant(merchant)?;
         let m = invariant(self.state.merchants.get_mut(&merchant), "merchant vanished");
         if online && m.capacity.is_none() {
-            return Err(Rejection::NotAllowed(
+            return Err(Rejection::Precondition(
                 "declare capacity before going online",
             ));
         }

@@ -120,7 +120,7 @@ impl Engine {
             return Err(Rejection::NotOnChannel(id));
         };
         if provider.settles_cny_only() && t.fiat.as_str() != "CNY" {
-            return Err(Rejection::NotAllowed(
+            return Err(Rejection::Precondition(
                 "this trade's channel settles CNY only; pay as the trade's terms say",
             ));
         }

@@ -28,7 +28,8 @@ impl Engine {
             .insert((now, p.channel.clone(), p.txn_id.clone()));
         // A bill already showed it (the notification came after the import,
         // as a gateway retrying for a day may): no later bill calls it missing
-        // there. Its finding stays for CS to close; at another amount, the
+        // there. Its MISSING_HERE is settled, as it would not have been
+        // recorded had the notification come first; at another amount, the
         // two disagree, and that is a finding of its own.
         let shown = self.bill_showed(&p.channel, &p.txn_id);
         let reconciled = shown.is_some();
@@ -45,16 +46,24 @@ impl Engine {
             self.missing_there_if_billed(&p.channel, unseen, now);
         }
         // (A refund row's amount is the refund's: no payment to compare.)
-        if let Some((day, facts)) = shown
+        if let Some((id, day, facts)) = shown
             && facts.kind == MistakeKind::MissingHere
-            && facts.theirs != Some(p.amount)
         {
-            let facts = MistakeFacts {
-                kind: MistakeKind::AmountMismatch,
-                ours: Some(p.amount),
-                ..facts
+            let note = if facts.theirs == Some(p.amount) {
+                "settled: the gateway's notification came after the bill, at the bill's amount"
+            } else {
+                let facts = MistakeFacts {
+                    kind: MistakeKind::AmountMismatch,
+                    ours: Some(p.amount),
+                    ..facts
+                };
+                self.record_mistake(&p.channel, &day, facts, now);
+                "settled: the gateway's notification came after the bill, at another amount (see its AMOUNT_MISMATCH)"
             };
-            self.record_mistake(&p.channel, &day, facts, now);
+            // Unless CS closed it first.
+            if self.state.open_mistakes.contains(&id) {
+                self.handle_mistake(None, id, note.to_owned(), now);
+            }
         }
         self.state.payment_log.insert(
             key,
@@ -292,7 +301,13 @@ impl Engine {
         Ok(m)
     }
 
-    fn handle_mistake(&mut self, agent: UserId, id: MistakeId, note: String, now: Timestamp) {
+    fn handle_mistake(
+        &mut self,
+        agent: Option<UserId>,
+        id: MistakeId,
+        note: String,
+        now: Timestamp,
+    ) {
         let m = invariant(self.state.mistakes.get_mut(&id), "mistake vanished");
         m.handled = Some(Handled {
             agent,
@@ -319,7 +334,7 @@ impl Engine {
             &m.facts.reference,
             "an agent cannot close a reconciliation mistake of their own trade",
         )?;
-        self.handle_mistake(agent, id, note.to_owned(), now);
+        self.handle_mistake(Some(agent), id, note.to_owned(), now);
         Ok(())
     }
 
@@ -336,7 +351,7 @@ impl Engine {
         self.text_arg("note", note, false)?;
         let m = self.open_mistake(id)?;
         if m.facts.kind != MistakeKind::MissingHere {
-            return Err(Rejection::NotAllowed(
+            return Err(Rejection::Precondition(
                 "only a payment missing here can be applied from the bill; close the others with a note",
             ));
         }
@@ -346,7 +361,7 @@ impl Engine {
             .theirs
             .is_none_or(|a| a <= rust_decimal::Decimal::ZERO)
         {
-            return Err(Rejection::NotAllowed(
+            return Err(Rejection::Precondition(
                 "the bill settled nothing (0.00) for this payment: there is nothing to apply; close it with a note",
             ));
         }
@@ -358,7 +373,7 @@ impl Engine {
             MistakeKind::StatusMismatch,
         );
         if self.state.mistake_keys.contains(&reversed) {
-            return Err(Rejection::NotAllowed(
+            return Err(Rejection::Precondition(
                 "the bill also shows this payment refunded: it cannot be applied; close it with a note",
             ));
         }
@@ -389,7 +404,7 @@ impl Engine {
         } else {
             format!("applied from the bill: {note}")
         };
-        self.handle_mistake(agent, id, record, now);
+        self.handle_mistake(Some(agent), id, record, now);
         Ok(())
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use rust_decimal::Decimal;
 
 use crate::engine::Engine;
-use crate::ids::Timestamp;
+use crate::ids::{MistakeId, Timestamp};
 use crate::ops_recon::chrono_day;
 use crate::recon::{MistakeFacts, MistakeKind, Report};
 
@@ -113,13 +113,14 @@ impl Engine {
         None
     }
 
-    /// The day and the `MISSING_HERE` finding of an imported bill that showed
-    /// a payment no notification had brought then.
+    /// The id, day and finding (`MISSING_HERE`, or a refund's
+    /// `STATUS_MISMATCH`) of an imported bill that showed a payment no
+    /// notification had brought then.
     pub(crate) fn bill_showed(
         &self,
         channel: &str,
         txn_id: &str,
-    ) -> Option<(String, MistakeFacts)> {
+    ) -> Option<(MistakeId, String, MistakeFacts)> {
         // A bill that listed it as paid (MISSING_HERE then), or refunded (a
         // STATUS_MISMATCH with no amount of ours): either way it showed it.
         let kinds = [MistakeKind::MissingHere, MistakeKind::StatusMismatch];
@@ -133,6 +134,6 @@ impl Engine {
             .mistakes
             .values()
             .find(|m| m.channel == channel && m.facts.txn_id == txn_id && m.facts.kind == kind)
-            .map(|m| (m.day.clone(), m.facts.clone()))
+            .map(|m| (m.id, m.day.clone(), m.facts.clone()))
     }
 }

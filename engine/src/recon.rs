@@ -114,11 +114,13 @@ pub struct MistakeFacts {
     pub at: Timestamp,
 }
 
-/// How CS handled a mistake.
+/// How a mistake was handled: by CS, or settled by the gateway's own late
+/// notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handled {
-    /// The agent.
-    pub agent: UserId,
+    /// The agent; `None` when the notification the bill was missing came
+    /// after it and settled the finding.
+    pub agent: Option<UserId>,
     /// When.
     pub at: Timestamp,
     /// What was done.

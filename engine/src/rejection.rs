@@ -115,6 +115,9 @@ pub enum Rejection {
     /// The caller is a party but may not take this action.
     #[error("{0}")]
     NotAllowed(&'static str),
+    /// Not possible in the state things are in, whoever asks: why.
+    #[error("{0}")]
+    Precondition(&'static str),
     /// The action is not allowed in the current state.
     #[error("cannot {action} {what} {id}: it is {state}")]
     WrongState {
@@ -262,7 +265,7 @@ impl Rejection {
             | UnknownMethod(_) => RejectionKind::NotFound,
             NotAllowed(_) | NotAMerchant | ClaimedByOther { .. } => RejectionKind::PermissionDenied,
             LimitReached { .. } => RejectionKind::ResourceExhausted,
-            ExternalRefReused(_) | DuplicatePayment(_) => RejectionKind::AlreadyExists,
+            ExternalRefReused(_) => RejectionKind::AlreadyExists,
             InsufficientBalance { .. }
             | NotReadyToSell { .. }
             | MethodInUse { .. }
@@ -286,7 +289,11 @@ impl Rejection {
             | HistoryNeeded(_)
             | NotOnChannel(_)
             | SelfAction(_)
-            | NoFreshReference { .. } => RejectionKind::FailedPrecondition,
+            | NoFreshReference { .. }
+            // A payment applied before is a fact of state, not a reused
+            // request id (the gateway's path answers it with success).
+            | DuplicatePayment(_)
+            | Precondition(_) => RejectionKind::FailedPrecondition,
         }
     }
 

@@ -174,7 +174,7 @@ fn a_payment_the_bill_settled_at_zero_is_found_but_never_applied() {
     assert_eq!(found[0].1, MistakeKind::MissingHere);
     let r = w.err(apply_missed(user(AGENT), found[0].0));
     assert!(
-        matches!(r, Rejection::NotAllowed(m) if m.contains("settled nothing")),
+        matches!(r, Rejection::Precondition(m) if m.contains("settled nothing")),
         "{r}"
     );
     assert_eq!(w.state_of(t), "AWAITING_PAYMENT");
@@ -229,7 +229,7 @@ fn an_agent_cannot_apply_or_close_a_bills_finding_on_their_own_trade() {
     assert_eq!(
         handled.map(|h| (h.agent, h.note)),
         Some((
-            user(AGENT + 1),
+            Some(user(AGENT + 1)),
             "applied from the bill: seen in the bill and in the buyer's receipt".to_owned()
         )),
         "the agent's note is kept with the fact that it was applied"
@@ -413,6 +413,90 @@ fn a_payment_notified_after_a_bill_showed_it_refunded_is_not_missing_there() {
     assert!(logged.reconciled, "a bill showed it");
 }
 
+/// The gateway's retry of a notification the bill showed missing here lands
+/// after the import: the payment applies, and its `MISSING_HERE` is settled
+/// (no agent) as it would never have been recorded had the notification come
+/// first; at another amount, an `AMOUNT_MISMATCH` takes its place.
+#[test]
+fn a_late_notification_settles_the_bills_missing_here() {
+    let mut w = world();
+    let (t, u) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    let at = w.now;
+    let bill = [
+        line(t, "late", "14.00", at),
+        line(u, "late-other", "15.00", at),
+    ];
+    let found = mistakes(&record(&mut w, &bill, "d"));
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().all(|(_, k)| *k == MistakeKind::MissingHere));
+    let events = pay(&mut w, t, "late");
+    assert_eq!(w.state_of(t), "PAID");
+    assert!(
+        events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::MistakeHandled { mistake, agent: None } if mistake == found[0].0
+        )),
+        "{events:?}"
+    );
+    let m = &w.e.state().mistakes[&found[0].0];
+    let handled = m.handled.as_ref().expect("settled");
+    assert_eq!(handled.agent, None);
+    assert!(
+        handled.note.contains("at the bill's amount"),
+        "{}",
+        handled.note
+    );
+    // Nothing left to apply: the agent is told the finding is handled.
+    let r = w.err(apply_missed(user(AGENT), found[0].0));
+    assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
+
+    // Notified at 14.00 where the bill said 15.00: the two disagree.
+    let events = pay(&mut w, u, "late-other");
+    let mismatch = mistakes(&events);
+    assert_eq!(mismatch.len(), 1, "{events:?}");
+    assert_eq!(mismatch[0].1, MistakeKind::AmountMismatch);
+    let handled = w.e.state().mistakes[&found[1].0].handled.clone();
+    assert!(
+        handled.is_some_and(|h| h.agent.is_none() && h.note.contains("AMOUNT_MISMATCH")),
+        "the MISSING_HERE gives way to the mismatch"
+    );
+    assert_eq!(
+        w.e.state()
+            .open_mistakes
+            .iter()
+            .copied()
+            .collect::<Vec<_>>(),
+        [mismatch[0].0],
+        "only the mismatch is left for CS"
+    );
+}
+
+/// A finding CS closed before the notification came stays as CS left it.
+#[test]
+fn a_late_notification_leaves_a_finding_cs_closed_as_it_was() {
+    let mut w = world();
+    let t = w.buy_coin(user(B), "2");
+    let at = w.now;
+    let found = mistakes(&record(&mut w, &[line(t, "closed", "14.00", at)], "c"));
+    w.ok(Command::CloseMistake {
+        agent: user(AGENT),
+        mistake: found[0].0,
+        note: "asked the gateway".into(),
+    });
+    let events = pay(&mut w, t, "closed");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::MistakeHandled { .. })),
+        "{events:?}"
+    );
+    let handled = w.e.state().mistakes[&found[0].0].handled.clone();
+    assert_eq!(
+        handled.map(|h| (h.agent, h.note)),
+        Some((Some(user(AGENT)), "asked the gateway".to_owned()))
+    );
+}
+
 #[test]
 fn the_payment_log_expires_across_every_channel() {
     let mut w = World::new(otc_engine::EngineConfig {
@@ -554,7 +638,7 @@ fn a_missed_payment_the_bill_shows_refunded_cannot_be_applied() {
     );
     let r = w.err(apply_missed(user(AGENT), missing.0));
     assert!(
-        matches!(r, Rejection::NotAllowed(m) if m.contains("refunded")),
+        matches!(r, Rejection::Precondition(m) if m.contains("refunded")),
         "{r}"
     );
     assert_eq!(w.state_of(t), "AWAITING_PAYMENT");

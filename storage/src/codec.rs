@@ -21,10 +21,12 @@ use crate::error::StorageError;
 /// its waiting payments (all in one step: no build wrote 8 without them).
 /// 9: the engine's settings gained `match_scan_max`. 10: the settings gained
 /// `open_buys_per_user_max` and a user's record its `open_buys`; a bill's
-/// report and record carry the day they cover (`window`).
+/// report and record carry the day they cover (`window`). 11: a mistake's
+/// handler and `MistakeHandled`'s agent are optional (a late notification
+/// settles a `MISSING_HERE`).
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
-pub const FORMAT_VERSION: u8 = 10;
+pub const FORMAT_VERSION: u8 = 11;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 

@@ -325,7 +325,10 @@ pub fn event_pb(e: &Event) -> pb::Event {
         }
         EventKind::MistakeHandled { mistake, agent } => {
             out.mistake_id = mistake.to_string();
-            out.actor = format!("support:{agent}");
+            out.actor = match agent {
+                Some(agent) => format!("support:{agent}"),
+                None => "reconciliation".to_owned(),
+            };
             T::MistakeHandled
         }
         EventKind::AnomalyResolved { anomaly, agent } => {

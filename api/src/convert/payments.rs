@@ -68,7 +68,12 @@ pub fn mistake_pb(m: &otc_engine::recon::Mistake) -> pb::ReconMistake {
             .unwrap_or_default(),
         at: Some(ts(f.at)),
         handled: h.is_some(),
-        handled_by: h.map(|h| h.agent.to_string()).unwrap_or_default(),
+        handled_by: h
+            .map(|h| {
+                h.agent
+                    .map_or_else(|| "reconciliation".to_owned(), |a| a.to_string())
+            })
+            .unwrap_or_default(),
         handled_at: h.map(|h| ts(h.at)),
         note: h.map(|h| h.note.clone()).unwrap_or_default(),
     }
