@@ -247,4 +247,34 @@ async fn the_statement_closes_at_the_sum_of_balances() {
         .map(|x| x.parse::<rust_decimal::Decimal>().expect("decimal"))
         .sum();
     assert_eq!(sum.to_string(), st.closing);
+    // A day before this server's first command: nothing on the books, and
+    // balanced (not a false L1 alarm); a day that has not begun: refused.
+    let mut viewer = s.support(uuid::Uuid::new_v4(), Role::SupportViewer).await;
+    let before = viewer
+        .get_statement(pb::GetStatementRequest {
+            asset: "EB".into(),
+            date: "2001-01-01".into(),
+        })
+        .await
+        .expect("statement before the books began")
+        .into_inner();
+    assert_eq!(
+        (before.closing.as_str(), before.balances.as_str()),
+        ("0", "0")
+    );
+    assert!(before.balanced, "{before:?}");
+    let future = viewer
+        .get_statement(pb::GetStatementRequest {
+            asset: "EB".into(),
+            date: "9999-12-31".into(),
+        })
+        .await
+        .expect_err("a day that has not begun");
+    assert_eq!(future.code(), tonic::Code::InvalidArgument);
+    assert!(
+        future
+            .message()
+            .starts_with("date 9999-12-31 is after today"),
+        "{future:?}"
+    );
 }

@@ -271,6 +271,15 @@ pub async fn statement(core: &Core, r: &pb::GetStatementRequest) -> Result<pb::S
             "asset {asset} is not traded here"
         )));
     }
+    // Today's statement is the day so far; a later day has no statement yet.
+    let today = crate::core::clock_now().max(e.state().clock).utc_day();
+    if day > today {
+        let (y, m, d) = otc_engine::civil(today);
+        return Err(Status::invalid_argument(format!(
+            "date {} is after today ({y:04}-{m:02}-{d:02} UTC): a statement covers a day that has begun",
+            r.date
+        )));
+    }
     let s = e.statement(asset, day);
     Ok(pb::Statement {
         asset: asset.to_string(),

@@ -55,10 +55,11 @@ impl Engine {
 
     /// At the first command of a new UTC day: Σ balances per asset as the
     /// day began (the previous days ended with them), for the statements'
-    /// L1 check. Empty on any other command.
+    /// L1 check. Empty on any other command. The very first command's day
+    /// opens at zero: every day before it ended with nothing on the books.
     pub(crate) fn day_opening(&self, now: Timestamp) -> Vec<((Asset, i64), rust_decimal::Decimal)> {
         let day = now.utc_day();
-        if self.state.clock.0 == 0 || self.state.clock.utc_day() >= day {
+        if self.state.clock.utc_day() >= day {
             return Vec::new();
         }
         self.config

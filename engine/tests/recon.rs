@@ -268,6 +268,22 @@ fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
     assert_eq!(s2.opening, s1.closing);
     assert_eq!(s2.closing, d("104"));
     assert!(s2.balanced, "{s2:?}");
+    // Before the first command, the books held nothing, and balanced.
+    for before in [day1 - 1, day1 - 400] {
+        let s = w.e.statement(eb(), before);
+        assert_eq!((s.closing, s.balances), (d("0"), d("0")), "{s:?}");
+        assert!(s.balanced, "{s:?}");
+    }
+}
+
+/// A day before the first command, asked for while the first day is still
+/// today: nothing on the books then either (not today's balances).
+#[test]
+fn a_day_before_the_first_command_balanced_at_zero_on_the_first_day() {
+    let w = world();
+    let s = w.e.statement(eb(), w.now.utc_day() - 1);
+    assert_eq!((s.closing, s.balances), (d("0"), d("0")), "{s:?}");
+    assert!(s.balanced, "{s:?}");
 }
 
 #[test]
