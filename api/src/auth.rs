@@ -55,7 +55,8 @@ impl Role {
             "price_feed" => Role::PriceFeed,
             other => {
                 return Err(format!(
-                    "unknown role {other:?}: use user, merchant, support, support_viewer, admin or price_feed"
+                    "unknown role {}: use user, merchant, support, support_viewer, admin or price_feed",
+                    otc_engine::shown(other)
                 ));
             }
         })

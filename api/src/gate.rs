@@ -21,6 +21,9 @@
 //!   client gave up. A client-streamed bill ([`STREAMED_UPLOADS`]) goes to
 //!   disk chunk by chunk and is not counted.
 //!
+//! - **The error's message** is bounded ([`message::cap`]), so the caller
+//!   sees the status however much input it echoes.
+//!
 //! Health checks and reflection need no token and pass untouched.
 
 use std::pin::Pin;
@@ -476,10 +479,15 @@ where
             };
             // The body's message is held until the call ends.
             drop(held);
-            response
+            response.map(|mut r| {
+                message::cap(r.headers_mut());
+                r
+            })
         })
     }
 }
+
+mod message;
 
 #[cfg(test)]
 mod tests;

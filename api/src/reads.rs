@@ -262,7 +262,8 @@ impl BookCursor {
 
 fn not_returned(token: &str) -> Status {
     Status::invalid_argument(format!(
-        "page_token must be one a list returned, got {token:?}"
+        "page_token must be one a list returned, got {}",
+        otc_engine::shown(token)
     ))
 }
 

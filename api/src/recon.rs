@@ -108,8 +108,8 @@ pub async fn import_bill(
     let rid = cv::request_id(&first.request_id)?;
     let channel = channels.get(&first.channel).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "channel: no payment channel named {:?} is declared",
-            first.channel
+            "channel: no payment channel named {} is declared",
+            otc_engine::shown(&first.channel)
         ))
     })?;
     let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;

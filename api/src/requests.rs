@@ -149,8 +149,8 @@ pub fn method_details(
         return Ok(MethodDetails::Channel {
             provider: channels.provider(&r.channel).ok_or_else(|| {
                 Status::invalid_argument(format!(
-                    "channel: no payment channel named {:?} is declared",
-                    r.channel
+                    "channel: no payment channel named {} is declared",
+                    otc_engine::shown(&r.channel)
                 ))
             })?,
             channel: r.channel.clone(),

@@ -214,8 +214,8 @@ impl AdminService for Admin {
         command(&self.core, c.user, "AssignChannel", req.into_inner(), |r| {
             let provider = self.channels.provider(&r.channel).ok_or_else(|| {
                 Status::invalid_argument(format!(
-                    "channel: no channel named {:?} is declared (see ListChannels)",
-                    r.channel
+                    "channel: no channel named {} is declared (see ListChannels)",
+                    otc_engine::shown(&r.channel)
                 ))
             })?;
             Ok(Command::AssignChannel {

@@ -152,7 +152,8 @@ fn queue_token(token: &str) -> Result<(TradeId, Option<Timestamp>), Status> {
         .and_then(|ms| i64::try_from(ms).ok())
         .ok_or_else(|| {
             Status::invalid_argument(format!(
-                "page_token must be one a list returned, got {token:?}"
+                "page_token must be one a list returned, got {}",
+                otc_engine::shown(token)
             ))
         })?;
     Ok((cv::trade_id_in("page_token", trade)?, Some(Timestamp(at))))

@@ -88,4 +88,4 @@ pub use ops_ended::{EndedRecord, Target};
 pub use ops_recon::{chrono_day, civil};
 pub use ops_statement::{DayFlows, Statement};
 pub use query::BookEntry;
-pub use rejection::{Rejection, RejectionKind};
+pub use rejection::{Rejection, RejectionKind, shown};

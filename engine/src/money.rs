@@ -126,8 +126,8 @@ macro_rules! code_type {
                     && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
                 if !ok {
                     return Err(format!(
-                        concat!($what, " code {:?} must be 1 to 8 upper-case letters or digits"),
-                        code
+                        concat!($what, " code {} must be 1 to 8 upper-case letters or digits"),
+                        crate::rejection::shown(code)
                     ));
                 }
                 let mut bytes = [0u8; CODE_LEN_MAX];

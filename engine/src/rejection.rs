@@ -310,3 +310,35 @@ impl Rejection {
         }
     }
 }
+
+/// Input echoed in a message: quoted as `{:?}` quotes it, cut to its first
+/// 32 characters with its length said after, so a field of megabytes never
+/// comes back whole (a gRPC error's message travels in a header).
+pub fn shown(text: &str) -> String {
+    const MAX: usize = 32;
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(MAX).collect();
+    if chars.next().is_none() {
+        return format!("{head:?}");
+    }
+    format!("{head:?}… ({} characters)", text.chars().count())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn echoed_input_is_quoted_and_cut() {
+        assert_eq!(shown("L-x"), "\"L-x\"");
+        assert_eq!(shown(&"a".repeat(32)), format!("{:?}", "a".repeat(32)));
+        let long = "中".repeat(9_000);
+        let s = shown(&long);
+        assert_eq!(s, format!("{:?}… (9000 characters)", "中".repeat(32)));
+        assert_eq!(
+            shown("\u{1b}[2K"),
+            "\"\\u{1b}[2K\"",
+            "control characters escaped"
+        );
+    }
+}

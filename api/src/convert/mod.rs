@@ -116,7 +116,8 @@ pub(crate) fn id_number(field: &str, prefix: &str, text: &str) -> Result<u64, St
         .unwrap_or(text);
     digits(number).ok_or_else(|| {
         Status::invalid_argument(format!(
-            "{field} must look like \"{prefix}-123\", got {text:?}"
+            "{field} must look like \"{prefix}-123\", got {}",
+            otc_engine::shown(text)
         ))
     })
 }

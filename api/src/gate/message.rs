@@ -1,0 +1,113 @@
+//! An error's message travels in the `grpc-message` header, which clients
+//! bound (grpc-core takes 8 KiB of metadata): past that, the caller sees a
+//! transport error instead of the status and the field it names. Messages
+//! that echo input cut it where they are made ([`otc_engine::shown`]); this
+//! is the backstop for any other, applied to every answer the gate passes.
+
+use tonic::codegen::http::{HeaderMap, HeaderValue};
+
+/// The longest `grpc-message` sent, in bytes as percent-encoded.
+pub const MESSAGE_BYTES_MAX: usize = 1024;
+
+/// "…", percent-encoded.
+const ELLIPSIS: &str = "%E2%80%A6";
+
+/// Cuts an over-long `grpc-message` to [`MESSAGE_BYTES_MAX`] bytes, at a
+/// character's start (never inside an escape or a UTF-8 sequence), ending
+/// it with "…". The start of the message, which names the field, is kept.
+pub fn cap(headers: &mut HeaderMap) {
+    let Some(value) = headers.get("grpc-message") else {
+        return;
+    };
+    let b = value.as_bytes();
+    if b.len() <= MESSAGE_BYTES_MAX {
+        return;
+    }
+    let budget = MESSAGE_BYTES_MAX - ELLIPSIS.len();
+    let mut start = 0; // where the character holding `i` starts
+    let mut i = 0;
+    while i < b.len() {
+        let (len, byte) = token(b, i);
+        if !(0x80..0xC0).contains(&byte) {
+            start = i;
+        }
+        if i + len > budget {
+            break;
+        }
+        i += len;
+    }
+    let mut cut = b[..start].to_vec();
+    cut.extend_from_slice(ELLIPSIS.as_bytes());
+    if let Ok(v) = HeaderValue::from_bytes(&cut) {
+        headers.insert("grpc-message", v);
+    }
+}
+
+/// The escape or byte at `i`: its length in the header and the byte it
+/// stands for.
+fn token(b: &[u8], i: usize) -> (usize, u8) {
+    let hex = |c: u8| char::from(c).to_digit(16);
+    if b[i] == b'%'
+        && let (Some(hi), Some(lo)) = (
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        )
+    {
+        // Two hex digits: at most 0xFF.
+        return (3, u8::try_from(hi * 16 + lo).unwrap_or(u8::MAX));
+    }
+    (1, b[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Status;
+
+    fn decoded(headers: &HeaderMap) -> String {
+        let b = headers.get("grpc-message").expect("message").as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let (len, byte) = token(b, i);
+            out.push(byte);
+            i += len;
+        }
+        String::from_utf8(out).expect("whole characters")
+    }
+
+    #[test]
+    fn a_long_message_is_cut_at_a_character_keeping_its_start() {
+        for filler in ["B", "中", "é", "%", "😀"] {
+            let message = format!(
+                "listing_id must look like \"L-123\", got {}",
+                filler.repeat(9_000)
+            );
+            let (parts, _) = Status::invalid_argument(message.clone())
+                .into_http::<()>()
+                .into_parts();
+            let mut headers = parts.headers;
+            cap(&mut headers);
+            let sent = headers.get("grpc-message").expect("message").len();
+            assert!(sent <= MESSAGE_BYTES_MAX, "{filler}: {sent} bytes");
+            let text = decoded(&headers);
+            assert!(text.starts_with("listing_id must look like"), "{text}");
+            assert!(text.ends_with('…'), "{filler}");
+            assert!(
+                message.starts_with(text.trim_end_matches('…')),
+                "{filler}: a prefix"
+            );
+        }
+    }
+
+    #[test]
+    fn a_short_message_is_left_alone() {
+        let (parts, _) = Status::not_found("trade T-1 not found")
+            .into_http::<()>()
+            .into_parts();
+        let mut headers = parts.headers;
+        let before = headers.clone();
+        cap(&mut headers);
+        assert_eq!(headers, before);
+    }
+}
