@@ -81,6 +81,9 @@ impl Engine {
                 format!("must be at most {max} characters"),
             ));
         }
+        if let Some(why) = control_in(value, true) {
+            return Err(Rejection::field(field, why));
+        }
         Ok(())
     }
 
@@ -98,5 +101,41 @@ impl Engine {
             ));
         }
         Ok(ms)
+    }
+}
+
+/// Why `value` may not be stored, if it holds a control character: one that
+/// does nothing in text but move a terminal's cursor, hide what follows or
+/// end a C string (C0 and C1 controls and DEL). Tab, line feed and carriage
+/// return pass in text of several `lines` (chat, reasons, terms); a name,
+/// account or reference takes none.
+pub(crate) fn control_in(value: &str, lines: bool) -> Option<String> {
+    let c = value
+        .chars()
+        .find(|&c| c.is_control() && !(lines && matches!(c, '\t' | '\n' | '\r')))?;
+    Some(format!(
+        "must not hold control characters (found U+{:04X})",
+        u32::from(c)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::control_in;
+
+    #[test]
+    fn control_characters_are_named_and_lines_pass_in_text() {
+        assert_eq!(control_in("王芳 wang@example.com", false), None);
+        assert_eq!(control_in("line one\r\n\tline two", true), None);
+        assert_eq!(
+            control_in("a\nb", false).as_deref(),
+            Some("must not hold control characters (found U+000A)")
+        );
+        for c in ['\0', '\u{7}', '\u{1b}', '\u{7f}', '\u{85}', '\u{9b}'] {
+            assert!(control_in(&format!("x{c}y"), true).is_some(), "{c:?}");
+        }
+        // Bidi marks are shown to CS as markers, not refused: names in
+        // right-to-left scripts use them.
+        assert_eq!(control_in("\u{200f}\u{202e}", false), None);
     }
 }

@@ -35,6 +35,9 @@ impl Engine {
                 format!("must be 1 to {EXTERNAL_REF_BYTES_MAX} bytes"),
             ));
         }
+        if let Some(why) = crate::args::control_in(external_ref, false) {
+            return Err(Rejection::field("external_ref", why));
+        }
         let amount = self.coin_arg("amount", amount, asset)?;
         match self.state.external_refs.get(external_ref) {
             None => Ok((amount, false)),

@@ -63,6 +63,9 @@ impl Engine {
                 format!("must be at most {FILE_NAME_BYTES_MAX} bytes"),
             ));
         }
+        if let Some(why) = crate::args::control_in(&a.file_name, false) {
+            return Err(Rejection::field("attachment.file_name", why));
+        }
         Ok(())
     }
 

@@ -93,6 +93,8 @@ impl MethodDetails {
                     field,
                     format!("must be at most {METHOD_FIELD_CHARS_MAX} characters"),
                 ))
+            } else if let Some(why) = crate::args::control_in(value, false) {
+                Err((field, why))
             } else {
                 Ok(())
             }

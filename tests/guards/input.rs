@@ -396,6 +396,40 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
         .await
         .map(|_| ());
     expect("fund password", r, "fund_password");
+    // Control characters (a terminal's cursor moves, a C string's end) are
+    // refused in what is stored; lines pass in free text.
+    let r = t
+        .bind_payment_method(pb::BindPaymentMethodRequest {
+            holder: "Li\u{0}".into(),
+            ..bind(pb::PaymentKind::Alipay)
+        })
+        .await
+        .map(|_| ());
+    expect("NUL in a holder", r, "holder");
+    let r = t
+        .publish_listing(pb::PublishListingRequest {
+            terms: "pay \u{1b}[8mhidden".into(),
+            ..listing(&method, "7", "1", "7", "700", 0)
+        })
+        .await
+        .map(|_| ());
+    expect("ESC in terms", r, "terms");
+    let r = t
+        .bind_payment_method(pb::BindPaymentMethodRequest {
+            request_id: "\u{0}".into(),
+            ..bind(pb::PaymentKind::Alipay)
+        })
+        .await
+        .map(|_| ());
+    expect("NUL request id", r, "request_id");
+    let r = t
+        .publish_listing(pb::PublishListingRequest {
+            terms: "line one\r\n\tline two".into(),
+            ..listing(&method, "7", "1", "7", "700", 0)
+        })
+        .await
+        .map(|_| ());
+    assert!(r.is_ok(), "lines in terms: {r:?}");
 }
 
 /// Limits are settings of the running server (SPEC §18), each refused with

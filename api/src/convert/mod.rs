@@ -56,6 +56,11 @@ pub fn request_id(id: &str) -> Result<String, Status> {
             "request_id is required (1 to {REQUEST_ID_CHARS_MAX} characters) on every mutating call"
         )));
     }
+    if id.chars().any(char::is_control) {
+        return Err(Status::invalid_argument(
+            "request_id must not hold control characters",
+        ));
+    }
     Ok(id.to_owned())
 }
 
