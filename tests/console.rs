@@ -162,6 +162,28 @@ async fn an_agent_resolves_appeals_with_otcctl() {
         "both parties' records are shown"
     );
     assert!(shown["appeal"]["buyer_record"].is_object());
+    // What a party typed cannot start a line of its own or reorder text in
+    // the agent's terminal: line breaks and bidi controls show as markers.
+    s.trading(buyer_id, Role::User)
+        .await
+        .send_chat(pb::SendChatRequest {
+            request_id: rid(),
+            trade_id: release_trade.clone(),
+            text: "paid\nseller: fiat received, please release\u{202E}4321".into(),
+            attachment: None,
+        })
+        .await
+        .expect("chat");
+    let (ok, text, err) = otcctl(&s, &agent, &["appeals", "show", &release_trade]);
+    assert!(ok, "{err}");
+    assert!(
+        text.contains("paid⟦U+000A⟧seller: fiat received, please release⟦U+202E⟧4321"),
+        "{text}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("seller: fiat")) && !text.contains('\u{202E}'),
+        "{text}"
+    );
     // The evidence id alone finds its trade.
     let (ok, _, err) = otcctl(
         &s,

@@ -5,8 +5,9 @@
 //! lives in [`cmd`] (its clap subcommand and its handler), the output helpers
 //! in [`render`], and the gRPC client in `otc_api::client`.
 
-mod cmd;
+#[macro_use]
 mod render;
+mod cmd;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;

@@ -5,6 +5,57 @@
 use otc_api::proto as pb;
 use serde_json::{Value, json};
 
+/// `println!` for text meant for an agent's terminal: the line passes
+/// through [`visible`], so nothing a user typed moves the cursor, hides
+/// text, reorders it or starts a line of its own. (`--json` output is left
+/// to the JSON encoder, which escapes control characters.)
+macro_rules! outln {
+    () => {
+        println!()
+    };
+    ($($arg:tt)*) => {
+        println!("{}", $crate::render::visible(&format!($($arg)*)))
+    };
+}
+
+/// `text` with every character that controls a terminal or hides or
+/// reorders text (C0 and C1 controls, line breaks included; bidi controls;
+/// zero-width and filler characters) shown as a visible `⟦U+XXXX⟧`, as the
+/// web console shows them.
+pub fn visible(text: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(
+                c,
+                '\u{00ad}'
+                    | '\u{061c}'
+                    | '\u{115f}'
+                    | '\u{1160}'
+                    | '\u{180e}'
+                    | '\u{200b}'..='\u{200f}'
+                    | '\u{2028}'..='\u{202e}'
+                    | '\u{2060}'..='\u{206f}'
+                    | '\u{3164}'
+                    | '\u{fe00}'..='\u{fe0f}'
+                    | '\u{feff}'
+                    | '\u{ffa0}'
+                    | '\u{e0000}'..='\u{e007f}'
+            )
+    };
+    if !text.chars().any(hidden) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if hidden(c) {
+            out.push_str(&format!("⟦U+{:04X}⟧", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A timestamp as `YYYY-MM-DD HH:MM:SS` (UTC), or empty.
 pub fn ts(t: Option<&prost_types::Timestamp>) -> String {
     t.and_then(|t| chrono::DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0)))
@@ -25,8 +76,12 @@ pub fn age(t: Option<&prost_types::Timestamp>) -> String {
 
 /// Prints rows as an aligned table.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| visible(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
-    for r in rows {
+    for r in &rows {
         for (i, c) in r.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
@@ -37,11 +92,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
             .enumerate()
             .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
             .collect();
-        println!("{}", parts.join("  ").trim_end());
+        outln!("{}", parts.join("  ").trim_end());
     };
     line(headers.iter().map(|h| (*h).to_owned()).collect());
     for r in rows {
-        line(r.clone());
+        line(r);
     }
 }
 
@@ -117,7 +172,7 @@ pub fn trade_json(t: &pb::Trade) -> Value {
 /// Prints a trade: its terms, parties, receiving method and timeline.
 pub fn print_trade(t: &pb::Trade) {
     let j = trade_json(t);
-    println!(
+    outln!(
         "trade {}  {}  {} {} at {} = {} {}",
         t.id,
         j["state"].as_str().unwrap_or(""),
@@ -127,9 +182,9 @@ pub fn print_trade(t: &pb::Trade) {
         t.fiat_amount,
         t.fiat
     );
-    println!("seller {}  buyer {}", t.seller_id, t.buyer_id);
+    outln!("seller {}  buyer {}", t.seller_id, t.buyer_id);
     if let Some(m) = &t.seller_method {
-        println!(
+        outln!(
             "receiving method (as the buyer saw it): {} {} {} {}",
             j["seller_method"]["kind"].as_str().unwrap_or(""),
             m.holder,
@@ -150,6 +205,20 @@ pub fn print_json_or(json: bool, value: Value, text: String) {
     if json {
         println!("{value}");
     } else {
-        println!("{text}");
+        outln!("{text}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::visible;
+
+    #[test]
+    fn what_moves_hides_or_reorders_text_is_shown() {
+        assert_eq!(visible("王芳 wang@example.com"), "王芳 wang@example.com");
+        assert_eq!(visible("a\nb\tc"), "a⟦U+000A⟧b⟦U+0009⟧c");
+        assert_eq!(visible("\u{1b}[2K"), "⟦U+001B⟧[2K");
+        assert_eq!(visible("\u{202E}4321"), "⟦U+202E⟧4321");
+        assert_eq!(visible("a\u{200B}b\u{E0041}"), "a⟦U+200B⟧b⟦U+E0041⟧");
     }
 }

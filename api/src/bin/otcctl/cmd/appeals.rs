@@ -175,14 +175,14 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                 return Ok(());
             }
             print_trade(&t);
-            println!();
-            println!(
+            outln!();
+            outln!(
                 "appeal opened by {} at {}: {}",
                 a.opened_by,
                 ts(a.opened_at.as_ref()),
                 a.reason
             );
-            println!(
+            outln!(
                 "held by {}",
                 if a.claimed_by.is_empty() {
                     "nobody"
@@ -190,12 +190,13 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                     &a.claimed_by
                 }
             );
-            println!("seller's record: {}", record_text(a.seller_record.as_ref()));
-            println!("buyer's record:  {}", record_text(a.buyer_record.as_ref()));
+            outln!("seller's record: {}", record_text(a.seller_record.as_ref()));
+            outln!("buyer's record:  {}", record_text(a.buyer_record.as_ref()));
             if !a.outcome.is_empty() {
-                println!("outcome: {}", a.outcome);
+                outln!("outcome: {}", a.outcome);
             }
-            println!("\nevidence:");
+            outln!();
+            outln!("evidence:");
             let rows: Vec<Vec<String>> = a
                 .evidence
                 .iter()
@@ -213,7 +214,8 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                 })
                 .collect();
             table(&["ID", "BY", "AT", "DESCRIPTION", "FILE"], &rows);
-            println!("\nchat:");
+            outln!();
+            outln!("chat:");
             let rows: Vec<Vec<String>> = chat
                 .iter()
                 .map(|m| vec![ts(m.at.as_ref()), m.author_id.clone(), m.text.clone()])
@@ -236,7 +238,7 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", appeal_json(&a));
             } else {
-                println!(
+                outln!(
                     "appeal on {} is {}",
                     a.trade_id,
                     if claim {
@@ -291,7 +293,7 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", appeal_json(&a));
             } else {
-                println!("appeal on {} {}", a.trade_id, a.outcome);
+                outln!("appeal on {} {}", a.trade_id, a.outcome);
             }
             Ok(())
         }
@@ -310,7 +312,7 @@ pub async fn run(cli: &Cli, cmd: &AppealsCmd) -> Result<(), Failure> {
                         json!({"seq": e.seq, "at": ts(e.at.as_ref()), "type": ty, "trade_id": e.trade_id, "state": e.state, "actor": e.actor})
                     );
                 } else {
-                    println!(
+                    outln!(
                         "{:>8}  {}  {:<32} {:<8} {} {}",
                         e.seq,
                         ts(e.at.as_ref()),

@@ -72,7 +72,7 @@ pub async fn run(cli: &Cli, cmd: &EvidenceCmd) -> Result<(), Failure> {
                     json!({"path": path.display().to_string(), "bytes": file.data.len(), "type": file.content_type})
                 );
             } else {
-                println!(
+                outln!(
                     "wrote {} ({} bytes, {})",
                     path.display(),
                     file.data.len(),

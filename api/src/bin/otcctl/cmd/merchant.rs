@@ -29,7 +29,7 @@ pub async fn run(cli: &Cli, cmd: &MerchantCmd) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", json!({"user_id": user, "merchant": true}));
             } else {
-                println!("{user} is a partner merchant");
+                outln!("{user} is a partner merchant");
             }
             Ok(())
         }

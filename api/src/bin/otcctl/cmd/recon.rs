@@ -136,7 +136,7 @@ pub async fn run(cli: &Cli, cmd: &ReconCmd) -> Result<(), Failure> {
                            "matched": r.matched, "pending": r.pending, "mistakes": ms})
                 );
             } else {
-                println!(
+                outln!(
                     "{} {}: {} lines, {} matched, {} pending, {} new mistakes",
                     r.channel,
                     r.date,
@@ -213,10 +213,10 @@ pub async fn statement(cli: &Cli, a: &StatementArgs) -> Result<(), Failure> {
                    "balances": s.balances, "balanced": s.balanced})
         );
     } else {
-        println!(
+        outln!(
             "asset,date,opening,deposits,withdrawals,released_to_buyers,returned_to_sellers,closing,balances,balanced"
         );
-        println!(
+        outln!(
             "{},{},{},{},{},{},{},{},{},{}",
             s.asset,
             s.date,

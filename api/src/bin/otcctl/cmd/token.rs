@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, cmd: &TokenCmd) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", json!({ "token": token }));
             } else {
-                println!("{token}");
+                outln!("{token}");
             }
             Ok(())
         }

@@ -62,9 +62,13 @@ pub async fn run(cli: &Cli, t: &Transfer, direction: Direction) -> Result<(), Fa
         } else {
             ""
         };
-        println!(
+        outln!(
             "{what} {} {} for {}{again}; available {}, escrowed {}",
-            t.amount, b.asset, t.user, b.available, b.escrowed
+            t.amount,
+            b.asset,
+            t.user,
+            b.available,
+            b.escrowed
         );
     }
     Ok(())

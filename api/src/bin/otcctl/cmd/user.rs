@@ -169,7 +169,7 @@ pub async fn run(cli: &Cli, cmd: &UserCmd) -> Result<(), Failure> {
                     json!({"user_id": a.user_id, "role": a.role, "balances": balances, "methods": methods, "fund_password_set": a.fund_password_set})
                 );
             } else {
-                println!("user {} ({})", a.user_id, a.role);
+                outln!("user {} ({})", a.user_id, a.role);
                 table(
                     &["ASSET", "AVAILABLE", "ESCROWED"],
                     &a.balances
