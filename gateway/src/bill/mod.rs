@@ -24,8 +24,10 @@
 //!   header. Read: 支付宝交易号, 商户订单号, 业务类型 (`交易` = paid, `退款` =
 //!   refund), 创建时间 and 完成时间 (the row's time: 完成时间 when present),
 //!   订单金额（元） (a refund's may be negative; the row holds its magnitude),
-//!   服务费（元）. The bill must reach its `#…业务明细列表结束…` line; what
-//!   follows it is not read as rows. A bill without it is truncated.
+//!   服务费（元）. The bill must reach its `#…业务明细列表结束…` line, after
+//!   which only `#` comments (its totals) and blank lines may follow: a row
+//!   there (two bills joined) refuses the bill. A bill without it is
+//!   truncated.
 //! - **WeChat Pay** trade bill (`tradebill`, `bill_type=ALL`): UTF-8, an
 //!   optional BOM; every data cell starts with a backtick, dropped. Read:
 //!   交易时间, 微信订单号, 商户订单号, 交易状态 (`SUCCESS` = paid, `REFUND` =
@@ -321,9 +323,9 @@ impl<R: BufRead> BillReader<R> {
             let Some((line, raw)) = self.source.next_line()? else {
                 return self.at_end();
             };
-            // Alipay's trailer is its own (summary comments); WeChat Pay's
-            // has nothing after the summary but blank lines (below).
-            if matches!(self.phase, Phase::Trailer) && self.format != BillFormat::WeChatPay {
+            // After the end, Alipay's bill has its summary comments and
+            // WeChat Pay's nothing but blank lines (below).
+            if matches!(self.phase, Phase::Trailer) && self.format == BillFormat::Hmac {
                 continue;
             }
             let text = self.decoder.decode(raw, line)?;
@@ -362,12 +364,19 @@ impl<R: BufRead> BillReader<R> {
                     }
                     return layout.row(&self.cells, line).map(Some);
                 }
-                // WeChat Pay's bill ends with its summary's data line: rows
-                // after it (two bills joined) would be hashed but never read.
+                // WeChat Pay's bill ends with its summary's data line, and
+                // Alipay's rows with its end mark: rows after them (two bills
+                // joined) would be hashed but never read.
                 Phase::Trailer if self.format == BillFormat::WeChatPay => {
                     return Err(BillError::at(
                         line,
                         "a line after the bill's 总交易单数 summary: one bill per file",
+                    ));
+                }
+                Phase::Trailer if self.format == BillFormat::Alipay => {
+                    return Err(BillError::at(
+                        line,
+                        "a line after the bill's 业务明细列表结束 line that is not a # comment: one bill per file",
                     ));
                 }
                 Phase::SummaryData | Phase::Trailer => self.phase = Phase::Trailer,

@@ -186,11 +186,17 @@ fn alipay_missing_required_column_is_named() {
 #[test]
 fn alipay_rows_end_at_the_end_mark_and_a_bill_without_it_is_truncated() {
     let text = alipay_bill(&alipay_header(), &[ALIPAY_PAYMENT, ALIPAY_REFUND]);
-    let after = format!("{text}not,a,row\r\n");
+    // Its totals' comments and blank lines after the mark are the bill's.
+    let tail = format!("{text}\r\n#另一条注释\r\n\r\n");
     assert_eq!(
-        read_all(BillFormat::Alipay, &gbk(&after)).map(|rows| rows.len()),
+        read_all(BillFormat::Alipay, &gbk(&tail)).map(|rows| rows.len()),
         Ok(2)
     );
+    // A row after it (two bills joined) would never be read: refused.
+    let joined = format!("{text}{text}");
+    let error = read_all(BillFormat::Alipay, &gbk(&joined)).expect_err("two bills");
+    assert_eq!(error.line, text.lines().count() as u64 + 5, "the second header");
+    assert!(error.why.contains("one bill per file"), "{error}");
 
     let end = text.find(ALIPAY_END).expect("end mark");
     let error = read_all(BillFormat::Alipay, &gbk(&text[..end])).expect_err("truncated");
