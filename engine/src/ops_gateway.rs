@@ -163,8 +163,10 @@ impl Engine {
                 ));
             }
         }
-        if p.amount <= Decimal::ZERO {
-            return Err(Rejection::field("amount", "must be positive"));
+        // A verified 0.00 is a wrong amount like any other (an anomaly, not
+        // a refusal the gateway would retry for a day); less is no payment.
+        if p.amount < Decimal::ZERO {
+            return Err(Rejection::field("amount", "must not be negative"));
         }
         if self.is_duplicate(p) {
             return Err(Rejection::DuplicatePayment(p.txn_id.clone()));

@@ -243,6 +243,18 @@ fn a_wrong_amount_is_an_anomaly_and_the_system_appeals() {
         Some(AnomalyKind::WrongAmount { .. })
     ));
     assert_eq!(w.state_of(t), "APPEALED");
+    // A verified 0.00 too: an anomaly, never a refusal the gateway would
+    // retry for a day; a negative amount is no payment.
+    let mut w = World::default();
+    let t = trade(&mut w, false);
+    let r = w.err(Command::GatewayPayment(pay(t, "tx3", "-1.00")));
+    assert!(matches!(r, Rejection::InvalidField { field: "amount", .. }), "{r}");
+    let events = w.ok(Command::GatewayPayment(pay(t, "tx3", "0.00")));
+    assert!(matches!(
+        anomaly_kind(&events),
+        Some(AnomalyKind::WrongAmount { .. })
+    ));
+    assert_eq!(w.state_of(t), "APPEALED");
 }
 
 #[test]
