@@ -486,6 +486,13 @@ async fn a_notification_whose_body_never_ends_is_answered_408() {
         .await
         .expect("answered");
     assert_eq!(answer.status, 413, "{answer:?}");
+    // One announced past the bound is refused at once, before any of it.
+    let head = b"POST /notify/any HTTP/1.1\r\nhost: x\r\n\
+        content-type: application/json\r\ncontent-length: 100000000\r\n\r\nx"
+        .to_vec();
+    let (took, answer) = closed_after(host(&s.http), head, Duration::from_secs(60)).await;
+    assert!(took < Duration::from_secs(5), "answered after {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

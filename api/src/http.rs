@@ -56,6 +56,21 @@ async fn body_within(
     next: axum::middleware::Next,
 ) -> Response {
     let (parts, body) = request.into_parts();
+    // A length announced past the bound is refused before a byte is waited
+    // for: the peer would otherwise hold its place until BODY_WITHIN.
+    let announced = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > u64::try_from(body_max).unwrap_or(u64::MAX)) {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            [(header::CONNECTION, "close")],
+            "the body is too large",
+        )
+            .into_response();
+    }
     let read = tokio::time::timeout(BODY_WITHIN, axum::body::to_bytes(body, body_max)).await;
     match read {
         Ok(Ok(bytes)) => {

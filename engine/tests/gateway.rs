@@ -248,7 +248,16 @@ fn a_wrong_amount_is_an_anomaly_and_the_system_appeals() {
     let mut w = World::default();
     let t = trade(&mut w, false);
     let r = w.err(Command::GatewayPayment(pay(t, "tx3", "-1.00")));
-    assert!(matches!(r, Rejection::InvalidField { field: "amount", .. }), "{r}");
+    assert!(
+        matches!(
+            r,
+            Rejection::InvalidField {
+                field: "amount",
+                ..
+            }
+        ),
+        "{r}"
+    );
     let events = w.ok(Command::GatewayPayment(pay(t, "tx3", "0.00")));
     assert!(matches!(
         anomaly_kind(&events),

@@ -195,7 +195,11 @@ fn alipay_rows_end_at_the_end_mark_and_a_bill_without_it_is_truncated() {
     // A row after it (two bills joined) would never be read: refused.
     let joined = format!("{text}{text}");
     let error = read_all(BillFormat::Alipay, &gbk(&joined)).expect_err("two bills");
-    assert_eq!(error.line, text.lines().count() as u64 + 5, "the second header");
+    assert_eq!(
+        error.line,
+        text.lines().count() as u64 + 5,
+        "the second header"
+    );
     assert!(error.why.contains("one bill per file"), "{error}");
 
     let end = text.find(ALIPAY_END).expect("end mark");
