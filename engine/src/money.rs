@@ -29,6 +29,10 @@ pub enum AmountError {
     /// Zero or negative.
     #[error("must be greater than zero")]
     NotPositive,
+    /// A plain decimal number no amount can hold (over 28 digits, or 28
+    /// decimal places).
+    #[error("is too large or too precise a number for any amount")]
+    Unrepresentable,
     /// More decimal places than the asset or currency allows.
     #[error("has more than {max} decimal places")]
     TooManyDecimals {
@@ -63,9 +67,6 @@ pub fn parse_decimal(text: &str) -> Result<Decimal, AmountError> {
 
 /// [`parse_decimal`] without a sign.
 fn parse_unsigned(text: &str) -> Result<Decimal, AmountError> {
-    if text.len() > 40 {
-        return Err(AmountError::NotANumber);
-    }
     let (int, frac) = match text.split_once('.') {
         Some((i, f)) => (i, Some(f)),
         None => (text, None),
@@ -74,8 +75,12 @@ fn parse_unsigned(text: &str) -> Result<Decimal, AmountError> {
     if !digits(int) || frac.is_some_and(|f| !digits(f)) {
         return Err(AmountError::NotANumber);
     }
+    // A number, but longer than any amount is written.
+    if text.len() > 40 {
+        return Err(AmountError::Unrepresentable);
+    }
     // Exact: more places than a Decimal holds is an error, never a rounding.
-    Decimal::from_str_exact(text).map_err(|_| AmountError::NotANumber)
+    Decimal::from_str_exact(text).map_err(|_| AmountError::Unrepresentable)
 }
 
 /// Checks that `value` is positive, has at most `scale` places (trailing zeros
@@ -426,8 +431,16 @@ mod tests {
         assert_eq!(parse_decimal(&dashes), Err(AmountError::NotANumber));
         assert_eq!(
             parse_decimal(&"9".repeat(1_000_000)),
-            Err(AmountError::NotANumber)
+            Err(AmountError::Unrepresentable)
         );
+        // A number no amount can hold says so (29 digits, 29 places).
+        for huge in ["99999999999999999999999999999", "0.00000000000000000000000000001"] {
+            assert_eq!(
+                parse_decimal(huge),
+                Err(AmountError::Unrepresentable),
+                "{huge:?}"
+            );
+        }
         // A negative number says what is wrong with it: the sign.
         for negative in ["-1", "-7.05", "-0"] {
             assert_eq!(
