@@ -85,11 +85,13 @@ pub async fn find_attachment(
     id: &str,
     viewer: Option<UserId>,
 ) -> Result<AttachmentRef, Status> {
+    let malformed = || Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"");
+    if id.strip_prefix("E-").and_then(cv::digits).is_none() && !id.starts_with("chat-") {
+        return Err(malformed());
+    }
     let missing = || Status::not_found(format!("attachment {id} not found on trade {trade}"));
     if let Some(seq) = id.strip_prefix("chat-") {
-        let seq = cv::digits(seq).ok_or_else(|| {
-            Status::invalid_argument("attachment_id must be \"E-n\" or \"chat-<seq>\"")
-        })?;
+        let seq = cv::digits(seq).ok_or_else(malformed)?;
         let w = core.read().await?;
         let events = w
             .store()

@@ -434,7 +434,10 @@ mod tests {
             Err(AmountError::Unrepresentable)
         );
         // A number no amount can hold says so (29 digits, 29 places).
-        for huge in ["99999999999999999999999999999", "0.00000000000000000000000000001"] {
+        for huge in [
+            "99999999999999999999999999999",
+            "0.00000000000000000000000000001",
+        ] {
             assert_eq!(
                 parse_decimal(huge),
                 Err(AmountError::Unrepresentable),

@@ -93,4 +93,15 @@ async fn an_oversized_field_is_named_in_a_bounded_message() {
         })
         .await;
     check("asset", r.map(drop), "asset");
+    // An attachment id of neither form is malformed, not missing.
+    let mut cs = s.support(Uuid::new_v4(), Role::Support).await;
+    for bad in ["", "E-", "x".repeat(9_000).as_str()] {
+        let r = cs
+            .get_attachment(pb::GetAttachmentRequest {
+                trade_id: "T-1".into(),
+                attachment_id: bad.into(),
+            })
+            .await;
+        check("attachment id", r.map(drop), "attachment_id");
+    }
 }
