@@ -590,8 +590,13 @@ async fn admin_deposits_withdraws_registers_a_merchant_and_reads_the_statement()
         .merchant(user)
         .await
         .get_merchant(pb::GetMerchantRequest {})
-        .await;
-    assert!(merchant.is_ok(), "registered: {merchant:?}");
+        .await
+        .expect("registered")
+        .into_inner();
+    assert_eq!(
+        merchant.outstanding_fiat, "0.00",
+        "fiat at 2 places before any trade"
+    );
 
     b.click("#nav-statement").await;
     b.click("#statement-load").await;

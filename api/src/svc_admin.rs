@@ -94,7 +94,8 @@ impl MerchantService for Merchants {
             quotes,
             methods,
             max_outstanding_fiat: max,
-            outstanding_fiat: m.outstanding_fiat.to_string(),
+            // At 2 places whether or not the merchant ever traded ("0.00").
+            outstanding_fiat: format!("{:.2}", m.outstanding_fiat.value()),
         }))
     }
 }
