@@ -56,9 +56,15 @@ pub async fn event_stream(
             .first_retained_seq()
             .map_err(|e| Status::unavailable(e.to_string()))?;
         if after_seq > 0 && after_seq.saturating_add(1) < first {
+            let last = w.engine().last_seq();
+            // Past the newest, `first` is where the next event will go.
+            let kept = if first > last {
+                "none is kept now".to_owned()
+            } else {
+                format!("the oldest kept is {first}")
+            };
             return Err(Status::out_of_range(format!(
-                "events after {after_seq} are no longer kept (the oldest kept is {first}); re-read your state (GetAccount's as_of_seq) and resume from the newest sequence, now {}",
-                w.engine().last_seq()
+                "events after {after_seq} are no longer kept ({kept}); re-read your state (GetAccount's as_of_seq) and resume from the newest sequence, now {last}"
             )));
         }
         if after_seq > w.engine().last_seq() {
