@@ -389,6 +389,10 @@ impl<R: BufRead> BillReader<R> {
         let line = self.source.line();
         let truncated = match (&self.phase, self.format) {
             (Phase::Trailer, _) | (Phase::Rows(_), BillFormat::Hmac) => return Ok(None),
+            // No line at all: named as its first, the header it lacks.
+            (Phase::Header, _) if line == 0 => {
+                return Err(BillError::at(1, "the bill is empty: no header line"));
+            }
             (Phase::Header, _) => "the bill ends before its header line",
             (Phase::Rows(_), BillFormat::Alipay) => {
                 "the bill ends without its 业务明细列表结束 line: it is truncated"
