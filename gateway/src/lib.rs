@@ -94,6 +94,7 @@ mod keys;
 pub mod notification;
 pub mod refusal;
 pub mod sandbox;
+mod unique_json;
 mod webhook;
 mod wechat;
 mod wire;

@@ -129,15 +129,20 @@ pub(crate) fn form_decode(field: &str, text: &[u8]) -> Result<Vec<u8>, Refusal> 
     Ok(out)
 }
 
-/// Parses a JSON object.
+/// Parses a JSON object; one naming a key twice is refused (it would mean
+/// one thing here and maybe another to the gateway's own reader).
 pub(crate) fn json_object(field: &str, bytes: &[u8]) -> Result<Map<String, Value>, Refusal> {
-    match serde_json::from_slice::<Value>(bytes) {
+    match crate::unique_json::parse(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Refusal::malformed(field, "not a JSON object")),
         // The error's position, never its text: serde's text may quote input.
+        Err(e) if e.duplicate => Err(Refusal::malformed(
+            field,
+            format!("names a key twice (line {}, column {})", e.line, e.column),
+        )),
         Err(e) => Err(Refusal::malformed(
             field,
-            format!("not valid JSON (line {}, column {})", e.line(), e.column()),
+            format!("not valid JSON (line {}, column {})", e.line, e.column),
         )),
     }
 }
