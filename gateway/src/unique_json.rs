@@ -123,11 +123,11 @@ mod tests {
             r#"{"a":{"total":1,"total":1}}"#,
             r#"[{"k":1},{"k":1,"k":2}]"#,
         ] {
-            let refused = parse(text.as_bytes()).err().expect(text);
+            let refused = parse(text.as_bytes()).expect_err(text);
             assert!(refused.duplicate, "{text}");
             assert_eq!(refused.line, 1);
         }
-        let syntax = parse(b"{\"a\": }").err().expect("syntax");
+        let syntax = parse(b"{\"a\": }").expect_err("syntax");
         assert!(!syntax.duplicate);
     }
 }
