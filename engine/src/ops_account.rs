@@ -161,6 +161,23 @@ impl Engine {
             .validate()
             .map_err(|(field, reason)| Rejection::field(field, reason))?;
         self.check_channel_method(user, details)?;
+        // One account bound once: a second copy would only split its
+        // listings and trades between two ids.
+        if let Some(bound) = self.user(user).and_then(|u| {
+            u.methods
+                .iter()
+                .find(|(_, m)| m.details.same_account(details))
+                .map(|(id, _)| *id)
+        }) {
+            let field = match details {
+                MethodDetails::Channel { .. } => "channel",
+                _ => "account",
+            };
+            return Err(Rejection::field(
+                field,
+                format!("is already bound as {bound}"),
+            ));
+        }
         let max = self.config.methods_per_user_max;
         let count = self.user(user).map_or(0, |u| u.methods.len());
         if count >= max as usize {

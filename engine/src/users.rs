@@ -130,6 +130,19 @@ impl MethodDetails {
         }
     }
 
+    /// Whether `other` receives into the same account (card, Alipay or
+    /// WeChat account, or channel) by the same way, whoever the holder.
+    pub fn same_account(&self, other: &MethodDetails) -> bool {
+        use MethodDetails as M;
+        match (self, other) {
+            (M::Bank { card_number: a, .. }, M::Bank { card_number: b, .. }) => a == b,
+            (M::Alipay { account: a, .. }, M::Alipay { account: b, .. })
+            | (M::WeChat { account: a, .. }, M::WeChat { account: b, .. }) => a.trim() == b.trim(),
+            (M::Channel { channel: a, .. }, M::Channel { channel: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+
     /// The details for every view but the matched buyer's and CS's (SPEC
     /// §5): the card number masked to its last four digits, an Alipay or
     /// WeChat account to a few characters (see [`mask_account`]).

@@ -88,8 +88,29 @@ fn methods_are_validated_and_bounded() {
         details: bad,
     });
     assert!(r.to_string().contains("account"), "{r}");
-    for _ in 0..10 {
-        w.bind(user(S), bank());
+    let first = w.bind(user(S), bank());
+    // The same card again (another holder's spelling): refused, naming it.
+    let r = w.err(Command::BindMethod {
+        user: user(S),
+        details: otc_engine::users::MethodDetails::Bank {
+            bank: "工商银行".into(),
+            holder: "LI".into(),
+            card_number: "6222020200112233".into(),
+        },
+    });
+    assert_eq!(
+        r.to_string(),
+        format!("account is already bound as {first}")
+    );
+    for n in 1..10 {
+        w.bind(
+            user(S),
+            otc_engine::users::MethodDetails::Bank {
+                bank: "ICBC".into(),
+                holder: "Li".into(),
+                card_number: format!("62220202001122334{n:02}"),
+            },
+        );
     }
     let r = w.err(Command::BindMethod {
         user: user(S),

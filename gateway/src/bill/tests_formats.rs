@@ -203,7 +203,10 @@ fn alipay_rows_end_at_the_end_mark_and_a_bill_without_it_is_truncated() {
     assert!(error.why.contains("one bill per file"), "{error}");
 
     let empty = read_all(BillFormat::Alipay, b"").expect_err("empty");
-    assert_eq!((empty.line, empty.why.as_str()), (1, "the bill is empty: no header line"));
+    assert_eq!(
+        (empty.line, empty.why.as_str()),
+        (1, "the bill is empty: no header line")
+    );
 
     let end = text.find(ALIPAY_END).expect("end mark");
     let error = read_all(BillFormat::Alipay, &gbk(&text[..end])).expect_err("truncated");
