@@ -209,7 +209,7 @@ impl Engine {
             }
         }
         // Kept for reconciliation against the gateway's bill (SPEC §20).
-        self.log_payment(p, now);
+        self.log_payment(p, actor, now);
         Ok(())
     }
 

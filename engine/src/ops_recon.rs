@@ -16,8 +16,11 @@ use crate::trade::Actor;
 
 impl Engine {
     /// Logs a verified payment for reconciliation, dropping entries older
-    /// than the configured retention.
-    pub(crate) fn log_payment(&mut self, p: &GatewayPayment, now: Timestamp) {
+    /// than the configured retention. A payment the gateway notified after
+    /// its bill settles the bill's MISSING_HERE; one reconciliation applies
+    /// from the bill (`actor`) leaves that finding to `apply_missed`, which
+    /// handles it once, by its agent.
+    pub(crate) fn log_payment(&mut self, p: &GatewayPayment, actor: Actor, now: Timestamp) {
         let at = p.paid_at.unwrap_or(now);
         let key = (p.channel.clone(), p.txn_id.clone());
         self.state
@@ -48,6 +51,7 @@ impl Engine {
         // (A refund row's amount is the refund's: no payment to compare.)
         if let Some((id, day, facts)) = shown
             && facts.kind == MistakeKind::MissingHere
+            && actor != Actor::Reconciliation
         {
             let note = if facts.theirs == Some(p.amount) {
                 "settled: the gateway's notification came after the bill, at the bill's amount"

@@ -139,8 +139,21 @@ fn a_missed_notification_is_found_and_applied_from_the_bill() {
     assert_eq!(found[0].1, MistakeKind::MissingHere);
     // The same bill again changes nothing.
     assert!(record(&mut w, &bill, "a").is_empty());
-    // Applied from the bill: paid, actor reconciliation.
-    w.ok(apply_missed(user(AGENT), found[0].0));
+    // Applied from the bill: paid, actor reconciliation; the finding is
+    // handled once, by the agent.
+    let applied = w.ok(apply_missed(user(AGENT), found[0].0));
+    let handled: Vec<_> = applied
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::MistakeHandled { mistake, agent } => Some((mistake, agent)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(handled, [(found[0].0, Some(user(AGENT)))], "{applied:?}");
+    let m = &w.e.state().mistakes[&found[0].0];
+    let by = m.handled.as_ref().expect("handled");
+    assert_eq!(by.agent, Some(user(AGENT)));
+    assert!(by.note.starts_with("applied from the bill"), "{}", by.note);
     assert_eq!(w.state_of(t2), "PAID");
     let trade = w.e.trade(t2).expect("trade");
     assert!(
