@@ -468,3 +468,36 @@ async fn channels_are_assigned_by_admin_and_bound_by_their_owner_only() {
         .expect_err("no channel");
     assert_ne!(e.code(), tonic::Code::Ok);
 }
+
+/// A signed notification of 0.00 (a gateway settling an order paid wholly
+/// by coupons) is acknowledged and recorded as the wrong amount it is, on
+/// every channel, rather than refused for the gateway to retry for a day.
+#[tokio::test]
+async fn a_signed_zero_payment_is_a_wrong_amount_on_every_channel() {
+    let sandbox = tempfile::tempdir().expect("temp");
+    let s = start(sandbox.path(), &[]).await;
+    let mut ids = Vec::new();
+    for (channel, txn) in [(ALIPAY, "z-a"), (WECHAT, "z-w"), (HMAC, "z-h")] {
+        let (_seller, mut buyer, t) = channel_trade(&s, channel, true, 600).await;
+        let a = notify(
+            &s,
+            sandbox.path(),
+            channel,
+            &payment(&t.payment_reference, txn, "0.00"),
+        )
+        .await;
+        assert!(success(channel, &a), "{channel}: {a:?}");
+        // Not released, though the seller opted in: CS looks at it.
+        let trade = get(&mut buyer, &t.id).await;
+        assert_eq!(state(&trade), pb::TradeState::Appealed, "{channel}");
+        ids.push(t.id);
+    }
+    let open = anomalies(&s, false).await;
+    assert_eq!(open.len(), 3, "{open:?}");
+    for (a, id) in open.iter().zip(&ids) {
+        assert_eq!(a.kind, "WRONG_AMOUNT");
+        assert_eq!(&a.trade_id, id);
+        assert_eq!(a.expected_amount, "14.00");
+        assert_eq!(a.payment.as_ref().map(|p| p.amount.as_str()), Some("0.00"));
+    }
+}

@@ -32,10 +32,11 @@ pub fn parse_yuan(field: &str, text: &str) -> Result<Decimal, Refusal> {
     Ok(value)
 }
 
-/// Parses a yuan amount a bill may state as zero: like [`parse_yuan`], but
-/// `"0.00"` is read (WeChat Pay settles an order paid wholly with a
-/// merchant-funded coupon at 应结订单金额 `0.00`), for reconciliation to
-/// report as the mismatch it is rather than refuse the day's bill.
+/// Parses a yuan amount a bill or a signed notification may state as zero:
+/// like [`parse_yuan`], but `"0.00"` is read (WeChat Pay settles an order
+/// paid wholly with a merchant-funded coupon at 应结订单金额 `0.00`), for
+/// reconciliation or the engine to report as the mismatch it is rather than
+/// refuse the day's bill or have the gateway retry its notification.
 ///
 /// # Errors
 /// [`Refusal::Malformed`] naming `field` when `text` is not plain decimal

@@ -14,7 +14,7 @@ use serde_json::Value;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::amount::parse_yuan;
+use crate::amount::parse_yuan_or_zero;
 use crate::notification::Notification;
 use crate::refusal::Refusal;
 use crate::wire::{
@@ -123,7 +123,9 @@ fn parse_signature_header(text: &str) -> Result<(&str, Vec<Vec<u8>>), Refusal> {
 fn notification(body: &[u8]) -> Result<Notification, Refusal> {
     let object = json_object("body", body)?;
     let amount = match object.get("amount") {
-        Some(Value::String(text)) => parse_yuan("amount", text)?,
+        // A signed 0.00 is a fact to record (the engine makes it a wrong
+        // amount), not a malformed body the gateway would retry.
+        Some(Value::String(text)) => parse_yuan_or_zero("amount", text)?,
         Some(Value::Number(_)) => {
             return Err(Refusal::malformed(
                 "amount",

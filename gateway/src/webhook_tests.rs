@@ -109,6 +109,7 @@ fn amounts_must_be_decimal_strings() {
         ("100", "a JSON number"),
         ("\"100.0000001\"", "more than 2 decimal places"),
         ("\"1e3\"", "not a plain decimal amount"),
+        ("\"-1.00\"", "not a plain decimal amount"),
     ] {
         let body = BODY.replacen("\"100.00\"", amount, 1);
         match verify(&signed(body.as_bytes()), body.as_bytes()) {
@@ -119,6 +120,10 @@ fn amounts_must_be_decimal_strings() {
             other => panic!("{amount} gave {other:?}"),
         }
     }
+    // A signed zero is read, for the engine to record as a wrong amount.
+    let body = BODY.replacen("\"100.00\"", "\"0.00\"", 1);
+    let n = verify(&signed(body.as_bytes()), body.as_bytes()).expect("zero");
+    assert!(n.amount.is_zero());
 }
 
 #[test]

@@ -12,7 +12,7 @@ mod tests;
 
 use std::fmt;
 
-use crate::amount::parse_yuan;
+use crate::amount::{parse_yuan, parse_yuan_or_zero};
 use crate::keys::{Rsa2Signer, Rsa2Verifier, rsa2_verify};
 use crate::notification::Notification;
 use crate::refusal::Refusal;
@@ -107,7 +107,9 @@ fn notification(form: &Form) -> Result<Notification, Refusal> {
     Ok(Notification {
         txn_id: gateway_id("trade_no", form.required("trade_no")?)?,
         reference: gateway_id("out_trade_no", form.required("out_trade_no")?)?,
-        amount: parse_yuan("total_amount", form.required("total_amount")?)?,
+        // A signed 0.00 is a fact to record (the engine makes it a wrong
+        // amount), not a malformed notification Alipay would retry for a day.
+        amount: parse_yuan_or_zero("total_amount", form.required("total_amount")?)?,
         currency: CURRENCY.to_owned(),
         paid: matches!(status.as_str(), "TRADE_SUCCESS" | "TRADE_FINISHED") && !refunded,
         status,

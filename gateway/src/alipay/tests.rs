@@ -184,6 +184,10 @@ fn amounts_that_are_not_plain_fen_are_malformed() {
             other => panic!("{amount:?} gave {other:?}"),
         }
     }
+    // A signed zero is read, for the engine to record as a wrong amount.
+    let body = signed(&params(APP_ID, "0.00"), UTF_8, &keys().alipay_gateway);
+    let n = verify(&channel(), &body).expect("zero");
+    assert!(n.amount.is_zero());
 }
 
 #[test]

@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Asia::Shanghai;
 use encoding_rs::{GBK, UTF_8};
 use rand::Rng as _;
+use rust_decimal::Decimal;
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -109,8 +110,9 @@ impl SandboxGateway {
     /// `now`: headers (lower-case names, with `content-type`) and body.
     ///
     /// # Errors
-    /// An unknown channel, an amount that is not positive with at most 2
-    /// decimal places, or a subject the charset cannot represent.
+    /// An unknown channel, an amount that is negative or has more than 2
+    /// decimal places, or a subject the charset cannot represent. (Zero is
+    /// signed: a gateway settles an order paid wholly by coupons at 0.00.)
     pub fn notify(
         &self,
         channel: &str,
@@ -122,8 +124,9 @@ impl SandboxGateway {
             .iter()
             .find(|(name, _)| name == channel)
             .ok_or_else(|| format!("no sandbox gateway for channel {channel}"))?;
-        let amount = yuan_text(payment.amount)
-            .ok_or_else(|| "amount must be positive with at most 2 decimal places".to_owned())?;
+        let amount = notified_yuan(payment.amount).ok_or_else(|| {
+            "amount must not be negative, with at most 2 decimal places".to_owned()
+        })?;
         match signer {
             Signer::Alipay {
                 app_id,
@@ -240,6 +243,15 @@ fn alipay(
     Ok((vec![("content-type".to_owned(), content_type)], body))
 }
 
+/// A notification's amount as yuan text: like a payment order's, or 0.00.
+fn notified_yuan(amount: Decimal) -> Option<String> {
+    if amount.is_zero() {
+        Some("0.00".to_owned())
+    } else {
+        yuan_text(amount)
+    }
+}
+
 fn wechat(
     (mchid, appid, serial): (&str, &str, &str),
     key: &Rsa2Signer,
@@ -247,8 +259,12 @@ fn wechat(
     payment: &SandboxPayment,
     now: DateTime<Utc>,
 ) -> Result<(Headers, Vec<u8>), String> {
-    let fen = yuan_to_fen(payment.amount)
-        .ok_or_else(|| "amount must be positive with at most 2 decimal places".to_owned())?;
+    let fen = if payment.amount.is_zero() {
+        Some(0)
+    } else {
+        yuan_to_fen(payment.amount)
+    }
+    .ok_or_else(|| "amount must not be negative, with at most 2 decimal places".to_owned())?;
     let (state, event_type, summary) = match payment.status {
         SandboxStatus::Paid => ("SUCCESS", "TRANSACTION.SUCCESS", "支付成功"),
         SandboxStatus::Pending => ("NOTPAY", "TRANSACTION.NOTPAY", "未支付"),
