@@ -179,6 +179,13 @@ export function showError(err, source = null) {
   bannerSource = source;
 }
 
+/** An error's message as text: the server's words as it sent them, this
+ * page's own in the agent's language. */
+export function errorText(err) {
+  if (!err) return '';
+  return err.i18nKey ? t(err.i18nKey, err.args) : String(err.message || '');
+}
+
 /** An error of this page (not from the server), with a translated message. */
 export function localError(key, args) {
   const e = new Error(t(key, args));

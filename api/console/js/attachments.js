@@ -3,7 +3,7 @@
 // anything else is a download link to an application/octet-stream Blob, never
 // rendered by the browser. Links and images only use blob: URLs made here.
 
-import { rpc, showError, SUPPORT_SVC } from './app.js';
+import { errorText, rpc, showError, SUPPORT_SVC } from './app.js';
 import { h, label } from './dom.js';
 import { formatBytes } from './format.js';
 
@@ -97,7 +97,7 @@ export function attachmentNode(tradeId, attachmentId, info) {
     holder.replaceChildren();
     holder.classList.remove('loading');
     holder.classList.add('failed');
-    holder.appendChild(h('span', { class: 'error-inline' }, name, ': ', e.codeName || 'ERROR', ' ', e.message || ''));
+    holder.appendChild(h('span', { class: 'error-inline' }, name, ': ', e.codeName || 'ERROR', ' ', errorText(e)));
     showError(e);
   });
   return holder;

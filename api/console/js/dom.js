@@ -158,9 +158,16 @@ export function fieldList(pairs, extraClass) {
   return dl;
 }
 
-/** Shortens a UUID-bearing actor ("buyer:3f2a…") for tight cells; the full text goes in title. */
+/** The actors that are not a user, as the server names them. */
+const NON_USER_ACTORS = ['system', 'gateway', 'reconciliation'];
+
+/** Shortens a UUID-bearing actor ("buyer:3f2a…") for tight cells; the full text goes in title.
+ * An actor that is not a user (the system, the gateway, reconciliation) is shown in the agent's language. */
 export function idCell(text, me) {
   const s = String(text ?? '');
+  if (NON_USER_ACTORS.includes(s)) {
+    return h('span', { class: 'id actor', title: s, data: { actor: s }, i18n: `actor.${s}` });
+  }
   const el = h('span', { class: 'id', title: s || null });
   el.textContent = s === '' ? '—' : s;
   if (me && s !== '' && s.endsWith(me)) {

@@ -150,7 +150,7 @@ export class GrpcWebDecoder {
       throw new GrpcError(this.headerStatus.code, this.headerStatus.message);
     }
     if (ct && !/^application\/grpc-web/i.test(ct) && !this.headerStatus) {
-      throw new GrpcError(13, `unexpected response content type ${ct}`, { network: true });
+      throw new GrpcError(13, `unexpected response content type ${ct}`, { network: true, i18nKey: 'net.type', args: { ct } });
     }
   }
 
@@ -166,10 +166,10 @@ export class GrpcWebDecoder {
 
   finish() {
     if (this.parser.pending) {
-      throw new GrpcError(13, `response cut off (${this.parser.pending} bytes of an incomplete frame)`, { network: true });
+      throw new GrpcError(13, `response cut off (${this.parser.pending} bytes of an incomplete frame)`, { network: true, i18nKey: 'net.cut', args: { n: this.parser.pending } });
     }
     const st = (this.trailers && statusFrom(this.trailers)) || this.headerStatus;
-    if (!st) throw new GrpcError(13, 'response ended without a gRPC status', { network: true });
+    if (!st) throw new GrpcError(13, 'response ended without a gRPC status', { network: true, i18nKey: 'net.nostatus' });
     if (st.code !== 0) throw new GrpcError(st.code, st.message);
     return st;
   }
@@ -219,7 +219,7 @@ export function loadSchema() {
     const signal = AbortSignal.timeout(CALL_DEADLINE_MS);
     schemaPromise = fetch('/schema.json', { cache: 'no-cache', credentials: 'same-origin', signal })
       .then((r) => {
-        if (!r.ok) throw new GrpcError(14, `could not load /schema.json (HTTP ${r.status})`, { network: true });
+        if (!r.ok) throw new GrpcError(14, `could not load /schema.json (HTTP ${r.status})`, { network: true, i18nKey: 'net.schema', args: { detail: `HTTP ${r.status}` } });
         return r.json();
       })
       .then((s) => {
@@ -228,7 +228,7 @@ export function loadSchema() {
       })
       .catch((e) => {
         schemaPromise = null;
-        throw e instanceof GrpcError ? e : new GrpcError(14, `could not load /schema.json: ${e.message}`, { network: true });
+        throw e instanceof GrpcError ? e : new GrpcError(14, `could not load /schema.json: ${e.message}`, { network: true, i18nKey: 'net.schema', args: { detail: e.message } });
       });
   }
   return schemaPromise;

@@ -3,7 +3,7 @@
 import { AppealQueue } from './queue.js';
 import { LiveStream, MAX_BACKOFF, MIN_BACKOFF } from './live.js';
 import { isTransient } from './grpcweb.js';
-import { app, busy, clearErrorFrom, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
+import { app, busy, clearErrorFrom, errorText, guard, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
 import { badge, byId, h, idCell, setLabel, textOr, timeEl } from './dom.js';
 
 let model = new AppealQueue();
@@ -194,7 +194,7 @@ function setLive(state, error) {
   el.hidden = false;
   el.dataset.state = state;
   setLabel(byId('live-text'), state === 'live' ? 'live.live' : 'live.reconnecting');
-  el.title = error && error.codeName ? `${error.codeName}: ${error.message}` : '';
+  el.title = error && error.codeName ? `${error.codeName}: ${errorText(error)}` : '';
 }
 
 function onEvent(ev) {

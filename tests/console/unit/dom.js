@@ -16,3 +16,20 @@ await section('DOM helpers keep server text as text', async () => {
   ok(![isInlineImage('image/svg+xml'), isInlineImage('text/html'), isInlineImage('application/pdf'), isInlineImage('')].some(Boolean), 'SVG, HTML, PDF are not');
   ok(window.__pwned === undefined, 'nothing ran');
 });
+
+await section('actors that are not users are shown in the agent\'s language', async () => {
+  if (typeof document === 'undefined') return;
+  const dom = await import('/js/dom.js');
+  const i18n = await import('/js/i18n.js');
+  const before = i18n.getLang();
+  i18n.setLang('zh');
+  try {
+    const cells = ['system', 'gateway', 'reconciliation'].map((a) => dom.idCell(a));
+    eq(cells.map((c) => c.textContent), ['系统', '支付网关', '对账'], 'labels in 中文');
+    eq(cells.map((c) => c.title), ['system', 'gateway', 'reconciliation'], 'the server\'s name in the title');
+    const user = dom.idCell('user:0190a3c4-0000-7000-8000-000000000001');
+    eq(user.textContent, 'user:0190a3c4-0000-7000-8000-000000000001', 'a user id is shown as it is');
+  } finally {
+    i18n.setLang(before);
+  }
+});
