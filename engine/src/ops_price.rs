@@ -124,6 +124,10 @@ impl Engine {
         self.asset_spec(asset)?;
         let price = self.price_arg("price", price, fiat)?;
         self.text_arg_max("source", source, true, SOURCE_CHARS_MAX)?;
+        // A name, shown on one line: no tab or line break either.
+        if let Some(why) = crate::args::control_in(source, false) {
+            return Err(Rejection::field("source", why));
+        }
         self.state.references.insert(
             (asset, fiat),
             Reference {

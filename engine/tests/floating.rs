@@ -289,6 +289,25 @@ fn floating_terms_are_checked() {
         matches!(r, Rejection::InvalidAmount { field: "price", .. }),
         "{r}"
     );
+    // The source is a name, one line: no line breaks or tabs.
+    for source in ["binance\nfake", "a\tb", "x\r"] {
+        let r = w.err(Command::SetReferencePrice {
+            asset: eb(),
+            fiat: cny(),
+            price: d("7"),
+            source: source.into(),
+        });
+        assert!(
+            matches!(
+                r,
+                Rejection::InvalidField {
+                    field: "source",
+                    ..
+                }
+            ),
+            "{source:?}: {r}"
+        );
+    }
 }
 
 mod differential {
