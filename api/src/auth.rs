@@ -177,7 +177,11 @@ impl Authenticator {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
         let uuid = uuid::Uuid::parse_str(&data.claims.sub)
-            .map_err(|_| Status::unauthenticated("invalid token: sub must be a user UUID"))?;
+            .ok()
+            .filter(|u| !u.is_nil())
+            .ok_or_else(|| {
+                Status::unauthenticated("invalid token: sub must be a user UUID, not the nil UUID")
+            })?;
         let caller = Caller {
             user: UserId(uuid),
             role: data.claims.role,

@@ -430,6 +430,28 @@ async fn bad_fields_are_named_as_the_proto_names_them() {
         .await
         .map(|_| ());
     assert!(r.is_ok(), "lines in terms: {r:?}");
+    // The nil UUID names nobody: not as a field, not as a token's subject.
+    let r = s
+        .admin()
+        .await
+        .deposit(pb::TransferRequest {
+            request_id: rid(),
+            user_id: Uuid::nil().to_string(),
+            asset: "EB".into(),
+            amount: "1".into(),
+            external_ref: "nil-1".into(),
+        })
+        .await
+        .map(|_| ());
+    expect("nil user", r, "user_id");
+    let e = s
+        .trading(Uuid::nil(), Role::User)
+        .await
+        .get_account(pb::GetAccountRequest {})
+        .await
+        .expect_err("a token for the nil UUID");
+    assert_eq!(e.code(), Code::Unauthenticated, "{}", e.message());
+    assert!(e.message().contains("sub"), "{}", e.message());
 }
 
 /// Limits are settings of the running server (SPEC §18), each refused with

@@ -183,14 +183,20 @@ pub fn buy_order_id(text: &str) -> Result<BuyOrderId, Status> {
     id_number("buy_order_id", "B", text).map(BuyOrderId)
 }
 
-/// A user id field (UUID).
+/// A user id field (UUID; never the nil UUID, which names nobody).
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming the field.
 pub fn user_id(field: &str, text: &str) -> Result<UserId, Status> {
-    uuid::Uuid::parse_str(text)
-        .map(UserId)
-        .map_err(|_| Status::invalid_argument(format!("{field} must be a user UUID")))
+    match uuid::Uuid::parse_str(text) {
+        Ok(u) if u.is_nil() => Err(Status::invalid_argument(format!(
+            "{field} must be a user UUID, not the nil UUID"
+        ))),
+        Ok(u) => Ok(UserId(u)),
+        Err(_) => Err(Status::invalid_argument(format!(
+            "{field} must be a user UUID"
+        ))),
+    }
 }
 
 /// Page size from a request (0 → default; at most `max`).
