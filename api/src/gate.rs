@@ -480,6 +480,7 @@ where
             // The body's message is held until the call ends.
             drop(held);
             response.map(|mut r| {
+                message::too_large(r.headers_mut());
                 message::cap(r.headers_mut());
                 r
             })

@@ -105,3 +105,32 @@ async fn an_oversized_field_is_named_in_a_bounded_message() {
         check("attachment id", r.map(drop), "attachment_id");
     }
 }
+
+/// A request message over the server's limit (`--attachment-max` plus
+/// 1 MiB) is RESOURCE_EXHAUSTED, as other gRPC servers answer it, naming
+/// both sizes; the server goes on serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_the_limit_is_resource_exhausted() {
+    let s = Server::start(&["--attachment-max", "64KiB"]).await;
+    let mut t = s.trading(Uuid::new_v4(), Role::User).await;
+    let limit = 64 * 1024 + 1024 * 1024;
+    let e = t
+        .get_trade(pb::GetTradeRequest {
+            trade_id: "T".repeat(limit + 1),
+        })
+        .await
+        .expect_err("too large");
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e:?}");
+    assert!(
+        e.message().starts_with("the request message is 11141")
+            && e.message().contains(&format!("limit of {limit} bytes")),
+        "{}",
+        e.message()
+    );
+    let r = t
+        .get_trade(pb::GetTradeRequest {
+            trade_id: "T-1".into(),
+        })
+        .await;
+    assert_eq!(r.expect_err("no such trade").code(), Code::NotFound);
+}

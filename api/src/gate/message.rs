@@ -43,6 +43,35 @@ pub fn cap(headers: &mut HeaderMap) {
     }
 }
 
+/// What tonic says of a request message over the decoding limit.
+const TONIC_TOO_LARGE: &str = "Error, decoded message length too large: found ";
+
+/// A request message over the server's limit is refused, as gRPC's other
+/// implementations refuse one, with RESOURCE_EXHAUSTED (tonic says
+/// OUT_OF_RANGE, which a client reads as a field's value out of range),
+/// naming the sizes and the setting behind the limit.
+pub fn too_large(headers: &mut HeaderMap) {
+    let Some(status) = tonic::Status::from_header_map(headers) else {
+        return;
+    };
+    if status.code() != tonic::Code::OutOfRange {
+        return;
+    }
+    let Some(rest) = status.message().strip_prefix(TONIC_TOO_LARGE) else {
+        return;
+    };
+    let number = |s: &str| -> String { s.chars().filter(char::is_ascii_digit).collect() };
+    let (found, limit) = match rest.split_once(',') {
+        Some((found, limit)) => (number(found), number(limit)),
+        None => (number(rest), String::new()),
+    };
+    let why = format!(
+        "the request message is {found} bytes, over this server's limit of {limit} bytes for one \
+         message (--attachment-max plus 1MiB)"
+    );
+    let _ = tonic::Status::resource_exhausted(why).add_header(headers);
+}
+
 /// The escape or byte at `i`: its length in the header and the byte it
 /// stands for.
 fn token(b: &[u8], i: usize) -> (usize, u8) {
@@ -98,6 +127,32 @@ mod tests {
                 "{filler}: a prefix"
             );
         }
+    }
+
+    #[test]
+    fn tonics_too_large_is_resource_exhausted_naming_the_sizes() {
+        let (parts, _) = Status::out_of_range(
+            "Error, decoded message length too large: found 7340045 bytes, the limit is: 6291456 bytes",
+        )
+        .into_http::<()>()
+        .into_parts();
+        let mut headers = parts.headers;
+        too_large(&mut headers);
+        let s = Status::from_header_map(&headers).expect("status");
+        assert_eq!(s.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(
+            s.message(),
+            "the request message is 7340045 bytes, over this server's limit of 6291456 bytes \
+             for one message (--attachment-max plus 1MiB)"
+        );
+        // Any other OUT_OF_RANGE is the server's own: left alone.
+        let (parts, _) = Status::out_of_range("after_seq 9 is past the newest event 3")
+            .into_http::<()>()
+            .into_parts();
+        let mut headers = parts.headers;
+        let before = headers.clone();
+        too_large(&mut headers);
+        assert_eq!(headers, before);
     }
 
     #[test]
