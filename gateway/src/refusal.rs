@@ -26,7 +26,9 @@ pub enum Refusal {
     },
     /// The signed timestamp is too far from `now` (either way).
     #[error(
-        "the timestamp is {skew_secs} s from now; at most {} s are accepted",
+        "the timestamp is {} s in the {}; at most {} s either way are accepted",
+        .skew_secs.unsigned_abs(),
+        if *.skew_secs >= 0 { "past" } else { "future" },
         TIMESTAMP_SKEW_SECS_MAX
     )]
     Stale {
@@ -140,7 +142,12 @@ mod tests {
         let text = Refusal::Stale { skew_secs: -400 }.to_string();
         assert_eq!(
             text,
-            "the timestamp is -400 s from now; at most 300 s are accepted"
+            "the timestamp is 400 s in the future; at most 300 s either way are accepted"
+        );
+        let text = Refusal::Stale { skew_secs: 400 }.to_string();
+        assert_eq!(
+            text,
+            "the timestamp is 400 s in the past; at most 300 s either way are accepted"
         );
     }
 }
