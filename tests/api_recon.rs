@@ -175,6 +175,16 @@ async fn malformed_unknown_and_oversized_bills_are_refused_whole() {
         .await
         .expect_err("date");
     assert!(e.message().starts_with("date"), "{e:?}");
+    // A day that has not begun (where the gateway keeps its books) has no
+    // bill yet: one taken as such would call its payments missing there.
+    let e = import(&s, "2999-01-01", &good, &rid())
+        .await
+        .expect_err("a future day");
+    assert!(
+        e.message().starts_with("date 2999-01-01 is after today")
+            && e.message().contains("Asia/Shanghai"),
+        "{e:?}"
+    );
     let mut agent = s.support(harness::ADMIN, Role::Support).await;
     let mut unknown = chunks(&date, &bad, &rid());
     unknown[0].channel = "nope".into();

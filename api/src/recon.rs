@@ -113,6 +113,23 @@ pub async fn import_bill(
         ))
     })?;
     let day = day_window(channel.time_zone(), &first.date, config.window_ms)?;
+    // A day that has not begun where the gateway keeps its books has no
+    // bill; one taken as such would call that day's payments missing there.
+    let now = crate::core::clock_now();
+    if day.start > now {
+        let today = chrono::DateTime::from_timestamp_millis(now.0)
+            .map(|t| {
+                t.with_timezone(&channel.time_zone())
+                    .date_naive()
+                    .to_string()
+            })
+            .unwrap_or_default();
+        return Err(Status::invalid_argument(format!(
+            "date {} is after today ({today} in {}): a bill covers a day that has begun",
+            first.date,
+            channel.time_zone()
+        )));
+    }
     // The chunks go to a temporary file, so memory does not grow with the
     // bill; its digest, taken on the way, completes the fingerprint.
     let (temp, digest) = stage(&first, &mut chunks, config.bill_max).await?;

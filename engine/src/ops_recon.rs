@@ -158,6 +158,9 @@ impl Engine {
             {
                 p.reconciled = true;
             }
+            // An earlier bill (of this day, since corrected, or one taken
+            // before the day was over) did not show it: this one does.
+            self.settle_missing_there(channel, txn, day, now);
         }
         // A payment near midnight this bill did not show is missing there
         // once the other day's bill is in too (recorded before this one, in
@@ -241,6 +244,31 @@ impl Engine {
             },
         );
         Ok(())
+    }
+
+    /// Settles an open MISSING_THERE of `txn` that the bill of `day` shows,
+    /// as a late notification settles a MISSING_HERE (at another amount,
+    /// the bill's AMOUNT_MISMATCH says so).
+    fn settle_missing_there(&mut self, channel: &str, txn: &str, day: &str, now: Timestamp) {
+        let key = (
+            channel.to_owned(),
+            txn.to_owned(),
+            MistakeKind::MissingThere,
+        );
+        if !self.state.mistake_keys.contains(&key) {
+            return;
+        }
+        let open = self.state.open_mistakes.iter().copied().find(|id| {
+            self.state.mistakes.get(id).is_some_and(|m| {
+                m.channel == channel
+                    && m.facts.txn_id == txn
+                    && m.facts.kind == MistakeKind::MissingThere
+            })
+        });
+        if let Some(id) = open {
+            let note = format!("settled: {channel}'s bill of {day}, imported later, shows it");
+            self.handle_mistake(None, id, note, now);
+        }
     }
 
     /// Whether `channel`'s bill of day `day` (days since the epoch) is in.

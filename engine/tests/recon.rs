@@ -386,6 +386,47 @@ fn a_payment_recorded_while_the_bill_is_matched_and_not_on_it_is_missing_there()
     assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.mistakes), Some(1));
 }
 
+/// A bill that did not show a payment (taken before its day was over, or
+/// since corrected) left a MISSING_THERE; a later bill of the day that
+/// shows it settles it, as a late notification settles a MISSING_HERE.
+#[test]
+fn a_later_bill_showing_a_payment_settles_its_missing_there() {
+    let mut w = world();
+    let (t, u) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    pay(&mut w, t, "early");
+    let at = w.now;
+    let events = record(&mut w, &[line(t, "early", "14.00", at)], "a");
+    assert!(mistakes(&events).is_empty(), "{events:?}");
+    // Paid later the same day, after that bill was taken: missing there.
+    pay(&mut w, u, "late");
+    let found: Vec<_> =
+        w.e.state()
+            .mistakes
+            .values()
+            .filter(|m| m.facts.kind == MistakeKind::MissingThere)
+            .map(|m| m.id)
+            .collect();
+    assert_eq!(found.len(), 1);
+    // The day's final bill shows both: it is settled, nothing new is found.
+    let bill = [line(t, "early", "14.00", at), line(u, "late", "14.00", at)];
+    let events = record(&mut w, &bill, "b");
+    assert!(mistakes(&events).is_empty(), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(
+            e.kind,
+            EventKind::MistakeHandled { mistake, agent: None } if mistake == found[0]
+        )),
+        "{events:?}"
+    );
+    let m = &w.e.state().mistakes[&found[0]];
+    let note = &m.handled.as_ref().expect("handled").note;
+    assert!(
+        note.starts_with("settled: bank-x's bill of 2023-11-14"),
+        "{note}"
+    );
+    assert!(w.e.state().open_mistakes.is_empty());
+}
+
 /// A bill's refund row for a payment no notification had brought when it
 /// was matched, whose notification then lands before the bill is recorded:
 /// a status mismatch that names our amount, and the payment counts as shown
