@@ -8,7 +8,7 @@ use rust_decimal::Decimal;
 
 use super::lines::Cells;
 use super::{BillAccount, BillError, BillFormat, BillRow, RowStatus, echo};
-use crate::amount::{parse_fee_yuan, parse_yuan, parse_yuan_or_zero};
+use crate::amount::{parse_fee_yuan, parse_yuan_or_zero};
 use crate::refusal::Refusal;
 use crate::wire::{gateway_id, parse_local_time, parse_rfc3339};
 
@@ -190,11 +190,11 @@ fn wechat(row: &Row, c: &WeChatColumns) -> Result<BillRow, BillError> {
             // A refund of an order a coupon paid whole refunds 0.00 of
             // settled money (退款金额 leaves coupons out): a refund row all
             // the same, which the matcher reports whatever its amount.
-            row.amount_or_zero(col)?
+            row.amount(col, Sign::Unsigned)?
         }
         // A coupon may cover the whole order: settled 0.00, a mismatch for
         // the matcher to report, not a malformed bill.
-        RowStatus::Paid | RowStatus::Closed => row.amount_or_zero(c.settled)?,
+        RowStatus::Paid | RowStatus::Closed => row.amount(c.settled, Sign::Unsigned)?,
     };
     Ok(BillRow {
         line: row.line,
@@ -320,15 +320,12 @@ impl<'a> Row<'a> {
         gateway_id(col.name, self.text(col)?).map_err(|r| self.refused(col, r))
     }
 
-    /// A positive amount.
+    /// An amount, zero or positive: a line settled at 0.00 (an order paid
+    /// wholly by coupons, as a signed notification may state it too) is a
+    /// mismatch for the matcher to report, not a malformed bill.
     fn amount(&self, col: Col, sign: Sign) -> Result<Decimal, BillError> {
         let text = unsigned(self.text(col)?, sign);
-        parse_yuan(col.name, text).map_err(|r| self.refused(col, r))
-    }
-
-    /// An amount that may be zero.
-    fn amount_or_zero(&self, col: Col) -> Result<Decimal, BillError> {
-        parse_yuan_or_zero(col.name, self.text(col)?).map_err(|r| self.refused(col, r))
+        parse_yuan_or_zero(col.name, text).map_err(|r| self.refused(col, r))
     }
 
     /// A fee: zero or positive.

@@ -169,8 +169,8 @@ pub struct BillRow {
     /// Our payment reference (商户订单号, hmac `reference`).
     pub reference: String,
     /// Yuan, exact: the order amount, or for a refund the amount refunded.
-    /// Positive, except a WeChat Pay paid or closed row may settle `0.00`
-    /// (a merchant-funded coupon covered the whole order).
+    /// Zero or positive: a row may settle `0.00` (a merchant-funded coupon
+    /// covered the whole order), which the matcher reports as a mismatch.
     pub amount: Decimal,
     /// The gateway's fee in yuan, exact, zero or positive.
     pub fee: Decimal,

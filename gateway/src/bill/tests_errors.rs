@@ -35,11 +35,14 @@ fn bad_amounts_name_line_and_column() {
         ("1e3", "not a plain decimal amount"),
         ("abc", "not a plain decimal amount"),
         ("", "empty"),
-        ("0.00", "not positive"),
     ] {
         let error = hmac_error(&format!("a,b,{amount},0,paid,2026-12-01T00:00:00Z"));
         assert_eq!(error, BillError::in_column(3, "amount", why), "{amount:?}");
     }
+    // A line settled at 0.00 is read, for the matcher to report.
+    let bill = format!("{HMAC_HEADER}a,b,0.00,0,paid,2026-12-01T00:00:00Z\n");
+    let rows = read_all(BillFormat::Hmac, bill.as_bytes()).expect("a zero line");
+    assert!(rows[0].amount.is_zero());
     let error = hmac_error("a,b,1.00,-0.01,refund,2026-12-01T00:00:00Z");
     assert_eq!(error.column.as_deref(), Some("fee"));
 
