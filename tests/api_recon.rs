@@ -108,6 +108,24 @@ async fn a_dropped_notification_is_found_in_the_bill_and_applied() {
         paid.timeline.iter().any(|e| e.actor == "reconciliation"),
         "{paid:?}"
     );
+    // The buyer's events say so too: the payment was verified by
+    // reconciliation, not by the gateway's notification.
+    let mut events = b2
+        .stream_events(pb::StreamEventsRequest { after_seq: 0 })
+        .await
+        .expect("events")
+        .into_inner();
+    let verified = loop {
+        let e = tokio::time::timeout(std::time::Duration::from_secs(10), events.message())
+            .await
+            .expect("an event in time")
+            .expect("stream")
+            .expect("open");
+        if e.r#type == pb::EventType::PaymentVerified as i32 && e.trade_id == t2.id {
+            break e;
+        }
+    };
+    assert_eq!(verified.actor, "reconciliation", "{verified:?}");
     let open = agent
         .list_recon_mistakes(pb::ListReconMistakesRequest::default())
         .await

@@ -180,6 +180,9 @@ pub enum EventKind {
         channel: String,
         txn_id: String,
         amount: Decimal,
+        /// The gateway's notification, or reconciliation applying the
+        /// payment from the bill.
+        actor: Actor,
     },
     /// A verified payment that could not simply pay its trade.
     PaymentAnomaly {
@@ -187,6 +190,8 @@ pub enum EventKind {
         kind: AnomalyKind,
         trade: Option<TradeId>,
         channel: String,
+        /// As for [`EventKind::PaymentVerified`].
+        actor: Actor,
     },
     /// A market's reference price was set (SPEC §22).
     ReferencePriceSet {

@@ -205,7 +205,7 @@ impl Engine {
                     self.add_payment(id, payment.clone(), actor, now);
                     self.gateway_transition(id, TradeAction::GatewayMismatch, &reason, actor, now);
                 }
-                self.record_anomaly(kind, trade, p, payment, now);
+                self.record_anomaly(kind, trade, p, payment, actor, now);
             }
         }
         // Kept for reconciliation against the gateway's bill (SPEC §20).
@@ -343,6 +343,7 @@ impl Engine {
                 channel: payment.channel.clone(),
                 txn_id: payment.txn_id.clone(),
                 amount: payment.amount,
+                actor,
             },
         );
         self.add_payment(id, payment, actor, now);
@@ -395,6 +396,7 @@ impl Engine {
         trade: Option<TradeId>,
         p: &GatewayPayment,
         payment: VerifiedPayment,
+        actor: Actor,
         now: Timestamp,
     ) {
         let id = AnomalyId(self.next_id());
@@ -409,6 +411,7 @@ impl Engine {
                 kind: kind.clone(),
                 trade,
                 channel: p.channel.clone(),
+                actor,
             },
         );
         let anomaly = Anomaly {

@@ -298,6 +298,7 @@ fn a_release_on_verified_payment_the_seller_never_chose() {
             channel: "ali".into(),
             txn_id: "x1".into(),
             amount: d("7.00"),
+            actor: otc_engine::trade::Actor::Gateway,
         },
         moved(
             t,

@@ -23,10 +23,11 @@ use crate::error::StorageError;
 /// `open_buys_per_user_max` and a user's record its `open_buys`; a bill's
 /// report and record carry the day they cover (`window`). 11: a mistake's
 /// handler and `MistakeHandled`'s agent are optional (a late notification
-/// settles a `MISSING_HERE`).
+/// settles a `MISSING_HERE`). 12: `PaymentVerified` and `PaymentAnomaly`
+/// name their actor (the gateway, or reconciliation applying a bill's line).
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
-pub const FORMAT_VERSION: u8 = 11;
+pub const FORMAT_VERSION: u8 = 12;
 /// Bytes before the payload.
 const HEADER_LEN: usize = 5;
 

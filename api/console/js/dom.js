@@ -168,6 +168,12 @@ export function idCell(text, me) {
   if (NON_USER_ACTORS.includes(s)) {
     return h('span', { class: 'id actor', title: s, data: { actor: s }, i18n: `actor.${s}` });
   }
+  // A trade's timeline names the gateway by its channel: "gateway <channel>".
+  const channel = /^gateway (\S+)$/.exec(s);
+  if (channel) {
+    return h('span', { class: 'id actor', title: s, data: { actor: 'gateway' } },
+      h('span', { i18n: 'actor.gateway' }), ' ', channel[1]);
+  }
   const el = h('span', { class: 'id', title: s || null });
   el.textContent = s === '' ? '—' : s;
   if (me && s !== '' && s.endsWith(me)) {

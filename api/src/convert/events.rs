@@ -267,6 +267,7 @@ pub fn event_pb(e: &Event) -> pb::Event {
             channel,
             txn_id,
             amount,
+            actor,
         } => {
             out.trade_id = trade.to_string();
             out.user_id = seller.to_string();
@@ -274,7 +275,7 @@ pub fn event_pb(e: &Event) -> pb::Event {
             out.channel = channel.clone();
             out.txn_id = txn_id.clone();
             out.fiat_amount = amount.to_string();
-            out.actor = "gateway".into();
+            out.actor = actor_text(*actor);
             T::PaymentVerified
         }
         EventKind::PaymentAnomaly {
@@ -282,12 +283,13 @@ pub fn event_pb(e: &Event) -> pb::Event {
             kind,
             trade,
             channel,
+            actor,
         } => {
             out.anomaly_id = anomaly.to_string();
             out.trade_id = trade.map(|t| t.to_string()).unwrap_or_default();
             out.channel = channel.clone();
             out.reason = kind.name().into();
-            out.actor = "gateway".into();
+            out.actor = actor_text(*actor);
             T::PaymentAnomaly
         }
         EventKind::ReferencePriceSet {

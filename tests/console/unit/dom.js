@@ -27,6 +27,7 @@ await section('actors that are not users are shown in the agent\'s language', as
     const cells = ['system', 'gateway', 'reconciliation'].map((a) => dom.idCell(a));
     eq(cells.map((c) => c.textContent), ['系统', '支付网关', '对账'], 'labels in 中文');
     eq(cells.map((c) => c.title), ['system', 'gateway', 'reconciliation'], 'the server\'s name in the title');
+    eq(dom.idCell('gateway sandbox-hmac').textContent, '支付网关 sandbox-hmac', 'the gateway with its channel');
     const user = dom.idCell('user:0190a3c4-0000-7000-8000-000000000001');
     eq(user.textContent, 'user:0190a3c4-0000-7000-8000-000000000001', 'a user id is shown as it is');
   } finally {
