@@ -216,7 +216,18 @@ impl Engine {
                 (MistakeKind::MissingThere, Some(p)) => p.reconciled,
                 _ => false,
             };
-            if !settled && self.record_mistake(channel, day, facts, now) {
+            // Missing there is the payment's day's: near midnight, the
+            // bill of the day before or after this one may complete the pair.
+            let on = match report.window {
+                Some(w) if facts.kind == MistakeKind::MissingThere && facts.at < w.start => {
+                    day_name(day_number - 1)
+                }
+                Some(w) if facts.kind == MistakeKind::MissingThere && facts.at >= w.end => {
+                    day_name(day_number + 1)
+                }
+                _ => day.to_owned(),
+            };
+            if !settled && self.record_mistake(channel, &on, facts, now) {
                 recorded += 1;
             }
         }
@@ -273,9 +284,7 @@ impl Engine {
 
     /// Whether `channel`'s bill of day `day` (days since the epoch) is in.
     pub(crate) fn billed_on(&self, channel: &str, day: i64) -> bool {
-        let (y, m, d) = civil(day);
-        self.bill(channel, &format!("{y:04}-{m:02}-{d:02}"))
-            .is_some()
+        self.bill(channel, &day_name(day)).is_some()
     }
 
     /// Stores a finding of `day`'s bill, unless the same one (channel,
@@ -517,6 +526,12 @@ pub fn civil(days: i64) -> (i64, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// A day (days since the epoch) as a bill names it: `YYYY-MM-DD`.
+fn day_name(day: i64) -> String {
+    let (y, m, d) = civil(day);
+    format!("{y:04}-{m:02}-{d:02}")
 }
 
 #[cfg(test)]

@@ -179,6 +179,13 @@ fn bills_in_any_order_or_at_once_wait_for_each_other_near_midnight() {
             } else {
                 assert_eq!(found.len(), 1, "{case}: {found:?}");
                 assert_eq!(found[0].1, MistakeKind::MissingThere, "{case}");
+                // Dated the payment's day, whichever bill completed the pair.
+                let day = if minutes_from_midnight < 0 {
+                    "2023-11-14"
+                } else {
+                    "2023-11-15"
+                };
+                assert_eq!(w.e.state().mistakes[&found[0].0].day, day, "{case}");
             }
             let pending: u64 = ["2023-11-14", "2023-11-15"]
                 .iter()
