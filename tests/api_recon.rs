@@ -306,3 +306,38 @@ async fn the_statement_closes_at_the_sum_of_balances() {
         "{future:?}"
     );
 }
+
+/// A bill that says a transaction paid another order than the one its
+/// notification named: REFERENCE_MISMATCH, naming both references, and no
+/// match.
+#[tokio::test]
+async fn a_bill_giving_a_payment_another_order_names_both() {
+    let sandbox = tempfile::tempdir().expect("temp");
+    let s = start(sandbox.path(), &[]).await;
+    let (_seller, _b1, p) = channel_trade(&s, HMAC, false, 600).await;
+    let (_b2, q) = buy_on(&s, HMAC).await;
+    let a = notify(
+        &s,
+        sandbox.path(),
+        HMAC,
+        &payment(&p.payment_reference, "h-x", "14.00"),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let (date, at) = today();
+    let bill = format!(
+        "id,reference,amount,fee,status,paid_at\nh-x,{},14.00,0.08,paid,{at}\n",
+        q.payment_reference
+    );
+    let report = import(&s, &date, &bill, &rid()).await.expect("import");
+    assert_eq!((report.lines, report.matched), (1, 0), "{report:?}");
+    assert_eq!(report.mistakes.len(), 1, "{report:?}");
+    let m = &report.mistakes[0];
+    assert_eq!(m.kind, "REFERENCE_MISMATCH");
+    assert_eq!(m.reference, p.payment_reference);
+    assert_eq!(m.bill_reference, q.payment_reference);
+    assert_eq!(
+        (m.ours_amount.as_str(), m.bill_amount.as_str()),
+        ("14.00", "14.00")
+    );
+}

@@ -53,7 +53,17 @@ impl Engine {
             && facts.kind == MistakeKind::MissingHere
             && actor != Actor::Reconciliation
         {
-            let note = if facts.theirs == Some(p.amount) {
+            let note = if facts.reference != p.reference {
+                let facts = MistakeFacts {
+                    kind: MistakeKind::ReferenceMismatch,
+                    reference: p.reference.clone(),
+                    bill_reference: Some(facts.reference.clone()),
+                    ours: Some(p.amount),
+                    ..facts
+                };
+                self.record_mistake(&p.channel, &day, facts, now);
+                "settled: the gateway's notification came after the bill, for another order (see its REFERENCE_MISMATCH)"
+            } else if facts.theirs == Some(p.amount) {
                 "settled: the gateway's notification came after the bill, at the bill's amount"
             } else {
                 let facts = MistakeFacts {
@@ -196,7 +206,13 @@ impl Engine {
                 // its amount or at another.
                 (MistakeKind::MissingHere, Some(p)) => {
                     p.reconciled = true;
-                    if Some(p.amount) == facts.theirs {
+                    if p.reference != facts.reference {
+                        facts.kind = MistakeKind::ReferenceMismatch;
+                        facts.ours = Some(p.amount);
+                        let ours = p.reference.clone();
+                        facts.bill_reference = Some(std::mem::replace(&mut facts.reference, ours));
+                        false
+                    } else if Some(p.amount) == facts.theirs {
                         true
                     } else {
                         facts.kind = MistakeKind::AmountMismatch;

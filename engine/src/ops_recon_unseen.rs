@@ -36,6 +36,7 @@ impl Engine {
             kind: MistakeKind::MissingThere,
             txn_id: p.txn_id.to_owned(),
             reference: p.reference.to_owned(),
+            bill_reference: None,
             ours: Some(p.amount),
             theirs: None,
             bill_status: None,

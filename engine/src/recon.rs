@@ -81,6 +81,9 @@ pub enum MistakeKind {
     AmountMismatch,
     /// The bill says refunded or closed where we have it paid.
     StatusMismatch,
+    /// Both have the transaction, paying other orders: the bill gives it
+    /// another reference (商户订单号) than the notification did.
+    ReferenceMismatch,
 }
 
 impl MistakeKind {
@@ -91,6 +94,7 @@ impl MistakeKind {
             MistakeKind::MissingThere => "MISSING_THERE",
             MistakeKind::AmountMismatch => "AMOUNT_MISMATCH",
             MistakeKind::StatusMismatch => "STATUS_MISMATCH",
+            MistakeKind::ReferenceMismatch => "REFERENCE_MISMATCH",
         }
     }
 }
@@ -102,8 +106,10 @@ pub struct MistakeFacts {
     pub kind: MistakeKind,
     /// The provider's transaction id.
     pub txn_id: String,
-    /// The payment reference (ours, or the bill's).
+    /// The payment reference: ours, or the bill's when we have none.
     pub reference: String,
+    /// The bill's reference when it differs from ours (REFERENCE_MISMATCH).
+    pub bill_reference: Option<String>,
     /// The amount recorded here, if any.
     pub ours: Option<Decimal>,
     /// The amount on the bill, if any.
@@ -246,6 +252,7 @@ impl Matcher {
             kind,
             txn_id: l.txn_id.clone(),
             reference: l.reference.clone(),
+            bill_reference: None,
             ours: ours.map(|p| p.amount),
             theirs: Some(l.amount),
             bill_status: Some(l.status),
@@ -270,6 +277,15 @@ impl Matcher {
                     self.report.reconciled.push(l.txn_id.clone());
                 }
                 *seen = true;
+                if p.reference != l.reference {
+                    // Paid here for one order, there for another.
+                    *paid = Some(false);
+                    let mut m = mistake(MistakeKind::ReferenceMismatch, Some(p));
+                    m.bill_reference =
+                        Some(std::mem::replace(&mut m.reference, p.reference.clone()));
+                    self.push(m);
+                    return;
+                }
                 *paid = Some(p.amount == l.amount);
                 if p.amount == l.amount {
                     self.report.matched += 1;
@@ -325,6 +341,7 @@ impl Matcher {
                 kind: MistakeKind::MissingThere,
                 txn_id: txn,
                 reference: p.reference.clone(),
+                bill_reference: None,
                 ours: Some(p.amount),
                 theirs: None,
                 bill_status: None,

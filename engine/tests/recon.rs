@@ -748,3 +748,69 @@ fn a_payment_listed_twice_at_another_amount_is_a_mismatch() {
     }
     assert_eq!(m.finish().mistakes.len(), 1);
 }
+
+/// A bill that gives a transaction another reference (order) than its
+/// notification did: a REFERENCE_MISMATCH naming both, never a match, from
+/// the import or from a notification arriving after the bill.
+#[test]
+fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
+    let mut w = world();
+    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    pay(&mut w, p, "x");
+    let at = w.now;
+    let events = record(&mut w, &[line(q, "x", "14.00", at)], "a");
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
+    let facts = &w.e.state().mistakes[&found[0].0].facts;
+    assert_eq!(facts.reference, payment_reference(p));
+    assert_eq!(facts.bill_reference, Some(payment_reference(q)));
+    assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.matched), Some(0));
+    // No MISSING_THERE either: the bill showed the transaction.
+    assert!(
+        w.e.state()
+            .mistakes
+            .values()
+            .all(|m| m.facts.kind != MistakeKind::MissingThere)
+    );
+
+    // The bill first (missing here, for q), the notification after (for p).
+    let mut w = world();
+    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    let at = w.now;
+    let found = mistakes(&record(&mut w, &[line(q, "y", "14.00", at)], "b"));
+    assert_eq!(found[0].1, MistakeKind::MissingHere);
+    let events = pay(&mut w, p, "y");
+    let late = mistakes(&events);
+    assert_eq!(late.len(), 1, "{events:?}");
+    assert_eq!(late[0].1, MistakeKind::ReferenceMismatch);
+    let facts = &w.e.state().mistakes[&late[0].0].facts;
+    assert_eq!(
+        (facts.reference.clone(), facts.bill_reference.clone()),
+        (payment_reference(p), Some(payment_reference(q)))
+    );
+    assert!(!w.e.state().open_mistakes.contains(&found[0].0));
+    assert!(w.e.state().open_mistakes.contains(&late[0].0));
+
+    // The notification (for p) lands while the bill (for q) is matched.
+    let mut w = world();
+    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    let mut m = w.e.bill_matcher(CH, today(&w));
+    m.line(&line(q, "z", "14.00", w.now));
+    let report = m.finish();
+    pay(&mut w, p, "z");
+    let events = w.ok(Command::RecordBill {
+        channel: CH.into(),
+        day: "2023-11-14".into(),
+        digest: "c".repeat(64),
+        report,
+    });
+    let found = mistakes(&events);
+    assert_eq!(found.len(), 1, "{events:?}");
+    assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
+    let facts = &w.e.state().mistakes[&found[0].0].facts;
+    assert_eq!(
+        (facts.reference.clone(), facts.bill_reference.clone()),
+        (payment_reference(p), Some(payment_reference(q)))
+    );
+}

@@ -3,7 +3,7 @@
 // closing either needs a note (role support only).
 
 import { app, boundNote, busy, canAct, confirmDialog, guard, localError, mutate, pageSize, rpc, showError, SUPPORT_SVC } from './app.js';
-import { badge, byId, clear, h, idCell, table, textOr, timeEl } from './dom.js';
+import { badge, byId, clear, h, idCell, label, table, textOr, timeEl } from './dom.js';
 import { isTransient } from './grpcweb.js';
 import { MAX_BACKOFF, MIN_BACKOFF } from './live.js';
 import { on } from './view-queue.js';
@@ -219,7 +219,8 @@ function renderMistakes(items) {
       h('td', { text: m.channel || '—' }),
       h('td', { class: 'nowrap', text: m.date || '—' }),
       h('td', { class: 'mono', text: m.txn_id || '—' }),
-      h('td', { class: 'mono', text: m.reference || '—' }),
+      h('td', { class: 'mono' }, m.reference || '—',
+        m.bill_reference ? h('div', { class: 'small bill-reference' }, label('mistake.billReference'), ' ', m.bill_reference) : null),
       h('td', { class: 'num', text: m.ours_amount || '—' }),
       h('td', { class: 'num', text: m.bill_amount || '—' }),
       h('td', null, m.bill_status ? badge(m.bill_status) : textOr('')),

@@ -60,6 +60,7 @@ pub fn mistake_pb(m: &otc_engine::recon::Mistake) -> pb::ReconMistake {
         date: m.day.clone(),
         txn_id: f.txn_id.clone(),
         reference: f.reference.clone(),
+        bill_reference: f.bill_reference.clone().unwrap_or_default(),
         ours_amount: f.ours.map(|a| a.to_string()).unwrap_or_default(),
         bill_amount: f.theirs.map(|a| a.to_string()).unwrap_or_default(),
         bill_status: f

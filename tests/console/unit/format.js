@@ -16,7 +16,7 @@ await section('i18n', () => {
     for (const name of Object.values(schema.enums[e] || {})) if (!i18n.hasKey(i18n.enumKey(name))) missing.push(name);
   }
   for (const k of ['WRONG_AMOUNT', 'PAID_AFTER_CANCEL', 'ALREADY_ENDED', 'UNKNOWN_REFERENCE', 'PAID_TWICE',
-    'MISSING_HERE', 'MISSING_THERE', 'AMOUNT_MISMATCH', 'STATUS_MISMATCH']) {
+    'MISSING_HERE', 'MISSING_THERE', 'AMOUNT_MISMATCH', 'STATUS_MISMATCH', 'REFERENCE_MISMATCH']) {
     if (!i18n.hasKey(i18n.enumKey(k))) missing.push(k);
   }
   eq(missing, [], 'every enum value shown has a label');

@@ -68,7 +68,7 @@ pub struct StatementArgs {
 fn mistake_json(m: &pb::ReconMistake) -> Value {
     json!({
         "id": m.id, "kind": m.kind, "channel": m.channel, "date": m.date, "txn_id": m.txn_id,
-        "reference": m.reference, "ours_amount": m.ours_amount, "bill_amount": m.bill_amount,
+        "reference": m.reference, "bill_reference": m.bill_reference, "ours_amount": m.ours_amount, "bill_amount": m.bill_amount,
         "bill_status": m.bill_status, "at": ts(m.at.as_ref()), "handled": m.handled, "note": m.note,
     })
 }
@@ -81,7 +81,11 @@ fn mistake_rows(ms: &[pb::ReconMistake]) {
                 m.id.clone(),
                 m.kind.clone(),
                 m.txn_id.clone(),
-                m.reference.clone(),
+                if m.bill_reference.is_empty() {
+                    m.reference.clone()
+                } else {
+                    format!("{} (bill: {})", m.reference, m.bill_reference)
+                },
                 m.ours_amount.clone(),
                 m.bill_amount.clone(),
                 if m.handled { "handled" } else { "open" }.into(),
