@@ -24,7 +24,8 @@ use crate::error::StorageError;
 /// report and record carry the day they cover (`window`). 11: a mistake's
 /// handler and `MistakeHandled`'s agent are optional (a late notification
 /// settles a `MISSING_HERE`). 12: `PaymentVerified` and `PaymentAnomaly`
-/// name their actor (the gateway, or reconciliation applying a bill's line).
+/// name their actor (the gateway, or reconciliation applying a bill's line);
+/// a mistake's facts carry the bill's reference (`REFERENCE_MISMATCH`).
 /// A data dir of another version is refused at open, naming both; there is
 /// no migration.
 pub const FORMAT_VERSION: u8 = 12;
