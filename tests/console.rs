@@ -494,6 +494,28 @@ async fn the_sandbox_gateway_pays_and_releases_a_trade_with_otcctl() {
         account.to_string().contains("\"10\""),
         "the buyer holds 10 EB: {account}"
     );
+    // The same notification again (the trade is released: the server gives
+    // out no order now, the kept one serves): success, nothing changes.
+    let txn = paid["txn_id"].as_str().expect("txn").to_owned();
+    let again = json(&run(
+        &bt,
+        &[
+            "--json",
+            "gateway",
+            "pay",
+            &trade,
+            "--sandbox-dir",
+            &dir,
+            "--txn",
+            &txn,
+        ],
+    ));
+    assert_eq!(
+        (again["status"].clone(), again["answer"].clone()),
+        (200.into(), "success".into()),
+        "{again}"
+    );
+    assert_eq!(json(&run(&bt, &["--json", "user", "account"])), account);
 
     // A wrong amount: the gateway still hears success; CS sees an anomaly.
     let trade2 = run(&bt, &["user", "buy", "--coin", "2"]);

@@ -124,9 +124,8 @@ impl SandboxGateway {
             .iter()
             .find(|(name, _)| name == channel)
             .ok_or_else(|| format!("no sandbox gateway for channel {channel}"))?;
-        let amount = notified_yuan(payment.amount).ok_or_else(|| {
-            "amount must not be negative, with at most 2 decimal places".to_owned()
-        })?;
+        let amount = notified_yuan(payment.amount)
+            .ok_or_else(|| "amount must be 0 or more, with at most 2 decimal places".to_owned())?;
         match signer {
             Signer::Alipay {
                 app_id,
@@ -264,7 +263,7 @@ fn wechat(
     } else {
         yuan_to_fen(payment.amount)
     }
-    .ok_or_else(|| "amount must not be negative, with at most 2 decimal places".to_owned())?;
+    .ok_or_else(|| "amount must be 0 or more, with at most 2 decimal places".to_owned())?;
     let (state, event_type, summary) = match payment.status {
         SandboxStatus::Paid => ("SUCCESS", "TRANSACTION.SUCCESS", "支付成功"),
         SandboxStatus::Pending => ("NOTPAY", "TRANSACTION.NOTPAY", "未支付"),

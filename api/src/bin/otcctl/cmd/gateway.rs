@@ -1,7 +1,10 @@
 //! `otcctl gateway pay`: the sandbox gateway (SPEC §19). As the buyer
 //! (`--token`), it asks for the trade's payment order, then signs a
 //! notification with the sandbox gateway's key and POSTs it to the order's
-//! notify URL, exactly as the channel's real gateway would.
+//! notify URL, exactly as the channel's real gateway would. The order is kept
+//! in the sandbox directory (`orders/T-n.json`), so a notification can be
+//! sent again (`--txn`, a duplicate) once the trade is paid and the server
+//! no longer gives out its order.
 
 use std::path::PathBuf;
 
@@ -63,17 +66,34 @@ pub async fn run(cli: &Cli, cmd: &GatewayCmd) -> Result<(), Failure> {
     let gateway = SandboxGateway::open(sandbox_dir)
         .map_err(|e| Failure(format!("--sandbox-dir {}: {e}", sandbox_dir.display())))?;
     let mut t = super::trading(cli).await?;
-    let order = t
+    let asked = t
         .create_payment_order(pb::GetTradeRequest {
             trade_id: trade.clone(),
         })
-        .await?
-        .into_inner();
+        .await;
+    let order = match asked {
+        Ok(order) => {
+            let order = order.into_inner();
+            keep_order(sandbox_dir, &order);
+            order
+        }
+        // Paid (or ended) already: the order it was paid under, as the
+        // gateway still holds it, for a retry of that notification.
+        Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+            kept_order(sandbox_dir, trade).ok_or(status)?
+        }
+        Err(status) => return Err(status.into()),
+    };
     let amount: Decimal = amount
         .as_deref()
         .unwrap_or(&order.amount)
         .parse()
         .map_err(|_| Failure("--amount must be a decimal like 100.00".into()))?;
+    let what = match status {
+        Status::Paid => "paid",
+        Status::Pending => "notified a pending payment of",
+        Status::Closed => "notified a closed order of",
+    };
     let txn_id = txn
         .clone()
         .unwrap_or_else(|| format!("SBX{}", uuid::Uuid::new_v4().simple()));
@@ -107,7 +127,7 @@ pub async fn run(cli: &Cli, cmd: &GatewayCmd) -> Result<(), Failure> {
             "status": answer.status, "answer": answer.body,
         }),
         format!(
-            "{} paid {} {} through {} (txn {txn_id}): the server answered {} {}",
+            "{} {what} {} {} through {} (txn {txn_id}): the server answered {} {}",
             order.trade_id, amount, order.fiat, order.channel, answer.status, answer.body
         ),
     );
@@ -119,4 +139,47 @@ pub async fn run(cli: &Cli, cmd: &GatewayCmd) -> Result<(), Failure> {
             answer.status, answer.body
         )))
     }
+}
+
+/// Where the order of `trade` is kept: `None` for an id that is not `T-n`.
+fn order_path(sandbox_dir: &std::path::Path, trade: &str) -> Option<PathBuf> {
+    let n = trade.strip_prefix("T-")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| sandbox_dir.join("orders").join(format!("{trade}.json")))
+}
+
+/// Keeps `order` for a later notification of the same trade (best effort:
+/// a sandbox directory that cannot hold it only loses that convenience).
+fn keep_order(sandbox_dir: &std::path::Path, order: &pb::PaymentOrder) {
+    let Some(path) = order_path(sandbox_dir, &order.trade_id) else {
+        return;
+    };
+    let kept = json!({
+        "trade_id": order.trade_id, "channel": order.channel, "reference": order.reference,
+        "amount": order.amount, "fiat": order.fiat, "notify_url": order.notify_url,
+    });
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let _ = std::fs::write(path, kept.to_string());
+}
+
+/// The order kept for `trade` by an earlier `gateway pay`.
+fn kept_order(sandbox_dir: &std::path::Path, trade: &str) -> Option<pb::PaymentOrder> {
+    let text = std::fs::read_to_string(order_path(sandbox_dir, trade)?).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let field = |k: &str| {
+        v.get(k)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+    };
+    Some(pb::PaymentOrder {
+        trade_id: field("trade_id")?,
+        channel: field("channel")?,
+        reference: field("reference")?,
+        amount: field("amount")?,
+        fiat: field("fiat")?,
+        notify_url: field("notify_url")?,
+        ..pb::PaymentOrder::default()
+    })
 }
