@@ -203,13 +203,15 @@ async fn apply(core: &Core, channel: &Channel, n: &Notification) -> Result<Outco
     }
     match outcome {
         otc_storage::Outcome::Applied(events) => {
-            let anomaly = events
-                .iter()
-                .any(|e| matches!(e.kind, EventKind::PaymentAnomaly { .. }));
-            Ok(if anomaly {
+            let any = |f: fn(&EventKind) -> bool| events.iter().any(|e| f(&e.kind));
+            Ok(if any(|k| matches!(k, EventKind::PaymentAnomaly { .. })) {
                 Outcome::Anomaly
-            } else {
+            } else if any(|k| matches!(k, EventKind::PaymentVerified { .. })) {
                 Outcome::Verified
+            } else {
+                // A transaction seen before, for another order than its
+                // bill said: the finding is recorded, nothing is paid.
+                Outcome::Duplicate
             })
         }
         otc_storage::Outcome::Rejected(Rejection::DuplicatePayment(_)) => Ok(Outcome::Duplicate),

@@ -55,6 +55,7 @@ mod ops_gateway;
 mod ops_listing;
 mod ops_price;
 mod ops_recon;
+mod ops_recon_later;
 mod ops_recon_unseen;
 mod ops_resting;
 mod ops_statement;

@@ -169,6 +169,11 @@ impl Engine {
             return Err(Rejection::field("amount", "must not be negative"));
         }
         if self.is_duplicate(p) {
+            // The same transaction for another order than the bill said:
+            // a finding, not a silent duplicate (once; after, a duplicate).
+            if self.dispute_reference(p, now) {
+                return Ok(());
+            }
             return Err(Rejection::DuplicatePayment(p.txn_id.clone()));
         }
         if let Some(id) = trade_of_reference(&p.reference)

@@ -201,6 +201,10 @@ impl Engine {
                 .payment_log
                 .get_mut(&(channel.to_owned(), facts.txn_id.clone()));
             let mut facts = facts.clone();
+            // The notification arrived meanwhile, and the bill shows it.
+            let shown = logged.is_some()
+                && (facts.kind == MistakeKind::MissingHere
+                    || (facts.kind == MistakeKind::StatusMismatch && facts.ours.is_none()));
             let settled = match (facts.kind, logged) {
                 // The notification arrived meanwhile: the bill shows it, at
                 // its amount or at another.
@@ -243,8 +247,19 @@ impl Engine {
                 }
                 _ => day.to_owned(),
             };
+            let txn = facts.txn_id.clone();
             if !settled && self.record_mistake(channel, &on, facts, now) {
-                recorded += 1;
+                // Counted on the bill of the day it is dated (that one is in).
+                if on == day {
+                    recorded += 1;
+                } else if let Some(b) = self.state.bills.get_mut(&(channel.to_owned(), on)) {
+                    b.mistakes += 1;
+                }
+            }
+            // A MISSING_THERE an earlier bill of the day left for it is
+            // settled, as for a payment the matcher read.
+            if shown {
+                self.settle_missing_there(channel, &txn, day, now);
             }
         }
         self.state.bills.insert(
@@ -271,31 +286,6 @@ impl Engine {
             },
         );
         Ok(())
-    }
-
-    /// Settles an open MISSING_THERE of `txn` that the bill of `day` shows,
-    /// as a late notification settles a MISSING_HERE (at another amount,
-    /// the bill's AMOUNT_MISMATCH says so).
-    fn settle_missing_there(&mut self, channel: &str, txn: &str, day: &str, now: Timestamp) {
-        let key = (
-            channel.to_owned(),
-            txn.to_owned(),
-            MistakeKind::MissingThere,
-        );
-        if !self.state.mistake_keys.contains(&key) {
-            return;
-        }
-        let open = self.state.open_mistakes.iter().copied().find(|id| {
-            self.state.mistakes.get(id).is_some_and(|m| {
-                m.channel == channel
-                    && m.facts.txn_id == txn
-                    && m.facts.kind == MistakeKind::MissingThere
-            })
-        });
-        if let Some(id) = open {
-            let note = format!("settled: {channel}'s bill of {day}, imported later, shows it");
-            self.handle_mistake(None, id, note, now);
-        }
     }
 
     /// Whether `channel`'s bill of day `day` (days since the epoch) is in.
@@ -358,7 +348,7 @@ impl Engine {
         Ok(m)
     }
 
-    fn handle_mistake(
+    pub(crate) fn handle_mistake(
         &mut self,
         agent: Option<UserId>,
         id: MistakeId,
@@ -385,12 +375,13 @@ impl Engine {
     ) -> Result<(), Rejection> {
         self.text_arg("note", note, true)?;
         let m = self.open_mistake(id)?;
-        // Closing it buries the finding: not on the agent's own trade.
-        self.not_own_trade(
-            agent,
-            &m.facts.reference,
-            "an agent cannot close a reconciliation mistake of their own trade",
-        )?;
+        // Closing it buries the finding: not on the agent's own trade (the
+        // bill's, for a REFERENCE_MISMATCH, as much as ours).
+        let why = "an agent cannot close a reconciliation mistake of their own trade";
+        self.not_own_trade(agent, &m.facts.reference, why)?;
+        if let Some(theirs) = &m.facts.bill_reference {
+            self.not_own_trade(agent, theirs, why)?;
+        }
         self.handle_mistake(Some(agent), id, note.to_owned(), now);
         Ok(())
     }

@@ -106,7 +106,8 @@ pub struct MistakeFacts {
     pub kind: MistakeKind,
     /// The provider's transaction id.
     pub txn_id: String,
-    /// The payment reference: ours, or the bill's when we have none.
+    /// The payment reference: the bill line's, or ours where the bill has
+    /// none (MISSING_THERE) or gives another (REFERENCE_MISMATCH).
     pub reference: String,
     /// The bill's reference when it differs from ours (REFERENCE_MISMATCH).
     pub bill_reference: Option<String>,
@@ -124,8 +125,9 @@ pub struct MistakeFacts {
 /// notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Handled {
-    /// The agent; `None` when the notification the bill was missing came
-    /// after it and settled the finding.
+    /// The agent; `None` when later facts settled the finding: the
+    /// notification the bill was missing came after it, or a later bill of
+    /// the day showed a payment missing there.
     pub agent: Option<UserId>,
     /// When.
     pub at: Timestamp,
@@ -140,7 +142,9 @@ pub struct Mistake {
     pub id: MistakeId,
     /// The channel.
     pub channel: String,
-    /// The bill's day (`YYYY-MM-DD`, in the gateway's time zone).
+    /// The bill's day (`YYYY-MM-DD`, in the gateway's time zone); for a
+    /// payment missing there, the day it was paid (near midnight, the other
+    /// day's bill may have completed the finding).
     pub day: String,
     /// What.
     pub facts: MistakeFacts,

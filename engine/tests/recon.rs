@@ -1,11 +1,16 @@
 //! Reconciliation (SPEC §20) in the engine: a bill matched both ways, the
 //! same bill again, a missed notification applied from the bill, and
 //! daily statements whose closing total is the sum of balances (across days
-//! in `recon/days.rs`).
+//! in `recon/days.rs`; findings later facts decide in `recon/later.rs`;
+//! statements in `recon/statements.rs`).
 
 mod common;
 #[path = "recon/days.rs"]
 mod days;
+#[path = "recon/later.rs"]
+mod later;
+#[path = "recon/statements.rs"]
+mod statements;
 
 use common::*;
 use otc_engine::ids::MS_PER_DAY;
@@ -250,56 +255,6 @@ fn an_agent_cannot_apply_or_close_a_bills_finding_on_their_own_trade() {
 }
 
 #[test]
-fn statements_close_at_the_sum_of_balances_and_the_next_day_opens_there() {
-    let mut w = world();
-    let day1 = w.now.utc_day();
-    let t1 = w.buy_coin(user(B), "2");
-    w.ok(Command::MarkPaid {
-        buyer: user(B),
-        trade: t1,
-    });
-    w.release(user(S), t1);
-    let _t2 = w.buy_coin(user(B), "3"); // left to time out: returned
-    w.advance(minutes(20));
-    w.deposit(user(B), "5");
-    // The next day: a withdrawal.
-    w.advance(MS_PER_DAY);
-    let day2 = w.now.utc_day();
-    w.ok(Command::Withdraw {
-        user: user(B),
-        asset: eb(),
-        amount: d("1"),
-        external_ref: "w-1".into(),
-    });
-    let s1 = w.e.statement(eb(), day1);
-    assert_eq!(s1.flows.deposits.value(), d("105"));
-    assert_eq!(s1.flows.released.value(), d("2"));
-    assert_eq!(s1.flows.returned.value(), d("3"));
-    assert_eq!(s1.closing, d("105"));
-    assert!(s1.balanced, "{s1:?}");
-    let s2 = w.e.statement(eb(), day2);
-    assert_eq!(s2.opening, s1.closing);
-    assert_eq!(s2.closing, d("104"));
-    assert!(s2.balanced, "{s2:?}");
-    // Before the first command, the books held nothing, and balanced.
-    for before in [day1 - 1, day1 - 400] {
-        let s = w.e.statement(eb(), before);
-        assert_eq!((s.closing, s.balances), (d("0"), d("0")), "{s:?}");
-        assert!(s.balanced, "{s:?}");
-    }
-}
-
-/// A day before the first command, asked for while the first day is still
-/// today: nothing on the books then either (not today's balances).
-#[test]
-fn a_day_before_the_first_command_balanced_at_zero_on_the_first_day() {
-    let w = world();
-    let s = w.e.statement(eb(), w.now.utc_day() - 1);
-    assert_eq!((s.closing, s.balances), (d("0"), d("0")), "{s:?}");
-    assert!(s.balanced, "{s:?}");
-}
-
-#[test]
 fn a_refund_listed_before_its_payment_still_checks_the_payment() {
     let mut w = world();
     let t = w.buy_coin(user(B), "2");
@@ -386,47 +341,6 @@ fn a_payment_recorded_while_the_bill_is_matched_and_not_on_it_is_missing_there()
     assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.mistakes), Some(1));
 }
 
-/// A bill that did not show a payment (taken before its day was over, or
-/// since corrected) left a MISSING_THERE; a later bill of the day that
-/// shows it settles it, as a late notification settles a MISSING_HERE.
-#[test]
-fn a_later_bill_showing_a_payment_settles_its_missing_there() {
-    let mut w = world();
-    let (t, u) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    pay(&mut w, t, "early");
-    let at = w.now;
-    let events = record(&mut w, &[line(t, "early", "14.00", at)], "a");
-    assert!(mistakes(&events).is_empty(), "{events:?}");
-    // Paid later the same day, after that bill was taken: missing there.
-    pay(&mut w, u, "late");
-    let found: Vec<_> =
-        w.e.state()
-            .mistakes
-            .values()
-            .filter(|m| m.facts.kind == MistakeKind::MissingThere)
-            .map(|m| m.id)
-            .collect();
-    assert_eq!(found.len(), 1);
-    // The day's final bill shows both: it is settled, nothing new is found.
-    let bill = [line(t, "early", "14.00", at), line(u, "late", "14.00", at)];
-    let events = record(&mut w, &bill, "b");
-    assert!(mistakes(&events).is_empty(), "{events:?}");
-    assert!(
-        events.iter().any(|e| matches!(
-            e.kind,
-            EventKind::MistakeHandled { mistake, agent: None } if mistake == found[0]
-        )),
-        "{events:?}"
-    );
-    let m = &w.e.state().mistakes[&found[0]];
-    let note = &m.handled.as_ref().expect("handled").note;
-    assert!(
-        note.starts_with("settled: bank-x's bill of 2023-11-14"),
-        "{note}"
-    );
-    assert!(w.e.state().open_mistakes.is_empty());
-}
-
 /// A bill's refund row for a payment no notification had brought when it
 /// was matched, whose notification then lands before the bill is recorded:
 /// a status mismatch that names our amount, and the payment counts as shown
@@ -481,90 +395,6 @@ fn a_payment_notified_after_a_bill_showed_it_refunded_is_not_missing_there() {
     assert_eq!(mistakes(&events), [], "nothing more: {events:?}");
     let logged = &w.e.state().payment_log[&(CH.to_owned(), "refunded-later".to_owned())];
     assert!(logged.reconciled, "a bill showed it");
-}
-
-/// The gateway's retry of a notification the bill showed missing here lands
-/// after the import: the payment applies, and its `MISSING_HERE` is settled
-/// (no agent) as it would never have been recorded had the notification come
-/// first; at another amount, an `AMOUNT_MISMATCH` takes its place.
-#[test]
-fn a_late_notification_settles_the_bills_missing_here() {
-    let mut w = world();
-    let (t, u) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    let at = w.now;
-    let bill = [
-        line(t, "late", "14.00", at),
-        line(u, "late-other", "15.00", at),
-    ];
-    let found = mistakes(&record(&mut w, &bill, "d"));
-    assert_eq!(found.len(), 2, "{found:?}");
-    assert!(found.iter().all(|(_, k)| *k == MistakeKind::MissingHere));
-    let events = pay(&mut w, t, "late");
-    assert_eq!(w.state_of(t), "PAID");
-    assert!(
-        events.iter().any(|e| matches!(
-            e.kind,
-            EventKind::MistakeHandled { mistake, agent: None } if mistake == found[0].0
-        )),
-        "{events:?}"
-    );
-    let m = &w.e.state().mistakes[&found[0].0];
-    let handled = m.handled.as_ref().expect("settled");
-    assert_eq!(handled.agent, None);
-    assert!(
-        handled.note.contains("at the bill's amount"),
-        "{}",
-        handled.note
-    );
-    // Nothing left to apply: the agent is told the finding is handled.
-    let r = w.err(apply_missed(user(AGENT), found[0].0));
-    assert!(matches!(r, Rejection::WrongState { .. }), "{r}");
-
-    // Notified at 14.00 where the bill said 15.00: the two disagree.
-    let events = pay(&mut w, u, "late-other");
-    let mismatch = mistakes(&events);
-    assert_eq!(mismatch.len(), 1, "{events:?}");
-    assert_eq!(mismatch[0].1, MistakeKind::AmountMismatch);
-    let handled = w.e.state().mistakes[&found[1].0].handled.clone();
-    assert!(
-        handled.is_some_and(|h| h.agent.is_none() && h.note.contains("AMOUNT_MISMATCH")),
-        "the MISSING_HERE gives way to the mismatch"
-    );
-    assert_eq!(
-        w.e.state()
-            .open_mistakes
-            .iter()
-            .copied()
-            .collect::<Vec<_>>(),
-        [mismatch[0].0],
-        "only the mismatch is left for CS"
-    );
-}
-
-/// A finding CS closed before the notification came stays as CS left it.
-#[test]
-fn a_late_notification_leaves_a_finding_cs_closed_as_it_was() {
-    let mut w = world();
-    let t = w.buy_coin(user(B), "2");
-    let at = w.now;
-    let found = mistakes(&record(&mut w, &[line(t, "closed", "14.00", at)], "c"));
-    w.ok(Command::CloseMistake {
-        agent: user(AGENT),
-        mistake: found[0].0,
-        note: "asked the gateway".into(),
-    });
-    let events = pay(&mut w, t, "closed");
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e.kind, EventKind::MistakeHandled { .. })),
-        "{events:?}"
-    );
-    let handled = w.e.state().mistakes[&found[0].0].handled.clone();
-    assert_eq!(
-        handled.map(|h| (h.agent, h.note)),
-        Some((Some(user(AGENT)), "asked the gateway".to_owned()))
-    );
 }
 
 #[test]
@@ -747,70 +577,4 @@ fn a_payment_listed_twice_at_another_amount_is_a_mismatch() {
         m.line(&line(t, "tx2s", amount, at));
     }
     assert_eq!(m.finish().mistakes.len(), 1);
-}
-
-/// A bill that gives a transaction another reference (order) than its
-/// notification did: a REFERENCE_MISMATCH naming both, never a match, from
-/// the import or from a notification arriving after the bill.
-#[test]
-fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
-    let mut w = world();
-    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    pay(&mut w, p, "x");
-    let at = w.now;
-    let events = record(&mut w, &[line(q, "x", "14.00", at)], "a");
-    let found = mistakes(&events);
-    assert_eq!(found.len(), 1, "{events:?}");
-    assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&found[0].0].facts;
-    assert_eq!(facts.reference, payment_reference(p));
-    assert_eq!(facts.bill_reference, Some(payment_reference(q)));
-    assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.matched), Some(0));
-    // No MISSING_THERE either: the bill showed the transaction.
-    assert!(
-        w.e.state()
-            .mistakes
-            .values()
-            .all(|m| m.facts.kind != MistakeKind::MissingThere)
-    );
-
-    // The bill first (missing here, for q), the notification after (for p).
-    let mut w = world();
-    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    let at = w.now;
-    let found = mistakes(&record(&mut w, &[line(q, "y", "14.00", at)], "b"));
-    assert_eq!(found[0].1, MistakeKind::MissingHere);
-    let events = pay(&mut w, p, "y");
-    let late = mistakes(&events);
-    assert_eq!(late.len(), 1, "{events:?}");
-    assert_eq!(late[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&late[0].0].facts;
-    assert_eq!(
-        (facts.reference.clone(), facts.bill_reference.clone()),
-        (payment_reference(p), Some(payment_reference(q)))
-    );
-    assert!(!w.e.state().open_mistakes.contains(&found[0].0));
-    assert!(w.e.state().open_mistakes.contains(&late[0].0));
-
-    // The notification (for p) lands while the bill (for q) is matched.
-    let mut w = world();
-    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    let mut m = w.e.bill_matcher(CH, today(&w));
-    m.line(&line(q, "z", "14.00", w.now));
-    let report = m.finish();
-    pay(&mut w, p, "z");
-    let events = w.ok(Command::RecordBill {
-        channel: CH.into(),
-        day: "2023-11-14".into(),
-        digest: "c".repeat(64),
-        report,
-    });
-    let found = mistakes(&events);
-    assert_eq!(found.len(), 1, "{events:?}");
-    assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&found[0].0].facts;
-    assert_eq!(
-        (facts.reference.clone(), facts.bill_reference.clone()),
-        (payment_reference(p), Some(payment_reference(q)))
-    );
 }

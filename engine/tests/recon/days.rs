@@ -186,6 +186,14 @@ fn bills_in_any_order_or_at_once_wait_for_each_other_near_midnight() {
                     "2023-11-15"
                 };
                 assert_eq!(w.e.state().mistakes[&found[0].0].day, day, "{case}");
+                // And counted on that day's bill, not the other.
+                let other = if day == "2023-11-14" {
+                    "2023-11-15"
+                } else {
+                    "2023-11-14"
+                };
+                let count = |d| w.e.bill(CH, d).map(|b| b.mistakes);
+                assert_eq!((count(day), count(other)), (Some(1), Some(0)), "{case}");
             }
             let pending: u64 = ["2023-11-14", "2023-11-15"]
                 .iter()
