@@ -57,7 +57,8 @@ impl Services {
         channels: &Arc<crate::channels::Channels>,
         cfg: &ServerConfig,
     ) -> Self {
-        // A message may carry one attachment of the configured size.
+        // A message may carry one attachment of the configured size; one
+        // limit for every service, which a refusal names.
         let message_max = cfg.message_max();
         Services {
             trading: TradingServiceServer::new(Trading {
@@ -68,7 +69,9 @@ impl Services {
             .max_encoding_message_size(message_max),
             merchant: MerchantServiceServer::new(Merchants {
                 core: Arc::clone(core),
-            }),
+            })
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
             support: SupportServiceServer::new(Support {
                 core: Arc::clone(core),
                 channels: Arc::clone(channels),
@@ -82,7 +85,9 @@ impl Services {
             admin: AdminServiceServer::new(Admin {
                 core: Arc::clone(core),
                 channels: Arc::clone(channels),
-            }),
+            })
+            .max_decoding_message_size(message_max)
+            .max_encoding_message_size(message_max),
         }
     }
 }

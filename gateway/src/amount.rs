@@ -2,7 +2,9 @@
 //! never through a float.
 //!
 //! A yuan amount on the wire is plain decimal text: ASCII digits, optionally
-//! `.` and 1–2 more digits, positive. `"1e3"`, `"-5"`, `" 5"`, `"5."`, `".5"`
+//! `.` and 1–2 more digits; positive where we state it (a payment order),
+//! zero allowed where a gateway does (a notification or a bill line settled
+//! at 0.00). `"1e3"`, `"-5"`, `" 5"`, `"5."`, `".5"`
 //! and `"100.0000001"` are refused rather than rounded: a gateway that states
 //! an amount we would have to round is not stating what we asked for.
 

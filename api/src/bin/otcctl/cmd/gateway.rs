@@ -141,11 +141,15 @@ pub async fn run(cli: &Cli, cmd: &GatewayCmd) -> Result<(), Failure> {
     }
 }
 
-/// Where the order of `trade` is kept: `None` for an id that is not `T-n`.
+/// Where the order of `trade` is kept, under its id as the server writes
+/// it (`T-n`, whether given as `T-012` or `12`); `None` for another id.
 fn order_path(sandbox_dir: &std::path::Path, trade: &str) -> Option<PathBuf> {
-    let n = trade.strip_prefix("T-")?;
-    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| sandbox_dir.join("orders").join(format!("{trade}.json")))
+    let digits = trade.strip_prefix("T-").unwrap_or(trade);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(sandbox_dir.join("orders").join(format!("T-{n}.json")))
 }
 
 /// Keeps `order` for a later notification of the same trade (best effort:
