@@ -120,7 +120,7 @@ export class FrameParser {
       const flag = this.buf[pos];
       const len = new DataView(this.buf.buffer, this.buf.byteOffset + pos + 1, 4).getUint32(0, false);
       if (this.buf.length - pos - 5 < len) break;
-      if (flag & 0x01) throw new GrpcError(13, 'compressed gRPC-Web frames are not supported');
+      if (flag & 0x01) throw new GrpcError(13, 'compressed gRPC-Web frames are not supported', { i18nKey: 'net.compressed' });
       frames.push({ trailers: (flag & 0x80) !== 0, data: this.buf.slice(pos + 5, pos + 5 + len) });
       pos += 5 + len;
     }
@@ -157,7 +157,7 @@ export class GrpcWebDecoder {
   push(chunk) {
     const out = [];
     for (const f of this.parser.push(chunk)) {
-      if (this.trailers) throw new GrpcError(13, 'data after the trailers');
+      if (this.trailers) throw new GrpcError(13, 'data after the trailers', { i18nKey: 'net.afterTrailers' });
       if (f.trailers) this.trailers = parseTrailers(f.data);
       else out.push(f.data);
     }
@@ -240,7 +240,7 @@ export function currentSchema() {
 
 function methodInfo(schema, method) {
   const m = schema.methods && schema.methods[method];
-  if (!m) throw new GrpcError(12, `unknown method ${method}`);
+  if (!m) throw new GrpcError(12, `unknown method ${method}`, { i18nKey: 'net.unknownMethod', args: { method } });
   return m;
 }
 
@@ -318,7 +318,7 @@ function decodeOrThrow(schema, type, payload) {
   try {
     return decode(schema, type, payload);
   } catch (e) {
-    throw new GrpcError(13, `could not decode ${type}: ${e.message}`);
+    throw new GrpcError(13, `could not decode ${type}: ${e.message}`, { i18nKey: 'net.decode', args: { type, detail: e.message } });
   }
 }
 
@@ -345,7 +345,7 @@ export async function call(method, request, opts = {}) {
     const payloads = [];
     await pump(resp, decoder, mine, (p) => payloads.push(p));
     if (payloads.length !== 1) {
-      throw new GrpcError(13, `expected one response message, got ${payloads.length}`);
+      throw new GrpcError(13, `expected one response message, got ${payloads.length}`, { i18nKey: 'net.oneMessage', args: { n: payloads.length } });
     }
     return decodeOrThrow(schema, m.output, payloads[0]);
   } catch (e) {
