@@ -213,8 +213,8 @@ pub enum EventKind {
         day: String,
         mistakes: u64,
     },
-    /// CS handled a reconciliation mistake (`agent`), or a late
-    /// notification settled it (`None`).
+    /// CS handled a reconciliation mistake (`agent`), or later facts
+    /// settled it (`None`): a late notification, or a later bill of the day.
     MistakeHandled {
         mistake: MistakeId,
         agent: Option<UserId>,

@@ -169,9 +169,10 @@ impl Engine {
             return Err(Rejection::field("amount", "must not be negative"));
         }
         if self.is_duplicate(p) {
-            // The same transaction for another order than the bill said:
-            // a finding, not a silent duplicate (once; after, a duplicate).
-            if self.dispute_reference(p, now) {
+            // The same transaction for another order or amount than the
+            // bill it was applied from said: a finding, not a silent
+            // duplicate (once; after, a duplicate).
+            if actor != Actor::Reconciliation && self.dispute_duplicate(p, now) {
                 return Ok(());
             }
             return Err(Rejection::DuplicatePayment(p.txn_id.clone()));

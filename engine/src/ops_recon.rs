@@ -194,7 +194,7 @@ impl Engine {
                 other_billed.then_some(facts)
             })
             .collect();
-        let mut recorded = 0;
+        let (mut recorded, mut other_days) = (0, 0);
         for facts in report.mistakes.iter().chain(decided) {
             let logged = self
                 .state
@@ -249,11 +249,14 @@ impl Engine {
             };
             let txn = facts.txn_id.clone();
             if !settled && self.record_mistake(channel, &on, facts, now) {
-                // Counted on the bill of the day it is dated (that one is in).
-                if on == day {
-                    recorded += 1;
-                } else if let Some(b) = self.state.bills.get_mut(&(channel.to_owned(), on)) {
-                    b.mistakes += 1;
+                // Counted on the bill of the day it is dated (that one is in,
+                // or it would still wait), and in this import's event.
+                match self.state.bills.get_mut(&(channel.to_owned(), on.clone())) {
+                    Some(b) if on != day => {
+                        b.mistakes += 1;
+                        other_days += 1;
+                    }
+                    _ => recorded += 1,
                 }
             }
             // A MISSING_THERE an earlier bill of the day left for it is
@@ -282,7 +285,7 @@ impl Engine {
             EventKind::BillImported {
                 channel: channel.to_owned(),
                 day: day.to_owned(),
-                mistakes: recorded,
+                mistakes: recorded + other_days,
             },
         );
         Ok(())

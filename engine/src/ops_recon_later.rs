@@ -1,7 +1,7 @@
 //! Findings later facts decide (SPEC §20): a later bill of the day that
 //! shows a payment an earlier one did not (settling its MISSING_THERE), and
-//! a repeated notification that names another order than the bill did for
-//! a payment applied from that bill (a REFERENCE_MISMATCH, not a silent
+//! a repeated notification that disagrees with the bill a payment was
+//! applied from (another order or amount: a finding, not a silent
 //! duplicate).
 
 use crate::engine::Engine;
@@ -42,31 +42,39 @@ impl Engine {
     }
 
     /// A notification of a transaction recorded here already (a duplicate)
-    /// that names another order than the bill that showed it (the payment
-    /// was applied from that bill, then the gateway's own notification
-    /// came): records the REFERENCE_MISMATCH, once; whether it did.
-    pub(crate) fn dispute_reference(&mut self, p: &GatewayPayment, now: Timestamp) -> bool {
+    /// that disagrees with the bill that showed it (the payment was applied
+    /// from that bill, then the gateway's own notification came): another
+    /// order is a REFERENCE_MISMATCH, another amount an AMOUNT_MISMATCH, as
+    /// had the notification come before CS applied it; recorded once;
+    /// whether it was.
+    pub(crate) fn dispute_duplicate(&mut self, p: &GatewayPayment, now: Timestamp) -> bool {
         let key = (p.channel.clone(), p.txn_id.clone());
-        let differs = self
-            .state
-            .payment_log
-            .get(&key)
-            .is_some_and(|logged| logged.reference != p.reference);
-        if !differs {
+        let Some(logged) = self.state.payment_log.get(&key) else {
+            return false;
+        };
+        if logged.reference == p.reference && logged.amount == p.amount {
             return false;
         }
         let Some((_, day, bill)) = self.bill_showed(&p.channel, &p.txn_id) else {
             return false;
         };
-        if bill.reference == p.reference {
+        let facts = if bill.reference != p.reference {
+            MistakeFacts {
+                kind: MistakeKind::ReferenceMismatch,
+                reference: p.reference.clone(),
+                bill_reference: Some(bill.reference.clone()),
+                ours: Some(p.amount),
+                ..bill
+            }
+        } else if bill.kind == MistakeKind::MissingHere && bill.theirs != Some(p.amount) {
+            // (A refund row's amount is the refund's: no payment to compare.)
+            MistakeFacts {
+                kind: MistakeKind::AmountMismatch,
+                ours: Some(p.amount),
+                ..bill
+            }
+        } else {
             return false;
-        }
-        let facts = MistakeFacts {
-            kind: MistakeKind::ReferenceMismatch,
-            reference: p.reference.clone(),
-            bill_reference: Some(bill.reference.clone()),
-            ours: Some(p.amount),
-            ..bill
         };
         self.record_mistake(&p.channel, &day, facts, now)
     }

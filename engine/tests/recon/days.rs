@@ -194,6 +194,15 @@ fn bills_in_any_order_or_at_once_wait_for_each_other_near_midnight() {
                 };
                 let count = |d| w.e.bill(CH, d).map(|b| b.mistakes);
                 assert_eq!((count(day), count(other)), (Some(1), Some(0)), "{case}");
+                // The import that found it says so, whichever day it is dated.
+                let announced: u64 = events
+                    .iter()
+                    .filter_map(|e| match e.kind {
+                        EventKind::BillImported { mistakes, .. } => Some(mistakes),
+                        _ => None,
+                    })
+                    .sum();
+                assert_eq!(announced, 1, "{case}");
             }
             let pending: u64 = ["2023-11-14", "2023-11-15"]
                 .iter()

@@ -286,3 +286,40 @@ fn a_late_notification_leaves_a_finding_cs_closed_as_it_was() {
         Some((Some(user(AGENT)), "asked the gateway".to_owned()))
     );
 }
+
+/// The same with another amount: an AMOUNT_MISMATCH, as had the
+/// notification come before CS applied the bill's line.
+#[test]
+fn a_notification_after_the_payment_was_applied_from_the_bill_at_another_amount() {
+    let mut w = world();
+    let q = w.buy_coin(user(B), "2");
+    let at = w.now;
+    let found = mistakes(&record(&mut w, &[line(q, "v", "14.00", at)], "a"));
+    w.ok(apply_missed(user(AGENT), found[0].0));
+    let notify = |amount: &str| {
+        Command::GatewayPayment(GatewayPayment {
+            channel: CH.into(),
+            reference: payment_reference(q),
+            txn_id: "v".into(),
+            amount: d(amount),
+            currency: "CNY".into(),
+            paid_at: Some(at),
+            history_checked: false,
+            ended: None,
+        })
+    };
+    let events = w.ok(notify("13.00"));
+    let disputed = mistakes(&events);
+    assert_eq!(disputed.len(), 1, "{events:?}");
+    assert_eq!(disputed[0].1, MistakeKind::AmountMismatch);
+    let facts = &w.e.state().mistakes[&disputed[0].0].facts;
+    assert_eq!(
+        (facts.ours, facts.theirs),
+        (Some(d("13.00")), Some(d("14.00")))
+    );
+    // Again, or at the bill's amount: a duplicate, nothing new.
+    for amount in ["13.00", "14.00"] {
+        let r = w.err(notify(amount));
+        assert!(matches!(r, Rejection::DuplicatePayment(_)), "{amount}: {r}");
+    }
+}

@@ -111,7 +111,7 @@ pub async fn run(cli: &Cli, cmd: &GatewayCmd) -> Result<(), Failure> {
         } else {
             SandboxCharset::Utf8
         },
-        subject: format!("otc trade {trade}"),
+        subject: format!("otc trade {}", order.trade_id),
     };
     let (headers, body) = gateway
         .notify(&order.channel, &payment, chrono::Utc::now())
