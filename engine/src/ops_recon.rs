@@ -53,30 +53,22 @@ impl Engine {
             && facts.kind == MistakeKind::MissingHere
             && actor != Actor::Reconciliation
         {
-            let note = if facts.reference != p.reference {
-                let facts = MistakeFacts {
-                    kind: MistakeKind::ReferenceMismatch,
-                    reference: p.reference.clone(),
-                    bill_reference: Some(facts.reference.clone()),
-                    ours: Some(p.amount),
-                    ..facts
-                };
-                self.record_mistake(&p.channel, &day, facts, now);
-                "settled: the gateway's notification came after the bill, for another order (see its REFERENCE_MISMATCH)"
-            } else if facts.theirs == Some(p.amount) {
-                "settled: the gateway's notification came after the bill, at the bill's amount"
-            } else {
-                let facts = MistakeFacts {
-                    kind: MistakeKind::AmountMismatch,
-                    ours: Some(p.amount),
-                    ..facts
-                };
-                self.record_mistake(&p.channel, &day, facts, now);
-                "settled: the gateway's notification came after the bill, at another amount (see its AMOUNT_MISMATCH)"
+            let note = match facts.against(&p.reference, p.amount) {
+                None => {
+                    "settled: the gateway's notification came after the bill, at the bill's amount"
+                        .to_owned()
+                }
+                Some(found) => {
+                    let kind = found.kind.name();
+                    self.record_mistake(&p.channel, &day, found, now);
+                    format!(
+                        "settled: the gateway's notification came after the bill and disagrees with it (see its {kind})"
+                    )
+                }
             };
             // Unless CS closed it first.
             if self.state.open_mistakes.contains(&id) {
-                self.handle_mistake(None, id, note.to_owned(), now);
+                self.handle_mistake(None, id, note, now);
             }
         }
         self.state.payment_log.insert(
@@ -160,6 +152,15 @@ impl Engine {
         if self.bill(channel, day).is_some_and(|b| b.digest == digest) {
             return Ok(());
         }
+        // Whether any payment of this channel is open as missing there (an
+        // earlier bill did not show it): else nothing below can settle one,
+        // and a large bill's lines skip the look-up.
+        let settle = self.state.open_mistakes.iter().any(|id| {
+            self.state
+                .mistakes
+                .get(id)
+                .is_some_and(|m| m.channel == channel && m.facts.kind == MistakeKind::MissingThere)
+        });
         for txn in &report.reconciled {
             if let Some(p) = self
                 .state
@@ -170,7 +171,9 @@ impl Engine {
             }
             // An earlier bill (of this day, since corrected, or one taken
             // before the day was over) did not show it: this one does.
-            self.settle_missing_there(channel, txn, day, now);
+            if settle {
+                self.settle_missing_there(channel, txn, day, now);
+            }
         }
         // A payment near midnight this bill did not show is missing there
         // once the other day's bill is in too (recorded before this one, in
@@ -202,33 +205,24 @@ impl Engine {
                 .get_mut(&(channel.to_owned(), facts.txn_id.clone()));
             let mut facts = facts.clone();
             // The notification arrived meanwhile, and the bill shows it.
-            let shown = logged.is_some()
-                && (facts.kind == MistakeKind::MissingHere
-                    || (facts.kind == MistakeKind::StatusMismatch && facts.ours.is_none()));
+            let mut shown = false;
             let settled = match (facts.kind, logged) {
-                // The notification arrived meanwhile: the bill shows it, at
-                // its amount or at another.
+                // The bill shows it, for its order at its amount, or not.
                 (MistakeKind::MissingHere, Some(p)) => {
-                    p.reconciled = true;
-                    if p.reference != facts.reference {
-                        facts.kind = MistakeKind::ReferenceMismatch;
-                        facts.ours = Some(p.amount);
-                        let ours = p.reference.clone();
-                        facts.bill_reference = Some(std::mem::replace(&mut facts.reference, ours));
-                        false
-                    } else if Some(p.amount) == facts.theirs {
-                        true
-                    } else {
-                        facts.kind = MistakeKind::AmountMismatch;
-                        facts.ours = Some(p.amount);
-                        false
+                    (p.reconciled, shown) = (true, true);
+                    match facts.against(&p.reference, p.amount) {
+                        None => true,
+                        Some(found) => {
+                            facts = found;
+                            false
+                        }
                     }
                 }
                 // A refund row for a payment whose notification arrived
                 // meanwhile: still a mismatch of status, now with ours; the
                 // bill showed the transaction, so no bill is missing it.
                 (MistakeKind::StatusMismatch, Some(p)) if facts.ours.is_none() => {
-                    p.reconciled = true;
+                    (p.reconciled, shown) = (true, true);
                     facts.ours = Some(p.amount);
                     false
                 }
@@ -261,7 +255,7 @@ impl Engine {
             }
             // A MISSING_THERE an earlier bill of the day left for it is
             // settled, as for a payment the matcher read.
-            if shown {
+            if settle && shown {
                 self.settle_missing_there(channel, &txn, day, now);
             }
         }

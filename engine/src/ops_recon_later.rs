@@ -7,7 +7,7 @@
 use crate::engine::Engine;
 use crate::ids::Timestamp;
 use crate::payment::GatewayPayment;
-use crate::recon::{MistakeFacts, MistakeKind};
+use crate::recon::MistakeKind;
 
 impl Engine {
     /// Settles an open MISSING_THERE of `txn` that the bill of `day` shows,
@@ -58,24 +58,15 @@ impl Engine {
         let Some((_, day, bill)) = self.bill_showed(&p.channel, &p.txn_id) else {
             return false;
         };
-        let facts = if bill.reference != p.reference {
-            MistakeFacts {
-                kind: MistakeKind::ReferenceMismatch,
-                reference: p.reference.clone(),
-                bill_reference: Some(bill.reference.clone()),
-                ours: Some(p.amount),
-                ..bill
+        // (A refund row's amount is the refund's: only its order compares.)
+        match bill.against(&p.reference, p.amount) {
+            Some(found)
+                if bill.kind == MistakeKind::MissingHere
+                    || found.kind == MistakeKind::ReferenceMismatch =>
+            {
+                self.record_mistake(&p.channel, &day, found, now)
             }
-        } else if bill.kind == MistakeKind::MissingHere && bill.theirs != Some(p.amount) {
-            // (A refund row's amount is the refund's: no payment to compare.)
-            MistakeFacts {
-                kind: MistakeKind::AmountMismatch,
-                ours: Some(p.amount),
-                ..bill
-            }
-        } else {
-            return false;
-        };
-        self.record_mistake(&p.channel, &day, facts, now)
+            _ => false,
+        }
     }
 }

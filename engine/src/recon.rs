@@ -121,6 +121,30 @@ pub struct MistakeFacts {
     pub at: Timestamp,
 }
 
+impl MistakeFacts {
+    /// A bill's line of a payment (these facts, as the bill states them)
+    /// against the payment recorded here (`reference`, `amount`): `None`
+    /// when they agree; another order is a REFERENCE_MISMATCH, another
+    /// amount an AMOUNT_MISMATCH. Wherever the two meet: at the import,
+    /// during it, or in a notification after it.
+    pub(crate) fn against(&self, reference: &str, amount: Decimal) -> Option<MistakeFacts> {
+        let (kind, bill_reference) = if self.reference != reference {
+            (MistakeKind::ReferenceMismatch, Some(self.reference.clone()))
+        } else if self.theirs != Some(amount) {
+            (MistakeKind::AmountMismatch, None)
+        } else {
+            return None;
+        };
+        Some(MistakeFacts {
+            kind,
+            reference: reference.to_owned(),
+            bill_reference,
+            ours: Some(amount),
+            ..self.clone()
+        })
+    }
+}
+
 /// How a mistake was handled: by CS, or settled by the gateway's own late
 /// notification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -266,11 +290,14 @@ impl Matcher {
         if let Some((p, _, paid @ Some(_))) = found.as_deref_mut()
             && l.status == BillStatus::Paid
         {
-            // The same payment listed again: counted once; listed again at
-            // another amount than ours, the bill disagrees with us (once).
-            if *paid == Some(true) && p.amount != l.amount {
+            // The same payment listed again: counted once; listed again for
+            // another order or amount than ours, the bill disagrees with us
+            // (once).
+            if *paid == Some(true)
+                && let Some(m) =
+                    mistake(MistakeKind::MissingHere, None).against(&p.reference, p.amount)
+            {
                 *paid = Some(false);
-                let m = mistake(MistakeKind::AmountMismatch, Some(p));
                 self.push(m);
             }
             return;
@@ -281,22 +308,12 @@ impl Matcher {
                     self.report.reconciled.push(l.txn_id.clone());
                 }
                 *seen = true;
-                if p.reference != l.reference {
-                    // Paid here for one order, there for another.
-                    *paid = Some(false);
-                    let mut m = mistake(MistakeKind::ReferenceMismatch, Some(p));
-                    m.bill_reference =
-                        Some(std::mem::replace(&mut m.reference, p.reference.clone()));
-                    self.push(m);
-                    return;
-                }
-                *paid = Some(p.amount == l.amount);
-                if p.amount == l.amount {
+                let m = mistake(MistakeKind::MissingHere, None).against(&p.reference, p.amount);
+                *paid = Some(m.is_none());
+                if m.is_none() {
                     self.report.matched += 1;
-                    None
-                } else {
-                    Some(mistake(MistakeKind::AmountMismatch, Some(p)))
                 }
+                m
             }
             (BillStatus::Paid, None) => Some(mistake(MistakeKind::MissingHere, None)),
             (BillStatus::Refund | BillStatus::Closed, Some((p, seen, _))) => {

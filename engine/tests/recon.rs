@@ -54,16 +54,21 @@ fn pay(w: &mut World, t: TradeId, txn: &str) -> Vec<otc_engine::Event> {
 
 /// A verified payment of 14.00 for `t`, paid at `paid_at` (notified now).
 fn pay_at(w: &mut World, t: TradeId, txn: &str, paid_at: Timestamp) -> Vec<otc_engine::Event> {
-    w.ok(Command::GatewayPayment(GatewayPayment {
+    w.ok(notification(t, txn, "14.00", paid_at))
+}
+
+/// The gateway's verified notification of `amount` for `t`.
+fn notification(t: TradeId, txn: &str, amount: &str, paid_at: Timestamp) -> Command {
+    Command::GatewayPayment(GatewayPayment {
         channel: CH.into(),
         reference: payment_reference(t),
         txn_id: txn.into(),
-        amount: d("14.00"),
+        amount: d(amount),
         currency: "CNY".into(),
         paid_at: Some(paid_at),
         history_checked: false,
         ended: None,
-    }))
+    })
 }
 
 /// An agent's ApplyMissedPayment of `mistake`, without a note.
@@ -106,17 +111,37 @@ fn line(t: TradeId, txn: &str, amount: &str, at: Timestamp) -> BillLine {
 }
 
 fn record(w: &mut World, lines: &[BillLine], digest: &str) -> Vec<otc_engine::Event> {
+    let report = read(w, lines);
+    record_read(w, report, digest)
+}
+
+/// Today's bill of `lines` read by the matcher, not yet recorded.
+fn read(w: &World, lines: &[BillLine]) -> otc_engine::recon::Report {
     let mut m = w.e.bill_matcher(CH, today(w));
     for l in lines {
         m.line(l);
     }
-    let report = m.finish();
+    m.finish()
+}
+
+/// Records a bill of today read before (things may have happened since).
+fn record_read(
+    w: &mut World,
+    report: otc_engine::recon::Report,
+    digest: &str,
+) -> Vec<otc_engine::Event> {
     w.ok(Command::RecordBill {
         channel: CH.into(),
         day: "2023-11-14".into(),
         digest: digest.repeat(64)[..64].into(),
         report,
     })
+}
+
+/// A finding's references: ours (or the bill's) and the bill's other one.
+fn references(w: &World, id: MistakeId) -> (String, Option<String>) {
+    let f = &w.e.state().mistakes[&id].facts;
+    (f.reference.clone(), f.bill_reference.clone())
 }
 
 fn mistakes(events: &[otc_engine::Event]) -> Vec<(MistakeId, MistakeKind)> {

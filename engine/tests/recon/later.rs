@@ -59,9 +59,10 @@ fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
     let found = mistakes(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&found[0].0].facts;
-    assert_eq!(facts.reference, payment_reference(p));
-    assert_eq!(facts.bill_reference, Some(payment_reference(q)));
+    assert_eq!(
+        references(&w, found[0].0),
+        (payment_reference(p), Some(payment_reference(q)))
+    );
     assert_eq!(w.e.bill(CH, "2023-11-14").map(|b| b.matched), Some(0));
     // No MISSING_THERE either: the bill showed the transaction.
     assert!(
@@ -69,6 +70,19 @@ fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
             .mistakes
             .values()
             .all(|m| m.facts.kind != MistakeKind::MissingThere)
+    );
+    // Listed again for another order, after a line that matched: found too.
+    let mut w = world();
+    let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
+    pay(&mut w, p, "r");
+    let at = w.now;
+    let bill = [line(p, "r", "14.00", at), line(q, "r", "14.00", at)];
+    let found = mistakes(&record(&mut w, &bill, "e"));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
+    assert_eq!(
+        references(&w, found[0].0),
+        (payment_reference(p), Some(payment_reference(q)))
     );
 
     // The bill first (missing here, for q), the notification after (for p).
@@ -81,9 +95,8 @@ fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
     let late = mistakes(&events);
     assert_eq!(late.len(), 1, "{events:?}");
     assert_eq!(late[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&late[0].0].facts;
     assert_eq!(
-        (facts.reference.clone(), facts.bill_reference.clone()),
+        references(&w, late[0].0),
         (payment_reference(p), Some(payment_reference(q)))
     );
     assert!(!w.e.state().open_mistakes.contains(&found[0].0));
@@ -92,22 +105,14 @@ fn a_transaction_paying_another_order_on_the_bill_is_a_reference_mismatch() {
     // The notification (for p) lands while the bill (for q) is matched.
     let mut w = world();
     let (p, q) = (w.buy_coin(user(B), "2"), w.buy_coin(user(B), "2"));
-    let mut m = w.e.bill_matcher(CH, today(&w));
-    m.line(&line(q, "z", "14.00", w.now));
-    let report = m.finish();
+    let report = read(&w, &[line(q, "z", "14.00", w.now)]);
     pay(&mut w, p, "z");
-    let events = w.ok(Command::RecordBill {
-        channel: CH.into(),
-        day: "2023-11-14".into(),
-        digest: "c".repeat(64),
-        report,
-    });
+    let events = record_read(&mut w, report, "c");
     let found = mistakes(&events);
     assert_eq!(found.len(), 1, "{events:?}");
     assert_eq!(found[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&found[0].0].facts;
     assert_eq!(
-        (facts.reference.clone(), facts.bill_reference.clone()),
+        references(&w, found[0].0),
         (payment_reference(p), Some(payment_reference(q)))
     );
 }
@@ -154,23 +159,13 @@ fn a_notification_after_the_payment_was_applied_from_the_bill_for_another_order(
     let disputed = mistakes(&events);
     assert_eq!(disputed.len(), 1, "{events:?}");
     assert_eq!(disputed[0].1, MistakeKind::ReferenceMismatch);
-    let facts = &w.e.state().mistakes[&disputed[0].0].facts;
     assert_eq!(
-        (facts.reference.clone(), facts.bill_reference.clone()),
+        references(&w, disputed[0].0),
         (payment_reference(p), Some(payment_reference(q)))
     );
     // Nothing was paid by it.
     assert_eq!(w.state_of(p), "AWAITING_PAYMENT");
-    let again = w.err(Command::GatewayPayment(GatewayPayment {
-        channel: CH.into(),
-        reference: payment_reference(p),
-        txn_id: "y".into(),
-        amount: d("14.00"),
-        currency: "CNY".into(),
-        paid_at: Some(at),
-        history_checked: false,
-        ended: None,
-    }));
+    let again = w.err(notification(p, "y", "14.00", at));
     assert!(matches!(again, Rejection::DuplicatePayment(_)), "{again}");
 }
 
@@ -184,21 +179,16 @@ fn a_bill_showing_a_payment_notified_while_it_was_matched_settles_its_missing_th
     pay(&mut w, t, "early");
     let at = w.now;
     assert!(mistakes(&record(&mut w, &[line(t, "early", "14.00", at)], "a")).is_empty());
-    let mut m = w.e.bill_matcher(CH, today(&w));
-    m.line(&line(t, "early", "14.00", at));
-    m.line(&line(u, "late", "14.00", at));
-    let report = m.finish();
+    let report = read(
+        &w,
+        &[line(t, "early", "14.00", at), line(u, "late", "14.00", at)],
+    );
     // Notified after the partial bill, while the final one is matched.
     let events = pay(&mut w, u, "late");
     let missing = mistakes(&events);
     assert_eq!(missing.len(), 1, "{events:?}");
     assert_eq!(missing[0].1, MistakeKind::MissingThere);
-    let events = w.ok(Command::RecordBill {
-        channel: CH.into(),
-        day: "2023-11-14".into(),
-        digest: "b".repeat(64),
-        report,
-    });
+    let events = record_read(&mut w, report, "b");
     assert!(mistakes(&events).is_empty(), "{events:?}");
     assert!(w.e.state().open_mistakes.is_empty(), "{events:?}");
 }
@@ -296,19 +286,7 @@ fn a_notification_after_the_payment_was_applied_from_the_bill_at_another_amount(
     let at = w.now;
     let found = mistakes(&record(&mut w, &[line(q, "v", "14.00", at)], "a"));
     w.ok(apply_missed(user(AGENT), found[0].0));
-    let notify = |amount: &str| {
-        Command::GatewayPayment(GatewayPayment {
-            channel: CH.into(),
-            reference: payment_reference(q),
-            txn_id: "v".into(),
-            amount: d(amount),
-            currency: "CNY".into(),
-            paid_at: Some(at),
-            history_checked: false,
-            ended: None,
-        })
-    };
-    let events = w.ok(notify("13.00"));
+    let events = w.ok(notification(q, "v", "13.00", at));
     let disputed = mistakes(&events);
     assert_eq!(disputed.len(), 1, "{events:?}");
     assert_eq!(disputed[0].1, MistakeKind::AmountMismatch);
@@ -319,7 +297,7 @@ fn a_notification_after_the_payment_was_applied_from_the_bill_at_another_amount(
     );
     // Again, or at the bill's amount: a duplicate, nothing new.
     for amount in ["13.00", "14.00"] {
-        let r = w.err(notify(amount));
+        let r = w.err(notification(q, "v", amount, at));
         assert!(matches!(r, Rejection::DuplicatePayment(_)), "{amount}: {r}");
     }
 }
