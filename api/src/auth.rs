@@ -176,14 +176,11 @@ impl Authenticator {
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Status::unauthenticated(format!("invalid token: {e}")))?;
-        let uuid = uuid::Uuid::parse_str(&data.claims.sub)
-            .ok()
-            .filter(|u| !u.is_nil())
-            .ok_or_else(|| {
-                Status::unauthenticated("invalid token: sub must be a user UUID, not the nil UUID")
-            })?;
+        let user = crate::convert::user_uuid(&data.claims.sub).ok_or_else(|| {
+            Status::unauthenticated("invalid token: sub must be a user UUID (not the nil UUID)")
+        })?;
         let caller = Caller {
-            user: UserId(uuid),
+            user,
             role: data.claims.role,
             expires: data.claims.exp,
         };

@@ -183,20 +183,23 @@ pub fn buy_order_id(text: &str) -> Result<BuyOrderId, Status> {
     id_number("buy_order_id", "B", text).map(BuyOrderId)
 }
 
-/// A user id field (UUID; never the nil UUID, which names nobody).
+/// A user's UUID, as a field or a token's subject names one: never the nil
+/// UUID, which names nobody.
+pub fn user_uuid(text: &str) -> Option<UserId> {
+    uuid::Uuid::parse_str(text)
+        .ok()
+        .filter(|u| !u.is_nil())
+        .map(UserId)
+}
+
+/// A user id field ([`user_uuid`]).
 ///
 /// # Errors
 /// INVALID_ARGUMENT naming the field.
 pub fn user_id(field: &str, text: &str) -> Result<UserId, Status> {
-    match uuid::Uuid::parse_str(text) {
-        Ok(u) if u.is_nil() => Err(Status::invalid_argument(format!(
-            "{field} must be a user UUID, not the nil UUID"
-        ))),
-        Ok(u) => Ok(UserId(u)),
-        Err(_) => Err(Status::invalid_argument(format!(
-            "{field} must be a user UUID"
-        ))),
-    }
+    user_uuid(text).ok_or_else(|| {
+        Status::invalid_argument(format!("{field} must be a user UUID (not the nil UUID)"))
+    })
 }
 
 /// Page size from a request (0 → default; at most `max`).

@@ -112,10 +112,7 @@ mod tests {
                 "listing_id must look like \"L-123\", got {}",
                 filler.repeat(9_000)
             );
-            let (parts, _) = Status::invalid_argument(message.clone())
-                .into_http::<()>()
-                .into_parts();
-            let mut headers = parts.headers;
+            let mut headers = headers_of(Status::invalid_argument(message.clone()));
             cap(&mut headers);
             let sent = headers.get("grpc-message").expect("message").len();
             assert!(sent <= MESSAGE_BYTES_MAX, "{filler}: {sent} bytes");
@@ -129,14 +126,16 @@ mod tests {
         }
     }
 
+    /// The headers of a trailers-only answer of `status`.
+    fn headers_of(status: Status) -> HeaderMap {
+        status.into_http::<()>().into_parts().0.headers
+    }
+
     #[test]
     fn tonics_too_large_is_resource_exhausted_naming_the_sizes() {
-        let (parts, _) = Status::out_of_range(
+        let mut headers = headers_of(Status::out_of_range(
             "Error, decoded message length too large: found 7340045 bytes, the limit is: 6291456 bytes",
-        )
-        .into_http::<()>()
-        .into_parts();
-        let mut headers = parts.headers;
+        ));
         too_large(&mut headers);
         let s = Status::from_header_map(&headers).expect("status");
         assert_eq!(s.code(), tonic::Code::ResourceExhausted);
@@ -146,10 +145,9 @@ mod tests {
              for one message (--attachment-max plus 1MiB)"
         );
         // Any other OUT_OF_RANGE is the server's own: left alone.
-        let (parts, _) = Status::out_of_range("after_seq 9 is past the newest event 3")
-            .into_http::<()>()
-            .into_parts();
-        let mut headers = parts.headers;
+        let mut headers = headers_of(Status::out_of_range(
+            "after_seq 9 is past the newest event 3",
+        ));
         let before = headers.clone();
         too_large(&mut headers);
         assert_eq!(headers, before);
@@ -157,10 +155,7 @@ mod tests {
 
     #[test]
     fn a_short_message_is_left_alone() {
-        let (parts, _) = Status::not_found("trade T-1 not found")
-            .into_http::<()>()
-            .into_parts();
-        let mut headers = parts.headers;
+        let mut headers = headers_of(Status::not_found("trade T-1 not found"));
         let before = headers.clone();
         cap(&mut headers);
         assert_eq!(headers, before);
